@@ -1,0 +1,18 @@
+//! The sans-IO routing core: plain data and pure functions. Events in,
+//! messages and actions out, time passed in. Nothing here touches a socket,
+//! a file, a clock or an async runtime; the adapters (`net`, `store`, `mcp`)
+//! drive it.
+
+pub mod attrs;
+pub mod community;
+pub mod ids;
+pub mod message;
+pub mod prefix;
+pub mod proof;
+pub mod route;
+
+pub use attrs::{AttrInterner, PathAttrs};
+pub use community::Community;
+pub use ids::{AgentId, Asn, ClusterId, Millis, NodeId};
+pub use prefix::{Prefix, PrefixTrie};
+pub use route::{Route, RouteKey};

@@ -1,0 +1,61 @@
+//! Signatures carried with a route, as plain data.
+//!
+//! The core never creates or checks signatures: it stores what arrived and
+//! passes it on. `crate::identity` (certificates) and `crate::wire::sign`
+//! (origin attestations and path signatures) own the cryptography and the
+//! exact bytes that are signed; see docs/protocol.md.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::ids::{Asn, Millis, NodeId};
+
+/// An ed25519 signature.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Signature(#[serde(with = "serde_bytes")] pub [u8; 64]);
+
+impl std::fmt::Debug for Signature {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Signature({}..)", hex::encode(&self.0[..4]))
+    }
+}
+
+/// Binds an ASN to a node key. See `crate::identity` for how one is issued
+/// and verified.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AsnCert {
+    pub asn: Asn,
+    pub node: NodeId,
+    pub not_before: Millis,
+    pub not_after: Millis,
+    /// `None` for a self-certifying (derived) certificate, else the
+    /// authority's public key.
+    pub issuer: Option<NodeId>,
+    pub signature: Signature,
+}
+
+/// The originating node's signature over the route's origin facts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct OriginAttestation {
+    pub cert: Arc<AsnCert>,
+    pub expires: Millis,
+    pub signature: Signature,
+}
+
+/// One AS's signature over the path so far plus the AS it sent the route to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PathSignature {
+    pub cert: Arc<AsnCert>,
+    /// The AS the signer sent the route to.
+    pub target: Asn,
+    pub signature: Signature,
+}
+
+/// Everything needed to check a route's origin and path on its own.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RouteProof {
+    pub origin: OriginAttestation,
+    /// Oldest (origin AS) first.
+    pub path: Vec<PathSignature>,
+}
