@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::community::Community;
-use super::ids::{Asn, ClusterId, Millis, NodeId};
+use super::ids::{AgentId, Asn, ClusterId, Millis, NodeId};
 
 /// Local preference given to routes that no policy set one for.
 pub const DEFAULT_LOCAL_PREF: u32 = 100;
@@ -48,6 +48,10 @@ pub struct Aggregator {
 /// The attributes of a path.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PathAttrs {
+    /// The agent (MCP server) that serves the route at its origin. Kept with
+    /// the attributes, not per route, because one agent announces many
+    /// prefixes with otherwise identical attributes: they share one set.
+    pub agent: AgentId,
     /// ASes the route crossed, nearest first; the last one originated it.
     /// Empty for a route originated inside our own AS.
     pub as_path: Vec<Asn>,
@@ -75,6 +79,7 @@ pub struct PathAttrs {
 impl Default for PathAttrs {
     fn default() -> Self {
         PathAttrs {
+            agent: AgentId::new(""),
             as_path: Vec::new(),
             local_pref: DEFAULT_LOCAL_PREF,
             med: 0,

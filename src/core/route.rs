@@ -1,11 +1,11 @@
-//! A route: one path to one capability prefix.
+//! A route: one path to one capability prefix. The agent that serves it is
+//! an attribute (`PathAttrs::agent`), shared by all of that agent's routes.
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use super::attrs::PathAttrs;
-use super::ids::AgentId;
 use super::prefix::Prefix;
 use super::proof::RouteProof;
 
@@ -17,7 +17,6 @@ pub type PathId = u32;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Route {
     pub prefix: Prefix,
-    pub agent: AgentId,
     pub path_id: PathId,
     pub attrs: Arc<PathAttrs>,
     /// Origin attestation and path signatures; `None` on unsigned links
@@ -26,10 +25,9 @@ pub struct Route {
 }
 
 impl Route {
-    pub fn new(prefix: Prefix, agent: AgentId, attrs: Arc<PathAttrs>) -> Self {
+    pub fn new(prefix: Prefix, attrs: Arc<PathAttrs>) -> Self {
         Route {
             prefix,
-            agent,
             path_id: 0,
             attrs,
             proof: None,
