@@ -5,6 +5,7 @@
 
 pub mod attrs;
 pub mod community;
+pub mod decision;
 pub mod ids;
 pub mod message;
 pub mod prefix;
