@@ -11,6 +11,7 @@ pub mod message;
 pub mod prefix;
 pub mod proof;
 pub mod route;
+pub mod session;
 
 pub use attrs::{AttrInterner, PathAttrs};
 pub use community::Community;
