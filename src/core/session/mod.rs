@@ -31,6 +31,8 @@ mod open;
 mod timers;
 
 #[cfg(test)]
+mod pair;
+#[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod tests;
@@ -156,9 +158,14 @@ pub enum DownReason {
 enum Restart {
     /// Idle, then reconnect after the exponential back-off.
     Backoff,
-    /// Idle for at least the damped idle hold: the peer told us to go away
-    /// (Cease) or we cut it off for max-prefix; hammering it helps no one.
-    Damped,
+    /// Idle, dialling again after at least the damped idle hold: the peer
+    /// told us to go away (Cease), so hammering it helps no one. If it
+    /// dials us first, it has changed its mind and we accept.
+    PeerCeased,
+    /// Idle for at least the damped idle hold, refusing the peer's
+    /// connections too: we cut it off for sending too many routes, and
+    /// letting it straight back in would re-learn the flood.
+    MaxPrefix,
     /// Idle until the next `Start`.
     Admin,
     /// The peer closed this transport to keep the one it dialled (Cease /
@@ -207,6 +214,9 @@ pub struct Session {
     backoff: Backoff,
     /// The max-prefix warning fired and has not been re-armed yet.
     prefix_warned: bool,
+    /// How the session fell into Idle; decides whether Idle accepts the
+    /// peer's connection.
+    idle_cause: Restart,
     counters: Counters,
 }
 
@@ -230,6 +240,7 @@ impl Session {
             timers: Timers::default(),
             backoff,
             prefix_warned: false,
+            idle_cause: Restart::Admin,
             counters: Counters::default(),
         })
     }
@@ -338,13 +349,22 @@ impl Session {
             (Idle, Input::Timer(Timer::IdleHold)) => Some(Next::Enter(Connecting)),
 
             // ---- transport ----
-            // RFC 4271: Idle refuses all incoming connections.
+            // RFC 4271's Idle refuses every connection. An enabled session
+            // that is only backing off accepts the peer's instead: the
+            // back-off paces *our* dials, and refusing would make two peers
+            // that failed together keep refusing each other.
+            (Idle, Input::Ev(E::TransportUp { direction, remote }))
+                if self.enabled && self.idle_cause != Restart::MaxPrefix =>
+            {
+                self.attach(direction, remote);
+                Some(Next::Enter(OpenSent))
+            }
             (Idle, Input::Ev(E::TransportUp { direction, .. })) => {
                 let n = Notification::new(
                     ErrorCode::Cease,
                     subcode::CONNECTION_REJECTED,
                     if self.enabled {
-                        "not accepting connections while backing off"
+                        "holding off after exceeding the max-prefix limit"
                     } else {
                         "session is administratively down"
                     },
@@ -552,10 +572,11 @@ impl Session {
             State::Idle => {
                 self.timers.clear();
                 self.negotiated = None;
+                self.idle_cause = restart.unwrap_or(Restart::Backoff);
                 let delay = match restart {
                     _ if !self.enabled => None,
                     Some(Restart::Admin) => None,
-                    Some(Restart::Damped) => Some(
+                    Some(Restart::PeerCeased | Restart::MaxPrefix) => Some(
                         self.backoff
                             .next_delay_ms()
                             .max(ms(self.config.damped_idle_hold())),
@@ -722,7 +743,7 @@ impl Session {
                 subcode::MAX_PREFIX,
                 format!("accepted {accepted} routes, limit is {limit}"),
             );
-            return Some(self.send_and_close(now, n, Restart::Damped, out));
+            return Some(self.send_and_close(now, n, Restart::MaxPrefix, out));
         }
         let pct = u64::from(self.config.max_prefix_warning_pct());
         let over = count > 0 && count.saturating_mul(100) >= u64::from(limit) * pct;
@@ -756,8 +777,9 @@ impl Session {
     }
 
     /// The peer closed with a NOTIFICATION. A Cease means it wants us gone
-    /// for now, so the reconnect is damped, except a collision Cease: the
-    /// peer is keeping the other transport, so we wait for that one.
+    /// for now, so the reconnect is damped, except two: a collision Cease
+    /// (the peer keeps the other transport, so we wait for that one) and a
+    /// rejected connection (the peer was itself backing off: "not now").
     fn peer_closed(&mut self, now: Millis, n: Notification) -> Next {
         self.counters.last_error = Some(LastError {
             at: now,
@@ -766,7 +788,8 @@ impl Session {
         });
         let restart = match (n.code, n.subcode) {
             (ErrorCode::Cease, subcode::COLLISION_RESOLUTION) => Restart::AwaitOther,
-            (ErrorCode::Cease, _) => Restart::Damped,
+            (ErrorCode::Cease, subcode::CONNECTION_REJECTED) => Restart::Backoff,
+            (ErrorCode::Cease, _) => Restart::PeerCeased,
             _ => Restart::Backoff,
         };
         Next::Close {

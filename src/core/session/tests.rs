@@ -818,7 +818,7 @@ fn stop_while_dialling_cancels_the_dial() {
 }
 
 #[test]
-fn idle_refuses_an_inbound_transport() {
+fn stopped_session_refuses_an_inbound_transport() {
     let mut s = new(cfg());
     let a = s.handle(t(0), in_up(peer()));
     let Some(n) = refused(&a) else {
@@ -829,6 +829,25 @@ fn idle_refuses_an_inbound_transport() {
         (ErrorCode::Cease, subcode::CONNECTION_REJECTED)
     );
     assert_eq!(s.state(), State::Idle);
+}
+
+#[test]
+fn session_backing_off_accepts_the_peers_connection() {
+    let mut s = new(cfg());
+    s.handle(t(0), Event::Start);
+    s.handle(t(1), Event::TransportFailed);
+    assert_eq!(s.state(), State::Idle);
+    let a = s.handle(t(2), in_up(peer()));
+    assert!(
+        matches!(a.as_slice(), [Action::Send(Message::Open(_))]),
+        "{a:?}"
+    );
+    assert_eq!(s.state(), State::OpenSent);
+    assert_eq!(
+        s.next_deadline(),
+        Some(t(240_002)),
+        "idle hold replaced by open hold"
+    );
 }
 
 // ---- max-prefix ----
@@ -857,6 +876,20 @@ fn exceeding_max_prefix_tears_down_with_cease_and_damped_idle_hold() {
 }
 
 #[test]
+fn max_prefix_idle_hold_refuses_the_peers_connection() {
+    let mut s = up_with(cfg().with_max_prefix(1), peer_open());
+    s.handle(t(100), Event::AcceptedRoutes(2));
+    let a = s.handle(t(200), in_up(peer()));
+    assert_eq!(
+        refused(&a).map(|n| n.subcode),
+        Some(subcode::CONNECTION_REJECTED)
+    );
+    assert_eq!(s.state(), State::Idle);
+    // Once the hold is over the session dials again by itself.
+    assert_eq!(s.handle(t(60_100), Event::Tick), vec![Action::Connect]);
+}
+
+#[test]
 fn max_prefix_warning_fires_once_per_crossing() {
     let mut s = up_with(
         cfg().with_max_prefix(100).with_max_prefix_warning(80),
@@ -879,6 +912,17 @@ fn received_cease_damps_the_reconnect() {
     let n = Notification::new(ErrorCode::Cease, subcode::PEER_DECONFIGURED, "bye");
     s.handle(t(100), Event::Received(Message::Notification(n)));
     assert_eq!(s.next_deadline(), Some(t(60_100)));
+}
+
+#[test]
+fn rejected_connection_cease_uses_plain_backoff() {
+    let mut s = new(cfg());
+    s.handle(t(0), Event::Start);
+    s.handle(t(10), out_up(peer()));
+    let n = Notification::new(ErrorCode::Cease, subcode::CONNECTION_REJECTED, "not now");
+    s.handle(t(20), Event::Received(Message::Notification(n)));
+    let delay = s.next_deadline().map(|d| d.0 - 20);
+    assert!(matches!(delay, Some(750..=1_250)), "{delay:?}");
 }
 
 #[test]
