@@ -383,7 +383,14 @@ impl Session {
             // RFC 4271 section 6.8: a collision with an Established session
             // always closes the newcomer.
             (Established, Input::Ev(E::TransportUp { direction, remote })) => {
-                let n = self.newcomer_rejection(&remote, "a session is already established");
+                let n = match self.stranger_rejection(&remote) {
+                    Some(n) => n,
+                    None => Notification::new(
+                        ErrorCode::Cease,
+                        subcode::COLLISION_RESOLUTION,
+                        "keeping the established connection",
+                    ),
+                };
                 self.refuse(direction, n, out);
                 None
             }
@@ -667,8 +674,7 @@ impl Session {
             self.attach(direction, remote);
             return Some(Next::Enter(State::OpenSent));
         };
-        if remote != current.remote {
-            let n = self.newcomer_rejection(&remote, "");
+        if let Some(n) = self.stranger_rejection(&remote) {
             self.refuse(direction, n, out);
             return None;
         }
@@ -701,25 +707,22 @@ impl Session {
         }
     }
 
-    /// The Cease for a transport we will not use: a collision when it comes
-    /// from our peer, a rejection when it comes from some other node.
-    fn newcomer_rejection(&self, remote: &NodeId, why_same_peer: &str) -> Notification {
-        match self.transport {
-            Some(t) if t.remote != *remote => Notification::new(
+    /// A transport from some node other than the one this session already
+    /// talks to is not a collision: the engine routed it here by mistake or
+    /// the node is impersonating our peer's address. `None` if it is our peer.
+    fn stranger_rejection(&self, remote: &NodeId) -> Option<Notification> {
+        let current = self.transport?.remote;
+        (current != *remote).then(|| {
+            Notification::new(
                 ErrorCode::Cease,
                 subcode::CONNECTION_REJECTED,
                 format!(
                     "this session runs with node {}, not {}",
-                    t.remote.short(),
+                    current.short(),
                     remote.short()
                 ),
-            ),
-            _ => Notification::new(
-                ErrorCode::Cease,
-                subcode::COLLISION_RESOLUTION,
-                why_same_peer,
-            ),
-        }
+            )
+        })
     }
 
     fn attach(&mut self, direction: Direction, remote: NodeId) {

@@ -990,6 +990,17 @@ fn established_session_refuses_a_colliding_connection() {
 }
 
 #[test]
+fn established_session_rejects_a_connection_from_another_node() {
+    let mut s = up();
+    let a = s.handle(t(100), in_up(NodeId::from_u64(77)));
+    assert_eq!(
+        refused(&a).map(|n| n.subcode),
+        Some(subcode::CONNECTION_REJECTED)
+    );
+    assert_eq!(s.state(), State::Established);
+}
+
+#[test]
 fn connection_from_another_node_is_rejected_mid_handshake() {
     let mut s = new(cfg());
     s.handle(t(0), Event::Start);
