@@ -447,9 +447,9 @@ impl Session {
                 out.push(Action::DeliverUpdate(u));
                 None
             }
-            // A peer that did not negotiate route refresh may not ask for
-            // one; ignoring it is gentler than a reset (RFC 7313 leaves the
-            // choice to the receiver).
+            // RFC 2918 section 4 ignores a ROUTE-REFRESH for an address
+            // family the speaker never advertised; an un-negotiated one is
+            // treated the same way rather than reset.
             (Established, Input::Ev(E::Received(Message::RouteRefresh))) => {
                 if self.route_refresh_negotiated() {
                     out.push(Action::DeliverRouteRefresh);
