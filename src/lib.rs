@@ -5,3 +5,4 @@
 //!   policy, session state machine, engine).
 
 pub mod core;
+pub mod sim;

@@ -160,10 +160,10 @@ pub fn eligibility(cfg: &DecisionConfig, p: &PathView<'_>) -> Result<(), Exclusi
     if p.learned != Learned::Local && p.attrs.path_contains(cfg.local_asn) {
         return Err(Exclusion::AsPathLoop);
     }
-    if let Some(c) = cfg.cluster_id {
-        if p.attrs.cluster_list.contains(&c) {
-            return Err(Exclusion::ClusterLoop);
-        }
+    if let Some(c) = cfg.cluster_id
+        && p.attrs.cluster_list.contains(&c)
+    {
+        return Err(Exclusion::ClusterLoop);
     }
     if p.learned != Learned::Local && p.attrs.originator == Some(cfg.local_node) {
         return Err(Exclusion::OriginatorIsUs);
@@ -210,7 +210,10 @@ pub fn compare(
         Step::ClusterListLength,
         x.cluster_list.len().cmp(&y.cluster_list.len())
     );
-    step!(Step::OriginatorId, a.originator(cfg).cmp(&b.originator(cfg)));
+    step!(
+        Step::OriginatorId,
+        a.originator(cfg).cmp(&b.originator(cfg))
+    );
     // `None` (local) sorts before any peer.
     step!(Step::PeerId, a.peer.cmp(&b.peer));
     (a.path_id.cmp(&b.path_id), Step::PathId)
@@ -227,7 +230,11 @@ fn med_comparable(cfg: &DecisionConfig, a: &PathView<'_>, b: &PathView<'_>) -> b
 /// path (if any is eligible) and writes a status for every path.
 ///
 /// Stale paths compete only when no fresh eligible path exists.
-pub fn select(cfg: &DecisionConfig, paths: &[PathView<'_>], status: &mut Vec<Status>) -> Option<usize> {
+pub fn select(
+    cfg: &DecisionConfig,
+    paths: &[PathView<'_>],
+    status: &mut Vec<Status>,
+) -> Option<usize> {
     status.clear();
     status.extend(paths.iter().map(|p| match eligibility(cfg, p) {
         Ok(()) => Status::Best,
@@ -458,7 +465,14 @@ mod tests {
         };
         let views = [ext(&a, 3), ext(&b, 2), ext(&cc, 1)];
         let mut winners = std::collections::HashSet::new();
-        for perm in [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]] {
+        for perm in [
+            [0, 1, 2],
+            [0, 2, 1],
+            [1, 0, 2],
+            [1, 2, 0],
+            [2, 0, 1],
+            [2, 1, 0],
+        ] {
             let ps: Vec<PathView<'_>> = perm.iter().map(|i| views[*i]).collect();
             let mut st = Vec::new();
             let b = select(&c, &ps, &mut st).unwrap();
@@ -502,7 +516,10 @@ mod tests {
             ..attrs(&[])
         };
         let (best, st) = run(&[ext(&a, 1), ext(&b, 2)]);
-        assert_eq!((best, st[0]), (Some(1), Status::Lost(Step::ClusterListLength)));
+        assert_eq!(
+            (best, st[0]),
+            (Some(1), Status::Lost(Step::ClusterListLength))
+        );
 
         let a = PathAttrs {
             originator: Some(NodeId::from_u64(9)),
@@ -545,7 +562,12 @@ mod tests {
             ..attrs(&[])
         };
         let ok = attrs(&[1, 2, 3, 4]);
-        let (best, st) = run(&[ext(&looped, 1), ext(&cluster, 2), ext(&mine, 3), ext(&ok, 4)]);
+        let (best, st) = run(&[
+            ext(&looped, 1),
+            ext(&cluster, 2),
+            ext(&mine, 3),
+            ext(&ok, 4),
+        ]);
         assert_eq!(best, Some(3));
         assert_eq!(st[0], Status::Excluded(Exclusion::AsPathLoop));
         assert_eq!(st[1], Status::Excluded(Exclusion::ClusterLoop));

@@ -86,6 +86,12 @@ impl fmt::Display for NodeId {
 
 impl fmt::Debug for NodeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0[..24].iter().all(|b| *b == 0) {
+            // Ids made by `from_u64` (tests, the simulator).
+            let mut n = [0u8; 8];
+            n.copy_from_slice(&self.0[24..]);
+            return write!(f, "NodeId(#{})", u64::from_be_bytes(n));
+        }
         write!(f, "NodeId({})", self.short())
     }
 }

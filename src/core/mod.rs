@@ -6,10 +6,12 @@
 pub mod attrs;
 pub mod community;
 pub mod decision;
+pub mod engine;
 pub mod ids;
 pub mod message;
 pub mod prefix;
 pub mod proof;
+pub mod rib;
 pub mod route;
 pub mod session;
 

@@ -383,10 +383,11 @@ impl<V> PrefixTrie<V> {
                 }
             }
         }
-        if complete && !wanted.is_wildcard() {
-            if let Some(e) = &node.exact {
-                best = Some(e);
-            }
+        if complete
+            && !wanted.is_wildcard()
+            && let Some(e) = &node.exact
+        {
+            best = Some(e);
         }
         best.map(|(p, v)| (p, v))
     }
@@ -413,10 +414,11 @@ impl<V> PrefixTrie<V> {
                 }
             }
         }
-        if complete && !wanted.is_wildcard() {
-            if let Some((p, v)) = &node.exact {
-                out.push((p, v));
-            }
+        if complete
+            && !wanted.is_wildcard()
+            && let Some((p, v)) = &node.exact
+        {
+            out.push((p, v));
         }
         out.reverse();
         out
@@ -498,7 +500,7 @@ mod tests {
             Err(PrefixError::BadCharacter { index: 1, ch: ' ' })
         );
         assert!(matches!(
-            Prefix::new(&"a/".repeat(20).trim_end_matches('/').to_string()),
+            Prefix::new("a/".repeat(20).trim_end_matches('/')),
             Err(PrefixError::TooManySegments { .. })
         ));
         assert!(matches!(

@@ -1,0 +1,456 @@
+//! The receive side: UPDATEs from peers and local originations enter the
+//! table, pass import policy, and trigger the decision process for the
+//! prefixes they touch.
+
+use std::sync::Arc;
+
+use smallvec::SmallVec;
+
+use super::super::attrs::PathAttrs;
+use super::super::decision::{Learned, PathView, Status, select};
+use super::super::ids::{Asn, Millis, NodeId};
+use super::super::message::Update;
+use super::super::prefix::Prefix;
+use super::super::proof::RouteProof;
+use super::super::rib::{Candidate, PeerIdx, PrePolicy, candidate_route};
+use super::super::route::{PathId, Route, RouteKey};
+use super::{Engine, RibChange, RoutePolicy};
+
+impl Engine {
+    /// Processes an UPDATE from an established peer. Returns the number of
+    /// paths the peer now has accepted (for max-prefix).
+    pub(super) fn process_update(&mut self, idx: PeerIdx, update: Update) -> u32 {
+        self.stats.updates_in += 1;
+        for key in update.withdraw {
+            self.stats.withdrawals_in += 1;
+            self.withdraw_path(idx, &key, true);
+        }
+        for route in update.announce {
+            self.stats.routes_in += 1;
+            self.receive_path(idx, route, false);
+        }
+        if update.end_of_rib {
+            self.purge_stale(idx);
+        }
+        self.peer(idx).map(|p| p.rib.accepted).unwrap_or(0)
+    }
+
+    /// One announced path from a peer: implicit withdraw of the previous
+    /// path with the same key, import policy, decision.
+    pub(super) fn receive_path(&mut self, idx: PeerIdx, route: Route, stale: bool) {
+        let Some(peer) = self.peer(idx) else {
+            return;
+        };
+        let info = peer.info();
+        let learned = if info.internal {
+            Learned::Internal
+        } else {
+            Learned::External
+        };
+        let key = route.key();
+        if self.cfg.emit_rib_changes {
+            self.changes.push(RibChange::AdjIn {
+                peer: info.node,
+                key: key.clone(),
+                route: Some(route.clone()),
+            });
+        }
+        let pre_attrs = self.interner.intern(route.attrs);
+        let mut post = pre_attrs.clone();
+        let accepted = self.policy.import(&info, &route.prefix, &mut post);
+        if accepted && !Arc::ptr_eq(&post, &pre_attrs) {
+            post = self.interner.intern(post);
+        }
+        let modified = !Arc::ptr_eq(&post, &pre_attrs);
+
+        let Some(peer) = self.peer_mut(idx) else {
+            return;
+        };
+        if !accepted || modified {
+            peer.rib.pre_policy.insert(
+                key.clone(),
+                PrePolicy {
+                    attrs: pre_attrs,
+                    proof: route.proof.clone(),
+                    accepted,
+                },
+            );
+        } else {
+            peer.rib.pre_policy.remove(&key);
+        }
+        if !accepted {
+            self.stats.routes_rejected += 1;
+            self.remove_candidate(idx, &key);
+            return;
+        }
+        let cand = Candidate {
+            peer: idx,
+            path_id: key.path_id,
+            learned,
+            attrs: post,
+            proof: route.proof,
+            stale,
+            status: Status::Best,
+        };
+        self.put_candidate(route.prefix, cand);
+    }
+
+    /// Explicit withdraw of one path from a peer.
+    pub(super) fn withdraw_path(&mut self, idx: PeerIdx, key: &RouteKey, record: bool) {
+        if record
+            && self.cfg.emit_rib_changes
+            && let Some(node) = self.node_of(idx)
+        {
+            self.changes.push(RibChange::AdjIn {
+                peer: node,
+                key: key.clone(),
+                route: None,
+            });
+        }
+        if let Some(p) = self.peer_mut(idx) {
+            p.rib.pre_policy.remove(key);
+        }
+        self.remove_candidate(idx, key);
+    }
+
+    /// Inserts or replaces a candidate and re-runs the decision.
+    pub(super) fn put_candidate(&mut self, prefix: Prefix, cand: Candidate) {
+        let idx = cand.peer;
+        let dest = self.rib.dests.entry(prefix.clone()).or_default();
+        let old = snapshot(dest);
+        let added = match dest.find(cand.peer, cand.path_id) {
+            Some(i) => {
+                dest.candidates[i] = cand;
+                false
+            }
+            None => {
+                dest.candidates.push(cand);
+                true
+            }
+        };
+        if added
+            && idx != PeerIdx::LOCAL
+            && let Some(p) = self.peer_mut(idx)
+        {
+            p.rib.accepted += 1;
+        }
+        self.decide(&prefix, old);
+    }
+
+    /// Removes a candidate if present and re-runs the decision.
+    pub(super) fn remove_candidate(&mut self, idx: PeerIdx, key: &RouteKey) {
+        let Some(dest) = self.rib.dests.get_mut(&key.prefix) else {
+            return;
+        };
+        let Some(i) = dest.find(idx, key.path_id) else {
+            return;
+        };
+        let old = snapshot(dest);
+        dest.candidates.swap_remove(i);
+        if idx != PeerIdx::LOCAL
+            && let Some(p) = self.peer_mut(idx)
+        {
+            p.rib.accepted = p.rib.accepted.saturating_sub(1);
+        }
+        self.decide(&key.prefix, old);
+    }
+
+    /// Runs the decision process for one prefix; marks it dirty when the best
+    /// path differs from `old_best` (taken before the candidates changed).
+    pub(super) fn decide(&mut self, prefix: &Prefix, old_best: Option<BestSnapshot>) {
+        let Engine {
+            rib,
+            peers,
+            decision,
+            scratch_status,
+            stats,
+            changes,
+            cfg,
+            ..
+        } = self;
+        let Some(dest) = rib.dests.get_mut(prefix) else {
+            return;
+        };
+        let new_best = {
+            let views: SmallVec<[PathView<'_>; 8]> = dest
+                .candidates
+                .iter()
+                .map(|c| PathView {
+                    attrs: &c.attrs,
+                    learned: c.learned,
+                    peer: peers
+                        .get(c.peer.0 as usize)
+                        .and_then(|p| p.as_ref())
+                        .map(|p| p.cfg.node),
+                    path_id: c.path_id,
+                    stale: c.stale,
+                })
+                .collect();
+            select(decision, &views, scratch_status)
+        };
+        for (c, s) in dest.candidates.iter_mut().zip(scratch_status.iter()) {
+            c.status = *s;
+        }
+        dest.best = new_best.map(|i| i as u32);
+        let changed = match (&old_best, dest.best()) {
+            (None, None) => false,
+            (Some((p, id, a, pr)), Some(n)) => {
+                *p != n.peer
+                    || *id != n.path_id
+                    || !Arc::ptr_eq(a, &n.attrs)
+                    || !opt_ptr_eq(pr, &n.proof)
+            }
+            _ => true,
+        };
+        if !changed {
+            if dest.is_empty() {
+                rib.dests.remove(prefix);
+            }
+            return;
+        }
+        stats.best_changes += 1;
+        match (&old_best, dest.best.is_some()) {
+            (None, true) => {
+                rib.loc_index.insert(prefix.clone(), ());
+            }
+            (Some(_), false) => {
+                rib.loc_index.remove(prefix);
+            }
+            _ => {}
+        }
+        if cfg.emit_rib_changes {
+            changes.push(RibChange::Loc {
+                prefix: prefix.clone(),
+                best: dest.best().map(|c| candidate_route(prefix, c)),
+            });
+        }
+        if !dest.dirty {
+            dest.dirty = true;
+            rib.dirty.push(prefix.clone());
+        }
+        for agg in self.aggregates.iter_mut() {
+            if agg.cfg.prefix.covers(prefix) && agg.cfg.prefix != *prefix {
+                agg.needs_recompute = true;
+            }
+        }
+    }
+
+    /// Originates a local route (an agent, a static route).
+    pub(super) fn originate(&mut self, now: Millis, route: Route) {
+        let mut attrs = route.attrs;
+        if !attrs.as_path.is_empty() || attrs.originator.is_some() || !attrs.cluster_list.is_empty()
+        {
+            // A local route starts with no path; a driver passing one would
+            // otherwise make us look like a transit for our own agents.
+            let a = Arc::make_mut(&mut attrs);
+            a.as_path.clear();
+            a.originator = None;
+            a.cluster_list.clear();
+        }
+        if attrs.origin_time == Millis(0) {
+            Arc::make_mut(&mut attrs).origin_time = now;
+        }
+        let attrs = self.interner.intern(attrs);
+        let cand = Candidate {
+            peer: PeerIdx::LOCAL,
+            path_id: route.path_id,
+            learned: Learned::Local,
+            attrs,
+            proof: route.proof,
+            stale: false,
+            status: Status::Best,
+        };
+        self.put_candidate(route.prefix, cand);
+    }
+
+    pub(super) fn withdraw_local(&mut self, key: RouteKey) {
+        self.remove_candidate(PeerIdx::LOCAL, &key);
+    }
+
+    /// Drops every path from a peer (session down without graceful restart,
+    /// peer removed). Scans the table once.
+    pub(super) fn drop_peer_paths(&mut self, idx: PeerIdx, only_stale: bool) {
+        let touched: Vec<(Prefix, PathId)> = self
+            .rib
+            .dests
+            .iter()
+            .flat_map(|(p, d)| {
+                d.candidates
+                    .iter()
+                    .filter(|c| c.peer == idx && (!only_stale || c.stale))
+                    .map(move |c| (p.clone(), c.path_id))
+            })
+            .collect();
+        let node = self.node_of(idx);
+        for (prefix, path_id) in touched {
+            let key = RouteKey { prefix, path_id };
+            if let (Some(node), true) = (node, self.cfg.emit_rib_changes) {
+                self.changes.push(RibChange::AdjIn {
+                    peer: node,
+                    key: key.clone(),
+                    route: None,
+                });
+            }
+            if let Some(p) = self.peer_mut(idx) {
+                p.rib.pre_policy.remove(&key);
+            }
+            self.remove_candidate(idx, &key);
+        }
+        if !only_stale && let Some(p) = self.peer_mut(idx) {
+            let rejected: Vec<RouteKey> = p.rib.pre_policy.keys().cloned().collect();
+            p.rib.pre_policy.clear();
+            p.rib.accepted = 0;
+            if let (Some(node), true) = (node, self.cfg.emit_rib_changes) {
+                for key in rejected {
+                    self.changes.push(RibChange::AdjIn {
+                        peer: node,
+                        key,
+                        route: None,
+                    });
+                }
+            }
+        }
+        // Adj-RIB-Out entries towards the peer are meaningless once its
+        // session is gone; they are rebuilt by the initial dump on reconnect.
+        for d in self.rib.dests.values_mut() {
+            d.out.retain(|o| o.peer != idx);
+        }
+        self.rib.dests.retain(|_, d| !d.is_empty());
+    }
+
+    /// Marks every path from a peer stale (graceful restart).
+    pub(super) fn mark_peer_stale(&mut self, idx: PeerIdx) {
+        let touched: Vec<(Prefix, Option<BestSnapshot>)> = self
+            .rib
+            .dests
+            .iter_mut()
+            .filter_map(|(p, d)| {
+                let old = snapshot(d);
+                let mut any = false;
+                for c in d.candidates.iter_mut().filter(|c| c.peer == idx) {
+                    c.stale = true;
+                    any = true;
+                }
+                d.out.retain(|o| o.peer != idx);
+                any.then(|| (p.clone(), old))
+            })
+            .collect();
+        for (p, old) in touched {
+            self.decide(&p, old);
+        }
+    }
+
+    /// Removes the paths a restarting peer did not re-send.
+    pub(super) fn purge_stale(&mut self, idx: PeerIdx) {
+        self.drop_peer_paths_stale(idx);
+        if let Some(p) = self.peer_mut(idx) {
+            p.stale_until = None;
+        }
+    }
+
+    fn drop_peer_paths_stale(&mut self, idx: PeerIdx) {
+        let any = self
+            .rib
+            .dests
+            .values()
+            .any(|d| d.candidates.iter().any(|c| c.peer == idx && c.stale));
+        if any {
+            self.drop_peer_paths(idx, true);
+        }
+    }
+
+    /// Stale routes from the store after a restart.
+    pub(super) fn restore_stale(
+        &mut self,
+        now: Millis,
+        node: NodeId,
+        asn: Asn,
+        routes: Vec<Route>,
+        until: Millis,
+    ) {
+        let idx = self.ensure_peer_for_restore(now, node, asn);
+        for r in routes {
+            self.receive_path(idx, r, true);
+        }
+        if let Some(p) = self.peer_mut(idx) {
+            p.stale_until = Some(until);
+        }
+    }
+
+    /// Re-runs import policy over every pre-policy path (policy reload).
+    pub(super) fn reload_policy(&mut self, policy: Arc<dyn RoutePolicy>) {
+        self.policy = policy;
+        // Gather the pre-policy view of every peer, then feed it back in.
+        let mut all: Vec<(PeerIdx, Route, bool)> = Vec::new();
+        for (i, slot) in self.peers.iter().enumerate() {
+            let Some(p) = slot else { continue };
+            let idx = PeerIdx(i as u32);
+            for (k, pre) in &p.rib.pre_policy {
+                all.push((
+                    idx,
+                    Route {
+                        prefix: k.prefix.clone(),
+                        path_id: k.path_id,
+                        attrs: pre.attrs.clone(),
+                        proof: pre.proof.clone(),
+                    },
+                    false,
+                ));
+            }
+        }
+        for (prefix, d) in &self.rib.dests {
+            for c in &d.candidates {
+                if c.peer == PeerIdx::LOCAL {
+                    continue;
+                }
+                let key = RouteKey {
+                    prefix: prefix.clone(),
+                    path_id: c.path_id,
+                };
+                let has_pre = self
+                    .peer(c.peer)
+                    .is_some_and(|p| p.rib.pre_policy.contains_key(&key));
+                if !has_pre {
+                    all.push((c.peer, candidate_route(prefix, c), c.stale));
+                }
+            }
+        }
+        let emit = self.cfg.emit_rib_changes;
+        // Re-import without re-recording the unchanged pre-policy view.
+        self.cfg.emit_rib_changes = false;
+        for (idx, route, stale) in all {
+            self.receive_path(idx, route, stale);
+        }
+        self.cfg.emit_rib_changes = emit;
+        // Export policy may have changed too: every prefix gets re-exported.
+        let prefixes: Vec<Prefix> = self.rib.dests.keys().cloned().collect();
+        for p in prefixes {
+            self.rib.mark_dirty(&p);
+        }
+    }
+}
+
+/// The identity of a best path, for change detection.
+pub(super) type BestSnapshot = (PeerIdx, PathId, Arc<PathAttrs>, Option<Arc<RouteProof>>);
+
+fn snapshot(d: &super::super::rib::Dest) -> Option<BestSnapshot> {
+    d.best()
+        .map(|c| (c.peer, c.path_id, c.attrs.clone(), c.proof.clone()))
+}
+
+fn opt_ptr_eq(a: &Option<Arc<RouteProof>>, b: &Option<Arc<RouteProof>>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(x), Some(y)) => Arc::ptr_eq(x, y),
+        _ => false,
+    }
+}
+
+/// Attribute identity for change detection: same allocation or same content.
+pub(super) fn attrs_same(a: &Arc<PathAttrs>, b: &Arc<PathAttrs>) -> bool {
+    Arc::ptr_eq(a, b) || **a == **b
+}
+
+pub(super) fn proof_same(a: &Option<Arc<RouteProof>>, b: &Option<Arc<RouteProof>>) -> bool {
+    opt_ptr_eq(a, b) || a == b
+}

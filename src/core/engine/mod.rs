@@ -1,0 +1,541 @@
+//! The router engine: one type that ties prefixes, RIBs, the decision
+//! process, policy and peer sessions together.
+//!
+//! It is sans-IO. A driver (the libp2p node, a test loop, the simulator)
+//! feeds it [`Event`]s with the current time and carries out the [`Action`]s
+//! it returns. Route output is coalesced: events only mark prefixes dirty, and
+//! [`Engine::flush`] turns everything dirty into at most one UPDATE per peer
+//! (split only when it exceeds [`EngineConfig::max_routes_per_update`]).
+//! [`Engine::handle_all`] does both for a burst of events.
+//!
+//! ```text
+//!  UPDATE from P ──> Adj-RIB-In(P) pre-policy ──> import policy ──> post-policy
+//!        ──> decision for touched prefixes ──> Loc-RIB delta (dirty)
+//!  flush: dirty ──> export rules + export policy per peer ──> Adj-RIB-Out delta
+//!        ──> one UPDATE per peer + RibChanges for the store and the MCP front
+//! ```
+
+mod aggregate;
+mod export;
+mod import;
+mod peer;
+mod sessions;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use aggregate::AggregateConfig;
+pub use peer::{PeerConfig, PeerInfo, PeerState};
+
+use super::attrs::{AttrInterner, PathAttrs};
+use super::decision::{DecisionConfig, Learned, MedMode, Status};
+use super::ids::{Asn, ClusterId, Millis, NodeId};
+use super::message::{Capabilities, Message, Notification};
+use super::prefix::Prefix;
+use super::proof::AsnCert;
+use super::rib::{FastMap, PeerIdx, Rib, candidate_route};
+use super::route::{Route, RouteKey};
+
+/// What import and export policy decide. Implemented by the compiled policy
+/// file (`core::policy`) and by [`DefaultPolicy`].
+pub trait RoutePolicy: Send + Sync + std::fmt::Debug {
+    /// May modify `attrs` (copy-on-write). Returns whether to accept.
+    fn import(&self, peer: &PeerInfo, prefix: &Prefix, attrs: &mut Arc<PathAttrs>) -> bool;
+    /// Runs before the engine's own export transformations (AS prepend,
+    /// local-pref reset). Returns whether to advertise.
+    fn export(&self, peer: &PeerInfo, prefix: &Prefix, attrs: &mut Arc<PathAttrs>) -> bool;
+}
+
+/// The policy in force when none is configured, after RFC 8212: accept from
+/// and advertise to peers in our own AS; nothing across AS borders.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DefaultPolicy;
+
+impl RoutePolicy for DefaultPolicy {
+    fn import(&self, peer: &PeerInfo, _: &Prefix, _: &mut Arc<PathAttrs>) -> bool {
+        peer.internal
+    }
+    fn export(&self, peer: &PeerInfo, _: &Prefix, _: &mut Arc<PathAttrs>) -> bool {
+        peer.internal
+    }
+}
+
+/// Node-wide engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub asn: Asn,
+    pub node: NodeId,
+    pub federation: String,
+    /// Set to act as a route reflector for peers marked `rr_client`.
+    pub cluster_id: Option<ClusterId>,
+    pub med: MedMode,
+    pub aggregates: Vec<AggregateConfig>,
+    /// Largest UPDATE the engine emits; bigger batches are split.
+    pub max_routes_per_update: usize,
+    /// Emit [`Action::RibChanges`] (for the store and the MCP front).
+    pub emit_rib_changes: bool,
+    /// Offered to every peer in OPEN.
+    pub capabilities: Capabilities,
+    /// Our ASN certificate, sent in OPEN.
+    pub cert: Option<Arc<AsnCert>>,
+    /// Hold time offered to peers without their own setting.
+    pub hold_time: Duration,
+    /// Seeds the reconnect jitter of the sessions (deterministic runs).
+    pub seed: u64,
+}
+
+impl EngineConfig {
+    pub fn new(asn: Asn, node: NodeId) -> Self {
+        EngineConfig {
+            asn,
+            node,
+            federation: "default".into(),
+            cluster_id: None,
+            med: MedMode::Always,
+            aggregates: Vec::new(),
+            max_routes_per_update: 1000,
+            emit_rib_changes: true,
+            capabilities: Capabilities {
+                route_refresh: true,
+                graceful_restart: Some(120),
+                add_path: false,
+                multipath: false,
+            },
+            cert: None,
+            hold_time: Duration::from_secs(90),
+            seed: 0,
+        }
+    }
+
+    fn decision(&self) -> DecisionConfig {
+        DecisionConfig {
+            local_asn: self.asn,
+            local_node: self.node,
+            cluster_id: self.cluster_id,
+            med: self.med,
+        }
+    }
+}
+
+/// An input to the engine.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// Configure a peer, or change the configuration of a known one.
+    AddPeer(PeerConfig),
+    /// Forget a peer: tears its session down and withdraws its routes.
+    RemovePeer(NodeId),
+    /// A transport to the peer is up, dialled by us (`outbound`) or by it.
+    Connected { peer: NodeId, outbound: bool },
+    /// Dialling the peer failed.
+    ConnectFailed { peer: NodeId },
+    /// The transport to the peer closed.
+    Disconnected { peer: NodeId },
+    /// A decoded message from the peer.
+    Message { peer: NodeId, msg: Message },
+    /// The peer sent something the codec rejected; the notification says why.
+    BadMessage { peer: NodeId, error: Notification },
+    /// Originate (or replace) a local route. Its AS path must be empty.
+    Originate(Route),
+    /// Withdraw a locally originated route.
+    WithdrawLocal(RouteKey),
+    /// Routes from the store after a restart: kept as stale until the peer
+    /// re-sends them or its end-of-RIB arrives, or `until` passes.
+    RestoreStale {
+        peer: NodeId,
+        asn: Asn,
+        routes: Vec<Route>,
+        until: Millis,
+    },
+    /// New import/export policy: all paths are re-evaluated.
+    PolicyReloaded(Arc<dyn RoutePolicy>),
+    /// Administratively stop (`false`) or start (`true`) a peer's session.
+    AdminEnable { peer: NodeId, enabled: bool },
+    /// Time passed; run due timers.
+    Tick,
+}
+
+/// An output of the engine, for the driver to carry out.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Open a transport to the peer; answer with `Connected` or
+    /// `ConnectFailed`.
+    Dial(NodeId),
+    /// Abandon a dial in progress (a connection that completes anyway is
+    /// reported as usual and refused or kept by collision resolution).
+    CancelDial(NodeId),
+    /// Send on the peer's current transport.
+    Send(NodeId, Message),
+    /// Close the peer's current transport (after any queued Send).
+    Disconnect(NodeId),
+    /// Send this NOTIFICATION on the transport just reported by `Connected`
+    /// and close it; the peer's current transport, if any, is untouched.
+    Refuse(NodeId, Notification),
+    /// The peer configuration was not accepted.
+    PeerConfigError {
+        peer: NodeId,
+        error: String,
+    },
+    /// The peer's accepted routes crossed the max-prefix warning share.
+    MaxPrefixWarning {
+        peer: NodeId,
+        accepted: usize,
+        limit: u32,
+    },
+    SessionUp {
+        peer: NodeId,
+        asn: Asn,
+    },
+    SessionDown {
+        peer: NodeId,
+        reason: String,
+    },
+    /// Everything that changed in the RIBs since the last flush.
+    RibChanges(Vec<RibChange>),
+}
+
+/// One change to a RIB, for persistence and for the MCP front.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum RibChange {
+    /// The pre-policy Adj-RIB-In of `peer` now holds `route` for `key`
+    /// (`None`: withdrawn).
+    AdjIn {
+        peer: NodeId,
+        key: RouteKey,
+        route: Option<Route>,
+    },
+    /// The Loc-RIB best path for `prefix` (`None`: no route any more).
+    Loc { prefix: Prefix, best: Option<Route> },
+    /// What was advertised to `peer` for `prefix` (`None`: withdrawn).
+    AdjOut {
+        peer: NodeId,
+        prefix: Prefix,
+        route: Option<Route>,
+    },
+}
+
+/// Counters for operators and benchmarks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineStats {
+    pub updates_in: u64,
+    pub routes_in: u64,
+    pub withdrawals_in: u64,
+    pub routes_rejected: u64,
+    pub best_changes: u64,
+    pub updates_out: u64,
+    pub routes_out: u64,
+    pub withdrawals_out: u64,
+}
+
+/// One path to a prefix as the looking glass shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PathReport {
+    /// `None` for locally originated paths.
+    pub peer: Option<NodeId>,
+    pub learned: Learned,
+    pub route: Route,
+    pub stale: bool,
+    pub status: Status,
+}
+
+/// The engine. See the module documentation.
+#[derive(Debug)]
+pub struct Engine {
+    cfg: EngineConfig,
+    decision: DecisionConfig,
+    policy: Arc<dyn RoutePolicy>,
+    peers: Vec<Option<peer::Peer>>,
+    by_node: FastMap<NodeId, PeerIdx>,
+    rib: Rib,
+    interner: AttrInterner,
+    aggregates: Vec<aggregate::Aggregate>,
+    stats: EngineStats,
+    /// RIB changes gathered since the last flush.
+    changes: Vec<RibChange>,
+    /// Actions produced outside a flush (session messages), returned by the
+    /// next `handle`/`flush`.
+    pending: Vec<Action>,
+    scratch_status: Vec<Status>,
+}
+
+impl Engine {
+    pub fn new(cfg: EngineConfig) -> Self {
+        let aggregates = cfg
+            .aggregates
+            .iter()
+            .cloned()
+            .map(aggregate::Aggregate::new)
+            .collect();
+        Engine {
+            decision: cfg.decision(),
+            cfg,
+            policy: Arc::new(DefaultPolicy),
+            // Slot 0 is this node (PeerIdx::LOCAL).
+            peers: vec![None],
+            by_node: FastMap::default(),
+            rib: Rib::default(),
+            interner: AttrInterner::new(),
+            aggregates,
+            stats: EngineStats::default(),
+            changes: Vec::new(),
+            pending: Vec::new(),
+            scratch_status: Vec::new(),
+        }
+    }
+
+    pub fn with_policy(mut self, policy: Arc<dyn RoutePolicy>) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
+    }
+
+    /// Handles one event and flushes.
+    pub fn handle(&mut self, now: Millis, event: Event) -> Vec<Action> {
+        self.handle_all(now, std::iter::once(event))
+    }
+
+    /// Handles a burst of events, then flushes once: the burst produces at
+    /// most one UPDATE per peer.
+    pub fn handle_all(
+        &mut self,
+        now: Millis,
+        events: impl IntoIterator<Item = Event>,
+    ) -> Vec<Action> {
+        for ev in events {
+            self.apply(now, ev);
+        }
+        self.flush(now)
+    }
+
+    /// Handles one event without flushing route output.
+    pub fn apply(&mut self, now: Millis, event: Event) {
+        match event {
+            Event::AddPeer(cfg) => self.add_peer(now, cfg),
+            Event::RemovePeer(node) => self.remove_peer(now, node),
+            Event::Connected { peer, outbound } => self.on_connected(now, peer, outbound),
+            Event::ConnectFailed { peer } => self.on_connect_failed(now, peer),
+            Event::Disconnected { peer } => self.on_disconnected(now, peer),
+            Event::Message { peer, msg } => self.on_message(now, peer, msg),
+            Event::BadMessage { peer, error } => self.on_bad_message(now, peer, error),
+            Event::Originate(route) => self.originate(now, route),
+            Event::WithdrawLocal(key) => self.withdraw_local(key),
+            Event::RestoreStale {
+                peer,
+                asn,
+                routes,
+                until,
+            } => self.restore_stale(now, peer, asn, routes, until),
+            Event::PolicyReloaded(p) => self.reload_policy(p),
+            Event::AdminEnable { peer, enabled } => self.admin_enable(now, peer, enabled),
+            Event::Tick => self.on_tick(now),
+        }
+    }
+
+    /// The earliest time the engine wants a [`Event::Tick`].
+    pub fn next_deadline(&self) -> Option<Millis> {
+        self.peers
+            .iter()
+            .flatten()
+            .filter_map(|p| p.next_deadline())
+            .min()
+    }
+
+    fn idx(&self, node: &NodeId) -> Option<PeerIdx> {
+        self.by_node.get(node).copied()
+    }
+
+    fn peer(&self, idx: PeerIdx) -> Option<&peer::Peer> {
+        self.peers.get(idx.0 as usize).and_then(|p| p.as_ref())
+    }
+
+    fn peer_mut(&mut self, idx: PeerIdx) -> Option<&mut peer::Peer> {
+        self.peers.get_mut(idx.0 as usize).and_then(|p| p.as_mut())
+    }
+
+    /// The node id behind a peer index (`None` for this node).
+    fn node_of(&self, idx: PeerIdx) -> Option<NodeId> {
+        self.peer(idx).map(|p| p.cfg.node)
+    }
+
+    // ----- queries (looking glass, MCP front, tests) -----
+
+    /// The best route for exactly this prefix.
+    pub fn best(&self, prefix: &Prefix) -> Option<Route> {
+        self.rib.best_route(prefix).map(|(r, _)| r)
+    }
+
+    /// The best route of the most specific Loc-RIB prefix covering `wanted`.
+    pub fn lookup(&self, wanted: &Prefix) -> Option<Route> {
+        let (p, _) = self.rib.loc_index.longest_match(wanted)?;
+        self.best(p)
+    }
+
+    /// The node a call for `prefix` should be forwarded to (`None` inside
+    /// the option: deliver locally), from the longest-prefix match.
+    pub fn next_hop(&self, wanted: &Prefix) -> Option<(Prefix, Option<NodeId>)> {
+        let (p, _) = self.rib.loc_index.longest_match(wanted)?;
+        let d = self.rib.dests.get(p)?;
+        let c = d.best()?;
+        Some((p.clone(), self.node_of(c.peer)))
+    }
+
+    /// Every Loc-RIB route covered by `cover`, sorted by prefix.
+    pub fn routes_covered_by(&self, cover: &Prefix) -> Vec<Route> {
+        let mut v: Vec<Route> = self
+            .rib
+            .loc_index
+            .covered_by(cover)
+            .into_iter()
+            .filter_map(|(p, _)| self.best(p))
+            .collect();
+        v.sort_by(|a, b| a.prefix.cmp(&b.prefix));
+        v
+    }
+
+    /// The whole Loc-RIB, sorted by prefix.
+    pub fn loc_rib(&self) -> Vec<Route> {
+        self.routes_covered_by(&Prefix::any())
+    }
+
+    pub fn loc_rib_len(&self) -> usize {
+        self.rib.loc_len()
+    }
+
+    /// Every path to `prefix` with its status: the answer to "why is this
+    /// route (not) best?". Best first, then in the decision order.
+    pub fn paths(&self, prefix: &Prefix) -> Vec<PathReport> {
+        let Some(d) = self.rib.dests.get(prefix) else {
+            return Vec::new();
+        };
+        let mut out: Vec<PathReport> = d
+            .candidates
+            .iter()
+            .map(|c| PathReport {
+                peer: self.node_of(c.peer),
+                learned: c.learned,
+                route: candidate_route(prefix, c),
+                stale: c.stale,
+                status: c.status,
+            })
+            .collect();
+        out.sort_by_key(|r| !matches!(r.status, Status::Best));
+        out
+    }
+
+    /// Paths from `peer` after import policy (its post-policy Adj-RIB-In).
+    pub fn adj_rib_in_post(&self, peer: &NodeId) -> Vec<Route> {
+        let Some(idx) = self.idx(peer) else {
+            return Vec::new();
+        };
+        let mut v: Vec<Route> = self
+            .rib
+            .dests
+            .iter()
+            .flat_map(|(p, d)| {
+                d.candidates
+                    .iter()
+                    .filter(|c| c.peer == idx)
+                    .map(move |c| candidate_route(p, c))
+            })
+            .collect();
+        v.sort_by_key(|a| a.key());
+        v
+    }
+
+    /// Paths from `peer` as received, before import policy, including the
+    /// ones policy rejected.
+    pub fn adj_rib_in_pre(&self, peer: &NodeId) -> Vec<Route> {
+        let Some(idx) = self.idx(peer) else {
+            return Vec::new();
+        };
+        let Some(p) = self.peer(idx) else {
+            return Vec::new();
+        };
+        let mut v: Vec<Route> = p
+            .rib
+            .pre_policy
+            .iter()
+            .map(|(k, pre)| Route {
+                prefix: k.prefix.clone(),
+                path_id: k.path_id,
+                attrs: pre.attrs.clone(),
+                proof: pre.proof.clone(),
+            })
+            .collect();
+        for (prefix, d) in &self.rib.dests {
+            for c in d.candidates.iter().filter(|c| c.peer == idx) {
+                let key = RouteKey {
+                    prefix: prefix.clone(),
+                    path_id: c.path_id,
+                };
+                if !p.rib.pre_policy.contains_key(&key) {
+                    v.push(candidate_route(prefix, c));
+                }
+            }
+        }
+        v.sort_by_key(|a| a.key());
+        v
+    }
+
+    /// What was advertised to `peer` (its Adj-RIB-Out).
+    pub fn adj_rib_out(&self, peer: &NodeId) -> Vec<Route> {
+        let Some(idx) = self.idx(peer) else {
+            return Vec::new();
+        };
+        let mut v: Vec<Route> = self
+            .rib
+            .dests
+            .iter()
+            .filter_map(|(p, d)| {
+                d.out_for(idx).map(|o| Route {
+                    prefix: p.clone(),
+                    path_id: 0,
+                    attrs: o.attrs.clone(),
+                    proof: o.proof.clone(),
+                })
+            })
+            .collect();
+        v.sort_by(|a, b| a.prefix.cmp(&b.prefix));
+        v
+    }
+
+    /// Did we advertise `prefix` (exactly) to `peer`? Used to refuse calls a
+    /// peer sends for routes it was never offered.
+    pub fn advertised_to(&self, peer: &NodeId, prefix: &Prefix) -> bool {
+        let Some(idx) = self.idx(peer) else {
+            return false;
+        };
+        self.rib
+            .dests
+            .get(prefix)
+            .is_some_and(|d| d.out_for(idx).is_some())
+    }
+
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        self.peers.iter().flatten().map(|p| p.info()).collect()
+    }
+
+    pub fn peer_info(&self, node: &NodeId) -> Option<PeerInfo> {
+        self.idx(node).and_then(|i| self.peer(i)).map(|p| p.info())
+    }
+
+    /// Attribute sets currently shared through the interner.
+    pub fn interned_attr_sets(&self) -> usize {
+        self.interner.len()
+    }
+
+    /// Drops interned attribute sets nobody uses any more.
+    pub fn collect_garbage(&mut self) -> usize {
+        self.interner.collect()
+    }
+}

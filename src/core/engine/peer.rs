@@ -1,0 +1,157 @@
+//! Per-peer state inside the engine: configuration, the session state
+//! machine, the parts of the Adj-RIB-In the shared table does not hold, and
+//! the queue of route changes waiting for the next flush.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::super::decision::Learned;
+use super::super::ids::{Asn, Millis, NodeId};
+use super::super::message::Update;
+use super::super::rib::PeerRib;
+use super::super::session::{Session, State};
+
+/// How a peer is configured. Peers found by discovery get a default config
+/// with `asn: None` (learned from their verified OPEN).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerConfig {
+    pub node: NodeId,
+    /// Expected ASN; a peer whose OPEN claims another is refused.
+    pub asn: Option<Asn>,
+    /// Reflect internal routes to this peer (we must have a cluster id).
+    pub rr_client: bool,
+    /// Tear the session down when the peer has more accepted routes.
+    pub max_prefix: Option<u32>,
+    /// Never dial; wait for the peer to connect.
+    pub passive: bool,
+    /// Hold time offered in OPEN; `None` uses the session default (90 s).
+    pub hold_time: Option<Duration>,
+    /// Start the session (dial) as soon as the peer is added.
+    pub auto_start: bool,
+}
+
+impl PeerConfig {
+    pub fn new(node: NodeId) -> Self {
+        PeerConfig {
+            node,
+            asn: None,
+            rr_client: false,
+            max_prefix: None,
+            passive: false,
+            hold_time: None,
+            auto_start: true,
+        }
+    }
+
+    pub fn with_asn(mut self, asn: Asn) -> Self {
+        self.asn = Some(asn);
+        self
+    }
+
+    pub fn with_rr_client(mut self, on: bool) -> Self {
+        self.rr_client = on;
+        self
+    }
+
+    pub fn with_max_prefix(mut self, limit: u32) -> Self {
+        self.max_prefix = Some(limit);
+        self
+    }
+
+    pub fn with_passive(mut self, on: bool) -> Self {
+        self.passive = on;
+        self
+    }
+}
+
+/// Session state as operators see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PeerState {
+    Idle,
+    Connecting,
+    OpenSent,
+    OpenConfirm,
+    Established,
+}
+
+impl From<State> for PeerState {
+    fn from(s: State) -> Self {
+        match s {
+            State::Idle => PeerState::Idle,
+            State::Connecting => PeerState::Connecting,
+            State::OpenSent => PeerState::OpenSent,
+            State::OpenConfirm => PeerState::OpenConfirm,
+            State::Established => PeerState::Established,
+        }
+    }
+}
+
+/// A peer as policy and the looking glass see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerInfo {
+    pub node: NodeId,
+    /// The peer's ASN once known (configured, or from its OPEN).
+    pub asn: Asn,
+    /// Same AS as this node.
+    pub internal: bool,
+    pub rr_client: bool,
+    pub state: PeerState,
+    /// Paths from this peer that passed import policy.
+    pub accepted: u32,
+    /// Paths kept as stale while the peer restarts.
+    pub stale_until: Option<Millis>,
+}
+
+#[derive(Debug)]
+pub(super) struct Peer {
+    pub cfg: PeerConfig,
+    pub session: Session,
+    /// ASN from configuration, the verified OPEN, or a restore.
+    pub asn: Option<Asn>,
+    pub internal: bool,
+    pub rib: PeerRib,
+    /// Route changes waiting for the next flush.
+    pub outq: Update,
+    /// Send an end-of-RIB marker at the next flush.
+    pub send_eor: bool,
+    /// Stale paths are purged at this time (graceful restart).
+    pub stale_until: Option<Millis>,
+    /// The peer's graceful-restart time from the last session, if both
+    /// sides offered it.
+    pub restart_time: Option<u16>,
+}
+
+impl Peer {
+    pub fn is_established(&self) -> bool {
+        self.session.state() == State::Established
+    }
+
+    pub fn learned(&self) -> Learned {
+        if self.internal {
+            Learned::Internal
+        } else {
+            Learned::External
+        }
+    }
+
+    pub fn info(&self) -> PeerInfo {
+        PeerInfo {
+            node: self.cfg.node,
+            asn: self.asn.unwrap_or(Asn(0)),
+            internal: self.internal,
+            rr_client: self.cfg.rr_client,
+            state: self.session.state().into(),
+            accepted: self.rib.accepted,
+            stale_until: self.stale_until,
+        }
+    }
+
+    pub fn next_deadline(&self) -> Option<Millis> {
+        match (self.session.next_deadline(), self.stale_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}

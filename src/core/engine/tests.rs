@@ -1,0 +1,635 @@
+//! Engine behaviour, driven through the in-memory network simulator.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::core::community::Community;
+use crate::core::decision::{Exclusion, Status, Step};
+use crate::core::ids::AgentId;
+use crate::core::message::{ErrorCode, Update, subcode};
+use crate::sim::SimNet;
+
+#[derive(Debug)]
+struct AcceptAll;
+
+impl RoutePolicy for AcceptAll {
+    fn import(&self, _: &PeerInfo, _: &Prefix, _: &mut Arc<PathAttrs>) -> bool {
+        true
+    }
+    fn export(&self, _: &PeerInfo, _: &Prefix, _: &mut Arc<PathAttrs>) -> bool {
+        true
+    }
+}
+
+const T0: Millis = Millis(1_700_000_000_000);
+
+fn id(n: u64) -> NodeId {
+    NodeId::from_u64(n)
+}
+
+fn p(s: &str) -> Prefix {
+    Prefix::new(s).unwrap()
+}
+
+fn cfg(asn: u32, n: u64) -> EngineConfig {
+    EngineConfig::new(Asn(asn), id(n))
+}
+
+fn open_engine(asn: u32, n: u64) -> Engine {
+    Engine::new(cfg(asn, n)).with_policy(Arc::new(AcceptAll))
+}
+
+fn route(prefix: &str, agent: &str) -> Route {
+    Route::new(
+        p(prefix),
+        Arc::new(PathAttrs {
+            agent: AgentId::new(agent),
+            ..Default::default()
+        }),
+    )
+}
+
+fn route_with(prefix: &str, f: impl FnOnce(&mut PathAttrs)) -> Route {
+    let mut a = PathAttrs {
+        agent: AgentId::new("agent"),
+        ..Default::default()
+    };
+    f(&mut a);
+    a.normalize();
+    Route::new(p(prefix), Arc::new(a))
+}
+
+/// Peers two nodes (both sides configured, both dial).
+fn peer(net: &mut SimNet, a: (u64, u32), b: (u64, u32)) {
+    net.link(id(a.0), id(b.0));
+    net.inject(
+        id(a.0),
+        Event::AddPeer(PeerConfig::new(id(b.0)).with_asn(Asn(b.1))),
+    );
+    net.inject(
+        id(b.0),
+        Event::AddPeer(PeerConfig::new(id(a.0)).with_asn(Asn(a.1))),
+    );
+}
+
+fn established(net: &SimNet, a: u64, b: u64) -> bool {
+    net.engine(&id(a))
+        .and_then(|e| e.peer_info(&id(b)))
+        .is_some_and(|i| i.state == PeerState::Established)
+}
+
+fn best(net: &SimNet, n: u64, prefix: &str) -> Option<Route> {
+    net.engine(&id(n)).and_then(|e| e.best(&p(prefix)))
+}
+
+fn path_of(r: &Route) -> Vec<u32> {
+    r.attrs.as_path.iter().map(|a| a.0).collect()
+}
+
+fn updates_sent(net: &SimNet, from: u64, to: u64) -> usize {
+    net.log
+        .iter()
+        .filter(|(_, n, a)| {
+            *n == id(from) && matches!(a, Action::Send(p, Message::Update(_)) if *p == id(to))
+        })
+        .count()
+}
+
+#[test]
+fn two_ases_with_accepting_policy_exchange_routes_with_as_path() {
+    let mut net = SimNet::new(T0, 1);
+    net.add_node(open_engine(65001, 1));
+    net.add_node(open_engine(65002, 2));
+    peer(&mut net, (1, 65001), (2, 65002));
+    net.inject(id(1), Event::Originate(route("coding/ts/lint", "linter")));
+    net.run_for(2_000);
+    assert!(established(&net, 1, 2) && established(&net, 2, 1));
+    let r = best(&net, 2, "coding/ts/lint").expect("route propagated");
+    assert_eq!(path_of(&r), vec![65001]);
+    assert_eq!(r.attrs.agent.as_str(), "linter");
+    assert_eq!(r.attrs.local_pref, DEFAULT_LOCAL_PREF_FOR_TESTS);
+}
+
+const DEFAULT_LOCAL_PREF_FOR_TESTS: u32 = crate::core::attrs::DEFAULT_LOCAL_PREF;
+
+#[test]
+fn without_policy_nothing_crosses_an_as_border() {
+    let mut net = SimNet::new(T0, 1);
+    net.add_node(Engine::new(cfg(65001, 1)));
+    net.add_node(Engine::new(cfg(65002, 2)));
+    peer(&mut net, (1, 65001), (2, 65002));
+    net.inject(id(1), Event::Originate(route("a/b", "x")));
+    net.inject(id(2), Event::Originate(route("c/d", "y")));
+    net.run_for(2_000);
+    assert!(established(&net, 1, 2));
+    assert_eq!(best(&net, 2, "a/b"), None);
+    assert_eq!(best(&net, 1, "c/d"), None);
+    // Nothing was even offered: export default-denies too.
+    assert!(net.engine(&id(1)).unwrap().adj_rib_out(&id(2)).is_empty());
+}
+
+#[test]
+fn same_as_peers_exchange_routes_by_default() {
+    let mut net = SimNet::new(T0, 1);
+    net.add_node(Engine::new(cfg(65001, 1)));
+    net.add_node(Engine::new(cfg(65001, 2)));
+    peer(&mut net, (1, 65001), (2, 65001));
+    net.inject(id(1), Event::Originate(route("a/b", "x")));
+    net.run_for(2_000);
+    let r = best(&net, 2, "a/b").expect("internal route accepted");
+    assert!(r.attrs.as_path.is_empty(), "no AS added inside the AS");
+}
+
+#[test]
+fn chain_of_three_ases_builds_the_path_nearest_first() {
+    let mut net = SimNet::new(T0, 1);
+    for (n, asn) in [(1, 65001), (2, 65002), (3, 65003)] {
+        net.add_node(open_engine(asn, n));
+    }
+    peer(&mut net, (1, 65001), (2, 65002));
+    peer(&mut net, (2, 65002), (3, 65003));
+    net.inject(id(1), Event::Originate(route("x/y", "a")));
+    net.run_for(3_000);
+    assert_eq!(path_of(&best(&net, 3, "x/y").unwrap()), vec![65002, 65001]);
+}
+
+#[test]
+fn triangle_prefers_the_direct_path_and_explains_the_other() {
+    let mut net = SimNet::new(T0, 1);
+    for (n, asn) in [(1, 65001), (2, 65002), (3, 65003)] {
+        net.add_node(open_engine(asn, n));
+    }
+    peer(&mut net, (1, 65001), (2, 65002));
+    peer(&mut net, (2, 65002), (3, 65003));
+    peer(&mut net, (1, 65001), (3, 65003));
+    net.inject(id(1), Event::Originate(route("x/y", "a")));
+    net.run_for(3_000);
+    let e3 = net.engine(&id(3)).unwrap();
+    let paths = e3.paths(&p("x/y"));
+    assert_eq!(paths.len(), 2);
+    assert_eq!(paths[0].status, Status::Best);
+    assert_eq!(path_of(&paths[0].route), vec![65001]);
+    assert_eq!(paths[1].status, Status::Lost(Step::AsPathLength));
+    // The origin never hears its own route back (sender-side loop check),
+    // and holds only its local path.
+    let e1 = net.engine(&id(1)).unwrap();
+    assert_eq!(e1.paths(&p("x/y")).len(), 1);
+}
+
+#[test]
+fn a_received_path_containing_our_asn_is_excluded_as_a_loop() {
+    let mut net = SimNet::new(T0, 1);
+    net.add_node(open_engine(65001, 1));
+    net.add_node(open_engine(65002, 2));
+    peer(&mut net, (1, 65001), (2, 65002));
+    net.run_for(2_000);
+    let looped = route_with("l/p", |a| {
+        a.as_path = vec![Asn(65001), Asn(65002), Asn(65001)]
+    });
+    net.inject(
+        id(2),
+        Event::Message {
+            peer: id(1),
+            msg: Message::Update(Update {
+                announce: vec![looped],
+                ..Default::default()
+            }),
+        },
+    );
+    net.run_for(10);
+    let e2 = net.engine(&id(2)).unwrap();
+    assert_eq!(e2.best(&p("l/p")), None);
+    assert_eq!(
+        e2.paths(&p("l/p"))[0].status,
+        Status::Excluded(Exclusion::AsPathLoop)
+    );
+}
+
+#[test]
+fn a_new_announcement_implicitly_replaces_the_old_one() {
+    let mut net = SimNet::new(T0, 1);
+    net.add_node(open_engine(65001, 1));
+    net.add_node(open_engine(65002, 2));
+    peer(&mut net, (1, 65001), (2, 65002));
+    net.inject(id(1), Event::Originate(route_with("a/b", |a| a.med = 10)));
+    net.run_for(2_000);
+    net.inject(id(1), Event::Originate(route_with("a/b", |a| a.med = 20)));
+    net.run_for(100);
+    let e2 = net.engine(&id(2)).unwrap();
+    assert_eq!(e2.paths(&p("a/b")).len(), 1);
+    assert_eq!(e2.best(&p("a/b")).unwrap().attrs.med, 20);
+}
+
+#[test]
+fn explicit_withdrawal_removes_the_route_downstream() {
+    let mut net = SimNet::new(T0, 1);
+    for (n, asn) in [(1, 65001), (2, 65002), (3, 65003)] {
+        net.add_node(open_engine(asn, n));
+    }
+    peer(&mut net, (1, 65001), (2, 65002));
+    peer(&mut net, (2, 65002), (3, 65003));
+    net.inject(id(1), Event::Originate(route("a/b", "x")));
+    net.run_for(3_000);
+    assert!(best(&net, 3, "a/b").is_some());
+    net.inject(id(1), Event::WithdrawLocal(RouteKey::new(p("a/b"))));
+    net.run_for(100);
+    assert_eq!(best(&net, 2, "a/b"), None);
+    assert_eq!(best(&net, 3, "a/b"), None);
+    assert_eq!(net.engine(&id(3)).unwrap().loc_rib_len(), 0);
+}
+
+#[test]
+fn a_burst_of_originations_becomes_one_update_per_peer() {
+    let mut net = SimNet::new(T0, 1);
+    net.add_node(open_engine(65001, 1));
+    net.add_node(open_engine(65002, 2));
+    peer(&mut net, (1, 65001), (2, 65002));
+    net.run_for(2_000);
+    let before = updates_sent(&net, 1, 2);
+    let burst: Vec<Event> = (0..100)
+        .map(|i| Event::Originate(route(&format!("tools/t{i}"), "x")))
+        .collect();
+    let now = net.now();
+    let actions = net.engine_mut(&id(1)).unwrap().handle_all(now, burst);
+    let updates: Vec<&Update> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send(_, Message::Update(u)) => Some(u),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(updates.len(), 1);
+    assert_eq!(updates[0].announce.len(), 100);
+    assert_eq!(updates_sent(&net, 1, 2), before);
+}
+
+#[test]
+fn large_bursts_are_split_at_the_configured_size() {
+    let mut c = cfg(65001, 1);
+    c.max_routes_per_update = 30;
+    let mut net = SimNet::new(T0, 1);
+    net.add_node(Engine::new(c).with_policy(Arc::new(AcceptAll)));
+    net.add_node(open_engine(65002, 2));
+    peer(&mut net, (1, 65001), (2, 65002));
+    net.run_for(2_000);
+    let burst: Vec<Event> = (0..100)
+        .map(|i| Event::Originate(route(&format!("tools/t{i}"), "x")))
+        .collect();
+    let now = net.now();
+    let actions = net.engine_mut(&id(1)).unwrap().handle_all(now, burst);
+    let sizes: Vec<usize> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send(_, Message::Update(u)) => Some(u.announce.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sizes, vec![30, 30, 30, 10]);
+}
+
+#[test]
+fn session_loss_without_graceful_restart_withdraws_everything_from_the_peer() {
+    let mut c1 = cfg(65001, 1);
+    c1.capabilities.graceful_restart = None;
+    let mut net = SimNet::new(T0, 1);
+    net.add_node(Engine::new(c1).with_policy(Arc::new(AcceptAll)));
+    net.add_node(open_engine(65002, 2));
+    peer(&mut net, (1, 65001), (2, 65002));
+    net.inject(id(1), Event::Originate(route("a/b", "x")));
+    net.inject(id(1), Event::Originate(route("a/c", "x")));
+    net.run_for(2_000);
+    assert_eq!(net.engine(&id(2)).unwrap().loc_rib_len(), 2);
+    net.kill(id(1));
+    net.run_for(10);
+    let e2 = net.engine(&id(2)).unwrap();
+    assert_eq!(e2.loc_rib_len(), 0);
+    assert!(e2.adj_rib_in_pre(&id(1)).is_empty());
+    assert!(
+        net.log
+            .iter()
+            .any(|(_, n, a)| *n == id(2) && matches!(a, Action::SessionDown { .. }))
+    );
+}
+
+#[test]
+fn graceful_restart_keeps_routes_stale_then_purges_what_was_not_resent() {
+    let mut net = SimNet::new(T0, 1);
+    net.add_node(open_engine(65001, 1));
+    net.add_node(open_engine(65002, 2));
+    peer(&mut net, (1, 65001), (2, 65002));
+    net.inject(id(1), Event::Originate(route("a/keep", "x")));
+    net.inject(id(1), Event::Originate(route("a/gone", "x")));
+    net.run_for(2_000);
+    net.kill(id(1));
+    net.run_for(10);
+    // Still usable while the peer restarts.
+    let e2 = net.engine(&id(2)).unwrap();
+    assert_eq!(e2.loc_rib_len(), 2);
+    assert!(e2.paths(&p("a/keep"))[0].stale);
+    // The peer comes back with only one of its routes.
+    net.add_node(open_engine(65001, 1));
+    net.inject(
+        id(1),
+        Event::AddPeer(PeerConfig::new(id(2)).with_asn(Asn(65002))),
+    );
+    net.inject(id(1), Event::Originate(route("a/keep", "x")));
+    net.run_for(5_000);
+    assert!(established(&net, 2, 1));
+    let e2 = net.engine(&id(2)).unwrap();
+    assert!(e2.best(&p("a/keep")).is_some());
+    assert!(!e2.paths(&p("a/keep"))[0].stale);
+    assert_eq!(e2.best(&p("a/gone")), None, "purged at end-of-RIB");
+}
+
+#[test]
+fn graceful_restart_purges_stale_routes_when_the_peer_never_returns() {
+    let mut net = SimNet::new(T0, 1);
+    net.add_node(open_engine(65001, 1));
+    net.add_node(open_engine(65002, 2));
+    peer(&mut net, (1, 65001), (2, 65002));
+    net.inject(id(1), Event::Originate(route("a/b", "x")));
+    net.run_for(2_000);
+    net.kill(id(1));
+    net.run_for(119_000);
+    assert!(best(&net, 2, "a/b").is_some());
+    net.run_for(2_000);
+    assert_eq!(best(&net, 2, "a/b"), None);
+}
+
+#[test]
+fn exceeding_max_prefix_tears_the_session_down_with_a_cease() {
+    let mut net = SimNet::new(T0, 1);
+    net.add_node(open_engine(65001, 1));
+    net.add_node(open_engine(65002, 2));
+    net.link(id(1), id(2));
+    net.inject(
+        id(1),
+        Event::AddPeer(PeerConfig::new(id(2)).with_asn(Asn(65002))),
+    );
+    net.inject(
+        id(2),
+        Event::AddPeer(
+            PeerConfig::new(id(1))
+                .with_asn(Asn(65001))
+                .with_max_prefix(5),
+        ),
+    );
+    for i in 0..10 {
+        net.inject(id(1), Event::Originate(route(&format!("t/{i}"), "x")));
+    }
+    net.run_for(3_000);
+    let cease = net.log.iter().any(|(_, n, a)| {
+        *n == id(2)
+            && matches!(a, Action::Send(_, Message::Notification(nf))
+                if nf.code == ErrorCode::Cease && nf.subcode == subcode::MAX_PREFIX)
+    });
+    assert!(cease, "max-prefix NOTIFICATION sent");
+    assert_eq!(net.engine(&id(2)).unwrap().loc_rib_len(), 0);
+}
+
+#[test]
+fn no_export_stays_inside_the_receiving_as_and_no_advertise_stays_on_the_node() {
+    let mut net = SimNet::new(T0, 1);
+    for (n, asn) in [(1, 65001), (2, 65002), (3, 65003), (4, 65002)] {
+        net.add_node(open_engine(asn, n));
+    }
+    peer(&mut net, (1, 65001), (2, 65002));
+    peer(&mut net, (2, 65002), (3, 65003));
+    peer(&mut net, (2, 65002), (4, 65002));
+    net.inject(
+        id(1),
+        Event::Originate(route_with("ne/x", |a| {
+            a.communities = vec![Community::NO_EXPORT]
+        })),
+    );
+    net.inject(
+        id(1),
+        Event::Originate(route_with("na/x", |a| {
+            a.communities = vec![Community::NO_ADVERTISE]
+        })),
+    );
+    net.run_for(3_000);
+    // NO_EXPORT: node 1 itself must not export it to AS 65002 either.
+    assert_eq!(best(&net, 2, "ne/x"), None);
+    assert_eq!(best(&net, 2, "na/x"), None);
+
+    // A NO_EXPORT route that enters AS 65002 (set by 2's origination) reaches
+    // its internal peer 4 but not AS 65003.
+    net.inject(
+        id(2),
+        Event::Originate(route_with("ne/y", |a| {
+            a.communities = vec![Community::NO_EXPORT]
+        })),
+    );
+    net.run_for(100);
+    assert!(best(&net, 4, "ne/y").is_some());
+    assert_eq!(best(&net, 3, "ne/y"), None);
+}
+
+#[test]
+fn route_reflector_reflects_client_routes_with_originator_and_cluster_list() {
+    let mut rr = cfg(65000, 10);
+    rr.cluster_id = Some(ClusterId(1));
+    let mut net = SimNet::new(T0, 1);
+    net.add_node(Engine::new(rr));
+    net.add_node(Engine::new(cfg(65000, 11)));
+    net.add_node(Engine::new(cfg(65000, 12)));
+    for c in [11, 12] {
+        net.link(id(10), id(c));
+        net.inject(
+            id(10),
+            Event::AddPeer(
+                PeerConfig::new(id(c))
+                    .with_asn(Asn(65000))
+                    .with_rr_client(true),
+            ),
+        );
+        net.inject(
+            id(c),
+            Event::AddPeer(PeerConfig::new(id(10)).with_asn(Asn(65000))),
+        );
+    }
+    net.inject(id(11), Event::Originate(route("fin/audit", "auditor")));
+    net.run_for(3_000);
+    let r = best(&net, 12, "fin/audit").expect("reflected to the other client");
+    assert_eq!(r.attrs.originator, Some(id(11)));
+    assert_eq!(r.attrs.cluster_list, vec![ClusterId(1)]);
+    assert!(r.attrs.as_path.is_empty());
+    // The originating client would see its own id as originator: excluded.
+    let e11 = net.engine(&id(11)).unwrap();
+    assert_eq!(e11.paths(&p("fin/audit")).len(), 1);
+}
+
+#[test]
+fn without_a_reflector_internal_routes_are_not_passed_between_internal_peers() {
+    let mut net = SimNet::new(T0, 1);
+    for n in [10, 11, 12] {
+        net.add_node(Engine::new(cfg(65000, n)));
+    }
+    peer(&mut net, (10, 65000), (11, 65000));
+    peer(&mut net, (10, 65000), (12, 65000));
+    net.inject(id(11), Event::Originate(route("fin/audit", "auditor")));
+    net.run_for(3_000);
+    assert!(best(&net, 10, "fin/audit").is_some());
+    assert_eq!(best(&net, 12, "fin/audit"), None);
+}
+
+#[test]
+fn summary_only_aggregate_replaces_more_specifics_and_follows_them() {
+    let mut c1 = cfg(65001, 1);
+    c1.aggregates = vec![AggregateConfig {
+        prefix: p("coding/*"),
+        summary_only: true,
+        communities: vec![],
+    }];
+    let mut net = SimNet::new(T0, 1);
+    net.add_node(Engine::new(c1).with_policy(Arc::new(AcceptAll)));
+    net.add_node(open_engine(65002, 2));
+    net.add_node(open_engine(65003, 3));
+    peer(&mut net, (1, 65001), (2, 65002));
+    peer(&mut net, (3, 65003), (1, 65001));
+    net.inject(
+        id(1),
+        Event::Originate(route_with("coding/ts/lint", |a| {
+            a.capabilities = vec!["typescript".into()]
+        })),
+    );
+    // A contributor learned from AS 65003.
+    net.inject(
+        id(3),
+        Event::Originate(route_with("coding/rust/fmt", |a| {
+            a.capabilities = vec!["rust".into()]
+        })),
+    );
+    net.run_for(3_000);
+    let e2 = net.engine(&id(2)).unwrap();
+    let agg = e2.best(&p("coding/*")).expect("aggregate advertised");
+    assert_eq!(e2.loc_rib_len(), 1, "more specifics suppressed");
+    let aggr = agg.attrs.aggregator.as_ref().unwrap();
+    assert_eq!(aggr.asn, Asn(65001));
+    assert_eq!(aggr.as_set, vec![Asn(65003)]);
+    assert!(agg.attrs.has_capability("rust") && agg.attrs.has_capability("typescript"));
+    // AS 65003 sees its own ASN in the AS set: a loop, not a route.
+    assert_eq!(best(&net, 3, "coding/*"), None);
+    // Both contributors gone: the aggregate goes too.
+    net.inject(
+        id(1),
+        Event::WithdrawLocal(RouteKey::new(p("coding/ts/lint"))),
+    );
+    net.inject(
+        id(3),
+        Event::WithdrawLocal(RouteKey::new(p("coding/rust/fmt"))),
+    );
+    net.run_for(100);
+    assert_eq!(net.engine(&id(2)).unwrap().loc_rib_len(), 0);
+}
+
+#[test]
+fn aggregate_without_summary_only_keeps_advertising_the_more_specifics() {
+    let mut c1 = cfg(65001, 1);
+    c1.aggregates = vec![AggregateConfig {
+        prefix: p("coding/*"),
+        summary_only: false,
+        communities: vec![],
+    }];
+    let mut net = SimNet::new(T0, 1);
+    net.add_node(Engine::new(c1).with_policy(Arc::new(AcceptAll)));
+    net.add_node(open_engine(65002, 2));
+    peer(&mut net, (1, 65001), (2, 65002));
+    net.inject(id(1), Event::Originate(route("coding/ts/lint", "x")));
+    net.run_for(3_000);
+    let e2 = net.engine(&id(2)).unwrap();
+    assert!(e2.best(&p("coding/*")).is_some());
+    assert!(e2.best(&p("coding/ts/lint")).is_some());
+    // Lookups pick the most specific.
+    assert_eq!(
+        e2.lookup(&p("coding/ts/lint")).unwrap().prefix,
+        p("coding/ts/lint")
+    );
+    assert_eq!(
+        e2.lookup(&p("coding/go/vet")).unwrap().prefix,
+        p("coding/*")
+    );
+    assert_eq!(e2.next_hop(&p("coding/go/vet")).unwrap().1, Some(id(1)));
+}
+
+#[test]
+fn reloading_policy_re_evaluates_kept_pre_policy_routes() {
+    let mut net = SimNet::new(T0, 1);
+    net.add_node(open_engine(65001, 1));
+    net.add_node(Engine::new(cfg(65002, 2)));
+    peer(&mut net, (1, 65001), (2, 65002));
+    net.inject(id(1), Event::Originate(route("a/b", "x")));
+    net.run_for(2_000);
+    let e2 = net.engine(&id(2)).unwrap();
+    assert_eq!(e2.best(&p("a/b")), None);
+    assert_eq!(e2.adj_rib_in_pre(&id(1)).len(), 1, "kept before policy");
+    assert!(e2.adj_rib_in_post(&id(1)).is_empty());
+    net.inject(id(2), Event::PolicyReloaded(Arc::new(AcceptAll)));
+    net.run_for(10);
+    assert!(best(&net, 2, "a/b").is_some());
+}
+
+#[test]
+fn locally_originated_routes_are_dumped_to_a_peer_that_comes_up_later() {
+    let mut net = SimNet::new(T0, 1);
+    net.add_node(open_engine(65001, 1));
+    net.add_node(open_engine(65002, 2));
+    net.inject(id(1), Event::Originate(route("early/bird", "x")));
+    net.run_for(10);
+    peer(&mut net, (1, 65001), (2, 65002));
+    net.run_for(2_000);
+    assert!(best(&net, 2, "early/bird").is_some());
+    assert_eq!(
+        net.engine(&id(1))
+            .unwrap()
+            .adj_rib_out(&id(2))
+            .iter()
+            .map(|r| r.prefix.clone())
+            .collect::<Vec<_>>(),
+        vec![p("early/bird")]
+    );
+    assert!(
+        net.engine(&id(1))
+            .unwrap()
+            .advertised_to(&id(2), &p("early/bird"))
+    );
+}
+
+#[test]
+fn a_connection_from_an_unknown_node_is_refused() {
+    let mut e = open_engine(65001, 1);
+    let actions = e.handle(
+        T0,
+        Event::Connected {
+            peer: id(99),
+            outbound: false,
+        },
+    );
+    assert!(matches!(&actions[..], [Action::Refuse(n, nf)]
+        if *n == id(99) && nf.code == ErrorCode::Cease));
+}
+
+#[test]
+fn a_wrong_asn_in_open_is_refused_and_no_session_forms() {
+    let mut net = SimNet::new(T0, 1);
+    net.add_node(open_engine(65001, 1));
+    net.add_node(open_engine(65002, 2));
+    net.link(id(1), id(2));
+    net.inject(
+        id(1),
+        Event::AddPeer(PeerConfig::new(id(2)).with_asn(Asn(65099))),
+    );
+    net.inject(
+        id(2),
+        Event::AddPeer(PeerConfig::new(id(1)).with_asn(Asn(65001))),
+    );
+    net.run_for(3_000);
+    assert!(!established(&net, 1, 2));
+    let bad_as = net.log.iter().any(|(_, n, a)| {
+        *n == id(1)
+            && matches!(a, Action::Send(_, Message::Notification(nf))
+                if nf.code == ErrorCode::Open && nf.subcode == subcode::BAD_PEER_AS)
+    });
+    assert!(bad_as);
+}
