@@ -182,7 +182,9 @@ impl PathAttrs {
 /// seen; [`AttrInterner::collect`] drops the sets nobody else uses.
 #[derive(Debug, Default)]
 pub struct AttrInterner {
-    set: HashSet<Arc<PathAttrs>>,
+    // foldhash: fast, and randomly seeded per process, so peers cannot
+    // precompute colliding attribute sets.
+    set: HashSet<Arc<PathAttrs>, foldhash::fast::RandomState>,
 }
 
 impl AttrInterner {

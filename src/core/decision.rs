@@ -141,7 +141,7 @@ pub struct PathView<'a> {
     pub attrs: &'a PathAttrs,
     pub learned: Learned,
     /// The advertising peer; `None` for locally originated paths.
-    pub peer: Option<NodeId>,
+    pub peer: Option<&'a NodeId>,
     pub path_id: u32,
     pub stale: bool,
 }
@@ -150,7 +150,7 @@ impl PathView<'_> {
     fn originator(&self, cfg: &DecisionConfig) -> NodeId {
         self.attrs
             .originator
-            .or(self.peer)
+            .or(self.peer.copied())
             .unwrap_or(cfg.local_node)
     }
 }
@@ -224,6 +224,48 @@ fn med_comparable(cfg: &DecisionConfig, a: &PathView<'_>, b: &PathView<'_>) -> b
         MedMode::Always => true,
         MedMode::SameNeighborAs => a.attrs.neighbor_asn() == b.attrs.neighbor_asn(),
     }
+}
+
+/// The best path's index, without explaining the others: what the engine
+/// runs on every update. Agrees with [`select`] (property-tested).
+pub fn best_index(cfg: &DecisionConfig, paths: &[PathView<'_>]) -> Option<usize> {
+    if cfg.med == MedMode::Always {
+        return best_of(cfg, paths, |p| eligibility(cfg, p).is_ok());
+    }
+    let mut st = Vec::with_capacity(paths.len());
+    select(cfg, paths, &mut st)
+}
+
+/// [`best_index`] for paths the caller has already checked with
+/// [`eligibility`] (the engine does it once, when a path arrives).
+pub fn best_index_of_eligible(cfg: &DecisionConfig, paths: &[PathView<'_>]) -> Option<usize> {
+    if cfg.med == MedMode::Always {
+        return best_of(cfg, paths, |_| true);
+    }
+    let mut st = Vec::with_capacity(paths.len());
+    select(cfg, paths, &mut st)
+}
+
+/// One pass: the best fresh path, and the best stale one in case there is
+/// no fresh path at all.
+fn best_of(
+    cfg: &DecisionConfig,
+    paths: &[PathView<'_>],
+    eligible: impl Fn(&PathView<'_>) -> bool,
+) -> Option<usize> {
+    let mut fresh: Option<usize> = None;
+    let mut stale: Option<usize> = None;
+    for (i, p) in paths.iter().enumerate() {
+        if !eligible(p) {
+            continue;
+        }
+        let slot = if p.stale { &mut stale } else { &mut fresh };
+        *slot = match *slot {
+            Some(b) if compare(cfg, &paths[b], p, true).0 == Ordering::Less => Some(b),
+            _ => Some(i),
+        };
+    }
+    fresh.or(stale)
 }
 
 /// Runs selection over all paths to one prefix. Returns the index of the best
@@ -329,11 +371,16 @@ mod tests {
         }
     }
 
+    /// A node id that lives for the whole test run (views borrow ids).
+    fn nid(n: u64) -> &'static NodeId {
+        Box::leak(Box::new(NodeId::from_u64(n)))
+    }
+
     fn ext(attrs: &PathAttrs, peer: u64) -> PathView<'_> {
         PathView {
             attrs,
             learned: Learned::External,
-            peer: Some(NodeId::from_u64(peer)),
+            peer: Some(nid(peer)),
             path_id: 0,
             stale: false,
         }
@@ -642,7 +689,7 @@ mod tests {
             let views: Vec<PathView<'_>> = set.iter().enumerate().map(|(i, (a, l))| PathView {
                 attrs: a,
                 learned: match l { 0 => Learned::Local, 1 => Learned::Internal, _ => Learned::External },
-                peer: if *l == 0 { None } else { Some(NodeId::from_u64(i as u64)) },
+                peer: if *l == 0 { None } else { Some(nid(i as u64)) },
                 path_id: i as u32,
                 stale: false,
             }).collect();
@@ -657,6 +704,24 @@ mod tests {
             let b1 = select(&c, &views, &mut st1).map(|i| (views[i].peer, views[i].path_id));
             let b2 = select(&c, &shuffled, &mut st2).map(|i| (shuffled[i].peer, shuffled[i].path_id));
             prop_assert_eq!(b1, b2);
+        }
+
+        #[test]
+        fn best_index_agrees_with_select(
+            set in prop::collection::vec((arb_attrs(), 0u8..3, any::<bool>()), 1..8),
+            same_neighbor in any::<bool>(),
+        ) {
+            let mut c = cfg();
+            if same_neighbor { c.med = MedMode::SameNeighborAs; }
+            let views: Vec<PathView<'_>> = set.iter().enumerate().map(|(i, (a, l, stale))| PathView {
+                attrs: a,
+                learned: match l { 0 => Learned::Local, 1 => Learned::Internal, _ => Learned::External },
+                peer: if *l == 0 { None } else { Some(nid(i as u64)) },
+                path_id: i as u32,
+                stale: *stale,
+            }).collect();
+            let mut st = Vec::new();
+            prop_assert_eq!(best_index(&c, &views), select(&c, &views, &mut st));
         }
 
         #[test]

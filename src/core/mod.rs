@@ -18,5 +18,5 @@ pub mod session;
 pub use attrs::{AttrInterner, PathAttrs};
 pub use community::Community;
 pub use ids::{AgentId, Asn, ClusterId, Millis, NodeId};
-pub use prefix::{Prefix, PrefixTrie};
+pub use prefix::{Prefix, PrefixSet, PrefixTrie};
 pub use route::{Route, RouteKey};

@@ -450,6 +450,207 @@ impl<V> PrefixTrie<V> {
     }
 }
 
+/// A compact set of prefixes with the same queries as [`PrefixTrie`]: the
+/// Loc-RIB index. Nodes keep sorted child vectors and two flags instead of
+/// hash maps and copies of the prefix, so an index entry costs tens of bytes;
+/// results are rebuilt from the query's own segments.
+#[derive(Debug, Clone, Default)]
+pub struct PrefixSet {
+    root: SetNode,
+    len: usize,
+}
+
+#[derive(Debug, Clone, Default)]
+struct SetNode {
+    exact: bool,
+    wild: bool,
+    children: Vec<(Box<str>, SetNode)>,
+}
+
+impl SetNode {
+    fn child(&self, seg: &str) -> Option<&SetNode> {
+        self.children
+            .binary_search_by(|(k, _)| (**k).cmp(seg))
+            .ok()
+            .map(|i| &self.children[i].1)
+    }
+
+    fn is_empty(&self) -> bool {
+        !self.exact && !self.wild && self.children.is_empty()
+    }
+
+    fn walk(&self, path: &mut String, out: &mut Vec<Prefix>) {
+        if self.exact && !path.is_empty() {
+            out.push(Prefix {
+                text: path.as_str().into(),
+            });
+        }
+        if self.wild {
+            let text = if path.is_empty() {
+                "*".to_string()
+            } else {
+                format!("{path}/*")
+            };
+            out.push(Prefix { text: text.into() });
+        }
+        for (seg, child) in &self.children {
+            let len = path.len();
+            if !path.is_empty() {
+                path.push('/');
+            }
+            path.push_str(seg);
+            child.walk(path, out);
+            path.truncate(len);
+        }
+    }
+}
+
+impl PrefixSet {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Adds a prefix; returns false if it was already present.
+    pub fn insert(&mut self, prefix: &Prefix) -> bool {
+        let mut node = &mut self.root;
+        for seg in prefix.segments() {
+            let i = match node.children.binary_search_by(|(k, _)| (**k).cmp(seg)) {
+                Ok(i) => i,
+                Err(i) => {
+                    node.children.insert(i, (seg.into(), SetNode::default()));
+                    i
+                }
+            };
+            node = &mut node.children[i].1;
+        }
+        let flag = if prefix.is_wildcard() {
+            &mut node.wild
+        } else {
+            &mut node.exact
+        };
+        let added = !*flag;
+        *flag = true;
+        if added {
+            self.len += 1;
+        }
+        added
+    }
+
+    /// Removes a prefix, pruning empty branches; returns whether it was there.
+    pub fn remove(&mut self, prefix: &Prefix) -> bool {
+        let segs: Vec<&str> = prefix.segments().collect();
+        let removed = Self::remove_at(&mut self.root, &segs, prefix.is_wildcard());
+        if removed {
+            self.len -= 1;
+        }
+        removed
+    }
+
+    fn remove_at(node: &mut SetNode, segs: &[&str], wild: bool) -> bool {
+        match segs.split_first() {
+            None => {
+                let flag = if wild {
+                    &mut node.wild
+                } else {
+                    &mut node.exact
+                };
+                std::mem::replace(flag, false)
+            }
+            Some((first, rest)) => {
+                let Ok(i) = node.children.binary_search_by(|(k, _)| (**k).cmp(first)) else {
+                    return false;
+                };
+                let removed = Self::remove_at(&mut node.children[i].1, rest, wild);
+                if node.children[i].1.is_empty() {
+                    node.children.remove(i);
+                }
+                removed
+            }
+        }
+    }
+
+    pub fn contains(&self, prefix: &Prefix) -> bool {
+        let mut node = &self.root;
+        for seg in prefix.segments() {
+            match node.child(seg) {
+                Some(c) => node = c,
+                None => return false,
+            }
+        }
+        if prefix.is_wildcard() {
+            node.wild
+        } else {
+            node.exact
+        }
+    }
+
+    /// The most specific stored prefix covering `wanted`.
+    pub fn longest_match(&self, wanted: &Prefix) -> Option<Prefix> {
+        // (number of segments consumed, exact?) of the best match so far.
+        let mut best: Option<(usize, bool)> = self.root.wild.then_some((0, false));
+        let mut node = &self.root;
+        let mut depth = 0;
+        let mut complete = true;
+        for seg in wanted.segments() {
+            match node.child(seg) {
+                Some(c) => {
+                    node = c;
+                    depth += 1;
+                    if node.wild {
+                        best = Some((depth, false));
+                    }
+                }
+                None => {
+                    complete = false;
+                    break;
+                }
+            }
+        }
+        if complete && !wanted.is_wildcard() && node.exact {
+            best = Some((depth, true));
+        }
+        let (depth, exact) = best?;
+        if exact {
+            return Some(wanted.clone());
+        }
+        let base: Vec<&str> = wanted.segments().take(depth).collect();
+        let text = if base.is_empty() {
+            "*".to_string()
+        } else {
+            format!("{}/*", base.join("/"))
+        };
+        Some(Prefix { text: text.into() })
+    }
+
+    /// Every stored prefix that `cover` covers, itself included, sorted.
+    pub fn covered_by(&self, cover: &Prefix) -> Vec<Prefix> {
+        let mut node = &self.root;
+        for seg in cover.segments() {
+            match node.child(seg) {
+                Some(c) => node = c,
+                None => return Vec::new(),
+            }
+        }
+        let mut out = Vec::new();
+        if cover.is_wildcard() {
+            let mut path = cover.base().to_string();
+            node.walk(&mut path, &mut out);
+        } else if node.exact {
+            out.push(cover.clone());
+        }
+        out.sort();
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -605,7 +806,55 @@ mod tests {
             })
     }
 
+    #[test]
+    fn prefix_set_matches_and_lists_like_the_trie() {
+        let mut set = PrefixSet::new();
+        for s in [
+            "*",
+            "coding/*",
+            "coding/ts/*",
+            "coding/ts/lint",
+            "fin/audit",
+        ] {
+            assert!(set.insert(&p(s)));
+        }
+        assert!(!set.insert(&p("coding/*")));
+        assert_eq!(set.len(), 5);
+        let lm = |s: &str| set.longest_match(&p(s)).map(|x| x.to_string());
+        assert_eq!(lm("coding/ts/lint").as_deref(), Some("coding/ts/lint"));
+        assert_eq!(lm("coding/ts/fmt").as_deref(), Some("coding/ts/*"));
+        assert_eq!(lm("coding/go").as_deref(), Some("coding/*"));
+        assert_eq!(lm("other").as_deref(), Some("*"));
+        let under: Vec<String> = set
+            .covered_by(&p("coding/*"))
+            .iter()
+            .map(|x| x.to_string())
+            .collect();
+        assert_eq!(under, vec!["coding/*", "coding/ts/*", "coding/ts/lint"]);
+        assert!(set.remove(&p("coding/ts/lint")));
+        assert!(!set.remove(&p("coding/ts/lint")));
+        assert!(!set.contains(&p("coding/ts/lint")));
+        assert_eq!(set.len(), 4);
+    }
+
     proptest! {
+        #[test]
+        fn prefix_set_agrees_with_the_trie(
+            stored in prop::collection::vec(arb_prefix(), 0..20),
+            removed in prop::collection::vec(arb_prefix(), 0..5),
+            wanted in arb_prefix(),
+        ) {
+            let mut t = PrefixTrie::new();
+            let mut set = PrefixSet::new();
+            for s in &stored { t.insert(s.clone(), ()); set.insert(s); }
+            for r in &removed { t.remove(r); set.remove(r); }
+            prop_assert_eq!(set.len(), t.len());
+            prop_assert_eq!(set.longest_match(&wanted), t.longest_match(&wanted).map(|(p, _)| p.clone()));
+            let mut from_trie: Vec<Prefix> = t.covered_by(&wanted).into_iter().map(|(p, _)| p.clone()).collect();
+            from_trie.sort();
+            prop_assert_eq!(set.covered_by(&wanted), from_trie);
+        }
+
         #[test]
         fn trie_longest_match_equals_linear_scan(
             stored in prop::collection::vec(arb_prefix(), 0..20),

@@ -11,15 +11,19 @@
 //! policy rejected or modified keep a separate pre-policy copy, in
 //! [`PeerRib`].
 //!
-//! A [`PrefixTrie`] over the prefixes that have a best path answers
+//! A [`PrefixSet`] over the prefixes that have a best path answers
 //! longest-prefix-match and covered-by queries.
+//!
+//! Only the best path is kept up to date on every update; why each other
+//! path lost is recomputed when asked (`Engine::paths`), from the same
+//! deterministic decision process, so the hot path does half the comparisons.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::attrs::PathAttrs;
-use super::decision::{Learned, Status};
-use super::prefix::{Prefix, PrefixTrie};
+use super::decision::{Exclusion, Learned};
+use super::prefix::{Prefix, PrefixSet};
 use super::proof::RouteProof;
 use super::route::{PathId, Route, RouteKey};
 
@@ -44,8 +48,9 @@ pub struct Candidate {
     pub proof: Option<Arc<RouteProof>>,
     /// Kept from a peer whose session went down during graceful restart.
     pub stale: bool,
-    /// Result of the last decision run for this prefix.
-    pub status: Status,
+    /// Why the path can never be selected (a loop), checked once on arrival:
+    /// it depends only on the path and this node's identity.
+    pub excluded: Option<Exclusion>,
 }
 
 /// What was last advertised to one peer for a prefix.
@@ -57,19 +62,49 @@ pub struct OutEntry {
 }
 
 /// Everything known about one prefix.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Dest {
     pub candidates: Vec<Candidate>,
-    /// Index into `candidates` of the best path.
-    pub best: Option<u32>,
-    pub out: Vec<OutEntry>,
+    /// Index into `candidates` of the best path, [`Dest::NO_BEST`] if none.
+    pub best: u32,
     /// Queued for export at the next flush.
     pub dirty: bool,
+    pub out: Vec<OutEntry>,
+}
+
+impl Default for Dest {
+    fn default() -> Self {
+        Dest {
+            candidates: Vec::new(),
+            best: Self::NO_BEST,
+            dirty: false,
+            out: Vec::new(),
+        }
+    }
 }
 
 impl Dest {
+    pub const NO_BEST: u32 = u32::MAX;
+
     pub fn best(&self) -> Option<&Candidate> {
-        self.best.and_then(|i| self.candidates.get(i as usize))
+        self.candidates.get(self.best as usize)
+    }
+
+    pub fn has_best(&self) -> bool {
+        self.best != Self::NO_BEST
+    }
+
+    /// Adds a path. Grows by half rather than doubling: most prefixes have
+    /// a handful of paths, and doubling leaves a quarter of the slots unused
+    /// on average.
+    pub fn push(&mut self, c: Candidate) {
+        grow_by_half(&mut self.candidates);
+        self.candidates.push(c);
+    }
+
+    pub fn push_out(&mut self, o: OutEntry) {
+        grow_by_half(&mut self.out);
+        self.out.push(o);
     }
 
     pub fn find(&self, peer: PeerIdx, path_id: PathId) -> Option<usize> {
@@ -84,6 +119,12 @@ impl Dest {
 
     pub fn is_empty(&self) -> bool {
         self.candidates.is_empty() && self.out.is_empty()
+    }
+}
+
+fn grow_by_half<T>(v: &mut Vec<T>) {
+    if v.len() == v.capacity() {
+        v.reserve_exact((v.len() / 2).max(1));
     }
 }
 
@@ -110,7 +151,7 @@ pub struct PeerRib {
 pub struct Rib {
     pub dests: FastMap<Prefix, Dest>,
     /// Prefixes that currently have a best path.
-    pub loc_index: PrefixTrie<()>,
+    pub loc_index: PrefixSet,
     /// Prefixes whose Dest is dirty, in the order they became dirty.
     pub dirty: Vec<Prefix>,
 }

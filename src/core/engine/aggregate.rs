@@ -45,7 +45,7 @@ pub struct AggregateConfig {
 }
 
 #[derive(Debug)]
-pub(super) struct Aggregate {
+pub(crate) struct Aggregate {
     pub cfg: AggregateConfig,
     pub active: bool,
     pub needs_recompute: bool,
@@ -84,8 +84,8 @@ impl Engine {
             .loc_index
             .covered_by(&prefix)
             .into_iter()
-            .filter(|(p, _)| **p != prefix)
-            .filter_map(|(p, _)| self.rib.dests.get(p))
+            .filter(|p| *p != prefix)
+            .filter_map(|p| self.rib.dests.get(&p))
             .filter_map(|d| d.best())
             .map(|c| c.attrs.clone())
             .collect();
@@ -160,13 +160,7 @@ impl Engine {
     }
 
     fn mark_covered_dirty(&mut self, cover: &Prefix) {
-        let covered: Vec<Prefix> = self
-            .rib
-            .loc_index
-            .covered_by(cover)
-            .into_iter()
-            .map(|(p, _)| p.clone())
-            .collect();
+        let covered: Vec<Prefix> = self.rib.loc_index.covered_by(cover);
         for p in covered {
             self.rib.mark_dirty(&p);
         }

@@ -8,14 +8,15 @@ use std::sync::Arc;
 use super::super::attrs::{DEFAULT_LOCAL_PREF, PathAttrs};
 use super::super::community::Community;
 use super::super::decision::Learned;
-use super::super::ids::Millis;
+use super::super::ids::{Millis, NodeId};
 use super::super::message::Update;
 use super::super::prefix::Prefix;
+use super::super::proof::RouteProof;
 use super::super::rib::{Candidate, OutEntry, PeerIdx};
 use super::super::route::{Route, RouteKey};
 use super::super::session::Event as SessionEvent;
 use super::import::{attrs_same, proof_same};
-use super::peer::Peer;
+use super::peer::{Peer, PeerInfo};
 use super::{Action, Engine, RibChange};
 
 /// Why a best path is not advertised to a peer (for tests and the CLI).
@@ -29,6 +30,13 @@ pub enum NotExported {
     PeerAsInPath,
     SuppressedByAggregate,
     Policy,
+    NoRoute,
+}
+
+/// A live peer as the export pass sees it, computed once per flush.
+struct Target {
+    idx: PeerIdx,
+    info: PeerInfo,
 }
 
 impl Engine {
@@ -37,25 +45,22 @@ impl Engine {
     pub fn flush(&mut self, now: Millis) -> Vec<Action> {
         self.recompute_aggregates();
         let dirty = std::mem::take(&mut self.rib.dirty);
-        let live: Vec<PeerIdx> = self
+        let targets: Vec<Target> = self
             .peers
             .iter()
             .enumerate()
-            .filter(|(_, p)| p.as_ref().is_some_and(|p| p.is_established()))
-            .map(|(i, _)| PeerIdx(i as u32))
+            .filter_map(|(i, p)| {
+                let p = p.as_ref()?;
+                p.is_established().then(|| Target {
+                    idx: PeerIdx(i as u32),
+                    info: p.info(),
+                })
+            })
             .collect();
-        for prefix in dirty {
-            let Some(dest) = self.rib.dests.get_mut(&prefix) else {
-                continue;
-            };
-            dest.dirty = false;
-            for &target in &live {
-                self.export_prefix(&prefix, target);
-            }
-            if self.rib.dests.get(&prefix).is_some_and(|d| d.is_empty()) {
-                self.rib.dests.remove(&prefix);
-            }
+        for prefix in &dirty {
+            self.export_dest(prefix, &targets);
         }
+        self.maybe_collect_garbage();
         let max = self.cfg.max_routes_per_update.max(1);
         let mut sends: Vec<(PeerIdx, Update)> = Vec::new();
         for (i, slot) in self.peers.iter_mut().enumerate() {
@@ -84,155 +89,157 @@ impl Engine {
         actions
     }
 
-    /// Recomputes what `target` should hear for `prefix` and queues the
-    /// difference.
-    pub(super) fn export_prefix(&mut self, prefix: &Prefix, target: PeerIdx) {
-        let wanted = self.export_for(prefix, target).ok();
+    /// Recomputes what each target should hear for one prefix and queues
+    /// the differences.
+    fn export_dest(&mut self, prefix: &Prefix, targets: &[Target]) {
+        let suppressed = self.suppressed_by_aggregate(prefix);
         let Engine {
             rib,
             peers,
-            changes,
+            policy,
+            interner,
+            export_cache,
             cfg,
+            changes,
             ..
         } = self;
         let Some(dest) = rib.dests.get_mut(prefix) else {
             return;
         };
-        let Some(peer) = peers.get_mut(target.0 as usize).and_then(|p| p.as_mut()) else {
-            return;
-        };
-        let pos = dest.out.iter().position(|o| o.peer == target);
-        match (wanted, pos) {
-            (Some((attrs, proof)), Some(i)) => {
-                let o = &mut dest.out[i];
-                if attrs_same(&o.attrs, &attrs) && proof_same(&o.proof, &proof) {
-                    return;
+        dest.dirty = false;
+        let best = dest.best().cloned();
+        let source = best
+            .as_ref()
+            .and_then(|b| peers.get(b.peer.0 as usize))
+            .and_then(|p| p.as_ref())
+            .map(|p| (p.cfg.node, p.cfg.rr_client));
+        let record = cfg.emit_rib_changes;
+        for t in targets {
+            let wanted = match &best {
+                Some(b) if !suppressed => {
+                    let ctx = ExportCtx {
+                        cfg,
+                        policy: policy.as_ref(),
+                        peers,
+                        source,
+                    };
+                    ctx.route_for(prefix, b, t, interner, export_cache).ok()
                 }
-                o.attrs = attrs.clone();
-                o.proof = proof.clone();
-                queue_announce(peer, prefix, attrs, proof, cfg.emit_rib_changes, changes);
-            }
-            (Some((attrs, proof)), None) => {
-                dest.out.push(OutEntry {
-                    peer: target,
-                    attrs: attrs.clone(),
-                    proof: proof.clone(),
-                });
-                queue_announce(peer, prefix, attrs, proof, cfg.emit_rib_changes, changes);
-            }
-            (None, Some(i)) => {
-                dest.out.swap_remove(i);
-                peer.outq.withdraw.push(RouteKey::new(prefix.clone()));
-                if cfg.emit_rib_changes {
-                    changes.push(RibChange::AdjOut {
-                        peer: peer.cfg.node,
-                        prefix: prefix.clone(),
-                        route: None,
+                _ => None,
+            };
+            let Some(peer) = peers.get_mut(t.idx.0 as usize).and_then(|p| p.as_mut()) else {
+                continue;
+            };
+            let pos = dest.out.iter().position(|o| o.peer == t.idx);
+            match (wanted, pos) {
+                (Some((attrs, proof)), Some(i)) => {
+                    let o = &mut dest.out[i];
+                    if attrs_same(&o.attrs, &attrs) && proof_same(&o.proof, &proof) {
+                        continue;
+                    }
+                    o.attrs = attrs.clone();
+                    o.proof = proof.clone();
+                    queue_announce(peer, prefix, attrs, proof, record, changes);
+                }
+                (Some((attrs, proof)), None) => {
+                    dest.push_out(OutEntry {
+                        peer: t.idx,
+                        attrs: attrs.clone(),
+                        proof: proof.clone(),
                     });
+                    queue_announce(peer, prefix, attrs, proof, record, changes);
                 }
+                (None, Some(i)) => {
+                    dest.out.swap_remove(i);
+                    peer.outq.withdraw.push(RouteKey::new(prefix.clone()));
+                    if record {
+                        changes.push(RibChange::AdjOut {
+                            peer: peer.cfg.node,
+                            prefix: prefix.clone(),
+                            route: None,
+                        });
+                    }
+                }
+                (None, None) => {}
             }
-            (None, None) => {}
+        }
+        if dest.is_empty() {
+            rib.dests.remove(prefix);
         }
     }
 
-    /// The route `target` should hear for `prefix`, or why none.
-    pub(super) fn export_for(
+    /// Why the best path for `prefix` is or is not advertised to `peer`
+    /// (for the CLI's "why").
+    pub fn export_decision(
         &mut self,
         prefix: &Prefix,
-        target: PeerIdx,
-    ) -> Result<(Arc<PathAttrs>, Option<Arc<super::super::proof::RouteProof>>), NotExported> {
-        let Some(peer) = self.peer(target) else {
+        peer: &NodeId,
+    ) -> Result<Route, NotExported> {
+        let idx = self.idx(peer).ok_or(NotExported::SessionDown)?;
+        let p = self.peer(idx).ok_or(NotExported::SessionDown)?;
+        if !p.is_established() {
             return Err(NotExported::SessionDown);
+        }
+        let t = Target {
+            idx,
+            info: p.info(),
         };
-        if !peer.is_established() {
-            return Err(NotExported::SessionDown);
-        }
-        let info = peer.info();
-        let Some(dest) = self.rib.dests.get(prefix) else {
-            return Err(NotExported::Policy);
-        };
-        let Some(best) = dest.best() else {
-            return Err(NotExported::Policy);
-        };
-        let best: Candidate = best.clone();
-        self.export_checks(prefix, &best, target, peer)?;
-        let mut attrs = best.attrs.clone();
-        if !self.policy.export(&info, prefix, &mut attrs) {
-            return Err(NotExported::Policy);
-        }
-        let reflect_from = (best.learned == Learned::Internal && info.internal)
-            .then(|| self.node_of(best.peer))
-            .flatten();
-        let needs_change = !info.internal || reflect_from.is_some();
-        if needs_change {
-            let a = Arc::make_mut(&mut attrs);
-            if info.internal {
-                // Route reflection (RFC 4456).
-                if a.originator.is_none() {
-                    a.originator = reflect_from;
-                }
-                if let Some(c) = self.cfg.cluster_id {
-                    a.cluster_list.insert(0, c);
-                }
-            } else {
-                a.as_path.insert(0, self.cfg.asn);
-                a.local_pref = DEFAULT_LOCAL_PREF;
-                a.originator = None;
-                a.cluster_list.clear();
-                a.extra.retain(|_, x| x.transitive);
-            }
-        }
-        let attrs = self.interner.intern(attrs);
-        Ok((attrs, best.proof))
-    }
-
-    fn export_checks(
-        &self,
-        prefix: &Prefix,
-        best: &Candidate,
-        target: PeerIdx,
-        peer: &Peer,
-    ) -> Result<(), NotExported> {
-        if best.peer == target {
-            return Err(NotExported::LearnedFromPeer);
-        }
-        let a = &best.attrs;
-        if a.has_community(&Community::NO_ADVERTISE) {
-            return Err(NotExported::NoAdvertise);
-        }
-        let info = peer.info();
-        if !info.internal && a.has_community(&Community::NO_EXPORT) {
-            return Err(NotExported::NoExport);
-        }
-        if info.internal && best.learned == Learned::Internal {
-            // iBGP split horizon, relaxed by route reflection.
-            let reflector = self.cfg.cluster_id.is_some();
-            let from_client = self.peer(best.peer).is_some_and(|p| p.cfg.rr_client);
-            if !reflector || !(from_client || peer.cfg.rr_client) {
-                return Err(NotExported::InternalToInternal);
-            }
-        }
-        if !info.internal && a.path_contains(info.asn) {
-            return Err(NotExported::PeerAsInPath);
-        }
         if self.suppressed_by_aggregate(prefix) {
             return Err(NotExported::SuppressedByAggregate);
         }
-        Ok(())
+        let best = self
+            .rib
+            .dests
+            .get(prefix)
+            .and_then(|d| d.best())
+            .cloned()
+            .ok_or(NotExported::NoRoute)?;
+        let source = self.peer(best.peer).map(|p| (p.cfg.node, p.cfg.rr_client));
+        let Engine {
+            peers,
+            policy,
+            interner,
+            export_cache,
+            cfg,
+            ..
+        } = self;
+        let ctx = ExportCtx {
+            cfg,
+            policy: policy.as_ref(),
+            peers,
+            source,
+        };
+        let (attrs, proof) = ctx.route_for(prefix, &best, &t, interner, export_cache)?;
+        Ok(Route {
+            prefix: prefix.clone(),
+            path_id: 0,
+            attrs,
+            proof,
+        })
     }
 
     /// Queues the whole table for a peer whose session just came up,
     /// followed by an end-of-RIB marker.
     pub(super) fn dump_to(&mut self, target: PeerIdx) {
+        let Some(info) = self.peer(target).map(|p| p.info()) else {
+            return;
+        };
+        let targets = [Target { idx: target, info }];
         let prefixes: Vec<Prefix> = self
             .rib
             .dests
             .iter()
-            .filter(|(_, d)| d.best.is_some())
+            .filter(|(_, d)| d.has_best())
             .map(|(p, _)| p.clone())
             .collect();
         for p in prefixes {
-            self.export_prefix(&p, target);
+            // Export to this peer only; other peers' entries are untouched
+            // because the prefix is not re-marked dirty.
+            let was_dirty = self.rib.dests.get(&p).is_some_and(|d| d.dirty);
+            self.export_dest(&p, &targets);
+            if was_dirty && let Some(d) = self.rib.dests.get_mut(&p) {
+                d.dirty = true;
+            }
         }
         if let Some(peer) = self.peer_mut(target) {
             peer.send_eor = true;
@@ -245,13 +252,123 @@ impl Engine {
             d.out.retain(|o| o.peer != target);
         }
     }
+
+    /// Drops cached export transforms and interned attribute sets nobody
+    /// uses any more, once they have grown enough to be worth a sweep.
+    fn maybe_collect_garbage(&mut self) {
+        let size = self.interner.len() + self.export_cache.len();
+        if size > 2 * self.gc_watermark + 4096 {
+            self.collect_garbage();
+        }
+    }
+
+    /// Drops interned attribute sets and cached transforms nobody uses.
+    pub fn collect_garbage(&mut self) -> usize {
+        // An input held only by the cache and the interner is unused.
+        self.export_cache
+            .retain(|_, (input, _)| Arc::strong_count(input) > 2);
+        let n = self.interner.collect();
+        self.gc_watermark = self.interner.len() + self.export_cache.len();
+        n
+    }
+}
+
+/// Cached transforms towards other ASes, keyed by the address of the input
+/// attribute set (kept alive in the value so the address stays unique).
+pub(super) type ExportCache = super::super::rib::FastMap<usize, (Arc<PathAttrs>, Arc<PathAttrs>)>;
+
+struct ExportCtx<'a> {
+    cfg: &'a super::EngineConfig,
+    policy: &'a dyn super::RoutePolicy,
+    peers: &'a [Option<Peer>],
+    /// Node id and reflector-client flag of the peer the best path came from.
+    source: Option<(NodeId, bool)>,
+}
+
+impl ExportCtx<'_> {
+    fn route_for(
+        &self,
+        prefix: &Prefix,
+        best: &Candidate,
+        t: &Target,
+        interner: &mut super::super::attrs::AttrInterner,
+        cache: &mut ExportCache,
+    ) -> Result<(Arc<PathAttrs>, Option<Arc<RouteProof>>), NotExported> {
+        let info = &t.info;
+        if best.peer == t.idx {
+            return Err(NotExported::LearnedFromPeer);
+        }
+        let a = &best.attrs;
+        if a.has_community(&Community::NO_ADVERTISE) {
+            return Err(NotExported::NoAdvertise);
+        }
+        if !info.internal && a.has_community(&Community::NO_EXPORT) {
+            return Err(NotExported::NoExport);
+        }
+        let reflected = info.internal && best.learned == Learned::Internal;
+        if reflected {
+            // iBGP split horizon, relaxed by route reflection.
+            let reflector = self.cfg.cluster_id.is_some();
+            let from_client = self.source.is_some_and(|(_, c)| c);
+            let to_client = self
+                .peers
+                .get(t.idx.0 as usize)
+                .and_then(|p| p.as_ref())
+                .is_some_and(|p| p.cfg.rr_client);
+            if !reflector || !(from_client || to_client) {
+                return Err(NotExported::InternalToInternal);
+            }
+        }
+        if !info.internal && a.path_contains(info.asn) {
+            return Err(NotExported::PeerAsInPath);
+        }
+        let mut attrs = best.attrs.clone();
+        if !self.policy.export(info, prefix, &mut attrs) {
+            return Err(NotExported::Policy);
+        }
+        let modified = !Arc::ptr_eq(&attrs, &best.attrs);
+        if modified {
+            // Shared, so the transform cache below hits for it next time.
+            attrs = interner.intern(attrs);
+        }
+        let out = if !info.internal {
+            let key = Arc::as_ptr(&attrs) as usize;
+            match cache.get(&key) {
+                Some((_, out)) => out.clone(),
+                None => {
+                    let input = attrs.clone();
+                    let m = Arc::make_mut(&mut attrs);
+                    m.as_path.insert(0, self.cfg.asn);
+                    m.local_pref = DEFAULT_LOCAL_PREF;
+                    m.originator = None;
+                    m.cluster_list.clear();
+                    m.extra.retain(|_, x| x.transitive);
+                    let out = interner.intern(attrs);
+                    cache.insert(key, (input, out.clone()));
+                    out
+                }
+            }
+        } else if reflected {
+            let m = Arc::make_mut(&mut attrs);
+            if m.originator.is_none() {
+                m.originator = self.source.map(|(n, _)| n);
+            }
+            if let Some(c) = self.cfg.cluster_id {
+                m.cluster_list.insert(0, c);
+            }
+            interner.intern(attrs)
+        } else {
+            attrs
+        };
+        Ok((out, best.proof.clone()))
+    }
 }
 
 fn queue_announce(
     peer: &mut Peer,
     prefix: &Prefix,
     attrs: Arc<PathAttrs>,
-    proof: Option<Arc<super::super::proof::RouteProof>>,
+    proof: Option<Arc<RouteProof>>,
     record: bool,
     changes: &mut Vec<RibChange>,
 ) {

@@ -7,14 +7,19 @@ use std::sync::Arc;
 use smallvec::SmallVec;
 
 use super::super::attrs::PathAttrs;
-use super::super::decision::{Learned, PathView, Status, select};
+use super::super::decision::{
+    DecisionConfig, Exclusion, Learned, PathView, best_index_of_eligible, eligibility,
+};
 use super::super::ids::{Asn, Millis, NodeId};
 use super::super::message::Update;
 use super::super::prefix::Prefix;
+use super::super::prefix::PrefixSet;
 use super::super::proof::RouteProof;
-use super::super::rib::{Candidate, PeerIdx, PrePolicy, candidate_route};
+use super::super::rib::{Candidate, Dest, PeerIdx, PrePolicy, Rib, candidate_route};
 use super::super::route::{PathId, Route, RouteKey};
-use super::{Engine, RibChange, RoutePolicy};
+use super::aggregate::Aggregate;
+use super::peer::{Peer, PeerInfo};
+use super::{Engine, EngineStats, RibChange, RoutePolicy};
 
 impl Engine {
     /// Processes an UPDATE from an established peer. Returns the number of
@@ -25,39 +30,67 @@ impl Engine {
             self.stats.withdrawals_in += 1;
             self.withdraw_path(idx, &key, true);
         }
-        for route in update.announce {
-            self.stats.routes_in += 1;
-            self.receive_path(idx, route, false);
+        if let Some(info) = self.peer(idx).map(|p| p.info()) {
+            for route in update.announce {
+                self.stats.routes_in += 1;
+                self.receive_path_as(idx, &info, route, false);
+            }
         }
+        // Routes of one UPDATE share attribute allocations; the cache only
+        // lives for one UPDATE so it never pins memory.
+        self.recent_attrs.clear();
         if update.end_of_rib {
             self.purge_stale(idx);
         }
         self.peer(idx).map(|p| p.rib.accepted).unwrap_or(0)
     }
 
+    /// One announced path from a peer (see [`Engine::receive_path_as`]).
+    pub(super) fn receive_path(&mut self, idx: PeerIdx, route: Route, stale: bool) {
+        if let Some(info) = self.peer(idx).map(|p| p.info()) {
+            self.receive_path_as(idx, &info, route, stale);
+        }
+        self.recent_attrs.clear();
+    }
+
+    /// Interns received attributes, remembering the allocation it came in,
+    /// so the next route of the same UPDATE with the same set costs one
+    /// pointer lookup instead of hashing the whole set.
+    fn intern_received(&mut self, attrs: Arc<PathAttrs>) -> Arc<PathAttrs> {
+        let key = Arc::as_ptr(&attrs) as usize;
+        if let Some((_, interned)) = self.recent_attrs.get(&key) {
+            return interned.clone();
+        }
+        let interned = self.interner.intern(attrs.clone());
+        // Keeping `attrs` alive keeps its address from being reused.
+        self.recent_attrs.insert(key, (attrs, interned.clone()));
+        interned
+    }
+
     /// One announced path from a peer: implicit withdraw of the previous
     /// path with the same key, import policy, decision.
-    pub(super) fn receive_path(&mut self, idx: PeerIdx, route: Route, stale: bool) {
-        let Some(peer) = self.peer(idx) else {
-            return;
-        };
-        let info = peer.info();
+    fn receive_path_as(&mut self, idx: PeerIdx, info: &PeerInfo, route: Route, stale: bool) {
         let learned = if info.internal {
             Learned::Internal
         } else {
             Learned::External
         };
-        let key = route.key();
         if self.cfg.emit_rib_changes {
             self.changes.push(RibChange::AdjIn {
                 peer: info.node,
-                key: key.clone(),
+                key: route.key(),
                 route: Some(route.clone()),
             });
         }
-        let pre_attrs = self.interner.intern(route.attrs);
+        let Route {
+            prefix,
+            path_id,
+            attrs,
+            proof,
+        } = route;
+        let pre_attrs = self.intern_received(attrs);
         let mut post = pre_attrs.clone();
-        let accepted = self.policy.import(&info, &route.prefix, &mut post);
+        let accepted = self.policy.import(info, &prefix, &mut post);
         if accepted && !Arc::ptr_eq(&post, &pre_attrs) {
             post = self.interner.intern(post);
         }
@@ -68,31 +101,44 @@ impl Engine {
         };
         if !accepted || modified {
             peer.rib.pre_policy.insert(
-                key.clone(),
+                RouteKey {
+                    prefix: prefix.clone(),
+                    path_id,
+                },
                 PrePolicy {
                     attrs: pre_attrs,
-                    proof: route.proof.clone(),
+                    proof: proof.clone(),
                     accepted,
                 },
             );
-        } else {
-            peer.rib.pre_policy.remove(&key);
+        } else if !peer.rib.pre_policy.is_empty() {
+            peer.rib.pre_policy.remove(&RouteKey {
+                prefix: prefix.clone(),
+                path_id,
+            });
         }
         if !accepted {
             self.stats.routes_rejected += 1;
-            self.remove_candidate(idx, &key);
+            self.remove_candidate(
+                idx,
+                &RouteKey {
+                    prefix: prefix.clone(),
+                    path_id,
+                },
+            );
             return;
         }
+        let excluded = exclusion(&self.decision, &post, learned);
         let cand = Candidate {
             peer: idx,
-            path_id: key.path_id,
+            path_id,
             learned,
             attrs: post,
-            proof: route.proof,
+            proof,
             stale,
-            status: Status::Best,
+            excluded,
         };
-        self.put_candidate(route.prefix, cand);
+        self.put_candidate(prefix, cand);
     }
 
     /// Explicit withdraw of one path from a peer.
@@ -107,7 +153,9 @@ impl Engine {
                 route: None,
             });
         }
-        if let Some(p) = self.peer_mut(idx) {
+        if let Some(p) = self.peer_mut(idx)
+            && !p.rib.pre_policy.is_empty()
+        {
             p.rib.pre_policy.remove(key);
         }
         self.remove_candidate(idx, key);
@@ -116,7 +164,25 @@ impl Engine {
     /// Inserts or replaces a candidate and re-runs the decision.
     pub(super) fn put_candidate(&mut self, prefix: Prefix, cand: Candidate) {
         let idx = cand.peer;
-        let dest = self.rib.dests.entry(prefix.clone()).or_default();
+        let Engine {
+            rib,
+            peers,
+            decision,
+            stats,
+            changes,
+            cfg,
+            aggregates,
+            ..
+        } = self;
+        let Rib {
+            dests,
+            loc_index,
+            dirty,
+        } = rib;
+        let dest = match dests.get_mut(&prefix) {
+            Some(d) => d,
+            None => dests.entry(prefix.clone()).or_default(),
+        };
         let old = snapshot(dest);
         let added = match dest.find(cand.peer, cand.path_id) {
             Some(i) => {
@@ -124,22 +190,46 @@ impl Engine {
                 false
             }
             None => {
-                dest.candidates.push(cand);
+                dest.push(cand);
                 true
             }
         };
+        let mut settle = Settle {
+            peers,
+            decision,
+            loc_index,
+            dirty,
+            stats,
+            changes: cfg.emit_rib_changes.then_some(changes),
+            aggregates,
+        };
+        settle.run(&prefix, dest, old);
         if added
             && idx != PeerIdx::LOCAL
             && let Some(p) = self.peer_mut(idx)
         {
             p.rib.accepted += 1;
         }
-        self.decide(&prefix, old);
     }
 
     /// Removes a candidate if present and re-runs the decision.
     pub(super) fn remove_candidate(&mut self, idx: PeerIdx, key: &RouteKey) {
-        let Some(dest) = self.rib.dests.get_mut(&key.prefix) else {
+        let Engine {
+            rib,
+            peers,
+            decision,
+            stats,
+            changes,
+            cfg,
+            aggregates,
+            ..
+        } = self;
+        let Rib {
+            dests,
+            loc_index,
+            dirty,
+        } = rib;
+        let Some(dest) = dests.get_mut(&key.prefix) else {
             return;
         };
         let Some(i) = dest.find(idx, key.path_id) else {
@@ -147,91 +237,58 @@ impl Engine {
         };
         let old = snapshot(dest);
         dest.candidates.swap_remove(i);
+        let mut settle = Settle {
+            peers,
+            decision,
+            loc_index,
+            dirty,
+            stats,
+            changes: cfg.emit_rib_changes.then_some(changes),
+            aggregates,
+        };
+        settle.run(&key.prefix, dest, old);
+        if dest.is_empty() {
+            dests.remove(&key.prefix);
+        }
         if idx != PeerIdx::LOCAL
             && let Some(p) = self.peer_mut(idx)
         {
             p.rib.accepted = p.rib.accepted.saturating_sub(1);
         }
-        self.decide(&key.prefix, old);
     }
 
-    /// Runs the decision process for one prefix; marks it dirty when the best
-    /// path differs from `old_best` (taken before the candidates changed).
-    pub(super) fn decide(&mut self, prefix: &Prefix, old_best: Option<BestSnapshot>) {
+    /// Re-runs the decision for a prefix whose paths changed in place.
+    pub(super) fn decide(&mut self, prefix: &Prefix, old: Option<BestSnapshot>) {
         let Engine {
             rib,
             peers,
             decision,
-            scratch_status,
             stats,
             changes,
             cfg,
+            aggregates,
             ..
         } = self;
-        let Some(dest) = rib.dests.get_mut(prefix) else {
+        let Rib {
+            dests,
+            loc_index,
+            dirty,
+        } = rib;
+        let Some(dest) = dests.get_mut(prefix) else {
             return;
         };
-        let new_best = {
-            let views: SmallVec<[PathView<'_>; 8]> = dest
-                .candidates
-                .iter()
-                .map(|c| PathView {
-                    attrs: &c.attrs,
-                    learned: c.learned,
-                    peer: peers
-                        .get(c.peer.0 as usize)
-                        .and_then(|p| p.as_ref())
-                        .map(|p| p.cfg.node),
-                    path_id: c.path_id,
-                    stale: c.stale,
-                })
-                .collect();
-            select(decision, &views, scratch_status)
+        let mut settle = Settle {
+            peers,
+            decision,
+            loc_index,
+            dirty,
+            stats,
+            changes: cfg.emit_rib_changes.then_some(changes),
+            aggregates,
         };
-        for (c, s) in dest.candidates.iter_mut().zip(scratch_status.iter()) {
-            c.status = *s;
-        }
-        dest.best = new_best.map(|i| i as u32);
-        let changed = match (&old_best, dest.best()) {
-            (None, None) => false,
-            (Some((p, id, a, pr)), Some(n)) => {
-                *p != n.peer
-                    || *id != n.path_id
-                    || !Arc::ptr_eq(a, &n.attrs)
-                    || !opt_ptr_eq(pr, &n.proof)
-            }
-            _ => true,
-        };
-        if !changed {
-            if dest.is_empty() {
-                rib.dests.remove(prefix);
-            }
-            return;
-        }
-        stats.best_changes += 1;
-        match (&old_best, dest.best.is_some()) {
-            (None, true) => {
-                rib.loc_index.insert(prefix.clone(), ());
-            }
-            (Some(_), false) => {
-                rib.loc_index.remove(prefix);
-            }
-            _ => {}
-        }
-        if cfg.emit_rib_changes {
-            changes.push(RibChange::Loc {
-                prefix: prefix.clone(),
-                best: dest.best().map(|c| candidate_route(prefix, c)),
-            });
-        }
-        if !dest.dirty {
-            dest.dirty = true;
-            rib.dirty.push(prefix.clone());
-        }
-        for agg in self.aggregates.iter_mut() {
-            if agg.cfg.prefix.covers(prefix) && agg.cfg.prefix != *prefix {
-                agg.needs_recompute = true;
-            }
+        settle.run(prefix, dest, old);
+        if dest.is_empty() {
+            dests.remove(prefix);
         }
     }
 
@@ -251,6 +308,7 @@ impl Engine {
             Arc::make_mut(&mut attrs).origin_time = now;
         }
         let attrs = self.interner.intern(attrs);
+        let excluded = exclusion(&self.decision, &attrs, Learned::Local);
         let cand = Candidate {
             peer: PeerIdx::LOCAL,
             path_id: route.path_id,
@@ -258,7 +316,7 @@ impl Engine {
             attrs,
             proof: route.proof,
             stale: false,
-            status: Status::Best,
+            excluded,
         };
         self.put_candidate(route.prefix, cand);
     }
@@ -430,12 +488,119 @@ impl Engine {
     }
 }
 
-/// The identity of a best path, for change detection.
-pub(super) type BestSnapshot = (PeerIdx, PathId, Arc<PathAttrs>, Option<Arc<RouteProof>>);
+/// The identity of a best path, for change detection: where it came from
+/// and the addresses of its attribute set and proof. Addresses suffice: all
+/// candidate attribute sets are held by the interner until the next garbage
+/// collection (which never runs between a snapshot and its comparison), and
+/// a replacing route's proof is allocated while the old one is still alive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct BestSnapshot {
+    peer: PeerIdx,
+    path_id: PathId,
+    attrs: usize,
+    proof: usize,
+}
 
-fn snapshot(d: &super::super::rib::Dest) -> Option<BestSnapshot> {
-    d.best()
-        .map(|c| (c.peer, c.path_id, c.attrs.clone(), c.proof.clone()))
+impl BestSnapshot {
+    fn of(c: &Candidate) -> Self {
+        BestSnapshot {
+            peer: c.peer,
+            path_id: c.path_id,
+            attrs: Arc::as_ptr(&c.attrs) as usize,
+            proof: c.proof.as_ref().map_or(0, |p| Arc::as_ptr(p) as usize),
+        }
+    }
+}
+
+/// Why a path can never be selected here, if it cannot.
+fn exclusion(cfg: &DecisionConfig, attrs: &PathAttrs, learned: Learned) -> Option<Exclusion> {
+    let view = PathView {
+        attrs,
+        learned,
+        peer: None,
+        path_id: 0,
+        stale: false,
+    };
+    eligibility(cfg, &view).err()
+}
+
+/// The decision process and its bookkeeping for one prefix, over borrowed
+/// parts of the engine (the table entry itself is borrowed separately).
+struct Settle<'a> {
+    peers: &'a [Option<Peer>],
+    decision: &'a DecisionConfig,
+    loc_index: &'a mut PrefixSet,
+    dirty: &'a mut Vec<Prefix>,
+    stats: &'a mut EngineStats,
+    changes: Option<&'a mut Vec<RibChange>>,
+    aggregates: &'a mut [Aggregate],
+}
+
+impl Settle<'_> {
+    /// Selects the best path; when it differs from `old`, updates the
+    /// Loc-RIB index, records the change, marks the prefix for export and
+    /// flags covering aggregates.
+    fn run(&mut self, prefix: &Prefix, dest: &mut Dest, old: Option<BestSnapshot>) {
+        let peers = self.peers;
+        let best = {
+            // Only eligible paths compete; `index` maps back to candidates.
+            let mut index: SmallVec<[u32; 8]> = SmallVec::new();
+            let views: SmallVec<[PathView<'_>; 8]> = dest
+                .candidates
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.excluded.is_none())
+                .map(|(i, c)| {
+                    index.push(i as u32);
+                    PathView {
+                        attrs: &c.attrs,
+                        learned: c.learned,
+                        peer: peers
+                            .get(c.peer.0 as usize)
+                            .and_then(|p| p.as_ref())
+                            .map(|p| &p.cfg.node),
+                        path_id: c.path_id,
+                        stale: c.stale,
+                    }
+                })
+                .collect();
+            best_index_of_eligible(self.decision, &views).map(|i| index[i])
+        };
+        dest.best = best.unwrap_or(Dest::NO_BEST);
+        let changed = old != dest.best().map(BestSnapshot::of);
+        if !changed {
+            return;
+        }
+        self.stats.best_changes += 1;
+        match (old.is_some(), dest.has_best()) {
+            (false, true) => {
+                self.loc_index.insert(prefix);
+            }
+            (true, false) => {
+                self.loc_index.remove(prefix);
+            }
+            _ => {}
+        }
+        if let Some(changes) = self.changes.as_mut() {
+            changes.push(RibChange::Loc {
+                prefix: prefix.clone(),
+                best: dest.best().map(|c| candidate_route(prefix, c)),
+            });
+        }
+        if !dest.dirty {
+            dest.dirty = true;
+            self.dirty.push(prefix.clone());
+        }
+        for agg in self.aggregates.iter_mut() {
+            if agg.cfg.prefix != *prefix && agg.cfg.prefix.covers(prefix) {
+                agg.needs_recompute = true;
+            }
+        }
+    }
+}
+
+fn snapshot(d: &Dest) -> Option<BestSnapshot> {
+    d.best().map(BestSnapshot::of)
 }
 
 fn opt_ptr_eq(a: &Option<Arc<RouteProof>>, b: &Option<Arc<RouteProof>>) -> bool {

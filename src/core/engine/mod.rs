@@ -29,10 +29,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use aggregate::AggregateConfig;
+pub use export::NotExported;
 pub use peer::{PeerConfig, PeerInfo, PeerState};
 
 use super::attrs::{AttrInterner, PathAttrs};
-use super::decision::{DecisionConfig, Learned, MedMode, Status};
+use super::decision::{DecisionConfig, Learned, MedMode, PathView, Status, select};
 use super::ids::{Asn, ClusterId, Millis, NodeId};
 use super::message::{Capabilities, Message, Notification};
 use super::prefix::Prefix;
@@ -258,7 +259,12 @@ pub struct Engine {
     /// Actions produced outside a flush (session messages), returned by the
     /// next `handle`/`flush`.
     pending: Vec<Action>,
-    scratch_status: Vec<Status>,
+    /// Attribute allocations seen in the UPDATE being processed, mapped to
+    /// their interned copies (see `intern_received`).
+    recent_attrs: FastMap<usize, (Arc<PathAttrs>, Arc<PathAttrs>)>,
+    export_cache: export::ExportCache,
+    /// Size of the interner and export cache after the last sweep.
+    gc_watermark: usize,
 }
 
 impl Engine {
@@ -282,7 +288,9 @@ impl Engine {
             stats: EngineStats::default(),
             changes: Vec::new(),
             pending: Vec::new(),
-            scratch_status: Vec::new(),
+            recent_attrs: FastMap::default(),
+            export_cache: Default::default(),
+            gc_watermark: 0,
         }
     }
 
@@ -376,30 +384,28 @@ impl Engine {
 
     /// The best route of the most specific Loc-RIB prefix covering `wanted`.
     pub fn lookup(&self, wanted: &Prefix) -> Option<Route> {
-        let (p, _) = self.rib.loc_index.longest_match(wanted)?;
-        self.best(p)
+        let p = self.rib.loc_index.longest_match(wanted)?;
+        self.best(&p)
     }
 
     /// The node a call for `prefix` should be forwarded to (`None` inside
     /// the option: deliver locally), from the longest-prefix match.
     pub fn next_hop(&self, wanted: &Prefix) -> Option<(Prefix, Option<NodeId>)> {
-        let (p, _) = self.rib.loc_index.longest_match(wanted)?;
-        let d = self.rib.dests.get(p)?;
+        let p = self.rib.loc_index.longest_match(wanted)?;
+        let d = self.rib.dests.get(&p)?;
         let c = d.best()?;
-        Some((p.clone(), self.node_of(c.peer)))
+        let hop = self.node_of(c.peer);
+        Some((p, hop))
     }
 
     /// Every Loc-RIB route covered by `cover`, sorted by prefix.
     pub fn routes_covered_by(&self, cover: &Prefix) -> Vec<Route> {
-        let mut v: Vec<Route> = self
-            .rib
+        self.rib
             .loc_index
             .covered_by(cover)
             .into_iter()
-            .filter_map(|(p, _)| self.best(p))
-            .collect();
-        v.sort_by(|a, b| a.prefix.cmp(&b.prefix));
-        v
+            .filter_map(|p| self.best(&p))
+            .collect()
     }
 
     /// The whole Loc-RIB, sorted by prefix.
@@ -417,15 +423,33 @@ impl Engine {
         let Some(d) = self.rib.dests.get(prefix) else {
             return Vec::new();
         };
+        let nodes: Vec<Option<NodeId>> =
+            d.candidates.iter().map(|c| self.node_of(c.peer)).collect();
+        let views: Vec<PathView<'_>> = d
+            .candidates
+            .iter()
+            .zip(&nodes)
+            .map(|(c, n)| PathView {
+                attrs: &c.attrs,
+                learned: c.learned,
+                peer: n.as_ref(),
+                path_id: c.path_id,
+                stale: c.stale,
+            })
+            .collect();
+        let mut status = Vec::new();
+        select(&self.decision, &views, &mut status);
         let mut out: Vec<PathReport> = d
             .candidates
             .iter()
-            .map(|c| PathReport {
-                peer: self.node_of(c.peer),
+            .zip(nodes)
+            .zip(status)
+            .map(|((c, peer), status)| PathReport {
+                peer,
                 learned: c.learned,
                 route: candidate_route(prefix, c),
                 stale: c.stale,
-                status: c.status,
+                status,
             })
             .collect();
         out.sort_by_key(|r| !matches!(r.status, Status::Best));
@@ -532,10 +556,5 @@ impl Engine {
     /// Attribute sets currently shared through the interner.
     pub fn interned_attr_sets(&self) -> usize {
         self.interner.len()
-    }
-
-    /// Drops interned attribute sets nobody uses any more.
-    pub fn collect_garbage(&mut self) -> usize {
-        self.interner.collect()
     }
 }

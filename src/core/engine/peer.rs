@@ -105,7 +105,7 @@ pub struct PeerInfo {
 }
 
 #[derive(Debug)]
-pub(super) struct Peer {
+pub(crate) struct Peer {
     pub cfg: PeerConfig,
     pub session: Session,
     /// ASN from configuration, the verified OPEN, or a restore.
