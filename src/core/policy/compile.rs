@@ -73,11 +73,14 @@ fn parse(text: &str, file_name: &str) -> Result<FileCfg, PolicyLoadError> {
         let inner = e.into_inner();
         let span = inner.span().unwrap_or(0..0);
         let mut rep = Reporter::new(file_name, text);
-        rep.report(
-            &span,
-            field,
-            ErrorKind::Toml(inner.message().trim().to_owned()),
-        );
+        // Keep one diagnostic per line: TOML messages may span several.
+        let message: Vec<&str> = inner
+            .message()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        rep.report(&span, field, ErrorKind::Toml(message.join("; ")));
         PolicyLoadError::Invalid(rep.finish())
     })
 }
