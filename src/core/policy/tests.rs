@@ -1316,6 +1316,80 @@ fn an_empty_file_is_a_valid_policy_with_the_defaults() {
     );
 }
 
+#[test]
+fn statements_can_write_match_and_then_as_sub_tables() {
+    let set = load(
+        r#"
+[[policy]]
+name = "p"
+  [[policy.statement]]
+  name = "s"
+  [policy.statement.match]
+  as-path.from = [7]
+  [policy.statement.then]
+  verdict = "accept"
+  local-pref = 150
+[[apply]]
+neighbors = ["*"]
+import = ["p"]
+"#,
+    );
+    let (d, a) = run(
+        &set,
+        ctx(external(), Direction::Import),
+        "x",
+        "a",
+        path(&[7]),
+    );
+    assert_eq!(d.decided_by, stmt("p", "s"));
+    assert_eq!(a.local_pref, 150);
+}
+
+#[test]
+fn dotted_keys_can_split_one_condition_group() {
+    let set = matcher("as-path.from = [7], as-path.max-length = 1");
+    assert!(hits(&set, path(&[7])));
+    assert!(!hits(&set, path(&[8, 7])));
+}
+
+#[test]
+fn every_complete_toml_example_in_the_docs_loads() {
+    let doc = include_str!("../../../docs/policy.md");
+    let mut blocks = 0;
+    let mut rest = doc;
+    // Blocks marked `toml fragment` are excerpts; plain `toml` ones are
+    // whole files and must load as written.
+    while let Some(start) = rest.find("```toml\n") {
+        let body = &rest[start + "```toml\n".len()..];
+        let end = body.find("```").expect("unterminated code block");
+        if let Err(e) = PolicySet::from_toml_str(&body[..end], "docs/policy.md") {
+            panic!("example does not load:\n{}\n{e}", &body[..end]);
+        }
+        blocks += 1;
+        rest = &body[end + 3..];
+    }
+    assert_eq!(blocks, 4);
+}
+
+#[test]
+fn docs_enterprise_example_matches_the_example_file() {
+    let doc = include_str!("../../../docs/policy.md");
+    let file = include_str!("../../../examples/policies/enterprise.toml");
+    // The example file is the doc's block plus comments.
+    let strip = |t: &str| -> Vec<String> {
+        t.lines()
+            .map(|l| l.split('#').next().unwrap_or("").trim_end().to_owned())
+            .filter(|l| !l.is_empty())
+            .collect()
+    };
+    let start = doc
+        .find("```toml\n[sets.asns]\nus = [65001]")
+        .expect("enterprise block");
+    let body = &doc[start + "```toml\n".len()..];
+    let block = &body[..body.find("```").expect("unterminated block")];
+    assert_eq!(strip(block), strip(file));
+}
+
 // ---- the seed's enterprise example, end to end ----
 
 fn example(name: &str) -> PolicySet {
