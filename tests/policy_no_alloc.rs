@@ -76,6 +76,7 @@ fn route_attrs() -> Arc<PathAttrs> {
     Arc::new(PathAttrs {
         as_path: vec![Asn(65002), Asn(3), Asn(7)],
         med: 5,
+        agent: AgentId::new("gopher"),
         ..PathAttrs::default()
             .with_capabilities(["coding"])
             .with_communities(["x".parse().unwrap()])
@@ -85,18 +86,14 @@ fn route_attrs() -> Arc<PathAttrs> {
 #[test]
 fn matching_every_condition_kind_does_not_allocate() {
     let set = PolicySet::from_toml_str(POLICY, "t.toml").unwrap();
-    let (c, p, agent) = (
-        external(),
-        Prefix::new("coding/go").unwrap(),
-        AgentId::new("gopher"),
-    );
+    let (c, p) = (external(), Prefix::new("coding/go").unwrap());
     let mut attrs = route_attrs();
     // Warm up: the regex engines allocate their per-thread caches once.
-    set.evaluate(&c, &p, &agent, &mut attrs);
+    set.evaluate(&c, &p, &mut attrs);
     let n = allocations_during(|| {
         for _ in 0..1000 {
             // Accepted only if every condition held (the default rejects).
-            let d = set.evaluate(&c, &p, &agent, &mut attrs);
+            let d = set.evaluate(&c, &p, &mut attrs);
             assert_eq!(d.verdict, Verdict::Accept);
         }
     });
@@ -106,41 +103,31 @@ fn matching_every_condition_kind_does_not_allocate() {
 #[test]
 fn peers_without_policy_do_not_allocate() {
     let set = PolicySet::empty();
-    let (c, p, agent) = (
-        external(),
-        Prefix::new("coding/go").unwrap(),
-        AgentId::new("gopher"),
-    );
+    let (c, p) = (external(), Prefix::new("coding/go").unwrap());
     let mut attrs = route_attrs();
     let n = allocations_during(|| {
         for _ in 0..1000 {
-            assert_eq!(
-                set.evaluate(&c, &p, &agent, &mut attrs).verdict,
-                Verdict::Reject
-            );
+            assert_eq!(set.evaluate(&c, &p, &mut attrs).verdict, Verdict::Reject);
         }
     });
     assert_eq!(n, 0);
 }
 
 #[test]
-fn an_action_that_changes_attributes_allocates_one_copy() {
+fn an_action_that_changes_attributes_does_allocate() {
     let set = PolicySet::from_toml_str(
         "[[policy]]\nname = \"p\"\n[[policy.statement]]\nname = \"s\"\nthen = { verdict = \"accept\", local-pref = 150, med = 1 }\n[[apply]]\nneighbors = [\"*\"]\nimport = [\"p\"]\n",
         "t.toml",
     )
     .unwrap();
-    let (c, p, agent) = (
-        external(),
-        Prefix::new("coding/go").unwrap(),
-        AgentId::new("gopher"),
-    );
+    let (c, p) = (external(), Prefix::new("coding/go").unwrap());
     let shared = route_attrs();
     let mut attrs = shared.clone();
     let n = allocations_during(|| {
-        set.evaluate(&c, &p, &agent, &mut attrs);
+        set.evaluate(&c, &p, &mut attrs);
     });
-    // The Arc itself plus the cloned vectors inside it; never zero.
+    // At least the new Arc (plus the vectors cloned into it); this also
+    // shows the counter sees this thread's allocations.
     assert!(n >= 1, "{n}");
     assert_eq!(attrs.local_pref, 150);
 }

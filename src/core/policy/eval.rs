@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::core::attrs::PathAttrs;
 use crate::core::community::Community;
-use crate::core::ids::{AgentId, Asn};
+use crate::core::ids::Asn;
 use crate::core::prefix::Prefix;
 
 use super::model::{Actions, Chain, Cond, Disposition, Policy, PolicySet, Statement};
@@ -21,7 +21,6 @@ use super::{DecidedBy, Decision, DefaultReason, Direction, PolicyCtx, Verdict};
 struct Subject<'a> {
     ctx: &'a PolicyCtx,
     prefix: &'a Prefix,
-    agent: &'a AgentId,
 }
 
 impl PolicySet {
@@ -32,11 +31,10 @@ impl PolicySet {
         &self,
         ctx: &PolicyCtx,
         prefix: &Prefix,
-        agent: &AgentId,
         attrs: &mut Arc<PathAttrs>,
     ) -> Decision {
         match self.chain_ref(&ctx.peer, ctx.direction) {
-            Some(chain) => chain.evaluate(ctx, prefix, agent, attrs),
+            Some(chain) => chain.evaluate(ctx, prefix, attrs),
             None => default_decision(None, ctx),
         }
     }
@@ -49,10 +47,9 @@ impl Chain {
         &self,
         ctx: &PolicyCtx,
         prefix: &Prefix,
-        agent: &AgentId,
         attrs: &mut Arc<PathAttrs>,
     ) -> Decision {
-        let subject = Subject { ctx, prefix, agent };
+        let subject = Subject { ctx, prefix };
         for policy in self.policies.iter() {
             if let Some(d) = run_policy(policy, subject, attrs) {
                 return d;
@@ -133,8 +130,8 @@ fn matches(c: &Cond, s: Subject<'_>, a: &PathAttrs) -> bool {
         Cond::PeerInternal(internal) => s.ctx.peer.internal == *internal,
         Cond::Med { min, max } => (*min..=*max).contains(&a.med),
         Cond::LocalPref { min, max } => (*min..=*max).contains(&a.local_pref),
-        Cond::AgentIs(ids) => ids.contains(s.agent),
-        Cond::AgentGlob(re) => re.is_match(s.agent.as_str()),
+        Cond::AgentIs(ids) => ids.contains(&a.agent),
+        Cond::AgentGlob(re) => re.is_match(a.agent.as_str()),
         Cond::Not(inner) => !all_match(inner, s, a),
     }
 }

@@ -9,24 +9,26 @@
 //! points at line, column and field); evaluation then cannot fail and does
 //! not allocate unless an action changes the attributes.
 //!
-//! Evaluation ([`PolicySet::evaluate`], or [`Chain::evaluate`] on a chain the
-//! engine resolved once per session) runs the chain's statements in order.
+//! The engine calls it through [`NodePolicy`], which binds a compiled set to
+//! the local ASN and implements [`crate::core::engine::RoutePolicy`].
+//! Evaluation ([`PolicySet::evaluate`], or [`Chain::evaluate`] on a chain
+//! resolved once per session) runs the chain's statements in order.
 //! The first `accept` or `reject` decides; when none does, the chain's
 //! default decides: the `[[apply]]`'s `default-import` / `default-export`
 //! if set, else RFC 8212's rule: accept for internal (same-AS) peers, reject
 //! for external ones. The [`Decision`] says which statement (or default)
 //! decided, for `abgp explain`-style tooling.
 //!
-//! What this module does **not** do, and the engine must:
+//! What this module does **not** do; the engine does:
 //! - enforce the well-known communities (`no-export` never leaves the AS,
-//!   `no-advertise` never leaves the node). Policy cannot remove them, and
-//!   the engine checks them after export policy, so no policy can leak such
-//!   a route;
-//! - reject routes whose AS path holds the local ASN (loops), before import
-//!   policy;
+//!   `no-advertise` never leaves the node). Policy can add them but cannot
+//!   remove them (`remove` refuses them at load time, `set` keeps them), so
+//!   the engine's check holds whatever policy does;
+//! - exclude routes whose AS path holds the local ASN (loops) in the
+//!   decision process, whatever import policy said;
 //! - add the local ASN to the path when sending across an AS border, after
 //!   export policy (so export policy sees paths as stored in the Loc-RIB),
-//!   and reset local-pref at AS borders;
+//!   reset local-pref and drop non-transitive extra attributes there;
 //! - re-intern attributes that policy changed ([`crate::core::AttrInterner`]).
 
 mod compile;
@@ -34,6 +36,7 @@ mod config;
 mod error;
 mod eval;
 mod model;
+mod node;
 
 #[cfg(test)]
 mod tests;
@@ -45,6 +48,7 @@ use crate::core::ids::{Asn, NodeId};
 
 pub use error::{Diagnostic, ErrorKind, PolicyLoadError, SetKind};
 pub use model::{Chain, MAX_PREPEND, Policy, PolicySet};
+pub use node::NodePolicy;
 
 /// Which way a route is moving relative to this node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

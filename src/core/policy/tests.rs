@@ -76,8 +76,11 @@ fn run(
     agent: &str,
     attrs: PathAttrs,
 ) -> (Decision, Arc<PathAttrs>) {
-    let mut a = Arc::new(attrs);
-    let d = set.evaluate(&c, &pfx(p), &AgentId::new(agent), &mut a);
+    let mut a = Arc::new(PathAttrs {
+        agent: AgentId::new(agent),
+        ..attrs
+    });
+    let d = set.evaluate(&c, &pfx(p), &mut a);
     (d, a)
 }
 
@@ -599,7 +602,6 @@ fn prepend_is_skipped_toward_internal_peers() {
     let d = action(r#"verdict = "accept", prepend = 2"#).evaluate(
         &ctx(internal(), Direction::Export),
         &pfx("x"),
-        &AgentId::new("a"),
         &mut a,
     );
     assert!(d.is_accept());
@@ -936,8 +938,8 @@ fn cached_chain_decides_like_the_policy_set() {
     );
     let mut a1 = Arc::new(PathAttrs::default());
     let mut a2 = a1.clone();
-    let d1 = set.evaluate(&c, &pfx("x"), &AgentId::new("a"), &mut a1);
-    let d2 = chain.evaluate(&c, &pfx("x"), &AgentId::new("a"), &mut a2);
+    let d1 = set.evaluate(&c, &pfx("x"), &mut a1);
+    let d2 = chain.evaluate(&c, &pfx("x"), &mut a2);
     assert_eq!(d1, d2);
     assert_eq!(a1, a2);
 }
@@ -975,12 +977,7 @@ fn attributes_keep_their_arc_when_no_action_fires() {
     let set = matcher(r#"capabilities.any = ["coding"]"#);
     let mut a = Arc::new(path(&[65002]).with_capabilities(["coding"]));
     let before = a.clone();
-    let d = set.evaluate(
-        &ctx(external(), Direction::Import),
-        &pfx("x"),
-        &AgentId::new("a"),
-        &mut a,
-    );
+    let d = set.evaluate(&ctx(external(), Direction::Import), &pfx("x"), &mut a);
     assert!(d.is_accept());
     assert!(Arc::ptr_eq(&a, &before));
 }
@@ -990,7 +987,7 @@ fn action_that_changes_nothing_keeps_the_arc() {
     let mut a = Arc::new(PathAttrs::default().with_communities(comms(&["x"])));
     let before = a.clone();
     action(r#"verdict = "accept", local-pref = 100, communities.add = ["x"], communities.remove = ["y"], communities.set = ["x"]"#)
-        .evaluate(&ctx(external(), Direction::Export), &pfx("x"), &AgentId::new("a"), &mut a);
+        .evaluate(&ctx(external(), Direction::Export), &pfx("x"), &mut a);
     assert!(Arc::ptr_eq(&a, &before));
 }
 
@@ -1001,7 +998,6 @@ fn modified_attributes_get_a_new_arc_and_the_shared_original_is_untouched() {
     action(r#"verdict = "accept", local-pref = 150, med = 3"#).evaluate(
         &ctx(external(), Direction::Export),
         &pfx("x"),
-        &AgentId::new("a"),
         &mut a,
     );
     assert!(!Arc::ptr_eq(&a, &shared));
@@ -1475,7 +1471,6 @@ fn enterprise_accepts_external_coding_agents_unchanged_by_the_configured_default
     let d = set.evaluate(
         &ctx(external(), Direction::Import),
         &pfx("coding/go"),
-        &AgentId::new("gopher"),
         &mut a,
     );
     assert_eq!(d.verdict, Verdict::Accept);
@@ -1539,6 +1534,131 @@ fn transit_example_loads_and_prepends_toward_the_backup_provider() {
     );
     assert_eq!(d.verdict, Verdict::Accept);
     assert_eq!(a.as_path, vec![LOCAL, LOCAL]);
+}
+
+// ---- through the engine ----
+
+mod through_the_engine {
+    //! The enterprise example running inside real engines on the in-memory
+    //! network: what crosses the AS border, and with which attributes.
+
+    use super::*;
+    use crate::core::engine::{
+        Engine, EngineConfig, Event, PeerConfig, PeerInfo, PeerState, RoutePolicy,
+    };
+    use crate::core::ids::Millis;
+    use crate::core::route::Route;
+    use crate::sim::SimNet;
+
+    const T0: Millis = Millis(1_700_000_000_000);
+
+    /// AS 65001 (node 1) runs the enterprise policy; AS 65002 (node 2)
+    /// exchanges everything with everyone.
+    fn network() -> SimNet {
+        let open = load(
+            "[[apply]]\nneighbors = [\"*\"]\ndefault-import = \"accept\"\ndefault-export = \"accept\"\n",
+        );
+        let mut net = SimNet::new(T0, 1);
+        let (n1, n2) = (NodeId::from_u64(1), NodeId::from_u64(2));
+        net.add_node(
+            Engine::new(EngineConfig::new(LOCAL, n1))
+                .with_policy(Arc::new(NodePolicy::new(LOCAL, example("enterprise.toml")))),
+        );
+        net.add_node(
+            Engine::new(EngineConfig::new(Asn(65002), n2))
+                .with_policy(Arc::new(NodePolicy::new(Asn(65002), open))),
+        );
+        net.link(n1, n2);
+        net.inject(n1, Event::AddPeer(PeerConfig::new(n2).with_asn(Asn(65002))));
+        net.inject(n2, Event::AddPeer(PeerConfig::new(n1).with_asn(LOCAL)));
+        net
+    }
+
+    fn originate(net: &mut SimNet, node: u64, prefix: &str, attrs: PathAttrs) {
+        net.inject(
+            NodeId::from_u64(node),
+            Event::Originate(Route::new(pfx(prefix), Arc::new(attrs))),
+        );
+    }
+
+    fn best(net: &SimNet, node: u64, prefix: &str) -> Option<Route> {
+        net.engine(&NodeId::from_u64(node))
+            .and_then(|e| e.best(&pfx(prefix)))
+    }
+
+    #[test]
+    fn confidential_agents_stay_inside_and_ordinary_ones_cross() {
+        let mut net = network();
+        let agent = |name: &str| PathAttrs {
+            agent: AgentId::new(name),
+            ..PathAttrs::default()
+        };
+        originate(
+            &mut net,
+            1,
+            "coding/go",
+            agent("gopher").with_capabilities(["coding"]),
+        );
+        originate(
+            &mut net,
+            1,
+            "finance/audit",
+            agent("auditor").with_communities(comms(&["confidential"])),
+        );
+        net.run_for(2_000);
+        let crossed = best(&net, 2, "coding/go").expect("ordinary agent exported");
+        assert_eq!(crossed.attrs.as_path, vec![LOCAL]);
+        assert!(best(&net, 2, "finance/audit").is_none());
+    }
+
+    #[test]
+    fn external_training_agents_are_not_imported_but_coding_agents_are() {
+        let mut net = network();
+        originate(
+            &mut net,
+            2,
+            "ml/train",
+            PathAttrs::default().with_capabilities(["model-training"]),
+        );
+        originate(
+            &mut net,
+            2,
+            "coding/rust",
+            PathAttrs::default().with_capabilities(["coding"]),
+        );
+        net.run_for(2_000);
+        assert!(best(&net, 1, "ml/train").is_none());
+        let coding = best(&net, 1, "coding/rust").expect("coding agent imported");
+        assert_eq!(coding.attrs.local_pref, 100);
+        // Rejected by import policy, yet kept before policy for a reload.
+        let engine = net.engine(&NodeId::from_u64(1)).expect("node 1");
+        let peer2 = NodeId::from_u64(2);
+        let has = |routes: Vec<Route>| routes.iter().any(|r| r.prefix == pfx("ml/train"));
+        assert!(has(engine.adj_rib_in_pre(&peer2)));
+        assert!(!has(engine.adj_rib_in_post(&peer2)));
+    }
+
+    #[test]
+    fn node_policy_decides_like_the_policy_set_it_binds() {
+        let np = NodePolicy::new(LOCAL, example("enterprise.toml"));
+        let info = PeerInfo {
+            node: NodeId::from_u64(2),
+            asn: Asn(65002),
+            internal: false,
+            rr_client: false,
+            state: PeerState::Established,
+            accepted: 0,
+            stale_until: None,
+        };
+        let mut a = Arc::new(path(&[65002]).with_capabilities(["model-training"]));
+        let d = np.decide(Direction::Import, &info, &pfx("ml/x"), &mut a);
+        assert_eq!(
+            d.decided_by,
+            stmt("enterprise-import", "block-external-training")
+        );
+        assert!(!np.import(&info, &pfx("ml/x"), &mut a));
+        assert!(np.export(&info, &pfx("ml/x"), &mut a));
+    }
 }
 
 // ---- properties ----
@@ -1701,7 +1821,7 @@ proptest! {
         let dir = if export { Direction::Export } else { Direction::Import };
         let mut a = Arc::new(attrs);
         let before = a.clone();
-        let d = set.evaluate(&ctx(peer, dir), &pfx("x"), &AgentId::new("a"), &mut a);
+        let d = set.evaluate(&ctx(peer, dir), &pfx("x"), &mut a);
         prop_assert_eq!(d.decided_by, stmt("all", "yes"));
         prop_assert!(Arc::ptr_eq(&a, &before));
     }
