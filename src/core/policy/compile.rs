@@ -7,8 +7,8 @@
 //! The compiler does not stop at the first problem: it reports every one it
 //! can find, each with `file:line:col: field: reason`.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
@@ -116,13 +116,105 @@ struct Sets {
 }
 
 impl Sets {
-    fn has(&self, kind: SetKind, name: &str) -> bool {
-        match kind {
-            SetKind::Prefixes => self.prefixes.contains_key(name),
-            SetKind::Asns => self.asns.contains_key(name),
-            SetKind::Communities => self.communities.contains_key(name),
-            SetKind::Capabilities => self.capabilities.contains_key(name),
+    /// The kind of set, if any, that has this name (for error hints).
+    fn kind_holding(&self, name: &str) -> Option<SetKind> {
+        if self.prefixes.contains_key(name) {
+            Some(SetKind::Prefixes)
+        } else if self.asns.contains_key(name) {
+            Some(SetKind::Asns)
+        } else if self.communities.contains_key(name) {
+            Some(SetKind::Communities)
+        } else if self.capabilities.contains_key(name) {
+            Some(SetKind::Capabilities)
+        } else {
+            None
         }
+    }
+}
+
+/// A kind of named set: how its entries are written, parsed and compiled,
+/// and where the compiler keeps the named ones.
+trait NamedSet: Sized {
+    /// An entry as written in the file.
+    type Item;
+    /// An entry once checked.
+    type Value;
+    const KIND: SetKind;
+    fn parse(item: &Self::Item) -> Result<Self::Value, ErrorKind>;
+    fn build(values: Vec<Self::Value>) -> Self;
+    fn named(sets: &Sets) -> &HashMap<String, Arc<Self>>;
+    fn named_mut(sets: &mut Sets) -> &mut HashMap<String, Arc<Self>>;
+}
+
+impl NamedSet for PrefixSet {
+    type Item = String;
+    type Value = Prefix;
+    const KIND: SetKind = SetKind::Prefixes;
+    fn parse(item: &String) -> Result<Prefix, ErrorKind> {
+        parse_prefix(item)
+    }
+    fn build(values: Vec<Prefix>) -> Self {
+        PrefixSet::new(values)
+    }
+    fn named(sets: &Sets) -> &HashMap<String, Arc<Self>> {
+        &sets.prefixes
+    }
+    fn named_mut(sets: &mut Sets) -> &mut HashMap<String, Arc<Self>> {
+        &mut sets.prefixes
+    }
+}
+
+impl NamedSet for AsnSet {
+    type Item = AsnCfg;
+    type Value = Asn;
+    const KIND: SetKind = SetKind::Asns;
+    fn parse(item: &AsnCfg) -> Result<Asn, ErrorKind> {
+        parse_asn(item)
+    }
+    fn build(values: Vec<Asn>) -> Self {
+        AsnSet::new(values)
+    }
+    fn named(sets: &Sets) -> &HashMap<String, Arc<Self>> {
+        &sets.asns
+    }
+    fn named_mut(sets: &mut Sets) -> &mut HashMap<String, Arc<Self>> {
+        &mut sets.asns
+    }
+}
+
+impl NamedSet for CommunitySet {
+    type Item = String;
+    type Value = Community;
+    const KIND: SetKind = SetKind::Communities;
+    fn parse(item: &String) -> Result<Community, ErrorKind> {
+        parse_community(item)
+    }
+    fn build(values: Vec<Community>) -> Self {
+        CommunitySet::new(values)
+    }
+    fn named(sets: &Sets) -> &HashMap<String, Arc<Self>> {
+        &sets.communities
+    }
+    fn named_mut(sets: &mut Sets) -> &mut HashMap<String, Arc<Self>> {
+        &mut sets.communities
+    }
+}
+
+impl NamedSet for TagSet {
+    type Item = String;
+    type Value = Arc<str>;
+    const KIND: SetKind = SetKind::Capabilities;
+    fn parse(item: &String) -> Result<Arc<str>, ErrorKind> {
+        parse_capability(item)
+    }
+    fn build(values: Vec<Arc<str>>) -> Self {
+        TagSet::new(values)
+    }
+    fn named(sets: &Sets) -> &HashMap<String, Arc<Self>> {
+        &sets.capabilities
+    }
+    fn named_mut(sets: &mut Sets) -> &mut HashMap<String, Arc<Self>> {
+        &mut sets.capabilities
     }
 }
 
@@ -142,10 +234,7 @@ impl Compiler<'_> {
     fn compile(&mut self, cfg: &FileCfg) -> PolicySet {
         self.compile_sets(cfg);
         let infos = self.compile_policies(&cfg.policy);
-        let mut set = PolicySet {
-            policies: Vec::new(),
-            ..PolicySet::default()
-        };
+        let mut set = PolicySet::default();
         self.compile_applies(cfg, &infos, &mut set);
         // File order, for listings; names were checked unique above.
         let mut ordered: Vec<(usize, Arc<Policy>)> = infos
@@ -161,36 +250,18 @@ impl Compiler<'_> {
 
     fn compile_sets(&mut self, cfg: &FileCfg) {
         let s = &cfg.sets;
-        for (name, items) in &s.prefixes {
-            let field = format!("sets.prefixes.{name}");
-            if let Some(v) = self.items(items, &field, |s: &String| parse_prefix(s)) {
-                self.sets
-                    .prefixes
-                    .insert(name.clone(), Arc::new(PrefixSet::new(v)));
-            }
-        }
-        for (name, items) in &s.asns {
-            let field = format!("sets.asns.{name}");
-            if let Some(v) = self.items(items, &field, parse_asn) {
-                self.sets
-                    .asns
-                    .insert(name.clone(), Arc::new(AsnSet::new(v)));
-            }
-        }
-        for (name, items) in &s.communities {
-            let field = format!("sets.communities.{name}");
-            if let Some(v) = self.items(items, &field, |s: &String| parse_community(s)) {
-                self.sets
-                    .communities
-                    .insert(name.clone(), Arc::new(CommunitySet::new(v)));
-            }
-        }
-        for (name, items) in &s.capabilities {
-            let field = format!("sets.capabilities.{name}");
-            if let Some(v) = self.items(items, &field, |s: &String| parse_capability(s)) {
-                self.sets
-                    .capabilities
-                    .insert(name.clone(), Arc::new(TagSet::new(v)));
+        self.define::<PrefixSet>(&s.prefixes);
+        self.define::<AsnSet>(&s.asns);
+        self.define::<CommunitySet>(&s.communities);
+        self.define::<TagSet>(&s.capabilities);
+    }
+
+    /// Compiles the `[sets.<kind>]` table of one kind.
+    fn define<S: NamedSet>(&mut self, table: &BTreeMap<String, SetItems<S::Item>>) {
+        for (name, items) in table {
+            let field = format!("sets.{}.{name}", S::KIND.table());
+            if let Some(v) = self.items(items, &field, S::parse) {
+                S::named_mut(&mut self.sets).insert(name.clone(), Arc::new(S::build(v)));
             }
         }
     }
@@ -218,41 +289,28 @@ impl Compiler<'_> {
 
     /// Resolves an inline list or a set name. Inline lists in match
     /// conditions must not be empty; in actions they may (`set = []`).
-    #[allow(clippy::too_many_arguments)] // each is a distinct, named role; a struct would only rename them
-    fn list_or_set<I, T, S>(
+    fn resolve<S: NamedSet>(
         &mut self,
-        v: &Spanned<ListOrSet<I>>,
+        v: &Spanned<ListOrSet<S::Item>>,
         field: &str,
-        kind: SetKind,
         in_match: bool,
-        lookup: impl Fn(&Sets, &str) -> Option<Arc<S>>,
-        parse: impl Fn(&I) -> Result<T, ErrorKind>,
-        build: impl FnOnce(Vec<T>) -> S,
     ) -> Option<Arc<S>> {
         match v.get_ref() {
             ListOrSet::Set(name) => {
-                let found = lookup(&self.sets, name);
+                let found = S::named(&self.sets).get(name).cloned();
                 if found.is_none() {
-                    let other = [
-                        SetKind::Prefixes,
-                        SetKind::Asns,
-                        SetKind::Communities,
-                        SetKind::Capabilities,
-                    ]
-                    .into_iter()
-                    .find(|k| *k != kind && self.sets.has(*k, name));
-                    let known = Some(match other {
-                        Some(k) => format!("there is a {k} set of that name"),
+                    let known = Some(match self.sets.kind_holding(name) {
+                        Some(k) => format!("[sets.{}] has a set of that name", k.table()),
                         None => format!(
                             "define it under [sets.{}], or write an inline list: [{name:?}]",
-                            kind.table()
+                            S::KIND.table()
                         ),
                     });
                     self.rep.report(
                         &v.span(),
                         field,
                         ErrorKind::UnknownSet {
-                            kind,
+                            kind: S::KIND,
                             name: name.clone(),
                             known,
                         },
@@ -265,62 +323,10 @@ impl Compiler<'_> {
                     self.rep.report(&v.span(), field, ErrorKind::EmptyList);
                     return None;
                 }
-                self.items(items, field, parse).map(|v| Arc::new(build(v)))
+                self.items(items, field, S::parse)
+                    .map(|v| Arc::new(S::build(v)))
             }
         }
-    }
-
-    fn prefixes(&mut self, v: &Spanned<ListOrSet<String>>, field: &str) -> Option<Arc<PrefixSet>> {
-        self.list_or_set(
-            v,
-            field,
-            SetKind::Prefixes,
-            true,
-            |s, n| s.prefixes.get(n).cloned(),
-            |s: &String| parse_prefix(s),
-            PrefixSet::new,
-        )
-    }
-
-    fn asns(&mut self, v: &Spanned<ListOrSet<AsnCfg>>, field: &str) -> Option<Arc<AsnSet>> {
-        self.list_or_set(
-            v,
-            field,
-            SetKind::Asns,
-            true,
-            |s, n| s.asns.get(n).cloned(),
-            parse_asn,
-            AsnSet::new,
-        )
-    }
-
-    fn communities(
-        &mut self,
-        v: &Spanned<ListOrSet<String>>,
-        field: &str,
-        in_match: bool,
-    ) -> Option<Arc<CommunitySet>> {
-        self.list_or_set(
-            v,
-            field,
-            SetKind::Communities,
-            in_match,
-            |s, n| s.communities.get(n).cloned(),
-            |s: &String| parse_community(s),
-            CommunitySet::new,
-        )
-    }
-
-    fn capabilities(&mut self, v: &Spanned<ListOrSet<String>>, field: &str) -> Option<Arc<TagSet>> {
-        self.list_or_set(
-            v,
-            field,
-            SetKind::Capabilities,
-            true,
-            |s, n| s.capabilities.get(n).cloned(),
-            |s: &String| parse_capability(s),
-            TagSet::new,
-        )
     }
 
     // ---- policies ----
@@ -425,12 +431,14 @@ impl Compiler<'_> {
     fn compile_match(&mut self, m: &MatchCfg, field: &str, out: &mut Vec<Cond>) {
         if let Some(p) = &m.prefix {
             if let Some(v) = &p.exact
-                && let Some(s) = self.prefixes(v, &format!("{field}.prefix.exact"))
+                && let Some(s) =
+                    self.resolve::<PrefixSet>(v, &format!("{field}.prefix.exact"), true)
             {
                 out.push(Cond::PrefixExact(s));
             }
             if let Some(v) = &p.covered_by
-                && let Some(s) = self.prefixes(v, &format!("{field}.prefix.covered-by"))
+                && let Some(s) =
+                    self.resolve::<PrefixSet>(v, &format!("{field}.prefix.covered-by"), true)
             {
                 out.push(Cond::PrefixCoveredBy(s));
             }
@@ -438,22 +446,22 @@ impl Compiler<'_> {
         if let Some(a) = &m.as_path {
             let f = format!("{field}.as-path");
             if let Some(v) = &a.from
-                && let Some(s) = self.asns(v, &format!("{f}.from"))
+                && let Some(s) = self.resolve::<AsnSet>(v, &format!("{f}.from"), true)
             {
                 out.push(Cond::OriginIn(s));
             }
             if let Some(v) = &a.not_from
-                && let Some(s) = self.asns(v, &format!("{f}.not-from"))
+                && let Some(s) = self.resolve::<AsnSet>(v, &format!("{f}.not-from"), true)
             {
                 out.push(Cond::OriginNotIn(s));
             }
             if let Some(v) = &a.contains_any
-                && let Some(s) = self.asns(v, &format!("{f}.contains-any"))
+                && let Some(s) = self.resolve::<AsnSet>(v, &format!("{f}.contains-any"), true)
             {
                 out.push(Cond::PathContainsAny(s));
             }
             if let Some(v) = &a.contains_all
-                && let Some(s) = self.asns(v, &format!("{f}.contains-all"))
+                && let Some(s) = self.resolve::<AsnSet>(v, &format!("{f}.contains-all"), true)
             {
                 out.push(Cond::PathContainsAll(s));
             }
@@ -475,20 +483,20 @@ impl Compiler<'_> {
         }
         if let Some(c) = &m.capabilities {
             self.any_all(c, &format!("{field}.capabilities"), out, |me, v, f| {
-                me.capabilities(v, f)
+                me.resolve::<TagSet>(v, f, true)
                     .map(|s| (Cond::CapabilitiesAny(s.clone()), Cond::CapabilitiesAll(s)))
             });
         }
         if let Some(c) = &m.communities {
             self.any_all(c, &format!("{field}.communities"), out, |me, v, f| {
-                me.communities(v, f, true)
+                me.resolve::<CommunitySet>(v, f, true)
                     .map(|s| (Cond::CommunitiesAny(s.clone()), Cond::CommunitiesAll(s)))
             });
         }
         if let Some(n) = &m.neighbor {
             let f = format!("{field}.neighbor");
             if let Some(v) = &n.asn
-                && let Some(s) = self.asns(v, &format!("{f}.asn"))
+                && let Some(s) = self.resolve::<AsnSet>(v, &format!("{f}.asn"), true)
             {
                 out.push(Cond::PeerAsn(s));
             }
@@ -648,11 +656,11 @@ impl Compiler<'_> {
         if let Some(c) = &t.communities {
             let f = format!("{field}.communities");
             if let Some(v) = &c.set {
-                act.communities_set = self.communities(v, &format!("{f}.set"), false);
+                act.communities_set = self.resolve::<CommunitySet>(v, &format!("{f}.set"), false);
             }
             if let Some(v) = &c.remove {
                 let rf = format!("{f}.remove");
-                act.communities_remove = self.communities(v, &rf, false);
+                act.communities_remove = self.resolve::<CommunitySet>(v, &rf, false);
                 let well_known: Vec<String> = act
                     .communities_remove
                     .iter()
@@ -666,7 +674,7 @@ impl Compiler<'_> {
                 }
             }
             if let Some(v) = &c.add {
-                act.communities_add = self.communities(v, &format!("{f}.add"), false);
+                act.communities_add = self.resolve::<CommunitySet>(v, &format!("{f}.add"), false);
             }
         }
         if let Some(p) = &t.prepend {

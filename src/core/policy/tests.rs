@@ -1112,7 +1112,7 @@ fn unknown_set_points_out_a_set_of_another_kind() {
     let e = load_err(
         "[sets.asns]\nus = [1]\n[[policy]]\nname = \"p\"\n[[policy.statement]]\nname = \"s\"\nmatch = { prefix.exact = \"us\" }\nthen = { verdict = \"reject\" }\n",
     );
-    assert!(e.contains("there is a asns set of that name"), "{e}");
+    assert!(e.contains("[sets.asns] has a set of that name"), "{e}");
 }
 
 #[test]
