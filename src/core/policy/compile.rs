@@ -339,6 +339,8 @@ impl Compiler<'_> {
             let field = format!("policy[{i}]");
             let name = p.name.get_ref();
             self.check_name(&p.name, &format!("{field}.name"));
+            // A duplicate is still compiled, so its own mistakes show too.
+            let info = self.compile_policy(p, &field);
             match first_line.entry(name.clone()) {
                 Entry::Occupied(e) => {
                     self.rep.report(
@@ -350,14 +352,12 @@ impl Compiler<'_> {
                             first_line: *e.get(),
                         },
                     );
-                    continue;
                 }
                 Entry::Vacant(e) => {
                     e.insert(self.rep.line_of(&p.name.span()));
+                    out.insert(name.clone(), (i, info));
                 }
             }
-            let info = self.compile_policy(p, &field);
-            out.insert(name.clone(), (i, info));
         }
         out
     }
