@@ -9,6 +9,7 @@ pub mod decision;
 pub mod engine;
 pub mod ids;
 pub mod message;
+pub mod policy;
 pub mod prefix;
 pub mod proof;
 pub mod rib;
