@@ -17,6 +17,9 @@ use crate::core::engine::{Action, Engine, Event};
 use crate::core::ids::{Millis, NodeId};
 use crate::core::message::Message;
 
+pub mod scenario;
+pub mod tour;
+
 type ConnId = u64;
 
 #[derive(Debug, Clone, Copy)]
