@@ -633,3 +633,208 @@ fn a_wrong_asn_in_open_is_refused_and_no_session_forms() {
     });
     assert!(bad_as);
 }
+
+/// Engines driven directly (no simulator): sessions are brought up by
+/// feeding the peer's OPEN and KEEPALIVE.
+mod history {
+    use super::*;
+    use crate::core::message::{Capabilities, Open, PROTOCOL_VERSION};
+    use proptest::prelude::*;
+
+    const PEERS: [(u64, u32); 3] = [(1, 65001), (2, 65002), (3, 65003)];
+
+    fn establish(e: &mut Engine, node: NodeId, asn: Asn) {
+        let mut pc = PeerConfig::new(node).with_asn(asn).with_passive(true);
+        pc.auto_start = true;
+        e.handle(T0, Event::AddPeer(pc));
+        e.handle(
+            T0,
+            Event::Connected {
+                peer: node,
+                outbound: false,
+            },
+        );
+        let open = Open {
+            version: PROTOCOL_VERSION,
+            asn,
+            node,
+            hold_time: 0,
+            capabilities: Capabilities::default(),
+            federation: "default".into(),
+            cert: None,
+        };
+        e.handle(
+            T0,
+            Event::Message {
+                peer: node,
+                msg: Message::Open(open),
+            },
+        );
+        e.handle(
+            T0,
+            Event::Message {
+                peer: node,
+                msg: Message::Keepalive,
+            },
+        );
+    }
+
+    fn engine() -> Engine {
+        let mut c = cfg(65000, 100);
+        c.capabilities.graceful_restart = None;
+        c.aggregates = vec![AggregateConfig {
+            prefix: p("a/*"),
+            summary_only: true,
+            communities: vec![],
+        }];
+        let mut e = Engine::new(c).with_policy(Arc::new(AcceptAll));
+        for (n, asn) in PEERS {
+            establish(&mut e, id(n), Asn(asn));
+        }
+        e
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Announce {
+            peer: usize,
+            prefix: usize,
+            attrs: usize,
+        },
+        Withdraw {
+            peer: usize,
+            prefix: usize,
+        },
+        Bounce {
+            peer: usize,
+        },
+        Local {
+            prefix: usize,
+            on: bool,
+        },
+    }
+
+    const PREFIXES: [&str; 5] = ["a/x", "a/y", "b/z", "a/*", "b/*"];
+
+    fn attrs(k: usize, peer_asn: u32) -> Arc<PathAttrs> {
+        let mut path = vec![Asn(peer_asn)];
+        path.extend((0..k % 3).map(|i| Asn(64600 + i as u32)));
+        Arc::new(PathAttrs {
+            agent: AgentId::new(&format!("ag{k}")),
+            as_path: path,
+            med: (k as u32 % 2) * 10,
+            origin_time: Millis(1000 + (k as u64 % 2)),
+            ..Default::default()
+        })
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0..3usize, 0..PREFIXES.len(), 0..6usize)
+                .prop_map(|(peer, prefix, attrs)| Op::Announce { peer, prefix, attrs }),
+            2 => (0..3usize, 0..PREFIXES.len()).prop_map(|(peer, prefix)| Op::Withdraw { peer, prefix }),
+            1 => (0..3usize).prop_map(|peer| Op::Bounce { peer }),
+            1 => (0..PREFIXES.len(), any::<bool>()).prop_map(|(prefix, on)| Op::Local { prefix, on }),
+        ]
+    }
+
+    fn update(e: &mut Engine, peer: usize, u: Update) {
+        let (n, _) = PEERS[peer];
+        e.handle(
+            T0,
+            Event::Message {
+                peer: id(n),
+                msg: Message::Update(u),
+            },
+        );
+    }
+
+    /// Comparable view of an engine's tables.
+    fn tables(
+        e: &Engine,
+    ) -> (
+        Vec<(String, String, Vec<u32>)>,
+        Vec<Vec<(String, Vec<u32>)>>,
+    ) {
+        let loc = e
+            .loc_rib()
+            .into_iter()
+            .map(|r| {
+                (
+                    r.prefix.to_string(),
+                    r.attrs.agent.to_string(),
+                    r.attrs.as_path.iter().map(|a| a.0).collect(),
+                )
+            })
+            .collect();
+        let out = PEERS
+            .iter()
+            .map(|(n, _)| {
+                e.adj_rib_out(&id(*n))
+                    .into_iter()
+                    .map(|r| {
+                        (
+                            r.prefix.to_string(),
+                            r.attrs.as_path.iter().map(|a| a.0).collect(),
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
+        (loc, out)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// Whatever happened before, the tables equal those of a fresh engine
+        /// that is only told the routes that survived.
+        #[test]
+        fn tables_depend_only_on_the_surviving_routes(ops in prop::collection::vec(op(), 1..40)) {
+            let mut e = engine();
+            // What each peer and the node itself currently announce.
+            let mut live: std::collections::BTreeMap<(usize, usize), usize> = Default::default();
+            let mut local: std::collections::BTreeSet<usize> = Default::default();
+            for o in &ops {
+                match *o {
+                    Op::Announce { peer, prefix, attrs: k } => {
+                        let r = Route::new(p(PREFIXES[prefix]), attrs(k, PEERS[peer].1));
+                        update(&mut e, peer, Update { announce: vec![r], ..Default::default() });
+                        live.insert((peer, prefix), k);
+                    }
+                    Op::Withdraw { peer, prefix } => {
+                        let w = RouteKey::new(p(PREFIXES[prefix]));
+                        update(&mut e, peer, Update { withdraw: vec![w], ..Default::default() });
+                        live.remove(&(peer, prefix));
+                    }
+                    Op::Bounce { peer } => {
+                        let (n, asn) = PEERS[peer];
+                        e.handle(T0, Event::Disconnected { peer: id(n) });
+                        e.handle(T0, Event::RemovePeer(id(n)));
+                        establish(&mut e, id(n), Asn(asn));
+                        live.retain(|(pp, _), _| *pp != peer);
+                    }
+                    Op::Local { prefix, on } => {
+                        let key = RouteKey::new(p(PREFIXES[prefix]));
+                        if on {
+                            e.handle(T0, Event::Originate(route(PREFIXES[prefix], "local")));
+                            local.insert(prefix);
+                        } else {
+                            e.handle(T0, Event::WithdrawLocal(key));
+                            local.remove(&prefix);
+                        }
+                    }
+                }
+            }
+            let mut fresh = engine();
+            for ((peer, prefix), k) in &live {
+                let r = Route::new(p(PREFIXES[*prefix]), attrs(*k, PEERS[*peer].1));
+                update(&mut fresh, *peer, Update { announce: vec![r], ..Default::default() });
+            }
+            for prefix in &local {
+                fresh.handle(T0, Event::Originate(route(PREFIXES[*prefix], "local")));
+            }
+            prop_assert_eq!(tables(&e), tables(&fresh));
+        }
+    }
+}
