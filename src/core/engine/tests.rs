@@ -749,13 +749,11 @@ mod history {
         );
     }
 
+    type LocView = Vec<(String, String, Vec<u32>)>;
+    type OutView = Vec<Vec<(String, Vec<u32>)>>;
+
     /// Comparable view of an engine's tables.
-    fn tables(
-        e: &Engine,
-    ) -> (
-        Vec<(String, String, Vec<u32>)>,
-        Vec<Vec<(String, Vec<u32>)>>,
-    ) {
+    fn tables(e: &Engine) -> (LocView, OutView) {
         let loc = e
             .loc_rib()
             .into_iter()
