@@ -63,8 +63,13 @@ pub(super) struct ChildProc {
     child: Child,
     pid: Option<u32>,
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
+    stderr_reader: Option<tokio::task::JoinHandle<()>>,
     exited: Option<ExitStatus>,
 }
+
+/// How long an exited process's stderr may take to reach EOF, so its last
+/// words make it into the `Down` reason.
+const STDERR_DRAIN: Duration = Duration::from_millis(500);
 
 impl ChildProc {
     /// Waits until the process exits; returns at once if it already did.
@@ -75,6 +80,13 @@ impl ChildProc {
         match self.child.wait().await {
             Ok(s) => {
                 self.exited = Some(s);
+                // The pipe may still hold its last lines; a grandchild that
+                // keeps it open only costs the drain timeout.
+                if let Some(mut reader) = self.stderr_reader.take()
+                    && tokio::time::timeout(STDERR_DRAIN, &mut reader).await.is_err()
+                {
+                    reader.abort();
+                }
                 s
             }
             // Only fails if the child was never spawned or already reaped
@@ -280,15 +292,17 @@ fn spawn(
     let stdout = child.stdout.take().ok_or_else(missing)?;
     let stdin = child.stdin.take().ok_or_else(missing)?;
     let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
-    if let Some(stderr) = child.stderr.take() {
-        tokio::spawn(read_stderr(agent.clone(), stderr, stderr_tail.clone()));
-    }
+    let stderr_reader = child
+        .stderr
+        .take()
+        .map(|stderr| tokio::spawn(read_stderr(agent.clone(), stderr, stderr_tail.clone())));
     let pid = child.id();
     Ok((
         ChildProc {
             child,
             pid,
             stderr_tail,
+            stderr_reader,
             exited: None,
         },
         stdout,

@@ -128,8 +128,10 @@ pub(super) async fn run(s: Supervisor) {
         let client = AgentClient::new(progress.clone(), lists_changed.clone());
         let attempt = async {
             let conn = connect(&s.config, client).await?;
+            // Subscribe before listing, so no change falls in between.
+            let listener = listen_for_list_changes(conn.peer(), lists_changed.clone()).await;
             let catalog = list_catalog(conn.peer()).await?;
-            Ok::<_, ConnectError>((conn, catalog))
+            Ok::<_, ConnectError>((conn, listener, catalog))
         };
         let timeout = s.config.connect_timeout();
         let result = tokio::select! {
@@ -143,7 +145,7 @@ pub(super) async fn run(s: Supervisor) {
                 "no complete handshake and listing within {timeout:?}"
             )),
         };
-        let (conn, catalog) = match outcome {
+        let (conn, listener, catalog) = match outcome {
             Ok(ok) => ok,
             Err(text) => {
                 // Dropping the attempt killed any process it started.
@@ -191,7 +193,7 @@ pub(super) async fn run(s: Supervisor) {
         })
         .await;
 
-        let reason = watch_session(&s, conn, &session, catalog, lists_changed).await;
+        let reason = watch_session(&s, conn, listener, &session, catalog, lists_changed).await;
         if s.stop.is_cancelled() {
             break;
         }
@@ -227,6 +229,7 @@ pub(super) async fn run(s: Supervisor) {
 async fn watch_session(
     s: &Supervisor,
     conn: Connection,
+    listener: Option<JoinHandle<()>>,
     session: &Arc<Session>,
     mut catalog: AgentCatalog,
     lists_changed: Arc<Notify>,
@@ -240,7 +243,6 @@ async fn watch_session(
     let peer = service.peer().clone();
     let mut closed = tokio::spawn(service.waiting());
     let mut closed_done = false;
-    let listener = listen_for_list_changes(&peer, lists_changed.clone());
     let interval = s.config.health_interval();
     let mut health = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -340,8 +342,12 @@ async fn probe(peer: &Peer<RoleClient>, timeout: Duration) -> Result<(), DownRea
 
 /// On a 2026-07-28 session, `list_changed` notifications only come on a
 /// `subscriptions/listen` stream; open one for the lists the server says
-/// can change. Older sessions get them unsolicited (see `AgentClient`).
-fn listen_for_list_changes(peer: &Peer<RoleClient>, notify: Arc<Notify>) -> Option<JoinHandle<()>> {
+/// can change, and return the task that forwards them. Older sessions get
+/// them unsolicited (see `AgentClient`).
+async fn listen_for_list_changes(
+    peer: &Peer<RoleClient>,
+    notify: Arc<Notify>,
+) -> Option<JoinHandle<()>> {
     let info = peer.peer_info()?;
     if info.protocol_version.has_initialize() {
         return None;
@@ -364,16 +370,15 @@ fn listen_for_list_changes(peer: &Peer<RoleClient>, notify: Arc<Notify>) -> Opti
     if !wanted {
         return None;
     }
-    let filter = filter.build();
-    let peer = peer.clone();
+    // Returns once the server acknowledged the subscription.
+    let mut sub = match peer.listen(filter.build()).await {
+        Ok(sub) => sub,
+        Err(e) => {
+            tracing::debug!(error = %e, "agent refused subscriptions/listen; list changes will not be seen");
+            return None;
+        }
+    };
     Some(tokio::spawn(async move {
-        let mut sub = match peer.listen(filter).await {
-            Ok(sub) => sub,
-            Err(e) => {
-                tracing::debug!(error = %e, "agent refused subscriptions/listen; list changes will not be seen");
-                return;
-            }
-        };
         loop {
             match sub.next().await {
                 Ok(Some(
