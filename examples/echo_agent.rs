@@ -233,7 +233,11 @@ impl ServerHandler for EchoAgent {
                 Ok(text_result(sum.to_string(), json!({ "sum": sum })))
             }
             "slow_count" => {
-                let n = args.get("n").and_then(Value::as_u64).unwrap_or(0).min(100_000);
+                let n = args
+                    .get("n")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0)
+                    .min(100_000);
                 let delay = args
                     .get("delay_ms")
                     .and_then(Value::as_u64)
@@ -256,7 +260,10 @@ impl ServerHandler for EchoAgent {
                         let _ = ctx.peer.notify_progress(p).await;
                     }
                 }
-                Ok(text_result(format!("counted to {n}"), json!({ "count": n })))
+                Ok(text_result(
+                    format!("counted to {n}"),
+                    json!({ "count": n }),
+                ))
             }
             "stats" => {
                 let cancelled = self.state.cancelled.load(Ordering::Relaxed);
@@ -291,7 +298,11 @@ impl ServerHandler for EchoAgent {
                 let names: Vec<String> = args
                     .get("names")
                     .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(String::from))
+                            .collect()
+                    })
                     .ok_or_else(|| ErrorData::invalid_params("`names` must be a list", None))?;
                 if let Ok(mut extra) = self.state.extra_tools.lock() {
                     *extra = names.clone();
@@ -312,7 +323,10 @@ impl ServerHandler for EchoAgent {
                 if extra {
                     Ok(text_result(other, json!({ "name": other })))
                 } else {
-                    Err(ErrorData::invalid_params(format!("no tool {other:?}"), None))
+                    Err(ErrorData::invalid_params(
+                        format!("no tool {other:?}"),
+                        None,
+                    ))
                 }
             }
         }
@@ -339,8 +353,7 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -359,7 +372,11 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("binding {addr}"))?;
             let bound = listener.local_addr()?;
             let service = StreamableHttpService::new(
-                move || Ok(EchoAgent { state: state.clone() }),
+                move || {
+                    Ok(EchoAgent {
+                        state: state.clone(),
+                    })
+                },
                 LocalSessionManager::default().into(),
                 StreamableHttpServerConfig::default(),
             );

@@ -42,7 +42,12 @@ fn manager() -> (UpstreamHandle, mpsc::Receiver<AgentEvent>) {
     UpstreamHandle::new(UpstreamOptions::default())
 }
 
-async fn call(up: &UpstreamHandle, agent: &AgentId, tool: &str, a: Value) -> agent_bgp::mcp::upstream::ToolCallResult {
+async fn call(
+    up: &UpstreamHandle,
+    agent: &AgentId,
+    tool: &str,
+    a: Value,
+) -> agent_bgp::mcp::upstream::ToolCallResult {
     within(
         10.0,
         tool,
@@ -66,7 +71,14 @@ async fn echo_agent_lists_tools_with_schemas_and_annotations() {
     up.add_agent(echo_config("echo")).unwrap();
     let (_, tools) = expect_up(&mut rx, &id, 20.0).await;
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
-    for want in ["echo", "add", "slow_count", "fail", "crash", "set_extra_tools"] {
+    for want in [
+        "echo",
+        "add",
+        "slow_count",
+        "fail",
+        "crash",
+        "set_extra_tools",
+    ] {
         assert!(names.contains(&want), "{want} missing from {names:?}");
     }
     let echo = tools.iter().find(|t| t.name == "echo").unwrap();
@@ -172,7 +184,10 @@ async fn cancelling_a_call_sends_cancelled_upstream() {
         assert_eq!(p.progress, 1.0);
         cancel.cancel();
     };
-    let (result, ()) = within(10.0, "cancelled call", async { tokio::join!(call, canceller) }).await;
+    let (result, ()) = within(10.0, "cancelled call", async {
+        tokio::join!(call, canceller)
+    })
+    .await;
     let err = result.unwrap_err();
     assert!(matches!(err, UpstreamError::Cancelled { .. }), "{err:?}");
     assert!(err.to_string().contains("may or may not have run"));
@@ -207,7 +222,10 @@ async fn a_call_past_its_deadline_ends_with_a_timeout_and_is_cancelled_upstream(
     let took = started.elapsed();
     assert!(matches!(err, UpstreamError::Timeout { .. }), "{err:?}");
     assert!(err.to_string().contains("may or may not have run the tool"));
-    assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(3), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
     within(10.0, "agent to see the cancellation", async {
         while cancelled_count(&up, &id).await < 1 {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -230,12 +248,17 @@ async fn a_crash_is_reported_and_the_agent_restarts_with_growing_backoff() {
         let err = within(
             10.0,
             "crash",
-            up.call_tool(ToolCall::new(id.clone(), "crash").with_arguments(args(json!({"code": 7})))),
+            up.call_tool(
+                ToolCall::new(id.clone(), "crash").with_arguments(args(json!({"code": 7}))),
+            ),
         )
         .await
         .unwrap_err();
         assert!(
-            matches!(err, UpstreamError::Disconnected { .. } | UpstreamError::Transport { .. }),
+            matches!(
+                err,
+                UpstreamError::Disconnected { .. } | UpstreamError::Transport { .. }
+            ),
             "{err:?}"
         );
         let reason = expect_down(&mut rx, &id, 10.0).await;
@@ -292,7 +315,10 @@ async fn an_agent_that_stops_answering_is_killed_and_restarted() {
     .unwrap_err();
     // The health check may win the race against the call's own deadline.
     assert!(
-        matches!(err, UpstreamError::Timeout { .. } | UpstreamError::Disconnected { .. }),
+        matches!(
+            err,
+            UpstreamError::Timeout { .. } | UpstreamError::Disconnected { .. }
+        ),
         "{err:?}"
     );
     let reason = expect_down(&mut rx, &id, 10.0).await;
@@ -308,14 +334,18 @@ async fn an_agent_that_stops_answering_is_killed_and_restarted() {
         !std::path::Path::new(&format!("/proc/{pid}")).exists(),
         "frozen agent {pid} still exists"
     );
-    assert_eq!(call(&up, &id, "echo", json!({"text": "x"})).await.text(), "x");
+    assert_eq!(
+        call(&up, &id, "echo", json!({"text": "x"})).await.text(),
+        "x"
+    );
     up.shutdown().await;
 }
 
 async fn list_changed_relists(mode: ProtocolMode, want_protocol: &str) {
     let (up, mut rx) = manager();
     let id = AgentId::new("echo");
-    up.add_agent(echo_config("echo").with_protocol(mode)).unwrap();
+    up.add_agent(echo_config("echo").with_protocol(mode))
+        .unwrap();
     expect_up(&mut rx, &id, 20.0).await;
     match up.status(&id).unwrap().state {
         AgentState::Up {
@@ -338,8 +368,14 @@ async fn list_changed_relists(mode: ProtocolMode, want_protocol: &str) {
         }
     };
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
-    assert!(names.contains(&"extra one") && names.contains(&"ns/extra_two"), "{names:?}");
-    assert_eq!(call(&up, &id, "extra one", json!({})).await.text(), "extra one");
+    assert!(
+        names.contains(&"extra one") && names.contains(&"ns/extra_two"),
+        "{names:?}"
+    );
+    assert_eq!(
+        call(&up, &id, "extra one", json!({})).await.text(),
+        "extra one"
+    );
     up.shutdown().await;
 }
 
@@ -375,10 +411,14 @@ async fn a_command_that_does_not_exist_is_reported_down_and_retried() {
     // Retries are not reported again, and calls say why it is down.
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(rx.try_recv().is_err(), "a retry was reported again");
-    let err = up.call_tool(ToolCall::new(id.clone(), "x")).await.unwrap_err();
+    let err = up
+        .call_tool(ToolCall::new(id.clone(), "x"))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("/nonexistent/mcp-server"), "{err}");
     assert!(matches!(
-        up.call_tool(ToolCall::new(AgentId::new("nobody"), "x")).await,
+        up.call_tool(ToolCall::new(AgentId::new("nobody"), "x"))
+            .await,
         Err(UpstreamError::UnknownAgent(_))
     ));
     assert!(matches!(
@@ -498,7 +538,10 @@ fn everything_config(id: &str) -> AgentConfig {
         id,
         Prefix::new("reference/everything/*").unwrap(),
         "node",
-        [server_everything().to_string_lossy().to_string(), "stdio".into()],
+        [
+            server_everything().to_string_lossy().to_string(),
+            "stdio".into(),
+        ],
     )
     .unwrap()
 }
@@ -510,7 +553,12 @@ async fn server_everything_over_stdio() {
     up.add_agent(everything_config("everything")).unwrap();
     let (_, tools) = expect_up(&mut rx, &id, 30.0).await;
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
-    for want in ["echo", "get-sum", "get-structured-content", "trigger-long-running-operation"] {
+    for want in [
+        "echo",
+        "get-sum",
+        "get-structured-content",
+        "trigger-long-running-operation",
+    ] {
         assert!(names.contains(&want), "{want} missing from {names:?}");
     }
     match up.status(&id).unwrap().state {
@@ -521,7 +569,9 @@ async fn server_everything_over_stdio() {
         other => panic!("{other:?}"),
     }
     assert_eq!(
-        call(&up, &id, "echo", json!({"message": "hi"})).await.text(),
+        call(&up, &id, "echo", json!({"message": "hi"}))
+            .await
+            .text(),
         "Echo: hi"
     );
     assert!(
@@ -530,7 +580,13 @@ async fn server_everything_over_stdio() {
             .text()
             .contains('5')
     );
-    let weather = call(&up, &id, "get-structured-content", json!({"location": "Chicago"})).await;
+    let weather = call(
+        &up,
+        &id,
+        "get-structured-content",
+        json!({"location": "Chicago"}),
+    )
+    .await;
     assert!(
         weather
             .structured_content
@@ -554,7 +610,10 @@ async fn server_everything_over_stdio() {
     while let Ok(p) = prx.try_recv() {
         steps.push(p.progress);
     }
-    assert!(steps.len() >= 2, "progress from server-everything: {steps:?}");
+    assert!(
+        steps.len() >= 2,
+        "progress from server-everything: {steps:?}"
+    );
     up.shutdown().await;
 }
 
@@ -585,8 +644,12 @@ async fn server_everything_over_streamable_http() {
     let id = AgentId::new("everything-http");
     let url = format!("http://127.0.0.1:{port}/mcp");
     up.add_agent(
-        AgentConfig::http("everything-http", Prefix::new("reference/http/*").unwrap(), &url)
-            .unwrap(),
+        AgentConfig::http(
+            "everything-http",
+            Prefix::new("reference/http/*").unwrap(),
+            &url,
+        )
+        .unwrap(),
     )
     .unwrap();
     let (_, tools) = expect_up(&mut rx, &id, 30.0).await;
@@ -618,11 +681,21 @@ async fn mcp_server_time_answers_with_a_timezone() {
     let (_, tools) = expect_up(&mut rx, &id, 30.0).await;
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
     assert!(names.contains(&"get_current_time"), "{names:?}");
-    let r = call(&up, &id, "get_current_time", json!({"timezone": "Europe/Paris"})).await;
+    let r = call(
+        &up,
+        &id,
+        "get_current_time",
+        json!({"timezone": "Europe/Paris"}),
+    )
+    .await;
     assert!(!r.is_error, "{r:?}");
     let s = r.structured_content.expect("structured content");
     assert_eq!(s.get("timezone"), Some(&json!("Europe/Paris")));
-    assert!(s.get("datetime").and_then(Value::as_str).is_some_and(|d| d.contains('T')));
+    assert!(
+        s.get("datetime")
+            .and_then(Value::as_str)
+            .is_some_and(|d| d.contains('T'))
+    );
     // A bad timezone is the tool's error, not a hang or a crash.
     let bad = within(
         10.0,
@@ -682,6 +755,9 @@ anyio.run(main)
     assert_eq!(lines.len(), 2, "{stdout}");
     for (line, want) in lines.iter().zip(["legacy 2025-11-25", "auto 2026-07-28"]) {
         assert!(line.starts_with(want), "{line}");
-        assert!(line.contains("echo,fail") && line.ends_with(" from python"), "{line}");
+        assert!(
+            line.contains("echo,fail") && line.ends_with(" from python"),
+            "{line}"
+        );
     }
 }

@@ -314,7 +314,10 @@ pub struct ToolRoutes {
 /// the same prefix, a name that is its own segment keeps it, otherwise the
 /// smaller name does; the other is rejected. The result depends only on the
 /// set of names.
-pub fn tool_routes<'a>(agent_prefix: &Prefix, tools: impl IntoIterator<Item = &'a str>) -> ToolRoutes {
+pub fn tool_routes<'a>(
+    agent_prefix: &Prefix,
+    tools: impl IntoIterator<Item = &'a str>,
+) -> ToolRoutes {
     let names: BTreeSet<&str> = tools.into_iter().collect();
     let mut out = ToolRoutes::default();
     let mut by_prefix: BTreeMap<Prefix, Vec<&str>> = BTreeMap::new();
@@ -539,7 +542,10 @@ mod tests {
         // If this changes, every cached descriptor in the federation goes
         // stale: bump DESCRIPTOR_HASH_DOMAIN on purpose instead.
         let mut canonical = String::new();
-        write_canonical_json(&serde_json::to_value(descriptor("echo")).unwrap(), &mut canonical);
+        write_canonical_json(
+            &serde_json::to_value(descriptor("echo")).unwrap(),
+            &mut canonical,
+        );
         assert_eq!(
             canonical,
             r#"{"annotations":{"readOnlyHint":true},"description":"Echoes its input","inputSchema":{"properties":{"text":{"type":"string"}},"type":"object"},"name":"echo","title":"Echo"}"#
@@ -625,7 +631,10 @@ mod tests {
             ToolKey::new("c/x", "get.time"),
         ]);
         assert_eq!(names.name_of(&ToolKey::new("a/echo", "echo")), Some("echo"));
-        assert_eq!(names.name_of(&ToolKey::new("c/x", "get.time")), Some("get_time"));
+        assert_eq!(
+            names.name_of(&ToolKey::new("c/x", "get.time")),
+            Some("get_time")
+        );
         assert_eq!(names.resolve("add"), Some(&ToolKey::new("b/add", "add")));
     }
 
@@ -637,7 +646,10 @@ mod tests {
         let na = names.name_of(&a).unwrap();
         let nb = names.name_of(&b).unwrap();
         assert_ne!(na, nb);
-        assert!(na.starts_with("search_") && na.len() == "search_".len() + 8, "{na}");
+        assert!(
+            na.starts_with("search_") && na.len() == "search_".len() + 8,
+            "{na}"
+        );
         assert!(nb.starts_with("search_"), "{nb}");
         assert!(names.resolve("search").is_none());
     }

@@ -113,7 +113,9 @@ pub enum AgentConfigError {
         name: String,
         reason: String,
     },
-    #[error("agent {agent:?}: `{field}` = {text:?} is not a duration (write e.g. 250ms, 15s, 2m, 1h)")]
+    #[error(
+        "agent {agent:?}: `{field}` = {text:?} is not a duration (write e.g. 250ms, 15s, 2m, 1h)"
+    )]
     BadDuration {
         agent: String,
         field: &'static str,
@@ -367,10 +369,8 @@ impl AgentConfig {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.capabilities = validate_capabilities(
-            self.id.as_str(),
-            tags.into_iter().map(Into::into).collect(),
-        )?;
+        self.capabilities =
+            validate_capabilities(self.id.as_str(), tags.into_iter().map(Into::into).collect())?;
         Ok(self)
     }
 
@@ -885,29 +885,65 @@ mod tests {
             "[[agents]]\nid = \"a\"\nprefix = \"a/*\"\nurl = \"http://h/mcp\"\nargs = [\"x\"]\n",
         )
         .unwrap_err();
-        assert!(err.contains("`args` only applies to child-process"), "{err}");
+        assert!(
+            err.contains("`args` only applies to child-process"),
+            "{err}"
+        );
     }
 
     #[test]
     fn bad_values_name_the_agent_and_field() {
         let cases = [
-            ("prefix = \"a b/*\"\ncommand = \"x\"", "prefix \"a b/*\" is invalid"),
-            ("prefix = \"a/*\"\ncommand = \"x\"\ncommunities = [\"70000:1\"]", "community"),
-            ("prefix = \"a/*\"\ncommand = \"x\"\ncapabilities = [\"has space\"]", "capability tag"),
-            ("prefix = \"a/*\"\nurl = \"ftp://h/x\"", "scheme must be http"),
-            ("prefix = \"a/*\"\nurl = \"http://h/x\"\nheaders = { \"bad name\" = \"v\" }", "header"),
-            ("prefix = \"a/*\"\nurl = \"http://h/x\"\nheaders = { \"Authorization\" = \"v\" }", "bearer-token"),
-            ("prefix = \"a/*\"\ncommand = \"x\"\ncall-timeout = \"5 parsecs\"", "`call-timeout`"),
-            ("prefix = \"a/*\"\ncommand = \"x\"\ncall-timeout = \"0s\"", "greater than zero"),
-            ("prefix = \"a/*\"\ncommand = \"x\"\nhealth-interval = \"1s\"\nhealth-timeout = \"2s\"", "shorter than the interval"),
-            ("prefix = \"a/*\"\ncommand = \"x\"\nrestart-backoff-min = \"2m\"\nrestart-backoff-max = \"1m\"", "larger than"),
+            (
+                "prefix = \"a b/*\"\ncommand = \"x\"",
+                "prefix \"a b/*\" is invalid",
+            ),
+            (
+                "prefix = \"a/*\"\ncommand = \"x\"\ncommunities = [\"70000:1\"]",
+                "community",
+            ),
+            (
+                "prefix = \"a/*\"\ncommand = \"x\"\ncapabilities = [\"has space\"]",
+                "capability tag",
+            ),
+            (
+                "prefix = \"a/*\"\nurl = \"ftp://h/x\"",
+                "scheme must be http",
+            ),
+            (
+                "prefix = \"a/*\"\nurl = \"http://h/x\"\nheaders = { \"bad name\" = \"v\" }",
+                "header",
+            ),
+            (
+                "prefix = \"a/*\"\nurl = \"http://h/x\"\nheaders = { \"Authorization\" = \"v\" }",
+                "bearer-token",
+            ),
+            (
+                "prefix = \"a/*\"\ncommand = \"x\"\ncall-timeout = \"5 parsecs\"",
+                "`call-timeout`",
+            ),
+            (
+                "prefix = \"a/*\"\ncommand = \"x\"\ncall-timeout = \"0s\"",
+                "greater than zero",
+            ),
+            (
+                "prefix = \"a/*\"\ncommand = \"x\"\nhealth-interval = \"1s\"\nhealth-timeout = \"2s\"",
+                "shorter than the interval",
+            ),
+            (
+                "prefix = \"a/*\"\ncommand = \"x\"\nrestart-backoff-min = \"2m\"\nrestart-backoff-max = \"1m\"",
+                "larger than",
+            ),
             ("prefix = \"a/*\"\ncommand = \"\"", "`command` is empty"),
         ];
         for (body, want) in cases {
             let text = format!("[[agents]]\nid = \"ag\"\n{body}\n");
             let err = parse(&text).unwrap_err();
             assert!(err.contains(want), "for {body:?}: {err}");
-            assert!(err.contains("\"ag\""), "agent not named for {body:?}: {err}");
+            assert!(
+                err.contains("\"ag\""),
+                "agent not named for {body:?}: {err}"
+            );
         }
     }
 

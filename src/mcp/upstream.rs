@@ -470,7 +470,9 @@ pub struct UpstreamHandle {
 impl fmt::Debug for UpstreamHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.lock_agents().len();
-        f.debug_struct("UpstreamHandle").field("agents", &n).finish()
+        f.debug_struct("UpstreamHandle")
+            .field("agents", &n)
+            .finish()
     }
 }
 
@@ -688,7 +690,11 @@ async fn call_on_session(
     let request_id = handle.id.clone();
     // Registered before awaiting the reply; notifications that beat the
     // registration are held briefly by the router and replayed.
-    let _progress = progress.map(|tx| session.progress.subscribe(handle.progress_token.clone(), tx));
+    let _progress = progress.map(|tx| {
+        session
+            .progress
+            .subscribe(handle.progress_token.clone(), tx)
+    });
 
     let outcome = tokio::select! {
         biased;
@@ -702,10 +708,12 @@ async fn call_on_session(
         Err(why) => {
             // Tell the agent to stop; this also drops the pending reply
             // from the SDK's table.
-            let notice = session.peer.notify_cancelled(CancelledNotificationParam::new(
-                Some(request_id),
-                Some(why.to_string()),
-            ));
+            let notice = session
+                .peer
+                .notify_cancelled(CancelledNotificationParam::new(
+                    Some(request_id),
+                    Some(why.to_string()),
+                ));
             if tokio::time::timeout(CANCEL_SEND_TIMEOUT, notice)
                 .await
                 .is_err()
@@ -850,7 +858,10 @@ mod tests {
             status: "exit status: 3".into(),
             stderr: "boom".into(),
         };
-        assert_eq!(r.to_string(), "process exited (exit status: 3); last stderr: boom");
+        assert_eq!(
+            r.to_string(),
+            "process exited (exit status: 3); last stderr: boom"
+        );
         assert!(
             DownReason::Unresponsive {
                 timeout: Duration::from_millis(300)

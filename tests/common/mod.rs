@@ -10,8 +10,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use agent_bgp::core::AgentId;
-use agent_bgp::mcp::upstream::{AgentEvent, DownReason, SessionId};
 use agent_bgp::mcp::ToolDescriptor;
+use agent_bgp::mcp::upstream::{AgentEvent, DownReason, SessionId};
 use tokio::sync::mpsc;
 
 pub fn repo_root() -> PathBuf {

@@ -71,7 +71,10 @@ impl ProgressRouter {
         tx: mpsc::Sender<Progress>,
     ) -> ProgressSubscription {
         let mut state = self.lock();
-        let mut route = Route { tx, last: f64::NEG_INFINITY };
+        let mut route = Route {
+            tx,
+            last: f64::NEG_INFINITY,
+        };
         let now = Instant::now();
         let early = std::mem::take(&mut state.early);
         for (at, p) in early {

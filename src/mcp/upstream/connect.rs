@@ -25,7 +25,9 @@ use super::client::AgentClient;
 use super::{AgentCatalog, PromptDescriptor, ResourceDescriptor, ServerSummary};
 use crate::core::ids::AgentId;
 use crate::mcp::catalog::ToolDescriptor;
-use crate::mcp::config::{AgentConfig, AgentTransport, HttpTransport, ProtocolMode, StdioTransport};
+use crate::mcp::config::{
+    AgentConfig, AgentTransport, HttpTransport, ProtocolMode, StdioTransport,
+};
 
 /// Lines of stderr kept for `Down` reasons.
 const STDERR_TAIL_LINES: usize = 8;
@@ -83,7 +85,9 @@ impl ChildProc {
                 // The pipe may still hold its last lines; a grandchild that
                 // keeps it open only costs the drain timeout.
                 if let Some(mut reader) = self.stderr_reader.take()
-                    && tokio::time::timeout(STDERR_DRAIN, &mut reader).await.is_err()
+                    && tokio::time::timeout(STDERR_DRAIN, &mut reader)
+                        .await
+                        .is_err()
                 {
                     reader.abort();
                 }
@@ -142,7 +146,10 @@ impl ChildProc {
 
     /// The last lines the process wrote to stderr, joined with ` | `.
     pub(super) fn stderr_tail(&self) -> String {
-        let tail = self.stderr_tail.lock().unwrap_or_else(PoisonError::into_inner);
+        let tail = self
+            .stderr_tail
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         tail.iter().cloned().collect::<Vec<_>>().join(" | ")
     }
 }
@@ -270,7 +277,14 @@ fn http_config(http: &HttpTransport) -> StreamableHttpClientTransportConfig {
 fn spawn(
     agent: &AgentId,
     stdio: &StdioTransport,
-) -> Result<(ChildProc, tokio::process::ChildStdout, tokio::process::ChildStdin), ConnectError> {
+) -> Result<
+    (
+        ChildProc,
+        tokio::process::ChildStdout,
+        tokio::process::ChildStdin,
+    ),
+    ConnectError,
+> {
     let spawn_err = |source| ConnectError::Spawn {
         command: stdio.command.clone(),
         source,

@@ -306,7 +306,11 @@ async fn watch_session(
             let _ = tokio::time::timeout(STOP_GRACE, c.wait()).await;
         }
     }
-    if !closed_done && tokio::time::timeout(LOOP_WIND_DOWN, &mut closed).await.is_err() {
+    if !closed_done
+        && tokio::time::timeout(LOOP_WIND_DOWN, &mut closed)
+            .await
+            .is_err()
+    {
         closed.abort();
     }
     reason
