@@ -602,9 +602,18 @@ mod tests {
 
     #[test]
     fn too_deep_agent_prefix_is_reported() {
-        let deep = Prefix::new(&format!("{}*", "a/".repeat(15))).unwrap();
+        // 16 named segments: the limit, so a tool segment does not fit.
+        let deep = Prefix::new(&format!("{}a", "a/".repeat(15))).unwrap();
         assert!(matches!(
             tool_route_prefix(&deep, "t"),
+            Err(ToolRouteError::Prefix { .. })
+        ));
+        // 15 named segments and a wildcard: the tool makes the 16th.
+        let ok = Prefix::new(&format!("{}*", "a/".repeat(15))).unwrap();
+        assert!(tool_route_prefix(&ok, "t").is_ok());
+        let long = Prefix::new(&format!("{}/*", vec!["x".repeat(60); 4].join("/"))).unwrap();
+        assert!(matches!(
+            tool_route_prefix(&long, &"t".repeat(20)),
             Err(ToolRouteError::Prefix { .. })
         ));
     }
