@@ -407,6 +407,8 @@ pub enum UpstreamError {
         tool: String,
         detail: String,
     },
+    #[error("add_agent was called outside a tokio runtime")]
+    NoRuntime,
     #[error("agent {0} did not shut down within {REMOVE_TIMEOUT:?}; its task was aborted")]
     RemoveTimedOut(AgentId),
 }
@@ -503,8 +505,10 @@ impl UpstreamHandle {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Starts supervising an agent. Must be called inside a tokio runtime.
+    /// Starts supervising an agent; it runs on the current tokio runtime.
     pub fn add_agent(&self, config: AgentConfig) -> Result<(), UpstreamError> {
+        let runtime =
+            tokio::runtime::Handle::try_current().map_err(|_| UpstreamError::NoRuntime)?;
         let mut agents = self.lock_agents();
         let id = config.id().clone();
         if agents.contains_key(&id) {
@@ -514,7 +518,7 @@ impl UpstreamHandle {
         let stop_reason = Arc::new(OnceLock::new());
         let sessions = Arc::new(AtomicU64::new(0));
         let (link_tx, link_rx) = watch::channel(Link::Starting);
-        let task = tokio::spawn(supervisor::run(supervisor::Supervisor {
+        let task = runtime.spawn(supervisor::run(supervisor::Supervisor {
             config: config.clone(),
             link: link_tx,
             events: self.inner.events.clone(),
@@ -690,11 +694,9 @@ async fn call_on_session(
     let request_id = handle.id.clone();
     // Registered before awaiting the reply; notifications that beat the
     // registration are held briefly by the router and replayed.
-    let _progress = progress.map(|tx| {
-        session
-            .progress
-            .subscribe(handle.progress_token.clone(), tx)
-    });
+    let _progress = session
+        .progress
+        .subscribe(handle.progress_token.clone(), progress);
 
     let outcome = tokio::select! {
         biased;

@@ -27,7 +27,9 @@ const EARLY_PROGRESS_TTL: Duration = Duration::from_secs(2);
 const EARLY_PROGRESS_MAX: usize = 64;
 
 struct Route {
-    tx: mpsc::Sender<Progress>,
+    /// `None` for a call whose caller does not follow progress: its
+    /// notifications are dropped instead of filling the early buffer.
+    tx: Option<mpsc::Sender<Progress>>,
     last: f64,
 }
 
@@ -68,7 +70,7 @@ impl ProgressRouter {
     pub(super) fn subscribe(
         self: &Arc<Self>,
         token: ProgressToken,
-        tx: mpsc::Sender<Progress>,
+        tx: Option<mpsc::Sender<Progress>>,
     ) -> ProgressSubscription {
         let mut state = self.lock();
         let mut route = Route {
@@ -118,12 +120,13 @@ fn forward(route: &mut Route, p: ProgressNotificationParam) {
         return;
     }
     route.last = p.progress;
+    let Some(tx) = &route.tx else { return };
     let progress = Progress {
         progress: p.progress,
         total: p.total,
         message: p.message,
     };
-    if route.tx.try_send(progress).is_err() {
+    if tx.try_send(progress).is_err() {
         tracing::debug!("progress receiver full or gone; notification dropped");
     }
 }
@@ -196,8 +199,8 @@ mod tests {
         let router = Arc::new(ProgressRouter::default());
         let (tx1, mut rx1) = mpsc::channel(8);
         let (tx2, mut rx2) = mpsc::channel(8);
-        let _a = router.subscribe(token(1), tx1);
-        let _b = router.subscribe(token(2), tx2);
+        let _a = router.subscribe(token(1), Some(tx1));
+        let _b = router.subscribe(token(2), Some(tx2));
         router.dispatch(note(1, 1.0));
         router.dispatch(note(2, 5.0));
         router.dispatch(note(1, 3.0));
@@ -214,7 +217,7 @@ mod tests {
         router.dispatch(note(7, 1.0));
         router.dispatch(note(8, 1.0));
         let (tx, mut rx) = mpsc::channel(8);
-        let _s = router.subscribe(token(7), tx);
+        let _s = router.subscribe(token(7), Some(tx));
         assert_eq!(rx.try_recv().map(|p| p.progress), Ok(1.0));
         assert_eq!(router.lock().early.len(), 1);
     }
@@ -223,7 +226,7 @@ mod tests {
     fn dropping_the_subscription_unregisters_and_early_buffer_is_bounded() {
         let router = Arc::new(ProgressRouter::default());
         let (tx, _rx) = mpsc::channel(1);
-        drop(router.subscribe(token(1), tx));
+        drop(router.subscribe(token(1), Some(tx)));
         assert!(router.lock().routes.is_empty());
         for i in 0..200 {
             router.dispatch(note(i, 1.0));
@@ -232,10 +235,18 @@ mod tests {
     }
 
     #[test]
+    fn a_call_without_a_receiver_swallows_its_progress() {
+        let router = Arc::new(ProgressRouter::default());
+        let _s = router.subscribe(token(1), None);
+        router.dispatch(note(1, 1.0));
+        assert!(router.lock().early.is_empty());
+    }
+
+    #[test]
     fn a_full_receiver_drops_instead_of_blocking() {
         let router = Arc::new(ProgressRouter::default());
         let (tx, mut rx) = mpsc::channel(1);
-        let _s = router.subscribe(token(1), tx);
+        let _s = router.subscribe(token(1), Some(tx));
         router.dispatch(note(1, 1.0));
         router.dispatch(note(1, 2.0));
         assert_eq!(rx.try_recv().map(|p| p.progress), Ok(1.0));
