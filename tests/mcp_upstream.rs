@@ -189,7 +189,10 @@ async fn cancelling_a_call_sends_cancelled_upstream() {
     })
     .await;
     let err = result.unwrap_err();
-    assert!(matches!(err, UpstreamError::Cancelled { .. }), "{err:?}");
+    assert!(
+        matches!(err, UpstreamError::Cancelled { sent: true, .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("may or may not have run"));
     // The agent saw the cancellation (it counts them) and is still healthy.
     within(10.0, "agent to see the cancellation", async {
@@ -220,7 +223,10 @@ async fn a_call_past_its_deadline_ends_with_a_timeout_and_is_cancelled_upstream(
     .await
     .unwrap_err();
     let took = started.elapsed();
-    assert!(matches!(err, UpstreamError::Timeout { .. }), "{err:?}");
+    assert!(
+        matches!(err, UpstreamError::Timeout { sent: true, .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("may or may not have run the tool"));
     assert!(
         took >= Duration::from_millis(300) && took < Duration::from_secs(3),
@@ -232,6 +238,50 @@ async fn a_call_past_its_deadline_ends_with_a_timeout_and_is_cancelled_upstream(
         }
     })
     .await;
+    up.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_beyond_the_slot_limit_wait_and_then_give_up_unsent() {
+    let (up, mut rx) = manager();
+    let id = AgentId::new("echo");
+    up.add_agent(echo_config("echo").with_max_concurrent_calls(1).unwrap())
+        .unwrap();
+    expect_up(&mut rx, &id, 20.0).await;
+    let busy = up.call_tool(
+        ToolCall::new(id.clone(), "slow_count")
+            .with_arguments(args(json!({"n": 10, "delay_ms": 50}))),
+    );
+    let waiting = async {
+        // Let the slow call take the only slot first.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        up.call_tool(
+            ToolCall::new(id.clone(), "echo")
+                .with_arguments(args(json!({"text": "x"})))
+                .with_timeout(Duration::from_millis(150)),
+        )
+        .await
+    };
+    let (busy, waiting) = within(10.0, "both calls", async { tokio::join!(busy, waiting) }).await;
+    assert_eq!(busy.unwrap().text(), "counted to 10");
+    let err = waiting.unwrap_err();
+    assert!(
+        matches!(err, UpstreamError::Overloaded { slots: 1, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("was not sent"));
+    // A call whose token is already cancelled is not sent at all.
+    let cancel = CancellationToken::new();
+    cancel.cancel();
+    let err = up
+        .call_tool(ToolCall::new(id.clone(), "echo").with_cancel(cancel))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, UpstreamError::Cancelled { sent: false, .. }),
+        "{err:?}"
+    );
+    assert_eq!(cancelled_count(&up, &id).await, 0);
     up.shutdown().await;
 }
 

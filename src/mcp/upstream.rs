@@ -350,18 +350,22 @@ pub enum UpstreamError {
         slots: usize,
         waited: Duration,
     },
-    #[error(
-        "agent {agent}, tool {tool}: no reply within {after:?}; the upstream may or may not have run the tool (a cancellation was sent)"
-    )]
+    /// `sent` says whether the request had left: if not, the tool did not
+    /// run; if so, it may have, and a cancellation followed it.
+    #[error("agent {agent}, tool {tool}: no reply within {after:?}; {}", unknown_outcome(*sent))]
     Timeout {
         agent: AgentId,
         tool: String,
         after: Duration,
+        sent: bool,
     },
-    #[error(
-        "agent {agent}, tool {tool}: cancelled by the caller; the upstream may or may not have run the tool (a cancellation was sent)"
-    )]
-    Cancelled { agent: AgentId, tool: String },
+    /// Cancelled by the caller's token; `sent` as for `Timeout`.
+    #[error("agent {agent}, tool {tool}: cancelled by the caller; {}", unknown_outcome(*sent))]
+    Cancelled {
+        agent: AgentId,
+        tool: String,
+        sent: bool,
+    },
     #[error(
         "agent {agent}, tool {tool}: the connection closed before a reply; the upstream may or may not have run the tool"
     )]
@@ -411,6 +415,14 @@ pub enum UpstreamError {
     NoRuntime,
     #[error("agent {0} did not shut down within {REMOVE_TIMEOUT:?}; its task was aborted")]
     RemoveTimedOut(AgentId),
+}
+
+fn unknown_outcome(sent: bool) -> &'static str {
+    if sent {
+        "the upstream may or may not have run the tool (a cancellation was sent)"
+    } else {
+        "the call was not sent"
+    }
 }
 
 /// What [`UpstreamHandle::status`] reports about one agent.
@@ -666,7 +678,7 @@ async fn call_on_session(
     // A slot first: it bounds what one agent has in flight.
     let _permit = tokio::select! {
         biased;
-        _ = cancel.cancelled() => return Err(UpstreamError::Cancelled { agent, tool }),
+        _ = cancel.cancelled() => return Err(UpstreamError::Cancelled { agent, tool, sent: false }),
         permit = session.slots.clone().acquire_owned() => match permit {
             Ok(p) => p,
             // Closed only when the session is torn down.
@@ -685,10 +697,12 @@ async fn call_on_session(
         .send_request_with_option(request, PeerRequestOptions::no_options());
     let handle = tokio::select! {
         biased;
-        _ = cancel.cancelled() => return Err(UpstreamError::Cancelled { agent, tool }),
+        // The SDK's send is an mpsc send: dropped before it completes, the
+        // request was not queued.
+        _ = cancel.cancelled() => return Err(UpstreamError::Cancelled { agent, tool, sent: false }),
         h = send => h.map_err(|e| service_error(&agent, &tool, e))?,
         _ = tokio::time::sleep_until(deadline) => {
-            return Err(UpstreamError::Timeout { agent, tool, after: timeout });
+            return Err(UpstreamError::Timeout { agent, tool, after: timeout, sent: false });
         }
     };
     let request_id = handle.id.clone();
@@ -723,12 +737,17 @@ async fn call_on_session(
                 tracing::debug!(%agent, %tool, "cancellation not sent in time");
             }
             if cancel.is_cancelled() {
-                Err(UpstreamError::Cancelled { agent, tool })
+                Err(UpstreamError::Cancelled {
+                    agent,
+                    tool,
+                    sent: true,
+                })
             } else {
                 Err(UpstreamError::Timeout {
                     agent,
                     tool,
                     after: timeout,
+                    sent: true,
                 })
             }
         }
@@ -795,6 +814,7 @@ fn service_error(agent: &AgentId, tool: &str, e: ServiceError) -> UpstreamError 
             agent,
             tool,
             after: timeout,
+            sent: true,
         },
         other => UpstreamError::Protocol {
             agent,
@@ -845,8 +865,15 @@ mod tests {
             agent: a.clone(),
             tool: "x".into(),
             after: Duration::from_secs(1),
+            sent: true,
         };
         assert!(t.to_string().contains("may or may not have run"));
+        let c = UpstreamError::Cancelled {
+            agent: a.clone(),
+            tool: "x".into(),
+            sent: false,
+        };
+        assert!(c.to_string().ends_with("the call was not sent"), "{c}");
         let d = UpstreamError::AgentDown {
             agent: a,
             reason: "starting".into(),
