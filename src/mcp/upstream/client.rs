@@ -1,0 +1,255 @@
+//! The MCP client side of one agent session: what the node tells the agent
+//! about itself, and where the agent's notifications go.
+//!
+//! Progress notifications are routed by progress token to the caller that
+//! owns the call ([`ProgressRouter`]); `list_changed` notifications wake the
+//! supervisor, which re-lists. Requests from the agent (sampling, roots,
+//! elicitation) get the SDK's default refusals: the node has no user to ask.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use rmcp::ClientHandler;
+use rmcp::model::{
+    ClientCapabilities, ClientConfig, Implementation, ProgressNotificationParam, ProgressToken,
+    ProtocolVersion,
+};
+use rmcp::service::{NotificationContext, RoleClient};
+use tokio::sync::{Notify, mpsc};
+
+use super::Progress;
+
+/// Notifications whose token is not registered yet are kept this long, for
+/// the race where the agent reports progress before the caller registered.
+const EARLY_PROGRESS_TTL: Duration = Duration::from_secs(2);
+/// At most this many such notifications are kept.
+const EARLY_PROGRESS_MAX: usize = 64;
+
+struct Route {
+    /// `None` for a call whose caller does not follow progress: its
+    /// notifications are dropped instead of filling the early buffer.
+    tx: Option<mpsc::Sender<Progress>>,
+    last: f64,
+}
+
+#[derive(Default)]
+struct RouterState {
+    routes: HashMap<ProgressToken, Route>,
+    early: VecDeque<(Instant, ProgressNotificationParam)>,
+}
+
+/// Sends each progress notification to the caller of the call it belongs
+/// to. The SDK hands notifications to separate tasks, so they can arrive
+/// out of order; a notification that does not advance the progress is
+/// dropped, keeping what the caller sees increasing.
+#[derive(Default)]
+pub(super) struct ProgressRouter {
+    state: Mutex<RouterState>,
+}
+
+/// Unregisters its token when dropped.
+pub(super) struct ProgressSubscription {
+    router: Arc<ProgressRouter>,
+    token: ProgressToken,
+}
+
+impl Drop for ProgressSubscription {
+    fn drop(&mut self) {
+        self.router.lock().routes.remove(&self.token);
+    }
+}
+
+impl ProgressRouter {
+    fn lock(&self) -> std::sync::MutexGuard<'_, RouterState> {
+        // The lock is never held across an await or user code; poisoning can
+        // only come from a panic in this module's own bookkeeping.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(super) fn subscribe(
+        self: &Arc<Self>,
+        token: ProgressToken,
+        tx: Option<mpsc::Sender<Progress>>,
+    ) -> ProgressSubscription {
+        let mut state = self.lock();
+        let mut route = Route {
+            tx,
+            last: f64::NEG_INFINITY,
+        };
+        let now = Instant::now();
+        let early = std::mem::take(&mut state.early);
+        for (at, p) in early {
+            if p.progress_token == token {
+                forward(&mut route, p);
+            } else if now.duration_since(at) < EARLY_PROGRESS_TTL {
+                state.early.push_back((at, p));
+            }
+        }
+        state.routes.insert(token.clone(), route);
+        ProgressSubscription {
+            router: self.clone(),
+            token,
+        }
+    }
+
+    pub(super) fn dispatch(&self, p: ProgressNotificationParam) {
+        let mut state = self.lock();
+        if let Some(route) = state.routes.get_mut(&p.progress_token) {
+            forward(route, p);
+            return;
+        }
+        let now = Instant::now();
+        while state
+            .early
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) >= EARLY_PROGRESS_TTL)
+        {
+            state.early.pop_front();
+        }
+        if state.early.len() >= EARLY_PROGRESS_MAX {
+            state.early.pop_front();
+        }
+        state.early.push_back((now, p));
+    }
+}
+
+fn forward(route: &mut Route, p: ProgressNotificationParam) {
+    // NaN and regressions are dropped: the spec says progress increases.
+    if p.progress.is_nan() || p.progress <= route.last {
+        return;
+    }
+    route.last = p.progress;
+    let Some(tx) = &route.tx else { return };
+    let progress = Progress {
+        progress: p.progress,
+        total: p.total,
+        message: p.message,
+    };
+    if tx.try_send(progress).is_err() {
+        tracing::debug!("progress receiver full or gone; notification dropped");
+    }
+}
+
+/// The node as an MCP client of one agent.
+pub(super) struct AgentClient {
+    info: ClientConfig,
+    progress: Arc<ProgressRouter>,
+    lists_changed: Arc<Notify>,
+}
+
+impl AgentClient {
+    pub(super) fn new(progress: Arc<ProgressRouter>, lists_changed: Arc<Notify>) -> Self {
+        let mut info = ClientConfig::new(
+            ClientCapabilities::default(),
+            Implementation::new("agent-bgp", env!("CARGO_PKG_VERSION")),
+        );
+        // `initialize` must name a revision that still has the handshake;
+        // discovery negotiates its own version.
+        info.protocol_version = ProtocolVersion::LATEST_WITH_INITIALIZE;
+        AgentClient {
+            info,
+            progress,
+            lists_changed,
+        }
+    }
+}
+
+impl ClientHandler for AgentClient {
+    fn get_info(&self) -> ClientConfig {
+        self.info.clone()
+    }
+
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.progress.dispatch(params);
+    }
+
+    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.lists_changed.notify_one();
+    }
+
+    async fn on_resource_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.lists_changed.notify_one();
+    }
+
+    async fn on_prompt_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.lists_changed.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rmcp::model::NumberOrString;
+
+    fn note(token: i64, progress: f64) -> ProgressNotificationParam {
+        ProgressNotificationParam::new(ProgressToken(NumberOrString::Number(token)), progress)
+    }
+
+    fn token(n: i64) -> ProgressToken {
+        ProgressToken(NumberOrString::Number(n))
+    }
+
+    #[test]
+    fn progress_goes_to_its_own_caller_in_increasing_order() {
+        let router = Arc::new(ProgressRouter::default());
+        let (tx1, mut rx1) = mpsc::channel(8);
+        let (tx2, mut rx2) = mpsc::channel(8);
+        let _a = router.subscribe(token(1), Some(tx1));
+        let _b = router.subscribe(token(2), Some(tx2));
+        router.dispatch(note(1, 1.0));
+        router.dispatch(note(2, 5.0));
+        router.dispatch(note(1, 3.0));
+        router.dispatch(note(1, 2.0)); // arrived late: dropped
+        assert_eq!(rx1.try_recv().map(|p| p.progress), Ok(1.0));
+        assert_eq!(rx1.try_recv().map(|p| p.progress), Ok(3.0));
+        assert!(rx1.try_recv().is_err());
+        assert_eq!(rx2.try_recv().map(|p| p.progress), Ok(5.0));
+    }
+
+    #[test]
+    fn progress_before_subscription_is_replayed() {
+        let router = Arc::new(ProgressRouter::default());
+        router.dispatch(note(7, 1.0));
+        router.dispatch(note(8, 1.0));
+        let (tx, mut rx) = mpsc::channel(8);
+        let _s = router.subscribe(token(7), Some(tx));
+        assert_eq!(rx.try_recv().map(|p| p.progress), Ok(1.0));
+        assert_eq!(router.lock().early.len(), 1);
+    }
+
+    #[test]
+    fn dropping_the_subscription_unregisters_and_early_buffer_is_bounded() {
+        let router = Arc::new(ProgressRouter::default());
+        let (tx, _rx) = mpsc::channel(1);
+        drop(router.subscribe(token(1), Some(tx)));
+        assert!(router.lock().routes.is_empty());
+        for i in 0..200 {
+            router.dispatch(note(i, 1.0));
+        }
+        assert_eq!(router.lock().early.len(), EARLY_PROGRESS_MAX);
+    }
+
+    #[test]
+    fn a_call_without_a_receiver_swallows_its_progress() {
+        let router = Arc::new(ProgressRouter::default());
+        let _s = router.subscribe(token(1), None);
+        router.dispatch(note(1, 1.0));
+        assert!(router.lock().early.is_empty());
+    }
+
+    #[test]
+    fn a_full_receiver_drops_instead_of_blocking() {
+        let router = Arc::new(ProgressRouter::default());
+        let (tx, mut rx) = mpsc::channel(1);
+        let _s = router.subscribe(token(1), Some(tx));
+        router.dispatch(note(1, 1.0));
+        router.dispatch(note(1, 2.0));
+        assert_eq!(rx.try_recv().map(|p| p.progress), Ok(1.0));
+        assert!(rx.try_recv().is_err());
+    }
+}
