@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+step "install the real MCP servers the tests use"
+scripts/install-test-deps.sh
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
