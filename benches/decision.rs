@@ -18,9 +18,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
-use agent_bgp::core::engine::{Engine, EngineConfig, Event, PeerConfig, PeerInfo, RoutePolicy};
-use agent_bgp::core::message::{Capabilities, Message, Open, PROTOCOL_VERSION, Update};
+use agent_bgp::core::engine::{Engine, EngineConfig, Event, PeerInfo, RoutePolicy};
+use agent_bgp::core::message::{Message, Update};
 use agent_bgp::core::{AgentId, Asn, Millis, NodeId, PathAttrs, Prefix, Route, RouteKey};
+use agent_bgp::sim::bring_up_passive;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
 struct Counting;
@@ -192,49 +193,14 @@ fn interleave(per_peer: Vec<Vec<Message>>) -> Vec<(NodeId, Message)> {
     }
 }
 
-/// An engine with 10 established eBGP sessions, driven through OPEN and
+/// An engine with 10 established eBGP sessions, brought up through OPEN and
 /// KEEPALIVE like a real peer would.
 fn engine(export: bool) -> Engine {
     let mut cfg = EngineConfig::new(Asn(LOCAL_ASN), NodeId::from_u64(1000));
     cfg.emit_rib_changes = false;
     let mut e = Engine::new(cfg).with_policy(Arc::new(Policy { export }));
     for p in 0..PEERS {
-        let node = peer_id(p);
-        let mut pc = PeerConfig::new(node)
-            .with_asn(peer_asn(p))
-            .with_passive(true);
-        pc.auto_start = true;
-        e.handle(T0, Event::AddPeer(pc));
-        e.handle(
-            T0,
-            Event::Connected {
-                peer: node,
-                outbound: false,
-            },
-        );
-        let open = Open {
-            version: PROTOCOL_VERSION,
-            asn: peer_asn(p),
-            node,
-            hold_time: 90,
-            capabilities: Capabilities::default(),
-            federation: "default".into(),
-            cert: None,
-        };
-        e.handle(
-            T0,
-            Event::Message {
-                peer: node,
-                msg: Message::Open(open),
-            },
-        );
-        e.handle(
-            T0,
-            Event::Message {
-                peer: node,
-                msg: Message::Keepalive,
-            },
-        );
+        bring_up_passive(&mut e, T0, peer_id(p), peer_asn(p), 90);
     }
     assert_eq!(
         e.peers()

@@ -13,9 +13,9 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
 
-use crate::core::engine::{Action, Engine, Event};
-use crate::core::ids::{Millis, NodeId};
-use crate::core::message::Message;
+use crate::core::engine::{Action, Engine, Event, PeerConfig};
+use crate::core::ids::{Asn, Millis, NodeId};
+use crate::core::message::{Capabilities, Message, Open, PROTOCOL_VERSION};
 
 pub mod scenario;
 pub mod tour;
@@ -44,6 +44,35 @@ enum Pending {
     Close(ConnId),
     /// Run due timers on a node.
     Tick(NodeId),
+}
+
+/// Brings a session up on `engine` without a network: adds `node` as a
+/// passive peer in `asn` and feeds the transport and the peer's side of the
+/// handshake (OPEN with `hold_time` seconds, then KEEPALIVE). For
+/// benchmarks and tests that drive one engine directly.
+pub fn bring_up_passive(engine: &mut Engine, now: Millis, node: NodeId, asn: Asn, hold_time: u16) {
+    let mut pc = PeerConfig::new(node).with_asn(asn).with_passive(true);
+    pc.auto_start = true;
+    engine.handle(now, Event::AddPeer(pc));
+    engine.handle(
+        now,
+        Event::Connected {
+            peer: node,
+            outbound: false,
+        },
+    );
+    let open = Open {
+        version: PROTOCOL_VERSION,
+        asn,
+        node,
+        hold_time,
+        capabilities: Capabilities::default(),
+        federation: engine.config().federation.clone(),
+        cert: None,
+    };
+    for msg in [Message::Open(open), Message::Keepalive] {
+        engine.handle(now, Event::Message { peer: node, msg });
+    }
 }
 
 /// Counts of what crossed the virtual wire, per message kind.

@@ -15,7 +15,7 @@ use super::super::message::Update;
 use super::super::prefix::Prefix;
 use super::super::prefix::PrefixSet;
 use super::super::proof::RouteProof;
-use super::super::rib::{Candidate, Dest, PeerIdx, PrePolicy, Rib, candidate_route};
+use super::super::rib::{Candidate, Dest, FastMap, PeerIdx, PrePolicy, Rib, candidate_route};
 use super::super::route::{PathId, Route, RouteKey};
 use super::aggregate::Aggregate;
 use super::peer::{Peer, PeerInfo};
@@ -161,9 +161,9 @@ impl Engine {
         self.remove_candidate(idx, key);
     }
 
-    /// Inserts or replaces a candidate and re-runs the decision.
-    pub(super) fn put_candidate(&mut self, prefix: Prefix, cand: Candidate) {
-        let idx = cand.peer;
+    /// Splits the engine into the table and the decision bookkeeping, so an
+    /// entry can be changed and settled with a single lookup.
+    fn table_and_settle(&mut self) -> (&mut FastMap<Prefix, Dest>, Settle<'_>) {
         let Engine {
             rib,
             peers,
@@ -179,6 +179,22 @@ impl Engine {
             loc_index,
             dirty,
         } = rib;
+        let settle = Settle {
+            peers,
+            decision,
+            loc_index,
+            dirty,
+            stats,
+            changes: cfg.emit_rib_changes.then_some(changes),
+            aggregates,
+        };
+        (dests, settle)
+    }
+
+    /// Inserts or replaces a candidate and re-runs the decision.
+    pub(super) fn put_candidate(&mut self, prefix: Prefix, cand: Candidate) {
+        let idx = cand.peer;
+        let (dests, mut settle) = self.table_and_settle();
         let dest = match dests.get_mut(&prefix) {
             Some(d) => d,
             None => dests.entry(prefix.clone()).or_default(),
@@ -194,15 +210,6 @@ impl Engine {
                 true
             }
         };
-        let mut settle = Settle {
-            peers,
-            decision,
-            loc_index,
-            dirty,
-            stats,
-            changes: cfg.emit_rib_changes.then_some(changes),
-            aggregates,
-        };
         settle.run(&prefix, dest, old);
         if added
             && idx != PeerIdx::LOCAL
@@ -214,21 +221,7 @@ impl Engine {
 
     /// Removes a candidate if present and re-runs the decision.
     pub(super) fn remove_candidate(&mut self, idx: PeerIdx, key: &RouteKey) {
-        let Engine {
-            rib,
-            peers,
-            decision,
-            stats,
-            changes,
-            cfg,
-            aggregates,
-            ..
-        } = self;
-        let Rib {
-            dests,
-            loc_index,
-            dirty,
-        } = rib;
+        let (dests, mut settle) = self.table_and_settle();
         let Some(dest) = dests.get_mut(&key.prefix) else {
             return;
         };
@@ -237,15 +230,6 @@ impl Engine {
         };
         let old = snapshot(dest);
         dest.candidates.swap_remove(i);
-        let mut settle = Settle {
-            peers,
-            decision,
-            loc_index,
-            dirty,
-            stats,
-            changes: cfg.emit_rib_changes.then_some(changes),
-            aggregates,
-        };
         settle.run(&key.prefix, dest, old);
         if dest.is_empty() {
             dests.remove(&key.prefix);
@@ -259,32 +243,9 @@ impl Engine {
 
     /// Re-runs the decision for a prefix whose paths changed in place.
     pub(super) fn decide(&mut self, prefix: &Prefix, old: Option<BestSnapshot>) {
-        let Engine {
-            rib,
-            peers,
-            decision,
-            stats,
-            changes,
-            cfg,
-            aggregates,
-            ..
-        } = self;
-        let Rib {
-            dests,
-            loc_index,
-            dirty,
-        } = rib;
+        let (dests, mut settle) = self.table_and_settle();
         let Some(dest) = dests.get_mut(prefix) else {
             return;
-        };
-        let mut settle = Settle {
-            peers,
-            decision,
-            loc_index,
-            dirty,
-            stats,
-            changes: cfg.emit_rib_changes.then_some(changes),
-            aggregates,
         };
         settle.run(prefix, dest, old);
         if dest.is_empty() {

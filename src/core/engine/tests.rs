@@ -638,45 +638,12 @@ fn a_wrong_asn_in_open_is_refused_and_no_session_forms() {
 /// feeding the peer's OPEN and KEEPALIVE.
 mod history {
     use super::*;
-    use crate::core::message::{Capabilities, Open, PROTOCOL_VERSION};
     use proptest::prelude::*;
 
     const PEERS: [(u64, u32); 3] = [(1, 65001), (2, 65002), (3, 65003)];
 
     fn establish(e: &mut Engine, node: NodeId, asn: Asn) {
-        let mut pc = PeerConfig::new(node).with_asn(asn).with_passive(true);
-        pc.auto_start = true;
-        e.handle(T0, Event::AddPeer(pc));
-        e.handle(
-            T0,
-            Event::Connected {
-                peer: node,
-                outbound: false,
-            },
-        );
-        let open = Open {
-            version: PROTOCOL_VERSION,
-            asn,
-            node,
-            hold_time: 0,
-            capabilities: Capabilities::default(),
-            federation: "default".into(),
-            cert: None,
-        };
-        e.handle(
-            T0,
-            Event::Message {
-                peer: node,
-                msg: Message::Open(open),
-            },
-        );
-        e.handle(
-            T0,
-            Event::Message {
-                peer: node,
-                msg: Message::Keepalive,
-            },
-        );
+        crate::sim::bring_up_passive(e, T0, node, asn, 0);
     }
 
     fn engine() -> Engine {
