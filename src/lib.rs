@@ -5,7 +5,11 @@
 //!   policy, session state machine, engine).
 //! - [`mcp`]: hosted agents (MCP servers) as upstream sessions, tool
 //!   descriptors and the names tools get on the way.
+//! - [`identity`]: the node key, ASN certificates and trust anchors.
+//! - [`wire`]: the versioned CBOR wire protocol and signed routes.
 
 pub mod core;
+pub mod identity;
 pub mod mcp;
 pub mod sim;
+pub mod wire;

@@ -113,7 +113,14 @@ pub mod subcode {
     pub const BAD_MESSAGE_LENGTH: u8 = 2;
     pub const BAD_MESSAGE_TYPE: u8 = 3;
     pub const MALFORMED_CBOR: u8 = 16;
+    /// The frame's schema version is not one this node speaks.
+    pub const UNSUPPORTED_FRAME_VERSION: u8 = 17;
+    /// Well-formed CBOR, but a message body (NOTIFICATION, call messages)
+    /// does not match its schema.
+    pub const MALFORMED_BODY: u8 = 18;
     // Open
+    /// An OPEN body that does not match its schema (RFC 4271 allows 0).
+    pub const UNSPECIFIC: u8 = 0;
     pub const UNSUPPORTED_VERSION: u8 = 1;
     pub const BAD_PEER_AS: u8 = 2;
     pub const BAD_IDENTIFIER: u8 = 3;
@@ -125,10 +132,17 @@ pub mod subcode {
     pub const UNTRUSTED_ISSUER: u8 = 20;
     // Update
     pub const MALFORMED_ATTRIBUTE_LIST: u8 = 1;
+    /// An attribute key this version must understand but does not know.
+    pub const UNRECOGNIZED_WELL_KNOWN_ATTRIBUTE: u8 = 2;
     pub const INVALID_NETWORK_FIELD: u8 = 10;
     pub const MALFORMED_AS_PATH: u8 = 11;
     pub const BAD_SIGNATURE: u8 = 16;
     pub const TOO_MANY_ROUTES: u8 = 17;
+    /// A route proof (attestation, path signatures, certificate table) that
+    /// does not match its schema; bad signatures are `BAD_SIGNATURE`.
+    pub const MALFORMED_PROOF: u8 = 18;
+    // RouteRefresh (RFC 7313)
+    pub const INVALID_ROUTE_REFRESH: u8 = 1;
     // Cease (RFC 4486)
     pub const MAX_PREFIX: u8 = 1;
     pub const ADMIN_SHUTDOWN: u8 = 2;

@@ -3,7 +3,7 @@
 //! The core never creates or checks signatures: it stores what arrived and
 //! passes it on. `crate::identity` (certificates) and `crate::wire::sign`
 //! (origin attestations and path signatures) own the cryptography and the
-//! exact bytes that are signed; see docs/protocol.md.
+//! exact bytes that are signed; see docs/wire.md.
 
 use std::sync::Arc;
 
@@ -29,13 +29,14 @@ pub struct AsnCert {
     pub node: NodeId,
     pub not_before: Millis,
     pub not_after: Millis,
-    /// `None` for a self-certifying (derived) certificate, else the
-    /// authority's public key.
+    /// `None` for a self-signed certificate (a derived ASN, or one a peer
+    /// entry pins), else the authority's public key.
     pub issuer: Option<NodeId>,
     pub signature: Signature,
 }
 
-/// The originating node's signature over the route's origin facts.
+/// The originating node's signature over the route's origin facts (prefix,
+/// agent, capabilities, origin ASN, origin time, expiry).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct OriginAttestation {
     pub cert: Arc<AsnCert>,
@@ -47,6 +48,10 @@ pub struct OriginAttestation {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PathSignature {
     pub cert: Arc<AsnCert>,
+    /// How many times the signer's ASN appears in the AS path for this hop:
+    /// 1 normally, more when the signer prepended, 0 for a transparent route
+    /// server (accepted only from ASNs the verifier configured as such).
+    pub pcount: u8,
     /// The AS the signer sent the route to.
     pub target: Asn,
     pub signature: Signature,

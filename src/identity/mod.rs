@@ -1,0 +1,74 @@
+//! Node identity and ASN binding.
+//!
+//! - [`key`]: the node's ed25519 key file (0600, never overwritten), which
+//!   is also its libp2p identity: [`NodeId`](crate::core::NodeId) and
+//!   `PeerId` convert both ways.
+//! - [`cert`]: ASN certificates, derived (self-certifying, private range),
+//!   issued (signed by an authority) or self-signed for a pin.
+//! - [`trust`]: which certificates this node believes and why it refuses
+//!   the others, as typed errors that map onto OPEN NOTIFICATIONs.
+//!
+//! The routing core only carries certificates as plain data
+//! ([`crate::core::proof`]); all signing and checking happens here and in
+//! [`crate::wire::sign`]. The session decides what a refusal does (refuse
+//! the OPEN); this module only says whether and why.
+
+pub mod cert;
+pub mod key;
+pub mod trust;
+
+use std::sync::Arc;
+
+use crate::core::proof::AsnCert;
+
+pub use cert::{derive_asn, derived_cert, issue_cert, self_signed_cert};
+pub use key::{KEY_FILE_NAME, KeyFileError, NodeKey, node_id_of, peer_id_of};
+pub use trust::{Binding, CertError, TrustAnchor, TrustStore};
+
+/// What a node signs with: its key and the certificate binding it to its
+/// ASN.
+/// The key and certificate always name the same node.
+#[derive(Debug)]
+pub struct LocalIdentity {
+    key: NodeKey,
+    cert: Arc<AsnCert>,
+}
+
+/// Why a key and a certificate do not make an identity.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("certificate is for key {cert_node}, not this node's key {key_node}")]
+pub struct IdentityMismatch {
+    pub cert_node: crate::core::NodeId,
+    pub key_node: crate::core::NodeId,
+}
+
+impl LocalIdentity {
+    pub fn new(key: NodeKey, cert: AsnCert) -> Result<Self, IdentityMismatch> {
+        if cert.node != key.node_id() {
+            return Err(IdentityMismatch {
+                cert_node: cert.node,
+                key_node: key.node_id(),
+            });
+        }
+        Ok(LocalIdentity {
+            key,
+            cert: Arc::new(cert),
+        })
+    }
+
+    pub fn asn(&self) -> crate::core::Asn {
+        self.cert.asn
+    }
+
+    pub fn key(&self) -> &NodeKey {
+        &self.key
+    }
+
+    pub fn cert(&self) -> &Arc<AsnCert> {
+        &self.cert
+    }
+
+    pub fn node_id(&self) -> crate::core::NodeId {
+        self.key.node_id()
+    }
+}

@@ -1,0 +1,350 @@
+//! The wire protocol: versioned CBOR frames, route signing and
+//! verification.
+//!
+//! Every message is one CBOR map `{0: version, 1: type, 2: body}`, encoded
+//! with ciborium through serde. [`encode`] and [`decode`] convert between
+//! bytes and [`Frame`]s: the routing messages the engine consumes
+//! ([`Message`]) and the call-tunnelling messages ([`call::CallMessage`]).
+//! The transport delimits frames (one frame per request-response message)
+//! and caps its read at [`Limits::max_read_bytes`] before calling
+//! [`decode`]; `decode` checks the size again before parsing anything.
+//!
+//! A decode failure is a typed [`DecodeError`]; `Notification::from(&err)`
+//! is the reply. What to do next (send it and close, or ignore) is the
+//! session's decision, not the codec's.
+//!
+//! - [`schema`]: the routing message bodies, [`call`]: the call bodies,
+//!   [`cbor`]: the pre-scan and typed CBOR accessors, [`canon`]: the
+//!   deterministic CBOR of signed bytes.
+//! - [`sign`]: origin attestations and BGPsec-style path signatures;
+//!   [`cache`]: the verification cache and batch verification.
+//!
+//! The byte-level specification is docs/wire.md.
+
+pub mod cache;
+pub mod call;
+pub mod canon;
+pub mod cbor;
+pub mod error;
+pub mod limits;
+pub mod schema;
+pub mod sign;
+
+use std::fmt;
+
+use ciborium::Value;
+
+use crate::core::message::{Message, Update};
+pub use cache::{VerifyCache, VerifyStats};
+pub use call::CallMessage;
+use cbor::{Fields, MapBuilder, uint};
+pub use error::{Bound, CborError, DecodeError, EncodeError, FieldError, FieldErrorKind};
+pub use limits::Limits;
+pub use sign::{
+    RouteVerifyError, SignError, VerifyContext, sign_origin, sign_path_hop, verify_route,
+};
+
+/// Version of the frame schema this build speaks.
+pub const FRAME_VERSION: u64 = 1;
+
+mod key {
+    pub const VERSION: u64 = 0;
+    pub const TYPE: u64 = 1;
+    pub const BODY: u64 = 2;
+}
+
+/// Message type numbers. 1-5 follow BGP's numbering; 16-19 are reserved for
+/// call tunnelling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessageType {
+    Open = 1,
+    Update = 2,
+    Notification = 3,
+    Keepalive = 4,
+    RouteRefresh = 5,
+    /// An UPDATE that only withdraws (the product card's WITHDRAW).
+    Withdraw = 6,
+    Call = 16,
+    CallResult = 17,
+    Cancel = 18,
+    Progress = 19,
+}
+
+impl MessageType {
+    pub fn from_u64(v: u64) -> Option<Self> {
+        use MessageType::*;
+        Some(match v {
+            1 => Open,
+            2 => Update,
+            3 => Notification,
+            4 => Keepalive,
+            5 => RouteRefresh,
+            6 => Withdraw,
+            16 => Call,
+            17 => CallResult,
+            18 => Cancel,
+            19 => Progress,
+            _ => return None,
+        })
+    }
+
+    /// Routing frames get the smaller size limit.
+    pub fn is_routing(self) -> bool {
+        (self as u8) < 16
+    }
+
+    pub fn name(self) -> &'static str {
+        use MessageType::*;
+        match self {
+            Open => "OPEN",
+            Update => "UPDATE",
+            Notification => "NOTIFICATION",
+            Keepalive => "KEEPALIVE",
+            RouteRefresh => "ROUTE-REFRESH",
+            Withdraw => "WITHDRAW",
+            Call => "CALL",
+            CallResult => "CALL-RESULT",
+            Cancel => "CANCEL",
+            Progress => "PROGRESS",
+        }
+    }
+}
+
+impl fmt::Display for MessageType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One decoded frame.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Frame {
+    Routing(Message),
+    Call(CallMessage),
+}
+
+impl From<Message> for Frame {
+    fn from(m: Message) -> Self {
+        Frame::Routing(m)
+    }
+}
+
+impl From<CallMessage> for Frame {
+    fn from(m: CallMessage) -> Self {
+        Frame::Call(m)
+    }
+}
+
+impl Frame {
+    /// The type number this frame is sent with. An UPDATE that only
+    /// withdraws goes out as WITHDRAW.
+    pub fn message_type(&self) -> MessageType {
+        match self {
+            Frame::Routing(m) => match m {
+                Message::Open(_) => MessageType::Open,
+                Message::Keepalive => MessageType::Keepalive,
+                Message::Update(u) if u.announce.is_empty() && !u.withdraw.is_empty() => {
+                    MessageType::Withdraw
+                }
+                Message::Update(_) => MessageType::Update,
+                Message::Notification(_) => MessageType::Notification,
+                Message::RouteRefresh => MessageType::RouteRefresh,
+            },
+            Frame::Call(c) => match c {
+                CallMessage::Call(_) => MessageType::Call,
+                CallMessage::Result(_) => MessageType::CallResult,
+                CallMessage::Cancel(_) => MessageType::Cancel,
+                CallMessage::Progress(_) => MessageType::Progress,
+            },
+        }
+    }
+}
+
+/// Encodes a frame, enforcing the same limits the peer's decoder will.
+pub fn encode(frame: &Frame, limits: &Limits) -> Result<Vec<u8>, EncodeError> {
+    let body: Option<Value> = match frame {
+        Frame::Routing(Message::Open(o)) => Some(schema::encode_open(o, limits)?),
+        Frame::Routing(Message::Keepalive | Message::RouteRefresh) => None,
+        Frame::Routing(Message::Update(u)) => return encode_update_frame(u, limits),
+        Frame::Routing(Message::Notification(n)) => Some(schema::encode_notification(n, limits)),
+        Frame::Call(c) => Some(call::encode_call_message(c, limits)?),
+    };
+    finish(frame.message_type(), body, limits)
+}
+
+/// Encodes a routing message (shorthand for [`encode`] of a
+/// [`Frame::Routing`]).
+pub fn encode_message(m: &Message, limits: &Limits) -> Result<Vec<u8>, EncodeError> {
+    match m {
+        Message::Update(u) => encode_update_frame(u, limits),
+        Message::Open(o) => finish(
+            MessageType::Open,
+            Some(schema::encode_open(o, limits)?),
+            limits,
+        ),
+        Message::Keepalive => finish(MessageType::Keepalive, None, limits),
+        Message::RouteRefresh => finish(MessageType::RouteRefresh, None, limits),
+        Message::Notification(n) => finish(
+            MessageType::Notification,
+            Some(schema::encode_notification(n, limits)),
+            limits,
+        ),
+    }
+}
+
+fn encode_update_frame(u: &Update, limits: &Limits) -> Result<Vec<u8>, EncodeError> {
+    let ty = if u.announce.is_empty() && !u.withdraw.is_empty() {
+        MessageType::Withdraw
+    } else {
+        MessageType::Update
+    };
+    finish(ty, Some(schema::encode_update(u, limits)?), limits)
+}
+
+fn finish(ty: MessageType, body: Option<Value>, limits: &Limits) -> Result<Vec<u8>, EncodeError> {
+    let mut m = MapBuilder::new();
+    m.put(key::VERSION, uint(FRAME_VERSION))
+        .put(key::TYPE, uint(ty as u8));
+    if let Some(b) = body {
+        m.put(key::BODY, b);
+    }
+    let out = cbor::to_bytes(&m.build())?;
+    let max = if ty.is_routing() {
+        limits.max_frame_bytes
+    } else {
+        limits.max_call_frame_bytes
+    };
+    if out.len() > max {
+        return Err(EncodeError::FrameTooLarge {
+            len: out.len(),
+            max,
+        });
+    }
+    Ok(out)
+}
+
+/// Encodes an UPDATE of any size as as many frames as the limits require:
+/// withdrawals first, then announcements, the end-of-RIB flag on the last
+/// frame. Each frame is a valid UPDATE (or WITHDRAW) on its own.
+pub fn encode_update_frames(u: &Update, limits: &Limits) -> Result<Vec<Vec<u8>>, EncodeError> {
+    let mut parts: Vec<Update> = Vec::new();
+    for w in u.withdraw.chunks(limits.max_withdraws.max(1)) {
+        parts.push(Update {
+            announce: Vec::new(),
+            withdraw: w.to_vec(),
+            end_of_rib: false,
+        });
+    }
+    for a in u.announce.chunks(limits.max_routes.max(1)) {
+        parts.push(Update {
+            announce: a.to_vec(),
+            withdraw: Vec::new(),
+            end_of_rib: false,
+        });
+    }
+    if parts.is_empty() {
+        parts.push(Update::default());
+    }
+    if let Some(last) = parts.last_mut() {
+        last.end_of_rib = u.end_of_rib;
+    }
+    let mut out = Vec::with_capacity(parts.len());
+    for p in parts {
+        encode_split(p, limits, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// Encodes `u`, halving it until each half fits in a frame. Parts hold
+/// either announcements or withdrawals, never both.
+fn encode_split(mut u: Update, limits: &Limits, out: &mut Vec<Vec<u8>>) -> Result<(), EncodeError> {
+    match encode_update_frame(&u, limits) {
+        Ok(b) => {
+            out.push(b);
+            Ok(())
+        }
+        Err(EncodeError::FrameTooLarge { .. }) if u.announce.len() + u.withdraw.len() > 1 => {
+            let second = Update {
+                announce: u.announce.split_off(u.announce.len() / 2),
+                withdraw: u.withdraw.split_off(u.withdraw.len() / 2),
+                end_of_rib: std::mem::take(&mut u.end_of_rib),
+            };
+            encode_split(u, limits, out)?;
+            encode_split(second, limits, out)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Decodes one frame. Never panics; every failure is a [`DecodeError`] with
+/// a NOTIFICATION to answer it.
+pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Frame, DecodeError> {
+    let max = limits.max_read_bytes();
+    if bytes.len() > max {
+        return Err(DecodeError::TooLarge {
+            len: bytes.len(),
+            max,
+        });
+    }
+    let top = cbor::parse(bytes, limits)?;
+    let f = Fields::parse(&top).map_err(DecodeError::Header)?;
+    let version = f
+        .read(key::VERSION, "version", cbor::u64_of)
+        .map_err(DecodeError::Header)?;
+    if version != FRAME_VERSION {
+        return Err(DecodeError::UnsupportedVersion { got: version });
+    }
+    f.check_known(&[key::VERSION, key::TYPE, key::BODY])
+        .map_err(DecodeError::Header)?;
+    let raw_ty = f
+        .read(key::TYPE, "type", cbor::u64_of)
+        .map_err(DecodeError::Header)?;
+    let ty = MessageType::from_u64(raw_ty).ok_or(DecodeError::UnknownType { ty: raw_ty })?;
+    if ty.is_routing() && bytes.len() > limits.max_frame_bytes {
+        return Err(DecodeError::TooLarge {
+            len: bytes.len(),
+            max: limits.max_frame_bytes,
+        });
+    }
+    let body = f.opt(key::BODY);
+    let err = |err: FieldError| DecodeError::Body { ty, err };
+    let need = || body.ok_or_else(|| err(FieldError::from(FieldErrorKind::Missing).within("body")));
+    Ok(match ty {
+        MessageType::Keepalive | MessageType::RouteRefresh => {
+            // No body today; a later version may add optional fields.
+            if let Some(b) = body {
+                Fields::parse(b)
+                    .and_then(|f| f.check_known(&[]))
+                    .map_err(err)?;
+            }
+            Frame::Routing(if ty == MessageType::Keepalive {
+                Message::Keepalive
+            } else {
+                Message::RouteRefresh
+            })
+        }
+        MessageType::Open => Frame::Routing(Message::Open(
+            schema::decode_open(need()?, limits).map_err(err)?,
+        )),
+        MessageType::Update | MessageType::Withdraw => {
+            let u =
+                schema::decode_update(need()?, limits, ty == MessageType::Withdraw).map_err(err)?;
+            Frame::Routing(Message::Update(u))
+        }
+        MessageType::Notification => Frame::Routing(Message::Notification(
+            schema::decode_notification(need()?, limits).map_err(err)?,
+        )),
+        MessageType::Call => Frame::Call(CallMessage::Call(
+            call::decode_call(need()?, limits).map_err(err)?,
+        )),
+        MessageType::CallResult => Frame::Call(CallMessage::Result(
+            call::decode_call_result(need()?, limits).map_err(err)?,
+        )),
+        MessageType::Cancel => Frame::Call(CallMessage::Cancel(
+            call::decode_cancel(need()?, limits).map_err(err)?,
+        )),
+        MessageType::Progress => Frame::Call(CallMessage::Progress(
+            call::decode_progress(need()?, limits).map_err(err)?,
+        )),
+    })
+}
