@@ -255,7 +255,9 @@ fn check_text(what: &'static str, s: &str, limits: &Limits) -> Result<(), Encode
 }
 
 pub fn encode_call_message(m: &CallMessage, limits: &Limits) -> Result<Value, EncodeError> {
-    let depth = limits.max_depth.saturating_sub(3);
+    // A JSON value sits at depth 3 (frame, body, value); error data at 4.
+    // These budgets make everything the decoder accepts re-encodable.
+    let depth = limits.max_depth.saturating_sub(2);
     let mut b = MapBuilder::new();
     match m {
         CallMessage::Call(c) => {
