@@ -269,13 +269,13 @@ impl TrustStore {
             });
         }
         key::verifying_key(&c.node).map_err(CertError::BadKey)?;
-        if let Some(pinned) = self.pins.get(&c.node) {
-            if *pinned != c.asn {
-                return Err(CertError::PinMismatch {
-                    pinned: *pinned,
-                    claimed: c.asn,
-                });
-            }
+        if let Some(pinned) = self.pins.get(&c.node)
+            && *pinned != c.asn
+        {
+            return Err(CertError::PinMismatch {
+                pinned: *pinned,
+                claimed: c.asn,
+            });
         }
         // An anchor that declares this ASN's range owns it exclusively.
         let owners: Vec<&TrustAnchor> = self.anchors.iter().filter(|a| a.declares(c.asn)).collect();

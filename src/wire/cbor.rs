@@ -151,7 +151,7 @@ pub fn scan(bytes: &[u8], limits: &Limits) -> Result<(), CborError> {
             6 => return Err(CborError::Tag { offset: at }),
             _ => match h.ai {
                 20..=22 => {}
-                25 | 26 | 27 => {
+                25..=27 => {
                     let n = match h.ai {
                         25 => 2,
                         26 => 4,
@@ -585,7 +585,8 @@ mod tests {
 
     #[test]
     fn scan_refuses_truncation_trailing_bytes_and_odd_items() {
-        let cases: &[(&[u8], fn(&CborError) -> bool)] = &[
+        type Case<'a> = (&'a [u8], fn(&CborError) -> bool);
+        let cases: &[Case<'_>] = &[
             (&[], |e| matches!(e, CborError::Empty)),
             (&[0x82, 0x01], |e| {
                 matches!(e, CborError::DeclaredLength { .. })

@@ -337,14 +337,14 @@ pub fn plan(route: &Route, ctx: &VerifyContext<'_>) -> Result<Vec<SigCheck>, Rou
         if h.pcount == 0 && (i == 0 || !ctx.trust.is_transparent(asn)) {
             return Err(RouteVerifyError::TransparentNotAllowed { index: i, asn });
         }
-        if let Some(next) = hops.get(i + 1) {
-            if h.target != next.cert.asn {
-                return Err(RouteVerifyError::WrongTarget {
-                    index: i,
-                    target: h.target,
-                    next: next.cert.asn,
-                });
-            }
+        if let Some(next) = hops.get(i + 1)
+            && h.target != next.cert.asn
+        {
+            return Err(RouteVerifyError::WrongTarget {
+                index: i,
+                target: h.target,
+                next: next.cert.asn,
+            });
         }
         segments.push((asn, h.pcount));
         checks.push(cert_check(&h.cert, Role::PathCert(i)));

@@ -1,0 +1,310 @@
+//! Golden test vectors: known messages and their exact CBOR bytes, in
+//! tests/vectors/*.hex, so another implementation can be checked against
+//! this one. The test encodes each message and compares bytes, and decodes
+//! each file back to the message.
+//!
+//! Regenerate (after a deliberate format change) with
+//! `UPDATE_VECTORS=1 cargo test --test wire_vectors`, and review the diff.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use agent_bgp::core::attrs::{AttrValue, ExtraAttr};
+use agent_bgp::core::community::Community;
+use agent_bgp::core::message::{
+    Capabilities, ErrorCode, Message, Notification, Open, PROTOCOL_VERSION, Update, subcode,
+};
+use agent_bgp::core::route::RouteKey;
+use agent_bgp::core::{Asn, Millis};
+use agent_bgp::identity::cert::{cert_signed_bytes, derive_asn};
+use agent_bgp::wire::call::{
+    Call, CallId, CallMessage, CallOutcome, CallResult, Cancel, Progress, ProgressToken,
+};
+use agent_bgp::wire::sign::{origin_signed_bytes, path_signed_bytes};
+use agent_bgp::wire::{Frame, Limits, VerifyContext, decode, encode, verify_route};
+use common::*;
+use serde_json::json;
+
+fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors")
+}
+
+fn to_hex_lines(b: &[u8]) -> String {
+    let mut s = String::new();
+    for chunk in b.chunks(32) {
+        s.push_str(&hex::encode(chunk));
+        s.push('\n');
+    }
+    s
+}
+
+fn read_hex(name: &str) -> Vec<u8> {
+    let path = dir().join(format!("{name}.hex"));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_VECTORS=1)", path.display()));
+    let clean: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    hex::decode(clean).unwrap()
+}
+
+/// Compares `bytes` with the named vector, or writes it when regenerating.
+fn check_bytes(name: &str, bytes: &[u8]) {
+    if std::env::var_os("UPDATE_VECTORS").is_some() {
+        std::fs::create_dir_all(dir()).unwrap();
+        std::fs::write(dir().join(format!("{name}.hex")), to_hex_lines(bytes)).unwrap();
+        return;
+    }
+    let want = read_hex(name);
+    assert_eq!(
+        hex::encode(bytes),
+        hex::encode(&want),
+        "vector {name} changed"
+    );
+}
+
+fn check_frame(name: &str, frame: Frame) {
+    let l = Limits::default();
+    let bytes = encode(&frame, &l).unwrap();
+    check_bytes(name, &bytes);
+    let decoded = decode(&read_hex(name), &l).unwrap();
+    assert_eq!(decoded, frame, "vector {name} decodes differently");
+}
+
+/// The signed 2-hop UPDATE used by several vectors: AS65001 (node 1)
+/// originates two tools, sends to AS65002 (node 2), which sends to AS65003.
+fn signed_update() -> Update {
+    let o = issued(1, 65001);
+    let a = issued(2, 65002);
+    let mut lint = origin_route("coding/typescript/lint", "eslint");
+    let mut attrs = (*lint.attrs).clone();
+    attrs.med = 20;
+    attrs.communities = vec![
+        Community::standard(65001, 7),
+        Community::named("gold").unwrap(),
+    ];
+    let attrs = Arc::new(attrs);
+    lint.attrs = attrs.clone();
+    let mut fmt = origin_route("coding/typescript/format", "prettier");
+    fmt.attrs = attrs;
+    fmt.path_id = 2;
+    let hop = |r| send(&send(&originate(&r, &o), &o, 65002, 1), &a, 65003, 1);
+    let announce = vec![hop(lint), hop(fmt)];
+    // Both routes went through the same hops, so they share attributes.
+    assert!(
+        Arc::ptr_eq(&announce[0].attrs, &announce[1].attrs)
+            || announce[0].attrs == announce[1].attrs
+    );
+    Update {
+        announce,
+        withdraw: vec![RouteKey::new(prefix("coding/python/*"))],
+        end_of_rib: false,
+    }
+}
+
+#[test]
+fn keepalive_vector() {
+    check_frame("keepalive", Frame::Routing(Message::Keepalive));
+}
+
+#[test]
+fn route_refresh_vector() {
+    check_frame("route-refresh", Frame::Routing(Message::RouteRefresh));
+}
+
+#[test]
+fn open_vector() {
+    let id = derived(1);
+    check_frame(
+        "open",
+        Frame::Routing(Message::Open(Open {
+            version: PROTOCOL_VERSION,
+            asn: id.asn(),
+            node: id.node_id(),
+            hold_time: 90,
+            capabilities: Capabilities {
+                route_refresh: true,
+                graceful_restart: Some(120),
+                add_path: true,
+                multipath: false,
+            },
+            federation: "laptops".into(),
+            cert: Some(id.cert().clone()),
+        })),
+    );
+}
+
+#[test]
+fn update_vector_is_signed_and_verifies() {
+    let u = signed_update();
+    let t = trust();
+    let ctx = VerifyContext {
+        trust: &t,
+        local_asn: Asn(65003),
+        peer_asn: Asn(65002),
+        now: NOW,
+    };
+    for r in &u.announce {
+        assert_eq!(verify_route(r, &ctx), Ok(()));
+    }
+    check_frame("update", Frame::Routing(Message::Update(u)));
+    // The routes decoded from the vector verify too.
+    let Frame::Routing(Message::Update(back)) =
+        decode(&read_hex("update"), &Limits::default()).unwrap()
+    else {
+        panic!("not an update")
+    };
+    for r in &back.announce {
+        assert_eq!(verify_route(r, &ctx), Ok(()));
+    }
+}
+
+#[test]
+fn withdraw_vector() {
+    check_frame(
+        "withdraw",
+        Frame::Routing(Message::Update(Update {
+            announce: vec![],
+            withdraw: vec![
+                RouteKey::new(prefix("coding/typescript/lint")),
+                RouteKey {
+                    prefix: prefix("coding/*"),
+                    path_id: 2,
+                },
+            ],
+            end_of_rib: false,
+        })),
+    );
+}
+
+#[test]
+fn end_of_rib_vector() {
+    check_frame(
+        "end-of-rib",
+        Frame::Routing(Message::Update(Update {
+            end_of_rib: true,
+            ..Default::default()
+        })),
+    );
+}
+
+#[test]
+fn notification_vector() {
+    check_frame(
+        "notification",
+        Frame::Routing(Message::Notification(Notification::new(
+            ErrorCode::Open,
+            subcode::CERTIFICATE_EXPIRED,
+            "certificate expired at 1767139200000ms",
+        ))),
+    );
+}
+
+#[test]
+fn unknown_attributes_vector() {
+    let mut u = Update::default();
+    let mut r = origin_route("a/b", "agent");
+    let mut attrs = (*r.attrs).clone();
+    attrs.extra.insert(
+        "region".into(),
+        ExtraAttr {
+            transitive: true,
+            value: AttrValue::Text("eu-west".into()),
+        },
+    );
+    attrs.extra.insert(
+        "#41".into(),
+        ExtraAttr {
+            transitive: true,
+            value: AttrValue::Bytes(vec![0x82, 0x01, 0x02].into()),
+        },
+    );
+    r.attrs = Arc::new(attrs);
+    u.announce.push(r);
+    check_frame("update-extra-attrs", Frame::Routing(Message::Update(u)));
+}
+
+#[test]
+fn call_vectors() {
+    let id = CallId([0x11; 16]);
+    let caller = derived(3);
+    check_frame(
+        "call",
+        Frame::Call(CallMessage::Call(Call {
+            id,
+            target: prefix("coding/typescript/lint"),
+            tool: "lint_file".into(),
+            arguments: json!({"path": "src/main.ts", "fix": true, "max": 3}),
+            hop_limit: 16,
+            deadline: Millis(NOW.0 + 30_000),
+            caller_asn: caller.asn(),
+            caller_node: caller.node_id(),
+            progress_token: Some(ProgressToken::Text("p-1".into())),
+        })),
+    );
+    check_frame(
+        "call-result-ok",
+        Frame::Call(CallMessage::Result(CallResult {
+            id,
+            outcome: CallOutcome::Ok(
+                json!({"content": [{"type": "text", "text": "0 problems"}], "isError": false}),
+            ),
+        })),
+    );
+    check_frame(
+        "call-result-err",
+        Frame::Call(CallMessage::Result(CallResult {
+            id,
+            outcome: CallOutcome::Err {
+                code: -32001,
+                message: "deadline exceeded".into(),
+                data: Some(json!({"hops": 2})),
+            },
+        })),
+    );
+    check_frame(
+        "cancel",
+        Frame::Call(CallMessage::Cancel(Cancel {
+            id,
+            reason: Some("client went away".into()),
+        })),
+    );
+    check_frame(
+        "progress",
+        Frame::Call(CallMessage::Progress(Progress {
+            id,
+            progress: 0.5,
+            total: Some(1.0),
+            message: Some("halfway".into()),
+        })),
+    );
+}
+
+#[test]
+fn signed_bytes_vectors() {
+    let o = issued(1, 65001);
+    let c = o.cert();
+    check_bytes(
+        "signed-bytes-cert",
+        &cert_signed_bytes(c.asn, &c.node, c.not_before, c.not_after, c.issuer.as_ref()),
+    );
+    let u = signed_update();
+    let r = &u.announce[0];
+    let p = r.proof.as_ref().unwrap();
+    check_bytes(
+        "signed-bytes-origin",
+        &origin_signed_bytes(r, &p.origin.cert, p.origin.expires),
+    );
+    check_bytes(
+        "signed-bytes-path-hop1",
+        &path_signed_bytes(
+            &p.origin.signature,
+            &[(Asn(65001), 1), (Asn(65002), 1)],
+            Asn(65003),
+            Some(&p.path[0].signature),
+        ),
+    );
+    // The derived ASN of node key 1, for implementations of derive_asn.
+    let derived_asn = derive_asn(&key(1).node_id());
+    check_bytes("derived-asn-key1", &derived_asn.0.to_be_bytes());
+}
