@@ -46,6 +46,7 @@ fn fixture(n: usize) -> Fixture {
     let a = identity(2, 65002, &authority);
     let base = Arc::new(
         PathAttrs {
+            agent: AgentId::new("agent"),
             origin_time: Millis(NOW.0 - 1000),
             ..Default::default()
         }
@@ -63,7 +64,6 @@ fn fixture(n: usize) -> Fixture {
         .map(|i| {
             let mut r = Route::new(
                 Prefix::new(&format!("tools/group{}/tool{i}", i % 50)).unwrap(),
-                AgentId::new("agent"),
                 base.clone(),
             );
             r.proof = Some(sign_origin(&o, &r, Millis(NOW.0 + DAY)));

@@ -185,8 +185,7 @@ fn origin_facts_cannot_be_modified() {
         verify_route(&prefix, &c),
         Err(RouteVerifyError::BadOriginSignature)
     );
-    let mut agent = r.clone();
-    agent.agent = AgentId::new("evil");
+    let agent = with_attrs(&r, |a| a.agent = AgentId::new("evil"));
     assert_eq!(
         verify_route(&agent, &c),
         Err(RouteVerifyError::BadOriginSignature)
@@ -518,7 +517,7 @@ fn batch_verification_finds_exactly_the_bad_routes() {
     routes[23] = with_proof(&routes[23], |p| {
         p.path[1].signature = routes[22].proof.as_ref().unwrap().path[1].signature
     });
-    routes[31].agent = AgentId::new("changed");
+    routes[31] = with_attrs(&routes[31], |a| a.agent = AgentId::new("changed"));
     let t = trust();
     let c = ctx(&t, B, A);
     let mut cache = VerifyCache::new(10_000);

@@ -36,7 +36,7 @@ fn text(s: &str) -> Value {
 }
 
 fn route(prefix: &str, attrs: u64) -> Value {
-    map(vec![(0, text(prefix)), (1, text("agent")), (3, int(attrs))])
+    map(vec![(0, text(prefix)), (2, int(attrs))])
 }
 
 fn update(attrs: Vec<Value>, routes: Vec<Value>) -> Vec<u8> {
@@ -348,9 +348,11 @@ fn update_errors_map_to_update_subcodes() {
         code(&f),
         (ErrorCode::Update, subcode::MALFORMED_ATTRIBUTE_LIST)
     );
-    // Empty agent id.
-    let r = map(vec![(0, text("a")), (1, text("")), (3, int(0))]);
-    let f = update(vec![map(vec![])], vec![r]);
+    // An agent id with a control character.
+    let f = update(
+        vec![map(vec![(10, text("ag\u{7}ent"))])],
+        vec![route("a", 0)],
+    );
     assert_eq!(
         code(&f),
         (ErrorCode::Update, subcode::MALFORMED_ATTRIBUTE_LIST)
@@ -358,12 +360,7 @@ fn update_errors_map_to_update_subcodes() {
 }
 
 fn proof_route(proof: Value) -> Value {
-    map(vec![
-        (0, text("a")),
-        (1, text("agent")),
-        (3, int(0)),
-        (4, proof),
-    ])
+    map(vec![(0, text("a")), (2, int(0)), (3, proof)])
 }
 
 fn cert_value() -> Value {
@@ -431,7 +428,7 @@ fn withdraw_frames_carry_only_withdrawals() {
         6,
         Some(map(vec![(
             3,
-            Value::Array(vec![map(vec![(0, text("a/b")), (2, int(3))])]),
+            Value::Array(vec![map(vec![(0, text("a/b")), (1, int(3))])]),
         )])),
     );
     match decode(&f, &Limits::default()).unwrap() {

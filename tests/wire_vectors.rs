@@ -6,7 +6,7 @@
 //! Regenerate (after a deliberate format change) with
 //! `UPDATE_VECTORS=1 cargo test --test wire_vectors`, and review the diff.
 
-mod common;
+mod signing_fixtures;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,7 +24,7 @@ use agent_bgp::wire::call::{
 };
 use agent_bgp::wire::sign::{origin_signed_bytes, path_signed_bytes};
 use agent_bgp::wire::{Frame, Limits, VerifyContext, decode, encode, verify_route};
-use common::*;
+use signing_fixtures::*;
 use serde_json::json;
 
 fn dir() -> PathBuf {
@@ -85,7 +85,8 @@ fn signed_update() -> Update {
     ];
     let attrs = Arc::new(attrs);
     lint.attrs = attrs.clone();
-    let mut fmt = origin_route("coding/typescript/format", "prettier");
+    // One agent serving two prefixes: one attribute set on the wire.
+    let mut fmt = origin_route("coding/typescript/format", "eslint");
     fmt.attrs = attrs;
     fmt.path_id = 2;
     let hop = |r| send(&send(&originate(&r, &o), &o, 65002, 1), &a, 65003, 1);

@@ -77,10 +77,9 @@ mod k {
     }
     pub mod route {
         pub const PREFIX: u64 = 0;
-        pub const AGENT: u64 = 1;
-        pub const PATH_ID: u64 = 2;
-        pub const ATTRS: u64 = 3;
-        pub const PROOF: u64 = 4;
+        pub const PATH_ID: u64 = 1;
+        pub const ATTRS: u64 = 2;
+        pub const PROOF: u64 = 3;
     }
     pub mod proof {
         pub const ORIGIN: u64 = 0;
@@ -108,6 +107,7 @@ mod k {
         pub const CLUSTER_LIST: u64 = 7;
         pub const AGGREGATOR: u64 = 8;
         pub const EXTRA: u64 = 9;
+        pub const AGENT: u64 = 10;
     }
     pub mod aggregator {
         pub const ASN: u64 = 0;
@@ -376,6 +376,7 @@ pub fn encode_attrs(a: &PathAttrs, limits: &Limits) -> Result<Value, EncodeError
         limits.max_cluster_list,
     )?;
     check_count("extra", a.extra.len(), limits.max_extra_attrs)?;
+    check_len("agent id", a.agent.as_str().len(), limits.max_text)?;
     let mut m = MapBuilder::new();
     m.put_if(!a.as_path.is_empty(), AS_PATH, || {
         Value::Array(a.as_path.iter().map(|x| uint(x.0)).collect())
@@ -458,6 +459,9 @@ pub fn encode_attrs(a: &PathAttrs, limits: &Limits) -> Result<Value, EncodeError
     if !named.is_empty() {
         m.put(EXTRA, Value::Map(named));
     }
+    m.put_if(!a.agent.as_str().is_empty(), AGENT, || {
+        text(a.agent.as_str())
+    });
     carried.sort_by_key(|(k, _)| *k);
     for (key, v) in carried {
         m.put(key, v);
@@ -479,6 +483,7 @@ pub fn decode_attrs(v: &Value, limits: &Limits) -> Result<PathAttrs, FieldError>
         CLUSTER_LIST,
         AGGREGATOR,
         EXTRA,
+        AGENT,
     ])?;
     let asns = |v| list_of(v, Bound::PathLen, limits.max_path_len, asn_of);
     let as_path = f
@@ -548,6 +553,9 @@ pub fn decode_attrs(v: &Value, limits: &Limits) -> Result<PathAttrs, FieldError>
         .into());
     }
     let mut a = PathAttrs {
+        agent: f.read_or(AGENT, "agent", AgentId::new(""), |v| {
+            text_of(v, limits.max_text).map(AgentId::new)
+        })?,
         as_path,
         local_pref: f.read_or(
             LOCAL_PREF,
@@ -719,10 +727,8 @@ pub fn encode_update(u: &Update, limits: &Limits) -> Result<Value, EncodeError> 
     let mut certs: Table<'_, AsnCert> = Table::new();
     let mut routes = Vec::with_capacity(u.announce.len());
     for r in &u.announce {
-        check_len("agent id", r.agent.as_str().len(), limits.max_text)?;
         let mut m = MapBuilder::new();
         m.put(k::route::PREFIX, text(r.prefix.as_str()))
-            .put(k::route::AGENT, text(r.agent.as_str()))
             .put_if(r.path_id != 0, k::route::PATH_ID, || uint(r.path_id))
             .put(k::route::ATTRS, uint(attrs.index(&r.attrs)));
         if let Some(p) = &r.proof {
@@ -856,22 +862,11 @@ pub fn decode_update(
         list_of(v, Bound::Routes, limits.max_routes, |v| {
             use k::route::*;
             let r = Fields::parse(v)?;
-            r.check_known(&[PREFIX, AGENT, PATH_ID, ATTRS, PROOF])?;
-            let agent = r.read(AGENT, "agent", |v| {
-                let s = text_of(v, limits.max_text)?;
-                if s.is_empty() {
-                    return Err(FieldErrorKind::BadText {
-                        reason: "agent id is empty",
-                    }
-                    .into());
-                }
-                Ok(AgentId::new(s))
-            })?;
+            r.check_known(&[PREFIX, PATH_ID, ATTRS, PROOF])?;
             Ok(Route {
                 prefix: r
                     .read(PREFIX, "prefix", |v| decode_prefix(v, limits))
                     .map_err(|e| e.in_area(Area::Prefix))?,
-                agent,
                 path_id: r.read_or(PATH_ID, "path_id", 0, u32_of)?,
                 attrs: r.read(ATTRS, "attrs", |v| table_ref(v, &attrs))?,
                 proof: r

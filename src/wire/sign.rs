@@ -46,7 +46,7 @@ pub fn origin_signed_bytes(route: &Route, origin: &AsnCert, expires: Millis) -> 
     let mut w = CanonWriter::with_domain(ORIGIN_DOMAIN);
     w.array(7)
         .text(route.prefix.as_str())
-        .text(route.agent.as_str())
+        .text(route.attrs.agent.as_str())
         .array(route.attrs.capabilities.len());
     for c in &route.attrs.capabilities {
         w.text(c);

@@ -58,11 +58,12 @@ pub fn prefix(s: &str) -> Prefix {
 /// A route as its origin builds it, before signing.
 pub fn origin_route(p: &str, agent: &str) -> Route {
     let attrs = PathAttrs {
+        agent: AgentId::new(agent),
         origin_time: Millis(NOW.0 - 1000),
         ..Default::default()
     }
     .with_capabilities(["lint", "typescript"]);
-    Route::new(prefix(p), AgentId::new(agent), Arc::new(attrs))
+    Route::new(prefix(p), Arc::new(attrs))
 }
 
 /// Originates `route` at `origin` (expiring a day after [`NOW`]).

@@ -35,12 +35,12 @@ for c in certs:
     VerifyKey(issuer or c[1]).verify(msg, c[5])
 attrs = u[0]
 for r in u[2]:
-    a = attrs[r[3]]
-    proof = r[4]
+    a = attrs[r[2]]
+    proof = r[3]
     o = proof[0]
     oc = certs[o[0]]
     msg = b"agent-bgp/v1/origin\0" + cbor2.dumps(
-        [r[0], r[1], a.get(4, []), oc[0], oc[1], a.get(5, 0), o[1]], canonical=True)
+        [r[0], a.get(10, ""), a.get(4, []), oc[0], oc[1], a.get(5, 0), o[1]], canonical=True)
     VerifyKey(oc[1]).verify(msg, o[2])
     segs = []
     prev = None
