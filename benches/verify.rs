@@ -6,8 +6,12 @@
 
 use std::sync::Arc;
 
+use agent_bgp::core::NodeId;
 use agent_bgp::core::attrs::PathAttrs;
-use agent_bgp::core::message::{Message, Update};
+use agent_bgp::core::engine::{
+    Engine, EngineConfig, Event, PeerConfig, PeerInfo, PeerState, RoutePolicy,
+};
+use agent_bgp::core::message::{Capabilities, Message, Open, PROTOCOL_VERSION, Update};
 use agent_bgp::core::route::Route;
 use agent_bgp::core::{AgentId, Asn, Millis, Prefix};
 use agent_bgp::identity::{LocalIdentity, NodeKey, TrustAnchor, TrustStore, issue_cert};
@@ -218,5 +222,208 @@ fn update_1000(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, signatures, routes, update_1000);
+#[derive(Debug)]
+struct AcceptAll;
+
+impl RoutePolicy for AcceptAll {
+    fn import(&self, _: &PeerInfo, _: &Prefix, _: &mut Arc<PathAttrs>) -> bool {
+        true
+    }
+    fn export(&self, _: &PeerInfo, _: &Prefix, _: &mut Arc<PathAttrs>) -> bool {
+        true
+    }
+}
+
+/// An engine in AS65003 with an established session to AS65002 (node 2),
+/// which sends the UPDATEs, and one to AS65004 (node 4), which receives
+/// what the engine exports.
+fn engine() -> (Engine, NodeId) {
+    let me = NodeKey::from_seed(&[3; 32]).node_id();
+    let a = NodeKey::from_seed(&[2; 32]).node_id();
+    let c = NodeKey::from_seed(&[4; 32]).node_id();
+    let mut cfg = EngineConfig::new(Asn(65003), me);
+    cfg.max_routes_per_update = 4096;
+    cfg.emit_rib_changes = false;
+    let mut e = Engine::new(cfg).with_policy(Arc::new(AcceptAll));
+    for (node, asn) in [(a, 65002), (c, 65004)] {
+        e.handle(
+            NOW,
+            Event::AddPeer(PeerConfig::new(node).with_asn(Asn(asn))),
+        );
+        e.handle(
+            NOW,
+            Event::Connected {
+                peer: node,
+                outbound: false,
+            },
+        );
+        let open = Open {
+            version: PROTOCOL_VERSION,
+            asn: Asn(asn),
+            node,
+            hold_time: 0,
+            capabilities: Capabilities::default(),
+            federation: "default".into(),
+            cert: None,
+        };
+        e.handle(
+            NOW,
+            Event::Message {
+                peer: node,
+                msg: Message::Open(open),
+            },
+        );
+        e.handle(
+            NOW,
+            Event::Message {
+                peer: node,
+                msg: Message::Keepalive,
+            },
+        );
+        assert_eq!(
+            e.peer_info(&node).map(|i| i.state),
+            Some(PeerState::Established)
+        );
+    }
+    (e, a)
+}
+
+/// Two versions of the same 1000 routes that differ only in MED (which is
+/// not signed), so every UPDATE changes every best path and is exported.
+fn med_versions(routes: &[Route]) -> [Vec<Route>; 2] {
+    [10, 20].map(|med| {
+        let mut attrs = (*routes[0].attrs).clone();
+        attrs.med = med;
+        let attrs = Arc::new(attrs);
+        routes
+            .iter()
+            .map(|r| Route {
+                attrs: attrs.clone(),
+                ..r.clone()
+            })
+            .collect()
+    })
+}
+
+/// The receive pipeline of a 1000-route UPDATE: the routing engine alone
+/// (signatures off), decode + engine (unsigned), and decode + verify +
+/// engine (signatures on), cold and warm cache.
+fn pipeline(c: &mut Criterion) {
+    let f = fixture(1000);
+    let l = Limits::default();
+    let signed = med_versions(&f.routes);
+    let unsigned = signed.clone().map(|v| {
+        v.into_iter()
+            .map(|r| Route { proof: None, ..r })
+            .collect::<Vec<_>>()
+    });
+    let frame = |routes: &Vec<Route>| {
+        encode(
+            &Frame::Routing(Message::Update(Update {
+                announce: routes.clone(),
+                ..Default::default()
+            })),
+            &l,
+        )
+        .unwrap()
+    };
+    let signed_bytes = signed.clone().map(|v| frame(&v));
+    let unsigned_bytes = unsigned.clone().map(|v| frame(&v));
+    let to_msg = |b: &[u8]| match decode(b, &l).unwrap() {
+        Frame::Routing(m) => m,
+        Frame::Call(_) => unreachable!(),
+    };
+    let mut g = c.benchmark_group("pipeline_1000");
+    g.throughput(Throughput::Elements(1000));
+    g.sample_size(20);
+
+    g.bench_function("engine_only_unsigned", |b| {
+        let (mut e, peer) = engine();
+        let msgs = unsigned.clone().map(|v| {
+            Message::Update(Update {
+                announce: v,
+                ..Default::default()
+            })
+        });
+        let mut i = 0;
+        b.iter(|| {
+            i ^= 1;
+            e.handle(
+                NOW,
+                Event::Message {
+                    peer,
+                    msg: msgs[i].clone(),
+                },
+            )
+        })
+    });
+    g.bench_function("decode_engine_unsigned", |b| {
+        let (mut e, peer) = engine();
+        let mut i = 0;
+        b.iter(|| {
+            i ^= 1;
+            let msg = to_msg(&unsigned_bytes[i]);
+            e.handle(NOW, Event::Message { peer, msg })
+        })
+    });
+    let verify_then_handle = |e: &mut Engine, peer, cache: &mut VerifyCache, bytes: &[u8]| {
+        let msg = to_msg(bytes);
+        if let Message::Update(u) = &msg {
+            let ok = cache.verify_routes(&u.announce, &ctx(&f.trust));
+            assert!(ok.iter().all(|r| r.is_ok()));
+        }
+        e.handle(NOW, Event::Message { peer, msg })
+    };
+    g.bench_function("decode_verify_engine_cold", |b| {
+        let (mut e, peer) = engine();
+        let mut i = 0;
+        b.iter_batched(
+            || VerifyCache::new(1 << 16),
+            |mut cache| {
+                i ^= 1;
+                verify_then_handle(&mut e, peer, &mut cache, &signed_bytes[i]);
+                cache
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.bench_function("decode_verify_engine_warm", |b| {
+        let (mut e, peer) = engine();
+        let mut cache = VerifyCache::new(1 << 16);
+        let mut i = 0;
+        b.iter(|| {
+            i ^= 1;
+            verify_then_handle(&mut e, peer, &mut cache, &signed_bytes[i])
+        })
+    });
+    g.finish();
+
+    // Sending side: one path signature per route per external peer.
+    let authority = NodeKey::from_seed(&[200; 32]);
+    let me = identity(3, 65003, &authority);
+    let outgoing: Vec<Route> = f
+        .routes
+        .iter()
+        .map(|r| {
+            let mut attrs = (*r.attrs).clone();
+            attrs.as_path.insert(0, Asn(65003));
+            Route {
+                attrs: Arc::new(attrs),
+                ..r.clone()
+            }
+        })
+        .collect();
+    let mut g = c.benchmark_group("sign");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("sign_path_hop", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i = (i + 1) % outgoing.len();
+            sign_path_hop(&outgoing[i], &me, Asn(65004)).unwrap()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, signatures, routes, update_1000, pipeline);
 criterion_main!(benches);

@@ -252,9 +252,10 @@ impl TrustStore {
         self.issued.entry(c.asn).or_default().insert(c.node)
     }
 
-    /// Everything [`Self::check_cert`] checks except the signature, which
-    /// callers that batch or cache signature checks verify themselves
-    /// against [`cert::signing_key_of`] and [`cert::signed_bytes_of`].
+    /// Everything [`Self::check_cert`] checks except the curve work (the
+    /// signature, and that the node key is a usable point), which callers
+    /// that batch or cache signature checks do themselves against
+    /// [`cert::signing_key_of`] and [`cert::signed_bytes_of`].
     pub fn check_binding(&self, c: &AsnCert, now: Millis) -> Result<Binding, CertError> {
         if now.0.saturating_add(self.clock_skew_ms) < c.not_before.0 {
             return Err(CertError::NotYetValid {
@@ -268,7 +269,6 @@ impl TrustStore {
                 now,
             });
         }
-        key::verifying_key(&c.node).map_err(CertError::BadKey)?;
         if let Some(pinned) = self.pins.get(&c.node)
             && *pinned != c.asn
         {
@@ -336,6 +336,10 @@ impl TrustStore {
     /// the issuer, pins, conflicts and the signature.
     pub fn check_cert(&self, c: &AsnCert, now: Millis) -> Result<Binding, CertError> {
         let binding = self.check_binding(c, now)?;
+        // An issued certificate's signature does not involve the node's own
+        // key, so check that it is usable separately. (Route verification
+        // checks it when it verifies that key's signatures.)
+        key::verifying_key(&c.node).map_err(CertError::BadKey)?;
         cert::verify_cert_signature(c).map_err(|e| match e {
             SigError::Invalid => CertError::BadSignature(e),
             SigError::BadKey | SigError::WeakKey => CertError::BadKey(e),
@@ -494,6 +498,19 @@ mod tests {
                 anchor: "acme".into()
             })
         );
+    }
+
+    #[test]
+    fn issued_cert_for_a_weak_key_is_refused() {
+        let (a, b) = window();
+        let auth = key(9);
+        let mut weak = [0u8; 32];
+        weak[0] = 1; // the identity point: small order
+        let c = issue_cert(&auth, NodeId(weak), Asn(65001), a, b).unwrap();
+        let trust = TrustStore::new().with_anchor(TrustAnchor::new("acme", auth.node_id()));
+        let err = trust.check_cert(&c, NOW).unwrap_err();
+        assert_eq!(err, CertError::BadKey(SigError::WeakKey));
+        assert_eq!(err.subcode(), subcode::BAD_CERTIFICATE);
     }
 
     #[test]
