@@ -24,8 +24,8 @@ use agent_bgp::wire::call::{
 };
 use agent_bgp::wire::sign::{origin_signed_bytes, path_signed_bytes};
 use agent_bgp::wire::{Frame, Limits, VerifyContext, decode, encode, verify_route};
-use signing_fixtures::*;
 use serde_json::json;
+use signing_fixtures::*;
 
 fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors")
