@@ -333,6 +333,22 @@ fn pipeline(c: &mut Criterion) {
         Frame::Routing(m) => m,
         Frame::Call(_) => unreachable!(),
     };
+    // Check the work is real: each UPDATE changes and exports every route.
+    {
+        let (mut e, peer) = engine();
+        for (round, v) in unsigned.iter().cycle().take(4).enumerate() {
+            let msg = Message::Update(Update {
+                announce: v.clone(),
+                ..Default::default()
+            });
+            let before = e.stats().clone();
+            e.handle(NOW, Event::Message { peer, msg });
+            let after = e.stats();
+            assert_eq!(after.routes_in - before.routes_in, 1000, "round {round}");
+            assert_eq!(after.routes_rejected, 0, "round {round}");
+            assert_eq!(after.routes_out - before.routes_out, 1000, "round {round}");
+        }
+    }
     let mut g = c.benchmark_group("pipeline_1000");
     g.throughput(Throughput::Elements(1000));
     g.sample_size(20);
