@@ -8,6 +8,7 @@
 //! - [`identity`]: the node key, ASN certificates and trust anchors.
 //! - [`wire`]: the versioned CBOR wire protocol and signed routes.
 
+pub mod config;
 pub mod core;
 pub mod identity;
 pub mod mcp;

@@ -1,0 +1,950 @@
+//! `node.toml`: everything an operator configures about one node.
+//!
+//! [`NodeConfig::load`] parses the file with unknown keys refused and then
+//! checks values that serde alone cannot (hold times, federation names,
+//! neighbour addresses naming the right peer, ...). Every error names the
+//! key path (`neighbor[1].address`) and, for syntax and type errors, the line
+//! and column. [`template`] is the fully commented file `abgp init` writes:
+//! every option with its default, so the file documents itself; a test keeps
+//! the two in step.
+//!
+//! Relative paths in the file are relative to the file's directory
+//! ([`LoadedConfig::resolve`]).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use libp2p::{Multiaddr, PeerId, multiaddr::Protocol};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::core::community::Community;
+use crate::core::ids::Asn;
+use crate::core::prefix::Prefix;
+
+/// File name `abgp init` writes and `abgp run` looks for in a directory.
+pub const CONFIG_FILE_NAME: &str = "node.toml";
+
+/// Why a config file was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Syntax, unknown key or wrong type.
+    #[error("{path}:{line}:{column}: {key}: {message}")]
+    Parse {
+        path: PathBuf,
+        key: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// A value of the right type that makes no sense.
+    #[error("{path}: {key}: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+}
+
+/// The ASN setting: derived from the node key, or a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AsnSetting {
+    /// The private-range ASN the node key derives (self-certifying).
+    #[default]
+    Derived,
+    Number(Asn),
+}
+
+impl<'de> Deserialize<'de> for AsnSetting {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(i64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Int(n) => u32::try_from(n)
+                .map(|n| AsnSetting::Number(Asn(n)))
+                .map_err(|_| serde::de::Error::custom(format!("{n} is not a 32-bit AS number"))),
+            Raw::Text(s) if s == "derived" => Ok(AsnSetting::Derived),
+            Raw::Text(s) => s
+                .parse::<Asn>()
+                .map(AsnSetting::Number)
+                .map_err(|e| serde::de::Error::custom(format!("{e}, or \"derived\""))),
+        }
+    }
+}
+
+impl Serialize for AsnSetting {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            AsnSetting::Derived => s.serialize_str("derived"),
+            AsnSetting::Number(a) => s.serialize_u32(a.0),
+        }
+    }
+}
+
+/// Where the node's ASN certificate comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum CertSource {
+    /// Self-certifying: the ASN is the one the key derives.
+    #[default]
+    Derived,
+    /// Signed by the node itself for a chosen ASN; peers accept it only
+    /// where a neighbour entry pins this node to that ASN.
+    SelfSigned,
+    /// A certificate file issued by an authority (`abgp asn issue`).
+    File(PathBuf),
+}
+
+impl<'de> Deserialize<'de> for CertSource {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(match s.as_str() {
+            "derived" => CertSource::Derived,
+            "self-signed" => CertSource::SelfSigned,
+            "" => {
+                return Err(serde::de::Error::custom(
+                    "expected \"derived\", \"self-signed\" or a certificate file path",
+                ));
+            }
+            _ => CertSource::File(PathBuf::from(s)),
+        })
+    }
+}
+
+impl Serialize for CertSource {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            CertSource::Derived => s.serialize_str("derived"),
+            CertSource::SelfSigned => s.serialize_str("self-signed"),
+            CertSource::File(p) => s.serialize_str(&p.to_string_lossy()),
+        }
+    }
+}
+
+/// Whether this node serves the Kademlia DHT to others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KadMode {
+    /// Server on bootstrap nodes, client elsewhere.
+    #[default]
+    Auto,
+    Server,
+    Client,
+}
+
+/// The admin API address; `"off"` disables it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdminListen(pub Option<SocketAddr>);
+
+impl Default for AdminListen {
+    fn default() -> Self {
+        AdminListen(Some(SocketAddr::from(([127, 0, 0, 1], 4180))))
+    }
+}
+
+impl<'de> Deserialize<'de> for AdminListen {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s == "off" {
+            return Ok(AdminListen(None));
+        }
+        s.parse::<SocketAddr>().map(|a| AdminListen(Some(a))).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "{s:?} is not an address like \"127.0.0.1:4180\" (or \"off\")"
+            ))
+        })
+    }
+}
+
+impl Serialize for AdminListen {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Some(a) => s.collect_str(&a),
+            None => s.serialize_str("off"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeSection {
+    pub asn: AsnSetting,
+    pub certificate: CertSource,
+    pub federation: String,
+    pub key_file: PathBuf,
+    pub data_dir: PathBuf,
+    pub bootstrap: bool,
+}
+
+impl Default for NodeSection {
+    fn default() -> Self {
+        NodeSection {
+            asn: AsnSetting::Derived,
+            certificate: CertSource::Derived,
+            federation: "default".into(),
+            key_file: PathBuf::from("node.key"),
+            data_dir: PathBuf::from("."),
+            bootstrap: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkSection {
+    pub listen: Vec<Multiaddr>,
+    pub external_addresses: Vec<Multiaddr>,
+    pub announce_listen_addresses: bool,
+    pub request_timeout_secs: u64,
+    pub max_connections: u32,
+    pub max_incoming_connections: u32,
+    pub max_pending_incoming: u32,
+    pub max_connections_per_peer: u32,
+    pub max_queued_messages: usize,
+}
+
+impl Default for NetworkSection {
+    fn default() -> Self {
+        NetworkSection {
+            listen: vec![
+                "/ip4/0.0.0.0/tcp/4100".parse().unwrap_or_else(|_| Multiaddr::empty()),
+                "/ip4/0.0.0.0/udp/4100/quic-v1"
+                    .parse()
+                    .unwrap_or_else(|_| Multiaddr::empty()),
+            ],
+            external_addresses: Vec::new(),
+            announce_listen_addresses: true,
+            request_timeout_secs: 30,
+            max_connections: 256,
+            max_incoming_connections: 128,
+            max_pending_incoming: 32,
+            max_connections_per_peer: 2,
+            max_queued_messages: 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionSection {
+    pub hold_time_secs: u16,
+    pub graceful_restart_secs: u16,
+    pub max_routes_per_update: usize,
+}
+
+impl Default for SessionSection {
+    fn default() -> Self {
+        SessionSection {
+            hold_time_secs: 90,
+            graceful_restart_secs: 120,
+            max_routes_per_update: 1000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscoverySection {
+    pub mdns: bool,
+    pub mdns_query_interval_secs: u64,
+    pub kademlia: bool,
+    pub kademlia_mode: KadMode,
+    pub bootstrap: Vec<Multiaddr>,
+    pub query_interval_secs: u64,
+    pub max_auto_peers: usize,
+    pub auto_peer_down_secs: u64,
+    pub cert_failure_cooldown_secs: u64,
+}
+
+impl Default for DiscoverySection {
+    fn default() -> Self {
+        DiscoverySection {
+            mdns: true,
+            mdns_query_interval_secs: 30,
+            kademlia: true,
+            kademlia_mode: KadMode::Auto,
+            bootstrap: Vec::new(),
+            query_interval_secs: 60,
+            max_auto_peers: 8,
+            auto_peer_down_secs: 300,
+            cert_failure_cooldown_secs: 3600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnchorConfig {
+    pub name: String,
+    /// The authority's public key (64 hex digits).
+    pub key: String,
+    /// ASN ranges it is authoritative for: `"65000-65100"` or `"65001"`.
+    #[serde(default)]
+    pub asns: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrustSection {
+    pub accept_derived: bool,
+    pub verify_routes: bool,
+    pub certificate_validity_days: u32,
+    pub route_signature_validity_secs: u64,
+    pub anchors: Vec<AnchorConfig>,
+}
+
+impl Default for TrustSection {
+    fn default() -> Self {
+        TrustSection {
+            accept_derived: true,
+            verify_routes: true,
+            certificate_validity_days: 365,
+            route_signature_validity_secs: 86_400,
+            anchors: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicySection {
+    /// Empty: no policy file (RFC 8212 defaults: nothing crosses AS borders).
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSection {
+    pub listen: AdminListen,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    pub cache_capacity_mb: u64,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection {
+            cache_capacity_mb: 64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// A tracing filter (`info`, `agent_bgp=debug,libp2p=warn`); `RUST_LOG`
+    /// overrides it.
+    pub level: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            level: "info".into(),
+        }
+    }
+}
+
+/// A configured neighbour: a peer we always try to keep a session with.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NeighborConfig {
+    pub peer_id: PeerId,
+    #[serde(default)]
+    pub address: Option<Multiaddr>,
+    /// The ASN the peer must open with; its key is pinned to it.
+    pub asn: u32,
+    #[serde(default)]
+    pub passive: bool,
+    #[serde(default)]
+    pub hold_time_secs: Option<u16>,
+    #[serde(default)]
+    pub max_prefix: Option<u32>,
+    #[serde(default)]
+    pub rr_client: bool,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// A static route: like a BGP `network` statement.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OriginateConfig {
+    pub prefix: Prefix,
+    #[serde(default = "default_agent")]
+    pub agent: String,
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    #[serde(default)]
+    pub communities: Vec<Community>,
+    #[serde(default)]
+    pub med: u32,
+}
+
+fn default_agent() -> String {
+    "static".into()
+}
+
+/// The whole file.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    pub node: NodeSection,
+    pub network: NetworkSection,
+    pub session: SessionSection,
+    pub discovery: DiscoverySection,
+    pub trust: TrustSection,
+    pub policy: PolicySection,
+    pub admin: AdminSection,
+    pub store: StoreSection,
+    pub log: LogSection,
+    #[serde(rename = "neighbor")]
+    pub neighbors: Vec<NeighborConfig>,
+    pub originate: Vec<OriginateConfig>,
+    /// Reserved for MCP agents (`[[agents]]`); accepted and not yet used.
+    pub agents: Vec<toml::Value>,
+}
+
+/// A parsed and checked config plus the directory its paths are relative to.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    pub config: NodeConfig,
+    pub path: PathBuf,
+    pub dir: PathBuf,
+}
+
+impl LoadedConfig {
+    /// A path from the file, made absolute against the file's directory.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.dir.join(p)
+        }
+    }
+
+    pub fn key_path(&self) -> PathBuf {
+        self.resolve(&self.config.node.key_file)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.resolve(&self.config.node.data_dir)
+    }
+
+    pub fn store_dir(&self) -> PathBuf {
+        self.data_dir().join("store")
+    }
+
+    pub fn policy_path(&self) -> Option<PathBuf> {
+        let f = &self.config.policy.file;
+        (!f.as_os_str().is_empty()).then(|| self.resolve(f))
+    }
+}
+
+impl NodeConfig {
+    /// Reads, parses and checks a config file.
+    pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let config = Self::parse(&text, path)?;
+        let dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."));
+        Ok(LoadedConfig {
+            config,
+            path: path.to_path_buf(),
+            dir,
+        })
+    }
+
+    /// Parses and checks config text; `path` is only used in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<NodeConfig, ConfigError> {
+        let de = toml::Deserializer::new(text);
+        let config: NodeConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            let (line, column) = inner
+                .span()
+                .map(|s| line_col(text, s.start))
+                .unwrap_or((0, 0));
+            ConfigError::Parse {
+                path: path.to_path_buf(),
+                key: if key == "." { "(top level)".into() } else { key },
+                line,
+                column,
+                message: inner.message().to_string(),
+            }
+        })?;
+        config
+            .validate()
+            .map_err(|(key, message)| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                key,
+                message,
+            })?;
+        Ok(config)
+    }
+
+    /// Checks what the types alone do not. The error is (key path, message).
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let err = |k: &str, m: String| Err((k.to_string(), m));
+        let fed = &self.node.federation;
+        if fed.is_empty()
+            || fed.len() > 64
+            || !fed
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return err(
+                "node.federation",
+                format!("{fed:?} must be 1 to 64 characters of letters, digits, '-', '_', '.'"),
+            );
+        }
+        if self.node.certificate == CertSource::Derived
+            && matches!(self.node.asn, AsnSetting::Number(_))
+        {
+            return err(
+                "node.certificate",
+                "a derived certificate is only for asn = \"derived\"; use \"self-signed\" \
+                 (peers pin you) or an issued certificate file for a chosen ASN"
+                    .into(),
+            );
+        }
+        if let AsnSetting::Number(a) = self.node.asn
+            && a.0 == 0
+        {
+            return err("node.asn", "AS 0 is reserved (RFC 7607)".into());
+        }
+        let hold = self.session.hold_time_secs;
+        if hold == 1 || hold == 2 {
+            return err(
+                "session.hold_time_secs",
+                format!("{hold} is not allowed: 0 (no keepalives) or at least 3"),
+            );
+        }
+        if self.session.max_routes_per_update == 0 {
+            return err(
+                "session.max_routes_per_update",
+                "must be at least 1".into(),
+            );
+        }
+        if self.network.request_timeout_secs == 0 {
+            return err("network.request_timeout_secs", "must be at least 1".into());
+        }
+        if self.network.max_connections_per_peer == 0 {
+            return err(
+                "network.max_connections_per_peer",
+                "must be at least 1".into(),
+            );
+        }
+        if self.network.max_queued_messages < 4 {
+            return err("network.max_queued_messages", "must be at least 4".into());
+        }
+        if self.discovery.query_interval_secs == 0 {
+            return err("discovery.query_interval_secs", "must be at least 1".into());
+        }
+        if self.discovery.mdns_query_interval_secs == 0 {
+            return err(
+                "discovery.mdns_query_interval_secs",
+                "must be at least 1".into(),
+            );
+        }
+        for (i, a) in self.discovery.bootstrap.iter().enumerate() {
+            if peer_of(a).is_none() {
+                return err(
+                    &format!("discovery.bootstrap[{i}]"),
+                    format!("{a} must end with /p2p/<peer id> so the bootstrap node is authenticated"),
+                );
+            }
+        }
+        if self.trust.certificate_validity_days == 0 {
+            return err("trust.certificate_validity_days", "must be at least 1".into());
+        }
+        if self.trust.route_signature_validity_secs < 60 {
+            return err(
+                "trust.route_signature_validity_secs",
+                "must be at least 60".into(),
+            );
+        }
+        for (i, a) in self.trust.anchors.iter().enumerate() {
+            if a.key.parse::<crate::core::NodeId>().is_err() {
+                return err(
+                    &format!("trust.anchors[{i}].key"),
+                    "must be the authority's public key as 64 hex digits".into(),
+                );
+            }
+            for (j, r) in a.asns.iter().enumerate() {
+                if parse_asn_range(r).is_none() {
+                    return err(
+                        &format!("trust.anchors[{i}].asns[{j}]"),
+                        format!("{r:?} is not an ASN or a range like \"65000-65100\""),
+                    );
+                }
+            }
+        }
+        if let Some(a) = self.admin.listen.0
+            && !a.ip().is_loopback()
+        {
+            return err(
+                "admin.listen",
+                format!("{a} is not a loopback address; the admin API has no authentication"),
+            );
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, n) in self.neighbors.iter().enumerate() {
+            let key = |f: &str| format!("neighbor[{i}].{f}");
+            if !seen.insert(n.peer_id) {
+                return err(&key("peer_id"), format!("{} is listed twice", n.peer_id));
+            }
+            if crate::identity::node_id_of(&n.peer_id).is_err() {
+                return err(
+                    &key("peer_id"),
+                    format!("{} is not an ed25519 peer id (agent-bgp nodes use ed25519 keys)", n.peer_id),
+                );
+            }
+            if n.asn == 0 {
+                return err(&key("asn"), "AS 0 is reserved (RFC 7607)".into());
+            }
+            match &n.address {
+                None if !n.passive => {
+                    return err(
+                        &key("address"),
+                        "required unless passive = true".into(),
+                    );
+                }
+                Some(a) => {
+                    if let Some(p) = peer_of(a)
+                        && p != n.peer_id
+                    {
+                        return err(
+                            &key("address"),
+                            format!("names peer {p}, but peer_id is {}", n.peer_id),
+                        );
+                    }
+                }
+                None => {}
+            }
+            if let Some(h) = n.hold_time_secs
+                && (h == 1 || h == 2)
+            {
+                return err(
+                    &key("hold_time_secs"),
+                    format!("{h} is not allowed: 0 or at least 3"),
+                );
+            }
+        }
+        let mut prefixes = std::collections::HashSet::new();
+        for (i, o) in self.originate.iter().enumerate() {
+            if !prefixes.insert(o.prefix.clone()) {
+                return err(
+                    &format!("originate[{i}].prefix"),
+                    format!("{} is originated twice", o.prefix),
+                );
+            }
+            if o.agent.is_empty() || o.agent.len() > 128 {
+                return err(
+                    &format!("originate[{i}].agent"),
+                    "must be 1 to 128 bytes".into(),
+                );
+            }
+            for (j, c) in o.capabilities.iter().enumerate() {
+                if c.is_empty() || c.len() > 128 {
+                    return err(
+                        &format!("originate[{i}].capabilities[{j}]"),
+                        "must be 1 to 128 bytes".into(),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The peer id at the end of a multiaddr (`.../p2p/<id>`), if any.
+pub fn peer_of(a: &Multiaddr) -> Option<PeerId> {
+    match a.iter().last() {
+        Some(Protocol::P2p(p)) => Some(p),
+        _ => None,
+    }
+}
+
+/// `"65000-65100"` or `"65001"`.
+pub fn parse_asn_range(s: &str) -> Option<std::ops::RangeInclusive<u32>> {
+    let (a, b) = match s.split_once('-') {
+        Some((a, b)) => (a.trim(), b.trim()),
+        None => (s.trim(), s.trim()),
+    };
+    let a: Asn = a.parse().ok()?;
+    let b: Asn = b.parse().ok()?;
+    (a.0 <= b.0).then_some(a.0..=b.0)
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rfind('\n').map_or(before.len(), |i| before.len() - i - 1) + 1;
+    (line, column)
+}
+
+/// The commented `node.toml` that `abgp init` writes. Every option appears
+/// with its default value; `asn` and `federation` are filled in.
+pub fn template(asn: AsnSetting, federation: &str) -> String {
+    let (asn_line, cert_line) = match asn {
+        AsnSetting::Derived => ("asn = \"derived\"".to_string(), "certificate = \"derived\""),
+        AsnSetting::Number(a) => (format!("asn = {}", a.0), "certificate = \"self-signed\""),
+    };
+    TEMPLATE
+        .replace("@ASN@", &asn_line)
+        .replace("@CERT@", cert_line)
+        .replace("@FEDERATION@", &format!("{federation:?}"))
+}
+
+const TEMPLATE: &str = r#"# agent-bgp node configuration (written by `abgp init`).
+# Every option is listed with its default. Relative paths are relative to
+# this file's directory. Unknown keys are errors. Docs: docs/operations.md.
+
+[node]
+# This node's AS number: "derived" (a private-range ASN computed from the
+# node key; self-certifying, no authority needed) or a number.
+@ASN@
+# Where the ASN certificate comes from: "derived" (only with asn = "derived"),
+# "self-signed" (peers must pin this node's peer id to the ASN in a
+# [[neighbor]] entry), or the path of a certificate file issued by an
+# authority.
+@CERT@
+# Nodes only peer with members of the same federation.
+federation = @FEDERATION@
+# The node's ed25519 key (its PeerId). Created by `abgp init`, never overwritten.
+key_file = "node.key"
+# Where the RIB store lives (data_dir/store).
+data_dir = "."
+# A community bootstrap node: serves the Kademlia DHT, originates nothing.
+bootstrap = false
+
+[network]
+# libp2p listen addresses (TCP and QUIC). Port 0 picks a free port.
+listen = ["/ip4/0.0.0.0/tcp/4100", "/ip4/0.0.0.0/udp/4100/quic-v1"]
+# Addresses other nodes should dial, announced through Kademlia.
+external_addresses = []
+# Also announce the addresses we actually listen on.
+announce_listen_addresses = true
+# A routing message not acknowledged in this time resets the session.
+request_timeout_secs = 30
+# Connection limits.
+max_connections = 256
+max_incoming_connections = 128
+max_pending_incoming = 32
+max_connections_per_peer = 2
+# Messages queued for one peer before it is considered stuck and dropped.
+max_queued_messages = 1024
+
+[session]
+# Silence tolerated before a session is torn down (0, or at least 3).
+# Keepalives go out every third of it.
+hold_time_secs = 90
+# How long peers keep our routes as stale while we restart (RFC 4724);
+# also how long we keep restored routes before purging. 0 disables.
+graceful_restart_secs = 120
+# Largest UPDATE the node sends; bigger batches are split.
+max_routes_per_update = 1000
+
+[discovery]
+# Find federation members on the local network (does not work on loopback).
+mdns = true
+mdns_query_interval_secs = 30
+# Find federation members through the Kademlia DHT.
+kademlia = true
+# "auto" (server on bootstrap nodes, client elsewhere), "server" or "client".
+kademlia_mode = "auto"
+# Bootstrap nodes: multiaddrs ending in /p2p/<peer id>.
+bootstrap = []
+# How often to re-announce ourselves and look for members.
+query_interval_secs = 60
+# Sessions with discovered (not configured) peers; configured neighbours
+# are always peered and do not count.
+max_auto_peers = 8
+# A discovered peer whose session stays down this long is dropped.
+auto_peer_down_secs = 300
+# A node whose ASN certificate fails is not auto-peered again for this long.
+cert_failure_cooldown_secs = 3600
+
+[trust]
+# Accept peers whose ASN is derived from their key.
+accept_derived = true
+# Check origin and path signatures of received routes; bad ones are dropped.
+verify_routes = true
+# Lifetime of the certificate made at start for derived and self-signed ASNs.
+certificate_validity_days = 365
+# Lifetime of origin signatures on our routes (re-signed at half-life).
+route_signature_validity_secs = 86400
+# Authorities whose issued ASN certificates we trust:
+# anchors = [{ name = "acme", key = "<64 hex digits>", asns = ["65000-65100"] }]
+anchors = []
+
+[policy]
+# Import/export policy file (docs/policy.md). Empty: RFC 8212 defaults,
+# which accept nothing from and announce nothing to other ASes.
+file = ""
+
+[admin]
+# The admin HTTP API (loopback only; no authentication). "off" disables it.
+listen = "127.0.0.1:4180"
+
+[store]
+# sled page cache.
+cache_capacity_mb = 64
+
+[log]
+# Tracing filter; the RUST_LOG environment variable overrides it.
+level = "info"
+
+# Configured neighbours (repeat the block for each):
+# [[neighbor]]
+# peer_id = "12D3KooW..."            # pinned: only this key is accepted
+# address = "/ip4/192.0.2.10/tcp/4100"
+# asn = 65001                        # the peer must open with this ASN
+# passive = false                    # true: never dial, wait for the peer
+# hold_time_secs = 90                # default: [session] hold_time_secs
+# max_prefix = 10000                 # default: no limit
+# rr_client = false
+# description = ""
+
+# Static routes, like BGP network statements (repeat for each):
+# [[originate]]
+# prefix = "tools/weather/*"
+# agent = "weather"                  # default "static"
+# capabilities = ["forecast"]
+# communities = ["no-export"]
+# med = 0
+
+# MCP agents hosted by this node ([[agents]]) come with the MCP release.
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<NodeConfig, ConfigError> {
+        NodeConfig::parse(text, Path::new("node.toml"))
+    }
+
+    #[test]
+    fn template_parses_to_the_defaults() {
+        let c = parse(&template(AsnSetting::Derived, "default")).unwrap();
+        assert_eq!(c, NodeConfig::default());
+    }
+
+    #[test]
+    fn template_with_a_number_uses_a_self_signed_certificate() {
+        let c = parse(&template(AsnSetting::Number(Asn(65001)), "acme")).unwrap();
+        assert_eq!(c.node.asn, AsnSetting::Number(Asn(65001)));
+        assert_eq!(c.node.certificate, CertSource::SelfSigned);
+        assert_eq!(c.node.federation, "acme");
+    }
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        assert_eq!(parse("").unwrap(), NodeConfig::default());
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_with_its_path_and_line() {
+        let e = parse("[network]\nlisten = []\nlisten_on = 3\n").unwrap_err();
+        let s = e.to_string();
+        assert!(matches!(e, ConfigError::Parse { line: 3, .. }), "{s}");
+        assert!(s.contains("listen_on"), "{s}");
+        assert!(s.contains("network"), "{s}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_key_path() {
+        let e = parse("[[neighbor]]\npeer_id = \"x\"\nasn = 1\n").unwrap_err();
+        let s = e.to_string();
+        assert!(s.contains("neighbor[0].peer_id"), "{s}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key_path() {
+        let cases = [
+            ("[session]\nhold_time_secs = 2\n", "session.hold_time_secs"),
+            ("[node]\nfederation = \"a b\"\n", "node.federation"),
+            ("[node]\nasn = 65001\n", "node.certificate"),
+            ("[admin]\nlisten = \"0.0.0.0:80\"\n", "admin.listen"),
+            (
+                "[discovery]\nbootstrap = [\"/ip4/1.2.3.4/tcp/1\"]\n",
+                "discovery.bootstrap[0]",
+            ),
+            (
+                "[[originate]]\nprefix = \"a/b\"\n[[originate]]\nprefix = \"a/b\"\n",
+                "originate[1].prefix",
+            ),
+        ];
+        for (text, key) in cases {
+            match parse(text) {
+                Err(ConfigError::Invalid { key: k, .. }) => assert_eq!(k, key, "{text}"),
+                other => panic!("{text}: expected Invalid at {key}, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn neighbor_needs_an_address_unless_passive_and_a_matching_p2p_suffix() {
+        let id = crate::identity::NodeKey::from_seed(&[1; 32])
+            .peer_id()
+            .unwrap();
+        let other = crate::identity::NodeKey::from_seed(&[2; 32])
+            .peer_id()
+            .unwrap();
+        let no_addr = format!("[[neighbor]]\npeer_id = \"{id}\"\nasn = 65001\n");
+        assert!(matches!(parse(&no_addr), Err(ConfigError::Invalid { key, .. }) if key == "neighbor[0].address"));
+        let passive = format!("{no_addr}passive = true\n");
+        assert!(parse(&passive).is_ok());
+        let wrong = format!("{no_addr}address = \"/ip4/127.0.0.1/tcp/1/p2p/{other}\"\n");
+        assert!(matches!(parse(&wrong), Err(ConfigError::Invalid { key, .. }) if key == "neighbor[0].address"));
+        let good = format!("{no_addr}address = \"/ip4/127.0.0.1/tcp/1/p2p/{id}\"\n");
+        let c = parse(&good).unwrap();
+        assert_eq!(c.neighbors[0].asn, 65001);
+    }
+
+    #[test]
+    fn originate_reads_prefix_capabilities_and_communities() {
+        let c = parse(
+            "[[originate]]\nprefix = \"tools/x/*\"\ncapabilities = [\"a\"]\ncommunities = [\"no-export\", \"65001:7\"]\n",
+        )
+        .unwrap();
+        let o = &c.originate[0];
+        assert_eq!(o.prefix.as_str(), "tools/x/*");
+        assert_eq!(o.agent, "static");
+        assert_eq!(o.communities.len(), 2);
+        let e = parse("[[originate]]\nprefix = \"a//b\"\n").unwrap_err();
+        assert!(e.to_string().contains("originate[0].prefix"), "{e}");
+    }
+
+    #[test]
+    fn asn_ranges_parse() {
+        assert_eq!(parse_asn_range("65000-65100"), Some(65000..=65100));
+        assert_eq!(parse_asn_range("AS7"), Some(7..=7));
+        assert_eq!(parse_asn_range("9-1"), None);
+    }
+
+    #[test]
+    fn agents_are_accepted_for_the_mcp_release() {
+        let c = parse("[[agents]]\nname = \"x\"\n").unwrap();
+        assert_eq!(c.agents.len(), 1);
+    }
+}
