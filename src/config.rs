@@ -156,11 +156,13 @@ impl<'de> Deserialize<'de> for AdminListen {
         if s == "off" {
             return Ok(AdminListen(None));
         }
-        s.parse::<SocketAddr>().map(|a| AdminListen(Some(a))).map_err(|_| {
-            serde::de::Error::custom(format!(
-                "{s:?} is not an address like \"127.0.0.1:4180\" (or \"off\")"
-            ))
-        })
+        s.parse::<SocketAddr>()
+            .map(|a| AdminListen(Some(a)))
+            .map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "{s:?} is not an address like \"127.0.0.1:4180\" (or \"off\")"
+                ))
+            })
     }
 }
 
@@ -215,7 +217,9 @@ impl Default for NetworkSection {
     fn default() -> Self {
         NetworkSection {
             listen: vec![
-                "/ip4/0.0.0.0/tcp/4100".parse().unwrap_or_else(|_| Multiaddr::empty()),
+                "/ip4/0.0.0.0/tcp/4100"
+                    .parse()
+                    .unwrap_or_else(|_| Multiaddr::empty()),
                 "/ip4/0.0.0.0/udp/4100/quic-v1"
                     .parse()
                     .unwrap_or_else(|_| Multiaddr::empty()),
@@ -484,7 +488,11 @@ impl NodeConfig {
                 .unwrap_or((0, 0));
             ConfigError::Parse {
                 path: path.to_path_buf(),
-                key: if key == "." { "(top level)".into() } else { key },
+                key: if key == "." {
+                    "(top level)".into()
+                } else {
+                    key
+                },
                 line,
                 column,
                 message: inner.message().to_string(),
@@ -538,10 +546,7 @@ impl NodeConfig {
             );
         }
         if self.session.max_routes_per_update == 0 {
-            return err(
-                "session.max_routes_per_update",
-                "must be at least 1".into(),
-            );
+            return err("session.max_routes_per_update", "must be at least 1".into());
         }
         if self.network.request_timeout_secs == 0 {
             return err("network.request_timeout_secs", "must be at least 1".into());
@@ -568,12 +573,17 @@ impl NodeConfig {
             if peer_of(a).is_none() {
                 return err(
                     &format!("discovery.bootstrap[{i}]"),
-                    format!("{a} must end with /p2p/<peer id> so the bootstrap node is authenticated"),
+                    format!(
+                        "{a} must end with /p2p/<peer id> so the bootstrap node is authenticated"
+                    ),
                 );
             }
         }
         if self.trust.certificate_validity_days == 0 {
-            return err("trust.certificate_validity_days", "must be at least 1".into());
+            return err(
+                "trust.certificate_validity_days",
+                "must be at least 1".into(),
+            );
         }
         if self.trust.route_signature_validity_secs < 60 {
             return err(
@@ -614,7 +624,10 @@ impl NodeConfig {
             if crate::identity::node_id_of(&n.peer_id).is_err() {
                 return err(
                     &key("peer_id"),
-                    format!("{} is not an ed25519 peer id (agent-bgp nodes use ed25519 keys)", n.peer_id),
+                    format!(
+                        "{} is not an ed25519 peer id (agent-bgp nodes use ed25519 keys)",
+                        n.peer_id
+                    ),
                 );
             }
             if n.asn == 0 {
@@ -622,10 +635,7 @@ impl NodeConfig {
             }
             match &n.address {
                 None if !n.passive => {
-                    return err(
-                        &key("address"),
-                        "required unless passive = true".into(),
-                    );
+                    return err(&key("address"), "required unless passive = true".into());
                 }
                 Some(a) => {
                     if let Some(p) = peer_of(a)
@@ -697,7 +707,10 @@ pub fn parse_asn_range(s: &str) -> Option<std::ops::RangeInclusive<u32>> {
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let column = before.rfind('\n').map_or(before.len(), |i| before.len() - i - 1) + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |i| before.len() - i - 1)
+        + 1;
     (line, column)
 }
 
@@ -911,11 +924,15 @@ mod tests {
             .peer_id()
             .unwrap();
         let no_addr = format!("[[neighbor]]\npeer_id = \"{id}\"\nasn = 65001\n");
-        assert!(matches!(parse(&no_addr), Err(ConfigError::Invalid { key, .. }) if key == "neighbor[0].address"));
+        assert!(
+            matches!(parse(&no_addr), Err(ConfigError::Invalid { key, .. }) if key == "neighbor[0].address")
+        );
         let passive = format!("{no_addr}passive = true\n");
         assert!(parse(&passive).is_ok());
         let wrong = format!("{no_addr}address = \"/ip4/127.0.0.1/tcp/1/p2p/{other}\"\n");
-        assert!(matches!(parse(&wrong), Err(ConfigError::Invalid { key, .. }) if key == "neighbor[0].address"));
+        assert!(
+            matches!(parse(&wrong), Err(ConfigError::Invalid { key, .. }) if key == "neighbor[0].address")
+        );
         let good = format!("{no_addr}address = \"/ip4/127.0.0.1/tcp/1/p2p/{id}\"\n");
         let c = parse(&good).unwrap();
         assert_eq!(c.neighbors[0].asn, 65001);

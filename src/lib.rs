@@ -13,4 +13,5 @@ pub mod core;
 pub mod identity;
 pub mod mcp;
 pub mod sim;
+pub mod store;
 pub mod wire;
