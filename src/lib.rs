@@ -12,6 +12,7 @@ pub mod config;
 pub mod core;
 pub mod identity;
 pub mod mcp;
+pub mod net;
 pub mod sim;
 pub mod store;
 pub mod wire;

@@ -1,0 +1,164 @@
+//! The libp2p [`NetworkBehaviour`](libp2p::swarm::NetworkBehaviour) of a
+//! node and the swarm around it.
+//!
+//! | part | what it is for |
+//! |---|---|
+//! | `limits` | connection limits (total, incoming, pending, per peer) |
+//! | `route` | the routing protocol: request-response with [`RouteCodec`] |
+//! | `identify` | learns a peer's listen addresses, protocols and federation |
+//! | `ping` | connection liveness for operators (sessions use their own hold timer) |
+//! | `mdns` | finds peers on the local network (off on loopback-only hosts) |
+//! | `kad` | the Kademlia DHT: bootstrap, and federation members as providers |
+//!
+//! The behaviour decides nothing about sessions; [`super::Net`] translates
+//! its events for the engine.
+
+use std::time::Duration;
+
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::{
+    StreamProtocol, Swarm, SwarmBuilder, connection_limits, identify, identity::Keypair, kad, mdns,
+    noise, ping, request_response, swarm::NetworkBehaviour, tcp, yamux,
+};
+
+use super::NetConfig;
+use super::codec::{ROUTE_PROTOCOL, RouteCodec};
+
+/// The Kademlia protocol of agent-bgp's DHT, kept apart from the public
+/// IPFS DHT so a federation's records stay among agent-bgp nodes.
+pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/agent-bgp/kad/1.0.0");
+
+/// Identify's protocol version string.
+pub const IDENTIFY_PROTOCOL: &str = "/agent-bgp/id/1";
+
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    pub limits: connection_limits::Behaviour,
+    pub route: request_response::Behaviour<RouteCodec>,
+    pub identify: identify::Behaviour,
+    pub ping: ping::Behaviour,
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
+    pub kad: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
+}
+
+/// Why the swarm could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("TCP transport: {0}")]
+    Tcp(String),
+    #[error("DNS resolver: {0}")]
+    Dns(String),
+    #[error("behaviour: {0}")]
+    Behaviour(String),
+}
+
+/// The identify agent version: names the federation, so discovery can skip
+/// nodes of other federations without opening a session.
+pub fn agent_version(federation: &str) -> String {
+    format!("agent-bgp/{} fed={federation}", env!("CARGO_PKG_VERSION"))
+}
+
+/// The federation an identify agent version names, if it is an agent-bgp node.
+pub fn federation_of(agent_version: &str) -> Option<&str> {
+    let rest = agent_version.strip_prefix("agent-bgp/")?;
+    rest.split_whitespace().find_map(|w| w.strip_prefix("fed="))
+}
+
+fn build_behaviour(key: &Keypair, cfg: &NetConfig) -> Behaviour {
+    let local = key.public().to_peer_id();
+    let limits = connection_limits::Behaviour::new(
+        connection_limits::ConnectionLimits::default()
+            .with_max_established(Some(cfg.max_connections))
+            .with_max_established_incoming(Some(cfg.max_incoming_connections))
+            .with_max_pending_incoming(Some(cfg.max_pending_incoming))
+            .with_max_established_per_peer(Some(cfg.max_connections_per_peer)),
+    );
+    let route = request_response::Behaviour::with_codec(
+        RouteCodec::new(cfg.limits.clone()),
+        [(ROUTE_PROTOCOL, request_response::ProtocolSupport::Full)],
+        request_response::Config::default()
+            .with_request_timeout(cfg.request_timeout)
+            // One routing request in flight per peer and direction, plus
+            // slack for a peer whose requests race a reconnect.
+            .with_max_concurrent_streams(16),
+    );
+    let identify = identify::Behaviour::new(
+        identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
+            .with_agent_version(agent_version(&cfg.federation))
+            .with_push_listen_addr_updates(true),
+    );
+    let ping = ping::Behaviour::new(ping::Config::new());
+    let mdns = if cfg.mdns {
+        let mc = mdns::Config {
+            query_interval: cfg.mdns_query_interval,
+            ..Default::default()
+        };
+        match mdns::tokio::Behaviour::new(mc, local) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                tracing::warn!(error = %e, "mDNS unavailable; continuing without it");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let kad = cfg.kademlia.then(|| {
+        let mut kc = kad::Config::new(KAD_PROTOCOL);
+        // Membership is re-announced every query interval; records of
+        // members that stopped doing so expire after a few intervals.
+        kc.set_provider_publication_interval(Some(cfg.query_interval));
+        kc.set_provider_record_ttl(Some(cfg.query_interval * 3 + Duration::from_secs(60)));
+        kc.set_query_timeout(Duration::from_secs(30));
+        let mut k = kad::Behaviour::with_config(local, kad::store::MemoryStore::new(local), kc);
+        k.set_mode(Some(if cfg.kad_server {
+            kad::Mode::Server
+        } else {
+            kad::Mode::Client
+        }));
+        k
+    });
+    Behaviour {
+        limits,
+        route,
+        identify,
+        ping,
+        mdns: Toggle::from(mdns),
+        kad: Toggle::from(kad),
+    }
+}
+
+/// Builds the swarm: TCP and QUIC, noise, yamux, DNS.
+pub fn build_swarm(key: Keypair, cfg: &NetConfig) -> Result<Swarm<Behaviour>, BuildError> {
+    let idle = cfg.idle_connection_timeout;
+    let swarm = SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| BuildError::Tcp(e.to_string()))?
+        .with_quic()
+        .with_dns()
+        .map_err(|e| BuildError::Dns(e.to_string()))?
+        .with_behaviour(|key| build_behaviour(key, cfg))
+        .map_err(|e| BuildError::Behaviour(e.to_string()))?
+        // Sessions keep their connection busy with keepalives; the idle
+        // timeout only has to outlast the gap between two of them.
+        .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+        .build();
+    Ok(swarm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agent_version_carries_the_federation() {
+        assert_eq!(federation_of(&agent_version("acme")), Some("acme"));
+        assert_eq!(federation_of("rust-libp2p/0.1"), None);
+        assert_eq!(federation_of("agent-bgp/9.9 other=x"), None);
+    }
+}

@@ -1,0 +1,278 @@
+//! The request-response codec of the routing protocol
+//! ([`ROUTE_PROTOCOL`], `/agent-bgp/route/1`).
+//!
+//! One request carries one routing message as one frame of
+//! [`crate::wire`]; the substream delimits it (the writer closes its side).
+//! The response is the receiver's acknowledgement, sent only after it has
+//! handled the message and, for an UPDATE, made its effect durable:
+//!
+//! ```text
+//!  request   wire frame (OPEN | UPDATE | WITHDRAW | KEEPALIVE | NOTIFICATION | ROUTE-REFRESH)
+//!  response  empty                     -> Ack
+//!            wire NOTIFICATION frame   -> Refused: the receiver will not
+//!                                         take messages from us (no session)
+//! ```
+//!
+//! Reads are capped before decoding ([`Limits::max_frame_bytes`] for
+//! requests, [`MAX_RESPONSE_BYTES`] for responses). A request that does not
+//! decode is not an I/O error: it arrives as [`Inbound::Malformed`] with the
+//! typed [`DecodeError`], so the session can answer with the NOTIFICATION
+//! that says why.
+
+use std::io;
+
+use futures::prelude::*;
+use libp2p::StreamProtocol;
+use libp2p::request_response;
+
+use crate::core::message::{Message, Notification};
+use crate::wire::{self, DecodeError, Frame, Limits};
+
+/// The routing protocol id; the trailing number is the protocol version.
+pub const ROUTE_PROTOCOL: StreamProtocol = StreamProtocol::new("/agent-bgp/route/1");
+
+/// Largest response read: a NOTIFICATION frame.
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// A request, as sent or as received.
+#[derive(Debug)]
+pub enum RouteRequest {
+    /// Outbound: one encoded frame.
+    Encoded(Vec<u8>),
+    /// Inbound: what the peer sent.
+    Received(Inbound),
+}
+
+/// A received request.
+#[derive(Debug)]
+pub enum Inbound {
+    Message(Message),
+    /// The bytes did not decode; the session answers with this error's
+    /// NOTIFICATION.
+    Malformed(DecodeError),
+}
+
+/// The receiver's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RouteResponse {
+    /// Handled (and, for an UPDATE, durable).
+    Ack,
+    /// Not taken: the receiver has no session with us and will not start
+    /// one now. The notification says why.
+    Refused(Notification),
+}
+
+/// The codec; cheap to clone (one per connection handler).
+#[derive(Debug, Clone)]
+pub struct RouteCodec {
+    limits: Limits,
+}
+
+impl RouteCodec {
+    pub fn new(limits: Limits) -> Self {
+        RouteCodec { limits }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Encodes a response for the wire.
+    pub fn encode_response(&self, r: &RouteResponse) -> io::Result<Vec<u8>> {
+        match r {
+            RouteResponse::Ack => Ok(Vec::new()),
+            RouteResponse::Refused(n) => {
+                wire::encode_message(&Message::Notification(n.clone()), &self.limits)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))
+            }
+        }
+    }
+
+    /// Decodes a response read off the wire.
+    pub fn decode_response(&self, bytes: &[u8]) -> io::Result<RouteResponse> {
+        if bytes.is_empty() {
+            return Ok(RouteResponse::Ack);
+        }
+        match wire::decode(bytes, &self.limits) {
+            Ok(Frame::Routing(Message::Notification(n))) => Ok(RouteResponse::Refused(n)),
+            Ok(other) => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "response is a {} frame, not a NOTIFICATION",
+                    other.message_type()
+                ),
+            )),
+            Err(e) => Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
+        }
+    }
+
+    /// Decodes a request's bytes. Call tunnelling frames have their own
+    /// protocol; one here is a message-type error.
+    pub fn decode_request(&self, bytes: &[u8]) -> Inbound {
+        match wire::decode(bytes, &self.limits) {
+            Ok(Frame::Routing(m)) => Inbound::Message(m),
+            Ok(Frame::Call(c)) => Inbound::Malformed(DecodeError::UnknownType {
+                ty: Frame::Call(c).message_type() as u64,
+            }),
+            Err(e) => Inbound::Malformed(e),
+        }
+    }
+}
+
+/// Reads to the end of the stream, at most `max` bytes. `Ok(None)` when the
+/// peer sent more than `max`.
+async fn read_capped<T: AsyncRead + Unpin + Send>(
+    io: &mut T,
+    max: usize,
+) -> io::Result<Option<Vec<u8>>> {
+    let mut buf = Vec::new();
+    let cap = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+    io.take(cap).read_to_end(&mut buf).await?;
+    Ok((buf.len() <= max).then_some(buf))
+}
+
+impl request_response::Codec for RouteCodec {
+    type Protocol = StreamProtocol;
+    type Request = RouteRequest;
+    type Response = RouteResponse;
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<RouteRequest>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        let max = self.limits.max_frame_bytes();
+        Ok(RouteRequest::Received(match read_capped(io, max).await? {
+            Some(bytes) => self.decode_request(&bytes),
+            None => Inbound::Malformed(DecodeError::TooLarge { len: max + 1, max }),
+        }))
+    }
+
+    async fn read_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<RouteResponse>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        match read_capped(io, MAX_RESPONSE_BYTES).await? {
+            Some(bytes) => self.decode_response(&bytes),
+            None => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("response larger than {MAX_RESPONSE_BYTES} bytes"),
+            )),
+        }
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: RouteRequest,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        let RouteRequest::Encoded(bytes) = req else {
+            debug_assert!(false, "only encoded requests are sent");
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a received request cannot be sent",
+            ));
+        };
+        io.write_all(&bytes).await?;
+        io.close().await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: RouteResponse,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        let bytes = self.encode_response(&res)?;
+        io.write_all(&bytes).await?;
+        io.close().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::io::Cursor;
+    use request_response::Codec as _;
+
+    use super::*;
+    use crate::core::message::{ErrorCode, subcode};
+
+    fn codec() -> RouteCodec {
+        RouteCodec::new(Limits::default())
+    }
+
+    #[tokio::test]
+    async fn a_request_round_trips_through_a_pipe() {
+        let mut c = codec();
+        let bytes = wire::encode_message(&Message::Keepalive, c.limits()).unwrap();
+        let mut out = Cursor::new(Vec::new());
+        c.write_request(&ROUTE_PROTOCOL, &mut out, RouteRequest::Encoded(bytes))
+            .await
+            .unwrap();
+        let mut input = Cursor::new(out.into_inner());
+        let got = c.read_request(&ROUTE_PROTOCOL, &mut input).await.unwrap();
+        assert!(matches!(
+            got,
+            RouteRequest::Received(Inbound::Message(Message::Keepalive))
+        ));
+    }
+
+    #[tokio::test]
+    async fn garbage_is_a_malformed_request_not_an_io_error() {
+        let mut c = codec();
+        let mut input = Cursor::new(vec![0xff, 0x00, 0x13]);
+        let got = c.read_request(&ROUTE_PROTOCOL, &mut input).await.unwrap();
+        let RouteRequest::Received(Inbound::Malformed(e)) = got else {
+            panic!("expected a malformed request, got {got:?}");
+        };
+        let n = Notification::from(&e);
+        assert_eq!(n.code, ErrorCode::MessageHeader);
+    }
+
+    #[tokio::test]
+    async fn an_oversized_request_is_refused_after_reading_only_the_cap() {
+        let mut c = RouteCodec::new(Limits::default().with_max_frame_bytes(16));
+        let mut input = Cursor::new(vec![0u8; 1000]);
+        let got = c.read_request(&ROUTE_PROTOCOL, &mut input).await.unwrap();
+        assert!(matches!(
+            got,
+            RouteRequest::Received(Inbound::Malformed(DecodeError::TooLarge { max: 16, .. }))
+        ));
+        assert_eq!(input.position(), 17, "read one byte past the cap, no more");
+    }
+
+    #[tokio::test]
+    async fn responses_are_empty_acks_or_notifications() {
+        let mut c = codec();
+        for r in [
+            RouteResponse::Ack,
+            RouteResponse::Refused(Notification::new(
+                ErrorCode::Cease,
+                subcode::CONNECTION_REJECTED,
+                "no",
+            )),
+        ] {
+            let mut out = Cursor::new(Vec::new());
+            c.write_response(&ROUTE_PROTOCOL, &mut out, r.clone())
+                .await
+                .unwrap();
+            let mut input = Cursor::new(out.into_inner());
+            assert_eq!(
+                c.read_response(&ROUTE_PROTOCOL, &mut input).await.unwrap(),
+                r
+            );
+        }
+        let keepalive = wire::encode_message(&Message::Keepalive, c.limits()).unwrap();
+        assert!(c.decode_response(&keepalive).is_err());
+    }
+}

@@ -1,0 +1,922 @@
+//! The libp2p adapter: turns swarm events into engine transport events and
+//! routing requests, and the engine's transport actions into swarm calls.
+//!
+//! [`Net`] owns the swarm ([`behaviour`]), one [`link::Link`] per peer, an
+//! address book, and the discovery mechanics (probing what mDNS and
+//! Kademlia find, announcing federation membership in the DHT). It
+//! translates; it does **not** decide who to peer with, whether an OPEN's
+//! certificate is good or what a route means. Those are the node's and the
+//! core's; [`discovery::Discovery`] holds the auto-peering bookkeeping the
+//! node consults.
+//!
+//! # Transports
+//!
+//! The engine expects at most one current transport per peer. libp2p may
+//! hold several connections to a peer (both dialled at once); they are one
+//! transport here: the engine hears `Connected` when the first connection
+//! to a peer it knows is up (direction from that connection's endpoint) and
+//! `Disconnected` when the last one closes. `Disconnect` and `Refuse` flush
+//! the peer's queue (the NOTIFICATION goes first), then close every
+//! connection; connections that come up meanwhile are reported once the
+//! old ones are gone.
+//!
+//! # Requests
+//!
+//! Every routing message is one request; at most one is in flight per peer
+//! (see [`link`]). An inbound request reaches the node as
+//! [`NetEvent::Request`] with a [`Reply`]; the node answers with
+//! [`Net::respond`] once the message is handled and durable. A request from
+//! a peer the engine has no transport with is flagged (`reported: false`):
+//! the node either starts a session (auto-peering an inbound OPEN) or
+//! refuses it.
+
+pub mod behaviour;
+pub mod codec;
+pub mod discovery;
+pub mod link;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::Duration;
+
+use futures::StreamExt;
+use libp2p::multiaddr::Protocol;
+use libp2p::request_response::{self, ResponseChannel};
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::{ConnectionId, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, Swarm, identify, identity::Keypair, kad, mdns};
+use sha2::{Digest, Sha256};
+
+use crate::core::ids::NodeId;
+use crate::core::message::{Message, Notification};
+use crate::identity::{node_id_of, peer_id_of};
+use crate::wire::Limits;
+
+use behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL, build_swarm, federation_of};
+use codec::{Inbound, ROUTE_PROTOCOL, RouteRequest, RouteResponse};
+use discovery::Source;
+use link::{Conn, Link, LinkStats};
+
+pub use behaviour::BuildError;
+
+/// Most addresses remembered per peer, and peers in the address book.
+const MAX_ADDRS_PER_PEER: usize = 8;
+const MAX_BOOK_PEERS: usize = 4096;
+/// Events produced by one swarm event or call, waiting for [`Net::next`].
+const MAX_PENDING: usize = 4096;
+
+/// Settings of the libp2p side, derived from node.toml.
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    pub listen: Vec<Multiaddr>,
+    pub external: Vec<Multiaddr>,
+    pub announce_listen: bool,
+    pub federation: String,
+    pub request_timeout: Duration,
+    pub idle_connection_timeout: Duration,
+    pub max_connections: u32,
+    pub max_incoming_connections: u32,
+    pub max_pending_incoming: u32,
+    pub max_connections_per_peer: u32,
+    pub max_queued: usize,
+    pub limits: Limits,
+    pub mdns: bool,
+    pub mdns_query_interval: Duration,
+    pub kademlia: bool,
+    pub kad_server: bool,
+    /// Announce federation membership in the DHT.
+    pub provide: bool,
+    pub bootstrap: Vec<Multiaddr>,
+    pub query_interval: Duration,
+}
+
+/// What the node hears from the network.
+#[derive(Debug)]
+pub enum NetEvent {
+    /// A transport to a peer the engine knows is up.
+    Connected { peer: NodeId, outbound: bool },
+    /// The last connection of a reported transport closed, or the peer
+    /// stopped acknowledging.
+    Disconnected { peer: NodeId, reason: String },
+    /// A dial the engine asked for failed.
+    ConnectFailed { peer: NodeId },
+    /// A routing message; answer it with [`Net::respond`].
+    Request {
+        peer: PeerId,
+        /// `None` if the peer's key is not an ed25519 key (not an agent-bgp node).
+        node: Option<NodeId>,
+        /// Whether the engine has a transport with this peer.
+        reported: bool,
+        inbound: Inbound,
+        reply: Reply,
+    },
+    /// The peer would not take our message: it has no session with us.
+    Refused {
+        peer: NodeId,
+        notification: Notification,
+    },
+    /// mDNS or Kademlia found a node; it is being dialled so identify can
+    /// tell what it is.
+    Discovered { peer: PeerId, source: Source },
+    /// Identify told us what a peer is.
+    Identified {
+        peer: PeerId,
+        member: bool,
+        agent_version: String,
+    },
+    /// A listener is up on this address.
+    Listening(Multiaddr),
+    /// A listener failed or closed.
+    ListenerDown(String),
+}
+
+/// The means to answer one inbound request.
+#[derive(Debug)]
+pub struct Reply {
+    peer: PeerId,
+    channel: ResponseChannel<RouteResponse>,
+}
+
+impl Reply {
+    pub fn peer(&self) -> PeerId {
+        self.peer
+    }
+}
+
+/// A link as the admin API shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LinkInfo {
+    pub connections: usize,
+    pub reported: bool,
+    pub closing: bool,
+    pub queued: usize,
+    pub in_flight: bool,
+    pub stats: LinkStats,
+}
+
+/// The Kademlia key members of a federation provide:
+/// SHA-256("agent-bgp/federation/" + name).
+pub fn federation_key(federation: &str) -> kad::RecordKey {
+    let mut h = Sha256::new();
+    h.update(b"agent-bgp/federation/");
+    h.update(federation.as_bytes());
+    kad::RecordKey::new(&h.finalize().to_vec())
+}
+
+/// The network side of a node. See the module docs.
+pub struct Net {
+    swarm: Swarm<Behaviour>,
+    cfg: NetConfig,
+    links: HashMap<PeerId, Link>,
+    /// Peers the engine has a session slot for (configured or auto-added).
+    engine_peers: HashSet<PeerId>,
+    book: HashMap<PeerId, Vec<Multiaddr>>,
+    pending: VecDeque<NetEvent>,
+    listening: Vec<Multiaddr>,
+    fed_key: kad::RecordKey,
+    bootstrapped: bool,
+}
+
+impl std::fmt::Debug for Net {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Net")
+            .field("local", self.swarm.local_peer_id())
+            .field("links", &self.links.len())
+            .finish()
+    }
+}
+
+impl Net {
+    /// Builds the swarm and starts listening and bootstrapping.
+    pub fn new(key: Keypair, cfg: NetConfig) -> Result<Net, BuildError> {
+        let swarm = build_swarm(key, &cfg)?;
+        let fed_key = federation_key(&cfg.federation);
+        let mut net = Net {
+            swarm,
+            links: HashMap::new(),
+            engine_peers: HashSet::new(),
+            book: HashMap::new(),
+            pending: VecDeque::new(),
+            listening: Vec::new(),
+            fed_key,
+            bootstrapped: false,
+            cfg,
+        };
+        for a in net.cfg.listen.clone() {
+            if let Err(e) = net.swarm.listen_on(a.clone()) {
+                return Err(BuildError::Behaviour(format!("cannot listen on {a}: {e}")));
+            }
+        }
+        for a in net.cfg.external.clone() {
+            net.swarm.add_external_address(a);
+        }
+        for a in net.cfg.bootstrap.clone() {
+            if let Some(p) = crate::config::peer_of(&a) {
+                let bare: Multiaddr = a
+                    .iter()
+                    .filter(|p| !matches!(p, Protocol::P2p(_)))
+                    .collect();
+                net.remember(p, bare.clone());
+                if let Some(k) = net.swarm.behaviour_mut().kad.as_mut() {
+                    k.add_address(&p, bare);
+                }
+                net.probe(p);
+            }
+        }
+        Ok(net)
+    }
+
+    pub fn local_peer_id(&self) -> PeerId {
+        *self.swarm.local_peer_id()
+    }
+
+    /// Addresses we listen on, each with our `/p2p/` suffix.
+    pub fn listen_addrs(&self) -> Vec<Multiaddr> {
+        let me = self.local_peer_id();
+        self.listening
+            .iter()
+            .map(|a| a.clone().with(Protocol::P2p(me)))
+            .collect()
+    }
+
+    pub fn external_addrs(&self) -> Vec<Multiaddr> {
+        self.swarm.external_addresses().cloned().collect()
+    }
+
+    pub fn kad_enabled(&self) -> bool {
+        self.swarm.behaviour().kad.is_enabled()
+    }
+
+    pub fn mdns_enabled(&self) -> bool {
+        self.swarm.behaviour().mdns.is_enabled()
+    }
+
+    pub fn link_info(&self, node: &NodeId) -> Option<LinkInfo> {
+        let peer = peer_id_of(node).ok()?;
+        let l = self.links.get(&peer)?;
+        Some(LinkInfo {
+            connections: l.live_conns().count(),
+            reported: l.reported,
+            closing: l.closing,
+            queued: l.queued(),
+            in_flight: l.inflight().is_some(),
+            stats: l.stats.clone(),
+        })
+    }
+
+    pub fn addresses_of(&self, peer: &PeerId) -> Vec<Multiaddr> {
+        self.book.get(peer).cloned().unwrap_or_default()
+    }
+
+    pub fn is_connected(&self, peer: &PeerId) -> bool {
+        self.swarm.is_connected(peer)
+    }
+
+    /// The next event. Cancel-safe: state only changes after a swarm event
+    /// has been taken, and what it produces is queued.
+    pub async fn next(&mut self) -> NetEvent {
+        loop {
+            if let Some(e) = self.pending.pop_front() {
+                return e;
+            }
+            let ev = self.swarm.select_next_some().await;
+            self.on_swarm_event(ev);
+        }
+    }
+
+    /// Whether events are queued (the node drains them before sleeping).
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    fn emit(&mut self, e: NetEvent) {
+        if self.pending.len() >= MAX_PENDING {
+            // Only discovery chatter can pile up this far; transport events
+            // are few per peer. Dropping the oldest discovery news is safe:
+            // it is re-learned at the next query.
+            if let Some(i) = self.pending.iter().position(|e| {
+                matches!(e, NetEvent::Discovered { .. } | NetEvent::Identified { .. })
+            }) {
+                self.pending.remove(i);
+            } else {
+                tracing::error!("network event queue full; dropping an event");
+                return;
+            }
+        }
+        self.pending.push_back(e);
+    }
+
+    /// Tells the net whether the engine has a session slot for `node`:
+    /// only those peers' connections are reported as transports.
+    pub fn set_engine_peer(&mut self, node: &NodeId, known: bool) {
+        let Ok(peer) = peer_id_of(node) else { return };
+        if known {
+            self.engine_peers.insert(peer);
+        } else {
+            self.engine_peers.remove(&peer);
+        }
+    }
+
+    /// Adds known addresses for a peer (configured neighbours).
+    pub fn add_addresses(&mut self, peer: PeerId, addrs: impl IntoIterator<Item = Multiaddr>) {
+        for a in addrs {
+            self.remember(peer, a);
+        }
+    }
+
+    fn remember(&mut self, peer: PeerId, addr: Multiaddr) {
+        let addr: Multiaddr = addr
+            .iter()
+            .filter(|p| !matches!(p, Protocol::P2p(_)))
+            .collect();
+        if addr.is_empty() {
+            return;
+        }
+        if self.book.len() >= MAX_BOOK_PEERS && !self.book.contains_key(&peer) {
+            // Forget someone we have no link with.
+            if let Some(victim) = self
+                .book
+                .keys()
+                .find(|p| !self.links.contains_key(p) && !self.engine_peers.contains(p))
+                .copied()
+            {
+                self.book.remove(&victim);
+            } else {
+                return;
+            }
+        }
+        let v = self.book.entry(peer).or_default();
+        if !v.contains(&addr) {
+            if v.len() >= MAX_ADDRS_PER_PEER {
+                v.remove(0);
+            }
+            v.push(addr);
+        }
+    }
+
+    // ----- engine actions -----
+
+    /// `Action::Dial`.
+    pub fn dial(&mut self, node: &NodeId) {
+        let Ok(peer) = peer_id_of(node) else {
+            self.emit(NetEvent::ConnectFailed { peer: *node });
+            return;
+        };
+        let link = self.links.entry(peer).or_default();
+        if link.reported {
+            // The session already has this transport; its dial is moot.
+            return;
+        }
+        if link.closing || link.has_doomed() {
+            link.redial = true;
+            return;
+        }
+        if link.has_live() {
+            link.reported = true;
+            let outbound = link.outbound();
+            self.emit(NetEvent::Connected {
+                peer: *node,
+                outbound,
+            });
+            return;
+        }
+        link.engine_dialing = true;
+        let addrs = self.addresses_of(&peer);
+        let opts = DialOpts::peer_id(peer)
+            .addresses(addrs)
+            .extend_addresses_through_behaviour()
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .build();
+        match self.swarm.dial(opts) {
+            Ok(()) => {}
+            // A dial (a discovery probe) is already running; its outcome is
+            // reported as ours.
+            Err(libp2p::swarm::DialError::DialPeerConditionFalse(_)) => {}
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "dial failed at once");
+                if let Some(l) = self.links.get_mut(&peer) {
+                    l.engine_dialing = false;
+                }
+                self.emit(NetEvent::ConnectFailed { peer: *node });
+            }
+        }
+    }
+
+    /// `Action::CancelDial`: a connection that completes anyway is reported
+    /// if the engine knows the peer, and the session decides.
+    pub fn cancel_dial(&mut self, node: &NodeId) {
+        if let Ok(peer) = peer_id_of(node)
+            && let Some(l) = self.links.get_mut(&peer)
+        {
+            l.engine_dialing = false;
+        }
+    }
+
+    /// `Action::Send`.
+    pub fn send(&mut self, node: &NodeId, msg: Message) {
+        let Ok(peer) = peer_id_of(node) else { return };
+        let max = self.cfg.max_queued;
+        let Some(link) = self.links.get_mut(&peer).filter(|l| l.reported) else {
+            tracing::debug!(peer = %node.short(), kind = msg.kind(), "no transport; message dropped");
+            return;
+        };
+        if link.enqueue(msg, max).is_err() {
+            tracing::warn!(%peer, "peer is not acknowledging; its queue is full; dropping the session");
+            self.fail_link(peer, "send queue full: the peer stopped acknowledging");
+            return;
+        }
+        self.pump(peer);
+    }
+
+    /// `Action::Disconnect`: flush what is queued, then close.
+    pub fn disconnect(&mut self, node: &NodeId) {
+        let Ok(peer) = peer_id_of(node) else { return };
+        let Some(link) = self.links.get_mut(&peer) else {
+            return;
+        };
+        link.reported = false;
+        link.closing = true;
+        link.engine_dialing = false;
+        self.pump(peer);
+        self.maybe_close(peer);
+    }
+
+    /// `Action::Refuse`: the transport just reported is not taken. Send the
+    /// NOTIFICATION on it and close it.
+    pub fn refuse(&mut self, node: &NodeId, n: Notification) {
+        let Ok(peer) = peer_id_of(node) else { return };
+        let max = self.cfg.max_queued;
+        let Some(link) = self.links.get_mut(&peer) else {
+            return;
+        };
+        link.reported = false;
+        link.closing = true;
+        link.engine_dialing = false;
+        let _ = link.enqueue(Message::Notification(n), max);
+        self.pump(peer);
+        self.maybe_close(peer);
+    }
+
+    /// Reports the live connection of a peer as the engine's transport,
+    /// for a session the node starts on an inbound OPEN. Returns the
+    /// direction, or `None` if there is no live connection or the engine
+    /// already has one.
+    pub fn report_connected(&mut self, node: &NodeId) -> Option<bool> {
+        let peer = peer_id_of(node).ok()?;
+        let link = self.links.get_mut(&peer)?;
+        if link.reported || !link.has_live() {
+            return None;
+        }
+        link.reported = true;
+        link.closing = false;
+        link.engine_dialing = false;
+        Some(link.outbound())
+    }
+
+    /// Answers an inbound request.
+    pub fn respond(&mut self, reply: Reply, r: RouteResponse) {
+        if self
+            .swarm
+            .behaviour_mut()
+            .route
+            .send_response(reply.channel, r)
+            .is_err()
+        {
+            // Known race: the connection closed or the request timed out
+            // while we were handling it. The peer learns from its side.
+            tracing::debug!(peer = %reply.peer, "response channel closed before the answer");
+        }
+    }
+
+    /// Dials a discovered peer so identify can tell what it is.
+    pub fn probe(&mut self, peer: PeerId) {
+        if peer == self.local_peer_id() || self.swarm.is_connected(&peer) {
+            return;
+        }
+        let opts = DialOpts::peer_id(peer)
+            .addresses(self.addresses_of(&peer))
+            .extend_addresses_through_behaviour()
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .build();
+        if let Err(e) = self.swarm.dial(opts) {
+            tracing::trace!(%peer, error = %e, "probe dial not started");
+        }
+    }
+
+    /// Periodic discovery work: announce membership and look for members.
+    pub fn discovery_tick(&mut self) {
+        let provide = self.cfg.provide;
+        let key = self.fed_key.clone();
+        let Some(k) = self.swarm.behaviour_mut().kad.as_mut() else {
+            return;
+        };
+        if !self.bootstrapped {
+            // Fails only without any known peer; retried next tick.
+            self.bootstrapped = k.bootstrap().is_ok();
+        }
+        if provide && let Err(e) = k.start_providing(key.clone()) {
+            tracing::warn!(error = %e, "cannot announce federation membership");
+        }
+        k.get_providers(key);
+    }
+
+    // ----- internals -----
+
+    /// Sends the next queued frame if nothing is in flight.
+    fn pump(&mut self, peer: PeerId) {
+        let limits = self.cfg.limits.clone();
+        loop {
+            let Some(link) = self.links.get_mut(&peer) else {
+                return;
+            };
+            match link.next_frame(&limits) {
+                Ok(Some((bytes, info))) => {
+                    let id = self
+                        .swarm
+                        .behaviour_mut()
+                        .route
+                        .send_request(&peer, RouteRequest::Encoded(bytes));
+                    if let Some(link) = self.links.get_mut(&peer) {
+                        link.set_inflight(id, info);
+                    }
+                    return;
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    // Our own message does not encode: a bug, logged loudly;
+                    // the rest of the queue still goes.
+                    tracing::error!(%peer, error = %e, "dropping an outgoing message");
+                }
+            }
+        }
+    }
+
+    /// Closes a link whose queue is drained after the engine asked to.
+    fn maybe_close(&mut self, peer: PeerId) {
+        let Some(link) = self.links.get_mut(&peer) else {
+            return;
+        };
+        if !link.closing || !link.idle() {
+            return;
+        }
+        if link.has_live() {
+            for c in link.conns.iter_mut() {
+                c.doomed = true;
+            }
+            let _ = self.swarm.disconnect_peer_id(peer);
+        } else if !link.has_doomed() {
+            self.finish_closing(peer);
+        }
+    }
+
+    /// All connections of a closing link are gone.
+    fn finish_closing(&mut self, peer: PeerId) {
+        let Some(link) = self.links.get_mut(&peer) else {
+            return;
+        };
+        link.closing = false;
+        link.clear_queue();
+        if std::mem::take(&mut link.redial) {
+            if let Ok(node) = node_id_of(&peer) {
+                self.dial(&node);
+            }
+        } else {
+            self.report_if_known(peer);
+        }
+        self.gc_link(peer);
+    }
+
+    /// The session's transport broke under it (the peer stopped
+    /// acknowledging, or its queue overflowed): close everything.
+    fn fail_link(&mut self, peer: PeerId, reason: &str) {
+        let Some(link) = self.links.get_mut(&peer) else {
+            return;
+        };
+        let was = std::mem::take(&mut link.reported);
+        link.clear_queue();
+        link.closing = true;
+        for c in link.conns.iter_mut() {
+            c.doomed = true;
+        }
+        let _ = self.swarm.disconnect_peer_id(peer);
+        if was && let Ok(node) = node_id_of(&peer) {
+            self.emit(NetEvent::Disconnected {
+                peer: node,
+                reason: reason.to_string(),
+            });
+        }
+        self.maybe_close(peer);
+    }
+
+    /// Reports a live connection to a known peer as its transport.
+    fn report_if_known(&mut self, peer: PeerId) {
+        if !self.engine_peers.contains(&peer) {
+            return;
+        }
+        let Some(link) = self.links.get_mut(&peer) else {
+            return;
+        };
+        if link.reported || link.closing || !link.has_live() {
+            return;
+        }
+        let Ok(node) = node_id_of(&peer) else { return };
+        link.reported = true;
+        link.engine_dialing = false;
+        let outbound = link.outbound();
+        self.emit(NetEvent::Connected {
+            peer: node,
+            outbound,
+        });
+    }
+
+    /// Forgets a link nobody needs any more (bounded memory on busy
+    /// bootstrap nodes).
+    fn gc_link(&mut self, peer: PeerId) {
+        let remove = self.links.get(&peer).is_some_and(|l| {
+            l.conns.is_empty() && !l.reported && !l.closing && !l.engine_dialing && !l.redial
+        }) && !self.engine_peers.contains(&peer);
+        if remove {
+            self.links.remove(&peer);
+        }
+    }
+
+    fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
+        match ev {
+            SwarmEvent::Behaviour(b) => self.on_behaviour_event(b),
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                ..
+            } => self.on_connection_established(peer_id, connection_id, &endpoint),
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                connection_id,
+                cause,
+                ..
+            } => self.on_connection_closed(peer_id, connection_id, cause.map(|c| c.to_string())),
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                if let Some(peer) = peer_id {
+                    self.on_dial_failure(peer, &error.to_string());
+                }
+            }
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, "listening");
+                if self.cfg.announce_listen {
+                    self.swarm.add_external_address(address.clone());
+                }
+                if !self.listening.contains(&address) {
+                    self.listening.push(address.clone());
+                }
+                self.emit(NetEvent::Listening(address));
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.listening.retain(|a| *a != address);
+                self.swarm.remove_external_address(&address);
+            }
+            SwarmEvent::ListenerClosed {
+                addresses, reason, ..
+            } => {
+                for a in &addresses {
+                    self.listening.retain(|l| l != a);
+                }
+                let why = match reason {
+                    Ok(()) => "closed".to_string(),
+                    Err(e) => e.to_string(),
+                };
+                self.emit(NetEvent::ListenerDown(format!("{addresses:?}: {why}")));
+            }
+            SwarmEvent::ListenerError { error, .. } => {
+                self.emit(NetEvent::ListenerDown(error.to_string()));
+            }
+            _ => {}
+        }
+    }
+
+    fn on_connection_established(
+        &mut self,
+        peer: PeerId,
+        id: ConnectionId,
+        endpoint: &libp2p::core::ConnectedPoint,
+    ) {
+        if endpoint.is_dialer() {
+            self.remember(peer, endpoint.get_remote_address().clone());
+        }
+        let link = self.links.entry(peer).or_default();
+        link.conns.push(Conn {
+            id,
+            dialer: endpoint.is_dialer(),
+            doomed: false,
+        });
+        tracing::debug!(%peer, dialer = endpoint.is_dialer(), "connection established");
+        self.report_if_known(peer);
+    }
+
+    fn on_connection_closed(&mut self, peer: PeerId, id: ConnectionId, cause: Option<String>) {
+        let Some(link) = self.links.get_mut(&peer) else {
+            return;
+        };
+        link.conns.retain(|c| c.id != id);
+        if link.reported && !link.has_live() {
+            link.reported = false;
+            link.clear_queue();
+            if let Ok(node) = node_id_of(&peer) {
+                let reason = cause.unwrap_or_else(|| "connection closed".into());
+                tracing::debug!(%peer, %reason, "transport down");
+                self.emit(NetEvent::Disconnected { peer: node, reason });
+            }
+        }
+        let Some(link) = self.links.get_mut(&peer) else {
+            return;
+        };
+        if link.closing && !link.has_doomed() {
+            if link.has_live() && !link.idle() {
+                // The queue still drains on a connection that came up
+                // meanwhile; close once it is done.
+                return;
+            }
+            self.finish_closing(peer);
+        } else {
+            self.gc_link(peer);
+        }
+    }
+
+    fn on_dial_failure(&mut self, peer: PeerId, error: &str) {
+        let Some(link) = self.links.get_mut(&peer) else {
+            return;
+        };
+        if link.engine_dialing && !link.has_live() {
+            link.engine_dialing = false;
+            tracing::debug!(%peer, %error, "dial failed");
+            if let Ok(node) = node_id_of(&peer) {
+                self.emit(NetEvent::ConnectFailed { peer: node });
+            }
+        }
+        self.gc_link(peer);
+    }
+
+    fn on_behaviour_event(&mut self, ev: BehaviourEvent) {
+        match ev {
+            BehaviourEvent::Route(e) => self.on_route_event(e),
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                self.on_identified(peer_id, info)
+            }
+            BehaviourEvent::Mdns(mdns::Event::Discovered(list)) => {
+                let mut seen = HashSet::new();
+                for (peer, addr) in list {
+                    self.remember(peer, addr);
+                    seen.insert(peer);
+                }
+                for peer in seen {
+                    if peer == self.local_peer_id() {
+                        continue;
+                    }
+                    self.probe(peer);
+                    self.emit(NetEvent::Discovered {
+                        peer,
+                        source: Source::Mdns,
+                    });
+                }
+            }
+            BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+                result:
+                    kad::QueryResult::GetProviders(Ok(kad::GetProvidersOk::FoundProviders {
+                        providers,
+                        ..
+                    })),
+                ..
+            }) => {
+                for peer in providers {
+                    if peer == self.local_peer_id() {
+                        continue;
+                    }
+                    // Dial while the query still holds the addresses the
+                    // provider record carried.
+                    self.probe(peer);
+                    self.emit(NetEvent::Discovered {
+                        peer,
+                        source: Source::Kademlia,
+                    });
+                }
+            }
+            BehaviourEvent::Kad(kad::Event::RoutingUpdated {
+                peer, addresses, ..
+            }) => {
+                for a in addresses.iter() {
+                    self.remember(peer, a.clone());
+                }
+            }
+            BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+                result: kad::QueryResult::Bootstrap(r),
+                ..
+            }) => {
+                if let Err(e) = r {
+                    tracing::debug!(error = ?e, "DHT bootstrap step failed");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_identified(&mut self, peer: PeerId, info: identify::Info) {
+        for a in &info.listen_addrs {
+            self.remember(peer, a.clone());
+        }
+        let speaks_kad = info.protocols.iter().any(|p| *p == KAD_PROTOCOL);
+        if speaks_kad && let Some(k) = self.swarm.behaviour_mut().kad.as_mut() {
+            for a in &info.listen_addrs {
+                k.add_address(&peer, a.clone());
+            }
+        }
+        let speaks_route = info.protocols.iter().any(|p| *p == ROUTE_PROTOCOL);
+        let member = speaks_route
+            && federation_of(&info.agent_version) == Some(self.cfg.federation.as_str());
+        self.emit(NetEvent::Identified {
+            peer,
+            member,
+            agent_version: info.agent_version,
+        });
+    }
+
+    fn on_route_event(&mut self, ev: request_response::Event<RouteRequest, RouteResponse>) {
+        use request_response::{Event, Message as M};
+        match ev {
+            Event::Message {
+                peer,
+                connection_id,
+                message: M::Request {
+                    request, channel, ..
+                },
+            } => {
+                let RouteRequest::Received(inbound) = request else {
+                    debug_assert!(false, "an inbound request is always Received");
+                    return;
+                };
+                let link = self.links.entry(peer).or_default();
+                link.stats.requests_received += 1;
+                let doomed = link.conns.iter().any(|c| c.id == connection_id && c.doomed);
+                let reported = link.reported;
+                let reply = Reply { peer, channel };
+                if doomed {
+                    // A leftover of a transport the engine already dropped.
+                    self.respond(reply, RouteResponse::Ack);
+                    return;
+                }
+                self.emit(NetEvent::Request {
+                    peer,
+                    node: node_id_of(&peer).ok(),
+                    reported,
+                    inbound,
+                    reply,
+                });
+            }
+            Event::Message {
+                peer,
+                message:
+                    M::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                let Some(link) = self.links.get_mut(&peer) else {
+                    return;
+                };
+                if !link.on_ack(request_id) {
+                    tracing::debug!(%peer, ?request_id, "acknowledgement of a request no longer tracked");
+                    return;
+                }
+                let reported = link.reported;
+                if let RouteResponse::Refused(n) = response {
+                    tracing::info!(%peer, notification = %n, "peer refused our message");
+                    if reported && let Ok(node) = node_id_of(&peer) {
+                        self.emit(NetEvent::Refused {
+                            peer: node,
+                            notification: n,
+                        });
+                    }
+                }
+                self.pump(peer);
+                self.maybe_close(peer);
+            }
+            Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                let ours = self
+                    .links
+                    .get(&peer)
+                    .is_some_and(|l| l.inflight() == Some(request_id));
+                if ours {
+                    tracing::info!(%peer, %error, "routing request failed; resetting the transport");
+                    self.fail_link(peer, &format!("request failed: {error}"));
+                }
+            }
+            Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "inbound routing request failed");
+            }
+            Event::ResponseSent { .. } => {}
+        }
+    }
+}
