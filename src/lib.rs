@@ -8,11 +8,13 @@
 //! - [`identity`]: the node key, ASN certificates and trust anchors.
 //! - [`wire`]: the versioned CBOR wire protocol and signed routes.
 
+pub mod admin;
 pub mod config;
 pub mod core;
 pub mod identity;
 pub mod mcp;
 pub mod net;
+pub mod node;
 pub mod sim;
 pub mod store;
 pub mod wire;

@@ -11,7 +11,9 @@
 //! engine (`AddPeer`/`RemovePeer`): this module never touches the swarm.
 
 use std::collections::{HashMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use libp2p::PeerId;
 

@@ -283,9 +283,9 @@ impl Net {
         }
     }
 
-    /// Whether events are queued (the node drains them before sleeping).
-    pub fn has_pending(&self) -> bool {
-        !self.pending.is_empty()
+    /// No link has anything queued or in flight.
+    pub fn all_quiet(&self) -> bool {
+        self.links.values().all(|l| l.idle())
     }
 
     fn emit(&mut self, e: NetEvent) {

@@ -1,0 +1,160 @@
+//! The admin HTTP API (axum, loopback only): what tests and the CLI use to
+//! see a running node.
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /v1/status` | [`StatusView`]: identity, listen addresses, counters |
+//! | `GET /v1/peers` | [`PeerView`]s: sessions, links, where each peer came from |
+//! | `GET /v1/routes` | the Loc-RIB as [`RouteView`]s |
+//! | `GET /v1/routes/in/{peer}` | [`AdjInView`]: a peer's Adj-RIB-In, pre- and post-policy |
+//! | `GET /v1/routes/out/{peer}` | [`AdjOutView`]: what we advertised to a peer |
+//!
+//! `{peer}` is a PeerId (base58) or a node id (64 hex digits). Handlers do
+//! not touch the engine: each request goes to the node task over a bounded
+//! channel with a oneshot for the answer, so the engine needs no locks and
+//! a slow client cannot hold it up.
+
+pub mod views;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+pub use views::{AdjInView, AdjOutView, PeerView, RouteView, StatusView};
+
+/// How long a handler waits for the node task.
+const ASK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Requests from admin handlers to the node task.
+#[derive(Debug)]
+pub enum AdminRequest {
+    Status(oneshot::Sender<StatusView>),
+    Peers(oneshot::Sender<Vec<PeerView>>),
+    Routes(oneshot::Sender<Vec<RouteView>>),
+    RoutesIn {
+        peer: String,
+        reply: oneshot::Sender<Result<AdjInView, String>>,
+    },
+    RoutesOut {
+        peer: String,
+        reply: oneshot::Sender<Result<AdjOutView, String>>,
+    },
+}
+
+#[derive(Debug, Serialize)]
+struct ErrorBody {
+    error: String,
+}
+
+fn error(code: StatusCode, msg: impl Into<String>) -> Response {
+    (code, Json(ErrorBody { error: msg.into() })).into_response()
+}
+
+async fn ask<T: Serialize>(
+    tx: &mpsc::Sender<AdminRequest>,
+    make: impl FnOnce(oneshot::Sender<T>) -> AdminRequest,
+) -> Response {
+    let (otx, orx) = oneshot::channel();
+    match tokio::time::timeout(ASK_TIMEOUT, tx.send(make(otx))).await {
+        Ok(Ok(())) => {}
+        _ => return error(StatusCode::SERVICE_UNAVAILABLE, "node is busy or stopping"),
+    }
+    match tokio::time::timeout(ASK_TIMEOUT, orx).await {
+        Ok(Ok(v)) => Json(v).into_response(),
+        _ => error(StatusCode::SERVICE_UNAVAILABLE, "node did not answer"),
+    }
+}
+
+async fn ask_peer<T: Serialize>(
+    tx: &mpsc::Sender<AdminRequest>,
+    make: impl FnOnce(oneshot::Sender<Result<T, String>>) -> AdminRequest,
+) -> Response {
+    let (otx, orx) = oneshot::channel();
+    match tokio::time::timeout(ASK_TIMEOUT, tx.send(make(otx))).await {
+        Ok(Ok(())) => {}
+        _ => return error(StatusCode::SERVICE_UNAVAILABLE, "node is busy or stopping"),
+    }
+    match tokio::time::timeout(ASK_TIMEOUT, orx).await {
+        Ok(Ok(Ok(v))) => Json(v).into_response(),
+        Ok(Ok(Err(e))) => error(StatusCode::NOT_FOUND, e),
+        _ => error(StatusCode::SERVICE_UNAVAILABLE, "node did not answer"),
+    }
+}
+
+type Tx = mpsc::Sender<AdminRequest>;
+
+async fn status(State(tx): State<Tx>) -> Response {
+    ask(&tx, AdminRequest::Status).await
+}
+
+async fn peers(State(tx): State<Tx>) -> Response {
+    ask(&tx, AdminRequest::Peers).await
+}
+
+async fn routes(State(tx): State<Tx>) -> Response {
+    ask(&tx, AdminRequest::Routes).await
+}
+
+async fn routes_in(State(tx): State<Tx>, Path(peer): Path<String>) -> Response {
+    ask_peer(&tx, |reply| AdminRequest::RoutesIn { peer, reply }).await
+}
+
+async fn routes_out(State(tx): State<Tx>, Path(peer): Path<String>) -> Response {
+    ask_peer(&tx, |reply| AdminRequest::RoutesOut { peer, reply }).await
+}
+
+async fn not_found() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "no such endpoint; see docs/operations.md",
+    )
+}
+
+pub fn router(tx: Tx) -> Router {
+    Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/peers", get(peers))
+        .route("/v1/routes", get(routes))
+        .route("/v1/routes/in/{peer}", get(routes_in))
+        .route("/v1/routes/out/{peer}", get(routes_out))
+        .fallback(not_found)
+        .with_state(tx)
+}
+
+/// A bound admin listener, not yet serving.
+#[derive(Debug)]
+pub struct AdminListener {
+    listener: tokio::net::TcpListener,
+    pub addr: SocketAddr,
+}
+
+impl AdminListener {
+    pub async fn bind(addr: SocketAddr) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        Ok(AdminListener { listener, addr })
+    }
+
+    /// Serves until `shutdown` resolves.
+    pub fn spawn(
+        self,
+        tx: Tx,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(self.listener, router(tx))
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::error!(error = %e, "admin API stopped");
+            }
+        })
+    }
+}

@@ -1,0 +1,187 @@
+//! The JSON shapes of the admin API. Ids are printed the way operators
+//! type them: node ids as hex, peer ids in base58, ASNs as numbers,
+//! communities as text.
+
+use serde::Serialize;
+
+use crate::core::engine::{EngineStats, PathReport, PeerInfo, PeerState};
+use crate::core::ids::NodeId;
+use crate::core::route::Route;
+use crate::identity::peer_id_of;
+use crate::net::LinkInfo;
+use crate::net::discovery::Source;
+use crate::node::security::VerifyView;
+
+fn peer_str(n: &NodeId) -> String {
+    peer_id_of(n).map(|p| p.to_string()).unwrap_or_default()
+}
+
+/// One route.
+#[derive(Debug, Clone, Serialize)]
+pub struct RouteView {
+    pub prefix: String,
+    pub path_id: u32,
+    pub agent: String,
+    /// Nearest AS first; empty for routes originated in our AS.
+    pub as_path: Vec<u32>,
+    pub local_pref: u32,
+    pub med: u32,
+    pub communities: Vec<String>,
+    pub capabilities: Vec<String>,
+    pub origin_time: u64,
+    pub originator: Option<String>,
+    pub cluster_list: Vec<u32>,
+    /// Origin attestation present.
+    pub signed: bool,
+    /// Path signatures carried (one per AS hop that signed).
+    pub path_signatures: usize,
+    /// The peer it was learned from (`null`: originated here), when known.
+    pub peer: Option<String>,
+    pub peer_node: Option<String>,
+    pub stale: Option<bool>,
+}
+
+impl RouteView {
+    pub fn new(r: &Route) -> Self {
+        let a = &r.attrs;
+        RouteView {
+            prefix: r.prefix.to_string(),
+            path_id: r.path_id,
+            agent: a.agent.to_string(),
+            as_path: a.as_path.iter().map(|x| x.0).collect(),
+            local_pref: a.local_pref,
+            med: a.med,
+            communities: a.communities.iter().map(|c| c.to_string()).collect(),
+            capabilities: a.capabilities.iter().map(|c| c.to_string()).collect(),
+            origin_time: a.origin_time.0,
+            originator: a.originator.map(|n| n.to_string()),
+            cluster_list: a.cluster_list.iter().map(|c| c.0).collect(),
+            signed: r.proof.is_some(),
+            path_signatures: r.proof.as_ref().map_or(0, |p| p.path.len()),
+            peer: None,
+            peer_node: None,
+            stale: None,
+        }
+    }
+
+    /// A Loc-RIB entry with where it came from.
+    pub fn best(r: &Route, best: Option<&PathReport>) -> Self {
+        let mut v = Self::new(r);
+        if let Some(b) = best {
+            v.peer = b.peer.as_ref().map(peer_str);
+            v.peer_node = b.peer.map(|n| n.to_string());
+            v.stale = Some(b.stale);
+        }
+        v
+    }
+}
+
+/// `GET /v1/routes/in/{peer}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AdjInView {
+    pub peer: String,
+    /// As received, before import policy (including rejected routes).
+    pub pre_policy: Vec<RouteView>,
+    /// After import policy: the candidates for the Loc-RIB.
+    pub post_policy: Vec<RouteView>,
+}
+
+/// `GET /v1/routes/out/{peer}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AdjOutView {
+    pub peer: String,
+    pub routes: Vec<RouteView>,
+}
+
+/// One peer.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerView {
+    pub peer_id: String,
+    pub node_id: String,
+    /// 0 while unknown (before its first OPEN).
+    pub asn: u32,
+    pub state: PeerState,
+    pub internal: bool,
+    pub source: Option<Source>,
+    pub accepted_routes: u32,
+    pub stale_until: Option<u64>,
+    pub established_since: Option<u64>,
+    pub last_error: Option<String>,
+    pub blocked: Option<String>,
+    pub addresses: Vec<String>,
+    pub link: Option<LinkInfo>,
+}
+
+impl PeerView {
+    pub fn new(p: &PeerInfo) -> Self {
+        PeerView {
+            peer_id: peer_str(&p.node),
+            node_id: p.node.to_string(),
+            asn: p.asn.0,
+            state: p.state,
+            internal: p.internal,
+            source: None,
+            accepted_routes: p.accepted,
+            stale_until: p.stale_until.map(|m| m.0),
+            established_since: None,
+            last_error: None,
+            blocked: None,
+            addresses: Vec::new(),
+            link: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PeerCounts {
+    pub configured: usize,
+    pub auto: usize,
+    pub established: usize,
+    pub total: usize,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StoreView {
+    pub dir: String,
+    pub schema_version: u32,
+    pub submitted_batches: u64,
+    pub durable_batches: u64,
+    pub flushes: u64,
+    pub pending_acks: usize,
+    pub error: Option<String>,
+    pub restored_peers: usize,
+    pub restored_routes: usize,
+    pub previous_shutdown_clean: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DiscoveryView {
+    pub mdns: bool,
+    pub kademlia: bool,
+    pub kademlia_server: bool,
+    pub auto_peers: usize,
+    pub max_auto_peers: usize,
+}
+
+/// `GET /v1/status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusView {
+    pub version: String,
+    pub peer_id: String,
+    pub node_id: String,
+    pub asn: u32,
+    pub asn_binding: String,
+    pub federation: String,
+    pub bootstrap: bool,
+    pub listen: Vec<String>,
+    pub external: Vec<String>,
+    pub admin: Option<String>,
+    pub now_ms: u64,
+    pub uptime_ms: u64,
+    pub loc_rib_routes: usize,
+    pub peers: PeerCounts,
+    pub engine: EngineStats,
+    pub verify: VerifyView,
+    pub store: StoreView,
+    pub discovery: DiscoveryView,
+}

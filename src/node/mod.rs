@@ -1,0 +1,1107 @@
+//! The running node: one task owns the [`Engine`] and drives it.
+//!
+//! ```text
+//!              +------------------- node task ----------------------+
+//!  swarm ────> | Net::next ──> checks (cert, signatures) ──> Engine   |
+//!  timers ───> | engine deadline ──> Tick                     │       |
+//!  admin  ───> | AdminRequest ──> views (oneshot reply)       │       |
+//!  maint. ───> | discovery, auto-peering, re-signing          v       |
+//!              |     Actions ──> Net (dial/send/close), WriteBatch ──────> store thread
+//!  acks   <─── | <── durable seq (watch) <── pending acks <──────────────── (flush)
+//!              +-----------------------------------------------------+
+//! ```
+//!
+//! A `tokio::select!` loop waits on the swarm, the engine's next deadline,
+//! admin requests, a 1 s maintenance tick, store durability and shutdown.
+//! Every engine call goes through [`Node::step`]: it hands the engine the
+//! events with the current [`Millis`], carries out the actions, submits the
+//! RIB changes as one batch, and queues the acknowledgement of the request
+//! that caused them until that batch is durable. Nothing else touches the
+//! engine, so it needs no locks.
+//!
+//! On SIGTERM/SIGINT the store is closed first (everything durable, clean
+//! shutdown recorded), then every session gets a Cease: peers drop our
+//! routes at once, and our stored RIB still holds what they had sent, to be
+//! restored as stale at the next start.
+
+pub mod clock;
+pub mod security;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use crate::admin::views::{
+    AdjInView, AdjOutView, DiscoveryView, PeerCounts, PeerView, RouteView, StatusView, StoreView,
+};
+use crate::admin::{AdminListener, AdminRequest};
+use crate::config::{AsnSetting, CertSource, KadMode, LoadedConfig};
+use crate::core::attrs::PathAttrs;
+use crate::core::engine::{
+    Action, DefaultPolicy, Engine, EngineConfig, Event, PeerConfig, PeerState, RoutePolicy,
+};
+use crate::core::ids::{AgentId, Asn, Millis, NodeId};
+use crate::core::message::{Capabilities, ErrorCode, Message, Notification, subcode};
+use crate::core::policy::{NodePolicy, PolicyLoadError, PolicySet};
+use crate::core::route::Route;
+use crate::identity::{Binding, KeyFileError, NodeKey, node_id_of, peer_id_of};
+use crate::net::codec::{Inbound, RouteResponse};
+use crate::net::discovery::{Discovery, Source};
+use crate::net::{BuildError, Net, NetConfig, NetEvent, Reply};
+use crate::store::{Durability, RibStore, SledStore, StoreError, StoreWriter, WriteBatch};
+use crate::wire::Limits;
+
+use clock::Clock;
+use security::{IdentityError, Security};
+
+/// Batches that may wait for the store thread before the node waits.
+const STORE_QUEUE: usize = 256;
+/// Admin requests waiting for the node task.
+const ADMIN_QUEUE: usize = 64;
+/// How long shutdown waits for the goodbye NOTIFICATIONs to go out.
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
+/// How long start-up waits for every listener before printing the summary.
+const STARTUP_WAIT: Duration = Duration::from_secs(3);
+const MAX_SOURCES: usize = 4096;
+
+/// Why the node could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("{0} (create one with `abgp init --dir DIR`)")]
+    Key(#[source] KeyFileError),
+    #[error("identity: {0}")]
+    Identity(#[from] IdentityError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error(
+        "store failed while running: {0}; stopping rather than acknowledging routes it cannot keep"
+    )]
+    StoreFailed(String),
+    #[error("policy: {0}")]
+    Policy(#[from] PolicyLoadError),
+    #[error("network: {0}")]
+    Net(#[from] BuildError),
+    #[error("admin API on {addr}: {source}")]
+    Admin {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// What the node reports once it is up (the CLI prints it).
+#[derive(Debug, Clone)]
+pub struct Started {
+    pub peer_id: PeerId,
+    pub node_id: NodeId,
+    pub asn: Asn,
+    pub asn_source: String,
+    pub federation: String,
+    pub bootstrap: bool,
+    pub listen: Vec<Multiaddr>,
+    pub admin: Option<SocketAddr>,
+    pub store_dir: PathBuf,
+    pub restored_peers: usize,
+    pub restored_routes: usize,
+    pub previous_shutdown_clean: bool,
+    pub policy: Option<PathBuf>,
+    pub neighbors: usize,
+    pub originated: usize,
+}
+
+type StartedHook = Box<dyn FnOnce(&Started) + Send>;
+
+/// Per-peer facts the engine does not keep.
+#[derive(Debug, Clone, Default)]
+struct PeerMeta {
+    established_since: Option<Millis>,
+    last_error: Option<String>,
+}
+
+/// Starts a node and runs it until `shutdown` resolves.
+pub async fn run(
+    cfg: LoadedConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+    on_started: impl FnOnce(&Started) + Send + 'static,
+) -> Result<(), NodeError> {
+    let mut node = Node::start(cfg).await?;
+    node.on_started = Some(Box::new(on_started));
+    node.run_loop(shutdown).await
+}
+
+struct Node {
+    cfg: LoadedConfig,
+    clock: Clock,
+    engine: Engine,
+    net: Net,
+    discovery: Discovery,
+    security: Security,
+    writer: Option<StoreWriter>,
+    durable: watch::Receiver<Durability>,
+    pending_acks: VecDeque<(u64, Reply)>,
+    admin_tx: mpsc::Sender<AdminRequest>,
+    admin_rx: mpsc::Receiver<AdminRequest>,
+    admin_listener: Option<AdminListener>,
+    admin_addr: Option<SocketAddr>,
+    meta: HashMap<NodeId, PeerMeta>,
+    sources: HashMap<PeerId, Source>,
+    /// Peers the engine runs a session for (configured or auto-added);
+    /// restored-only peers are not here until they are peered again.
+    started: HashSet<NodeId>,
+    /// Auto peers to remove after the current step.
+    removals: VecDeque<NodeId>,
+    /// Static routes without their signature; re-signed periodically.
+    originated: Vec<Route>,
+    last_signed: Millis,
+    started_at: Millis,
+    started_info: Option<Started>,
+    on_started: Option<StartedHook>,
+    startup_deadline: Instant,
+    next_discovery: Instant,
+    shutting_down: bool,
+    store_dir: PathBuf,
+    restored: (usize, usize),
+    previous_clean: bool,
+    policy_path: Option<PathBuf>,
+}
+
+impl Node {
+    async fn start(cfg: LoadedConfig) -> Result<Node, NodeError> {
+        let c = cfg.config.clone();
+        let clock = Clock::start();
+        let now = clock.now();
+        let key = NodeKey::load(&cfg.key_path()).map_err(NodeError::Key)?;
+        let keypair = key
+            .to_libp2p()
+            .map_err(|e| NodeError::Other(format!("node key as a libp2p identity: {e}")))?;
+        let security = Security::new(&cfg, key, now)?;
+        let node_id = security.identity().node_id();
+        let asn = security.asn();
+
+        let policy_path = cfg.policy_path();
+        let policy: Arc<dyn RoutePolicy> = match &policy_path {
+            Some(p) => Arc::new(NodePolicy::new(asn, PolicySet::load_file(p)?)),
+            None => Arc::new(DefaultPolicy),
+        };
+
+        // The store: refuse another node's or another version's; restore
+        // the Adj-RIB-In; the derived trees are rebuilt by the engine.
+        let store_dir = cfg.store_dir();
+        std::fs::create_dir_all(&store_dir)
+            .map_err(|e| NodeError::Other(format!("cannot create {}: {e}", store_dir.display())))?;
+        let mut store = SledStore::open(&store_dir, node_id, now, c.store.cache_capacity_mb)?;
+        let previous_clean = store.meta().clean_shutdown;
+        if !previous_clean {
+            tracing::warn!("the previous run did not shut down cleanly; the store was recovered");
+        }
+        let stored = store.load_adj_in()?;
+        store.clear_derived()?;
+        store.set_clean_shutdown(false)?;
+        let writer = StoreWriter::spawn(store, STORE_QUEUE)
+            .map_err(|e| NodeError::Other(format!("cannot start the store thread: {e}")))?;
+        let durable = writer.durable();
+
+        let hold = Duration::from_secs(u64::from(c.session.hold_time_secs));
+        let gr = c.session.graceful_restart_secs;
+        let mut ecfg = EngineConfig::new(asn, node_id);
+        ecfg.federation = c.node.federation.clone();
+        ecfg.hold_time = hold;
+        ecfg.max_routes_per_update = c.session.max_routes_per_update;
+        ecfg.cert = Some(security.cert());
+        ecfg.capabilities = Capabilities {
+            route_refresh: true,
+            graceful_restart: (gr > 0).then_some(gr),
+            add_path: false,
+            multipath: false,
+        };
+        ecfg.seed = rand::random();
+        let engine = Engine::new(ecfg).with_policy(policy);
+
+        let max_hold = c
+            .neighbors
+            .iter()
+            .filter_map(|n| n.hold_time_secs)
+            .chain([c.session.hold_time_secs])
+            .max()
+            .unwrap_or(90);
+        let idle = if max_hold == 0 {
+            Duration::from_secs(86_400)
+        } else {
+            Duration::from_secs(u64::from(max_hold) * 2 + 30)
+        };
+        let kad_server = match c.discovery.kademlia_mode {
+            KadMode::Auto => c.node.bootstrap,
+            KadMode::Server => true,
+            KadMode::Client => false,
+        };
+        let query_interval = Duration::from_secs(c.discovery.query_interval_secs);
+        let ncfg = NetConfig {
+            listen: c.network.listen.clone(),
+            external: c.network.external_addresses.clone(),
+            announce_listen: c.network.announce_listen_addresses,
+            federation: c.node.federation.clone(),
+            request_timeout: Duration::from_secs(c.network.request_timeout_secs),
+            idle_connection_timeout: idle,
+            max_connections: c.network.max_connections,
+            max_incoming_connections: c.network.max_incoming_connections,
+            max_pending_incoming: c.network.max_pending_incoming,
+            max_connections_per_peer: c.network.max_connections_per_peer,
+            max_queued: c.network.max_queued_messages,
+            limits: Limits::default(),
+            mdns: c.discovery.mdns,
+            mdns_query_interval: Duration::from_secs(c.discovery.mdns_query_interval_secs),
+            kademlia: c.discovery.kademlia,
+            kad_server,
+            provide: !c.node.bootstrap,
+            bootstrap: c.discovery.bootstrap.clone(),
+            query_interval,
+        };
+        let net = Net::new(keypair, ncfg)?;
+
+        let (admin_tx, admin_rx) = mpsc::channel(ADMIN_QUEUE);
+        let admin_listener = match c.admin.listen.0 {
+            Some(addr) => Some(
+                AdminListener::bind(addr)
+                    .await
+                    .map_err(|source| NodeError::Admin { addr, source })?,
+            ),
+            None => None,
+        };
+        let admin_addr = admin_listener.as_ref().map(|l| l.addr);
+
+        let discovery = Discovery::new(
+            c.discovery.max_auto_peers,
+            c.neighbors.iter().map(|n| n.peer_id),
+        );
+        let restored_routes = stored.iter().map(|p| p.routes.len()).sum();
+        let restored = (stored.len(), restored_routes);
+        let mut node = Node {
+            clock,
+            engine,
+            net,
+            discovery,
+            security,
+            writer: Some(writer),
+            durable,
+            pending_acks: VecDeque::new(),
+            admin_tx,
+            admin_rx,
+            admin_listener,
+            admin_addr,
+            meta: HashMap::new(),
+            sources: HashMap::new(),
+            started: HashSet::new(),
+            removals: VecDeque::new(),
+            originated: Vec::new(),
+            last_signed: now,
+            started_at: now,
+            started_info: None,
+            on_started: None,
+            startup_deadline: Instant::now() + STARTUP_WAIT,
+            next_discovery: Instant::now(),
+            shutting_down: false,
+            store_dir,
+            restored,
+            previous_clean,
+            policy_path,
+            cfg,
+        };
+        node.initial_events(stored, now).await?;
+        Ok(node)
+    }
+
+    /// Configured neighbours, the restored Adj-RIB-In (stale), and static
+    /// routes, as the engine's first events.
+    async fn initial_events(
+        &mut self,
+        stored: Vec<crate::store::StoredPeer>,
+        now: Millis,
+    ) -> Result<(), NodeError> {
+        let c = self.cfg.config.clone();
+        let mut events = Vec::new();
+        for n in &c.neighbors {
+            let Ok(node) = node_id_of(&n.peer_id) else {
+                continue;
+            };
+            let pc = PeerConfig {
+                node,
+                asn: Some(Asn(n.asn)),
+                rr_client: n.rr_client,
+                max_prefix: n.max_prefix,
+                passive: n.passive,
+                hold_time: n.hold_time_secs.map(|s| Duration::from_secs(u64::from(s))),
+                auto_start: true,
+            };
+            if let Some(a) = &n.address {
+                self.net.add_addresses(n.peer_id, [a.clone()]);
+            }
+            self.net.set_engine_peer(&node, true);
+            self.started.insert(node);
+            events.push(Event::AddPeer(pc));
+        }
+        let until = now.saturating_add_ms(u64::from(c.session.graceful_restart_secs) * 1000);
+        for p in stored {
+            let Some(asn) = p.asn else {
+                tracing::warn!(peer = %p.node.short(), routes = p.routes.len(), "stored routes of a peer with no known ASN; not restored");
+                continue;
+            };
+            tracing::info!(peer = %p.node.short(), %asn, routes = p.routes.len(), "restoring routes as stale");
+            events.push(Event::RestoreStale {
+                peer: p.node,
+                asn,
+                routes: p.routes,
+                until,
+            });
+        }
+        if c.node.bootstrap && !c.originate.is_empty() {
+            tracing::warn!(
+                "a bootstrap node originating routes: allowed, but bootstrap nodes usually carry no agents"
+            );
+        }
+        for o in &c.originate {
+            let attrs = PathAttrs {
+                agent: AgentId::new(&o.agent),
+                med: o.med,
+                origin_time: now,
+                ..Default::default()
+            }
+            .with_capabilities(&o.capabilities)
+            .with_communities(o.communities.iter().cloned());
+            self.originated
+                .push(Route::new(o.prefix.clone(), Arc::new(attrs)));
+        }
+        events.extend(self.signed_originations(now));
+        self.step(events, None).await
+    }
+
+    fn signed_originations(&mut self, now: Millis) -> Vec<Event> {
+        self.last_signed = now;
+        self.originated
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                r.proof = Some(self.security.sign_origin(&r, now));
+                Event::Originate(r)
+            })
+            .collect()
+    }
+
+    async fn run_loop(
+        &mut self,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<(), NodeError> {
+        tokio::pin!(shutdown);
+        let (stop_admin_tx, stop_admin_rx) = tokio::sync::oneshot::channel::<()>();
+        if let Some(l) = self.admin_listener.take() {
+            l.spawn(self.admin_tx.clone(), async move {
+                let _ = stop_admin_rx.await;
+            });
+        }
+        let mut maintenance = tokio::time::interval(Duration::from_secs(1));
+        maintenance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let result = loop {
+            let deadline = self
+                .engine
+                .next_deadline()
+                .map(|d| self.clock.instant_of(d));
+            let r = tokio::select! {
+                _ = &mut shutdown => break Ok(()),
+                changed = self.durable.changed() => match changed {
+                    Ok(()) => self.on_durable(),
+                    Err(_) => Err(NodeError::StoreFailed("store thread stopped".into())),
+                },
+                ev = self.net.next() => self.on_net(ev).await,
+                Some(req) = self.admin_rx.recv() => {
+                    self.on_admin(req);
+                    Ok(())
+                }
+                _ = sleep_until_opt(deadline) => self.step(vec![Event::Tick], None).await,
+                _ = maintenance.tick() => self.maintain().await,
+            };
+            if let Err(e) = r {
+                break Err(e);
+            }
+            self.report_started_if_ready();
+        };
+        let _ = stop_admin_tx.send(());
+        let closed = self.shutdown().await;
+        result.and(closed)
+    }
+
+    fn report_started_if_ready(&mut self) {
+        if self.on_started.is_none() {
+            return;
+        }
+        let want = self.cfg.config.network.listen.len();
+        let have = self.net.listen_addrs().len();
+        if have < want && Instant::now() < self.startup_deadline {
+            return;
+        }
+        let c = &self.cfg.config;
+        let asn_source = match (&c.node.certificate, c.node.asn) {
+            (CertSource::Derived, _) | (CertSource::SelfSigned, AsnSetting::Derived) => {
+                "derived from the node key".to_string()
+            }
+            (CertSource::SelfSigned, _) => "self-signed (peers pin it)".to_string(),
+            (CertSource::File(p), _) => format!("issued ({})", p.display()),
+        };
+        let s = Started {
+            peer_id: self.net.local_peer_id(),
+            node_id: self.security.identity().node_id(),
+            asn: self.security.asn(),
+            asn_source,
+            federation: c.node.federation.clone(),
+            bootstrap: c.node.bootstrap,
+            listen: self.net.listen_addrs(),
+            admin: self.admin_addr,
+            store_dir: self.store_dir.clone(),
+            restored_peers: self.restored.0,
+            restored_routes: self.restored.1,
+            previous_shutdown_clean: self.previous_clean,
+            policy: self.policy_path.clone(),
+            neighbors: c.neighbors.len(),
+            originated: self.originated.len(),
+        };
+        if let Some(hook) = self.on_started.take() {
+            hook(&s);
+        }
+        self.started_info = Some(s);
+    }
+
+    /// Runs the engine on `events` and carries out what it says. `reply`
+    /// is answered once the changes are durable.
+    async fn step(&mut self, events: Vec<Event>, reply: Option<Reply>) -> Result<(), NodeError> {
+        let now = self.clock.now();
+        let actions = self.engine.handle_all(now, events);
+        let mut batch = WriteBatch::default();
+        self.apply(now, actions, &mut batch);
+        self.commit(batch, reply).await?;
+        while let Some(node) = self.removals.pop_front() {
+            let actions = self.engine.handle(now, Event::RemovePeer(node));
+            let mut batch = WriteBatch::default();
+            self.apply(now, actions, &mut batch);
+            self.commit(batch, None).await?;
+        }
+        Ok(())
+    }
+
+    async fn commit(&mut self, batch: WriteBatch, reply: Option<Reply>) -> Result<(), NodeError> {
+        if batch.is_empty() || self.shutting_down {
+            // Nothing to make durable (or the store is closed and the
+            // teardown is deliberately not persisted).
+            if let Some(r) = reply {
+                self.net.respond(r, RouteResponse::Ack);
+            }
+            return Ok(());
+        }
+        let Some(w) = self.writer.as_mut() else {
+            return Err(NodeError::StoreFailed("store is closed".into()));
+        };
+        let seq = w.submit(batch).await.map_err(NodeError::StoreFailed)?;
+        if let Some(r) = reply {
+            self.pending_acks.push_back((seq, r));
+        }
+        Ok(())
+    }
+
+    fn on_durable(&mut self) -> Result<(), NodeError> {
+        let d = self.durable.borrow_and_update().clone();
+        if let Some(e) = d.error {
+            return Err(NodeError::StoreFailed(e));
+        }
+        while self.pending_acks.front().is_some_and(|(s, _)| *s <= d.seq) {
+            if let Some((_, r)) = self.pending_acks.pop_front() {
+                self.net.respond(r, RouteResponse::Ack);
+            }
+        }
+        Ok(())
+    }
+
+    /// Carries out engine actions; RIB changes go into `batch`.
+    fn apply(&mut self, now: Millis, actions: Vec<Action>, batch: &mut WriteBatch) {
+        for a in actions {
+            match a {
+                Action::Dial(n) => self.net.dial(&n),
+                Action::CancelDial(n) => self.net.cancel_dial(&n),
+                Action::Send(n, mut m) => {
+                    if let Message::Notification(x) = &m {
+                        self.note_notification(n, x, true);
+                    }
+                    if let Message::Update(u) = &mut m
+                        && let Some(info) = self.engine.peer_info(&n)
+                    {
+                        self.security.sign_update(u, info.asn);
+                    }
+                    self.net.send(&n, m);
+                }
+                Action::Disconnect(n) => self.net.disconnect(&n),
+                Action::Refuse(n, x) => {
+                    self.note_notification(n, &x, true);
+                    self.net.refuse(&n, x);
+                }
+                Action::PeerConfigError { peer, error } => {
+                    tracing::warn!(peer = %peer.short(), %error, "peer configuration refused");
+                }
+                Action::MaxPrefixWarning {
+                    peer,
+                    accepted,
+                    limit,
+                } => {
+                    tracing::warn!(peer = %peer.short(), accepted, limit, "peer nears its max-prefix limit");
+                }
+                Action::SessionUp { peer, asn } => {
+                    tracing::info!(peer = %peer_label(&peer), %asn, "session established");
+                    batch.peers.push((peer, asn));
+                    let m = self.meta.entry(peer).or_default();
+                    m.established_since = Some(now);
+                    if let Ok(p) = peer_id_of(&peer) {
+                        self.discovery.session_up(&p, Instant::now());
+                    }
+                }
+                Action::SessionDown { peer, reason } => {
+                    tracing::info!(peer = %peer_label(&peer), %reason, "session down");
+                    let m = self.meta.entry(peer).or_default();
+                    m.established_since = None;
+                    m.last_error = Some(reason);
+                    if let Ok(p) = peer_id_of(&peer) {
+                        self.discovery.session_down(&p, Instant::now());
+                    }
+                }
+                Action::RibChanges(c) => batch.changes.extend(c),
+            }
+        }
+    }
+
+    /// A NOTIFICATION went to or came from a peer. An auto peer whose
+    /// handshake fails is dropped and not retried for a while.
+    fn note_notification(&mut self, node: NodeId, n: &Notification, sent: bool) {
+        let dir = if sent { "sent" } else { "received" };
+        self.meta.entry(node).or_default().last_error = Some(format!("{dir} {n}"));
+        let Ok(peer) = peer_id_of(&node) else { return };
+        if !self.discovery.is_auto(&peer) {
+            return;
+        }
+        let established = self
+            .engine
+            .peer_info(&node)
+            .is_some_and(|p| p.state == PeerState::Established);
+        if established {
+            return;
+        }
+        let c = &self.cfg.config.discovery;
+        let cert_failure = n.code == ErrorCode::Open
+            && matches!(
+                n.subcode,
+                subcode::BAD_CERTIFICATE
+                    | subcode::CERTIFICATE_EXPIRED
+                    | subcode::ASN_CLAIMED_BY_OTHER_KEY
+                    | subcode::UNTRUSTED_ISSUER
+                    | subcode::BAD_PEER_AS
+                    | subcode::BAD_IDENTIFIER
+            );
+        let cooldown = if cert_failure {
+            Duration::from_secs(c.cert_failure_cooldown_secs)
+        } else {
+            Duration::from_secs(c.query_interval_secs.saturating_mul(2).max(5))
+        };
+        tracing::info!(peer = %peer, notification = %n, ?cooldown, "auto peer failed its handshake; not peering with it for a while");
+        self.discovery
+            .block(peer, Instant::now(), cooldown, format!("{dir} {n}"));
+        self.drop_auto(node, peer);
+    }
+
+    fn drop_auto(&mut self, node: NodeId, peer: PeerId) {
+        self.discovery.remove_auto(&peer);
+        self.started.remove(&node);
+        self.net.set_engine_peer(&node, false);
+        if !self.removals.contains(&node) {
+            self.removals.push_back(node);
+        }
+    }
+
+    async fn on_net(&mut self, ev: NetEvent) -> Result<(), NodeError> {
+        match ev {
+            NetEvent::Connected { peer, outbound } => {
+                self.step(vec![Event::Connected { peer, outbound }], None)
+                    .await
+            }
+            NetEvent::Disconnected { peer, reason } => {
+                tracing::debug!(peer = %peer_label(&peer), %reason, "transport closed");
+                self.step(vec![Event::Disconnected { peer }], None).await
+            }
+            NetEvent::ConnectFailed { peer } => {
+                self.step(vec![Event::ConnectFailed { peer }], None).await
+            }
+            NetEvent::Request {
+                peer,
+                node,
+                reported,
+                inbound,
+                reply,
+            } => self.on_request(peer, node, reported, inbound, reply).await,
+            NetEvent::Refused { peer, notification } => {
+                self.note_notification(peer, &notification, false);
+                let msg = Message::Notification(notification);
+                self.step(vec![Event::Message { peer, msg }], None).await
+            }
+            NetEvent::Discovered { peer, source } => {
+                if self.sources.len() >= MAX_SOURCES {
+                    self.sources.clear();
+                }
+                self.sources.entry(peer).or_insert(source);
+                Ok(())
+            }
+            NetEvent::Identified {
+                peer,
+                member,
+                agent_version,
+            } => {
+                let source = self.sources.get(&peer).copied().unwrap_or(Source::Inbound);
+                tracing::debug!(%peer, member, %agent_version, "identified");
+                self.discovery
+                    .note_member(peer, member, source, Instant::now());
+                if member {
+                    self.auto_peer().await?;
+                }
+                Ok(())
+            }
+            NetEvent::Listening(_) => Ok(()),
+            NetEvent::ListenerDown(e) => {
+                tracing::warn!(error = %e, "listener down");
+                Ok(())
+            }
+        }
+    }
+
+    /// Why an inbound OPEN from a peer without a session is not taken.
+    fn refuse_inbound(&self, peer: &PeerId, node: &NodeId) -> Option<String> {
+        if self.started.contains(node) {
+            return None;
+        }
+        let now = Instant::now();
+        if let Some(why) = self.discovery.blocked(peer, now) {
+            return Some(format!("not peering with you for a while: {why}"));
+        }
+        if !self.discovery.may_auto_peer(peer, now) {
+            return Some("no free session slots for discovered peers".into());
+        }
+        None
+    }
+
+    async fn on_request(
+        &mut self,
+        peer: PeerId,
+        node: Option<NodeId>,
+        reported: bool,
+        inbound: Inbound,
+        reply: Reply,
+    ) -> Result<(), NodeError> {
+        let refuse = |text: String| {
+            RouteResponse::Refused(Notification::new(
+                ErrorCode::Cease,
+                subcode::CONNECTION_REJECTED,
+                text,
+            ))
+        };
+        let Some(node) = node else {
+            self.net.respond(
+                reply,
+                refuse("agent-bgp nodes have ed25519 peer ids".into()),
+            );
+            return Ok(());
+        };
+        let now = self.clock.now();
+        let mut events = Vec::new();
+        if !reported {
+            match &inbound {
+                Inbound::Message(Message::Open(_)) => {
+                    if let Some(why) = self.refuse_inbound(&peer, &node) {
+                        tracing::debug!(%peer, %why, "refusing an inbound session");
+                        self.net.respond(reply, refuse(why));
+                        return Ok(());
+                    }
+                    if !self.started.contains(&node) {
+                        self.discovery
+                            .add_auto(peer, Source::Inbound, Instant::now());
+                        self.started.insert(node);
+                        self.net.set_engine_peer(&node, true);
+                        events.push(Event::AddPeer(PeerConfig::new(node)));
+                    }
+                    match self.net.report_connected(&node) {
+                        Some(outbound) => events.push(Event::Connected {
+                            peer: node,
+                            outbound,
+                        }),
+                        None => {
+                            self.net
+                                .respond(reply, refuse("connection is closing".into()));
+                            return Ok(());
+                        }
+                    }
+                }
+                // A goodbye from a session we no longer have.
+                Inbound::Message(Message::Notification(_)) => {
+                    self.net.respond(reply, RouteResponse::Ack);
+                    return Ok(());
+                }
+                _ => {
+                    self.net
+                        .respond(reply, refuse("no session with you; send OPEN first".into()));
+                    return Ok(());
+                }
+            }
+        }
+        match inbound {
+            Inbound::Malformed(e) => {
+                let n = Notification::from(&e);
+                tracing::warn!(%peer, error = %e, "malformed message");
+                events.push(Event::BadMessage {
+                    peer: node,
+                    error: n,
+                });
+            }
+            Inbound::Message(Message::Open(o)) => match self.security.check_open(&o, node, now) {
+                Ok(binding) => {
+                    tracing::debug!(%peer, asn = %o.asn, binding = ?binding_label(&binding), "OPEN certificate accepted");
+                    events.push(Event::Message {
+                        peer: node,
+                        msg: Message::Open(o),
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(%peer, asn = %o.asn, error = %e, "refusing OPEN: certificate");
+                    if !self.discovery.is_configured(&peer) {
+                        let cd = Duration::from_secs(
+                            self.cfg.config.discovery.cert_failure_cooldown_secs,
+                        );
+                        self.discovery
+                            .block(peer, Instant::now(), cd, format!("certificate: {e}"));
+                    }
+                    events.push(Event::BadMessage {
+                        peer: node,
+                        error: Notification::from(&e),
+                    });
+                }
+            },
+            Inbound::Message(Message::Update(mut u)) => {
+                let asn = self.engine.peer_info(&node).map(|p| p.asn);
+                if let Some(asn) = asn.filter(|a| a.0 != 0) {
+                    let dropped = self.security.verify_update(&mut u, asn, now);
+                    if dropped > 0 {
+                        tracing::warn!(%peer, dropped, "routes with bad signatures treated as withdrawn");
+                    }
+                }
+                events.push(Event::Message {
+                    peer: node,
+                    msg: Message::Update(u),
+                });
+            }
+            Inbound::Message(m) => {
+                if let Message::Notification(n) = &m {
+                    self.note_notification(node, n, false);
+                }
+                events.push(Event::Message { peer: node, msg: m });
+            }
+        }
+        self.step(events, Some(reply)).await
+    }
+
+    /// Starts sessions with discovered members while slots are free.
+    async fn auto_peer(&mut self) -> Result<(), NodeError> {
+        let now = Instant::now();
+        let mut events = Vec::new();
+        for (peer, source) in self.discovery.candidates(now) {
+            let Ok(node) = node_id_of(&peer) else {
+                self.discovery.note_member(peer, false, source, now);
+                continue;
+            };
+            if self.started.contains(&node) {
+                continue;
+            }
+            if !self.net.is_connected(&peer) && self.net.addresses_of(&peer).is_empty() {
+                continue;
+            }
+            tracing::info!(%peer, ?source, "auto-peering with a discovered federation member");
+            self.discovery.add_auto(peer, source, now);
+            self.started.insert(node);
+            self.net.set_engine_peer(&node, true);
+            events.push(Event::AddPeer(PeerConfig::new(node)));
+        }
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.step(events, None).await
+    }
+
+    /// Once a second: discovery queries, expiring auto peers, re-signing.
+    async fn maintain(&mut self) -> Result<(), NodeError> {
+        let now_i = Instant::now();
+        let c = self.cfg.config.discovery.clone();
+        if now_i >= self.next_discovery {
+            self.net.discovery_tick();
+            self.next_discovery = now_i + Duration::from_secs(c.query_interval_secs);
+        }
+        for peer in self
+            .discovery
+            .expired(now_i, Duration::from_secs(c.auto_peer_down_secs))
+        {
+            if let Ok(node) = node_id_of(&peer) {
+                tracing::info!(%peer, "dropping an auto peer whose session stayed down");
+                self.discovery.block(
+                    peer,
+                    now_i,
+                    Duration::from_secs(c.query_interval_secs.saturating_mul(2).max(5)),
+                    "session stayed down",
+                );
+                self.drop_auto(node, peer);
+            }
+        }
+        if !self.removals.is_empty() {
+            self.step(Vec::new(), None).await?;
+        }
+        self.auto_peer().await?;
+        let now = self.clock.now();
+        if !self.originated.is_empty()
+            && now.saturating_sub(self.last_signed) >= self.security.resign_every_ms()
+        {
+            let events = self.signed_originations(now);
+            self.step(events, None).await?;
+        }
+        Ok(())
+    }
+
+    fn parse_peer(&self, s: &str) -> Result<NodeId, String> {
+        let node = if s.len() == 64 {
+            s.parse::<NodeId>()?
+        } else {
+            let p: PeerId = s
+                .parse()
+                .map_err(|_| format!("{s:?} is neither a peer id nor a 64-hex-digit node id"))?;
+            node_id_of(&p).map_err(|e| e.to_string())?
+        };
+        if self.engine.peer_info(&node).is_none() {
+            return Err(format!("{s} is not a peer of this node"));
+        }
+        Ok(node)
+    }
+
+    fn route_views(&self, routes: &[Route]) -> Vec<RouteView> {
+        routes.iter().map(RouteView::new).collect()
+    }
+
+    fn on_admin(&mut self, req: AdminRequest) {
+        match req {
+            AdminRequest::Status(tx) => {
+                let _ = tx.send(self.status());
+            }
+            AdminRequest::Peers(tx) => {
+                let _ = tx.send(self.peer_views());
+            }
+            AdminRequest::Routes(tx) => {
+                let v = self
+                    .engine
+                    .loc_rib()
+                    .iter()
+                    .map(|r| {
+                        let paths = self.engine.paths(&r.prefix);
+                        RouteView::best(r, paths.first())
+                    })
+                    .collect();
+                let _ = tx.send(v);
+            }
+            AdminRequest::RoutesIn { peer, reply } => {
+                let r = self.parse_peer(&peer).map(|n| AdjInView {
+                    peer: peer_label(&n),
+                    pre_policy: self.route_views(&self.engine.adj_rib_in_pre(&n)),
+                    post_policy: self.route_views(&self.engine.adj_rib_in_post(&n)),
+                });
+                let _ = reply.send(r);
+            }
+            AdminRequest::RoutesOut { peer, reply } => {
+                let r = self.parse_peer(&peer).map(|n| AdjOutView {
+                    peer: peer_label(&n),
+                    routes: self.route_views(&self.engine.adj_rib_out(&n)),
+                });
+                let _ = reply.send(r);
+            }
+        }
+    }
+
+    fn peer_views(&self) -> Vec<PeerView> {
+        let now = Instant::now();
+        let mut v: Vec<PeerView> =
+            self.engine
+                .peers()
+                .iter()
+                .map(|p| {
+                    let mut view = PeerView::new(p);
+                    let pid = peer_id_of(&p.node).ok();
+                    if let Some(pid) = pid {
+                        view.source = self.discovery.source_of(&pid).or_else(|| {
+                            (!self.started.contains(&p.node)).then_some(Source::Inbound)
+                        });
+                        view.blocked = self.discovery.blocked(&pid, now).map(str::to_string);
+                        view.addresses = self
+                            .net
+                            .addresses_of(&pid)
+                            .iter()
+                            .map(|a| a.to_string())
+                            .collect();
+                    }
+                    if !self.started.contains(&p.node) {
+                        view.source = None;
+                    }
+                    view.link = self.net.link_info(&p.node);
+                    if let Some(m) = self.meta.get(&p.node) {
+                        view.established_since = m.established_since.map(|t| t.0);
+                        view.last_error = m.last_error.clone();
+                    }
+                    view
+                })
+                .collect();
+        v.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
+        v
+    }
+
+    fn status(&self) -> StatusView {
+        let c = &self.cfg.config;
+        let peers = self.engine.peers();
+        let d = self.durable.borrow().clone();
+        let now = self.clock.now();
+        StatusView {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            peer_id: self.net.local_peer_id().to_string(),
+            node_id: self.security.identity().node_id().to_string(),
+            asn: self.security.asn().0,
+            asn_binding: match (&c.node.certificate, c.node.asn) {
+                (CertSource::File(_), _) => "issued".into(),
+                (CertSource::SelfSigned, AsnSetting::Number(_)) => "self-signed".into(),
+                _ => "derived".into(),
+            },
+            federation: c.node.federation.clone(),
+            bootstrap: c.node.bootstrap,
+            listen: self
+                .net
+                .listen_addrs()
+                .iter()
+                .map(|a| a.to_string())
+                .collect(),
+            external: self
+                .net
+                .external_addrs()
+                .iter()
+                .map(|a| a.to_string())
+                .collect(),
+            admin: self.admin_addr.map(|a| format!("http://{a}")),
+            now_ms: now.0,
+            uptime_ms: now.saturating_sub(self.started_at),
+            loc_rib_routes: self.engine.loc_rib_len(),
+            peers: PeerCounts {
+                configured: c.neighbors.len(),
+                auto: self.discovery.auto_count(),
+                established: peers
+                    .iter()
+                    .filter(|p| p.state == PeerState::Established)
+                    .count(),
+                total: peers.len(),
+            },
+            engine: self.engine.stats().clone(),
+            verify: self.security.verify_view(),
+            store: StoreView {
+                dir: self.store_dir.display().to_string(),
+                schema_version: crate::store::SCHEMA_VERSION,
+                submitted_batches: self.writer.as_ref().map_or(0, |w| w.last_submitted()),
+                durable_batches: d.seq,
+                flushes: d.flushes,
+                pending_acks: self.pending_acks.len(),
+                error: d.error,
+                restored_peers: self.restored.0,
+                restored_routes: self.restored.1,
+                previous_shutdown_clean: self.previous_clean,
+            },
+            discovery: DiscoveryView {
+                mdns: self.net.mdns_enabled(),
+                kademlia: self.net.kad_enabled(),
+                kademlia_server: matches!(c.discovery.kademlia_mode, KadMode::Server)
+                    || (matches!(c.discovery.kademlia_mode, KadMode::Auto) && c.node.bootstrap),
+                auto_peers: self.discovery.auto_count(),
+                max_auto_peers: c.discovery.max_auto_peers,
+            },
+        }
+    }
+
+    /// Closes the store (all durable, clean shutdown recorded), then sends
+    /// every peer a Cease and gives the NOTIFICATIONs a moment to leave.
+    async fn shutdown(&mut self) -> Result<(), NodeError> {
+        self.shutting_down = true;
+        tracing::info!("shutting down");
+        let mut result = Ok(());
+        if let Some(w) = self.writer.take()
+            && tokio::task::spawn_blocking(move || w.close())
+                .await
+                .is_err()
+        {
+            result = Err(NodeError::StoreFailed(
+                "store thread panicked while closing".into(),
+            ));
+        }
+        // Everything submitted is durable now.
+        while let Some((_, r)) = self.pending_acks.pop_front() {
+            self.net.respond(r, RouteResponse::Ack);
+        }
+        let now = self.clock.now();
+        let events: Vec<Event> = self
+            .engine
+            .peers()
+            .iter()
+            .map(|p| Event::AdminEnable {
+                peer: p.node,
+                enabled: false,
+            })
+            .collect();
+        let actions = self.engine.handle_all(now, events);
+        let mut discard = WriteBatch::default();
+        self.apply(now, actions, &mut discard);
+        let deadline = Instant::now() + SHUTDOWN_FLUSH;
+        while !self.net.all_quiet() {
+            tokio::select! {
+                ev = self.net.next() => {
+                    if let Err(e) = self.on_net(ev).await {
+                        tracing::debug!(error = %e, "during shutdown");
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        result
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn peer_label(n: &NodeId) -> String {
+    peer_id_of(n)
+        .map(|p| p.to_string())
+        .unwrap_or_else(|_| n.short())
+}
+
+fn binding_label(b: &Binding) -> String {
+    match b {
+        Binding::Derived => "derived".into(),
+        Binding::Issued { anchor } => format!("issued by {anchor}"),
+        Binding::Pinned => "pinned".into(),
+    }
+}

@@ -1,0 +1,258 @@
+//! The node's identity and what it trusts, applied to the messages that
+//! cross the wire.
+//!
+//! - Our certificate comes from node.toml's `certificate` source.
+//! - A peer's OPEN is checked against the [`TrustStore`] before the engine
+//!   sees it: the certificate's key must be the key the connection
+//!   authenticated and its ASN the one the OPEN claims.
+//! - Received routes have their origin and path signatures verified
+//!   (cached, batched); a route that fails is treated as withdrawn
+//!   (RFC 7606's treat-as-withdraw) and counted by reason.
+//! - Routes we originate get an origin signature; routes we send across an
+//!   AS border get our path signature for the receiving AS.
+//!
+//! The rules (what a binding means, what is signed) are `crate::identity`'s
+//! and `crate::wire::sign`'s; this module only applies them at the right
+//! moments.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::config::{AsnSetting, CertSource, LoadedConfig, parse_asn_range};
+use crate::core::ids::{Asn, Millis, NodeId};
+use crate::core::message::{Open, Update};
+use crate::core::proof::{AsnCert, RouteProof};
+use crate::core::route::Route;
+use crate::identity::{
+    Binding, CertError, LocalIdentity, NodeKey, TrustAnchor, TrustStore, derived_cert,
+    self_signed_cert,
+};
+use crate::wire::{VerifyCache, VerifyContext, VerifyStats, sign_origin, sign_path_hop};
+
+/// Why the node's identity could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("certificate file {path}: {reason}")]
+    CertFile { path: String, reason: String },
+    #[error("cannot make a certificate: {0}")]
+    Issue(String),
+    #[error("{0}")]
+    Mismatch(String),
+}
+
+/// Verification counters, as the admin API shows them.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct VerifyView {
+    pub enabled: bool,
+    pub routes_ok: u64,
+    pub routes_dropped: u64,
+    pub dropped_by_reason: std::collections::BTreeMap<String, u64>,
+    pub opens_refused: u64,
+}
+
+pub struct Security {
+    identity: LocalIdentity,
+    trust: TrustStore,
+    cache: VerifyCache,
+    verify_routes: bool,
+    origin_validity_ms: u64,
+    opens_refused: u64,
+}
+
+impl std::fmt::Debug for Security {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Security")
+            .field("node", &self.identity.node_id())
+            .field("asn", &self.identity.asn())
+            .finish()
+    }
+}
+
+const HOUR_MS: u64 = 3_600_000;
+
+/// Reads a certificate file: one CBOR certificate as the wire protocol
+/// encodes it.
+fn read_cert_file(path: &Path) -> Result<AsnCert, IdentityError> {
+    let err = |reason: String| IdentityError::CertFile {
+        path: path.display().to_string(),
+        reason,
+    };
+    let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    if bytes.len() > 64 * 1024 {
+        return Err(err("larger than 64 KiB; not a certificate".into()));
+    }
+    let v: ciborium::Value =
+        ciborium::from_reader(bytes.as_slice()).map_err(|e| err(format!("not CBOR: {e}")))?;
+    crate::wire::schema::decode_cert(&v).map_err(|e| err(e.to_string()))
+}
+
+impl Security {
+    /// Our identity (key + certificate) and trust store from the config.
+    pub fn new(cfg: &LoadedConfig, key: NodeKey, now: Millis) -> Result<Self, IdentityError> {
+        let c = &cfg.config;
+        let not_before = Millis(now.0.saturating_sub(HOUR_MS));
+        let not_after =
+            now.saturating_add_ms(u64::from(c.trust.certificate_validity_days) * 24 * HOUR_MS);
+        let cert = match (&c.node.certificate, c.node.asn) {
+            (CertSource::Derived, _) => derived_cert(&key, not_before, not_after)
+                .map_err(|e| IdentityError::Issue(e.to_string()))?,
+            (CertSource::SelfSigned, AsnSetting::Number(asn)) => {
+                self_signed_cert(&key, asn, not_before, not_after)
+                    .map_err(|e| IdentityError::Issue(e.to_string()))?
+            }
+            (CertSource::SelfSigned, AsnSetting::Derived) => {
+                derived_cert(&key, not_before, not_after)
+                    .map_err(|e| IdentityError::Issue(e.to_string()))?
+            }
+            (CertSource::File(p), asn) => {
+                let cert = read_cert_file(&cfg.resolve(p))?;
+                if let AsnSetting::Number(want) = asn
+                    && cert.asn != want
+                {
+                    return Err(IdentityError::Mismatch(format!(
+                        "node.asn is {want} but the certificate is for {}",
+                        cert.asn
+                    )));
+                }
+                cert
+            }
+        };
+        let identity =
+            LocalIdentity::new(key, cert).map_err(|e| IdentityError::Mismatch(e.to_string()))?;
+        let mut trust = TrustStore::new().accept_derived(c.trust.accept_derived);
+        for a in &c.trust.anchors {
+            // Validated when the config was loaded.
+            let Ok(key) = a.key.parse::<NodeId>() else {
+                continue;
+            };
+            let mut anchor = TrustAnchor::new(a.name.clone(), key);
+            for r in &a.asns {
+                if let Some(r) = parse_asn_range(r) {
+                    anchor = anchor.with_range(r);
+                }
+            }
+            trust = trust.with_anchor(anchor);
+        }
+        for n in &c.neighbors {
+            if let Ok(node) = crate::identity::node_id_of(&n.peer_id) {
+                trust = trust.with_pin(node, Asn(n.asn));
+            }
+        }
+        Ok(Security {
+            identity,
+            trust,
+            cache: VerifyCache::default(),
+            verify_routes: c.trust.verify_routes,
+            origin_validity_ms: c.trust.route_signature_validity_secs.saturating_mul(1000),
+            opens_refused: 0,
+        })
+    }
+
+    pub fn identity(&self) -> &LocalIdentity {
+        &self.identity
+    }
+
+    pub fn asn(&self) -> Asn {
+        self.identity.asn()
+    }
+
+    pub fn cert(&self) -> Arc<AsnCert> {
+        self.identity.cert().clone()
+    }
+
+    /// Checks a peer's OPEN; `authenticated` is the key its connection
+    /// proved. Issued certificates that pass are remembered, so a derived
+    /// claim to the same ASN by another key is refused later.
+    pub fn check_open(
+        &mut self,
+        open: &Open,
+        authenticated: NodeId,
+        now: Millis,
+    ) -> Result<Binding, CertError> {
+        let r = self.trust.check_open(open, authenticated, now);
+        match &r {
+            Ok(Binding::Issued { .. }) => {
+                if let Some(c) = &open.cert {
+                    self.trust.learn(c, now);
+                }
+            }
+            Ok(_) => {}
+            Err(_) => self.opens_refused += 1,
+        }
+        r
+    }
+
+    /// Verifies the announcements of an UPDATE from a peer in `peer_asn`;
+    /// those that fail become withdrawals. Returns how many failed.
+    pub fn verify_update(&mut self, u: &mut Update, peer_asn: Asn, now: Millis) -> usize {
+        if !self.verify_routes || u.announce.is_empty() {
+            return 0;
+        }
+        let ctx = VerifyContext {
+            trust: &self.trust,
+            local_asn: self.identity.asn(),
+            peer_asn,
+            now,
+        };
+        let results = self.cache.verify_routes(&u.announce, &ctx);
+        let mut failed = 0;
+        let mut kept = Vec::with_capacity(u.announce.len());
+        for (r, res) in std::mem::take(&mut u.announce).into_iter().zip(results) {
+            match res {
+                Ok(()) => kept.push(r),
+                Err(e) => {
+                    failed += 1;
+                    tracing::debug!(prefix = %r.prefix, error = %e, "dropping a route whose signatures fail");
+                    u.withdraw.push(r.key());
+                }
+            }
+        }
+        u.announce = kept;
+        failed
+    }
+
+    /// The origin signature for a route we originate.
+    pub fn sign_origin(&self, route: &Route, now: Millis) -> Arc<RouteProof> {
+        sign_origin(
+            &self.identity,
+            route,
+            now.saturating_add_ms(self.origin_validity_ms),
+        )
+    }
+
+    /// Half the origin signature lifetime: re-sign this often.
+    pub fn resign_every_ms(&self) -> u64 {
+        self.origin_validity_ms / 2
+    }
+
+    /// Adds our path signature to each route of an UPDATE going to a peer
+    /// in another AS (`peer_asn`). Routes within our AS are not re-signed.
+    pub fn sign_update(&self, u: &mut Update, peer_asn: Asn) {
+        if peer_asn == self.identity.asn() {
+            return;
+        }
+        for r in u.announce.iter_mut() {
+            match sign_path_hop(r, &self.identity, peer_asn) {
+                Ok(p) => r.proof = Some(p),
+                Err(e) => {
+                    tracing::debug!(prefix = %r.prefix, error = %e, "route leaves without our path signature")
+                }
+            }
+        }
+    }
+
+    pub fn verify_view(&self) -> VerifyView {
+        let s: &VerifyStats = self.cache.stats();
+        VerifyView {
+            enabled: self.verify_routes,
+            routes_ok: s.routes_ok,
+            routes_dropped: s.routes_dropped,
+            dropped_by_reason: s
+                .dropped_by_reason
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+            opens_refused: self.opens_refused,
+        }
+    }
+}
