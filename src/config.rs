@@ -469,6 +469,8 @@ impl NodeConfig {
             .map(Path::to_path_buf)
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or_else(|| PathBuf::from("."));
+        // Absolute, so logs and the store path do not depend on the cwd.
+        let dir = std::path::absolute(&dir).unwrap_or(dir);
         Ok(LoadedConfig {
             config,
             path: path.to_path_buf(),

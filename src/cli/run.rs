@@ -2,7 +2,7 @@
 //! SIGINT or SIGTERM, and prints a start-up summary on stdout (logs go to
 //! stderr).
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -29,6 +29,7 @@ fn init_logging(level: &str, json: bool) {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if json {
         b.json().init();

@@ -53,15 +53,30 @@ pub enum BuildError {
 }
 
 /// The identify agent version: names the federation, so discovery can skip
-/// nodes of other federations without opening a session.
-pub fn agent_version(federation: &str) -> String {
-    format!("agent-bgp/{} fed={federation}", env!("CARGO_PKG_VERSION"))
+/// nodes of other federations without opening a session, and marks
+/// bootstrap nodes, which serve the DHT and are not auto-peered.
+pub fn agent_version(federation: &str, bootstrap: bool) -> String {
+    let role = if bootstrap { " role=bootstrap" } else { "" };
+    format!(
+        "agent-bgp/{} fed={federation}{role}",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+fn tokens(agent_version: &str) -> Option<std::str::SplitWhitespace<'_>> {
+    agent_version
+        .strip_prefix("agent-bgp/")
+        .map(str::split_whitespace)
 }
 
 /// The federation an identify agent version names, if it is an agent-bgp node.
 pub fn federation_of(agent_version: &str) -> Option<&str> {
-    let rest = agent_version.strip_prefix("agent-bgp/")?;
-    rest.split_whitespace().find_map(|w| w.strip_prefix("fed="))
+    tokens(agent_version)?.find_map(|w| w.strip_prefix("fed="))
+}
+
+/// Whether an agent version is a bootstrap node's.
+pub fn is_bootstrap(agent_version: &str) -> bool {
+    tokens(agent_version).is_some_and(|mut t| t.any(|w| w == "role=bootstrap"))
 }
 
 fn build_behaviour(key: &Keypair, cfg: &NetConfig) -> Behaviour {
@@ -84,7 +99,7 @@ fn build_behaviour(key: &Keypair, cfg: &NetConfig) -> Behaviour {
     );
     let identify = identify::Behaviour::new(
         identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
-            .with_agent_version(agent_version(&cfg.federation))
+            .with_agent_version(agent_version(&cfg.federation, cfg.bootstrap_node))
             .with_push_listen_addr_updates(true),
     );
     let ping = ping::Behaviour::new(ping::Config::new());
@@ -157,7 +172,10 @@ mod tests {
 
     #[test]
     fn agent_version_carries_the_federation() {
-        assert_eq!(federation_of(&agent_version("acme")), Some("acme"));
+        assert_eq!(federation_of(&agent_version("acme", false)), Some("acme"));
+        assert!(!is_bootstrap(&agent_version("acme", false)));
+        assert!(is_bootstrap(&agent_version("acme", true)));
+        assert_eq!(federation_of(&agent_version("acme", true)), Some("acme"));
         assert_eq!(federation_of("rust-libp2p/0.1"), None);
         assert_eq!(federation_of("agent-bgp/9.9 other=x"), None);
     }

@@ -51,7 +51,9 @@ use crate::core::message::{Message, Notification};
 use crate::identity::{node_id_of, peer_id_of};
 use crate::wire::Limits;
 
-use behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL, build_swarm, federation_of};
+use behaviour::{
+    Behaviour, BehaviourEvent, KAD_PROTOCOL, build_swarm, federation_of, is_bootstrap,
+};
 use codec::{Inbound, ROUTE_PROTOCOL, RouteRequest, RouteResponse};
 use discovery::Source;
 use link::{Conn, Link, LinkStats};
@@ -85,6 +87,8 @@ pub struct NetConfig {
     pub kad_server: bool,
     /// Announce federation membership in the DHT.
     pub provide: bool,
+    /// This is a bootstrap node (announced through identify).
+    pub bootstrap_node: bool,
     pub bootstrap: Vec<Multiaddr>,
     pub query_interval: Duration,
 }
@@ -828,8 +832,10 @@ impl Net {
             }
         }
         let speaks_route = info.protocols.iter().any(|p| *p == ROUTE_PROTOCOL);
+        // Bootstrap nodes serve the DHT; they are peered only when configured.
         let member = speaks_route
-            && federation_of(&info.agent_version) == Some(self.cfg.federation.as_str());
+            && federation_of(&info.agent_version) == Some(self.cfg.federation.as_str())
+            && !is_bootstrap(&info.agent_version);
         self.emit(NetEvent::Identified {
             peer,
             member,

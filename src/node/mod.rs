@@ -261,6 +261,7 @@ impl Node {
             kademlia: c.discovery.kademlia,
             kad_server,
             provide: !c.node.bootstrap,
+            bootstrap_node: c.node.bootstrap,
             bootstrap: c.discovery.bootstrap.clone(),
             query_interval,
         };
