@@ -1,0 +1,469 @@
+//! Harness for multi-process node tests: real `abgp` processes on 127.0.0.1
+//! with temporary node directories, queried through their admin API.
+//!
+//! Every wait has a deadline ([`wait_for`]); children are killed when their
+//! [`Proc`] is dropped, and a failing test prints the tail of each node's
+//! log.
+
+#![allow(dead_code)]
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_abgp");
+
+/// A policy that exchanges everything with every peer.
+pub const OPEN_POLICY: &str = r#"
+[[apply]]
+neighbors = ["*"]
+default-import = "accept"
+default-export = "accept"
+"#;
+
+/// Free TCP ports, never handed out twice by this process.
+pub fn free_port() -> u16 {
+    static USED: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("bind an ephemeral port");
+        let mut used = USED.lock().unwrap_or_else(|e| e.into_inner());
+        if used.get_or_insert_with(HashSet::new).insert(port) {
+            return port;
+        }
+    }
+}
+
+/// Polls `f` until it returns `Some`, or panics after `timeout` saying
+/// what it waited for.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A node directory made by `abgp init`.
+#[derive(Debug, Clone)]
+pub struct NodeDir {
+    pub name: String,
+    pub dir: PathBuf,
+    pub peer_id: String,
+    pub node_id: String,
+    pub asn: u32,
+    pub port: u16,
+}
+
+impl NodeDir {
+    pub fn addr(&self) -> String {
+        format!("/ip4/127.0.0.1/tcp/{}", self.port)
+    }
+
+    pub fn p2p_addr(&self) -> String {
+        format!("{}/p2p/{}", self.addr(), self.peer_id)
+    }
+}
+
+/// Runs `abgp init` in `root/name`.
+pub fn init(root: &Path, name: &str, federation: &str) -> NodeDir {
+    let dir = root.join(name);
+    let out = Command::new(BIN)
+        .args(["init", "--dir"])
+        .arg(&dir)
+        .args(["--federation", federation])
+        .output()
+        .expect("run abgp init");
+    assert!(
+        out.status.success(),
+        "abgp init failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let field = |k: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(k).map(|v| v.trim().to_string()))
+            .unwrap_or_else(|| panic!("no {k} in init output:\n{text}"))
+    };
+    let asn = field("asn")
+        .split_whitespace()
+        .next()
+        .and_then(|a| a.parse().ok())
+        .expect("asn in init output");
+    NodeDir {
+        name: name.into(),
+        dir,
+        peer_id: field("peer id"),
+        node_id: field("node id"),
+        asn,
+        port: free_port(),
+    }
+}
+
+/// What goes into a test node.toml.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub federation: String,
+    pub hold: u16,
+    pub graceful_restart: u16,
+    pub policy: Option<String>,
+    /// (peer, passive)
+    pub neighbors: Vec<(NodeDir, bool)>,
+    pub originate: Vec<String>,
+    pub mdns: bool,
+    pub kademlia: bool,
+    pub bootstrap_node: bool,
+    pub bootstrap: Vec<String>,
+    pub listen: Option<Vec<String>>,
+    pub extra: String,
+}
+
+impl Default for Spec {
+    fn default() -> Self {
+        Spec {
+            federation: "test".into(),
+            hold: 3,
+            graceful_restart: 120,
+            policy: Some(OPEN_POLICY.into()),
+            neighbors: Vec::new(),
+            originate: Vec::new(),
+            mdns: false,
+            kademlia: false,
+            bootstrap_node: false,
+            bootstrap: Vec::new(),
+            listen: None,
+            extra: String::new(),
+        }
+    }
+}
+
+/// Writes `nd.dir/node.toml` (and `policy.toml`) for `spec`.
+pub fn configure(nd: &NodeDir, spec: &Spec) {
+    let listen = spec
+        .listen
+        .clone()
+        .unwrap_or_else(|| vec![nd.addr()])
+        .iter()
+        .map(|a| format!("{a:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let policy = match &spec.policy {
+        Some(p) => {
+            std::fs::write(nd.dir.join("policy.toml"), p).expect("write policy");
+            "policy.toml"
+        }
+        None => "",
+    };
+    let bootstrap = spec
+        .bootstrap
+        .iter()
+        .map(|a| format!("{a:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut t = format!(
+        r#"[node]
+federation = "{fed}"
+bootstrap = {boot}
+
+[network]
+listen = [{listen}]
+request_timeout_secs = 10
+
+[session]
+hold_time_secs = {hold}
+graceful_restart_secs = {gr}
+
+[discovery]
+mdns = {mdns}
+mdns_query_interval_secs = 1
+kademlia = {kad}
+bootstrap = [{bootstrap}]
+query_interval_secs = 1
+
+[policy]
+file = "{policy}"
+
+[admin]
+listen = "127.0.0.1:0"
+
+[log]
+level = "info,agent_bgp=debug"
+"#,
+        fed = spec.federation,
+        boot = spec.bootstrap_node,
+        hold = spec.hold,
+        gr = spec.graceful_restart,
+        mdns = spec.mdns,
+        kad = spec.kademlia,
+    );
+    for (n, passive) in &spec.neighbors {
+        t.push_str(&format!(
+            "\n[[neighbor]]\npeer_id = \"{}\"\naddress = \"{}\"\nasn = {}\npassive = {}\n",
+            n.peer_id,
+            n.addr(),
+            n.asn,
+            passive
+        ));
+    }
+    for p in &spec.originate {
+        t.push_str(&format!(
+            "\n[[originate]]\nprefix = \"{p}\"\nagent = \"{}-agent\"\ncapabilities = [\"test\"]\n",
+            nd.name
+        ));
+    }
+    t.push_str(&spec.extra);
+    std::fs::write(nd.dir.join("node.toml"), t).expect("write node.toml");
+}
+
+/// A running `abgp run`.
+pub struct Proc {
+    pub name: String,
+    pub child: Child,
+    pub admin: String,
+    pub log: PathBuf,
+    stdout: Arc<Mutex<Vec<String>>>,
+}
+
+impl Proc {
+    /// Starts the node in `nd` and waits for its start-up summary.
+    pub fn start(nd: &NodeDir) -> Proc {
+        Self::start_with(nd, Command::new(BIN))
+    }
+
+    /// Starts the node with `cmd` as the program (e.g. `ip netns exec ..`).
+    pub fn start_with(nd: &NodeDir, mut cmd: Command) -> Proc {
+        let log = nd.dir.join("node.log");
+        let logf = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("open log");
+        let child = cmd
+            .args(["run", "--config"])
+            .arg(nd.dir.join("node.toml"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(logf))
+            .spawn()
+            .expect("spawn abgp run");
+        let mut p = Proc {
+            name: nd.name.clone(),
+            child,
+            admin: String::new(),
+            log,
+            stdout: Arc::new(Mutex::new(Vec::new())),
+        };
+        if let Some(out) = p.child.stdout.take() {
+            let lines = p.stdout.clone();
+            std::thread::spawn(move || {
+                for l in BufReader::new(out).lines() {
+                    let Ok(l) = l else { break };
+                    lines.lock().unwrap_or_else(|e| e.into_inner()).push(l);
+                }
+            });
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let admin = p
+                .stdout
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .find_map(|l| l.trim().strip_prefix("admin").map(|a| a.trim().to_string()));
+            if let Some(a) = admin {
+                p.admin = a;
+                return p;
+            }
+            if let Ok(Some(status)) = p.child.try_wait() {
+                panic!(
+                    "{} exited during start-up ({status}):\n{}",
+                    nd.name,
+                    p.log_tail(40)
+                );
+            }
+            if Instant::now() > deadline {
+                panic!("{} did not report start-up:\n{}", nd.name, p.log_tail(40));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn stdout(&self) -> Vec<String> {
+        self.stdout
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn log_tail(&self, n: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args(["-s", sig, &self.pid().to_string()])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "kill -s {sig} {}", self.name);
+    }
+
+    /// SIGKILL: the process dies mid-whatever.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn terminate(&mut self) {
+        self.signal("TERM");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                assert!(
+                    s.success(),
+                    "{} exited with {s}:\n{}",
+                    self.name,
+                    self.log_tail(30)
+                );
+                return;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "{} did not stop on SIGTERM:\n{}",
+                    self.name,
+                    self.log_tail(30)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGSTOP: frozen, connections stay open, nothing is sent.
+    pub fn freeze(&self) {
+        self.signal("STOP");
+    }
+
+    pub fn thaw(&self) {
+        self.signal("CONT");
+    }
+
+    /// `GET` an admin path; `None` on any failure (the caller retries).
+    pub fn try_get(&self, path: &str) -> Option<Value> {
+        let hostport = self.admin.strip_prefix("http://")?;
+        http_get(hostport, path).ok()
+    }
+
+    pub fn get(&self, path: &str) -> Value {
+        wait_for(
+            &format!("{} to answer GET {path}", self.name),
+            Duration::from_secs(10),
+            || self.try_get(path),
+        )
+    }
+
+    pub fn status(&self) -> Value {
+        self.get("/v1/status")
+    }
+
+    pub fn routes(&self) -> Vec<Value> {
+        self.get("/v1/routes")
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The Loc-RIB route for `prefix`, if any.
+    pub fn route(&self, prefix: &str) -> Option<Value> {
+        self.try_get("/v1/routes")?
+            .as_array()?
+            .iter()
+            .find(|r| r["prefix"] == prefix)
+            .cloned()
+    }
+
+    pub fn as_path(&self, prefix: &str) -> Option<Vec<u64>> {
+        self.route(prefix)?["as_path"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_u64).collect())
+    }
+
+    pub fn peer(&self, peer_id: &str) -> Option<Value> {
+        self.try_get("/v1/peers")?
+            .as_array()?
+            .iter()
+            .find(|p| p["peer_id"] == peer_id)
+            .cloned()
+    }
+
+    pub fn established_with(&self, peer_id: &str) -> bool {
+        self.peer(peer_id)
+            .is_some_and(|p| p["state"] == "established")
+    }
+
+    pub fn established_count(&self) -> usize {
+        self.try_get("/v1/status")
+            .and_then(|s| s["peers"]["established"].as_u64())
+            .unwrap_or(0) as usize
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- log of {} ----\n{}", self.name, self.log_tail(60));
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 GET (the admin API is plain loopback HTTP).
+pub fn http_get(hostport: &str, path: &str) -> Result<Value, String> {
+    let mut s = TcpStream::connect(hostport).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&buf);
+    let (head, body) = text.split_once("\r\n\r\n").ok_or("no header end")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(format!("{}: {body}", head.lines().next().unwrap_or("")));
+    }
+    serde_json::from_str(body).map_err(|e| e.to_string())
+}
+
+/// Runs the binary with arguments; returns (success, stdout, stderr).
+pub fn abgp(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN).args(args).output().expect("run abgp");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
