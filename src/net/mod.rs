@@ -80,7 +80,12 @@ pub struct NetConfig {
     pub max_pending_incoming: u32,
     pub max_connections_per_peer: u32,
     pub max_queued: usize,
+    /// What we accept from peers.
     pub limits: Limits,
+    /// How we cut what we send: like `limits`, but with at most
+    /// `max_routes_per_update` routes per frame, also when queued UPDATEs
+    /// were merged.
+    pub send_limits: Limits,
     pub mdns: bool,
     pub mdns_query_interval: Duration,
     pub kademlia: bool,
@@ -527,7 +532,7 @@ impl Net {
 
     /// Sends the next queued frame if nothing is in flight.
     fn pump(&mut self, peer: PeerId) {
-        let limits = self.cfg.limits.clone();
+        let limits = self.cfg.send_limits.clone();
         loop {
             let Some(link) = self.links.get_mut(&peer) else {
                 return;

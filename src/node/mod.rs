@@ -256,6 +256,12 @@ impl Node {
             max_connections_per_peer: c.network.max_connections_per_peer,
             max_queued: c.network.max_queued_messages,
             limits: Limits::default(),
+            send_limits: {
+                let l = Limits::default();
+                let per_frame = c.session.max_routes_per_update.clamp(1, l.max_routes());
+                let withdraws = c.session.max_routes_per_update.clamp(1, l.max_withdraws());
+                l.with_max_routes(per_frame).with_max_withdraws(withdraws)
+            },
             mdns: c.discovery.mdns,
             mdns_query_interval: Duration::from_secs(c.discovery.mdns_query_interval_secs),
             kademlia: c.discovery.kademlia,
@@ -278,10 +284,14 @@ impl Node {
         };
         let admin_addr = admin_listener.as_ref().map(|l| l.addr);
 
-        let discovery = Discovery::new(
-            c.discovery.max_auto_peers,
-            c.neighbors.iter().map(|n| n.peer_id),
-        );
+        // Bootstrap nodes serve the DHT and peer only with configured
+        // neighbours (members skip them too: identify marks them).
+        let max_auto = if c.node.bootstrap {
+            0
+        } else {
+            c.discovery.max_auto_peers
+        };
+        let discovery = Discovery::new(max_auto, c.neighbors.iter().map(|n| n.peer_id));
         let restored_routes = stored.iter().map(|p| p.routes.len()).sum();
         let restored = (stored.len(), restored_routes);
         let mut node = Node {
@@ -587,13 +597,16 @@ impl Node {
         let dir = if sent { "sent" } else { "received" };
         self.meta.entry(node).or_default().last_error = Some(format!("{dir} {n}"));
         let Ok(peer) = peer_id_of(&node) else { return };
-        if !self.discovery.is_auto(&peer) {
+        if !self.discovery.is_auto(&peer) || self.shutting_down {
             return;
         }
+        // Only a handshake that fails counts; an established session that
+        // ends is the engine's to retry. `established_since` is cleared by
+        // `SessionDown`, which comes after the NOTIFICATION that ends it.
         let established = self
-            .engine
-            .peer_info(&node)
-            .is_some_and(|p| p.state == PeerState::Established);
+            .meta
+            .get(&node)
+            .is_some_and(|m| m.established_since.is_some());
         if established {
             return;
         }
@@ -793,6 +806,7 @@ impl Node {
                 }
             },
             Inbound::Message(Message::Update(mut u)) => {
+                tracing::debug!(%peer, announced = u.announce.len(), withdrawn = u.withdraw.len(), end_of_rib = u.end_of_rib, "UPDATE received");
                 let asn = self.engine.peer_info(&node).map(|p| p.asn);
                 if let Some(asn) = asn.filter(|a| a.0 != 0) {
                     let dropped = self.security.verify_update(&mut u, asn, now);

@@ -128,6 +128,7 @@ pub struct Spec {
     pub bootstrap_node: bool,
     pub bootstrap: Vec<String>,
     pub listen: Option<Vec<String>>,
+    pub max_routes_per_update: usize,
     pub extra: String,
 }
 
@@ -145,6 +146,7 @@ impl Default for Spec {
             bootstrap_node: false,
             bootstrap: Vec::new(),
             listen: None,
+            max_routes_per_update: 1000,
             extra: String::new(),
         }
     }
@@ -185,6 +187,7 @@ request_timeout_secs = 10
 [session]
 hold_time_secs = {hold}
 graceful_restart_secs = {gr}
+max_routes_per_update = {per_update}
 
 [discovery]
 mdns = {mdns}
@@ -208,6 +211,7 @@ level = "info,agent_bgp=debug"
         gr = spec.graceful_restart,
         mdns = spec.mdns,
         kad = spec.kademlia,
+        per_update = spec.max_routes_per_update,
     );
     for (n, passive) in &spec.neighbors {
         t.push_str(&format!(
