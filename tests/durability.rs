@@ -77,7 +77,7 @@ fn sigkill_during_a_flood_loses_no_acknowledged_route() {
     // b is gone, so a's count can no longer grow once the session drops.
     let acked = wait_for("a to notice b is gone", Duration::from_secs(20), || {
         let p = pa.peer(&b.peer_id)?;
-        (p["state"] != "established").then(|| ())?;
+        (p["state"] != "established").then_some(())?;
         routes_acked(&pa, &b.peer_id)
     });
     pa.kill();

@@ -663,11 +663,11 @@ impl Net {
                 cause,
                 ..
             } => self.on_connection_closed(peer_id, connection_id, cause.map(|c| c.to_string())),
-            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
-                if let Some(peer) = peer_id {
-                    self.on_dial_failure(peer, &error.to_string());
-                }
-            }
+            SwarmEvent::OutgoingConnectionError {
+                peer_id: Some(peer),
+                error,
+                ..
+            } => self.on_dial_failure(peer, &error.to_string()),
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");
                 if self.cfg.announce_listen {
@@ -815,12 +815,10 @@ impl Net {
                 }
             }
             BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
-                result: kad::QueryResult::Bootstrap(r),
+                result: kad::QueryResult::Bootstrap(Err(e)),
                 ..
             }) => {
-                if let Err(e) = r {
-                    tracing::debug!(error = ?e, "DHT bootstrap step failed");
-                }
+                tracing::debug!(error = ?e, "DHT bootstrap step failed");
             }
             _ => {}
         }
@@ -830,13 +828,13 @@ impl Net {
         for a in &info.listen_addrs {
             self.remember(peer, a.clone());
         }
-        let speaks_kad = info.protocols.iter().any(|p| *p == KAD_PROTOCOL);
+        let speaks_kad = info.protocols.contains(&KAD_PROTOCOL);
         if speaks_kad && let Some(k) = self.swarm.behaviour_mut().kad.as_mut() {
             for a in &info.listen_addrs {
                 k.add_address(&peer, a.clone());
             }
         }
-        let speaks_route = info.protocols.iter().any(|p| *p == ROUTE_PROTOCOL);
+        let speaks_route = info.protocols.contains(&ROUTE_PROTOCOL);
         // Bootstrap nodes serve the DHT; they are peered only when configured.
         let member = speaks_route
             && federation_of(&info.agent_version) == Some(self.cfg.federation.as_str())

@@ -44,17 +44,19 @@ impl Clock {
 mod tests {
     use super::*;
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn time_only_moves_forward_and_deadlines_map_back() {
         let c = Clock::start();
         let a = c.now();
-        tokio::time::advance(std::time::Duration::from_millis(1500)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         let b = c.now();
-        assert_eq!(b.0 - a.0, 1500);
+        assert!(b.0 >= a.0 + 20, "{a:?} -> {b:?}");
         let deadline = b.saturating_add_ms(250);
-        assert_eq!(
-            c.instant_of(deadline) - Instant::now(),
-            std::time::Duration::from_millis(250)
-        );
+        let at = c.instant_of(deadline);
+        let ahead = at.saturating_duration_since(Instant::now());
+        assert!(ahead <= std::time::Duration::from_millis(250), "{ahead:?}");
+        assert!(ahead >= std::time::Duration::from_millis(200), "{ahead:?}");
+        // A deadline in the past maps to now or earlier: sleep returns at once.
+        assert!(c.instant_of(Millis(0)) <= Instant::now());
     }
 }
