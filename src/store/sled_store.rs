@@ -46,22 +46,40 @@ impl std::fmt::Debug for SledStore {
     }
 }
 
+fn is_lock_error(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock
+        || io.to_string().contains("could not acquire lock"))
+}
+
 fn open_db(dir: &Path, cache_mb: u64) -> Result<Db, StoreError> {
-    sled::Config::new()
+    let cfg = sled::Config::new()
         .path(dir)
         .mode(sled::Mode::LowSpace)
-        .cache_capacity(cache_mb.saturating_mul(1024 * 1024))
-        .open()
-        .map_err(|source| match source {
-            sled::Error::Corruption { .. } => StoreError::Corrupt {
-                dir: dir.to_path_buf(),
-                what: "sled could not recover its log".into(),
-            },
-            source => StoreError::Open {
-                dir: dir.to_path_buf(),
-                source,
-            },
-        })
+        .cache_capacity(cache_mb.saturating_mul(1024 * 1024));
+    // sled releases its file lock from a background thread after the last
+    // handle is dropped, so reopening right after closing (in the same
+    // process) can race it: retry briefly before calling the store busy.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match cfg.open() {
+            Ok(db) => return Ok(db),
+            Err(e) if is_lock_error(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(sled::Error::Corruption { .. }) => {
+                return Err(StoreError::Corrupt {
+                    dir: dir.to_path_buf(),
+                    what: "sled could not recover its log".into(),
+                });
+            }
+            Err(source) => {
+                return Err(StoreError::Open {
+                    dir: dir.to_path_buf(),
+                    source,
+                });
+            }
+        }
+    }
 }
 
 impl SledStore {
