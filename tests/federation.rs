@@ -335,3 +335,67 @@ fn without_policy_nothing_crosses_an_as_border_and_with_policy_it_does() {
     });
     assert_eq!(path, vec![a.asn as u64]);
 }
+
+#[test]
+fn sessions_run_over_quic_too() {
+    let root = tempfile::tempdir().unwrap();
+    let mut a = init(root.path(), "a", "test");
+    let mut b = init(root.path(), "b", "test");
+    // UDP ports: the TCP ports picked for them are free on UDP in practice;
+    // a clash would fail start-up loudly, not flake silently.
+    a.quic = true;
+    b.quic = true;
+    for (me, peer) in [(&a, &b), (&b, &a)] {
+        configure(
+            me,
+            &Spec {
+                neighbors: vec![(peer.clone(), false)],
+                originate: vec![format!("tools/{}/*", me.name)],
+                ..Spec::default()
+            },
+        );
+    }
+    let pa = Proc::start(&a);
+    let _pb = Proc::start(&b);
+    let path = wait_for("a to learn b's route over QUIC", CONVERGE, || {
+        pa.as_path("tools/b/*")
+    });
+    assert_eq!(path, vec![b.asn as u64]);
+    let peer = pa.peer(&b.peer_id).unwrap();
+    assert!(peer["addresses"].to_string().contains("quic-v1"), "{peer}");
+}
+
+#[test]
+fn a_node_survives_garbage_and_half_open_connections() {
+    use std::io::Write;
+    let root = tempfile::tempdir().unwrap();
+    let (d, _) = chain(root.path(), 120);
+    let (pa, pb, _pc) = (Proc::start(&d[0]), Proc::start(&d[1]), Proc::start(&d[2]));
+    wait_for("a to learn c's route", CONVERGE, || pa.route("tools/c/*"));
+    let since = |p: &Proc, peer: &str| p.peer(peer).map(|v| v["established_since"].clone());
+    let before = (since(&pb, &d[0].peer_id), since(&pb, &d[2].peer_id));
+    // Junk instead of a handshake, a connection dropped half way, and a
+    // flood of opens that never say anything.
+    let addr = format!("127.0.0.1:{}", d[1].port);
+    for i in 0..50u8 {
+        if let Ok(mut s) = std::net::TcpStream::connect(&addr) {
+            let junk: Vec<u8> = (0..(i as usize * 97))
+                .map(|x| (x as u8).wrapping_mul(31) ^ i)
+                .collect();
+            let _ = s.write_all(b"/multistream/1.0.0\n");
+            let _ = s.write_all(&junk);
+            if i % 3 == 0 {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+    let idle: Vec<std::net::TcpStream> = (0..20)
+        .filter_map(|_| std::net::TcpStream::connect(&addr).ok())
+        .collect();
+    // b is still up, still routing, and its sessions did not flap.
+    assert!(pb.established_with(&d[0].peer_id) && pb.established_with(&d[2].peer_id));
+    assert!(pa.route("tools/c/*").is_some());
+    let after = (since(&pb, &d[0].peer_id), since(&pb, &d[2].peer_id));
+    assert_eq!(before, after, "sessions were re-established");
+    drop(idle);
+}

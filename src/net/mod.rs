@@ -183,6 +183,7 @@ pub struct Net {
     listening: Vec<Multiaddr>,
     fed_key: kad::RecordKey,
     bootstrapped: bool,
+    providing: bool,
 }
 
 impl std::fmt::Debug for Net {
@@ -208,6 +209,7 @@ impl Net {
             listening: Vec::new(),
             fed_key,
             bootstrapped: false,
+            providing: false,
             cfg,
         };
         for a in net.cfg.listen.clone() {
@@ -522,8 +524,13 @@ impl Net {
             // Fails only without any known peer; retried next tick.
             self.bootstrapped = k.bootstrap().is_ok();
         }
-        if provide && let Err(e) = k.start_providing(key.clone()) {
-            tracing::warn!(error = %e, "cannot announce federation membership");
+        // Once: Kademlia re-publishes the record every query interval
+        // (`set_provider_publication_interval`).
+        if provide && !self.providing {
+            match k.start_providing(key.clone()) {
+                Ok(_) => self.providing = true,
+                Err(e) => tracing::warn!(error = %e, "cannot announce federation membership"),
+            }
         }
         k.get_providers(key);
     }

@@ -66,11 +66,17 @@ pub struct NodeDir {
     pub node_id: String,
     pub asn: u32,
     pub port: u16,
+    /// Listen and be dialled on QUIC instead of TCP.
+    pub quic: bool,
 }
 
 impl NodeDir {
     pub fn addr(&self) -> String {
-        format!("/ip4/127.0.0.1/tcp/{}", self.port)
+        if self.quic {
+            format!("/ip4/127.0.0.1/udp/{}/quic-v1", self.port)
+        } else {
+            format!("/ip4/127.0.0.1/tcp/{}", self.port)
+        }
     }
 
     pub fn p2p_addr(&self) -> String {
@@ -110,6 +116,7 @@ pub fn init(root: &Path, name: &str, federation: &str) -> NodeDir {
         node_id: field("node id"),
         asn,
         port: free_port(),
+        quic: false,
     }
 }
 
