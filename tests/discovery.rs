@@ -73,6 +73,115 @@ fn kademlia_bootstrap_lets_members_find_and_peer_with_each_other() {
     assert_eq!(s["discovery"]["kademlia_server"], true);
 }
 
+/// A bootstrap node and members that find each other through it.
+fn kad_federation(
+    root: &std::path::Path,
+    names: &[&str],
+    spec: Spec,
+) -> ((NodeDir, Proc), Vec<NodeDir>, Vec<Proc>) {
+    let boot = init(root, "boot", "test");
+    configure(
+        &boot,
+        &Spec {
+            kademlia: true,
+            bootstrap_node: true,
+            policy: None,
+            ..Spec::default()
+        },
+    );
+    let pboot = Proc::start(&boot);
+    let members: Vec<NodeDir> = names.iter().map(|n| init(root, n, "test")).collect();
+    for m in &members {
+        configure(
+            m,
+            &Spec {
+                kademlia: true,
+                bootstrap: vec![boot.p2p_addr()],
+                originate: vec![format!("tools/{}/*", m.name)],
+                ..spec.clone()
+            },
+        );
+    }
+    let procs = members.iter().map(Proc::start).collect();
+    ((boot, pboot), members, procs)
+}
+
+#[test]
+fn auto_peering_stays_within_max_auto_peers() {
+    let root = tempfile::tempdir().unwrap();
+    let spec = Spec {
+        max_auto_peers: 1,
+        ..Spec::default()
+    };
+    let (_boot, members, procs) = kad_federation(root.path(), &["a", "b", "c", "d"], spec);
+    // Everyone ends up with a session, nobody with more than one.
+    for (p, m) in procs.iter().zip(&members) {
+        wait_for(
+            &format!("{} to get its one session", m.name),
+            CONVERGE,
+            || (p.established_count() == 1).then_some(()),
+        );
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < deadline {
+        for (p, m) in procs.iter().zip(&members) {
+            let s = p.status();
+            assert!(
+                s["peers"]["established"].as_u64().unwrap() <= 1,
+                "{} exceeds its limit: {s}",
+                m.name
+            );
+            assert!(s["discovery"]["auto_peers"].as_u64().unwrap() <= 1, "{s}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_node_whose_certificate_fails_is_refused_and_not_auto_peered_again() {
+    let root = tempfile::tempdir().unwrap();
+    let ((boot, _pboot), _members, procs) = kad_federation(root.path(), &["a"], Spec::default());
+    // x claims AS65001 with a self-signed certificate nobody pinned.
+    let x = init(root.path(), "x", "test");
+    configure(
+        &x,
+        &Spec {
+            asn: Some(65001),
+            kademlia: true,
+            bootstrap: vec![boot.p2p_addr()],
+            originate: vec!["tools/x/*".into()],
+            ..Spec::default()
+        },
+    );
+    let px = Proc::start(&x);
+    let a = &procs[0];
+    let refusals = || {
+        std::fs::read_to_string(&a.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("refusing OPEN: certificate") && l.contains(&x.peer_id))
+            .count()
+    };
+    wait_for("a to refuse x's certificate", CONVERGE, || {
+        (refusals() >= 1).then_some(())
+    });
+    wait_for("x to be told why", CONVERGE, || {
+        let xlog = std::fs::read_to_string(&px.log).unwrap_or_default();
+        xlog.lines()
+            .any(|l| l.contains("Open/16") && l.contains("self-signed certificate claims AS65001"))
+            .then_some(())
+    });
+    // Several discovery rounds later: still refused once, never peered.
+    let first = refusals();
+    let deadline = std::time::Instant::now() + Duration::from_secs(4);
+    while std::time::Instant::now() < deadline {
+        assert!(!a.established_with(&x.peer_id), "a peered with x");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(refusals(), first, "a retried x within its cooldown");
+    assert!(a.route("tools/x/*").is_none());
+}
+
 /// Two network namespaces joined by a veth pair; removed on drop.
 struct Namespaces {
     names: [String; 2],

@@ -767,8 +767,13 @@ impl Node {
                     return Ok(());
                 }
                 _ => {
-                    self.net
-                        .respond(reply, refuse("no session with you; send OPEN first".into()));
+                    // Say why the session ended: our NOTIFICATION may have
+                    // crossed this message and been dropped by the peer.
+                    let why = match self.meta.get(&node).and_then(|m| m.last_error.as_ref()) {
+                        Some(e) => format!("no session with you (it ended: {e})"),
+                        None => "no session with you; send OPEN first".into(),
+                    };
+                    self.net.respond(reply, refuse(why));
                     return Ok(());
                 }
             }

@@ -124,6 +124,9 @@ pub fn init(root: &Path, name: &str, federation: &str) -> NodeDir {
 #[derive(Debug, Clone)]
 pub struct Spec {
     pub federation: String,
+    /// A chosen ASN with a self-signed certificate (default: derived).
+    pub asn: Option<u32>,
+    pub max_auto_peers: usize,
     pub hold: u16,
     pub graceful_restart: u16,
     pub policy: Option<String>,
@@ -143,6 +146,8 @@ impl Default for Spec {
     fn default() -> Self {
         Spec {
             federation: "test".into(),
+            asn: None,
+            max_auto_peers: 8,
             hold: 3,
             graceful_restart: 120,
             policy: Some(OPEN_POLICY.into()),
@@ -182,11 +187,15 @@ pub fn configure(nd: &NodeDir, spec: &Spec) {
         .map(|a| format!("{a:?}"))
         .collect::<Vec<_>>()
         .join(", ");
+    let asn = match spec.asn {
+        Some(n) => format!("asn = {n}\ncertificate = \"self-signed\"\n"),
+        None => String::new(),
+    };
     let mut t = format!(
         r#"[node]
 federation = "{fed}"
 bootstrap = {boot}
-
+{asn}
 [network]
 listen = [{listen}]
 request_timeout_secs = 10
@@ -199,6 +208,7 @@ max_routes_per_update = {per_update}
 [discovery]
 mdns = {mdns}
 mdns_query_interval_secs = 1
+max_auto_peers = {max_auto}
 kademlia = {kad}
 bootstrap = [{bootstrap}]
 query_interval_secs = 1
@@ -219,6 +229,7 @@ level = "info,agent_bgp=debug"
         mdns = spec.mdns,
         kad = spec.kademlia,
         per_update = spec.max_routes_per_update,
+        max_auto = spec.max_auto_peers,
     );
     for (n, passive) in &spec.neighbors {
         t.push_str(&format!(
