@@ -7,6 +7,10 @@
 //!   descriptors and the names tools get on the way.
 //! - [`identity`]: the node key, ASN certificates and trust anchors.
 //! - [`wire`]: the versioned CBOR wire protocol and signed routes.
+//! - [`net`]: the libp2p adapter (transports, routing protocol, discovery).
+//! - [`store`]: the RIBs on disk (sled behind a small trait).
+//! - [`node`]: the running node that drives the engine; [`admin`]: its
+//!   HTTP API; [`config`]: `node.toml`.
 
 pub mod admin;
 pub mod config;
