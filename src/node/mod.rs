@@ -505,12 +505,18 @@ impl Node {
     }
 
     async fn commit(&mut self, batch: WriteBatch, reply: Option<Reply>) -> Result<(), NodeError> {
-        if batch.is_empty() || self.shutting_down {
-            // Nothing to make durable (or the store is closed and the
-            // teardown is deliberately not persisted).
+        if batch.is_empty() {
+            // Nothing to make durable.
             if let Some(r) = reply {
                 self.net.respond(r, RouteResponse::Ack);
             }
+            return Ok(());
+        }
+        if self.shutting_down {
+            // The store is closed and the teardown is deliberately not
+            // persisted; a request whose changes are not durable is not
+            // acknowledged (dropping the reply tells the peer it failed).
+            drop(reply);
             return Ok(());
         }
         let Some(w) = self.writer.as_mut() else {
