@@ -431,11 +431,13 @@ pub struct LoadedConfig {
 impl LoadedConfig {
     /// A path from the file, made absolute against the file's directory.
     pub fn resolve(&self, p: &Path) -> PathBuf {
-        if p.is_absolute() {
+        let full = if p.is_absolute() {
             p.to_path_buf()
         } else {
             self.dir.join(p)
-        }
+        };
+        // `components` drops the `.` segments (`data_dir = "."`).
+        full.components().collect()
     }
 
     pub fn key_path(&self) -> PathBuf {
