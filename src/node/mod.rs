@@ -963,36 +963,37 @@ impl Node {
 
     fn peer_views(&self) -> Vec<PeerView> {
         let now = Instant::now();
-        let mut v: Vec<PeerView> =
-            self.engine
-                .peers()
-                .iter()
-                .map(|p| {
-                    let mut view = PeerView::new(p);
-                    let pid = peer_id_of(&p.node).ok();
-                    if let Some(pid) = pid {
-                        view.source = self.discovery.source_of(&pid).or_else(|| {
-                            (!self.started.contains(&p.node)).then_some(Source::Inbound)
-                        });
-                        view.blocked = self.discovery.blocked(&pid, now).map(str::to_string);
-                        view.addresses = self
-                            .net
-                            .addresses_of(&pid)
-                            .iter()
-                            .map(|a| a.to_string())
-                            .collect();
-                    }
-                    if !self.started.contains(&p.node) {
-                        view.source = None;
-                    }
-                    view.link = self.net.link_info(&p.node);
-                    if let Some(m) = self.meta.get(&p.node) {
-                        view.established_since = m.established_since.map(|t| t.0);
-                        view.last_error = m.last_error.clone();
-                    }
-                    view
-                })
-                .collect();
+        let mut v: Vec<PeerView> = self
+            .engine
+            .peers()
+            .iter()
+            .map(|p| {
+                let mut view = PeerView::new(p);
+                let pid = peer_id_of(&p.node).ok();
+                if let Some(pid) = pid {
+                    // Peers only restored from the store (not running a
+                    // session) have no source.
+                    view.source = self
+                        .started
+                        .contains(&p.node)
+                        .then(|| self.discovery.source_of(&pid))
+                        .flatten();
+                    view.blocked = self.discovery.blocked(&pid, now).map(str::to_string);
+                    view.addresses = self
+                        .net
+                        .addresses_of(&pid)
+                        .iter()
+                        .map(|a| a.to_string())
+                        .collect();
+                }
+                view.link = self.net.link_info(&p.node);
+                if let Some(m) = self.meta.get(&p.node) {
+                    view.established_since = m.established_since.map(|t| t.0);
+                    view.last_error = m.last_error.clone();
+                }
+                view
+            })
+            .collect();
         v.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
         v
     }
