@@ -119,10 +119,6 @@ pub async fn expect_down(
     }
 }
 
-/// A free TCP port on loopback (closed again; tiny race, fine for tests).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+#[path = "../ports/mod.rs"]
+mod ports;
+pub use ports::free_port;

@@ -7,9 +7,8 @@
 
 #![allow(dead_code)]
 
-use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -27,20 +26,9 @@ default-import = "accept"
 default-export = "accept"
 "#;
 
-/// Free TCP ports, never handed out twice by this process.
-pub fn free_port() -> u16 {
-    static USED: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("bind an ephemeral port");
-        let mut used = USED.lock().unwrap_or_else(|e| e.into_inner());
-        if used.get_or_insert_with(HashSet::new).insert(port) {
-            return port;
-        }
-    }
-}
+#[path = "../ports/mod.rs"]
+mod ports;
+pub use ports::free_port;
 
 /// Polls `f` until it returns `Some`, or panics after `timeout` saying
 /// what it waited for.
