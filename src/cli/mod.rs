@@ -6,10 +6,11 @@
 //! | `abgp run --config DIR/node.toml [--log-json]` | runs a node |
 //! | `abgp store check\|dump\|reset --dir DIR` | inspects or resets a node's RIB store |
 //! | `abgp demo` | a narrated tour of the routing core (simulated) |
+//! | `abgp asn authority-init\|whoami\|issue\|verify` | ASN certificates (see `asn.rs`) |
 //!
-//! Later commands (`mcp`, `asn issue|verify`, `why`) are added as further
-//! [`Command`] variants.
+//! Later commands (`mcp`, `why`) are added as further [`Command`] variants.
 
+mod asn;
 mod init;
 mod run;
 mod store;
@@ -40,6 +41,9 @@ enum Command {
     Store(store::StoreCommand),
     /// A narrated tour of the routing core on a simulated corporate network.
     Demo,
+    /// ASN certificates: authority keys, issuing and checking certificates.
+    #[command(subcommand)]
+    Asn(asn::AsnCommand),
 }
 
 fn demo() -> anyhow::Result<ExitCode> {
@@ -58,6 +62,7 @@ pub fn main() -> ExitCode {
         Command::Run(a) => run::run(a),
         Command::Store(c) => store::store(c),
         Command::Demo => demo(),
+        Command::Asn(c) => asn::asn(c),
     };
     match r {
         Ok(code) => code,

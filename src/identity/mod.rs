@@ -5,6 +5,7 @@
 //!   `PeerId` convert both ways.
 //! - [`cert`]: ASN certificates, derived (self-certifying, private range),
 //!   issued (signed by an authority) or self-signed for a pin.
+//! - [`cert_file`]: certificate files (`abgp asn issue` writes them).
 //! - [`trust`]: which certificates this node believes and why it refuses
 //!   the others, as typed errors that map onto OPEN NOTIFICATIONs.
 //!
@@ -14,6 +15,7 @@
 //! the OPEN); this module only says whether and why.
 
 pub mod cert;
+pub mod cert_file;
 pub mod key;
 pub mod trust;
 
@@ -22,6 +24,7 @@ use std::sync::Arc;
 use crate::core::proof::AsnCert;
 
 pub use cert::{derive_asn, derived_cert, issue_cert, self_signed_cert};
+pub use cert_file::{CertFileError, read_cert_file, write_cert_file};
 pub use key::{KEY_FILE_NAME, KeyFileError, NodeKey, node_id_of, peer_id_of};
 pub use trust::{Binding, CertError, TrustAnchor, TrustStore};
 

@@ -15,7 +15,6 @@
 //! and `crate::wire::sign`'s; this module only applies them at the right
 //! moments.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::{AsnSetting, CertSource, LoadedConfig, parse_asn_range};
@@ -70,22 +69,6 @@ impl std::fmt::Debug for Security {
 
 const HOUR_MS: u64 = 3_600_000;
 
-/// Reads a certificate file: one CBOR certificate as the wire protocol
-/// encodes it.
-fn read_cert_file(path: &Path) -> Result<AsnCert, IdentityError> {
-    let err = |reason: String| IdentityError::CertFile {
-        path: path.display().to_string(),
-        reason,
-    };
-    let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
-    if bytes.len() > 64 * 1024 {
-        return Err(err("larger than 64 KiB; not a certificate".into()));
-    }
-    let v: ciborium::Value =
-        ciborium::from_reader(bytes.as_slice()).map_err(|e| err(format!("not CBOR: {e}")))?;
-    crate::wire::schema::decode_cert(&v).map_err(|e| err(e.to_string()))
-}
-
 impl Security {
     /// Our identity (key + certificate) and trust store from the config.
     pub fn new(cfg: &LoadedConfig, key: NodeKey, now: Millis) -> Result<Self, IdentityError> {
@@ -105,7 +88,13 @@ impl Security {
                     .map_err(|e| IdentityError::Issue(e.to_string()))?
             }
             (CertSource::File(p), asn) => {
-                let cert = read_cert_file(&cfg.resolve(p))?;
+                let cert =
+                    crate::identity::read_cert_file(&cfg.resolve(p)).map_err(|e| match e {
+                        crate::identity::CertFileError::Read { path, reason } => {
+                            IdentityError::CertFile { path, reason }
+                        }
+                        other => IdentityError::Issue(other.to_string()),
+                    })?;
                 if let AsnSetting::Number(want) = asn
                     && cert.asn != want
                 {

@@ -112,8 +112,10 @@ pub fn init(root: &Path, name: &str, federation: &str) -> NodeDir {
 #[derive(Debug, Clone)]
 pub struct Spec {
     pub federation: String,
-    /// A chosen ASN with a self-signed certificate (default: derived).
+    /// A chosen ASN (default: derived), with a self-signed certificate
+    /// unless `certificate` names an issued certificate file.
     pub asn: Option<u32>,
+    pub certificate: Option<String>,
     pub max_auto_peers: usize,
     pub hold: u16,
     pub graceful_restart: u16,
@@ -135,6 +137,7 @@ impl Default for Spec {
         Spec {
             federation: "test".into(),
             asn: None,
+            certificate: None,
             max_auto_peers: 8,
             hold: 3,
             graceful_restart: 120,
@@ -175,9 +178,10 @@ pub fn configure(nd: &NodeDir, spec: &Spec) {
         .map(|a| format!("{a:?}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let asn = match spec.asn {
-        Some(n) => format!("asn = {n}\ncertificate = \"self-signed\"\n"),
-        None => String::new(),
+    let asn = match (spec.asn, &spec.certificate) {
+        (Some(n), Some(file)) => format!("asn = {n}\ncertificate = {file:?}\n"),
+        (Some(n), None) => format!("asn = {n}\ncertificate = \"self-signed\"\n"),
+        (None, _) => String::new(),
     };
     let mut t = format!(
         r#"[node]
