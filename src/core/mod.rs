@@ -3,10 +3,13 @@
 //! a file, a clock or an async runtime; the adapters (`net`, `store`, `mcp`)
 //! drive it.
 
+pub mod access;
 pub mod attrs;
+pub mod call;
 pub mod community;
 pub mod decision;
 pub mod engine;
+pub mod forward;
 pub mod ids;
 pub mod message;
 pub mod policy;

@@ -33,7 +33,7 @@ pub use export::NotExported;
 pub use peer::{PeerConfig, PeerInfo, PeerState};
 
 use super::attrs::{AttrInterner, PathAttrs};
-use super::decision::{DecisionConfig, Learned, MedMode, PathView, Status, select};
+use super::decision::{DecisionConfig, Learned, MedMode, PathView, Status, multipath, select};
 use super::ids::{Asn, ClusterId, Millis, NodeId};
 use super::message::{Capabilities, Message, Notification};
 use super::prefix::Prefix;
@@ -242,6 +242,17 @@ pub struct PathReport {
     pub status: Status,
 }
 
+/// Where calls for a prefix can go; see [`Engine::forwarding`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Forwarding {
+    /// The Loc-RIB prefix that matched.
+    pub prefix: Prefix,
+    /// Next hop (`None`: this node originates it) and route, best first.
+    pub paths: Vec<(Option<NodeId>, Route)>,
+    /// The first `multipath` paths are equally good.
+    pub multipath: usize,
+}
+
 /// The engine. See the module documentation.
 #[derive(Debug)]
 pub struct Engine {
@@ -396,6 +407,57 @@ impl Engine {
         let c = d.best()?;
         let hop = self.node_of(c.peer);
         Some((p, hop))
+    }
+
+    /// Where calls for `wanted` can go: the longest-prefix match and every
+    /// usable path to it, best first, with how many of the first paths are
+    /// equal up to the tie-breakers (the multipath set). Paths that lost
+    /// follow in decision order: the alternatives a retry may use. Excluded
+    /// paths (loops, stale ones beside fresh ones) are left out.
+    pub fn forwarding(&self, wanted: &Prefix) -> Option<Forwarding> {
+        let p = self.rib.loc_index.longest_match(wanted)?;
+        let d = self.rib.dests.get(&p)?;
+        let best = d.best()?;
+        if d.candidates.len() == 1 {
+            return Some(Forwarding {
+                paths: vec![(self.node_of(best.peer), candidate_route(&p, best))],
+                prefix: p,
+                multipath: 1,
+            });
+        }
+        let nodes: Vec<Option<NodeId>> =
+            d.candidates.iter().map(|c| self.node_of(c.peer)).collect();
+        let views: Vec<PathView<'_>> = d
+            .candidates
+            .iter()
+            .zip(&nodes)
+            .map(|(c, n)| PathView {
+                attrs: &c.attrs,
+                learned: c.learned,
+                peer: n.as_ref(),
+                path_id: c.path_id,
+                stale: c.stale,
+            })
+            .collect();
+        let mut status = Vec::new();
+        let b = select(&self.decision, &views, &mut status)?;
+        let equal = multipath(&self.decision, &views, &status, b);
+        let mut order: Vec<usize> = equal.clone();
+        let mut losers: Vec<usize> = (0..views.len())
+            .filter(|i| matches!(status[*i], Status::Lost(_)) && !equal.contains(i))
+            .collect();
+        losers.sort_by(|&i, &j| {
+            super::decision::compare(&self.decision, &views[i], &views[j], true).0
+        });
+        order.extend(losers);
+        Some(Forwarding {
+            paths: order
+                .into_iter()
+                .map(|i| (nodes[i], candidate_route(&p, &d.candidates[i])))
+                .collect(),
+            prefix: p,
+            multipath: equal.len(),
+        })
     }
 
     /// Every Loc-RIB route covered by `cover`, sorted by prefix.

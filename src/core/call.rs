@@ -1,0 +1,445 @@
+//! Call-tunnelling messages as plain data: CALL, its answer, CALL-RESULT,
+//! PROGRESS and CANCEL.
+//!
+//! A tool call travels hop by hop along the path the routing core chose, to
+//! the node that originated the tool's route; its result and progress travel
+//! back the same way. [`crate::core::forward`] decides what each hop does
+//! with these messages; `crate::wire::call` maps them to CBOR frames; the
+//! libp2p adapter only moves them.
+//!
+//! # Legs and ids
+//!
+//! Every link a call crosses is one *leg*. The sender of a CALL names the leg
+//! with a [`LegId`] of its own choosing, and every later message about that
+//! call on that link (the answer, progress, the result, a cancellation)
+//! carries the same leg id. A receiver keys its table by (sending peer, leg),
+//! so no peer can collide with, or address, another peer's calls. The
+//! end-to-end [`CallId`], chosen by the caller's node, never changes and is
+//! what logs and traces show.
+//!
+//! # The signed origin
+//!
+//! [`CallOrigin`] is what the caller's node signs: who calls (node, ASN
+//! certificate, claimed communities), what (target prefix, operation, digest
+//! of the arguments) and until when. Hops pass it on untouched; the node that
+//! runs the tool verifies it and applies its access policy to the caller it
+//! names, never to the previous hop.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+use super::community::Community;
+use super::ids::{Asn, Millis, NodeId};
+use super::prefix::Prefix;
+use super::proof::{AsnCert, Signature};
+
+/// Names one call end to end: 16 random bytes chosen by the caller's node.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct CallId(pub [u8; 16]);
+
+impl fmt::Debug for CallId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CallId({})", hex::encode(&self.0[..6]))
+    }
+}
+
+impl fmt::Display for CallId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl CallId {
+    /// The first 12 hex digits: enough to tell calls apart in a log.
+    pub fn short(&self) -> String {
+        hex::encode(&self.0[..6])
+    }
+}
+
+/// Names one call on one link; chosen by the node that sent the CALL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct LegId(pub u64);
+
+impl fmt::Display for LegId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "leg-{:x}", self.0)
+    }
+}
+
+/// What the call asks of the origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum CallOp {
+    /// `tools/call` of the tool the origin's route names.
+    Tool,
+    /// Return the tool's full descriptor (name, description, schemas,
+    /// annotations): routes carry only the name and a content hash.
+    Describe,
+}
+
+/// The part of a CALL the caller's node signs. Hops never change it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallOrigin {
+    pub id: CallId,
+    pub caller: NodeId,
+    pub caller_asn: Asn,
+    /// Communities the caller's node claims for its callers (from its
+    /// configuration). Signed, so no hop can add any; only as trustworthy
+    /// as the caller's AS, which the origin's access policy decides.
+    pub communities: Vec<Community>,
+    /// The prefix asked for: a tool's route prefix, or a capability the
+    /// caller resolved by longest-prefix match.
+    pub target: Prefix,
+    pub op: CallOp,
+    /// The tool is annotated read-only or idempotent: a hop whose next hop
+    /// fails mid-call may retry it on another path, and the origin accepts
+    /// the same call id twice. Signed, so no hop can claim it.
+    pub idempotent: bool,
+    /// The tool name the caller saw on the route, if any. Informational:
+    /// the origin runs the tool its own route for `target` names.
+    pub tool: Option<String>,
+    /// SHA-256 of the canonical JSON of the arguments, so no hop can
+    /// change them unnoticed.
+    pub args_digest: [u8; 32],
+    pub issued: Millis,
+    /// The caller gives up at this time. Hops may shorten their own wait,
+    /// never lengthen it.
+    pub deadline: Millis,
+    /// The caller's ASN certificate (`None` only on unsigned test links).
+    pub cert: Option<Arc<AsnCert>>,
+    /// The caller node's signature over the other fields (`crate::wire`
+    /// defines the signed bytes).
+    pub signature: Option<Signature>,
+}
+
+/// A CALL: run (or pass on) a call on this leg.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Call {
+    pub leg: LegId,
+    /// Hops left: a node that would forward with 0 refuses instead.
+    pub hop_limit: u8,
+    /// The caller wants progress notifications.
+    pub progress: bool,
+    pub origin: Arc<CallOrigin>,
+    /// The tool's arguments (an MCP `arguments` object, or null).
+    pub arguments: Json,
+}
+
+/// Why a call failed outside the tool. Each kind says whether the tool may
+/// have run ([`CallErrorKind::may_have_run`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum CallErrorKind {
+    /// No route covers the target at this hop.
+    NoRoute,
+    /// The hop limit ran out before the origin.
+    HopLimit,
+    /// The sender asked this hop to forward for a prefix it never
+    /// advertised to the sender.
+    NotAdvertised,
+    /// The origin's access policy refused the caller.
+    AccessDenied,
+    /// The caller's signature or certificate did not verify, or the call
+    /// was a replay.
+    BadCaller,
+    /// The deadline passed. The tool may have run.
+    Timeout,
+    /// The next hop went away mid-call. The tool may have run.
+    NextHopDown,
+    /// The agent is down or not configured; the call was not sent to it.
+    AgentDown,
+    /// Too many calls in flight at a hop, or at the agent.
+    Overloaded,
+    /// The caller cancelled.
+    Cancelled,
+    /// The agent answered with a JSON-RPC error (bad arguments, unknown
+    /// tool): `CallError::code` is its code.
+    Upstream,
+    /// The call reached the agent but the outcome is unknown (the
+    /// connection to it broke).
+    UpstreamLost,
+    /// A bug or an unexpected answer.
+    Internal,
+}
+
+impl CallErrorKind {
+    /// Stable wire number.
+    pub fn number(self) -> u16 {
+        use CallErrorKind::*;
+        match self {
+            NoRoute => 1,
+            HopLimit => 2,
+            NotAdvertised => 3,
+            AccessDenied => 4,
+            BadCaller => 5,
+            Timeout => 6,
+            NextHopDown => 7,
+            AgentDown => 8,
+            Overloaded => 9,
+            Cancelled => 10,
+            Upstream => 11,
+            UpstreamLost => 12,
+            Internal => 13,
+        }
+    }
+
+    pub fn from_number(n: u16) -> Option<Self> {
+        use CallErrorKind::*;
+        Some(match n {
+            1 => NoRoute,
+            2 => HopLimit,
+            3 => NotAdvertised,
+            4 => AccessDenied,
+            5 => BadCaller,
+            6 => Timeout,
+            7 => NextHopDown,
+            8 => AgentDown,
+            9 => Overloaded,
+            10 => Cancelled,
+            11 => Upstream,
+            12 => UpstreamLost,
+            13 => Internal,
+            _ => return None,
+        })
+    }
+
+    /// A short snake-case name for logs, metrics and MCP error data.
+    pub fn name(self) -> &'static str {
+        use CallErrorKind::*;
+        match self {
+            NoRoute => "no_route",
+            HopLimit => "hop_limit",
+            NotAdvertised => "not_advertised",
+            AccessDenied => "access_denied",
+            BadCaller => "bad_caller",
+            Timeout => "timeout",
+            NextHopDown => "next_hop_down",
+            AgentDown => "agent_down",
+            Overloaded => "overloaded",
+            Cancelled => "cancelled",
+            Upstream => "upstream_error",
+            UpstreamLost => "upstream_lost",
+            Internal => "internal",
+        }
+    }
+
+    /// The JSON-RPC error code the MCP front answers with. Agent-bgp's own
+    /// failures use the implementation-defined server range.
+    pub fn json_rpc_code(self) -> i64 {
+        use CallErrorKind::*;
+        match self {
+            NoRoute => -32001,
+            HopLimit => -32002,
+            NotAdvertised => -32003,
+            AccessDenied => -32004,
+            BadCaller => -32005,
+            Timeout => -32006,
+            NextHopDown => -32007,
+            AgentDown => -32008,
+            Overloaded => -32009,
+            Cancelled => -32010,
+            UpstreamLost => -32011,
+            Upstream | Internal => -32603,
+        }
+    }
+
+    /// Whether the tool may have run when a call ends with this error.
+    pub fn may_have_run(self) -> bool {
+        use CallErrorKind::*;
+        matches!(self, Timeout | NextHopDown | Cancelled | UpstreamLost)
+    }
+}
+
+/// A failure outside the tool, with where it happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallError {
+    pub kind: CallErrorKind,
+    /// The JSON-RPC code for the client: the agent's own code for
+    /// [`CallErrorKind::Upstream`], else [`CallErrorKind::json_rpc_code`].
+    pub code: i64,
+    /// Human-readable, names the hop: `AS65002: no route to a/b`.
+    pub message: String,
+    /// The agent's error data, for [`CallErrorKind::Upstream`].
+    pub data: Option<Json>,
+}
+
+impl CallError {
+    pub fn new(kind: CallErrorKind, message: impl Into<String>) -> Self {
+        CallError {
+            kind,
+            code: kind.json_rpc_code(),
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    /// The agent's JSON-RPC error, passed through.
+    pub fn upstream(code: i64, message: impl Into<String>, data: Option<Json>) -> Self {
+        CallError {
+            kind: CallErrorKind::Upstream,
+            code,
+            message: message.into(),
+            data,
+        }
+    }
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.message, self.kind.name())
+    }
+}
+
+/// How a call ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CallOutcome {
+    /// The origin's answer: an MCP `CallToolResult` (which may itself say
+    /// `isError`), or a descriptor for [`CallOp::Describe`].
+    Ok(Json),
+    Err(CallError),
+}
+
+impl CallOutcome {
+    pub fn err(kind: CallErrorKind, message: impl Into<String>) -> Self {
+        CallOutcome::Err(CallError::new(kind, message))
+    }
+
+    /// A short label for logs and metrics: `ok` or the error kind.
+    pub fn label(&self) -> &'static str {
+        match self {
+            CallOutcome::Ok(_) => "ok",
+            CallOutcome::Err(e) => e.kind.name(),
+        }
+    }
+}
+
+/// One hop's share of a call, appended as the result travels back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HopTrace {
+    pub node: NodeId,
+    pub asn: Asn,
+    /// Microseconds from this hop receiving the CALL to it passing the
+    /// result back. A hop's own cost is its time minus the next hop's.
+    pub elapsed_us: u64,
+}
+
+/// What comes back: the outcome and the hops it crossed, origin first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallReturn {
+    pub outcome: CallOutcome,
+    pub trace: Vec<HopTrace>,
+}
+
+/// The immediate answer to a CALL request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CallAnswer {
+    /// Taken: progress and the result follow as requests of their own.
+    Accepted,
+    /// Not taken; nothing ran.
+    Refused(CallError),
+    /// Finished before the answer was due: the result comes inline, saving
+    /// a round trip per hop for short calls.
+    Done(CallReturn),
+}
+
+/// CALL-RESULT: the end of a call whose CALL was answered `Accepted`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallResult {
+    pub leg: LegId,
+    pub ret: CallReturn,
+}
+
+/// Progress of a running call, as MCP reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProgressInfo {
+    pub progress: f64,
+    pub total: Option<f64>,
+    pub message: Option<String>,
+}
+
+/// PROGRESS, travelling back towards the caller.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    pub leg: LegId,
+    pub info: ProgressInfo,
+}
+
+/// CANCEL, travelling towards the origin: the caller no longer wants the
+/// result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cancel {
+    pub leg: LegId,
+    pub reason: Option<String>,
+}
+
+/// The call-tunnelling messages sent as requests. (The answer to a CALL is
+/// the response of its request; the others are acknowledged empty.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CallMessage {
+    Call(Call),
+    Result(CallResult),
+    Progress(Progress),
+    Cancel(Cancel),
+}
+
+impl CallMessage {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CallMessage::Call(_) => "CALL",
+            CallMessage::Result(_) => "CALL-RESULT",
+            CallMessage::Progress(_) => "PROGRESS",
+            CallMessage::Cancel(_) => "CANCEL",
+        }
+    }
+
+    pub fn leg(&self) -> LegId {
+        match self {
+            CallMessage::Call(c) => c.leg,
+            CallMessage::Result(r) => r.leg,
+            CallMessage::Progress(p) => p.leg,
+            CallMessage::Cancel(c) => c.leg,
+        }
+    }
+}
+
+/// Extra attribute naming the tool a route leads to (text, transitive).
+pub const TOOL_ATTR: &str = "mcp.tool";
+/// Extra attribute carrying the 16-byte descriptor hash (bytes, transitive).
+pub const DESCRIPTOR_ATTR: &str = "mcp.desc";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_kind_numbers_round_trip_and_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for n in 0..=20u16 {
+            if let Some(k) = CallErrorKind::from_number(n) {
+                assert_eq!(k.number(), n);
+                assert!(seen.insert(k.name()));
+            }
+        }
+        assert_eq!(seen.len(), 13);
+    }
+
+    #[test]
+    fn only_failures_after_sending_may_have_run() {
+        assert!(CallErrorKind::NextHopDown.may_have_run());
+        assert!(CallErrorKind::Timeout.may_have_run());
+        assert!(!CallErrorKind::AccessDenied.may_have_run());
+        assert!(!CallErrorKind::NoRoute.may_have_run());
+    }
+
+    #[test]
+    fn upstream_errors_keep_the_agents_code() {
+        let e = CallError::upstream(-32602, "bad arguments", None);
+        assert_eq!(e.code, -32602);
+        assert_eq!(e.kind, CallErrorKind::Upstream);
+        assert_eq!(
+            CallError::new(CallErrorKind::AccessDenied, "no").code,
+            -32004
+        );
+    }
+}

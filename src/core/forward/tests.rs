@@ -1,0 +1,757 @@
+//! Forwarding behaviour over real engines: routes are exchanged on the
+//! simulator, then calls travel between the nodes' forwarders through a
+//! message queue that stands in for the call protocol.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::*;
+use crate::core::access::{AccessAction, AccessRuleConfig, AsnSpec};
+use crate::core::attrs::{ExtraAttr, PathAttrs};
+use crate::core::engine::{EngineConfig, PeerState};
+use crate::core::engine::{Event, PeerConfig, PeerInfo, RoutePolicy};
+use crate::core::prefix::Prefix;
+use crate::sim::SimNet;
+
+#[derive(Debug)]
+struct AcceptAll;
+
+impl RoutePolicy for AcceptAll {
+    fn import(&self, _: &PeerInfo, _: &Prefix, _: &mut Arc<PathAttrs>) -> bool {
+        true
+    }
+    fn export(&self, _: &PeerInfo, _: &Prefix, _: &mut Arc<PathAttrs>) -> bool {
+        true
+    }
+}
+
+/// Unsigned simulator links carry no signatures; this verifier accepts
+/// exactly those and refuses anything claiming one it cannot check.
+struct UnsignedOnly;
+
+impl CallerVerifier for UnsignedOnly {
+    fn verify(&self, _: Millis, origin: &CallOrigin, _: &Json) -> Result<(), String> {
+        match origin.signature {
+            None => Ok(()),
+            Some(_) => Err("this test verifier cannot check signatures".into()),
+        }
+    }
+}
+
+/// Refuses every caller, as a trust store that knows none would.
+struct TrustsNobody;
+
+impl CallerVerifier for TrustsNobody {
+    fn verify(&self, _: Millis, o: &CallOrigin, _: &Json) -> Result<(), String> {
+        Err(format!("no trust anchor for {}", o.caller_asn))
+    }
+}
+
+const T0: Millis = Millis(1_700_000_000_000);
+const A: u64 = 1;
+const B: u64 = 2;
+const C: u64 = 3;
+const D: u64 = 4;
+
+fn id(n: u64) -> NodeId {
+    NodeId::from_u64(n)
+}
+
+fn asn(n: u64) -> Asn {
+    Asn(65000 + n as u32)
+}
+
+fn p(s: &str) -> Prefix {
+    Prefix::new(s).unwrap()
+}
+
+fn tool_route(prefix: &str, agent: &str, tool: &str) -> Route {
+    let mut a = PathAttrs {
+        agent: AgentId::new(agent),
+        ..Default::default()
+    };
+    a.extra.insert(
+        TOOL_ATTR.into(),
+        ExtraAttr {
+            transitive: true,
+            value: AttrValue::Text(tool.into()),
+        },
+    );
+    Route::new(p(prefix), Arc::new(a))
+}
+
+/// Nodes and their forwarders, with a queue of call events between them.
+struct Rig {
+    sim: SimNet,
+    fwd: BTreeMap<NodeId, Forwarder>,
+    inbox: VecDeque<(NodeId, CallEvent)>,
+    done: Vec<(NodeId, FrontId, CallReturn)>,
+    progress: Vec<(NodeId, FrontId, ProgressInfo)>,
+    delivered: Vec<(NodeId, Delivery)>,
+    cancelled_local: Vec<(NodeId, LocalId)>,
+    /// (from, to, message kind) of everything sent between nodes.
+    wire: Vec<(NodeId, NodeId, &'static str)>,
+    records: Vec<(NodeId, CallRecord)>,
+    /// Nodes whose call protocol is gone: what is sent to them fails, and
+    /// the failure says whether the CALL may have been received.
+    dead: HashMap<NodeId, bool>,
+    next_front: u64,
+}
+
+impl Rig {
+    /// A chain A - B - C (and D - A, D - C with `with_d`), C originating
+    /// `utility/echo/echo` for agent `echo`.
+    fn new(with_d: bool, hold: std::time::Duration) -> Rig {
+        let mut sim = SimNet::new(T0, 1);
+        let mut nodes = vec![A, B, C];
+        if with_d {
+            nodes.push(D);
+        }
+        for n in &nodes {
+            sim.add_node(
+                Engine::new(EngineConfig::new(asn(*n), id(*n))).with_policy(Arc::new(AcceptAll)),
+            );
+        }
+        let mut links = vec![(A, B), (B, C)];
+        if with_d {
+            links.extend([(A, D), (D, C)]);
+        }
+        for (x, y) in links {
+            sim.link(id(x), id(y));
+            sim.inject(
+                id(x),
+                Event::AddPeer(PeerConfig::new(id(y)).with_asn(asn(y))),
+            );
+            sim.inject(
+                id(y),
+                Event::AddPeer(PeerConfig::new(id(x)).with_asn(asn(x))),
+            );
+        }
+        sim.inject(
+            id(C),
+            Event::Originate(tool_route("utility/echo/echo", "echo", "echo")),
+        );
+        sim.run_for(3_000);
+        let fwd = nodes
+            .iter()
+            .map(|n| {
+                let cfg = ForwardConfig::new(id(*n), asn(*n)).with_ack_hold(hold);
+                (id(*n), Forwarder::new(cfg, Box::new(UnsignedOnly)))
+            })
+            .collect();
+        Rig {
+            sim,
+            fwd,
+            inbox: VecDeque::new(),
+            done: Vec::new(),
+            progress: Vec::new(),
+            delivered: Vec::new(),
+            cancelled_local: Vec::new(),
+            wire: Vec::new(),
+            records: Vec::new(),
+            dead: HashMap::new(),
+            next_front: 1,
+        }
+    }
+
+    fn now(&self) -> Micros {
+        Micros::from_millis(self.sim.now())
+    }
+
+    fn set(&mut self, n: u64, f: impl FnOnce(Forwarder) -> Forwarder) {
+        let node = id(n);
+        if let Some(old) = self.fwd.remove(&node) {
+            self.fwd.insert(node, f(old));
+        }
+    }
+
+    fn origin(&self, from: u64, target: &str, deadline_ms: u64) -> CallOrigin {
+        CallOrigin {
+            id: CallId([self.next_front as u8; 16]),
+            caller: id(from),
+            caller_asn: asn(from),
+            communities: Vec::new(),
+            target: p(target),
+            op: CallOp::Tool,
+            idempotent: false,
+            tool: Some("echo".into()),
+            args_digest: [0; 32],
+            issued: self.sim.now(),
+            deadline: self.sim.now().saturating_add_ms(deadline_ms),
+            cert: None,
+            signature: None,
+        }
+    }
+
+    /// A front call at `from`; returns its id.
+    fn call(&mut self, from: u64, target: &str, deadline_ms: u64, idempotent: bool) -> FrontId {
+        let mut origin = self.origin(from, target, deadline_ms);
+        origin.idempotent = idempotent;
+        self.call_with(from, origin, 16, FrontOpts::default())
+    }
+
+    fn call_with(
+        &mut self,
+        from: u64,
+        origin: CallOrigin,
+        hop_limit: u8,
+        opts: FrontOpts,
+    ) -> FrontId {
+        let fid = FrontId(self.next_front);
+        self.next_front += 1;
+        let call = Call {
+            leg: LegId(0),
+            hop_limit,
+            progress: true,
+            origin: Arc::new(origin),
+            arguments: json!({"text": "hi"}),
+        };
+        self.send(
+            id(from),
+            CallEvent::Front {
+                id: fid,
+                call,
+                opts,
+            },
+        );
+        fid
+    }
+
+    fn send(&mut self, to: NodeId, ev: CallEvent) {
+        self.inbox.push_back((to, ev));
+        self.pump();
+    }
+
+    fn pump(&mut self) {
+        while let Some((node, ev)) = self.inbox.pop_front() {
+            let now = self.now();
+            let (Some(f), Some(e)) = (self.fwd.get_mut(&node), self.sim.engine(&node)) else {
+                continue;
+            };
+            let actions = f.handle(now, e, ev);
+            for a in actions {
+                self.dispatch(node, a);
+            }
+        }
+    }
+
+    fn dispatch(&mut self, from: NodeId, a: CallAction) {
+        let mut wire = |to: NodeId, kind: &'static str, ev: CallEvent, inbox: &mut VecDeque<_>| {
+            self.wire.push((from, to, kind));
+            inbox.push_back((to, ev));
+        };
+        match a {
+            CallAction::SendCall { peer, call } => {
+                if let Some(&maybe_received) = self.dead.get(&peer) {
+                    self.inbox.push_back((
+                        from,
+                        CallEvent::SendFailed {
+                            peer,
+                            leg: call.leg,
+                            maybe_received,
+                            reason: "connection closed".into(),
+                        },
+                    ));
+                } else {
+                    wire(
+                        peer,
+                        "CALL",
+                        CallEvent::Inbound { peer: from, call },
+                        &mut self.inbox,
+                    );
+                }
+            }
+            CallAction::Answer { peer, leg, answer } => {
+                let kind = match &answer {
+                    CallAnswer::Accepted => "ACCEPTED",
+                    CallAnswer::Refused(_) => "REFUSED",
+                    CallAnswer::Done(_) => "DONE",
+                };
+                wire(
+                    peer,
+                    kind,
+                    CallEvent::Answered {
+                        peer: from,
+                        leg,
+                        answer,
+                    },
+                    &mut self.inbox,
+                )
+            }
+            CallAction::SendResult { peer, result } => wire(
+                peer,
+                "CALL-RESULT",
+                CallEvent::Result { peer: from, result },
+                &mut self.inbox,
+            ),
+            CallAction::SendProgress { peer, progress } => wire(
+                peer,
+                "PROGRESS",
+                CallEvent::Progress {
+                    peer: from,
+                    progress,
+                },
+                &mut self.inbox,
+            ),
+            CallAction::SendCancel { peer, cancel } => wire(
+                peer,
+                "CANCEL",
+                CallEvent::Cancel { peer: from, cancel },
+                &mut self.inbox,
+            ),
+            CallAction::Deliver(d) => self.delivered.push((from, d)),
+            CallAction::CancelLocal { id } => self.cancelled_local.push((from, id)),
+            CallAction::FrontProgress { id, info } => self.progress.push((from, id, info)),
+            CallAction::FrontDone { id, ret } => self.done.push((from, id, ret)),
+            CallAction::Finished(r) => self.records.push((from, r)),
+        }
+    }
+
+    /// Advances time and ticks every forwarder.
+    fn advance(&mut self, ms: u64) {
+        self.sim.run_for(ms);
+        let nodes: Vec<NodeId> = self.fwd.keys().copied().collect();
+        for n in nodes {
+            self.send(n, CallEvent::Tick);
+        }
+    }
+
+    /// The agent at `node` finishes its last delivery with `outcome`.
+    fn finish_local(&mut self, node: u64, outcome: CallOutcome) {
+        let d = self
+            .delivered
+            .iter()
+            .rev()
+            .find(|(n, _)| *n == id(node))
+            .map(|(_, d)| d.id)
+            .expect("a delivery at that node");
+        self.send(id(node), CallEvent::LocalDone { id: d, outcome });
+    }
+
+    fn result_of(&self, fid: FrontId) -> &CallReturn {
+        &self
+            .done
+            .iter()
+            .find(|(_, f, _)| *f == fid)
+            .expect("the front got an answer")
+            .2
+    }
+
+    fn error_of(&self, fid: FrontId) -> &CallError {
+        match &self.result_of(fid).outcome {
+            CallOutcome::Err(e) => e,
+            CallOutcome::Ok(v) => panic!("expected an error, got {v}"),
+        }
+    }
+
+    fn kinds(&self) -> Vec<(u64, u64, &'static str)> {
+        let num = |n: &NodeId| (1..=4).find(|i| id(*i) == *n).unwrap_or(0);
+        self.wire
+            .iter()
+            .map(|(f, t, k)| (num(f), num(t), *k))
+            .collect()
+    }
+}
+
+fn ok_result() -> CallOutcome {
+    CallOutcome::Ok(json!({"content": [{"type": "text", "text": "hi"}], "isError": false}))
+}
+
+#[test]
+fn routes_converged_for_the_tests() {
+    let r = Rig::new(true, std::time::Duration::ZERO);
+    for (a, b) in [(A, B), (B, C), (A, D), (D, C)] {
+        let info = r.sim.engine(&id(a)).and_then(|e| e.peer_info(&id(b)));
+        assert_eq!(info.map(|i| i.state), Some(PeerState::Established));
+    }
+    let res = r
+        .sim
+        .engine(&id(A))
+        .and_then(|e| e.resolve(&p("utility/echo/echo")))
+        .unwrap();
+    assert_eq!(res.hops, vec![NextHop::Peer(id(B)), NextHop::Peer(id(D))]);
+    assert_eq!(res.multipath, 2, "equal AS paths through B and D");
+}
+
+#[test]
+fn a_call_crosses_two_hops_and_a_short_one_comes_back_inline() {
+    let mut r = Rig::new(false, std::time::Duration::from_secs(1));
+    let f = r.call(A, "utility/echo/echo", 5_000, false);
+    let (at, d) = r
+        .delivered
+        .last()
+        .cloned()
+        .expect("delivered at the origin");
+    assert_eq!(at, id(C));
+    assert_eq!(d.agent.as_str(), "echo");
+    assert_eq!(&*d.tool, "echo");
+    assert_eq!(d.caller_asn, asn(A));
+    assert_eq!(d.arguments, json!({"text": "hi"}));
+    assert_eq!(d.prefix, p("utility/echo/echo"));
+    r.finish_local(C, ok_result());
+    let ret = r.result_of(f);
+    assert_eq!(ret.outcome, ok_result());
+    let hops: Vec<Asn> = ret.trace.iter().map(|h| h.asn).collect();
+    assert_eq!(hops, vec![asn(C), asn(B), asn(A)], "origin first");
+    assert_eq!(
+        r.kinds(),
+        vec![
+            (A, B, "CALL"),
+            (B, C, "CALL"),
+            (C, B, "DONE"),
+            (B, A, "DONE")
+        ],
+        "one round trip per hop"
+    );
+    for n in [A, B, C] {
+        assert_eq!(r.fwd[&id(n)].in_flight(), 0, "node {n} forgot the call");
+    }
+    assert_eq!(r.fwd[&id(B)].stats().answered_inline, 1);
+}
+
+#[test]
+fn a_long_call_is_accepted_and_its_result_follows_as_a_request() {
+    let mut r = Rig::new(false, std::time::Duration::from_millis(100));
+    let f = r.call(A, "utility/echo/echo", 60_000, false);
+    r.advance(200);
+    assert_eq!(
+        r.kinds(),
+        vec![
+            (A, B, "CALL"),
+            (B, C, "CALL"),
+            (B, A, "ACCEPTED"),
+            (C, B, "ACCEPTED")
+        ]
+    );
+    r.finish_local(C, ok_result());
+    assert_eq!(r.result_of(f).outcome, ok_result());
+    assert_eq!(
+        &r.kinds()[4..],
+        &[(C, B, "CALL-RESULT"), (B, A, "CALL-RESULT")]
+    );
+}
+
+#[test]
+fn progress_travels_back_through_two_hops_to_the_front() {
+    let mut r = Rig::new(false, std::time::Duration::from_secs(1));
+    let f = r.call(A, "utility/echo/echo", 60_000, false);
+    let lid = r.delivered[0].1.id;
+    for i in 1..=3 {
+        r.send(
+            id(C),
+            CallEvent::LocalProgress {
+                id: lid,
+                info: ProgressInfo {
+                    progress: f64::from(i),
+                    total: Some(3.0),
+                    message: Some(format!("{i}/3")),
+                },
+            },
+        );
+    }
+    let got: Vec<f64> = r
+        .progress
+        .iter()
+        .filter(|(n, i, _)| *n == id(A) && *i == f)
+        .map(|(_, _, p)| p.progress)
+        .collect();
+    assert_eq!(got, vec![1.0, 2.0, 3.0]);
+    r.finish_local(C, ok_result());
+    assert_eq!(r.result_of(f).outcome, ok_result());
+}
+
+#[test]
+fn a_cancel_at_the_front_reaches_the_origins_agent_and_frees_every_hop() {
+    let mut r = Rig::new(false, std::time::Duration::from_secs(1));
+    let f = r.call(A, "utility/echo/echo", 60_000, false);
+    let lid = r.delivered[0].1.id;
+    r.send(
+        id(A),
+        CallEvent::FrontCancel {
+            id: f,
+            reason: Some("client cancelled".into()),
+        },
+    );
+    assert_eq!(r.cancelled_local, vec![(id(C), lid)]);
+    for n in [A, B, C] {
+        assert_eq!(r.fwd[&id(n)].in_flight(), 0, "node {n}");
+    }
+    // The held CALL answers are released so no stream stays open.
+    assert!(r.kinds().contains(&(C, B, "REFUSED")));
+    assert!(r.kinds().contains(&(B, A, "REFUSED")));
+    // A late result from the agent goes nowhere.
+    r.send(
+        id(C),
+        CallEvent::LocalDone {
+            id: lid,
+            outcome: ok_result(),
+        },
+    );
+    assert!(r.done.is_empty(), "the front was not answered after cancel");
+}
+
+#[test]
+fn a_peer_cannot_use_a_node_as_relay_for_a_prefix_it_was_not_advertised() {
+    let mut r = Rig::new(false, std::time::Duration::ZERO);
+    // B learned the route from C and never advertised it back to C.
+    let origin = r.origin(C, "utility/echo/echo", 5_000);
+    let call = Call {
+        leg: LegId(7),
+        hop_limit: 8,
+        progress: false,
+        origin: Arc::new(origin),
+        arguments: Json::Null,
+    };
+    r.send(id(B), CallEvent::Inbound { peer: id(C), call });
+    let refused = r
+        .wire
+        .iter()
+        .any(|(f, t, k)| *f == id(B) && *t == id(C) && *k == "REFUSED");
+    assert!(refused);
+    assert!(r.delivered.is_empty());
+    let rec = &r.records.last().unwrap().1;
+    assert_eq!(rec.outcome, "not_advertised");
+}
+
+#[test]
+fn a_call_is_refused_where_its_hop_limit_runs_out() {
+    let mut r = Rig::new(false, std::time::Duration::ZERO);
+    let origin = r.origin(A, "utility/echo/echo", 5_000);
+    let f = r.call_with(A, origin, 1, FrontOpts::default());
+    let e = r.error_of(f);
+    assert_eq!(e.kind, CallErrorKind::HopLimit);
+    assert!(e.message.starts_with("AS65002"), "{}", e.message);
+    assert!(r.delivered.is_empty());
+}
+
+#[test]
+fn no_route_is_a_clear_error_at_the_front() {
+    let mut r = Rig::new(false, std::time::Duration::ZERO);
+    let f = r.call(A, "finance/ledger/post", 5_000, false);
+    let e = r.error_of(f);
+    assert_eq!(e.kind, CallErrorKind::NoRoute);
+    assert!(e.message.contains("no route to finance/ledger/post"));
+    assert!(r.wire.is_empty());
+}
+
+#[test]
+fn a_deadline_ends_the_call_with_a_timeout_and_cancels_the_agent() {
+    let mut r = Rig::new(false, std::time::Duration::from_millis(100));
+    let f = r.call(A, "utility/echo/echo", 1_000, false);
+    r.advance(1_100);
+    let e = r.error_of(f);
+    assert_eq!(e.kind, CallErrorKind::Timeout);
+    assert!(e.kind.may_have_run());
+    assert!(e.message.contains("deadline"), "{}", e.message);
+    assert_eq!(r.cancelled_local.len(), 1, "the agent's run was cancelled");
+    for n in [A, B, C] {
+        assert_eq!(r.fwd[&id(n)].in_flight(), 0, "node {n}");
+        assert_eq!(r.fwd[&id(n)].next_deadline(), None, "node {n} timers");
+    }
+}
+
+#[test]
+fn the_origins_access_policy_denies_by_caller_asn() {
+    let mut r = Rig::new(false, std::time::Duration::ZERO);
+    let rules = vec![AccessRuleConfig {
+        name: Some("no A".into()),
+        prefixes: vec!["utility/*".into()],
+        caller_asns: vec![AsnSpec::Number(asn(A).0)],
+        action: AccessAction::Deny,
+        ..Default::default()
+    }];
+    let policy = AccessPolicy::compile(asn(C), &rules, AccessAction::Allow).unwrap();
+    r.set(C, |f| f.with_access(policy));
+    let f = r.call(A, "utility/echo/echo", 5_000, false);
+    let e = r.error_of(f);
+    assert_eq!(e.kind, CallErrorKind::AccessDenied);
+    assert!(e.message.contains("denied to AS65001"), "{}", e.message);
+    assert!(e.message.contains("no A"), "{}", e.message);
+    assert!(r.delivered.is_empty());
+    // B, not denied, gets through.
+    let g = r.call(B, "utility/echo/echo", 5_000, false);
+    assert_eq!(r.delivered.len(), 1);
+    r.finish_local(C, ok_result());
+    assert_eq!(r.result_of(g).outcome, ok_result());
+}
+
+#[test]
+fn an_unverified_caller_is_refused_at_the_origin() {
+    let mut r = Rig::new(false, std::time::Duration::ZERO);
+    r.set(C, |f| {
+        Forwarder::new(f.config().clone(), Box::new(TrustsNobody))
+    });
+    let f = r.call(A, "utility/echo/echo", 5_000, false);
+    let e = r.error_of(f);
+    assert_eq!(e.kind, CallErrorKind::BadCaller);
+    assert!(e.message.contains("no trust anchor"), "{}", e.message);
+}
+
+#[test]
+fn a_replayed_call_is_refused_at_the_origin() {
+    let mut r = Rig::new(false, std::time::Duration::ZERO);
+    let origin = r.origin(A, "utility/echo/echo", 5_000);
+    let first = r.call_with(A, origin.clone(), 16, FrontOpts::default());
+    r.finish_local(C, ok_result());
+    assert_eq!(r.result_of(first).outcome, ok_result());
+    let again = r.call_with(A, origin, 16, FrontOpts::default());
+    let e = r.error_of(again);
+    assert_eq!(e.kind, CallErrorKind::BadCaller);
+    assert!(e.message.contains("replay"), "{}", e.message);
+    assert_eq!(r.delivered.len(), 1);
+}
+
+#[test]
+fn a_next_hop_dying_mid_call_fails_a_non_idempotent_call_clearly() {
+    let mut r = Rig::new(true, std::time::Duration::from_millis(100));
+    let f = r.call(A, "utility/echo/echo", 60_000, false);
+    r.advance(200); // answers are `Accepted`: the tool is running
+    let via = r.wire[0].1;
+    r.send(id(A), CallEvent::PeerDown { peer: via });
+    let e = r.error_of(f);
+    assert_eq!(e.kind, CallErrorKind::NextHopDown);
+    assert!(
+        e.message.contains("may or may not have run"),
+        "{}",
+        e.message
+    );
+    assert!(e.message.contains("not retried"), "{}", e.message);
+    assert_eq!(r.delivered.len(), 1, "not run a second time");
+}
+
+#[test]
+fn an_idempotent_call_is_retried_on_the_other_path_when_its_next_hop_dies() {
+    let mut r = Rig::new(true, std::time::Duration::from_millis(100));
+    let f = r.call(A, "utility/echo/echo", 60_000, true);
+    r.advance(200);
+    let via = r.wire[0].1;
+    let other = if via == id(B) { id(D) } else { id(B) };
+    r.send(id(A), CallEvent::PeerDown { peer: via });
+    assert!(
+        r.done.is_empty(),
+        "still running, on the other path: {:?}",
+        r.done
+    );
+    assert!(
+        r.wire
+            .iter()
+            .any(|(fr, t, k)| *fr == id(A) && *t == other && *k == "CALL")
+    );
+    assert_eq!(r.delivered.len(), 2, "delivered again through {other:?}");
+    r.finish_local(C, ok_result());
+    assert_eq!(r.result_of(f).outcome, ok_result());
+    let rec = r
+        .records
+        .iter()
+        .find(|(n, rec)| *n == id(A) && rec.outcome == "ok")
+        .unwrap();
+    assert_eq!(rec.1.retries, 1);
+    assert_eq!(rec.1.to, Some(other));
+}
+
+#[test]
+fn a_call_that_certainly_did_not_arrive_is_retried_whatever_the_tool() {
+    let mut r = Rig::new(true, std::time::Duration::ZERO);
+    let first = preferred_hop(&r);
+    // Sending to the preferred next hop fails before delivery (a dial
+    // failure): the tool cannot have run, so any tool may be retried.
+    r.dead.insert(first, false);
+    let f = r.call(A, "utility/echo/echo", 5_000, false);
+    assert!(r.done.is_empty(), "retried, not failed");
+    assert_eq!(r.delivered.len(), 1);
+    r.finish_local(C, ok_result());
+    assert_eq!(r.result_of(f).outcome, ok_result());
+}
+
+#[test]
+fn a_lost_call_to_a_dead_hop_is_not_retried_unless_idempotent() {
+    let mut r = Rig::new(true, std::time::Duration::ZERO);
+    let first = preferred_hop(&r);
+    r.dead.insert(first, true);
+    let f = r.call(A, "utility/echo/echo", 5_000, false);
+    let e = r.error_of(f);
+    assert_eq!(e.kind, CallErrorKind::NextHopDown);
+    assert!(e.message.contains("not retried"), "{}", e.message);
+    assert!(r.delivered.is_empty());
+    let g = r.call(A, "utility/echo/echo", 5_000, true);
+    assert_eq!(
+        r.delivered.len(),
+        1,
+        "the idempotent call took the other path"
+    );
+    r.finish_local(C, ok_result());
+    assert_eq!(r.result_of(g).outcome, ok_result());
+}
+
+fn preferred_hop(r: &Rig) -> NodeId {
+    let res = r
+        .sim
+        .engine(&id(A))
+        .and_then(|e| e.resolve(&p("utility/echo/echo")))
+        .unwrap();
+    match res.hops[0] {
+        NextHop::Peer(n) => n,
+        NextHop::Local { .. } => panic!("remote route expected"),
+    }
+}
+
+#[test]
+fn progress_for_a_call_no_longer_here_is_answered_with_a_cancel() {
+    let mut r = Rig::new(false, std::time::Duration::ZERO);
+    r.send(
+        id(A),
+        CallEvent::Progress {
+            peer: id(B),
+            progress: Progress {
+                leg: LegId(99),
+                info: ProgressInfo {
+                    progress: 1.0,
+                    total: None,
+                    message: None,
+                },
+            },
+        },
+    );
+    assert_eq!(r.kinds(), vec![(A, B, "CANCEL")]);
+}
+
+#[test]
+fn when_the_callers_hop_goes_away_the_call_is_stopped_downstream() {
+    let mut r = Rig::new(false, std::time::Duration::from_secs(1));
+    r.call(A, "utility/echo/echo", 60_000, false);
+    assert_eq!(r.delivered.len(), 1);
+    r.send(id(B), CallEvent::PeerDown { peer: id(A) });
+    assert!(r.kinds().contains(&(B, C, "CANCEL")));
+    assert_eq!(r.cancelled_local.len(), 1);
+    assert_eq!(r.fwd[&id(B)].in_flight(), 0);
+    assert_eq!(r.fwd[&id(C)].in_flight(), 0);
+}
+
+#[test]
+fn balancing_spreads_front_calls_over_equal_paths() {
+    let mut r = Rig::new(true, std::time::Duration::ZERO);
+    let mut via = std::collections::BTreeSet::new();
+    for i in 0..16u8 {
+        let mut o = r.origin(A, "utility/echo/echo", 5_000);
+        o.id = CallId([i.wrapping_mul(37); 16]);
+        r.call_with(A, o, 16, FrontOpts { balance: true });
+        via.insert(r.wire.first().map(|w| w.1));
+        r.wire.clear();
+    }
+    assert_eq!(via.len(), 2, "both B and D carried calls");
+}
+
+#[test]
+fn the_table_is_bounded() {
+    let mut r = Rig::new(false, std::time::Duration::from_secs(1));
+    r.set(A, |f| {
+        let cfg = f.config().clone().with_max_calls(2);
+        Forwarder::new(cfg, Box::new(UnsignedOnly))
+    });
+    r.call(A, "utility/echo/echo", 60_000, false);
+    r.call(A, "utility/echo/echo", 60_000, false);
+    let third = r.call(A, "utility/echo/echo", 60_000, false);
+    assert_eq!(r.error_of(third).kind, CallErrorKind::Overloaded);
+}
