@@ -15,6 +15,8 @@
 
 pub mod catalog;
 pub mod config;
+pub mod front;
+pub mod plane;
 pub mod upstream;
 
 pub use catalog::{DescriptorHash, FrontNames, ToolDescriptor, ToolKey};

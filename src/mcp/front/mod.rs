@@ -1,0 +1,774 @@
+//! The MCP front: the MCP server local clients (IDEs, agents, the MCP
+//! Inspector) talk to.
+//!
+//! ```text
+//!  client ──streamable HTTP /mcp or stdio──> FrontServer (rmcp, one per session)
+//!     tools/list  ──> the latest ToolTable snapshot (watch channel; no node round trip)
+//!     tools/call  ──> FrontRequest::Call ──> node task (forwarder) ──> ... ──> CallReturn
+//!     progress    <── mpsc from the node, relayed as notifications/progress
+//!     cancelled   ──> FrontRequest::Cancel ──> CANCEL along the path
+//!  table changes ──> notifications/tools/list_changed to every session
+//! ```
+//!
+//! [`FrontLink`] is the seam to the node: a watch channel of [`ToolTable`]s
+//! the node publishes, and a bounded channel of [`FrontRequest`]s the node
+//! answers. The front does not route, sign or decide access; it names tools,
+//! turns MCP requests into requests to the node and answers back in MCP
+//! terms (results as the origin's agent returned them, failures as JSON-RPC
+//! errors that say where and why, and whether the tool may have run).
+//!
+//! Besides the routed tools the front serves five of its own (see
+//! [`table::META_TOOLS`]): `find_agents`, `call_capability`, `list_agents`,
+//! `describe_agent` and `call_agent`.
+//!
+//! - [`http`]: the streamable HTTP endpoint, bearer-token auth.
+//! - [`bridge`]: `abgp mcp`, a stdio server that relays to a node's HTTP
+//!   front.
+//! - [`table`]: the snapshot of routed tools and their front names.
+
+pub mod bridge;
+pub mod http;
+pub mod table;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorCode,
+    Implementation, JsonObject, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
+    ProgressToken, ServerCapabilities, ServerConfig, SubscriptionFilter, Tool, ToolAnnotations,
+};
+use rmcp::service::{
+    NotificationContext, Peer, RequestContext, SubscriptionContext, SubscriptionSink,
+};
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+use serde_json::{Value as Json, json};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::core::call::{CallErrorKind, CallOutcome, CallReturn, ProgressInfo};
+use crate::core::forward::FrontId;
+use crate::core::ids::Asn;
+use crate::core::prefix::Prefix;
+use crate::mcp::catalog::tool_segment;
+use crate::mcp::upstream::ToolCallResult;
+use table::{FrontTool, ToolTable};
+
+/// Progress notifications buffered per call before older ones are dropped.
+const PROGRESS_BUFFER: usize = 64;
+
+/// A tool call for the node to route.
+#[derive(Debug)]
+pub struct FrontCallRequest {
+    pub id: FrontId,
+    /// The prefix to route on: a tool's route prefix, or a capability.
+    pub target: Prefix,
+    /// The tool name the front resolved, if any (for the signed origin).
+    pub tool: Option<String>,
+    pub arguments: Json,
+    /// Read-only or idempotent: may be retried on another path.
+    pub idempotent: bool,
+    /// Spread over equal paths.
+    pub balance: bool,
+    /// The node's default call timeout when `None`.
+    pub timeout: Option<Duration>,
+    /// Where progress goes, if the client asked for it.
+    pub progress: Option<mpsc::Sender<ProgressInfo>>,
+    pub reply: oneshot::Sender<CallReturn>,
+}
+
+/// What the front asks of the node.
+#[derive(Debug)]
+pub enum FrontRequest {
+    Call(FrontCallRequest),
+    /// The client cancelled, or went away.
+    Cancel {
+        id: FrontId,
+        reason: Option<String>,
+    },
+    /// Routes whose prefix is covered by the query (a capability prefix)
+    /// or that carry it as a capability tag, with every path and why the
+    /// best one won.
+    FindAgents {
+        query: String,
+        reply: oneshot::Sender<Json>,
+    },
+    /// The agents hosted here and the agents routes lead to.
+    ListAgents {
+        reply: oneshot::Sender<Json>,
+    },
+}
+
+/// Who the front belongs to, for server info and descriptions.
+#[derive(Debug, Clone)]
+pub struct FrontInfo {
+    pub asn: Asn,
+    /// The node's peer id, as operators know it.
+    pub node: String,
+}
+
+/// Why the front could not get an answer from the node.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrontError {
+    #[error("the node is not running (its request channel closed)")]
+    NodeGone,
+    #[error("the node dropped the request without an answer")]
+    NoAnswer,
+}
+
+/// The node's end of a [`FrontLink`].
+#[derive(Debug)]
+pub struct FrontEnd {
+    pub requests: mpsc::Receiver<FrontRequest>,
+    pub tables: watch::Sender<Arc<ToolTable>>,
+}
+
+/// The front's handle on the node. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct FrontLink {
+    tools: watch::Receiver<Arc<ToolTable>>,
+    requests: mpsc::Sender<FrontRequest>,
+    next_id: Arc<AtomicU64>,
+    info: Arc<FrontInfo>,
+}
+
+impl FrontLink {
+    /// A link and the node's end of it; `capacity` bounds queued requests.
+    pub fn channel(info: FrontInfo, capacity: usize) -> (FrontLink, FrontEnd) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let (ttx, trx) = watch::channel(Arc::new(ToolTable::default()));
+        (
+            FrontLink {
+                tools: trx,
+                requests: tx,
+                next_id: Arc::new(AtomicU64::new(1)),
+                info: Arc::new(info),
+            },
+            FrontEnd {
+                requests: rx,
+                tables: ttx,
+            },
+        )
+    }
+
+    pub fn info(&self) -> &FrontInfo {
+        &self.info
+    }
+
+    /// The latest table.
+    pub fn table(&self) -> Arc<ToolTable> {
+        self.tools.borrow().clone()
+    }
+
+    /// Resolves when the node publishes a new table (`Err`: node gone).
+    pub async fn changed(&mut self) -> Result<(), FrontError> {
+        self.tools.changed().await.map_err(|_| FrontError::NodeGone)
+    }
+
+    /// Routes a call and waits for its end. Progress goes to `progress`;
+    /// cancelling `cancel` sends a cancellation along the path and returns
+    /// a `Cancelled` error at once.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn call(
+        &self,
+        target: Prefix,
+        tool: Option<String>,
+        arguments: Json,
+        idempotent: bool,
+        balance: bool,
+        timeout: Option<Duration>,
+        progress: Option<mpsc::Sender<ProgressInfo>>,
+        cancel: &CancellationToken,
+    ) -> Result<CallReturn, FrontError> {
+        let id = FrontId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let (tx, rx) = oneshot::channel();
+        let req = FrontCallRequest {
+            id,
+            target,
+            tool,
+            arguments,
+            idempotent,
+            balance,
+            timeout,
+            progress,
+            reply: tx,
+        };
+        tokio::select! {
+            r = self.requests.send(FrontRequest::Call(req)) => r.map_err(|_| FrontError::NodeGone)?,
+            _ = cancel.cancelled() => return Ok(cancelled_return("before it was sent")),
+        }
+        tokio::select! {
+            r = rx => r.map_err(|_| FrontError::NoAnswer),
+            _ = cancel.cancelled() => {
+                // Best effort: the node may be busy, and then the call's
+                // deadline ends it anyway.
+                let _ = self.requests.try_send(FrontRequest::Cancel {
+                    id,
+                    reason: Some("cancelled by the MCP client".into()),
+                });
+                Ok(cancelled_return("by the MCP client"))
+            }
+        }
+    }
+
+    pub async fn find_agents(&self, query: String) -> Result<Json, FrontError> {
+        let (tx, rx) = oneshot::channel();
+        self.requests
+            .send(FrontRequest::FindAgents { query, reply: tx })
+            .await
+            .map_err(|_| FrontError::NodeGone)?;
+        rx.await.map_err(|_| FrontError::NoAnswer)
+    }
+
+    pub async fn list_agents(&self) -> Result<Json, FrontError> {
+        let (tx, rx) = oneshot::channel();
+        self.requests
+            .send(FrontRequest::ListAgents { reply: tx })
+            .await
+            .map_err(|_| FrontError::NodeGone)?;
+        rx.await.map_err(|_| FrontError::NoAnswer)
+    }
+}
+
+fn cancelled_return(when: &str) -> CallReturn {
+    CallReturn {
+        outcome: CallOutcome::err(CallErrorKind::Cancelled, format!("cancelled {when}")),
+        trace: Vec::new(),
+    }
+}
+
+/// Sessions that want `notifications/tools/list_changed`: peers that
+/// initialised (2025-11-25) get them unsolicited, 2026-07-28 clients on
+/// their `subscriptions/listen` streams.
+#[derive(Default)]
+struct Listeners {
+    peers: Mutex<Vec<Peer<RoleServer>>>,
+    sinks: Mutex<Vec<SubscriptionSink>>,
+}
+
+/// The rmcp server handler of the front. One per session (HTTP) or
+/// process (stdio); all share one link and one set of listeners.
+#[derive(Clone)]
+pub struct FrontServer {
+    link: FrontLink,
+    listeners: Arc<Listeners>,
+    default_timeout: Option<Duration>,
+}
+
+impl FrontServer {
+    /// A handler, and the task that tells sessions about table changes
+    /// (it ends when the node's end of the link goes away).
+    pub fn new(link: FrontLink) -> FrontServer {
+        let listeners = Arc::new(Listeners::default());
+        let server = FrontServer {
+            link: link.clone(),
+            listeners: listeners.clone(),
+            default_timeout: None,
+        };
+        tokio::spawn(notify_changes(link, listeners));
+        server
+    }
+
+    /// Deadline of calls that give none (the node's default otherwise).
+    pub fn with_default_timeout(mut self, d: Option<Duration>) -> Self {
+        self.default_timeout = d;
+        self
+    }
+
+    fn meta_tools(&self) -> Vec<Tool> {
+        let obj = |v: Json| Arc::new(v.as_object().cloned().unwrap_or_default());
+        let ro = ToolAnnotations::new()
+            .read_only(true)
+            .idempotent(true)
+            .destructive(false)
+            .open_world(false);
+        vec![
+            Tool::new(
+                "find_agents",
+                "Finds routes by capability prefix (`utility/time`, `coding/*`) or capability tag. Returns each matching route with every path this node knows: AS path, MED (the origin's health metric), local preference, communities, and why the best path won over the others.",
+                obj(json!({
+                    "type": "object",
+                    "properties": {"query": {"type": "string", "description": "A capability prefix or a capability tag"}},
+                    "required": ["query"]
+                })),
+            )
+            .with_annotations(ro.clone()),
+            Tool::new(
+                "call_capability",
+                "Calls a tool by capability name rather than by tool: the node picks the route by longest-prefix match and the decision process (or balances across equal paths with `balance`).",
+                obj(json!({
+                    "type": "object",
+                    "properties": {
+                        "capability": {"type": "string", "description": "A capability prefix, e.g. utility/time/get_current_time"},
+                        "tool": {"type": "string", "description": "Optional tool name appended to the capability"},
+                        "arguments": {"type": "object"},
+                        "balance": {"type": "boolean", "description": "Spread calls over equally good paths"}
+                    },
+                    "required": ["capability"]
+                })),
+            ),
+            Tool::new(
+                "list_agents",
+                "Lists the agents this node hosts (with their state) and the agents its routes lead to (origin AS, tools, capabilities).",
+                obj(json!({"type": "object", "properties": {}})),
+            )
+            .with_annotations(ro.clone()),
+            Tool::new(
+                "describe_agent",
+                "Describes one agent: its tools with their full descriptors and routes.",
+                obj(json!({
+                    "type": "object",
+                    "properties": {
+                        "agent": {"type": "string"},
+                        "asn": {"type": "integer", "description": "Origin AS, when several ASes host an agent of that name"}
+                    },
+                    "required": ["agent"]
+                })),
+            )
+            .with_annotations(ro),
+            Tool::new(
+                "call_agent",
+                "Calls a tool of an agent by agent id and tool name.",
+                obj(json!({
+                    "type": "object",
+                    "properties": {
+                        "agent": {"type": "string"},
+                        "tool": {"type": "string"},
+                        "arguments": {"type": "object"},
+                        "asn": {"type": "integer"}
+                    },
+                    "required": ["agent", "tool"]
+                })),
+            ),
+        ]
+    }
+
+    fn routed_tool(&self, t: &FrontTool) -> Tool {
+        let r = &t.routed;
+        let mut tool = match r.descriptor.as_ref().map(|d| d.to_rmcp()) {
+            Some(Ok(tool)) => tool,
+            Some(Err(e)) => {
+                tracing::warn!(tool = %r.tool, error = %e, "descriptor does not fit the MCP tool shape");
+                placeholder_tool(&r.tool)
+            }
+            None => placeholder_tool(&r.tool),
+        };
+        tool.name = t.name.clone().into();
+        let mut desc = tool
+            .description
+            .as_deref()
+            .map(str::to_string)
+            .unwrap_or_default();
+        if let Some(note) = &r.descriptor_note {
+            if !desc.is_empty() {
+                desc.push_str("\n\n");
+            }
+            desc.push_str(note);
+        }
+        if !desc.is_empty() {
+            desc.push_str("\n\n");
+        }
+        desc.push_str(&r.provenance());
+        tool.description = Some(desc.into());
+        tool
+    }
+
+    async fn call_routed(
+        &self,
+        target: Prefix,
+        tool: Option<String>,
+        arguments: Json,
+        idempotent: bool,
+        balance: bool,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let token = ctx.meta.get_progress_token();
+        let (ptx, relay) = match token {
+            Some(token) => {
+                let (tx, rx) = mpsc::channel(PROGRESS_BUFFER);
+                let peer = ctx.peer.clone();
+                (
+                    Some(tx),
+                    Some(tokio::spawn(relay_progress(rx, peer, token))),
+                )
+            }
+            None => (None, None),
+        };
+        let r = self
+            .link
+            .call(
+                target,
+                tool,
+                arguments,
+                idempotent,
+                balance,
+                self.default_timeout,
+                ptx,
+                &ctx.ct,
+            )
+            .await;
+        if let Some(relay) = relay {
+            // The sender is gone with the call; the relay drains and ends.
+            let _ = relay.await;
+        }
+        match r {
+            Ok(ret) => to_mcp(ret),
+            Err(e) => Err(ErrorData::internal_error(e.to_string(), None)),
+        }
+    }
+
+    fn find_routed<'a>(
+        &self,
+        table: &'a ToolTable,
+        agent: &str,
+        tool: Option<&str>,
+        asn: Option<u32>,
+    ) -> Result<Vec<&'a FrontTool>, ErrorData> {
+        let hits: Vec<&FrontTool> = table
+            .tools()
+            .iter()
+            .filter(|t| t.routed.agent.as_str() == agent)
+            .filter(|t| asn.is_none_or(|a| t.routed.origin_asn.0 == a))
+            .filter(|t| tool.is_none_or(|n| t.routed.tool == n))
+            .collect();
+        if hits.is_empty() {
+            return Err(ErrorData::invalid_params(
+                format!(
+                    "no route leads to agent {agent:?}{}{}",
+                    tool.map(|t| format!(" with tool {t:?}"))
+                        .unwrap_or_default(),
+                    asn.map(|a| format!(" in AS{a}")).unwrap_or_default()
+                ),
+                None,
+            ));
+        }
+        let mut ases: Vec<u32> = hits.iter().map(|t| t.routed.origin_asn.0).collect();
+        ases.sort_unstable();
+        ases.dedup();
+        if ases.len() > 1 {
+            return Err(ErrorData::invalid_params(
+                format!("agent {agent:?} exists in several ASes ({ases:?}); pass `asn`"),
+                None,
+            ));
+        }
+        Ok(hits)
+    }
+}
+
+fn placeholder_tool(name: &str) -> Tool {
+    Tool::new(
+        name.to_string(),
+        String::new(),
+        Arc::new(
+            json!({"type": "object"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        ),
+    )
+}
+
+async fn relay_progress(
+    mut rx: mpsc::Receiver<ProgressInfo>,
+    peer: Peer<RoleServer>,
+    token: ProgressToken,
+) {
+    while let Some(p) = rx.recv().await {
+        let mut n = ProgressNotificationParam::new(token.clone(), p.progress);
+        if let Some(t) = p.total {
+            n = n.with_total(t);
+        }
+        if let Some(m) = p.message {
+            n = n.with_message(m);
+        }
+        if peer.notify_progress(n).await.is_err() {
+            // The client went away; its cancellation ends the call.
+            break;
+        }
+    }
+}
+
+/// Turns a call's end into the MCP answer.
+pub fn to_mcp(ret: CallReturn) -> Result<CallToolResponse, ErrorData> {
+    match ret.outcome {
+        CallOutcome::Ok(v) => {
+            let r: ToolCallResult = serde_json::from_value(v).map_err(|e| {
+                ErrorData::internal_error(
+                    format!("the origin's result is not a tool result: {e}"),
+                    None,
+                )
+            })?;
+            let r = r.to_rmcp().map_err(|e| {
+                ErrorData::internal_error(
+                    format!("the origin's result does not convert: {e}"),
+                    None,
+                )
+            })?;
+            Ok(r.into())
+        }
+        CallOutcome::Err(e) => {
+            let data = if e.kind == CallErrorKind::Upstream {
+                // The agent's own error, as it sent it.
+                e.data
+            } else {
+                let path: Vec<String> = ret.trace.iter().rev().map(|h| h.asn.to_string()).collect();
+                Some(json!({
+                    "kind": e.kind.name(),
+                    "mayHaveRun": e.kind.may_have_run(),
+                    "path": path,
+                }))
+            };
+            let code = i32::try_from(e.code).unwrap_or(ErrorCode::INTERNAL_ERROR.0);
+            Err(ErrorData::new(ErrorCode(code), e.message, data))
+        }
+    }
+}
+
+fn text_json(v: Json) -> CallToolResponse {
+    let text = serde_json::to_string_pretty(&v).unwrap_or_default();
+    let mut r = CallToolResult::success(vec![ContentBlock::text(text)]);
+    r.structured_content = Some(v);
+    r.into()
+}
+
+fn arg_str<'a>(args: &'a JsonObject, key: &str) -> Result<&'a str, ErrorData> {
+    args.get(key)
+        .and_then(Json::as_str)
+        .ok_or_else(|| ErrorData::invalid_params(format!("`{key}` must be a string"), None))
+}
+
+fn arg_asn(args: &JsonObject) -> Result<Option<u32>, ErrorData> {
+    match args.get("asn") {
+        None | Some(Json::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| ErrorData::invalid_params("`asn` must be an AS number", None)),
+    }
+}
+
+fn arg_object(args: &JsonObject, key: &str) -> Result<Json, ErrorData> {
+    match args.get(key) {
+        None | Some(Json::Null) => Ok(Json::Object(Default::default())),
+        Some(v @ Json::Object(_)) => Ok(v.clone()),
+        Some(_) => Err(ErrorData::invalid_params(
+            format!("`{key}` must be an object"),
+            None,
+        )),
+    }
+}
+
+async fn notify_changes(mut link: FrontLink, listeners: Arc<Listeners>) {
+    while link.changed().await.is_ok() {
+        let peers: Vec<Peer<RoleServer>> = {
+            let mut p = listeners
+                .peers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            p.retain(|p| !p.is_transport_closed());
+            p.clone()
+        };
+        for p in peers {
+            if let Err(e) = p.notify_tool_list_changed().await {
+                tracing::debug!(error = %e, "list_changed not delivered");
+            }
+        }
+        let sinks: Vec<SubscriptionSink> = listeners
+            .sinks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let mut gone = Vec::new();
+        for (i, s) in sinks.iter().enumerate() {
+            if s.notify_tool_list_changed().await.is_err() {
+                gone.push(i);
+            }
+        }
+        if !gone.is_empty() {
+            let mut s = listeners
+                .sinks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Only this task removes sinks, and `listen` only appends, so
+            // the indices of the snapshot are still valid.
+            for i in gone.into_iter().rev() {
+                if i < s.len() {
+                    s.remove(i);
+                }
+            }
+        }
+    }
+}
+
+impl ServerHandler for FrontServer {
+    fn get_info(&self) -> ServerConfig {
+        let info = self.link.info();
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tool_list_changed()
+                .build(),
+        )
+        .with_server_info(Implementation::new("agent-bgp", env!("CARGO_PKG_VERSION")))
+        .with_instructions(format!(
+            "agent-bgp node {} ({}). Tools here are routed from agents across the federation; each description says where the tool lives. find_agents searches routes by capability; call_capability calls by capability name.",
+            info.node, info.asn
+        ))
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        let mut p = self
+            .listeners
+            .peers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        p.retain(|p| !p.is_transport_closed());
+        p.push(context.peer);
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let table = self.link.table();
+        let mut tools = self.meta_tools();
+        tools.extend(table.tools().iter().map(|t| self.routed_tool(t)));
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let args = request.arguments.clone().unwrap_or_default();
+        let table = self.link.table();
+        match request.name.as_ref() {
+            "find_agents" => {
+                let q = arg_str(&args, "query")?.to_string();
+                let v = self
+                    .link
+                    .find_agents(q)
+                    .await
+                    .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+                Ok(text_json(v))
+            }
+            "list_agents" => {
+                let v = self
+                    .link
+                    .list_agents()
+                    .await
+                    .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+                Ok(text_json(v))
+            }
+            "describe_agent" => {
+                let agent = arg_str(&args, "agent")?;
+                let asn = arg_asn(&args)?;
+                let hits = self.find_routed(&table, agent, None, asn)?;
+                let tools: Vec<Json> = hits
+                    .iter()
+                    .map(|t| {
+                        json!({
+                            "frontName": t.name,
+                            "route": t.routed,
+                            "descriptor": t.routed.descriptor.as_deref(),
+                        })
+                    })
+                    .collect();
+                Ok(text_json(json!({
+                    "agent": agent,
+                    "asn": hits.first().map(|t| t.routed.origin_asn.0),
+                    "tools": tools,
+                })))
+            }
+            "call_agent" => {
+                let agent = arg_str(&args, "agent")?;
+                let tool = arg_str(&args, "tool")?;
+                let asn = arg_asn(&args)?;
+                let arguments = arg_object(&args, "arguments")?;
+                let hits = self.find_routed(&table, agent, Some(tool), asn)?;
+                let t = hits[0];
+                self.call_routed(
+                    t.routed.prefix.clone(),
+                    Some(t.routed.tool.clone()),
+                    arguments,
+                    t.routed.idempotent(),
+                    false,
+                    &ctx,
+                )
+                .await
+            }
+            "call_capability" => {
+                let cap = arg_str(&args, "capability")?;
+                let mut target = Prefix::new(cap).map_err(|e| {
+                    ErrorData::invalid_params(format!("`capability` {cap:?}: {e}"), None)
+                })?;
+                let tool = match args.get("tool").and_then(Json::as_str) {
+                    Some(t) => {
+                        let seg = tool_segment(t).map_err(|e| {
+                            ErrorData::invalid_params(format!("`tool` {t:?}: {e}"), None)
+                        })?;
+                        let base = target.base();
+                        let text = if base.is_empty() {
+                            seg.to_string()
+                        } else {
+                            format!("{base}/{seg}")
+                        };
+                        target = Prefix::new(&text).map_err(|e| {
+                            ErrorData::invalid_params(format!("capability and tool: {e}"), None)
+                        })?;
+                        Some(t.to_string())
+                    }
+                    None => None,
+                };
+                let balance = args.get("balance").and_then(Json::as_bool).unwrap_or(false);
+                let arguments = arg_object(&args, "arguments")?;
+                let known = table.by_prefix(&target);
+                let tool = tool.or_else(|| known.map(|t| t.routed.tool.clone()));
+                let idempotent = known.is_some_and(|t| t.routed.idempotent());
+                self.call_routed(target, tool, arguments, idempotent, balance, &ctx)
+                    .await
+            }
+            name => {
+                let Some(t) = table.get(name) else {
+                    return Err(ErrorData::invalid_params(
+                        format!(
+                            "no tool {name:?} is routed to this node (list the tools again: routes change)"
+                        ),
+                        None,
+                    ));
+                };
+                let arguments = Json::Object(args);
+                self.call_routed(
+                    t.routed.prefix.clone(),
+                    Some(t.routed.tool.clone()),
+                    arguments,
+                    t.routed.idempotent(),
+                    false,
+                    &ctx,
+                )
+                .await
+            }
+        }
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        _requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        Some(SubscriptionFilter::builder().tools_list_changed().build())
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        self.listeners
+            .sinks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(context.sink().clone());
+        context.cancelled().await;
+        Ok(())
+    }
+}
