@@ -17,9 +17,11 @@ use std::path::{Path, PathBuf};
 use libp2p::{Multiaddr, PeerId, multiaddr::Protocol};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::core::access::{AccessAction, AccessPolicy, AccessRuleConfig};
 use crate::core::community::Community;
 use crate::core::ids::Asn;
 use crate::core::prefix::Prefix;
+use crate::mcp::config::{AgentConfig, BearerToken};
 
 /// File name `abgp init` writes and `abgp run` looks for in a directory.
 pub const CONFIG_FILE_NAME: &str = "node.toml";
@@ -330,6 +332,92 @@ pub struct AdminSection {
     pub listen: AdminListen,
 }
 
+/// The MCP front's address; `"off"` disables it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct McpListen(pub Option<SocketAddr>);
+
+impl Default for McpListen {
+    fn default() -> Self {
+        McpListen(Some(SocketAddr::from(([127, 0, 0, 1], 4181))))
+    }
+}
+
+impl<'de> Deserialize<'de> for McpListen {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s == "off" {
+            return Ok(McpListen(None));
+        }
+        s.parse::<SocketAddr>()
+            .map(|a| McpListen(Some(a)))
+            .map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "{s:?} is not an address like \"127.0.0.1:4181\" (or \"off\")"
+                ))
+            })
+    }
+}
+
+impl Serialize for McpListen {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Some(a) => s.collect_str(&a),
+            None => s.serialize_str("off"),
+        }
+    }
+}
+
+/// `[mcp]`: the MCP front and call tunnelling. Keys are kebab-case like the
+/// `[[agents]]` and `[[access]]` entries of the same release.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct McpSection {
+    /// The streamable HTTP front (`http://<listen>/mcp`).
+    pub listen: McpListen,
+    /// Required by clients as `Authorization: Bearer ...` when set;
+    /// required to be set when `listen` is not a loopback address.
+    pub bearer_token: Option<BearerToken>,
+    /// Deadline of a call whose client sets none.
+    pub call_timeout_secs: u64,
+    /// Hops a call may take before it is refused.
+    pub hop_limit: u8,
+    /// Communities this node claims for its callers (signed into calls;
+    /// origins' `[[access]]` rules may match them).
+    pub caller_communities: Vec<Community>,
+    /// What the origin does when no `[[access]]` rule applies.
+    pub access_default: AccessAction,
+    /// How long a CALL's answer waits for the result before it is answered
+    /// "accepted" (short calls come back inline).
+    pub answer_hold_ms: u64,
+    /// Calls in flight at this node before new ones are refused.
+    pub max_calls: usize,
+    /// One call-protocol message not answered in this time fails the call
+    /// on that hop.
+    pub call_request_timeout_secs: u64,
+    /// Call-protocol streams per connection.
+    pub max_concurrent_calls: usize,
+    /// Spread transit calls over equally good paths too.
+    pub balance_transit: bool,
+}
+
+impl Default for McpSection {
+    fn default() -> Self {
+        McpSection {
+            listen: McpListen::default(),
+            bearer_token: None,
+            call_timeout_secs: 60,
+            hop_limit: 16,
+            caller_communities: Vec::new(),
+            access_default: AccessAction::Allow,
+            answer_hold_ms: 1000,
+            max_calls: 10_000,
+            call_request_timeout_secs: 30,
+            max_concurrent_calls: 1024,
+            balance_transit: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreSection {
@@ -416,8 +504,14 @@ pub struct NodeConfig {
     #[serde(rename = "neighbor")]
     pub neighbors: Vec<NeighborConfig>,
     pub originate: Vec<OriginateConfig>,
-    /// Reserved for MCP agents (`[[agents]]`); accepted and not yet used.
+    pub mcp: McpSection,
+    /// MCP agents this node hosts, checked by [`AgentConfig`] (see
+    /// docs/mcp.md); kept as written here, read with
+    /// [`NodeConfig::agent_configs`].
     pub agents: Vec<toml::Value>,
+    /// Who may call the tools this node originates (see
+    /// [`crate::core::access`]).
+    pub access: Vec<AccessRuleConfig>,
 }
 
 /// A parsed and checked config plus the directory its paths are relative to.
@@ -459,6 +553,24 @@ impl LoadedConfig {
 }
 
 impl NodeConfig {
+    /// The `[[agents]]` entries, validated.
+    pub fn agent_configs(&self) -> Result<Vec<AgentConfig>, (String, String)> {
+        let mut out = Vec::with_capacity(self.agents.len());
+        for (i, v) in self.agents.iter().enumerate() {
+            let a = AgentConfig::deserialize(v.clone())
+                .map_err(|e| (format!("agents[{i}]"), e.to_string()))?;
+            out.push(a);
+        }
+        crate::mcp::config::validate_agents(&out).map_err(|e| ("agents".into(), e.to_string()))?;
+        Ok(out)
+    }
+
+    /// The `[[access]]` rules compiled for a node of AS `own`.
+    pub fn access_policy(&self, own: Asn) -> Result<AccessPolicy, (String, String)> {
+        AccessPolicy::compile(own, &self.access, self.mcp.access_default)
+            .map_err(|e| ("access".into(), e.to_string()))
+    }
+
     /// Reads, parses and checks a config file.
     pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
@@ -662,6 +774,39 @@ impl NodeConfig {
                 );
             }
         }
+        if let Some(a) = self.mcp.listen.0
+            && !a.ip().is_loopback()
+            && self.mcp.bearer_token.is_none()
+        {
+            return err(
+                "mcp.listen",
+                format!(
+                    "{a} is not a loopback address: set mcp.bearer-token so clients must authenticate"
+                ),
+            );
+        }
+        if self.mcp.call_timeout_secs == 0 {
+            return err("mcp.call-timeout-secs", "must be at least 1".into());
+        }
+        if self.mcp.hop_limit == 0 {
+            return err("mcp.hop-limit", "must be at least 1".into());
+        }
+        if self.mcp.call_request_timeout_secs == 0 {
+            return err("mcp.call-request-timeout-secs", "must be at least 1".into());
+        }
+        if self.mcp.answer_hold_ms >= self.mcp.call_request_timeout_secs.saturating_mul(1000) / 2 {
+            return err(
+                "mcp.answer-hold-ms",
+                "must be less than half of call-request-timeout-secs".into(),
+            );
+        }
+        if self.mcp.max_calls == 0 || self.mcp.max_concurrent_calls == 0 {
+            return err("mcp.max-calls", "limits must be at least 1".into());
+        }
+        self.agent_configs()?;
+        // The ASN is only known once the key is loaded; "own" compiles to
+        // any ASN here, so this checks everything but that.
+        self.access_policy(Asn(1))?;
         let mut prefixes = std::collections::HashSet::new();
         for (i, o) in self.originate.iter().enumerate() {
             if !prefixes.insert(o.prefix.clone()) {
@@ -849,7 +994,51 @@ level = "info"
 # communities = ["no-export"]
 # med = 0
 
-# MCP agents hosted by this node ([[agents]]) come with the MCP release.
+[mcp]
+# The MCP front for local clients: streamable HTTP at http://<listen>/mcp
+# ("off" disables it). `abgp mcp --config node.toml` serves it on stdio.
+listen = "127.0.0.1:4181"
+# Clients must send `Authorization: Bearer <token>` when set; required when
+# listen is not a loopback address.
+# bearer-token = "..."
+# Deadline of a tool call whose client gives none.
+call-timeout-secs = 60
+# Hops a call may take.
+hop-limit = 16
+# Communities this node claims for its callers (origins may match them in
+# their [[access]] rules).
+caller-communities = []
+# At the origin, when no [[access]] rule applies: "allow" (the call came
+# along routes we advertised) or "deny".
+access-default = "allow"
+# A CALL's answer waits this long for the result (short calls come back in
+# one round trip per hop); longer calls are answered "accepted".
+answer-hold-ms = 1000
+# Calls in flight at this node before new ones are refused.
+max-calls = 10000
+# One call-protocol message not answered in this time fails that hop.
+call-request-timeout-secs = 30
+# Call-protocol streams per connection.
+max-concurrent-calls = 1024
+# Spread transit calls over equally good paths too (front calls can ask).
+balance-transit = false
+
+# MCP agents this node hosts (repeat for each; docs/mcp.md lists every key):
+# [[agents]]
+# id = "time"
+# prefix = "utility/time/*"
+# capabilities = ["time"]
+# command = "mcp-server-time"        # or url = "https://..." (+ bearer-token)
+# args = []
+
+# Who may call the tools this node originates (first matching rule wins):
+# [[access]]
+# name = "finance only"
+# prefixes = ["finance/*"]
+# caller-asns = [65001, "own"]
+# caller-communities = ["finance"]
+# any-caller = false
+# action = "allow"                   # or "deny"
 "#;
 
 #[cfg(test)]
@@ -964,8 +1153,42 @@ mod tests {
     }
 
     #[test]
-    fn agents_are_accepted_for_the_mcp_release() {
-        let c = parse("[[agents]]\nname = \"x\"\n").unwrap();
-        assert_eq!(c.agents.len(), 1);
+    fn agents_are_checked_and_errors_name_the_entry() {
+        let c = parse(
+            "[[agents]]\nid = \"echo\"\nprefix = \"utility/echo/*\"\ncommand = \"echo-agent\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.agent_configs().unwrap()[0].id().as_str(), "echo");
+        let e = parse("[[agents]]\nid = \"x\"\nprefix = \"a\"\n").unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::Invalid { key, .. } if key == "agents[0]"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn mcp_front_off_loopback_needs_a_token() {
+        let e = parse("[mcp]\nlisten = \"0.0.0.0:4181\"\n").unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::Invalid { key, .. } if key == "mcp.listen"),
+            "{e}"
+        );
+        let c = parse("[mcp]\nlisten = \"0.0.0.0:4181\"\nbearer-token = \"t0ken\"\n").unwrap();
+        assert!(c.mcp.bearer_token.is_some());
+        assert!(
+            !format!("{c:?}").contains("t0ken"),
+            "the token never shows in Debug"
+        );
+    }
+
+    #[test]
+    fn access_rules_are_compiled_at_load() {
+        let e = parse("[[access]]\nprefixes = [\"a/*\"]\naction = \"deny\"\n").unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::Invalid { key, .. } if key == "access"),
+            "{e}"
+        );
+        let c = parse("[[access]]\ncaller-asns = [\"own\"]\naction = \"allow\"\n").unwrap();
+        assert_eq!(c.access_policy(Asn(7)).unwrap().rule_count(), 1);
     }
 }

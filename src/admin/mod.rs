@@ -8,6 +8,11 @@
 //! | `GET /v1/routes` | the Loc-RIB as [`RouteView`]s |
 //! | `GET /v1/routes/in/{peer}` | [`AdjInView`]: a peer's Adj-RIB-In, pre- and post-policy |
 //! | `GET /v1/routes/out/{peer}` | [`AdjOutView`]: what we advertised to a peer |
+//! | `GET /v1/agents` | the MCP agents this node hosts: source, state, routes |
+//! | `POST /v1/agents` | adds an agent: the body is an `[[agents]]` entry as JSON; persisted |
+//! | `DELETE /v1/agents/{id}` | removes an agent (its routes are withdrawn) |
+//! | `GET /v1/mcp` | the MCP front's URL, calls in flight, forwarder counters, call metrics |
+//! | `GET /metrics` | call metrics in the Prometheus text format |
 //!
 //! `{peer}` is a PeerId (base58) or a node id (64 hex digits). Handlers do
 //! not touch the engine: each request goes to the node task over a bounded
@@ -46,6 +51,17 @@ pub enum AdminRequest {
         peer: String,
         reply: oneshot::Sender<Result<AdjOutView, String>>,
     },
+    Agents(oneshot::Sender<Vec<crate::node::mcp::AgentView>>),
+    AddAgent {
+        /// The `[[agents]]` entry as JSON.
+        entry: String,
+        reply: oneshot::Sender<Result<crate::node::mcp::AgentView, String>>,
+    },
+    RemoveAgent {
+        id: String,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    Mcp(oneshot::Sender<crate::node::mcp::McpView>),
 }
 
 #[derive(Debug, Serialize)]
@@ -110,6 +126,71 @@ async fn routes_out(State(tx): State<Tx>, Path(peer): Path<String>) -> Response 
     ask_peer(&tx, |reply| AdminRequest::RoutesOut { peer, reply }).await
 }
 
+async fn agents(State(tx): State<Tx>) -> Response {
+    ask(&tx, AdminRequest::Agents).await
+}
+
+/// Adding an agent may start a process and wait for the store.
+const CHANGE_TIMEOUT: Duration = Duration::from_secs(15);
+
+async fn change<T: Serialize>(
+    tx: &mpsc::Sender<AdminRequest>,
+    ok: StatusCode,
+    make: impl FnOnce(oneshot::Sender<Result<T, String>>) -> AdminRequest,
+) -> Response {
+    let (otx, orx) = oneshot::channel();
+    match tokio::time::timeout(ASK_TIMEOUT, tx.send(make(otx))).await {
+        Ok(Ok(())) => {}
+        _ => return error(StatusCode::SERVICE_UNAVAILABLE, "node is busy or stopping"),
+    }
+    match tokio::time::timeout(CHANGE_TIMEOUT, orx).await {
+        Ok(Ok(Ok(v))) => (ok, Json(v)).into_response(),
+        Ok(Ok(Err(e))) => error(StatusCode::BAD_REQUEST, e),
+        _ => error(StatusCode::SERVICE_UNAVAILABLE, "node did not answer"),
+    }
+}
+
+async fn add_agent(State(tx): State<Tx>, body: String) -> Response {
+    change(&tx, StatusCode::CREATED, |reply| AdminRequest::AddAgent {
+        entry: body,
+        reply,
+    })
+    .await
+}
+
+async fn remove_agent(State(tx): State<Tx>, Path(id): Path<String>) -> Response {
+    change(&tx, StatusCode::OK, |reply| AdminRequest::RemoveAgent {
+        id,
+        reply,
+    })
+    .await
+}
+
+async fn mcp(State(tx): State<Tx>) -> Response {
+    ask(&tx, AdminRequest::Mcp).await
+}
+
+async fn metrics(State(tx): State<Tx>) -> Response {
+    let (otx, orx) = oneshot::channel();
+    if tokio::time::timeout(ASK_TIMEOUT, tx.send(AdminRequest::Mcp(otx)))
+        .await
+        .map_or(true, |r| r.is_err())
+    {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "node is busy or stopping");
+    }
+    match tokio::time::timeout(ASK_TIMEOUT, orx).await {
+        Ok(Ok(v)) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4",
+            )],
+            v.metrics.prometheus(),
+        )
+            .into_response(),
+        _ => error(StatusCode::SERVICE_UNAVAILABLE, "node did not answer"),
+    }
+}
+
 async fn not_found() -> Response {
     error(
         StatusCode::NOT_FOUND,
@@ -124,6 +205,10 @@ pub fn router(tx: Tx) -> Router {
         .route("/v1/routes", get(routes))
         .route("/v1/routes/in/{peer}", get(routes_in))
         .route("/v1/routes/out/{peer}", get(routes_out))
+        .route("/v1/agents", get(agents).post(add_agent))
+        .route("/v1/agents/{id}", axum::routing::delete(remove_agent))
+        .route("/v1/mcp", get(mcp))
+        .route("/metrics", get(metrics))
         .fallback(not_found)
         .with_state(tx)
 }

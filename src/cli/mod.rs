@@ -5,13 +5,20 @@
 //! | `abgp init --dir DIR [--asn N] [--federation NAME]` | writes DIR/node.toml and the identity key |
 //! | `abgp run --config DIR/node.toml [--log-json]` | runs a node |
 //! | `abgp store check\|dump\|reset --dir DIR` | inspects or resets a node's RIB store |
-//! | `abgp demo` | a narrated tour of the routing core (simulated) |
+//! | `abgp demo [--simulated]` | three nodes on loopback, narrated; then stays up for MCP clients |
+//! | `abgp mcp --config DIR/node.toml` | the running node's MCP front on stdio |
+//! | `abgp agent list\|add\|remove --config DIR/node.toml` | the agents of a running node |
 //! | `abgp asn authority-init\|whoami\|issue\|verify` | ASN certificates (see `asn.rs`) |
+//! | `abgp example-agent [--http ADDR]` | (hidden) the example MCP agent the demo runs |
 //!
-//! Later commands (`mcp`, `why`) are added as further [`Command`] variants.
+//! Later commands (`why`) are added as further [`Command`] variants.
 
+mod admin_http;
+mod agent;
 mod asn;
+mod demo;
 mod init;
+mod mcp;
 mod run;
 mod store;
 
@@ -39,19 +46,46 @@ enum Command {
     /// Inspect or reset a node's RIB store (docs/store.md).
     #[command(subcommand)]
     Store(store::StoreCommand),
-    /// A narrated tour of the routing core on a simulated corporate network.
-    Demo,
+    /// Three nodes of three ASes on loopback with an example agent each, a
+    /// narrated tour, then an MCP endpoint to try until Ctrl-C.
+    Demo(demo::DemoArgs),
+    /// Serve the running node's MCP front on stdin/stdout.
+    Mcp(mcp::McpArgs),
+    /// List, add or remove the MCP agents of a running node.
+    #[command(subcommand)]
+    Agent(agent::AgentCommand),
     /// ASN certificates: authority keys, issuing and checking certificates.
     #[command(subcommand)]
     Asn(asn::AsnCommand),
+    /// The example MCP agent (echo, add, slow_count, ...), on stdio or HTTP.
+    #[command(hide = true)]
+    ExampleAgent {
+        /// Serve streamable HTTP at http://ADDR/mcp instead of stdio.
+        #[arg(long)]
+        http: Option<String>,
+    },
 }
 
-fn demo() -> anyhow::Result<ExitCode> {
-    use std::io::Write;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    agent_bgp::sim::tour::corporate_tour(&mut out)?;
-    out.flush()?;
+fn example_agent(http: Option<String>) -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    use agent_bgp::mcp::example_agent as ex;
+    rt.block_on(async {
+        match http {
+            Some(addr) => ex::serve_http(&addr).await,
+            None => ex::serve_stdio().await,
+        }
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -61,8 +95,11 @@ pub fn main() -> ExitCode {
         Command::Init(a) => init::init(a),
         Command::Run(a) => run::run(a),
         Command::Store(c) => store::store(c),
-        Command::Demo => demo(),
+        Command::Demo(a) => demo::demo(a),
+        Command::Mcp(a) => mcp::mcp(a),
+        Command::Agent(c) => agent::agent(c),
         Command::Asn(c) => asn::asn(c),
+        Command::ExampleAgent { http } => example_agent(http),
     };
     match r {
         Ok(code) => code,

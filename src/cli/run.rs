@@ -87,6 +87,10 @@ fn print_started(s: &Started) {
         "  neighbors   {} configured, {} static routes",
         s.neighbors, s.originated
     ));
+    lines.push(match s.mcp {
+        Some(a) => format!("  mcp front   http://{a}/mcp ({} agents hosted)", s.agents),
+        None => format!("  mcp front   off ({} agents hosted)", s.agents),
+    });
     for l in lines {
         let _ = writeln!(out, "{l}");
     }

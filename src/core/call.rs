@@ -373,11 +373,20 @@ pub struct Cancel {
     pub reason: Option<String>,
 }
 
-/// The call-tunnelling messages sent as requests. (The answer to a CALL is
-/// the response of its request; the others are acknowledged empty.)
+/// CALL-ANSWER: the response to the CALL request of `leg`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Answer {
+    pub leg: LegId,
+    pub answer: CallAnswer,
+}
+
+/// The call-tunnelling messages. CALL, CALL-RESULT, PROGRESS and CANCEL
+/// travel as requests; CALL-ANSWER is the response to a CALL (the others
+/// are acknowledged with an empty response).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum CallMessage {
     Call(Call),
+    Answer(Answer),
     Result(CallResult),
     Progress(Progress),
     Cancel(Cancel),
@@ -387,6 +396,7 @@ impl CallMessage {
     pub fn kind(&self) -> &'static str {
         match self {
             CallMessage::Call(_) => "CALL",
+            CallMessage::Answer(_) => "CALL-ANSWER",
             CallMessage::Result(_) => "CALL-RESULT",
             CallMessage::Progress(_) => "PROGRESS",
             CallMessage::Cancel(_) => "CANCEL",
@@ -396,6 +406,7 @@ impl CallMessage {
     pub fn leg(&self) -> LegId {
         match self {
             CallMessage::Call(c) => c.leg,
+            CallMessage::Answer(a) => a.leg,
             CallMessage::Result(r) => r.leg,
             CallMessage::Progress(p) => p.leg,
             CallMessage::Cancel(c) => c.leg,

@@ -179,6 +179,13 @@ impl fmt::Debug for BearerToken {
     }
 }
 
+/// Serialises as `"<redacted>"`: a configuration dump must not leak it.
+impl serde::Serialize for BearerToken {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("<redacted>")
+    }
+}
+
 /// A child process speaking MCP over its stdin and stdout.
 #[derive(Clone, PartialEq, Eq)]
 pub struct StdioTransport {
@@ -466,6 +473,24 @@ impl AgentConfig {
         self.restart_backoff_min = min;
         self.restart_backoff_max = max;
         Ok(self)
+    }
+
+    /// Makes a relative `command` path (one with a `/`) and a relative
+    /// `cwd` relative to `dir` (node.toml's directory). A bare command name
+    /// is left for the `PATH` search.
+    pub fn with_base_dir(mut self, dir: &std::path::Path) -> Self {
+        if let AgentTransport::Stdio(s) = &mut self.transport {
+            let cmd = std::path::Path::new(&s.command);
+            if cmd.is_relative() && s.command.contains('/') {
+                s.command = dir.join(cmd).to_string_lossy().into_owned();
+            }
+            if let Some(cwd) = &s.cwd
+                && cwd.is_relative()
+            {
+                s.cwd = Some(dir.join(cwd));
+            }
+        }
+        self
     }
 
     pub fn with_max_concurrent_calls(mut self, n: usize) -> Result<Self, AgentConfigError> {

@@ -15,6 +15,7 @@
 
 pub mod catalog;
 pub mod config;
+pub mod example_agent;
 pub mod front;
 pub mod plane;
 pub mod upstream;

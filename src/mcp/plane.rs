@@ -33,7 +33,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{Map, Value as Json, json};
 use sha2::{Digest, Sha256};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::core::attrs::{AttrValue, ExtraAttr, PathAttrs};
@@ -54,7 +54,7 @@ use crate::core::proof::{AsnCert, Signature};
 use crate::core::route::{Route, RouteKey};
 use crate::mcp::catalog::{DescriptorHash, ToolDescriptor, tool_routes, write_canonical_json};
 use crate::mcp::front::table::{RoutedTool, ToolTable};
-use crate::mcp::front::{FrontCallRequest, FrontEnd, FrontRequest};
+use crate::mcp::front::{FrontCallRequest, FrontRequest};
 use crate::mcp::upstream::{
     AgentEvent, AgentState, Progress, ToolCall, UpstreamError, UpstreamHandle,
 };
@@ -304,7 +304,7 @@ pub struct McpPlane {
     fwd: Forwarder,
     upstream: UpstreamHandle,
     signer: Box<dyn CallSigner>,
-    front: FrontEnd,
+    tables: watch::Sender<Arc<ToolTable>>,
     fronts: HashMap<FrontId, FrontWait>,
     describes: HashMap<FrontId, (DescriptorHash, Prefix)>,
     next_internal: u64,
@@ -337,7 +337,7 @@ impl McpPlane {
         fwd: Forwarder,
         upstream: UpstreamHandle,
         signer: Box<dyn CallSigner>,
-        front: FrontEnd,
+        tables: watch::Sender<Arc<ToolTable>>,
     ) -> (McpPlane, mpsc::Receiver<LocalEvent>) {
         let (tx, rx) = mpsc::channel(LOCAL_QUEUE);
         let cache = DescriptorCache {
@@ -350,7 +350,7 @@ impl McpPlane {
                 fwd,
                 upstream,
                 signer,
-                front,
+                tables,
                 fronts: HashMap::new(),
                 describes: HashMap::new(),
                 next_internal: INTERNAL_FRONT,
@@ -380,12 +380,6 @@ impl McpPlane {
         let mut m = self.metrics.clone();
         m.descriptors_cached = self.cache.map.len();
         m
-    }
-
-    /// The next front request, for the node's select loop. `None` when the
-    /// front's side is gone (the node keeps running without one).
-    pub async fn next_front(&mut self) -> Option<FrontRequest> {
-        self.front.requests.recv().await
     }
 
     /// When the forwarder needs a tick.
@@ -871,7 +865,7 @@ impl McpPlane {
             });
         }
         let table = ToolTable::build(routed);
-        self.front.tables.send_if_modified(|cur| {
+        self.tables.send_if_modified(|cur| {
             if **cur == table {
                 false
             } else {
@@ -982,7 +976,7 @@ impl McpPlane {
         }
         prefixes.sort();
         prefixes.truncate(200);
-        let table = self.front.tables.borrow().clone();
+        let table = self.tables.borrow().clone();
         let routes: Vec<Json> = prefixes
             .iter()
             .map(|p| {
@@ -1056,7 +1050,7 @@ impl McpPlane {
                 })
             })
             .collect();
-        let table = self.front.tables.borrow().clone();
+        let table = self.tables.borrow().clone();
         #[derive(Serialize)]
         #[serde(rename_all = "camelCase")]
         struct RoutedAgent {

@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `limits` | connection limits (total, incoming, pending, per peer) |
 //! | `route` | the routing protocol: request-response with [`RouteCodec`] |
+//! | `call` | the call protocol: request-response with [`CallCodec`], many in flight |
 //! | `identify` | learns a peer's listen addresses, protocols and federation |
 //! | `ping` | connection liveness for operators (sessions use their own hold timer) |
 //! | `mdns` | finds peers on the local network (off on loopback-only hosts) |
@@ -22,6 +23,7 @@ use libp2p::{
 };
 
 use super::NetConfig;
+use super::call::{CALL_PROTOCOL, CallCodec};
 use super::codec::{ROUTE_PROTOCOL, RouteCodec};
 
 /// The Kademlia protocol of agent-bgp's DHT, kept apart from the public
@@ -35,6 +37,7 @@ pub const IDENTIFY_PROTOCOL: &str = "/agent-bgp/id/1";
 pub struct Behaviour {
     pub limits: connection_limits::Behaviour,
     pub route: request_response::Behaviour<RouteCodec>,
+    pub call: request_response::Behaviour<CallCodec>,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
     pub mdns: Toggle<mdns::tokio::Behaviour>,
@@ -97,6 +100,17 @@ fn build_behaviour(key: &Keypair, cfg: &NetConfig) -> Behaviour {
             // slack for a peer whose requests race a reconnect.
             .with_max_concurrent_streams(16),
     );
+    let call = request_response::Behaviour::with_codec(
+        CallCodec::new(cfg.limits.clone()),
+        [(CALL_PROTOCOL, request_response::ProtocolSupport::Full)],
+        request_response::Config::default()
+            // A CALL's answer is held at most the hold time (1 s by
+            // default) and results come as requests of their own, so the
+            // timeout only bounds one message; a peer that stalls longer is
+            // treated as gone for that call.
+            .with_request_timeout(cfg.call_request_timeout)
+            .with_max_concurrent_streams(cfg.max_concurrent_calls),
+    );
     let identify = identify::Behaviour::new(
         identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
             .with_agent_version(agent_version(&cfg.federation, cfg.bootstrap_node))
@@ -136,6 +150,7 @@ fn build_behaviour(key: &Keypair, cfg: &NetConfig) -> Behaviour {
     Behaviour {
         limits,
         route,
+        call,
         identify,
         ping,
         mdns: Toggle::from(mdns),

@@ -31,6 +31,7 @@
 //! refuses it.
 
 pub mod behaviour;
+pub mod call;
 pub mod codec;
 pub mod discovery;
 pub mod link;
@@ -46,6 +47,7 @@ use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, identity::Keypair, kad, mdns};
 use sha2::{Digest, Sha256};
 
+use crate::core::call::{Answer, CallAnswer, CallMessage, LegId};
 use crate::core::ids::NodeId;
 use crate::core::message::{Message, Notification};
 use crate::identity::{node_id_of, peer_id_of};
@@ -54,6 +56,7 @@ use crate::wire::Limits;
 use behaviour::{
     Behaviour, BehaviourEvent, KAD_PROTOCOL, build_swarm, federation_of, is_bootstrap,
 };
+use call::{CallInbound, CallRequest, CallResponse};
 use codec::{Inbound, ROUTE_PROTOCOL, RouteRequest, RouteResponse};
 use discovery::Source;
 use link::{Conn, Link, LinkStats};
@@ -74,6 +77,10 @@ pub struct NetConfig {
     pub announce_listen: bool,
     pub federation: String,
     pub request_timeout: Duration,
+    /// Timeout of one call-protocol message (a CALL's answer, a result).
+    pub call_request_timeout: Duration,
+    /// Call-protocol substreams per connection (calls in flight each way).
+    pub max_concurrent_calls: usize,
     pub idle_connection_timeout: Duration,
     pub max_connections: u32,
     pub max_incoming_connections: u32,
@@ -132,6 +139,22 @@ pub enum NetEvent {
         member: bool,
         agent_version: String,
     },
+    /// A call-protocol message from a peer. A CALL is answered later with
+    /// [`Net::answer_call`]; the others were acknowledged already.
+    Call { peer: NodeId, msg: CallMessage },
+    /// The answer to a CALL this node sent.
+    CallAnswered { peer: NodeId, answer: Answer },
+    /// A call-protocol request this node sent got no response.
+    /// `maybe_received` is false when it certainly did not arrive.
+    CallFailed {
+        peer: NodeId,
+        leg: LegId,
+        kind: &'static str,
+        maybe_received: bool,
+        reason: String,
+    },
+    /// The last connection to a peer closed: calls through it are lost.
+    PeerGone { peer: NodeId },
     /// A listener is up on this address.
     Listening(Multiaddr),
     /// A listener failed or closed.
@@ -184,6 +207,12 @@ pub struct Net {
     fed_key: kad::RecordKey,
     bootstrapped: bool,
     providing: bool,
+    /// Encodes call-protocol requests (the behaviour's copy is private).
+    call_codec: call::CallCodec,
+    /// Call-protocol requests in flight: what each was.
+    call_out: HashMap<request_response::OutboundRequestId, (NodeId, LegId, &'static str)>,
+    /// CALLs received and not answered yet.
+    call_answers: HashMap<(NodeId, LegId), ResponseChannel<CallResponse>>,
 }
 
 impl std::fmt::Debug for Net {
@@ -210,6 +239,9 @@ impl Net {
             fed_key,
             bootstrapped: false,
             providing: false,
+            call_codec: call::CallCodec::new(cfg.limits.clone()),
+            call_out: HashMap::new(),
+            call_answers: HashMap::new(),
             cfg,
         };
         for a in net.cfg.listen.clone() {
@@ -498,6 +530,62 @@ impl Net {
         }
     }
 
+    /// Sends a call-protocol request (CALL, CALL-RESULT, PROGRESS,
+    /// CANCEL). Failures come back as [`NetEvent::CallFailed`].
+    pub fn send_call(&mut self, node: &NodeId, msg: CallMessage) {
+        let leg = msg.leg();
+        let kind = msg.kind();
+        let fail = |this: &mut Self, reason: String| {
+            this.emit(NetEvent::CallFailed {
+                peer: *node,
+                leg,
+                kind,
+                maybe_received: false,
+                reason,
+            })
+        };
+        let Ok(peer) = peer_id_of(node) else {
+            return fail(self, "not an agent-bgp node id".into());
+        };
+        let bytes = match self.call_codec.encode_request(&msg) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(%peer, kind, error = %e, "call message does not encode");
+                return fail(self, format!("does not encode: {e}"));
+            }
+        };
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .call
+            .send_request(&peer, CallRequest::Encoded(bytes));
+        self.call_out.insert(id, (*node, leg, kind));
+    }
+
+    /// Answers the CALL `leg` received from `node`.
+    pub fn answer_call(&mut self, node: &NodeId, leg: LegId, answer: CallAnswer) {
+        let Some(ch) = self.call_answers.remove(&(*node, leg)) else {
+            // Known race: the connection closed, or the request timed out.
+            tracing::debug!(peer = %node.short(), %leg, "no open CALL to answer");
+            return;
+        };
+        let r = CallResponse::Answer(Answer { leg, answer });
+        if self
+            .swarm
+            .behaviour_mut()
+            .call
+            .send_response(ch, r)
+            .is_err()
+        {
+            tracing::debug!(peer = %node.short(), %leg, "CALL answer channel closed");
+        }
+    }
+
+    /// CALLs received and not answered yet (for the admin API).
+    pub fn open_calls(&self) -> usize {
+        self.call_answers.len()
+    }
+
     /// Dials a discovered peer so identify can tell what it is.
     pub fn probe(&mut self, peer: PeerId) {
         if peer == self.local_peer_id() || self.swarm.is_connected(&peer) {
@@ -732,6 +820,7 @@ impl Net {
             return;
         };
         link.conns.retain(|c| c.id != id);
+        let gone = link.conns.is_empty();
         if link.reported && !link.has_live() {
             link.reported = false;
             link.clear_queue();
@@ -740,6 +829,10 @@ impl Net {
                 tracing::debug!(%peer, %reason, "transport down");
                 self.emit(NetEvent::Disconnected { peer: node, reason });
             }
+        }
+        if gone && let Ok(node) = node_id_of(&peer) {
+            self.call_answers.retain(|(n, _), _| *n != node);
+            self.emit(NetEvent::PeerGone { peer: node });
         }
         let Some(link) = self.links.get_mut(&peer) else {
             return;
@@ -773,6 +866,7 @@ impl Net {
     fn on_behaviour_event(&mut self, ev: BehaviourEvent) {
         match ev {
             BehaviourEvent::Route(e) => self.on_route_event(e),
+            BehaviourEvent::Call(e) => self.on_call_event(e),
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 self.on_identified(peer_id, info)
             }
@@ -851,6 +945,134 @@ impl Net {
             member,
             agent_version: info.agent_version,
         });
+    }
+
+    fn on_call_event(&mut self, ev: request_response::Event<CallRequest, CallResponse>) {
+        use request_response::{Event, Message as M, OutboundFailure};
+        match ev {
+            Event::Message {
+                peer,
+                message: M::Request {
+                    request, channel, ..
+                },
+                ..
+            } => {
+                let CallRequest::Received(inbound) = request else {
+                    debug_assert!(false, "an inbound request is always Received");
+                    return;
+                };
+                let Ok(node) = node_id_of(&peer) else {
+                    // Not an agent-bgp node; nothing it sends is a call.
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .call
+                        .send_response(channel, CallResponse::Ack);
+                    return;
+                };
+                match inbound {
+                    CallInbound::Message(CallMessage::Call(c)) => {
+                        let leg = c.leg;
+                        if let Some(old) = self.call_answers.insert((node, leg), channel) {
+                            // The peer reused a leg whose CALL is still
+                            // open; the forwarder refuses the newcomer, and
+                            // the older stream is released here.
+                            let _ = self.swarm.behaviour_mut().call.send_response(
+                                old,
+                                CallResponse::Answer(Answer {
+                                    leg,
+                                    answer: CallAnswer::Refused(crate::core::call::CallError::new(
+                                        crate::core::call::CallErrorKind::Internal,
+                                        "leg reused while open",
+                                    )),
+                                }),
+                            );
+                        }
+                        self.emit(NetEvent::Call {
+                            peer: node,
+                            msg: CallMessage::Call(c),
+                        });
+                    }
+                    CallInbound::Message(m) => {
+                        let _ = self
+                            .swarm
+                            .behaviour_mut()
+                            .call
+                            .send_response(channel, CallResponse::Ack);
+                        self.emit(NetEvent::Call { peer: node, msg: m });
+                    }
+                    CallInbound::Malformed(e) => {
+                        tracing::warn!(%peer, error = %e, "malformed call message");
+                        let _ = self
+                            .swarm
+                            .behaviour_mut()
+                            .call
+                            .send_response(channel, CallResponse::Ack);
+                    }
+                }
+            }
+            Event::Message {
+                peer,
+                message:
+                    M::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                let Some((node, leg, kind)) = self.call_out.remove(&request_id) else {
+                    return;
+                };
+                match (kind, response) {
+                    ("CALL", CallResponse::Answer(a)) if a.leg == leg => {
+                        self.emit(NetEvent::CallAnswered {
+                            peer: node,
+                            answer: a,
+                        });
+                    }
+                    ("CALL", other) => {
+                        tracing::warn!(%peer, ?other, "CALL answered with something else");
+                        self.emit(NetEvent::CallFailed {
+                            peer: node,
+                            leg,
+                            kind,
+                            maybe_received: true,
+                            reason: "the peer's answer does not fit the CALL".into(),
+                        });
+                    }
+                    (_, CallResponse::Ack) => {}
+                    (_, other) => {
+                        tracing::debug!(%peer, kind, ?other, "unexpected call response");
+                    }
+                }
+            }
+            Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                let Some((node, leg, kind)) = self.call_out.remove(&request_id) else {
+                    return;
+                };
+                let maybe_received = !matches!(
+                    error,
+                    OutboundFailure::DialFailure | OutboundFailure::UnsupportedProtocols
+                );
+                tracing::debug!(%peer, kind, %leg, %error, "call request failed");
+                self.emit(NetEvent::CallFailed {
+                    peer: node,
+                    leg,
+                    kind,
+                    maybe_received,
+                    reason: error.to_string(),
+                });
+            }
+            Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "inbound call request failed");
+            }
+            Event::ResponseSent { .. } => {}
+        }
     }
 
     fn on_route_event(&mut self, ev: request_response::Event<RouteRequest, RouteResponse>) {

@@ -33,6 +33,18 @@ impl Clock {
         Millis(self.base_ms.saturating_add(elapsed))
     }
 
+    /// [`Clock::now`] with microseconds: the call forwarder's clock.
+    pub fn now_micros(&self) -> crate::core::forward::Micros {
+        let elapsed = u64::try_from(self.base.elapsed().as_micros()).unwrap_or(u64::MAX);
+        crate::core::forward::Micros(self.base_ms.saturating_mul(1000).saturating_add(elapsed))
+    }
+
+    /// The instant at which [`Clock::now_micros`] reaches `at`.
+    pub fn instant_of_micros(&self, at: crate::core::forward::Micros) -> Instant {
+        let ahead = at.0.saturating_sub(self.base_ms.saturating_mul(1000));
+        self.base + std::time::Duration::from_micros(ahead)
+    }
+
     /// The instant at which [`Clock::now`] reaches `at` (now if it already has).
     pub fn instant_of(&self, at: Millis) -> Instant {
         let ahead = at.0.saturating_sub(self.base_ms);

@@ -24,7 +24,9 @@
 //! routes at once, and our stored RIB still holds what they had sent, to be
 //! restored as stale at the next start.
 
+pub mod calls;
 pub mod clock;
+pub mod mcp;
 pub mod security;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -44,7 +46,8 @@ use crate::admin::{AdminListener, AdminRequest};
 use crate::config::{AsnSetting, CertSource, KadMode, LoadedConfig};
 use crate::core::attrs::PathAttrs;
 use crate::core::engine::{
-    Action, DefaultPolicy, Engine, EngineConfig, Event, PeerConfig, PeerState, RoutePolicy,
+    Action, DefaultPolicy, Engine, EngineConfig, Event, PeerConfig, PeerState, RibChange,
+    RoutePolicy,
 };
 use crate::core::ids::{AgentId, Asn, Millis, NodeId};
 use crate::core::message::{Capabilities, ErrorCode, Message, Notification, subcode};
@@ -115,6 +118,10 @@ pub struct Started {
     pub policy: Option<PathBuf>,
     pub neighbors: usize,
     pub originated: usize,
+    /// The MCP front (`http://<addr>/mcp`), when it listens.
+    pub mcp: Option<SocketAddr>,
+    /// Agents configured (node.toml and run-time).
+    pub agents: usize,
 }
 
 type StartedHook = Box<dyn FnOnce(&Started) + Send>;
@@ -171,6 +178,7 @@ struct Node {
     restored: (usize, usize),
     previous_clean: bool,
     policy_path: Option<PathBuf>,
+    mcp: mcp::NodeMcp,
 }
 
 impl Node {
@@ -203,6 +211,7 @@ impl Node {
             tracing::warn!("the previous run did not shut down cleanly; the store was recovered");
         }
         let stored = store.load_adj_in()?;
+        let stored_agents = store.load_agents()?;
         store.clear_derived()?;
         store.set_clean_shutdown(false)?;
         let writer = StoreWriter::spawn(store, STORE_QUEUE)
@@ -249,6 +258,8 @@ impl Node {
             announce_listen: c.network.announce_listen_addresses,
             federation: c.node.federation.clone(),
             request_timeout: Duration::from_secs(c.network.request_timeout_secs),
+            call_request_timeout: Duration::from_secs(c.mcp.call_request_timeout_secs),
+            max_concurrent_calls: c.mcp.max_concurrent_calls,
             idle_connection_timeout: idle,
             max_connections: c.network.max_connections,
             max_incoming_connections: c.network.max_incoming_connections,
@@ -294,6 +305,14 @@ impl Node {
         let discovery = Discovery::new(max_auto, c.neighbors.iter().map(|n| n.peer_id));
         let restored_routes = stored.iter().map(|p| p.routes.len()).sum();
         let restored = (stored.len(), restored_routes);
+        let mut mcp = mcp::NodeMcp::start(
+            &cfg,
+            &security,
+            node_id,
+            net.local_peer_id().to_string(),
+            stored_agents,
+        )?;
+        mcp.serve_front(&cfg).await?;
         let mut node = Node {
             clock,
             engine,
@@ -323,6 +342,7 @@ impl Node {
             restored,
             previous_clean,
             policy_path,
+            mcp,
             cfg,
         };
         node.initial_events(stored, now).await?;
@@ -423,6 +443,11 @@ impl Node {
                 .engine
                 .next_deadline()
                 .map(|d| self.clock.instant_of(d));
+            let call_deadline = self
+                .mcp
+                .plane
+                .next_deadline()
+                .map(|d| self.clock.instant_of_micros(d));
             let r = tokio::select! {
                 _ = &mut shutdown => break Ok(()),
                 changed = self.durable.changed() => match changed {
@@ -431,9 +456,13 @@ impl Node {
                 },
                 ev = self.net.next() => self.on_net(ev).await,
                 Some(req) = self.admin_rx.recv() => {
-                    self.on_admin(req);
+                    self.on_admin(req).await;
                     Ok(())
                 }
+                Some(req) = self.mcp.front_rx.recv() => self.on_front(req).await,
+                Some(ev) = self.mcp.local_rx.recv() => self.on_local(ev).await,
+                Some(ev) = self.mcp.agent_rx.recv() => self.on_agent(ev).await,
+                _ = sleep_until_opt(call_deadline) => self.on_call_tick().await,
                 _ = sleep_until_opt(deadline) => self.step(vec![Event::Tick], None).await,
                 _ = maintenance.tick() => self.maintain().await,
             };
@@ -480,6 +509,8 @@ impl Node {
             policy: self.policy_path.clone(),
             neighbors: c.neighbors.len(),
             originated: self.originated.len(),
+            mcp: self.mcp.front_addr(),
+            agents: self.mcp.plane.upstream().agent_ids().len(),
         };
         if let Some(hook) = self.on_started.take() {
             hook(&s);
@@ -501,6 +532,7 @@ impl Node {
             self.apply(now, actions, &mut batch);
             self.commit(batch, None).await?;
         }
+        self.after_step();
         Ok(())
     }
 
@@ -592,7 +624,12 @@ impl Node {
                         self.discovery.session_down(&p, Instant::now());
                     }
                 }
-                Action::RibChanges(c) => batch.changes.extend(c),
+                Action::RibChanges(c) => {
+                    if c.iter().any(|x| matches!(x, RibChange::Loc { .. })) {
+                        self.mcp.routes_changed = true;
+                    }
+                    batch.changes.extend(c)
+                }
             }
         }
     }
@@ -694,6 +731,10 @@ impl Node {
                 Ok(())
             }
             NetEvent::Listening(_) => Ok(()),
+            ev @ (NetEvent::Call { .. }
+            | NetEvent::CallAnswered { .. }
+            | NetEvent::CallFailed { .. }
+            | NetEvent::PeerGone { .. }) => self.on_call_net(ev).await,
             NetEvent::ListenerDown(e) => {
                 tracing::warn!(error = %e, "listener down");
                 Ok(())
@@ -895,10 +936,15 @@ impl Node {
         }
         self.auto_peer().await?;
         let now = self.clock.now();
-        if !self.originated.is_empty()
+        let agent_routes = self.mcp.originated();
+        if (!self.originated.is_empty() || !agent_routes.is_empty())
             && now.saturating_sub(self.last_signed) >= self.security.resign_every_ms()
         {
-            let events = self.signed_originations(now);
+            let mut events = self.signed_originations(now);
+            for mut r in agent_routes {
+                r.proof = Some(self.security.sign_origin(&r, now));
+                events.push(Event::Originate(r));
+            }
             self.step(events, None).await?;
         }
         Ok(())
@@ -923,8 +969,22 @@ impl Node {
         routes.iter().map(RouteView::new).collect()
     }
 
-    fn on_admin(&mut self, req: AdminRequest) {
+    async fn on_admin(&mut self, req: AdminRequest) {
         match req {
+            AdminRequest::Agents(tx) => {
+                let _ = tx.send(self.agent_views());
+            }
+            AdminRequest::AddAgent { entry, reply } => {
+                let r = self.add_agent(entry).await;
+                let _ = reply.send(r);
+            }
+            AdminRequest::RemoveAgent { id, reply } => {
+                let r = self.remove_agent(id).await;
+                let _ = reply.send(r);
+            }
+            AdminRequest::Mcp(tx) => {
+                let _ = tx.send(self.mcp_view());
+            }
             AdminRequest::Status(tx) => {
                 let _ = tx.send(self.status());
             }
@@ -1069,6 +1129,9 @@ impl Node {
     /// every peer a Cease and gives the NOTIFICATIONs a moment to leave.
     async fn shutdown(&mut self) -> Result<(), NodeError> {
         self.shutting_down = true;
+        // Agents first: their routes leave with the sessions below anyway,
+        // and calls in flight end with the front.
+        self.mcp.shutdown().await;
         tracing::info!("shutting down");
         let mut result = Ok(());
         if let Some(w) = self.writer.take()

@@ -50,7 +50,7 @@ pub struct VerifyView {
 }
 
 pub struct Security {
-    identity: LocalIdentity,
+    identity: Arc<LocalIdentity>,
     trust: TrustStore,
     cache: VerifyCache,
     verify_routes: bool,
@@ -128,7 +128,7 @@ impl Security {
             }
         }
         Ok(Security {
-            identity,
+            identity: Arc::new(identity),
             trust,
             cache: VerifyCache::default(),
             verify_routes: c.trust.verify_routes,
@@ -139,6 +139,16 @@ impl Security {
 
     pub fn identity(&self) -> &LocalIdentity {
         &self.identity
+    }
+
+    /// Our identity, shared (the MCP plane signs calls with it).
+    pub fn shared_identity(&self) -> Arc<LocalIdentity> {
+        self.identity.clone()
+    }
+
+    /// What we trust (the MCP plane verifies callers against a copy).
+    pub fn trust(&self) -> &TrustStore {
+        &self.trust
     }
 
     pub fn asn(&self) -> Asn {

@@ -116,11 +116,14 @@ pub struct WriteBatch {
     /// Peers whose ASN became known (session up); needed to restore their
     /// routes after a restart.
     pub peers: Vec<(NodeId, Asn)>,
+    /// MCP agents added (`Some(entry as JSON)`) or removed (`None`) at run
+    /// time through the admin API, by id.
+    pub agents: Vec<(String, Option<String>)>,
 }
 
 impl WriteBatch {
     pub fn is_empty(&self) -> bool {
-        self.changes.is_empty() && self.peers.is_empty()
+        self.changes.is_empty() && self.peers.is_empty() && self.agents.is_empty()
     }
 }
 
@@ -175,6 +178,8 @@ pub trait RibStore: Send + 'static {
     /// Empties the derived trees (Loc-RIB, Adj-RIB-Out); the engine
     /// rebuilds them after a restore.
     fn clear_derived(&mut self) -> Result<(), StoreError>;
+    /// MCP agents added at run time: (id, the entry as JSON), by id.
+    fn load_agents(&self) -> Result<Vec<(String, String)>, StoreError>;
     /// Records whether this run is ending cleanly (flushed).
     fn set_clean_shutdown(&mut self, clean: bool) -> Result<(), StoreError>;
     fn counts(&self) -> StoreCounts;

@@ -34,6 +34,9 @@ pub struct SledStore {
     adj_in: Tree,
     loc: Tree,
     adj_out: Tree,
+    /// MCP agents added at run time (id -> entry as JSON). A tree older
+    /// builds simply do not open, so the schema version stays.
+    agents: Tree,
     meta: Meta,
 }
 
@@ -165,6 +168,7 @@ impl SledStore {
             adj_in: tree("adj_in")?,
             loc: tree("loc")?,
             adj_out: tree("adj_out")?,
+            agents: tree("agents")?,
             db,
             meta: Meta {
                 schema_version: SCHEMA_VERSION,
@@ -337,6 +341,16 @@ impl RibStore for SledStore {
                 }
             }
         }
+        if !batch.agents.is_empty() {
+            let mut b = Batch::default();
+            for (id, entry) in &batch.agents {
+                match entry {
+                    Some(json) => b.insert(id.as_bytes(), json.as_bytes()),
+                    None => b.remove(id.as_bytes()),
+                }
+            }
+            self.agents.apply_batch(b).map_err(StoreError::Write)?;
+        }
         // The Adj-RIB-In first: it is what a restart restores.
         if n_in > 0 {
             self.adj_in.apply_batch(adj_in).map_err(StoreError::Write)?;
@@ -396,6 +410,19 @@ impl RibStore for SledStore {
             }
         }
         Ok(peers.into_values().collect())
+    }
+
+    fn load_agents(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.agents.iter() {
+            let (k, v) = item.map_err(|e| self.corrupt(format!("agents: {e}")))?;
+            let id = String::from_utf8(k.to_vec())
+                .map_err(|_| self.corrupt("agents: a key is not text"))?;
+            let entry = String::from_utf8(v.to_vec())
+                .map_err(|_| self.corrupt(format!("agents: entry {id} is not text")))?;
+            out.push((id, entry));
+        }
+        Ok(out)
     }
 
     fn clear_derived(&mut self) -> Result<(), StoreError> {
@@ -465,6 +492,7 @@ mod tests {
             let mut s = SledStore::open(dir.path(), me, Millis(5), 8).unwrap();
             let (a, b) = (route("a/x"), route("b/y"));
             s.apply(&WriteBatch {
+                agents: Vec::new(),
                 peers: vec![(NodeId::from_u64(2), Asn(65002))],
                 changes: vec![
                     adj_in(2, &a, true),
@@ -477,6 +505,7 @@ mod tests {
             })
             .unwrap();
             s.apply(&WriteBatch {
+                agents: Vec::new(),
                 peers: vec![],
                 changes: vec![adj_in(2, &b, false)],
             })
@@ -545,6 +574,34 @@ mod tests {
     }
 
     #[test]
+    fn run_time_agents_survive_reopen_and_removal_sticks() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = NodeId::from_u64(1);
+        {
+            let mut s = SledStore::open(dir.path(), me, Millis(0), 8).unwrap();
+            s.apply(&WriteBatch {
+                agents: vec![
+                    ("echo".into(), Some(r#"{"id":"echo"}"#.into())),
+                    ("time".into(), Some(r#"{"id":"time"}"#.into())),
+                ],
+                ..Default::default()
+            })
+            .unwrap();
+            s.apply(&WriteBatch {
+                agents: vec![("time".into(), None)],
+                ..Default::default()
+            })
+            .unwrap();
+            s.flush().unwrap();
+        }
+        let s = SledStore::open(dir.path(), me, Millis(1), 8).unwrap();
+        assert_eq!(
+            s.load_agents().unwrap(),
+            vec![("echo".to_string(), r#"{"id":"echo"}"#.to_string())]
+        );
+    }
+
+    #[test]
     fn clean_shutdown_flag_round_trips_and_derived_trees_clear() {
         let dir = tempfile::tempdir().unwrap();
         let me = NodeId::from_u64(1);
@@ -553,6 +610,7 @@ mod tests {
             s.set_clean_shutdown(false).unwrap();
             let a = route("a/x");
             s.apply(&WriteBatch {
+                agents: Vec::new(),
                 peers: vec![],
                 changes: vec![RibChange::Loc {
                     prefix: a.prefix.clone(),

@@ -182,6 +182,7 @@ mod tests {
             );
             last = w
                 .submit(WriteBatch {
+                    agents: Vec::new(),
                     peers: vec![],
                     changes: vec![RibChange::AdjIn {
                         peer: NodeId::from_u64(2),

@@ -1,10 +1,10 @@
-//! Call-tunnelling messages: CALL, CALL-RESULT, CANCEL and PROGRESS.
+//! Call-tunnelling messages on the wire: CALL, CALL-ANSWER, CALL-RESULT,
+//! PROGRESS and CANCEL (frame types 16 to 20).
 //!
-//! A tool call travels hop by hop along the chosen path to the node that
-//! originated the tool's prefix, and its result and progress travel back the
-//! same way. This module owns only the messages and their CBOR schema; the
-//! MCP issue owns what each hop does with them (forwarding, access policy,
-//! deadlines) and may add fields, using keys this version leaves free.
+//! The messages themselves are plain data in [`crate::core::call`]; what
+//! each hop does with them is [`crate::core::forward`]'s. This module maps
+//! them to CBOR bodies, bounds every field, and defines the bytes a caller
+//! signs ([`call_signed_bytes`]). The exact layout is in docs/wire.md.
 //!
 //! JSON values (tool arguments, results, error data) are carried as CBOR
 //! items, not as JSON text: null, booleans, integers, floats, text, arrays
@@ -12,140 +12,82 @@
 //! non-text map keys, non-finite floats, integers beyond 64 bits) is
 //! refused when decoding.
 
-use std::fmt;
+use std::sync::Arc;
 
 use ciborium::Value;
 use serde_json::Value as Json;
 
+use super::canon::CanonWriter;
 use super::cbor::{
-    Fields, MapBuilder, bytes, f64_of, fixed_bytes, free_text_of, i64_of, text, text_of, u8_of,
-    u32_of, u64_of, uint,
+    Fields, MapBuilder, bool_of, bytes, f64_of, fixed_bytes, free_text_of, i64_of, list_of, text,
+    text_of, u8_of, u16_of, u32_of, u64_of, uint,
 };
-use super::error::{EncodeError, FieldError, FieldErrorKind};
+use super::error::{Bound, EncodeError, FieldError, FieldErrorKind};
 use super::limits::Limits;
+use super::schema::{decode_cert, decode_community, encode_cert, encode_community};
+pub use crate::core::call::{
+    Answer, Call, CallAnswer, CallError, CallErrorKind, CallId, CallMessage, CallOp, CallOrigin,
+    CallOutcome, CallResult, CallReturn, Cancel, HopTrace, LegId, Progress, ProgressInfo,
+};
 use crate::core::prefix::Prefix;
+use crate::core::proof::Signature;
 use crate::core::{Asn, Millis, NodeId};
 
-/// Names one call end to end: 16 random bytes chosen by the caller.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CallId(pub [u8; 16]);
+/// Domain tag of a caller's signature over a call's origin.
+pub const CALL_DOMAIN: &[u8] = b"agent-bgp/v1/call\0";
 
-impl CallId {
-    /// A fresh random id.
-    pub fn random() -> Self {
-        let mut b = [0u8; 16];
-        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut b);
-        CallId(b)
-    }
-}
-
-impl fmt::Debug for CallId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CallId({})", hex::encode(&self.0[..6]))
-    }
-}
-
-impl fmt::Display for CallId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex::encode(self.0))
-    }
-}
-
-/// An MCP progress token: the client's string or integer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProgressToken {
-    Int(i64),
-    Text(String),
-}
-
-/// Asks the next hop to run `tool` under `target` (or pass the call on).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Call {
-    pub id: CallId,
-    /// The capability prefix the caller's node routed on.
-    pub target: Prefix,
-    pub tool: String,
-    /// The tool's arguments (an MCP `arguments` object, or null).
-    pub arguments: Json,
-    /// Hops left; a hop that would forward with 0 answers with an error.
-    pub hop_limit: u8,
-    /// The caller gives up at this time (ms since the Unix epoch).
-    pub deadline: Millis,
-    pub caller_asn: Asn,
-    pub caller_node: NodeId,
-    pub progress_token: Option<ProgressToken>,
-}
-
-/// How a call ended.
-#[derive(Debug, Clone, PartialEq)]
-pub enum CallOutcome {
-    /// The tool's result (an MCP `CallToolResult`).
-    Ok(Json),
-    /// The call failed before or outside the tool (JSON-RPC style code).
-    Err {
-        code: i64,
-        message: String,
-        data: Option<Json>,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct CallResult {
-    pub id: CallId,
-    pub outcome: CallOutcome,
-}
-
-/// The caller no longer wants the result.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cancel {
-    pub id: CallId,
-    pub reason: Option<String>,
-}
-
-/// Progress of a running call, relayed back to the caller.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Progress {
-    pub id: CallId,
-    pub progress: f64,
-    pub total: Option<f64>,
-    pub message: Option<String>,
-}
-
-/// The call-tunnelling messages.
-#[derive(Debug, Clone, PartialEq)]
-pub enum CallMessage {
-    Call(Call),
-    Result(CallResult),
-    Cancel(Cancel),
-    Progress(Progress),
-}
+/// Most hops a trace may list (a hop limit is a `u8`).
+pub const MAX_TRACE: usize = 255;
 
 mod k {
-    pub const ID: u64 = 0;
+    pub const LEG: u64 = 0;
     pub mod call {
-        pub const TARGET: u64 = 1;
-        pub const TOOL: u64 = 2;
-        pub const ARGUMENTS: u64 = 3;
-        pub const HOP_LIMIT: u64 = 4;
-        pub const DEADLINE: u64 = 5;
-        pub const CALLER_ASN: u64 = 6;
-        pub const CALLER_NODE: u64 = 7;
-        pub const PROGRESS_TOKEN: u64 = 8;
+        pub const HOP_LIMIT: u64 = 1;
+        pub const PROGRESS: u64 = 2;
+        pub const ORIGIN: u64 = 3;
+        pub const ARGUMENTS: u64 = 4;
+    }
+    pub mod origin {
+        pub const ID: u64 = 0;
+        pub const CALLER: u64 = 1;
+        pub const CALLER_ASN: u64 = 2;
+        pub const COMMUNITIES: u64 = 3;
+        pub const TARGET: u64 = 4;
+        pub const OP: u64 = 5;
+        pub const IDEMPOTENT: u64 = 6;
+        pub const TOOL: u64 = 7;
+        pub const ARGS_DIGEST: u64 = 8;
+        pub const ISSUED: u64 = 9;
+        pub const DEADLINE: u64 = 10;
+        pub const CERT: u64 = 11;
+        pub const SIGNATURE: u64 = 12;
+    }
+    pub mod answer {
+        pub const ACCEPTED: u64 = 1;
+        pub const REFUSED: u64 = 2;
+        pub const DONE: u64 = 3;
+    }
+    pub mod ret {
+        pub const OK: u64 = 0;
+        pub const ERR: u64 = 1;
+        pub const TRACE: u64 = 2;
+    }
+    pub mod err {
+        pub const KIND: u64 = 0;
+        pub const CODE: u64 = 1;
+        pub const MESSAGE: u64 = 2;
+        pub const DATA: u64 = 3;
     }
     pub mod result {
-        pub const OK: u64 = 1;
-        pub const ERR: u64 = 2;
-        pub const ERR_CODE: u64 = 0;
-        pub const ERR_MESSAGE: u64 = 1;
-        pub const ERR_DATA: u64 = 2;
-    }
-    pub mod cancel {
-        pub const REASON: u64 = 1;
+        pub const RET: u64 = 1;
     }
     pub mod progress {
         pub const PROGRESS: u64 = 1;
         pub const TOTAL: u64 = 2;
         pub const MESSAGE: u64 = 3;
+    }
+    pub mod cancel {
+        pub const REASON: u64 = 1;
     }
 }
 
@@ -239,10 +181,6 @@ pub fn cbor_to_json(v: &Value) -> Result<Json, FieldError> {
     })
 }
 
-fn id_of(v: &Value) -> Result<CallId, FieldError> {
-    fixed_bytes::<16>(v).map(CallId)
-}
-
 fn check_text(what: &'static str, s: &str, limits: &Limits) -> Result<(), EncodeError> {
     if s.len() > limits.max_text {
         return Err(EncodeError::TooLong {
@@ -254,65 +192,279 @@ fn check_text(what: &'static str, s: &str, limits: &Limits) -> Result<(), Encode
     Ok(())
 }
 
-pub fn encode_call_message(m: &CallMessage, limits: &Limits) -> Result<Value, EncodeError> {
-    // A JSON value sits at depth 3 (frame, body, value); error data at 4.
-    // These budgets make everything the decoder accepts re-encodable.
-    let depth = limits.max_depth.saturating_sub(2);
+fn op_number(op: CallOp) -> u64 {
+    match op {
+        CallOp::Tool => 0,
+        CallOp::Describe => 1,
+    }
+}
+
+/// The bytes a caller's node signs for a call:
+/// `"agent-bgp/v1/call\0"` ‖ CBOR `[id (16 bytes), caller (32 bytes),
+/// caller ASN, [communities as text…], target, op, idempotent (0/1),
+/// tool / null, args digest (32 bytes), issued, deadline]`.
+pub fn call_signed_bytes(o: &CallOrigin) -> Vec<u8> {
+    let mut w = CanonWriter::with_domain(CALL_DOMAIN);
+    w.array(11)
+        .bytes(&o.id.0)
+        .bytes(o.caller.as_bytes())
+        .uint(u64::from(o.caller_asn.0))
+        .array(o.communities.len());
+    for c in &o.communities {
+        w.text(&c.to_string());
+    }
+    w.text(o.target.as_str())
+        .uint(op_number(o.op))
+        .uint(u64::from(o.idempotent));
+    match &o.tool {
+        Some(t) => w.text(t),
+        None => w.null(),
+    };
+    w.bytes(&o.args_digest).uint(o.issued.0).uint(o.deadline.0);
+    w.finish()
+}
+
+fn encode_origin(o: &CallOrigin, limits: &Limits) -> Result<Value, EncodeError> {
+    use k::origin::*;
+    if o.communities.len() > limits.max_communities {
+        return Err(EncodeError::TooMany {
+            what: "caller communities",
+            count: o.communities.len(),
+            max: limits.max_communities,
+        });
+    }
     let mut b = MapBuilder::new();
+    b.put(ID, bytes(&o.id.0))
+        .put(CALLER, bytes(o.caller.as_bytes()))
+        .put(CALLER_ASN, uint(o.caller_asn.0));
+    if !o.communities.is_empty() {
+        b.put(
+            COMMUNITIES,
+            Value::Array(o.communities.iter().map(encode_community).collect()),
+        );
+    }
+    b.put(TARGET, text(o.target.as_str()))
+        .put(OP, uint(op_number(o.op)));
+    if o.idempotent {
+        b.put(IDEMPOTENT, Value::Bool(true));
+    }
+    if let Some(t) = &o.tool {
+        check_text("tool", t, limits)?;
+        b.put(TOOL, text(t));
+    }
+    b.put(ARGS_DIGEST, bytes(&o.args_digest))
+        .put(ISSUED, uint(o.issued.0))
+        .put(DEADLINE, uint(o.deadline.0));
+    if let Some(c) = &o.cert {
+        b.put(CERT, encode_cert(c));
+    }
+    if let Some(s) = &o.signature {
+        b.put(SIGNATURE, bytes(&s.0));
+    }
+    Ok(b.build())
+}
+
+fn decode_origin(v: &Value, limits: &Limits) -> Result<CallOrigin, FieldError> {
+    use k::origin::*;
+    let f = Fields::parse(v)?;
+    f.check_known(&[
+        ID,
+        CALLER,
+        CALLER_ASN,
+        COMMUNITIES,
+        TARGET,
+        OP,
+        IDEMPOTENT,
+        TOOL,
+        ARGS_DIGEST,
+        ISSUED,
+        DEADLINE,
+        CERT,
+        SIGNATURE,
+    ])?;
+    Ok(CallOrigin {
+        id: f.read(ID, "id", |v| fixed_bytes::<16>(v).map(CallId))?,
+        caller: f.read(CALLER, "caller", |v| fixed_bytes::<32>(v).map(NodeId))?,
+        caller_asn: f.read(CALLER_ASN, "caller_asn", |v| u32_of(v).map(Asn))?,
+        communities: f.read_or(COMMUNITIES, "communities", Vec::new(), |v| {
+            list_of(
+                v,
+                Bound::Communities,
+                limits.max_communities,
+                decode_community,
+            )
+        })?,
+        target: f.read(TARGET, "target", |v| {
+            Prefix::new(text_of(v, limits.max_text)?).map_err(|e| FieldErrorKind::Prefix(e).into())
+        })?,
+        op: f.read(OP, "op", |v| match u64_of(v)? {
+            0 => Ok(CallOp::Tool),
+            1 => Ok(CallOp::Describe),
+            _ => Err(FieldErrorKind::WrongType {
+                expected: "an operation: 0 (tool) or 1 (describe)",
+            }
+            .into()),
+        })?,
+        idempotent: f.read_or(IDEMPOTENT, "idempotent", false, bool_of)?,
+        tool: f.read_or(TOOL, "tool", None, |v| {
+            let s = text_of(v, limits.max_text)?;
+            if s.is_empty() {
+                return Err(FieldErrorKind::BadText {
+                    reason: "tool name is empty",
+                }
+                .into());
+            }
+            Ok(Some(s.to_string()))
+        })?,
+        args_digest: f.read(ARGS_DIGEST, "args_digest", fixed_bytes::<32>)?,
+        issued: f.read(ISSUED, "issued", |v| u64_of(v).map(Millis))?,
+        deadline: f.read(DEADLINE, "deadline", |v| u64_of(v).map(Millis))?,
+        cert: f.read_or(CERT, "cert", None, |v| {
+            decode_cert(v).map(|c| Some(Arc::new(c)))
+        })?,
+        signature: f.read_or(SIGNATURE, "signature", None, |v| {
+            fixed_bytes::<64>(v).map(|s| Some(Signature(s)))
+        })?,
+    })
+}
+
+fn encode_error(e: &CallError, depth: usize, limits: &Limits) -> Result<Value, EncodeError> {
+    use k::err::*;
+    check_text("error message", &e.message, limits)?;
+    let mut b = MapBuilder::new();
+    b.put(KIND, uint(e.kind.number()))
+        .put(CODE, Value::Integer(e.code.into()))
+        .put(MESSAGE, text(&e.message));
+    if let Some(d) = &e.data {
+        b.put(DATA, json_to_cbor(d, depth)?);
+    }
+    Ok(b.build())
+}
+
+fn decode_error(v: &Value, limits: &Limits) -> Result<CallError, FieldError> {
+    use k::err::*;
+    let f = Fields::parse(v)?;
+    f.check_known(&[KIND, CODE, MESSAGE, DATA])?;
+    Ok(CallError {
+        kind: f.read(KIND, "kind", |v| {
+            // An unknown kind from a newer peer is still an error; the
+            // code and message say what it is.
+            Ok(CallErrorKind::from_number(u16_of(v)?).unwrap_or(CallErrorKind::Internal))
+        })?,
+        code: f.read(CODE, "code", i64_of)?,
+        message: f.read(MESSAGE, "message", |v| {
+            free_text_of(v, limits.max_text).map(str::to_string)
+        })?,
+        data: match f.get(DATA) {
+            Some(d) => Some(cbor_to_json(d).map_err(|e| e.within("data"))?),
+            None => None,
+        },
+    })
+}
+
+fn encode_return(r: &CallReturn, depth: usize, limits: &Limits) -> Result<Value, EncodeError> {
+    use k::ret::*;
+    if r.trace.len() > MAX_TRACE {
+        return Err(EncodeError::TooMany {
+            what: "trace hops",
+            count: r.trace.len(),
+            max: MAX_TRACE,
+        });
+    }
+    let mut b = MapBuilder::new();
+    match &r.outcome {
+        CallOutcome::Ok(j) => b.put(OK, json_to_cbor(j, depth)?),
+        CallOutcome::Err(e) => b.put(ERR, encode_error(e, depth.saturating_sub(1), limits)?),
+    };
+    b.put(
+        TRACE,
+        Value::Array(
+            r.trace
+                .iter()
+                .map(|h| {
+                    Value::Array(vec![
+                        bytes(h.node.as_bytes()),
+                        uint(h.asn.0),
+                        uint(h.elapsed_us),
+                    ])
+                })
+                .collect(),
+        ),
+    );
+    Ok(b.build())
+}
+
+fn decode_return(v: &Value, limits: &Limits) -> Result<CallReturn, FieldError> {
+    use k::ret::*;
+    let f = Fields::parse(v)?;
+    f.check_known(&[OK, ERR, TRACE])?;
+    // `ok` may legitimately be JSON null, so look at presence, not value.
+    let outcome = match (f.get(OK), f.opt(ERR)) {
+        (Some(ok), None) => CallOutcome::Ok(cbor_to_json(ok).map_err(|e| e.within("ok"))?),
+        (None, Some(err)) => {
+            CallOutcome::Err(decode_error(err, limits).map_err(|e| e.within("err"))?)
+        }
+        _ => {
+            return Err(FieldErrorKind::WrongType {
+                expected: "exactly one of ok (0) and err (1)",
+            }
+            .into());
+        }
+    };
+    let trace = f.read_or(TRACE, "trace", Vec::new(), |v| {
+        list_of(v, Bound::PathLen, MAX_TRACE, |h| {
+            let Value::Array(a) = h else {
+                return Err(FieldErrorKind::WrongType {
+                    expected: "a hop [node, asn, elapsed_us]",
+                }
+                .into());
+            };
+            match a.as_slice() {
+                [n, asn, us] => Ok(HopTrace {
+                    node: fixed_bytes::<32>(n).map(NodeId)?,
+                    asn: u32_of(asn).map(Asn)?,
+                    elapsed_us: u64_of(us)?,
+                }),
+                _ => Err(FieldErrorKind::WrongType {
+                    expected: "a hop [node, asn, elapsed_us]",
+                }
+                .into()),
+            }
+        })
+    })?;
+    Ok(CallReturn { outcome, trace })
+}
+
+/// Encodes a call-tunnelling body.
+pub fn encode_call_message(m: &CallMessage, limits: &Limits) -> Result<Value, EncodeError> {
+    // A JSON value sits at depth 3 or 4 (frame, body, [origin/ret], value);
+    // error data one deeper. These budgets keep everything the decoder
+    // accepts re-encodable.
+    let depth = limits.max_depth.saturating_sub(3);
+    let mut b = MapBuilder::new();
+    b.put(k::LEG, uint(m.leg().0));
     match m {
         CallMessage::Call(c) => {
             use k::call::*;
-            check_text("tool", &c.tool, limits)?;
-            b.put(k::ID, bytes(&c.id.0))
-                .put(TARGET, text(c.target.as_str()))
-                .put(TOOL, text(&c.tool));
+            b.put(HOP_LIMIT, uint(c.hop_limit));
+            if c.progress {
+                b.put(PROGRESS, Value::Bool(true));
+            }
+            b.put(ORIGIN, encode_origin(&c.origin, limits)?);
             if !c.arguments.is_null() {
                 b.put(ARGUMENTS, json_to_cbor(&c.arguments, depth)?);
             }
-            b.put(HOP_LIMIT, uint(c.hop_limit))
-                .put(DEADLINE, uint(c.deadline.0))
-                .put(CALLER_ASN, uint(c.caller_asn.0))
-                .put(CALLER_NODE, bytes(c.caller_node.as_bytes()));
-            match &c.progress_token {
-                Some(ProgressToken::Int(i)) => {
-                    b.put(PROGRESS_TOKEN, Value::Integer((*i).into()));
-                }
-                Some(ProgressToken::Text(t)) => {
-                    check_text("progress token", t, limits)?;
-                    b.put(PROGRESS_TOKEN, text(t));
-                }
-                None => {}
-            }
+        }
+        CallMessage::Answer(a) => {
+            use k::answer::*;
+            match &a.answer {
+                CallAnswer::Accepted => b.put(ACCEPTED, Value::Bool(true)),
+                CallAnswer::Refused(e) => b.put(REFUSED, encode_error(e, depth, limits)?),
+                CallAnswer::Done(r) => b.put(DONE, encode_return(r, depth, limits)?),
+            };
         }
         CallMessage::Result(r) => {
-            use k::result::*;
-            b.put(k::ID, bytes(&r.id.0));
-            match &r.outcome {
-                CallOutcome::Ok(j) => {
-                    b.put(OK, json_to_cbor(j, depth)?);
-                }
-                CallOutcome::Err {
-                    code,
-                    message,
-                    data,
-                } => {
-                    check_text("error message", message, limits)?;
-                    let mut e = MapBuilder::new();
-                    e.put(ERR_CODE, Value::Integer((*code).into()))
-                        .put(ERR_MESSAGE, text(message));
-                    if let Some(d) = data {
-                        e.put(ERR_DATA, json_to_cbor(d, depth.saturating_sub(1))?);
-                    }
-                    b.put(ERR, e.build());
-                }
-            }
-        }
-        CallMessage::Cancel(c) => {
-            b.put(k::ID, bytes(&c.id.0));
-            if let Some(r) = &c.reason {
-                check_text("cancel reason", r, limits)?;
-                b.put(k::cancel::REASON, text(r));
-            }
+            b.put(k::result::RET, encode_return(&r.ret, depth, limits)?);
         }
         CallMessage::Progress(p) => {
             use k::progress::*;
@@ -325,105 +477,79 @@ pub fn encode_call_message(m: &CallMessage, limits: &Limits) -> Result<Value, En
                     })
                 }
             };
-            b.put(k::ID, bytes(&p.id.0))
-                .put(PROGRESS, finite(p.progress)?);
-            if let Some(t) = p.total {
+            b.put(PROGRESS, finite(p.info.progress)?);
+            if let Some(t) = p.info.total {
                 b.put(TOTAL, finite(t)?);
             }
-            if let Some(msg) = &p.message {
+            if let Some(msg) = &p.info.message {
                 check_text("progress message", msg, limits)?;
                 b.put(MESSAGE, text(msg));
+            }
+        }
+        CallMessage::Cancel(c) => {
+            if let Some(r) = &c.reason {
+                check_text("cancel reason", r, limits)?;
+                b.put(k::cancel::REASON, text(r));
             }
         }
     }
     Ok(b.build())
 }
 
+fn leg_of(f: &Fields<'_>) -> Result<LegId, FieldError> {
+    f.read(k::LEG, "leg", |v| u64_of(v).map(LegId))
+}
+
 pub fn decode_call(v: &Value, limits: &Limits) -> Result<Call, FieldError> {
     use k::call::*;
     let f = Fields::parse(v)?;
-    f.check_known(&[
-        k::ID,
-        TARGET,
-        TOOL,
-        ARGUMENTS,
-        HOP_LIMIT,
-        DEADLINE,
-        CALLER_ASN,
-        CALLER_NODE,
-        PROGRESS_TOKEN,
-    ])?;
+    f.check_known(&[k::LEG, HOP_LIMIT, PROGRESS, ORIGIN, ARGUMENTS])?;
     Ok(Call {
-        id: f.read(k::ID, "id", id_of)?,
-        target: f.read(TARGET, "target", |v| {
-            Prefix::new(text_of(v, limits.max_text)?).map_err(|e| FieldErrorKind::Prefix(e).into())
-        })?,
-        tool: f.read(TOOL, "tool", |v| {
-            let s = text_of(v, limits.max_text)?;
-            if s.is_empty() {
-                return Err(FieldErrorKind::BadText {
-                    reason: "tool name is empty",
-                }
-                .into());
-            }
-            Ok(s.to_string())
-        })?,
-        arguments: f.read_or(ARGUMENTS, "arguments", Json::Null, cbor_to_json)?,
+        leg: leg_of(&f)?,
         hop_limit: f.read(HOP_LIMIT, "hop_limit", u8_of)?,
-        deadline: f.read(DEADLINE, "deadline", |v| u64_of(v).map(Millis))?,
-        caller_asn: f.read(CALLER_ASN, "caller_asn", |v| u32_of(v).map(Asn))?,
-        caller_node: f.read(CALLER_NODE, "caller_node", |v| {
-            fixed_bytes::<32>(v).map(NodeId)
-        })?,
-        progress_token: f.read_or(PROGRESS_TOKEN, "progress_token", None, |v| match v {
-            Value::Integer(_) => i64_of(v).map(|i| Some(ProgressToken::Int(i))),
-            _ => text_of(v, limits.max_text).map(|t| Some(ProgressToken::Text(t.to_string()))),
-        })?,
+        progress: f.read_or(PROGRESS, "progress", false, bool_of)?,
+        origin: f.read(ORIGIN, "origin", |v| decode_origin(v, limits).map(Arc::new))?,
+        arguments: f.read_or(ARGUMENTS, "arguments", Json::Null, cbor_to_json)?,
     })
 }
 
-pub fn decode_call_result(v: &Value, limits: &Limits) -> Result<CallResult, FieldError> {
-    use k::result::*;
+pub fn decode_answer(v: &Value, limits: &Limits) -> Result<Answer, FieldError> {
+    use k::answer::*;
     let f = Fields::parse(v)?;
-    f.check_known(&[k::ID, OK, ERR])?;
-    let id = f.read(k::ID, "id", id_of)?;
-    // `ok` may legitimately be JSON null, so look at presence, not value.
-    let outcome = match (f.get(OK), f.opt(ERR)) {
-        (Some(ok), None) => CallOutcome::Ok(cbor_to_json(ok).map_err(|e| e.within("ok"))?),
-        (None, Some(err)) => {
-            let e = Fields::parse(err).map_err(|e| e.within("err"))?;
-            e.check_known(&[ERR_CODE, ERR_MESSAGE, ERR_DATA])
-                .map_err(|e| e.within("err"))?;
-            CallOutcome::Err {
-                code: e
-                    .read(ERR_CODE, "code", i64_of)
-                    .map_err(|e| e.within("err"))?,
-                message: e
-                    .read(ERR_MESSAGE, "message", |v| {
-                        free_text_of(v, limits.max_text).map(str::to_string)
-                    })
-                    .map_err(|e| e.within("err"))?,
-                data: match e.get(ERR_DATA) {
-                    Some(d) => Some(cbor_to_json(d).map_err(|e| e.within("err.data"))?),
-                    None => None,
-                },
-            }
+    f.check_known(&[k::LEG, ACCEPTED, REFUSED, DONE])?;
+    let leg = leg_of(&f)?;
+    let answer = match (f.opt(ACCEPTED), f.opt(REFUSED), f.opt(DONE)) {
+        (Some(_), None, None) => CallAnswer::Accepted,
+        (None, Some(e), None) => {
+            CallAnswer::Refused(decode_error(e, limits).map_err(|e| e.within("refused"))?)
+        }
+        (None, None, Some(r)) => {
+            CallAnswer::Done(decode_return(r, limits).map_err(|e| e.within("done"))?)
         }
         _ => {
             return Err(FieldErrorKind::WrongType {
-                expected: "exactly one of ok (1) and err (2)",
+                expected: "exactly one of accepted (1), refused (2) and done (3)",
             }
             .into());
         }
     };
-    Ok(CallResult { id, outcome })
+    Ok(Answer { leg, answer })
+}
+
+pub fn decode_call_result(v: &Value, limits: &Limits) -> Result<CallResult, FieldError> {
+    let f = Fields::parse(v)?;
+    f.check_known(&[k::LEG, k::result::RET])?;
+    Ok(CallResult {
+        leg: leg_of(&f)?,
+        ret: f.read(k::result::RET, "ret", |v| decode_return(v, limits))?,
+    })
 }
 
 pub fn decode_cancel(v: &Value, limits: &Limits) -> Result<Cancel, FieldError> {
     let f = Fields::parse(v)?;
-    f.check_known(&[k::ID, k::cancel::REASON])?;
+    f.check_known(&[k::LEG, k::cancel::REASON])?;
     Ok(Cancel {
-        id: f.read(k::ID, "id", id_of)?,
+        leg: leg_of(&f)?,
         reason: f.read_or(k::cancel::REASON, "reason", None, |v| {
             free_text_of(v, limits.max_text).map(|s| Some(s.to_string()))
         })?,
@@ -433,20 +559,23 @@ pub fn decode_cancel(v: &Value, limits: &Limits) -> Result<Cancel, FieldError> {
 pub fn decode_progress(v: &Value, limits: &Limits) -> Result<Progress, FieldError> {
     use k::progress::*;
     let f = Fields::parse(v)?;
-    f.check_known(&[k::ID, PROGRESS, TOTAL, MESSAGE])?;
+    f.check_known(&[k::LEG, PROGRESS, TOTAL, MESSAGE])?;
     Ok(Progress {
-        id: f.read(k::ID, "id", id_of)?,
-        progress: f.read(PROGRESS, "progress", f64_of)?,
-        total: f.read_or(TOTAL, "total", None, |v| f64_of(v).map(Some))?,
-        message: f.read_or(MESSAGE, "message", None, |v| {
-            free_text_of(v, limits.max_text).map(|s| Some(s.to_string()))
-        })?,
+        leg: leg_of(&f)?,
+        info: ProgressInfo {
+            progress: f.read(PROGRESS, "progress", f64_of)?,
+            total: f.read_or(TOTAL, "total", None, |v| f64_of(v).map(Some))?,
+            message: f.read_or(MESSAGE, "message", None, |v| {
+                free_text_of(v, limits.max_text).map(|s| Some(s.to_string()))
+            })?,
+        },
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::community::Community;
     use serde_json::json;
 
     #[test]
@@ -481,23 +610,110 @@ mod tests {
         ));
     }
 
+    fn origin() -> CallOrigin {
+        CallOrigin {
+            id: CallId([7; 16]),
+            caller: NodeId::from_u64(1),
+            caller_asn: Asn(65001),
+            communities: vec![
+                Community::named("finance").unwrap(),
+                Community::standard(65001, 7),
+            ],
+            target: Prefix::new("utility/time/now").unwrap(),
+            op: CallOp::Tool,
+            idempotent: true,
+            tool: Some("now".into()),
+            args_digest: [3; 32],
+            issued: Millis(1_700_000_000_000),
+            deadline: Millis(1_700_000_060_000),
+            cert: None,
+            signature: Some(Signature([9; 64])),
+        }
+    }
+
+    fn round_trip(m: CallMessage) {
+        let l = Limits::default();
+        let frame = crate::wire::Frame::Call(m.clone());
+        let bytes = crate::wire::encode(&frame, &l).unwrap();
+        assert_eq!(crate::wire::decode(&bytes, &l).unwrap(), frame);
+    }
+
     #[test]
-    fn call_result_needs_exactly_one_outcome() {
+    fn every_call_message_round_trips_through_a_frame() {
+        round_trip(CallMessage::Call(Call {
+            leg: LegId(42),
+            hop_limit: 15,
+            progress: true,
+            origin: Arc::new(origin()),
+            arguments: json!({"tz": "UTC", "n": [1, 2.5]}),
+        }));
+        let ret = CallReturn {
+            outcome: CallOutcome::Ok(json!({"content": [], "isError": false})),
+            trace: vec![HopTrace {
+                node: NodeId::from_u64(3),
+                asn: Asn(65003),
+                elapsed_us: 1234,
+            }],
+        };
+        round_trip(CallMessage::Answer(Answer {
+            leg: LegId(1),
+            answer: CallAnswer::Done(ret.clone()),
+        }));
+        round_trip(CallMessage::Answer(Answer {
+            leg: LegId(1),
+            answer: CallAnswer::Accepted,
+        }));
+        round_trip(CallMessage::Answer(Answer {
+            leg: LegId(2),
+            answer: CallAnswer::Refused(CallError::new(CallErrorKind::AccessDenied, "no")),
+        }));
+        round_trip(CallMessage::Result(CallResult {
+            leg: LegId(3),
+            ret: CallReturn {
+                outcome: CallOutcome::Err(CallError::upstream(
+                    -32602,
+                    "bad",
+                    Some(json!({"x": 1})),
+                )),
+                trace: Vec::new(),
+            },
+        }));
+        round_trip(CallMessage::Progress(Progress {
+            leg: LegId(4),
+            info: ProgressInfo {
+                progress: 2.0,
+                total: Some(5.0),
+                message: Some("2/5".into()),
+            },
+        }));
+        round_trip(CallMessage::Cancel(Cancel {
+            leg: LegId(5),
+            reason: Some("client went away".into()),
+        }));
+    }
+
+    #[test]
+    fn an_answer_needs_exactly_one_outcome() {
         let l = Limits::default();
         let both = Value::Map(vec![
-            (uint(0u64), bytes(&[0; 16])),
-            (uint(1u64), Value::Null),
+            (uint(0u64), uint(1u64)),
+            (uint(1u64), Value::Bool(true)),
             (uint(2u64), Value::Map(vec![])),
         ]);
-        assert!(decode_call_result(&both, &l).is_err());
-        let neither = Value::Map(vec![(uint(0u64), bytes(&[0; 16]))]);
-        assert!(decode_call_result(&neither, &l).is_err());
-        let null_ok = Value::Map(vec![
-            (uint(0u64), bytes(&[0; 16])),
-            (uint(1u64), Value::Null),
+        assert!(decode_answer(&both, &l).is_err());
+        let none = Value::Map(vec![(uint(0u64), uint(1u64))]);
+        assert!(decode_answer(&none, &l).is_err());
+    }
+
+    #[test]
+    fn a_null_result_is_a_result() {
+        let l = Limits::default();
+        let v = Value::Map(vec![
+            (uint(0u64), uint(1u64)),
+            (uint(1u64), Value::Map(vec![(uint(0u64), Value::Null)])),
         ]);
         assert_eq!(
-            decode_call_result(&null_ok, &l).unwrap().outcome,
+            decode_call_result(&v, &l).unwrap().ret.outcome,
             CallOutcome::Ok(Json::Null)
         );
     }
@@ -505,19 +721,40 @@ mod tests {
     #[test]
     fn progress_must_be_finite() {
         let p = CallMessage::Progress(Progress {
-            id: CallId([1; 16]),
-            progress: f64::NAN,
-            total: None,
-            message: None,
+            leg: LegId(1),
+            info: ProgressInfo {
+                progress: f64::NAN,
+                total: None,
+                message: None,
+            },
         });
         assert!(encode_call_message(&p, &Limits::default()).is_err());
     }
 
     #[test]
-    fn call_id_debug_is_short_and_display_is_full_hex() {
-        let id = CallId([0xab; 16]);
-        assert_eq!(format!("{id:?}"), "CallId(abababababab)");
-        assert_eq!(id.to_string().len(), 32);
-        assert_ne!(CallId::random(), CallId::random());
+    fn signed_bytes_cover_every_origin_field_but_cert_and_signature() {
+        let a = origin();
+        let base = call_signed_bytes(&a);
+        let mut b = a.clone();
+        b.signature = None;
+        b.cert = None;
+        assert_eq!(call_signed_bytes(&b), base);
+        let changes: [fn(&mut CallOrigin); 9] = [
+            |o| o.id = CallId([8; 16]),
+            |o| o.caller_asn = Asn(1),
+            |o| o.communities.clear(),
+            |o| o.target = Prefix::new("x").unwrap(),
+            |o| o.op = CallOp::Describe,
+            |o| o.idempotent = false,
+            |o| o.tool = None,
+            |o| o.args_digest = [0; 32],
+            |o| o.deadline = Millis(1),
+        ];
+        for c in changes {
+            let mut o = a.clone();
+            c(&mut o);
+            assert_ne!(call_signed_bytes(&o), base);
+        }
+        assert!(base.starts_with(CALL_DOMAIN));
     }
 }

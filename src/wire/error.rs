@@ -240,7 +240,8 @@ impl DecodeError {
                 | MessageType::Call
                 | MessageType::CallResult
                 | MessageType::Cancel
-                | MessageType::Progress => (ErrorCode::MessageHeader, subcode::MALFORMED_BODY),
+                | MessageType::Progress
+                | MessageType::CallAnswer => (ErrorCode::MessageHeader, subcode::MALFORMED_BODY),
             },
         }
     }

@@ -53,8 +53,8 @@ mod key {
     pub const BODY: u64 = 2;
 }
 
-/// Message type numbers. 1-5 follow BGP's numbering; 16-19 are reserved for
-/// call tunnelling.
+/// Message type numbers. 1-5 follow BGP's numbering; 16-20 are call
+/// tunnelling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MessageType {
     Open = 1,
@@ -68,6 +68,8 @@ pub enum MessageType {
     CallResult = 17,
     Cancel = 18,
     Progress = 19,
+    /// The response to a CALL request.
+    CallAnswer = 20,
 }
 
 impl MessageType {
@@ -84,6 +86,7 @@ impl MessageType {
             17 => CallResult,
             18 => Cancel,
             19 => Progress,
+            20 => CallAnswer,
             _ => return None,
         })
     }
@@ -106,6 +109,7 @@ impl MessageType {
             CallResult => "CALL-RESULT",
             Cancel => "CANCEL",
             Progress => "PROGRESS",
+            CallAnswer => "CALL-ANSWER",
         }
     }
 }
@@ -155,6 +159,7 @@ impl Frame {
                 CallMessage::Result(_) => MessageType::CallResult,
                 CallMessage::Cancel(_) => MessageType::Cancel,
                 CallMessage::Progress(_) => MessageType::Progress,
+                CallMessage::Answer(_) => MessageType::CallAnswer,
             },
         }
     }
@@ -345,6 +350,9 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Frame, DecodeError> {
         )),
         MessageType::Progress => Frame::Call(CallMessage::Progress(
             call::decode_progress(need()?, limits).map_err(err)?,
+        )),
+        MessageType::CallAnswer => Frame::Call(CallMessage::Answer(
+            call::decode_answer(need()?, limits).map_err(err)?,
         )),
     })
 }

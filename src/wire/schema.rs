@@ -294,7 +294,7 @@ pub fn decode_notification(v: &Value, limits: &Limits) -> Result<Notification, F
 
 // ---- path attributes ------------------------------------------------------
 
-fn encode_community(c: &Community) -> Value {
+pub fn encode_community(c: &Community) -> Value {
     match c {
         Community::Standard(v) => uint(*v),
         Community::Large(a, b, c) => Value::Array(vec![uint(*a), uint(*b), uint(*c)]),
@@ -302,7 +302,7 @@ fn encode_community(c: &Community) -> Value {
     }
 }
 
-fn decode_community(v: &Value) -> Result<Community, FieldError> {
+pub fn decode_community(v: &Value) -> Result<Community, FieldError> {
     match v {
         Value::Integer(_) => u32_of(v).map(Community::Standard),
         Value::Array(a) => match a.as_slice() {

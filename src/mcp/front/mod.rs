@@ -55,6 +55,9 @@ use crate::mcp::catalog::tool_segment;
 use crate::mcp::upstream::ToolCallResult;
 use table::{FrontTool, ToolTable};
 
+/// The `_meta` key of a result that lists the hops a call took.
+pub const TRACE_META: &str = "agent-bgp/trace";
+
 /// Progress notifications buffered per call before older ones are dropped.
 const PROGRESS_BUFFER: usize = 64;
 
@@ -493,12 +496,25 @@ async fn relay_progress(
 pub fn to_mcp(ret: CallReturn) -> Result<CallToolResponse, ErrorData> {
     match ret.outcome {
         CallOutcome::Ok(v) => {
-            let r: ToolCallResult = serde_json::from_value(v).map_err(|e| {
+            let mut r: ToolCallResult = serde_json::from_value(v).map_err(|e| {
                 ErrorData::internal_error(
                     format!("the origin's result is not a tool result: {e}"),
                     None,
                 )
             })?;
+            if !ret.trace.is_empty() {
+                // Where the call went and what each hop cost, caller first:
+                // clients may show it; the agent's own `_meta` stays.
+                let hops: Vec<Json> = crate::mcp::plane::hop_costs(&ret.trace)
+                    .iter()
+                    .map(|(h, us)| {
+                        json!({"asn": h.asn.0, "node": h.node.short(), "hopUs": us, "elapsedUs": h.elapsed_us})
+                    })
+                    .collect();
+                r.meta
+                    .get_or_insert_with(Default::default)
+                    .insert(TRACE_META.into(), Json::Array(hops));
+            }
             let r = r.to_rmcp().map_err(|e| {
                 ErrorData::internal_error(
                     format!("the origin's result does not convert: {e}"),

@@ -1,0 +1,188 @@
+//! The node's identity applied to tunnelled calls: signing the calls this
+//! node makes, and verifying the caller of calls that end here.
+//!
+//! A caller signs [`crate::wire::call::call_signed_bytes`] of the call's
+//! origin with its node key and attaches its ASN certificate. The origin
+//! checks, before its access policy sees the caller: the certificate against
+//! its trust store (the same rules as for an OPEN), that the certificate
+//! names the caller's node and ASN, the signature, and that the arguments
+//! hash to the signed digest. Hops in between verify nothing: they cannot
+//! change what is signed without the origin noticing.
+
+use std::sync::Arc;
+
+use serde_json::Value as Json;
+
+use crate::core::call::CallOrigin;
+use crate::core::forward::CallerVerifier;
+use crate::core::ids::Millis;
+use crate::core::proof::{AsnCert, Signature};
+use crate::identity::key;
+use crate::identity::{LocalIdentity, TrustStore};
+use crate::mcp::plane::{CallSigner, args_digest};
+use crate::wire::call::call_signed_bytes;
+
+/// Signs calls with the node key.
+pub struct NodeCallSigner {
+    identity: Arc<LocalIdentity>,
+}
+
+impl NodeCallSigner {
+    pub fn new(identity: Arc<LocalIdentity>) -> Self {
+        NodeCallSigner { identity }
+    }
+}
+
+impl CallSigner for NodeCallSigner {
+    fn cert(&self) -> Option<Arc<AsnCert>> {
+        Some(self.identity.cert().clone())
+    }
+
+    fn sign(&self, origin: &CallOrigin) -> Option<Signature> {
+        Some(self.identity.key().sign(&call_signed_bytes(origin)))
+    }
+}
+
+/// Verifies callers against a copy of the node's trust store.
+pub struct TrustVerifier {
+    trust: TrustStore,
+}
+
+impl TrustVerifier {
+    pub fn new(trust: TrustStore) -> Self {
+        TrustVerifier { trust }
+    }
+}
+
+impl CallerVerifier for TrustVerifier {
+    fn verify(&self, now: Millis, o: &CallOrigin, arguments: &Json) -> Result<(), String> {
+        let cert = o
+            .cert
+            .as_ref()
+            .ok_or("the call carries no ASN certificate")?;
+        if cert.node != o.caller {
+            return Err("the certificate is for another node than the caller".into());
+        }
+        if cert.asn != o.caller_asn {
+            return Err(format!(
+                "the certificate binds {}, not the claimed {}",
+                cert.asn, o.caller_asn
+            ));
+        }
+        self.trust
+            .check_cert(cert, now)
+            .map_err(|e| format!("certificate: {e}"))?;
+        let sig = o.signature.as_ref().ok_or("the call is not signed")?;
+        key::verify(&o.caller, &call_signed_bytes(o), sig)
+            .map_err(|e| format!("signature: {e}"))?;
+        if args_digest(arguments) != o.args_digest {
+            return Err("the arguments do not match the signed digest".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::call::{CallId, CallOp};
+    use crate::core::ids::Asn;
+    use crate::core::prefix::Prefix;
+    use crate::identity::{NodeKey, derived_cert};
+    use serde_json::json;
+
+    fn identity(seed: u8) -> Arc<LocalIdentity> {
+        let key = NodeKey::from_seed(&[seed; 32]);
+        let cert = derived_cert(&key, Millis(0), Millis(u64::MAX / 2)).unwrap();
+        Arc::new(LocalIdentity::new(key, cert).unwrap())
+    }
+
+    fn signed(id: &Arc<LocalIdentity>, args: &Json) -> CallOrigin {
+        let mut o = CallOrigin {
+            id: CallId([1; 16]),
+            caller: id.node_id(),
+            caller_asn: id.asn(),
+            communities: Vec::new(),
+            target: Prefix::new("utility/echo/echo").unwrap(),
+            op: CallOp::Tool,
+            idempotent: false,
+            tool: Some("echo".into()),
+            args_digest: args_digest(args),
+            issued: Millis(1000),
+            deadline: Millis(61_000),
+            cert: None,
+            signature: None,
+        };
+        let s = NodeCallSigner::new(id.clone());
+        o.cert = s.cert();
+        o.signature = s.sign(&o);
+        o
+    }
+
+    fn verifier() -> TrustVerifier {
+        TrustVerifier::new(TrustStore::new().accept_derived(true))
+    }
+
+    #[test]
+    fn a_signed_call_verifies() {
+        let id = identity(1);
+        let args = json!({"text": "hi"});
+        let o = signed(&id, &args);
+        assert_eq!(verifier().verify(Millis(2000), &o, &args), Ok(()));
+    }
+
+    #[test]
+    fn changed_arguments_are_caught() {
+        let id = identity(1);
+        let o = signed(&id, &json!({"text": "hi"}));
+        let e = verifier()
+            .verify(Millis(2000), &o, &json!({"text": "rm -rf"}))
+            .unwrap_err();
+        assert!(e.contains("arguments"), "{e}");
+    }
+
+    #[test]
+    fn a_hop_cannot_change_the_signed_fields_or_claim_another_asn() {
+        let id = identity(1);
+        let args = json!({});
+        let mut o = signed(&id, &args);
+        o.target = Prefix::new("finance/pay").unwrap();
+        assert!(
+            verifier()
+                .verify(Millis(2000), &o, &args)
+                .unwrap_err()
+                .contains("signature")
+        );
+        let mut o = signed(&id, &args);
+        o.caller_asn = Asn(65001);
+        assert!(verifier().verify(Millis(2000), &o, &args).is_err());
+        let mut o = signed(&id, &args);
+        o.signature = None;
+        assert!(verifier().verify(Millis(2000), &o, &args).is_err());
+    }
+
+    #[test]
+    fn another_nodes_certificate_is_refused() {
+        let a = identity(1);
+        let b = identity(2);
+        let args = json!({});
+        let mut o = signed(&a, &args);
+        o.cert = Some(b.cert().clone());
+        let e = verifier().verify(Millis(2000), &o, &args).unwrap_err();
+        assert!(e.contains("another node"), "{e}");
+    }
+
+    #[test]
+    fn an_untrusted_binding_is_refused() {
+        let id = identity(1);
+        let args = json!({});
+        let o = signed(&id, &args);
+        let strict = TrustVerifier::new(TrustStore::new().accept_derived(false));
+        assert!(
+            strict
+                .verify(Millis(2000), &o, &args)
+                .unwrap_err()
+                .contains("certificate")
+        );
+    }
+}

@@ -1,0 +1,428 @@
+//! The node's MCP side: hosted agents, the MCP front and tunnelled calls,
+//! wired into the node task.
+//!
+//! ```text
+//!  upstream AgentEvents ──┐
+//!  front FrontRequests  ──┼──> McpPlane (forwarder, tool table) ──> engine events (signed originations)
+//!  local run events     ──┤                                    └──> call messages ──> Net (/agent-bgp/call/1)
+//!  Net call events      ──┘
+//!  Loc-RIB changes (after every engine step) ──> plane rebuilds the front's tool table
+//! ```
+//!
+//! Everything runs on the node task, like the engine: the plane needs the
+//! engine's routing table for every call decision, and a single owner
+//! needs no locks. Slow work (a tool run on an agent, the HTTP front) runs
+//! in tasks that talk to the node over bounded channels.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::LoadedConfig;
+use crate::core::call::CallMessage;
+use crate::core::engine::Event;
+use crate::core::forward::{CallAction, CallEvent, ForwardConfig, Forwarder};
+use crate::core::ids::{AgentId, Asn, NodeId};
+use crate::core::route::Route;
+use crate::mcp::config::AgentConfig;
+use crate::mcp::front::http::{self, HttpFront};
+use crate::mcp::front::{FrontInfo, FrontLink, FrontRequest, FrontServer};
+use crate::mcp::plane::{CallMetrics, LocalEvent, McpPlane, PlaneConfig, PlaneOut};
+use crate::mcp::upstream::{AgentEvent, AgentState, UpstreamHandle, UpstreamOptions};
+use crate::net::NetEvent;
+use crate::store::WriteBatch;
+
+use super::calls::{NodeCallSigner, TrustVerifier};
+use super::security::Security;
+use super::{Node, NodeError};
+
+/// Front requests waiting for the node task.
+const FRONT_QUEUE: usize = 1024;
+
+/// Where an agent's configuration came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AgentSource {
+    /// `[[agents]]` in node.toml.
+    Config,
+    /// Added through the admin API (persisted in the store).
+    RunTime,
+}
+
+/// An agent as the admin API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentView {
+    pub id: String,
+    pub prefix: String,
+    pub source: AgentSource,
+    pub state: String,
+    pub sessions: u64,
+    pub routes: usize,
+}
+
+/// The MCP state the node task owns.
+pub(super) struct NodeMcp {
+    pub plane: McpPlane,
+    pub local_rx: mpsc::Receiver<LocalEvent>,
+    pub agent_rx: mpsc::Receiver<AgentEvent>,
+    pub front_rx: mpsc::Receiver<FrontRequest>,
+    pub link: FrontLink,
+    pub http: Option<HttpFront>,
+    pub stop: CancellationToken,
+    /// The engine changed the Loc-RIB since the table was last rebuilt.
+    pub routes_changed: bool,
+    /// Agents added at run time (removable, persisted).
+    pub run_time: std::collections::BTreeSet<AgentId>,
+    pub bearer: bool,
+}
+
+impl NodeMcp {
+    /// Builds the plane and starts the agents of node.toml and the store.
+    pub fn start(
+        cfg: &LoadedConfig,
+        security: &Security,
+        node_id: NodeId,
+        peer_id: String,
+        stored_agents: Vec<(String, String)>,
+    ) -> Result<NodeMcp, NodeError> {
+        let c = &cfg.config;
+        let asn = security.asn();
+        let access = c
+            .access_policy(asn)
+            .map_err(|(k, m)| NodeError::Other(format!("{k}: {m}")))?;
+        let fcfg = ForwardConfig::new(node_id, asn)
+            .with_ack_hold(Duration::from_millis(c.mcp.answer_hold_ms))
+            .with_max_calls(c.mcp.max_calls)
+            .with_transit_balancing(c.mcp.balance_transit)
+            .with_seed(rand::random());
+        let fwd = Forwarder::new(fcfg, Box::new(TrustVerifier::new(security.trust().clone())))
+            .with_access(access);
+        let (upstream, agent_rx) = UpstreamHandle::new(UpstreamOptions::default());
+        let (link, end) = FrontLink::channel(FrontInfo { asn, node: peer_id }, FRONT_QUEUE);
+        let pcfg = PlaneConfig::new(node_id, asn)
+            .with_call_timeout(Duration::from_secs(c.mcp.call_timeout_secs))
+            .with_hop_limit(c.mcp.hop_limit)
+            .with_caller_communities(c.mcp.caller_communities.clone());
+        let (plane, local_rx) = McpPlane::new(
+            pcfg,
+            fwd,
+            upstream.clone(),
+            Box::new(NodeCallSigner::new(security.shared_identity())),
+            end.tables,
+        );
+        let configured = c
+            .agent_configs()
+            .map_err(|(k, m)| NodeError::Other(format!("{k}: {m}")))?;
+        let mut run_time = std::collections::BTreeSet::new();
+        for a in configured {
+            upstream
+                .add_agent(resolve_agent(cfg, a))
+                .map_err(|e| NodeError::Other(format!("agent: {e}")))?;
+        }
+        for (id, json) in stored_agents {
+            match serde_json::from_str::<AgentConfig>(&json) {
+                Ok(a) => match upstream.add_agent(resolve_agent(cfg, a)) {
+                    Ok(()) => {
+                        run_time.insert(AgentId::new(&id));
+                    }
+                    // node.toml now has an agent of that id: the file wins.
+                    Err(e) => tracing::warn!(agent = %id, error = %e, "stored agent not started"),
+                },
+                Err(e) => {
+                    tracing::warn!(agent = %id, error = %e, "stored agent entry no longer valid; skipped")
+                }
+            }
+        }
+        Ok(NodeMcp {
+            plane,
+            local_rx,
+            agent_rx,
+            front_rx: end.requests,
+            link,
+            http: None,
+            stop: CancellationToken::new(),
+            routes_changed: true,
+            run_time,
+            bearer: c.mcp.bearer_token.is_some(),
+        })
+    }
+
+    /// Starts the HTTP front if configured.
+    pub async fn serve_front(&mut self, cfg: &LoadedConfig) -> Result<(), NodeError> {
+        let c = &cfg.config.mcp;
+        let Some(addr) = c.listen.0 else {
+            return Ok(());
+        };
+        let server = FrontServer::new(self.link.clone());
+        let front = http::serve(addr, c.bearer_token.clone(), server, self.stop.clone())
+            .await
+            .map_err(|e| NodeError::Other(e.to_string()))?;
+        tracing::info!(url = %front.url(), "MCP front listening");
+        self.http = Some(front);
+        Ok(())
+    }
+
+    pub fn front_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(|h| h.addr)
+    }
+
+    pub fn metrics(&self) -> CallMetrics {
+        self.plane.metrics()
+    }
+
+    pub fn originated(&self) -> Vec<Route> {
+        self.plane.originated().cloned().collect()
+    }
+
+    /// Stops the front and every agent.
+    pub async fn shutdown(&mut self) {
+        self.stop.cancel();
+        self.plane.upstream().shutdown().await;
+    }
+}
+
+/// A relative `command` or `cwd` is relative to node.toml's directory, like
+/// every other path in the file.
+fn resolve_agent(cfg: &LoadedConfig, a: AgentConfig) -> AgentConfig {
+    a.with_base_dir(&cfg.dir)
+}
+
+impl Node {
+    /// Carries out the plane's output: engine events (originations signed
+    /// here) through the engine, call messages to the network.
+    pub(super) async fn carry(&mut self, out: PlaneOut) -> Result<(), NodeError> {
+        self.send_calls(out.net);
+        if out.engine.is_empty() {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        let events: Vec<Event> = out
+            .engine
+            .into_iter()
+            .map(|e| match e {
+                Event::Originate(mut r) => {
+                    r.proof = Some(self.security.sign_origin(&r, now));
+                    Event::Originate(r)
+                }
+                other => other,
+            })
+            .collect();
+        self.step(events, None).await
+    }
+
+    pub(super) fn send_calls(&mut self, actions: Vec<CallAction>) {
+        for a in actions {
+            match a {
+                CallAction::SendCall { peer, call } => {
+                    self.net.send_call(&peer, CallMessage::Call(call))
+                }
+                CallAction::Answer { peer, leg, answer } => {
+                    self.net.answer_call(&peer, leg, answer)
+                }
+                CallAction::SendResult { peer, result } => {
+                    self.net.send_call(&peer, CallMessage::Result(result))
+                }
+                CallAction::SendProgress { peer, progress } => {
+                    self.net.send_call(&peer, CallMessage::Progress(progress))
+                }
+                CallAction::SendCancel { peer, cancel } => {
+                    self.net.send_call(&peer, CallMessage::Cancel(cancel))
+                }
+                other => {
+                    debug_assert!(false, "the plane handles {other:?} itself");
+                }
+            }
+        }
+    }
+
+    /// After an engine step: rebuild the front's table if routes changed.
+    pub(super) fn after_step(&mut self) {
+        if self.mcp.routes_changed || self.mcp.plane.routes_dirty() {
+            self.mcp.routes_changed = false;
+            let now = self.clock.now_micros();
+            let out = self.mcp.plane.on_routes(now, &self.engine);
+            self.send_calls(out.net);
+        }
+    }
+
+    pub(super) async fn on_front(&mut self, req: FrontRequest) -> Result<(), NodeError> {
+        let now = self.clock.now_micros();
+        let out = self.mcp.plane.on_front(now, &self.engine, req);
+        self.carry(out).await
+    }
+
+    pub(super) async fn on_local(&mut self, ev: LocalEvent) -> Result<(), NodeError> {
+        let now = self.clock.now_micros();
+        let out = self.mcp.plane.on_local(now, &self.engine, ev);
+        self.carry(out).await
+    }
+
+    pub(super) async fn on_agent(&mut self, ev: AgentEvent) -> Result<(), NodeError> {
+        let now = self.clock.now();
+        let out = self.mcp.plane.on_agent(now, ev);
+        self.carry(out).await
+    }
+
+    pub(super) async fn on_call_tick(&mut self) -> Result<(), NodeError> {
+        let now = self.clock.now_micros();
+        let out = self.mcp.plane.tick(now, &self.engine);
+        self.carry(out).await
+    }
+
+    /// The call-protocol events of the network.
+    pub(super) async fn on_call_net(&mut self, ev: NetEvent) -> Result<(), NodeError> {
+        let ev = match ev {
+            NetEvent::Call { peer, msg } => match msg {
+                CallMessage::Call(call) => CallEvent::Inbound { peer, call },
+                CallMessage::Result(result) => CallEvent::Result { peer, result },
+                CallMessage::Progress(progress) => CallEvent::Progress { peer, progress },
+                CallMessage::Cancel(cancel) => CallEvent::Cancel { peer, cancel },
+                CallMessage::Answer(_) => return Ok(()),
+            },
+            NetEvent::CallAnswered { peer, answer } => CallEvent::Answered {
+                peer,
+                leg: answer.leg,
+                answer: answer.answer,
+            },
+            NetEvent::CallFailed {
+                peer,
+                leg,
+                kind,
+                maybe_received,
+                reason,
+            } => {
+                if kind != "CALL" {
+                    // A lost result or progress: the caller's side times
+                    // out or sees the peer go; nothing to redo here.
+                    tracing::debug!(peer = %peer.short(), %leg, kind, %reason, "call message lost");
+                    return Ok(());
+                }
+                CallEvent::SendFailed {
+                    peer,
+                    leg,
+                    maybe_received,
+                    reason,
+                }
+            }
+            NetEvent::PeerGone { peer } => CallEvent::PeerDown { peer },
+            _ => return Ok(()),
+        };
+        let now = self.clock.now_micros();
+        let out = self.mcp.plane.on_call(now, &self.engine, ev);
+        self.carry(out).await
+    }
+
+    // ----- admin -----
+
+    pub(super) fn agent_views(&self) -> Vec<AgentView> {
+        let up = self.mcp.plane.upstream();
+        up.agent_ids()
+            .into_iter()
+            .map(|id| {
+                let status = up.status(&id);
+                let state = match status.as_ref().map(|s| &s.state) {
+                    Some(AgentState::Up {
+                        protocol_version, ..
+                    }) => format!("up ({protocol_version})"),
+                    Some(AgentState::Starting) => "starting".into(),
+                    Some(AgentState::Down { reason, .. }) => format!("down: {reason}"),
+                    None => "unknown".into(),
+                };
+                let prefix = up
+                    .config(&id)
+                    .map(|c| c.prefix().to_string())
+                    .unwrap_or_default();
+                let routes = self
+                    .mcp
+                    .plane
+                    .originated()
+                    .filter(|r| r.attrs.agent == id)
+                    .count();
+                AgentView {
+                    source: if self.mcp.run_time.contains(&id) {
+                        AgentSource::RunTime
+                    } else {
+                        AgentSource::Config
+                    },
+                    id: id.to_string(),
+                    prefix,
+                    state,
+                    sessions: status.map_or(0, |s| s.sessions),
+                    routes,
+                }
+            })
+            .collect()
+    }
+
+    /// Adds an agent from its `[[agents]]` entry as JSON, and persists it.
+    pub(super) async fn add_agent(&mut self, json: String) -> Result<AgentView, String> {
+        let a: AgentConfig = serde_json::from_str(&json).map_err(|e| e.to_string())?;
+        let id = a.id().clone();
+        self.mcp
+            .plane
+            .upstream()
+            .add_agent(resolve_agent(&self.cfg, a))
+            .map_err(|e| e.to_string())?;
+        self.mcp.run_time.insert(id.clone());
+        let batch = WriteBatch {
+            agents: vec![(id.to_string(), Some(json))],
+            ..Default::default()
+        };
+        self.commit(batch, None).await.map_err(|e| e.to_string())?;
+        tracing::info!(agent = %id, "agent added at run time");
+        self.agent_views()
+            .into_iter()
+            .find(|v| v.id == id.as_str())
+            .ok_or_else(|| "agent vanished".to_string())
+    }
+
+    /// Removes an agent (its routes are withdrawn) and forgets it.
+    pub(super) async fn remove_agent(&mut self, id: String) -> Result<(), String> {
+        let agent = AgentId::new(&id);
+        let up = self.mcp.plane.upstream().clone();
+        // The supervisor reports `Down { Removed }`, which withdraws the
+        // routes through the usual path; waiting here for it to stop keeps
+        // the node task busy for at most the agent's polite shutdown.
+        up.remove_agent(&agent).await.map_err(|e| e.to_string())?;
+        let out = self.mcp.plane.forget_agent(&agent);
+        self.carry(out).await.map_err(|e| e.to_string())?;
+        if self.mcp.run_time.remove(&agent) {
+            let batch = WriteBatch {
+                agents: vec![(id.clone(), None)],
+                ..Default::default()
+            };
+            self.commit(batch, None).await.map_err(|e| e.to_string())?;
+        }
+        tracing::info!(agent = %id, "agent removed");
+        Ok(())
+    }
+}
+
+/// The front's address and whether it wants a token, for the admin API.
+#[derive(Debug, Clone, Serialize)]
+pub struct McpView {
+    pub url: Option<String>,
+    pub bearer_token_required: bool,
+    pub asn: Asn,
+    pub calls_in_flight: usize,
+    pub open_calls_from_peers: usize,
+    pub forwarder: crate::core::forward::ForwardStats,
+    pub metrics: CallMetrics,
+}
+
+impl Node {
+    pub(super) fn mcp_view(&self) -> McpView {
+        McpView {
+            url: self.mcp.front_addr().map(|a| format!("http://{a}/mcp")),
+            bearer_token_required: self.mcp.bearer,
+            asn: self.security.asn(),
+            calls_in_flight: self.mcp.plane.forwarder().in_flight(),
+            open_calls_from_peers: self.net.open_calls(),
+            forwarder: self.mcp.plane.forwarder().stats().clone(),
+            metrics: self.mcp.metrics(),
+        }
+    }
+}
