@@ -32,8 +32,10 @@ use rmcp::model::CallToolRequestParams;
 use rmcp::transport::StreamableHttpClientTransport;
 use serde_json::{Value, json};
 
-use agent_bgp::identity::NodeKey;
+use agent_bgp::core::ids::{Asn, Millis};
+use agent_bgp::identity::{NodeKey, issue_cert};
 use agent_bgp::mcp::front::TRACE_META;
+use agent_bgp::wire::schema::encode_cert;
 
 use super::admin_http;
 
@@ -45,6 +47,9 @@ pub struct DemoArgs {
     /// Stop after the tour instead of waiting for Ctrl-C (for scripts).
     #[arg(long, hide = true)]
     pub no_wait: bool,
+    /// Keep the nodes' directories (configs, logs) after stopping.
+    #[arg(long)]
+    pub keep_dir: bool,
 }
 
 const OPEN_POLICY: &str = r#"# The demo's policy: exchange every route with every neighbour.
@@ -76,6 +81,7 @@ impl DemoNode {
 /// The nodes' processes; stopped (and the directory removed) on drop.
 struct Running {
     root: PathBuf,
+    keep: bool,
     children: Vec<(&'static str, Child)>,
 }
 
@@ -107,7 +113,9 @@ impl Drop for Running {
                 }
             }
         }
-        let _ = std::fs::remove_dir_all(&self.root);
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(&self.root);
+        }
     }
 }
 
@@ -115,13 +123,17 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn node_toml(n: &DemoNode, neighbors: &[&DemoNode], exe: &Path) -> String {
+fn node_toml(n: &DemoNode, neighbors: &[&DemoNode], exe: &Path, anchor: &str) -> String {
     let mut t = format!(
         r#"# Written by `abgp demo`.
 [node]
 asn = {asn}
-certificate = "self-signed"
+# Issued by the demo's own authority (the trust anchor below).
+certificate = "asn.cert"
 federation = "demo"
+
+[trust]
+anchors = [{{ name = "demo-authority", key = "{anchor}", asns = ["65001-65003"] }}]
 
 [network]
 listen = ["/ip4/127.0.0.1/tcp/{port}"]
@@ -152,6 +164,7 @@ args = ["example-agent"]
         mcp = n.mcp,
         lower = n.name.to_lowercase(),
         exe = exe.to_string_lossy(),
+        anchor = anchor,
     );
     for nb in neighbors {
         t.push_str(&format!(
@@ -212,14 +225,34 @@ pub fn demo(a: DemoArgs) -> anyhow::Result<ExitCode> {
     }
     let mut running = Running {
         root: root.clone(),
+        keep: a.keep_dir,
         children: Vec::new(),
     };
+    // A demo ASN authority, so every node can check every other node's
+    // ASN (a self-signed ASN is only believed by the neighbours that pin it).
+    let authority = NodeKey::generate();
+    let anchor = authority.node_id().to_string();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(0))
+        .unwrap_or(0);
     let mut nodes = Vec::new();
     for (name, asn) in [("A", 65001), ("B", 65002), ("C", 65003)] {
         let dir = root.join(name);
         std::fs::create_dir_all(&dir)?;
         let key = NodeKey::generate();
         NodeKey::create(&dir.join("node.key"), &key)?;
+        let cert = issue_cert(
+            &authority,
+            key.node_id(),
+            Asn(asn),
+            Millis(now.saturating_sub(3_600_000)),
+            Millis(now.saturating_add(30 * 86_400_000)),
+        )
+        .map_err(|e| anyhow::anyhow!("issuing the demo certificate: {e}"))?;
+        let mut bytes = Vec::new();
+        ciborium::into_writer(&encode_cert(&cert), &mut bytes)?;
+        std::fs::write(dir.join("asn.cert"), bytes)?;
         std::fs::write(dir.join("policy.toml"), OPEN_POLICY)?;
         nodes.push(DemoNode {
             name,
@@ -232,9 +265,9 @@ pub fn demo(a: DemoArgs) -> anyhow::Result<ExitCode> {
         });
     }
     let (na, nb, nc) = (&nodes[0], &nodes[1], &nodes[2]);
-    std::fs::write(na.config(), node_toml(na, &[nb], &exe))?;
-    std::fs::write(nb.config(), node_toml(nb, &[na, nc], &exe))?;
-    std::fs::write(nc.config(), node_toml(nc, &[nb], &exe))?;
+    std::fs::write(na.config(), node_toml(na, &[nb], &exe, &anchor))?;
+    std::fs::write(nb.config(), node_toml(nb, &[na, nc], &exe, &anchor))?;
+    std::fs::write(nc.config(), node_toml(nc, &[nb], &exe, &anchor))?;
 
     say("agent-bgp demo: three nodes of three ASes on loopback, an example MCP agent on each.\n");
     say("   A (AS65001) ──── B (AS65002, transit) ──── C (AS65003)");

@@ -16,6 +16,9 @@
 //! - `add {a, b}`: the sum, also as `{ "sum": ... }`; read-only, idempotent.
 //! - `slow_count {n, delay_ms?}`: counts to `n`, one progress notification
 //!   per step, `delay_ms` (default 100) apart; stops when cancelled.
+//! - `wait {ms}`: answers `{ "waited_ms": ms }` after `ms` milliseconds (at
+//!   most 60000); read-only and idempotent, so a node may retry it on
+//!   another path; stops when cancelled.
 //! - `fail {message?}`: a tool error (`isError: true`) with the message.
 //! - `crash {code?}`: exits the process at once (default code 3) without
 //!   answering, to exercise crash detection and restart.
@@ -116,6 +119,16 @@ impl EchoAgent {
                     "required": ["n"]
                 })),
             ),
+            Tool::new(
+                "wait",
+                "Waits ms milliseconds, then answers",
+                schema(json!({
+                    "type": "object",
+                    "properties": {"ms": {"type": "integer", "minimum": 0, "maximum": 60000}},
+                    "required": ["ms"]
+                })),
+            )
+            .with_annotations(read_only()),
             Tool::new(
                 "fail",
                 "Always fails, as a tool error",
@@ -268,6 +281,22 @@ impl ServerHandler for EchoAgent {
                     format!("counted to {n}"),
                     json!({ "count": n }),
                 ))
+            }
+            "wait" => {
+                let ms = args
+                    .get("ms")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0)
+                    .min(60_000);
+                tokio::select! {
+                    _ = ctx.ct.cancelled() => {
+                        self.state.cancelled.fetch_add(1, Ordering::Relaxed);
+                        Err(ErrorData::internal_error("cancelled", None))
+                    }
+                    _ = tokio::time::sleep(Duration::from_millis(ms)) => {
+                        Ok(text_result(format!("waited {ms} ms"), json!({ "waited_ms": ms })))
+                    }
+                }
             }
             "stats" => {
                 let cancelled = self.state.cancelled.load(Ordering::Relaxed);

@@ -196,6 +196,8 @@ impl Node {
     pub(super) async fn carry(&mut self, out: PlaneOut) -> Result<(), NodeError> {
         self.send_calls(out.net);
         if out.engine.is_empty() {
+            // A fetched descriptor changes the front's table too.
+            self.after_step();
             return Ok(());
         }
         let now = self.clock.now();

@@ -935,6 +935,8 @@ impl Node {
             self.step(Vec::new(), None).await?;
         }
         self.auto_peer().await?;
+        // Descriptor fetches that failed are retried from here.
+        self.on_call_tick().await?;
         let now = self.clock.now();
         let agent_routes = self.mcp.originated();
         if (!self.originated.is_empty() || !agent_routes.is_empty())

@@ -129,6 +129,8 @@ pub struct Spec {
     pub bootstrap: Vec<String>,
     pub listen: Option<Vec<String>>,
     pub max_routes_per_update: usize,
+    /// Lines inside `[mcp]` (its `listen` is always an ephemeral port).
+    pub mcp: String,
     pub extra: String,
 }
 
@@ -150,6 +152,7 @@ impl Default for Spec {
             bootstrap: Vec::new(),
             listen: None,
             max_routes_per_update: 1000,
+            mcp: String::new(),
             extra: String::new(),
         }
     }
@@ -211,6 +214,10 @@ file = "{policy}"
 [admin]
 listen = "127.0.0.1:0"
 
+[mcp]
+listen = "127.0.0.1:0"
+{mcp}
+
 [log]
 level = "info,agent_bgp=debug"
 "#,
@@ -222,6 +229,7 @@ level = "info,agent_bgp=debug"
         kad = spec.kademlia,
         per_update = spec.max_routes_per_update,
         max_auto = spec.max_auto_peers,
+        mcp = spec.mcp,
     );
     for (n, passive) in &spec.neighbors {
         t.push_str(&format!(
@@ -313,6 +321,23 @@ impl Proc {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The MCP front's URL from the start-up summary.
+    pub fn mcp_url(&self) -> String {
+        wait_for(
+            &format!("{} to report its MCP front", self.name),
+            Duration::from_secs(10),
+            || {
+                self.stdout().iter().find_map(|l| {
+                    l.trim()
+                        .strip_prefix("mcp front")
+                        .and_then(|r| r.split_whitespace().next())
+                        .filter(|u| u.starts_with("http://"))
+                        .map(str::to_string)
+                })
+            },
+        )
     }
 
     pub fn stdout(&self) -> Vec<String> {
