@@ -266,7 +266,11 @@ impl ToolCallResult {
             // Always explicit, so the SDK sees a result even with no content.
             m.insert("isError".into(), Value::Bool(self.is_error));
         }
-        serde_json::from_value(v)
+        let mut r: rmcp::model::CallToolResult = serde_json::from_value(v)?;
+        // As the SDK's constructors do: 2026-07-28 clients need it, and the
+        // server handler strips it for older ones.
+        r.result_type = Some(rmcp::model::ResultType::COMPLETE);
+        Ok(r)
     }
 
     /// The text blocks joined by newlines: handy for logs and tests.
