@@ -19,7 +19,7 @@ use std::time::Duration;
 use node_harness::{BIN, NodeDir, Proc, Spec, configure, init, wait_for};
 use serde_json::{Value, json};
 
-use common::venv_python;
+use common::{inspector_cli, mcp_server_time, server_everything, venv_python};
 
 /// `[[agents]]` entry for the example agent (`abgp example-agent`).
 fn example_agent(id: &str, prefix: &str) -> String {
@@ -345,4 +345,316 @@ anyio.run(main)
     assert!(echo["sessions"].as_u64() >= Some(2), "{echo}");
     let m = a.get("/v1/mcp");
     assert!(m["metrics"]["front_calls"]["ok"].as_u64() >= Some(4), "{m}");
+}
+
+/// Runs the MCP Inspector CLI against `url`; returns its JSON output.
+fn inspector(url: &str, args: &[&str]) -> Value {
+    let out = Command::new("node")
+        .arg(inspector_cli())
+        .arg("--cli")
+        .arg(url)
+        .args(args)
+        .output()
+        .expect("run the MCP Inspector CLI");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "inspector {args:?} failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+/// Real MCP servers nobody here wrote as C's upstreams (mcp-server-time on
+/// the Python SDK, server-everything on the TypeScript SDK), used from A
+/// through B by the Python SDK and by the MCP Inspector CLI.
+#[test]
+fn real_mcp_servers_on_c_are_used_from_a_through_b() {
+    let root = tempfile::tempdir().unwrap();
+    let c_extra = format!(
+        r#"
+[[agents]]
+id = "time"
+prefix = "utility/time/*"
+capabilities = ["time"]
+command = {time:?}
+args = ["--local-timezone", "Etc/UTC"]
+
+[[agents]]
+id = "everything"
+prefix = "reference/everything/*"
+capabilities = ["reference"]
+command = "node"
+args = [{everything:?}, "stdio"]
+"#,
+        time = mcp_server_time().to_string_lossy(),
+        everything = server_everything().to_string_lossy(),
+    );
+    let (_nodes, procs) = chain(root.path(), &c_extra, "");
+    let a = &procs[0];
+    wait_route(a, "utility/time/get_current_time", 2);
+    wait_route(a, "reference/everything/get-sum", 2);
+    let script = format!(
+        "{PY_PRELUDE}{}",
+        r#"
+async def main():
+    for mode in ("legacy", "auto"):
+        async with Client(URL, mode=mode) as c:
+            now, _ = await tool_for(c, "utility/time/get_current_time")
+            r = await c.call_tool(now.name, {"timezone": "Etc/UTC"})
+            out(step="time", mode=mode, name=now.name, schema=now.input_schema, result=dump(r))
+            add, _ = await tool_for(c, "reference/everything/get-sum")
+            r = await c.call_tool(add.name, {"a": 2, "b": 40})
+            out(step="sum", mode=mode, result=dump(r))
+            slow, _ = await tool_for(c, "reference/everything/trigger-long-running-operation")
+            seen = []
+            async def on_progress(p, total, msg):
+                seen.append([p, total])
+            r = await c.call_tool(slow.name, {"duration": 1, "steps": 4}, progress_callback=on_progress)
+            out(step="progress", mode=mode, progress=seen, result=dump(r))
+
+anyio.run(main)
+"#
+    );
+    let url = a.mcp_url();
+    let lines = python(&script, &[&url], Duration::from_secs(90));
+    for mode in ["legacy", "auto"] {
+        let time = step(&lines, "time", mode);
+        assert_eq!(time["schema"]["required"], json!(["timezone"]), "{time}");
+        let text = time["result"]["content"][0]["text"].as_str().unwrap();
+        assert!(
+            text.contains("Etc/UTC") && text.contains("datetime"),
+            "{text}"
+        );
+        let sum = &step(&lines, "sum", mode)["result"];
+        let text = sum["content"][0]["text"].as_str().unwrap();
+        assert!(text.contains("42"), "{text}");
+        let progress = step(&lines, "progress", mode);
+        let steps = progress["progress"].as_array().unwrap();
+        assert!(steps.len() >= 3, "progress through two hops: {progress}");
+        assert_eq!(steps.last().unwrap()[1], 4.0, "{progress}");
+    }
+    // The Inspector CLI, another client nobody here wrote.
+    let list = inspector(&url, &["--method", "tools/list"]);
+    let tools = list["tools"].as_array().unwrap();
+    let now = tools
+        .iter()
+        .find(|t| {
+            t["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("capability utility/time/get_current_time,"))
+        })
+        .expect("the time tool in the inspector's list");
+    let name = now["name"].as_str().unwrap();
+    let r = inspector(
+        &url,
+        &[
+            "--method",
+            "tools/call",
+            "--tool-name",
+            name,
+            "--tool-arg",
+            "timezone=Asia/Tokyo",
+        ],
+    );
+    let text = r["content"][0]["text"].as_str().unwrap_or_default();
+    assert!(text.contains("Asia/Tokyo"), "{r}");
+}
+
+/// An rmcp client on `url` speaking the initialize handshake (2025-11-25)
+/// or the 2026-07-28 lifecycle.
+async fn rmcp_client(
+    url: &str,
+    mode: rmcp::service::ClientLifecycleMode,
+) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
+    let t = rmcp::transport::StreamableHttpClientTransport::from_uri(url);
+    rmcp::service::serve_client_with_lifecycle_and_ct(
+        (),
+        t,
+        mode,
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .expect("MCP client connects to the front")
+}
+
+/// The front name of the tool serving `capability`, once its descriptor
+/// arrived.
+async fn front_name(
+    c: &rmcp::service::RunningService<rmcp::RoleClient, ()>,
+    capability: &str,
+) -> String {
+    let want = format!("capability {capability},");
+    common::within(20.0, "the tool in the front's list", async {
+        loop {
+            let tools = c.list_all_tools().await.expect("tools/list");
+            if let Some(t) = tools.iter().find(|t| {
+                t.description
+                    .as_deref()
+                    .is_some_and(|d| d.contains(&want) && !d.contains("not fetched"))
+            }) {
+                return t.name.to_string();
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+}
+
+fn args(v: Value) -> serde_json::Map<String, Value> {
+    v.as_object().cloned().unwrap_or_default()
+}
+
+/// The peer a call for `target` in flight at A went to.
+fn in_flight_to(a: &Proc, target: &str) -> String {
+    wait_for("the call in flight at A", Duration::from_secs(10), || {
+        a.try_get("/v1/calls")?
+            .as_array()?
+            .iter()
+            .find(|c| c["target"] == target)?["to"]
+            .as_str()
+            .map(str::to_string)
+    })
+}
+
+/// A - B - C and A - D - C (equal paths). The next hop of a running call
+/// dies: a call of a tool not marked idempotent fails with a clear error
+/// saying the tool may have run; a read-only one is retried through the
+/// other path and succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_next_hop_that_dies_mid_call_fails_the_call_or_it_is_retried_if_idempotent() {
+    let root = tempfile::tempdir().unwrap();
+    let (a, b, c, d) = (
+        init(root.path(), "A", "test"),
+        init(root.path(), "B", "test"),
+        init(root.path(), "C", "test"),
+        init(root.path(), "D", "test"),
+    );
+    let hold = 30;
+    configure(
+        &a,
+        &Spec {
+            hold,
+            neighbors: vec![(b.clone(), false), (d.clone(), false)],
+            ..Default::default()
+        },
+    );
+    for x in [&b, &d] {
+        configure(
+            x,
+            &Spec {
+                hold,
+                neighbors: vec![(a.clone(), false), (c.clone(), false)],
+                ..Default::default()
+            },
+        );
+    }
+    configure(
+        &c,
+        &Spec {
+            hold,
+            neighbors: vec![(b.clone(), false), (d.clone(), false)],
+            extra: example_agent("echo", "remote/echo/*"),
+            ..Default::default()
+        },
+    );
+    let pa = Proc::start(&a);
+    let mut transit = vec![
+        (b.clone(), Some(Proc::start(&b))),
+        (d.clone(), Some(Proc::start(&d))),
+    ];
+    let _pc = Proc::start(&c);
+    wait_route(&pa, "remote/echo/wait", 2);
+    let url = pa.mcp_url();
+    let client = rmcp_client(&url, rmcp::service::ClientLifecycleMode::Initialize).await;
+    let slow = front_name(&client, "remote/echo/slow_count").await;
+    let wait = front_name(&client, "remote/echo/wait").await;
+
+    // 1. Not idempotent: the call fails, clearly, and is not run again.
+    let call = tokio::spawn({
+        let peer = client.peer().clone();
+        async move {
+            peer.call_tool(
+                rmcp::model::CallToolRequestParams::new(slow)
+                    .with_arguments(args(json!({"n": 50, "delay_ms": 100}))),
+            )
+            .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let hop = in_flight_to(&pa, "remote/echo/slow_count");
+    let i = transit.iter().position(|(n, _)| n.peer_id == hop).unwrap();
+    if let Some(mut p) = transit[i].1.take() {
+        p.kill();
+    }
+    let r = common::within(10.0, "the failed call to end", call)
+        .await
+        .unwrap();
+    let e = match r {
+        Err(rmcp::service::ServiceError::McpError(e)) => e,
+        other => panic!("expected an MCP error, got {other:?}"),
+    };
+    assert_eq!(e.code.0, -32007, "{e:?}");
+    assert!(e.message.contains("may or may not have run"), "{e:?}");
+    assert!(e.message.contains("not retried"), "{e:?}");
+
+    // Bring it back and let the routes settle: both paths again.
+    let dead = transit[i].0.clone();
+    transit[i].1 = Some(Proc::start(&dead));
+    wait_for(
+        "A to peer with the restarted node again",
+        Duration::from_secs(30),
+        || pa.established_with(&dead.peer_id).then_some(()),
+    );
+    // Each transit node advertises C's routes to A again (A's copies of the
+    // restarted node's routes may still be the stale ones graceful restart
+    // kept).
+    for (n, p) in &transit {
+        let p = p.as_ref().unwrap();
+        wait_for(
+            &format!("{} to advertise C's routes to A", n.name),
+            Duration::from_secs(30),
+            || {
+                p.try_get(&format!("/v1/routes/out/{}", a.peer_id))?["routes"]
+                    .as_array()?
+                    .iter()
+                    .any(|r| r["prefix"] == "remote/echo/wait")
+                    .then_some(())
+            },
+        );
+    }
+
+    // 2. Read-only: retried through the other path, and it succeeds.
+    let started = std::time::Instant::now();
+    let call = tokio::spawn({
+        let peer = client.peer().clone();
+        async move {
+            peer.call_tool(
+                rmcp::model::CallToolRequestParams::new(wait)
+                    .with_arguments(args(json!({"ms": 2500}))),
+            )
+            .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let hop = in_flight_to(&pa, "remote/echo/wait");
+    let i = transit.iter().position(|(n, _)| n.peer_id == hop).unwrap();
+    if let Some(mut p) = transit[i].1.take() {
+        p.kill();
+    }
+    let r = common::within(15.0, "the retried call", call)
+        .await
+        .unwrap()
+        .expect("the read-only call succeeds on the other path");
+    assert_eq!(r.structured_content, Some(json!({"waited_ms": 2500})));
+    let stats = pa.get("/v1/mcp")["forwarder"].clone();
+    assert!(
+        started.elapsed() >= Duration::from_millis(3000) && stats["retries"].as_u64() >= Some(1),
+        "ran again after the retry: {:?}, {stats}, killed {hop}, trace {:?}",
+        started.elapsed(),
+        r.meta
+    );
+    let trace = serde_json::to_value(r.meta.unwrap()).unwrap()["agent-bgp/trace"].clone();
+    assert_eq!(trace.as_array().map(Vec::len), Some(3), "{trace}");
+    let _ = client.cancel().await;
 }

@@ -11,6 +11,7 @@
 //! | `GET /v1/agents` | the MCP agents this node hosts: source, state, routes |
 //! | `POST /v1/agents` | adds an agent: the body is an `[[agents]]` entry as JSON; persisted |
 //! | `DELETE /v1/agents/{id}` | removes an agent (its routes are withdrawn) |
+//! | `GET /v1/calls` | the tool calls in flight at this node: where from, where to, age |
 //! | `GET /v1/mcp` | the MCP front's URL, calls in flight, forwarder counters, call metrics |
 //! | `GET /metrics` | call metrics in the Prometheus text format |
 //!
@@ -62,6 +63,7 @@ pub enum AdminRequest {
         reply: oneshot::Sender<Result<(), String>>,
     },
     Mcp(oneshot::Sender<crate::node::mcp::McpView>),
+    Calls(oneshot::Sender<Vec<crate::node::mcp::CallInFlight>>),
 }
 
 #[derive(Debug, Serialize)]
@@ -166,6 +168,10 @@ async fn remove_agent(State(tx): State<Tx>, Path(id): Path<String>) -> Response 
     .await
 }
 
+async fn calls(State(tx): State<Tx>) -> Response {
+    ask(&tx, AdminRequest::Calls).await
+}
+
 async fn mcp(State(tx): State<Tx>) -> Response {
     ask(&tx, AdminRequest::Mcp).await
 }
@@ -208,6 +214,7 @@ pub fn router(tx: Tx) -> Router {
         .route("/v1/agents", get(agents).post(add_agent))
         .route("/v1/agents/{id}", axum::routing::delete(remove_agent))
         .route("/v1/mcp", get(mcp))
+        .route("/v1/calls", get(calls))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .with_state(tx)

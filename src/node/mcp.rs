@@ -403,6 +403,21 @@ impl Node {
     }
 }
 
+/// A call in flight, as the admin API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallInFlight {
+    pub call_id: String,
+    pub target: String,
+    /// The peer it came from (`null`: the local MCP front).
+    pub from: Option<String>,
+    /// The peer it went to (`null`: an agent on this node).
+    pub to: Option<String>,
+    pub agent: Option<String>,
+    pub age_ms: u64,
+    pub deadline_in_ms: u64,
+    pub retries: u32,
+}
+
 /// The front's address and whether it wants a token, for the admin API.
 #[derive(Debug, Clone, Serialize)]
 pub struct McpView {
@@ -416,6 +431,30 @@ pub struct McpView {
 }
 
 impl Node {
+    pub(super) fn calls_view(&self) -> Vec<CallInFlight> {
+        let label = |n: &NodeId| {
+            crate::identity::peer_id_of(n)
+                .map(|p| p.to_string())
+                .unwrap_or_else(|_| n.to_string())
+        };
+        self.mcp
+            .plane
+            .forwarder()
+            .calls(self.clock.now_micros())
+            .into_iter()
+            .map(|c| CallInFlight {
+                call_id: c.call_id.to_string(),
+                target: c.target.to_string(),
+                from: c.from.as_ref().map(label),
+                to: c.to.as_ref().map(label),
+                agent: c.agent.map(|a| a.to_string()),
+                age_ms: c.age_ms,
+                deadline_in_ms: c.deadline_in_ms,
+                retries: c.retries,
+            })
+            .collect()
+    }
+
     pub(super) fn mcp_view(&self) -> McpView {
         McpView {
             url: self.mcp.front_addr().map(|a| format!("http://{a}/mcp")),

@@ -987,6 +987,9 @@ impl Node {
             AdminRequest::Mcp(tx) => {
                 let _ = tx.send(self.mcp_view());
             }
+            AdminRequest::Calls(tx) => {
+                let _ = tx.send(self.calls_view());
+            }
             AdminRequest::Status(tx) => {
                 let _ = tx.send(self.status());
             }

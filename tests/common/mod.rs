@@ -68,6 +68,13 @@ pub fn server_everything() -> PathBuf {
     installed(".tools/node/node_modules/@modelcontextprotocol/server-everything/dist/index.js")
 }
 
+/// The MCP Inspector's CLI entry point (run it with `node`).
+pub fn inspector_cli() -> PathBuf {
+    installed(
+        ".tools/node/node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js",
+    )
+}
+
 pub fn mcp_server_time() -> PathBuf {
     installed(".venv/bin/mcp-server-time")
 }

@@ -326,6 +326,21 @@ pub struct Delivery {
     pub prefix: Prefix,
 }
 
+/// A call in flight at this hop.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallView {
+    pub call_id: CallId,
+    pub target: Prefix,
+    /// `None`: from the local front.
+    pub from: Option<NodeId>,
+    /// `None`: running on a local agent.
+    pub to: Option<NodeId>,
+    pub agent: Option<AgentId>,
+    pub age_ms: u64,
+    pub deadline_in_ms: u64,
+    pub retries: u32,
+}
+
 /// One finished call at this hop, for logs and metrics.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallRecord {
@@ -505,6 +520,33 @@ impl Forwarder {
         self.calls.len()
     }
 
+    /// The calls in flight at this hop, oldest first (for operators: the
+    /// admin API lists them).
+    pub fn calls(&self, now: Micros) -> Vec<CallView> {
+        let mut v: Vec<CallView> = self
+            .calls
+            .iter()
+            .map(|(k, e)| CallView {
+                call_id: e.call_id,
+                target: e.target.clone(),
+                from: match k {
+                    InKey::Peer(p, _) => Some(*p),
+                    InKey::Front(_) => None,
+                },
+                to: match e.down {
+                    Down::Peer { peer, .. } => Some(peer),
+                    Down::Local(_) => None,
+                },
+                agent: e.agent.clone(),
+                age_ms: now.0.saturating_sub(e.started.0) / 1000,
+                deadline_in_ms: e.deadline.0.saturating_sub(now.0) / 1000,
+                retries: e.retries,
+            })
+            .collect();
+        v.sort_by(|a, b| b.age_ms.cmp(&a.age_ms));
+        v
+    }
+
     /// When the driver should send the next [`CallEvent::Tick`].
     pub fn next_deadline(&self) -> Option<Micros> {
         self.timers.first().map(|(t, _, _)| *t)
@@ -527,7 +569,7 @@ impl Forwarder {
             }
             CallEvent::Inbound { peer, call } => self.on_inbound(now, routes, peer, call, &mut out),
             CallEvent::Answered { peer, leg, answer } => {
-                self.on_answered(now, peer, leg, answer, &mut out)
+                self.on_answered(now, routes, peer, leg, answer, &mut out)
             }
             CallEvent::SendFailed {
                 peer,
@@ -910,6 +952,7 @@ impl Forwarder {
     fn on_answered(
         &mut self,
         now: Micros,
+        routes: &impl CallRoutes,
         peer: NodeId,
         leg: LegId,
         answer: CallAnswer,
@@ -938,9 +981,19 @@ impl Forwarder {
                 }
             }
             CallAnswer::Refused(err) => {
-                // Nothing ran; a refusal is the downstream's considered
-                // answer (no route, denied) and another path leads to the
-                // same origin, so it is not retried.
+                // Nothing ran. A routing refusal (the next hop has no
+                // route, or has not advertised one to us yet: it is
+                // restarting, or its UPDATE is on the way) may not hold on
+                // another path, so that is tried, whatever the tool. Other
+                // refusals (denied, bad caller, expired) would be the same
+                // on every path.
+                let routing = matches!(
+                    err.kind,
+                    CallErrorKind::NoRoute | CallErrorKind::NotAdvertised
+                );
+                if routing && self.retry_elsewhere(now, routes, key, peer, &err.message, out) {
+                    return;
+                }
                 self.finish(
                     now,
                     key,
@@ -1014,62 +1067,20 @@ impl Forwarder {
         reason: &str,
         out: &mut Vec<CallAction>,
     ) {
-        let Some(e) = self.calls.get_mut(&key) else {
+        let Some(e) = self.calls.get(&key) else {
             return;
         };
-        if let Down::Peer { leg, .. } = e.down {
-            self.out_legs.remove(&leg);
+        let idempotent = e.idempotent;
+        if (!maybe_received || idempotent)
+            && self.retry_elsewhere(now, routes, key, peer, reason, out)
+        {
+            return;
         }
-        let may_retry = !maybe_received || e.idempotent;
-        let resend = if may_retry && now < e.deadline {
-            e.resend.clone()
+        let what = if maybe_received {
+            "the tool may or may not have run"
         } else {
-            None
+            "the call was not delivered"
         };
-        if let Some(call) = resend {
-            let tried = e.tried.clone();
-            let balance = e.balance;
-            let from = match key {
-                InKey::Peer(p, _) => Some(p),
-                InKey::Front(_) => None,
-            };
-            let next = routes.resolve(&call.origin.target).and_then(|res| {
-                let peers: Vec<NodeId> = res
-                    .hops
-                    .iter()
-                    .filter_map(|h| match h {
-                        NextHop::Peer(n) => Some(*n),
-                        NextHop::Local { .. } => None,
-                    })
-                    .collect();
-                let equal = res.multipath.clamp(1, peers.len().max(1));
-                pick(
-                    &peers,
-                    equal,
-                    &call.origin.id,
-                    balance,
-                    from.as_ref(),
-                    &tried,
-                )
-            });
-            if let Some(next) = next {
-                if let Some(e) = self.calls.get_mut(&key) {
-                    e.retries += 1;
-                }
-                self.stats.retries += 1;
-                tracing::info!(call = %call.origin.id.short(), failed = %peer.short(), next = %next.short(), %reason, "retrying the call on another path");
-                return self.send_to(key, next, call, out);
-            }
-        }
-        let (kind, what) = if maybe_received {
-            (
-                CallErrorKind::NextHopDown,
-                "the tool may or may not have run",
-            )
-        } else {
-            (CallErrorKind::NextHopDown, "the call was not delivered")
-        };
-        let idempotent = self.calls.get(&key).is_some_and(|e| e.idempotent);
         let why_no_retry = if !maybe_received || idempotent {
             "no other path"
         } else {
@@ -1084,11 +1095,69 @@ impl Forwarder {
             now,
             key,
             CallReturn {
-                outcome: CallOutcome::err(kind, msg),
+                outcome: CallOutcome::err(CallErrorKind::NextHopDown, msg),
                 trace: Vec::new(),
             },
             out,
         );
+    }
+
+    /// Sends the call for `key` on another usable path than the ones
+    /// tried, within its deadline. False when there is none (or no copy of
+    /// the CALL is left).
+    fn retry_elsewhere(
+        &mut self,
+        now: Micros,
+        routes: &impl CallRoutes,
+        key: InKey,
+        failed: NodeId,
+        reason: &str,
+        out: &mut Vec<CallAction>,
+    ) -> bool {
+        let Some(e) = self.calls.get_mut(&key) else {
+            return false;
+        };
+        if let Down::Peer { leg, .. } = e.down {
+            self.out_legs.remove(&leg);
+        }
+        let Some(call) = e.resend.clone().filter(|_| now < e.deadline) else {
+            return false;
+        };
+        let tried = e.tried.clone();
+        let balance = e.balance;
+        let from = match key {
+            InKey::Peer(p, _) => Some(p),
+            InKey::Front(_) => None,
+        };
+        let next = routes.resolve(&call.origin.target).and_then(|res| {
+            let peers: Vec<NodeId> = res
+                .hops
+                .iter()
+                .filter_map(|h| match h {
+                    NextHop::Peer(n) => Some(*n),
+                    NextHop::Local { .. } => None,
+                })
+                .collect();
+            let equal = res.multipath.clamp(1, peers.len().max(1));
+            pick(
+                &peers,
+                equal,
+                &call.origin.id,
+                balance,
+                from.as_ref(),
+                &tried,
+            )
+        });
+        let Some(next) = next else {
+            return false;
+        };
+        if let Some(e) = self.calls.get_mut(&key) {
+            e.retries += 1;
+        }
+        self.stats.retries += 1;
+        tracing::info!(call = %call.origin.id.short(), failed = %failed.short(), next = %next.short(), %reason, "retrying the call on another path");
+        self.send_to(key, next, call, out);
+        true
     }
 
     fn relay_progress(&mut self, key: InKey, info: ProgressInfo, out: &mut Vec<CallAction>) {

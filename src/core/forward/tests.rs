@@ -97,6 +97,9 @@ struct Rig {
     /// Nodes whose call protocol is gone: what is sent to them fails, and
     /// the failure says whether the CALL may have been received.
     dead: HashMap<NodeId, bool>,
+    /// Nodes that answer every CALL with this refusal (a node that
+    /// restarted and has not re-advertised yet, say).
+    refusing: HashMap<NodeId, CallErrorKind>,
     next_front: u64,
 }
 
@@ -152,6 +155,7 @@ impl Rig {
             wire: Vec::new(),
             records: Vec::new(),
             dead: HashMap::new(),
+            refusing: HashMap::new(),
             next_front: 1,
         }
     }
@@ -244,7 +248,18 @@ impl Rig {
         };
         match a {
             CallAction::SendCall { peer, call } => {
-                if let Some(&maybe_received) = self.dead.get(&peer) {
+                if let Some(&kind) = self.refusing.get(&peer) {
+                    self.wire.push((from, peer, "CALL"));
+                    self.wire.push((peer, from, "REFUSED"));
+                    self.inbox.push_back((
+                        from,
+                        CallEvent::Answered {
+                            peer,
+                            leg: call.leg,
+                            answer: CallAnswer::Refused(CallError::new(kind, "refused")),
+                        },
+                    ));
+                } else if let Some(&maybe_received) = self.dead.get(&peer) {
                     self.inbox.push_back((
                         from,
                         CallEvent::SendFailed {
@@ -754,4 +769,26 @@ fn the_table_is_bounded() {
     r.call(A, "utility/echo/echo", 60_000, false);
     let third = r.call(A, "utility/echo/echo", 60_000, false);
     assert_eq!(r.error_of(third).kind, CallErrorKind::Overloaded);
+}
+
+#[test]
+fn a_routing_refusal_is_retried_on_another_path_whatever_the_tool() {
+    let mut r = Rig::new(true, std::time::Duration::ZERO);
+    let first = preferred_hop(&r);
+    r.refusing.insert(first, CallErrorKind::NotAdvertised);
+    let f = r.call(A, "utility/echo/echo", 5_000, false);
+    assert!(r.done.is_empty(), "retried, not failed: {:?}", r.done);
+    assert_eq!(r.delivered.len(), 1);
+    r.finish_local(C, ok_result());
+    assert_eq!(r.result_of(f).outcome, ok_result());
+}
+
+#[test]
+fn an_access_refusal_is_final() {
+    let mut r = Rig::new(true, std::time::Duration::ZERO);
+    let first = preferred_hop(&r);
+    r.refusing.insert(first, CallErrorKind::AccessDenied);
+    let f = r.call(A, "utility/echo/echo", 5_000, true);
+    assert_eq!(r.error_of(f).kind, CallErrorKind::AccessDenied);
+    assert!(r.delivered.is_empty());
 }
