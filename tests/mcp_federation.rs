@@ -9,6 +9,9 @@
 //! Each test builds its own small federation in a temporary directory; every
 //! wait has a deadline and every process is killed when the test ends.
 
+// Both helper modules include the port helper; one copy each is harmless.
+#![allow(clippy::duplicate_mod)]
+
 mod common;
 mod node_harness;
 

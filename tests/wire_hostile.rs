@@ -144,19 +144,7 @@ fn deep_nesting_is_refused_without_recursing() {
     for _ in 0..80 {
         args = Value::Array(vec![args]);
     }
-    let call = frame(
-        16,
-        Some(map(vec![
-            (0, Value::Bytes(vec![0; 16])),
-            (1, text("a/b")),
-            (2, text("t")),
-            (3, args),
-            (4, int(8)),
-            (5, int(0)),
-            (6, int(1)),
-            (7, Value::Bytes(vec![0; 32])),
-        ])),
-    );
+    let call = frame(16, Some(map(vec![(0, int(1)), (1, int(8)), (4, args)])));
     assert!(matches!(
         err(&call),
         DecodeError::Cbor(CborError::TooDeep { .. })
@@ -251,7 +239,7 @@ fn unknown_frame_extension_keys_are_ignored() {
 
 #[test]
 fn unknown_message_type_gets_a_notification() {
-    for ty in [0, 7, 15, 20, 99, u64::MAX] {
+    for ty in [0, 7, 15, 21, 99, u64::MAX] {
         let f = frame(ty, Some(map(vec![])));
         assert_eq!(err(&f), DecodeError::UnknownType { ty });
         assert_eq!(

@@ -14,7 +14,8 @@ use agent_bgp::core::proof::{AsnCert, OriginAttestation, PathSignature, RoutePro
 use agent_bgp::core::route::{Route, RouteKey};
 use agent_bgp::core::{AgentId, Asn, ClusterId, Millis, NodeId, Prefix};
 use agent_bgp::wire::call::{
-    Call, CallId, CallMessage, CallOutcome, CallResult, Cancel, Progress, ProgressToken,
+    Answer, Call, CallAnswer, CallError, CallErrorKind, CallId, CallMessage, CallOp, CallOrigin,
+    CallOutcome, CallResult, CallReturn, Cancel, HopTrace, LegId, Progress, ProgressInfo,
 };
 use agent_bgp::wire::{Frame, Limits, decode, encode, encode_update_frames};
 use proptest::prelude::*;
@@ -313,68 +314,135 @@ fn arb_json() -> impl Strategy<Value = Json> {
     })
 }
 
+fn arb_origin() -> impl Strategy<Value = CallOrigin> {
+    (
+        (
+            any::<[u8; 16]>().prop_map(CallId),
+            arb_node(),
+            any::<u32>(),
+            prop::collection::vec(arb_community(), 0..3),
+            arb_prefix(),
+            any::<bool>(),
+        ),
+        (
+            any::<bool>(),
+            prop::option::of("[a-z_]{1,20}"),
+            any::<[u8; 32]>(),
+            any::<u64>(),
+            any::<u64>(),
+            prop::option::of(any::<[u8; 64]>().prop_map(Signature)),
+            prop::option::of(arb_cert()),
+        ),
+    )
+        .prop_map(
+            |(
+                (id, caller, asn, mut communities, target, describe),
+                (idem, tool, digest, issued, deadline, signature, cert),
+            )| {
+                communities.sort();
+                communities.dedup();
+                CallOrigin {
+                    id,
+                    caller,
+                    caller_asn: Asn(asn),
+                    communities,
+                    target,
+                    op: if describe {
+                        CallOp::Describe
+                    } else {
+                        CallOp::Tool
+                    },
+                    idempotent: idem,
+                    tool,
+                    args_digest: digest,
+                    issued: Millis(issued),
+                    deadline: Millis(deadline),
+                    cert,
+                    signature,
+                }
+            },
+        )
+}
+
+fn arb_error() -> impl Strategy<Value = CallError> {
+    (
+        1u16..=13,
+        any::<i64>(),
+        ".{0,30}",
+        prop::option::of(arb_json()),
+    )
+        .prop_map(|(kind, code, message, data)| CallError {
+            kind: CallErrorKind::from_number(kind).unwrap_or(CallErrorKind::Internal),
+            code,
+            message,
+            data,
+        })
+}
+
+fn arb_return() -> impl Strategy<Value = CallReturn> {
+    (
+        prop_oneof![
+            arb_json().prop_map(CallOutcome::Ok),
+            arb_error().prop_map(CallOutcome::Err),
+        ],
+        prop::collection::vec(
+            (arb_node(), any::<u32>(), any::<u64>()).prop_map(|(node, asn, us)| HopTrace {
+                node,
+                asn: Asn(asn),
+                elapsed_us: us,
+            }),
+            0..4,
+        ),
+    )
+        .prop_map(|(outcome, trace)| CallReturn { outcome, trace })
+}
+
 fn arb_call_message() -> impl Strategy<Value = CallMessage> {
-    let id = any::<[u8; 16]>().prop_map(CallId);
+    let leg = any::<u64>().prop_map(LegId);
     prop_oneof![
         (
-            id.clone(),
-            arb_prefix(),
-            "[a-z_]{1,20}",
-            arb_json(),
+            leg.clone(),
             any::<u8>(),
-            any::<u64>(),
-            any::<u32>(),
-            arb_node(),
-            prop::option::of(prop_oneof![
-                any::<i64>().prop_map(ProgressToken::Int),
-                "[a-z0-9-]{0,20}".prop_map(ProgressToken::Text),
-            ]),
+            any::<bool>(),
+            arb_origin(),
+            arb_json()
         )
-            .prop_map(|(id, target, tool, arguments, hop, dl, asn, node, token)| {
-                CallMessage::Call(Call {
-                    id,
-                    target,
-                    tool,
+            .prop_map(
+                |(leg, hop_limit, progress, origin, arguments)| CallMessage::Call(Call {
+                    leg,
+                    hop_limit,
+                    progress,
+                    origin: Arc::new(origin),
                     arguments,
-                    hop_limit: hop,
-                    deadline: Millis(dl),
-                    caller_asn: Asn(asn),
-                    caller_node: node,
-                    progress_token: token,
                 })
-            }),
-        (id.clone(), arb_json()).prop_map(|(id, j)| CallMessage::Result(CallResult {
-            id,
-            outcome: CallOutcome::Ok(j)
-        })),
+            ),
         (
-            id.clone(),
-            any::<i64>(),
-            ".{0,30}",
-            prop::option::of(arb_json())
+            leg.clone(),
+            prop_oneof![
+                Just(CallAnswer::Accepted),
+                arb_error().prop_map(CallAnswer::Refused),
+                arb_return().prop_map(CallAnswer::Done),
+            ]
         )
-            .prop_map(|(id, code, message, data)| CallMessage::Result(CallResult {
-                id,
-                outcome: CallOutcome::Err {
-                    code,
-                    message,
-                    data
-                }
-            })),
-        (id.clone(), prop::option::of(".{0,30}"))
-            .prop_map(|(id, reason)| CallMessage::Cancel(Cancel { id, reason })),
+            .prop_map(|(leg, answer)| CallMessage::Answer(Answer { leg, answer })),
+        (leg.clone(), arb_return())
+            .prop_map(|(leg, ret)| CallMessage::Result(CallResult { leg, ret })),
+        (leg.clone(), prop::option::of(".{0,30}"))
+            .prop_map(|(leg, reason)| CallMessage::Cancel(Cancel { leg, reason })),
         (
-            id,
+            leg,
             -1e9f64..1e9,
             prop::option::of(0f64..1e9),
             prop::option::of(".{0,30}")
         )
             .prop_map(
-                |(id, progress, total, message)| CallMessage::Progress(Progress {
-                    id,
-                    progress,
-                    total,
-                    message
+                |(leg, progress, total, message)| CallMessage::Progress(Progress {
+                    leg,
+                    info: ProgressInfo {
+                        progress,
+                        total,
+                        message
+                    }
                 })
             ),
     ]

@@ -20,7 +20,9 @@ use agent_bgp::core::route::RouteKey;
 use agent_bgp::core::{Asn, Millis};
 use agent_bgp::identity::cert::{cert_signed_bytes, derive_asn};
 use agent_bgp::wire::call::{
-    Call, CallId, CallMessage, CallOutcome, CallResult, Cancel, Progress, ProgressToken,
+    Answer, Call, CallAnswer, CallError, CallErrorKind, CallId, CallMessage, CallOp, CallOrigin,
+    CallOutcome, CallResult, CallReturn, Cancel, HopTrace, LegId, Progress, ProgressInfo,
+    call_signed_bytes,
 };
 use agent_bgp::wire::sign::{origin_signed_bytes, path_signed_bytes};
 use agent_bgp::wire::{Frame, Limits, VerifyContext, decode, encode, verify_route};
@@ -225,59 +227,130 @@ fn unknown_attributes_vector() {
     check_frame("update-extra-attrs", Frame::Routing(Message::Update(u)));
 }
 
+/// The CALL every call vector refers to: key 3 (derived ASN) calls
+/// `lint_file` under `coding/typescript/lint`, signed.
+fn signed_call_origin() -> CallOrigin {
+    let caller = derived(3);
+    let mut o = CallOrigin {
+        id: CallId([0x11; 16]),
+        caller: caller.node_id(),
+        caller_asn: caller.asn(),
+        communities: vec![Community::named("gold").unwrap()],
+        target: prefix("coding/typescript/lint"),
+        op: CallOp::Tool,
+        idempotent: true,
+        tool: Some("lint_file".into()),
+        args_digest: [0x22; 32],
+        issued: NOW,
+        deadline: Millis(NOW.0 + 30_000),
+        cert: Some(caller.cert().clone()),
+        signature: None,
+    };
+    o.signature = Some(caller.key().sign(&call_signed_bytes(&o)));
+    o
+}
+
 #[test]
 fn call_vectors() {
-    let id = CallId([0x11; 16]);
-    let caller = derived(3);
+    let leg = LegId(7);
     check_frame(
         "call",
         Frame::Call(CallMessage::Call(Call {
-            id,
-            target: prefix("coding/typescript/lint"),
-            tool: "lint_file".into(),
-            arguments: json!({"path": "src/main.ts", "fix": true, "max": 3}),
+            leg,
             hop_limit: 16,
-            deadline: Millis(NOW.0 + 30_000),
-            caller_asn: caller.asn(),
-            caller_node: caller.node_id(),
-            progress_token: Some(ProgressToken::Text("p-1".into())),
+            progress: true,
+            origin: Arc::new(signed_call_origin()),
+            arguments: json!({"path": "src/main.ts", "fix": true, "max": 3}),
+        })),
+    );
+    let trace = vec![
+        HopTrace {
+            node: key(1).node_id(),
+            asn: Asn(65001),
+            elapsed_us: 950,
+        },
+        HopTrace {
+            node: key(2).node_id(),
+            asn: Asn(65002),
+            elapsed_us: 1200,
+        },
+    ];
+    check_frame(
+        "call-answer-accepted",
+        Frame::Call(CallMessage::Answer(Answer {
+            leg,
+            answer: CallAnswer::Accepted,
+        })),
+    );
+    check_frame(
+        "call-answer-done",
+        Frame::Call(CallMessage::Answer(Answer {
+            leg,
+            answer: CallAnswer::Done(CallReturn {
+                outcome: CallOutcome::Ok(
+                    json!({"content": [{"type": "text", "text": "0 problems"}], "isError": false}),
+                ),
+                trace: trace.clone(),
+            }),
+        })),
+    );
+    check_frame(
+        "call-answer-refused",
+        Frame::Call(CallMessage::Answer(Answer {
+            leg,
+            answer: CallAnswer::Refused(CallError::new(
+                CallErrorKind::AccessDenied,
+                "AS65001: access to coding/typescript/lint denied to AS65003 by rule 1",
+            )),
         })),
     );
     check_frame(
         "call-result-ok",
         Frame::Call(CallMessage::Result(CallResult {
-            id,
-            outcome: CallOutcome::Ok(
-                json!({"content": [{"type": "text", "text": "0 problems"}], "isError": false}),
-            ),
+            leg,
+            ret: CallReturn {
+                outcome: CallOutcome::Ok(
+                    json!({"content": [{"type": "text", "text": "0 problems"}], "isError": false}),
+                ),
+                trace,
+            },
         })),
     );
     check_frame(
         "call-result-err",
         Frame::Call(CallMessage::Result(CallResult {
-            id,
-            outcome: CallOutcome::Err {
-                code: -32001,
-                message: "deadline exceeded".into(),
-                data: Some(json!({"hops": 2})),
+            leg,
+            ret: CallReturn {
+                outcome: CallOutcome::Err(CallError::upstream(
+                    -32602,
+                    "unknown argument `fx`",
+                    Some(json!({"argument": "fx"})),
+                )),
+                trace: Vec::new(),
             },
         })),
     );
     check_frame(
         "cancel",
         Frame::Call(CallMessage::Cancel(Cancel {
-            id,
+            leg,
             reason: Some("client went away".into()),
         })),
     );
     check_frame(
         "progress",
         Frame::Call(CallMessage::Progress(Progress {
-            id,
-            progress: 0.5,
-            total: Some(1.0),
-            message: Some("halfway".into()),
+            leg,
+            info: ProgressInfo {
+                progress: 0.5,
+                total: Some(1.0),
+                message: Some("halfway".into()),
+            },
         })),
+    );
+    check_bytes(
+        "signed-bytes-call",
+        &call_signed_bytes(&signed_call_origin()),
     );
 }
 

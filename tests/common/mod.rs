@@ -128,4 +128,5 @@ pub async fn expect_down(
 
 #[path = "../ports/mod.rs"]
 mod ports;
+#[allow(unused_imports)] // not every test binary needs it
 pub use ports::free_port;

@@ -51,4 +51,20 @@ for r in u[2]:
         VerifyKey(hc[1]).verify(msg, h[3])
         prev = h[3]
     print("route", r[0], "verifies; as_path", a.get(0))
+
+# The CALL's caller signature, with the signed bytes rebuilt from the spec.
+def community_text(c):
+    if isinstance(c, str):
+        return c
+    if isinstance(c, int):
+        return f"{c >> 16}:{c & 0xffff}"
+    return ":".join(str(x) for x in c)
+
+o = cbor2.loads(load("call"))[2][3]
+signed = b"agent-bgp/v1/call\0" + cbor2.dumps([
+    o[0], o[1], o[2], [community_text(c) for c in o.get(3, [])], o[4], o[5],
+    1 if o.get(6) else 0, o.get(7), o[8], o[9], o[10]], canonical=True)
+assert signed == load("signed-bytes-call")
+VerifyKey(o[1]).verify(signed, o[12])
+print("call signature verifies")
 print("all ok")

@@ -543,7 +543,7 @@ impl Forwarder {
                 retries: e.retries,
             })
             .collect();
-        v.sort_by(|a, b| b.age_ms.cmp(&a.age_ms));
+        v.sort_by_key(|c| std::cmp::Reverse(c.age_ms));
         v
     }
 
