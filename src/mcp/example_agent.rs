@@ -428,7 +428,7 @@ pub async fn serve_http(addr: &str) -> Result<(), ExampleAgentError> {
             })
         },
         LocalSessionManager::default().into(),
-        StreamableHttpServerConfig::default(),
+        StreamableHttpServerConfig::default().with_json_response(true),
     );
     let app = axum::Router::new().nest_service("/mcp", service);
     let mut out = tokio::io::stdout();

@@ -97,6 +97,7 @@ pub struct PlaneConfig {
     descriptor_cache: usize,
     describe_parallel: usize,
     describe_retry: Duration,
+    fetch_descriptors: bool,
 }
 
 impl PlaneConfig {
@@ -110,6 +111,7 @@ impl PlaneConfig {
             descriptor_cache: 4096,
             describe_parallel: 16,
             describe_retry: Duration::from_secs(30),
+            fetch_descriptors: true,
         }
     }
 
@@ -127,6 +129,13 @@ impl PlaneConfig {
     /// Communities this node claims for its callers (signed into calls).
     pub fn with_caller_communities(mut self, c: Vec<Community>) -> Self {
         self.communities = c;
+        self
+    }
+
+    /// Whether to fetch remote tools' descriptors (only a node with a
+    /// front needs them).
+    pub fn with_descriptor_fetch(mut self, on: bool) -> Self {
+        self.fetch_descriptors = on;
         self
     }
 
@@ -317,6 +326,11 @@ pub struct McpPlane {
     failed: HashMap<DescriptorHash, (Micros, String)>,
     queue: VecDeque<(DescriptorHash, Prefix)>,
     metrics: CallMetrics,
+    /// Per-hop counters, kept without allocating per call and turned into
+    /// [`CallMetrics`] when asked: (from a peer?, outcome) and, per next
+    /// hop (`None`: a local agent), (sum of this hop's share, count).
+    hop_calls: HashMap<(bool, &'static str), u64>,
+    hop_latency: HashMap<Option<NodeId>, (u64, u64)>,
     routes_dirty: bool,
 }
 
@@ -362,6 +376,8 @@ impl McpPlane {
                 failed: HashMap::new(),
                 queue: VecDeque::new(),
                 metrics: CallMetrics::default(),
+                hop_calls: HashMap::new(),
+                hop_latency: HashMap::new(),
                 routes_dirty: true,
             },
             rx,
@@ -379,6 +395,15 @@ impl McpPlane {
     pub fn metrics(&self) -> CallMetrics {
         let mut m = self.metrics.clone();
         m.descriptors_cached = self.cache.map.len();
+        for ((peer, outcome), n) in &self.hop_calls {
+            let from = if *peer { "peer" } else { "front" };
+            m.hop_calls.insert(format!("{from}/{outcome}"), *n);
+        }
+        for (to, (sum, count)) in &self.hop_latency {
+            let to = to.map_or_else(|| "local".to_string(), |n| n.short());
+            m.hop_latency_sum_us.insert(to.clone(), *sum);
+            m.hop_latency_count.insert(to, *count);
+        }
         m
     }
 
@@ -559,6 +584,13 @@ impl McpPlane {
             reply,
         } = c;
         let timeout = timeout.unwrap_or(self.cfg.call_timeout);
+        // A call this node runs itself never leaves it: no hop needs the
+        // signature, and signing (an ed25519 signature and a digest of the
+        // arguments) is the largest cost of a local call.
+        let local = engine
+            .forwarding(&target)
+            .and_then(|f| f.paths.first().map(|(n, _)| n.is_none()))
+            .unwrap_or(false);
         let (call, call_id) = self.make_call(
             now,
             target.clone(),
@@ -568,6 +600,7 @@ impl McpPlane {
             idempotent,
             timeout,
             progress.is_some(),
+            !local,
         );
         self.fronts.insert(
             id,
@@ -601,6 +634,7 @@ impl McpPlane {
         idempotent: bool,
         timeout: Duration,
         progress: bool,
+        sign: bool,
     ) -> (Call, CallId) {
         let mut id = [0u8; 16];
         rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut id);
@@ -615,13 +649,19 @@ impl McpPlane {
             op,
             idempotent,
             tool,
-            args_digest: args_digest(&arguments),
+            args_digest: if sign {
+                args_digest(&arguments)
+            } else {
+                [0; 32]
+            },
             issued: now.millis(),
             deadline: now.millis().saturating_add_ms(timeout_ms),
-            cert: self.signer.cert(),
+            cert: if sign { self.signer.cert() } else { None },
             signature: None,
         };
-        origin.signature = self.signer.sign(&origin);
+        if sign {
+            origin.signature = self.signer.sign(&origin);
+        }
         (
             Call {
                 leg: LegId(0),
@@ -691,20 +731,14 @@ impl McpPlane {
     }
 
     fn finished(&mut self, r: &CallRecord) {
-        let from = if r.from.is_some() { "peer" } else { "front" };
         *self
-            .metrics
             .hop_calls
-            .entry(format!("{from}/{}", r.outcome))
+            .entry((r.from.is_some(), r.outcome))
             .or_default() += 1;
         if r.elapsed_us > 0 {
-            let to = r.to.map_or_else(|| "local".to_string(), |n| n.short());
-            *self
-                .metrics
-                .hop_latency_sum_us
-                .entry(to.clone())
-                .or_default() += r.elapsed_us;
-            *self.metrics.hop_latency_count.entry(to).or_default() += 1;
+            let e = self.hop_latency.entry(r.to).or_default();
+            e.0 += r.elapsed_us;
+            e.1 += 1;
         }
         if r.from.is_some() {
             tracing::debug!(
@@ -832,6 +866,10 @@ impl McpPlane {
                     None => {
                         let note = match self.failed.get(&h) {
                             Some((_, why)) => format!("(Descriptor unavailable: {why}.)"),
+                            None if !self.cfg.fetch_descriptors => {
+                                "(Descriptors are not fetched: this node has no MCP front.)"
+                                    .to_string()
+                            }
                             None => {
                                 if !self.fetching.contains(&h)
                                     && !self.queue.iter().any(|(q, _)| *q == h)
@@ -899,6 +937,7 @@ impl McpPlane {
                 true,
                 Duration::from_secs(10),
                 false,
+                true,
             );
             let more = self.forward(
                 now,
@@ -1124,6 +1163,9 @@ fn upstream_outcome(agent: &AgentId, e: UpstreamError) -> CallOutcome {
 
 /// Logs a finished front call with its path and each hop's share.
 fn log_trace(target: &Prefix, id: &CallId, ret: &CallReturn, total_us: u64) {
+    if !tracing::enabled!(tracing::Level::INFO) {
+        return;
+    }
     let path: Vec<String> = ret.trace.iter().rev().map(|h| h.asn.to_string()).collect();
     let hops = hop_costs(&ret.trace)
         .iter()

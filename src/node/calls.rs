@@ -43,14 +43,45 @@ impl CallSigner for NodeCallSigner {
     }
 }
 
+/// Certificates whose signature checked out, remembered so that a busy
+/// caller's certificate is not re-verified on every call (its binding,
+/// validity window and pins are still checked every time).
+const CERT_CACHE: usize = 1024;
+
 /// Verifies callers against a copy of the node's trust store.
 pub struct TrustVerifier {
     trust: TrustStore,
+    verified: std::sync::Mutex<std::collections::HashSet<AsnCert>>,
 }
 
 impl TrustVerifier {
     pub fn new(trust: TrustStore) -> Self {
-        TrustVerifier { trust }
+        TrustVerifier {
+            trust,
+            verified: std::sync::Mutex::new(std::collections::HashSet::new()),
+        }
+    }
+
+    fn check_cert(&self, cert: &AsnCert, now: Millis) -> Result<(), String> {
+        self.trust
+            .check_binding(cert, now)
+            .map_err(|e| format!("certificate: {e}"))?;
+        let mut seen = self
+            .verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Keyed by the whole certificate: a signature copied onto other
+        // fields must not pass as verified.
+        if seen.contains(cert) {
+            return Ok(());
+        }
+        crate::identity::cert::verify_cert_signature(cert)
+            .map_err(|e| format!("certificate signature: {e}"))?;
+        if seen.len() >= CERT_CACHE {
+            seen.clear();
+        }
+        seen.insert(cert.clone());
+        Ok(())
     }
 }
 
@@ -69,9 +100,7 @@ impl CallerVerifier for TrustVerifier {
                 cert.asn, o.caller_asn
             ));
         }
-        self.trust
-            .check_cert(cert, now)
-            .map_err(|e| format!("certificate: {e}"))?;
+        self.check_cert(cert, now)?;
         let sig = o.signature.as_ref().ok_or("the call is not signed")?;
         key::verify(&o.caller, &call_signed_bytes(o), sig)
             .map_err(|e| format!("signature: {e}"))?;
@@ -170,6 +199,22 @@ mod tests {
         o.cert = Some(b.cert().clone());
         let e = verifier().verify(Millis(2000), &o, &args).unwrap_err();
         assert!(e.contains("another node"), "{e}");
+    }
+
+    #[test]
+    fn a_cached_certificate_signature_does_not_vouch_for_other_fields() {
+        let id = identity(1);
+        let args = json!({});
+        let v = verifier();
+        let o = signed(&id, &args);
+        assert_eq!(v.verify(Millis(2000), &o, &args), Ok(()));
+        // Same signature bytes, another ASN: refused, not served from cache.
+        let mut forged = (**o.cert.as_ref().unwrap()).clone();
+        forged.asn = Asn(65001);
+        let mut o2 = o.clone();
+        o2.cert = Some(Arc::new(forged));
+        o2.caller_asn = Asn(65001);
+        assert!(v.verify(Millis(2000), &o2, &args).is_err());
     }
 
     #[test]

@@ -105,7 +105,8 @@ impl NodeMcp {
         let pcfg = PlaneConfig::new(node_id, asn)
             .with_call_timeout(Duration::from_secs(c.mcp.call_timeout_secs))
             .with_hop_limit(c.mcp.hop_limit)
-            .with_caller_communities(c.mcp.caller_communities.clone());
+            .with_caller_communities(c.mcp.caller_communities.clone())
+            .with_descriptor_fetch(c.mcp.listen.0.is_some());
         let (plane, local_rx) = McpPlane::new(
             pcfg,
             fwd,

@@ -76,7 +76,11 @@ pub async fn serve(
             addr: listen,
             source,
         })?;
+    // JSON answers for calls that send nothing before their result (most
+    // of them): cheaper than an SSE stream per request. A call that sends
+    // progress first still gets SSE.
     let mut cfg = StreamableHttpServerConfig::default()
+        .with_json_response(true)
         .with_cancellation_token(stop.child_token())
         .with_sse_keep_alive(Some(std::time::Duration::from_secs(15)));
     if !addr.ip().is_loopback() {

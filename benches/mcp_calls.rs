@@ -1,0 +1,489 @@
+//! The cost of routing an MCP tool call: the example agent's `echo` tool
+//! called directly over MCP, through one node, and through a three-node
+//! chain (two hops of the call protocol), on loopback, in one run.
+//!
+//! ```text
+//! direct     client ──HTTP──> example agent
+//! one node   client ──HTTP──> A ──stdio──> example agent
+//! chain      client ──HTTP──> A ──call/1──> B ──call/1──> C ──stdio──> example agent
+//! ```
+//!
+//! Command: `cargo bench --bench mcp_calls` (release build; runs real `abgp`
+//! processes). For each setup: latency of sequential calls (p50, p99) and
+//! throughput with many calls in flight, each as a ratio against the direct
+//! call. Options via environment: `CALLS` (sequential calls, default 2000),
+//! `SECONDS` (throughput window, default 4), `IN_FLIGHT` (default 64).
+//! The load comes from a lean HTTP/1.1 client (keep-alive connections,
+//! pre-built 2026-07-28 `tools/call` requests, JSON answers checked), so
+//! that on a 2-core machine the load generator takes as little CPU as
+//! possible from the servers it measures; rmcp's client only finds the
+//! tool's name first.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rmcp::RoleClient;
+use rmcp::model::{CallToolRequestParams, ProtocolVersion};
+use rmcp::service::{ClientLifecycleMode, RunningService, serve_client_with_lifecycle_and_ct};
+use rmcp::transport::StreamableHttpClientTransport;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader as TokioBufReader};
+use tokio_util::sync::CancellationToken;
+
+const BIN: &str = env!("CARGO_BIN_EXE_abgp");
+
+struct Kill(Vec<Child>);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn admin_get(admin: &str, path: &str) -> Option<Value> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(admin).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    serde_json::from_str(buf.split_once("\r\n\r\n")?.1).ok()
+}
+
+fn wait<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+struct Node {
+    dir: PathBuf,
+    peer_id: String,
+    port: u16,
+    admin: u16,
+    mcp: u16,
+    asn: u32,
+}
+
+/// A node directory with a fresh key; its ASN is the one the key derives
+/// (self-certifying, so every node believes every other without setup).
+fn node(root: &Path, name: &str) -> Node {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = agent_bgp::identity::NodeKey::generate();
+    agent_bgp::identity::NodeKey::create(&dir.join("node.key"), &key).unwrap();
+    std::fs::write(
+        dir.join("policy.toml"),
+        "[[apply]]\nneighbors = [\"*\"]\ndefault-import = \"accept\"\ndefault-export = \"accept\"\n",
+    )
+    .unwrap();
+    Node {
+        peer_id: key.peer_id().unwrap().to_string(),
+        dir,
+        port: port(),
+        admin: port(),
+        mcp: port(),
+        asn: agent_bgp::identity::derive_asn(&key.node_id()).0,
+    }
+}
+
+fn configure(n: &Node, neighbors: &[&Node], agent: bool) {
+    let mut t = format!(
+        "[node]\nfederation = \"bench\"\n\
+         [network]\nlisten = [\"/ip4/127.0.0.1/tcp/{}\"]\n[discovery]\nmdns = false\nkademlia = false\n\
+         [policy]\nfile = \"policy.toml\"\n[admin]\nlisten = \"127.0.0.1:{}\"\n\
+         [mcp]\nlisten = \"127.0.0.1:{}\"\n[log]\nlevel = \"warn\"\n",
+        n.port, n.admin, n.mcp
+    );
+    if agent {
+        t.push_str(&format!(
+            "\n[[agents]]\nid = \"echo\"\nprefix = \"bench/echo/*\"\ncommand = {BIN:?}\nargs = [\"example-agent\"]\nmax-concurrent-calls = 256\n"
+        ));
+    }
+    for nb in neighbors {
+        t.push_str(&format!(
+            "\n[[neighbor]]\npeer_id = \"{}\"\naddress = \"/ip4/127.0.0.1/tcp/{}/p2p/{}\"\nasn = {}\n",
+            nb.peer_id, nb.port, nb.peer_id, nb.asn
+        ));
+    }
+    std::fs::write(n.dir.join("node.toml"), t).unwrap();
+}
+
+fn run(n: &Node) -> Child {
+    Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(n.dir.join("node.toml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start abgp run")
+}
+
+async fn client(url: &str) -> RunningService<RoleClient, ()> {
+    serve_client_with_lifecycle_and_ct(
+        (),
+        StreamableHttpClientTransport::from_uri(url),
+        ClientLifecycleMode::Discover {
+            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+        },
+        CancellationToken::new(),
+    )
+    .await
+    .expect("MCP client")
+}
+
+/// The front name of the echo tool (the example agent's own name directly).
+async fn echo_name(c: &RunningService<RoleClient, ()>) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let tools = c.list_all_tools().await.expect("tools/list");
+        if let Some(t) = tools.iter().find(|t| {
+            t.name == "echo"
+                || t.description
+                    .as_deref()
+                    .is_some_and(|d| d.contains("capability bench/echo/echo,"))
+        }) {
+            return t.name.to_string();
+        }
+        assert!(Instant::now() < deadline, "no echo tool at the front");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn params(name: &str) -> CallToolRequestParams {
+    CallToolRequestParams::new(name.to_string()).with_arguments(
+        json!({"text": "ping"})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+    )
+}
+
+/// One keep-alive HTTP/1.1 connection sending 2026-07-28 `tools/call`
+/// requests for `echo {"text": "ping"}` and reading JSON answers.
+struct Lean {
+    io: TokioBufReader<tokio::net::TcpStream>,
+    head: String,
+    name: String,
+    next_id: u64,
+}
+
+impl Lean {
+    async fn connect(url: &str, name: &str) -> Lean {
+        let rest = url.strip_prefix("http://").expect("an http URL");
+        let (hostport, path) = rest.split_once('/').expect("host/path");
+        let s = tokio::net::TcpStream::connect(hostport)
+            .await
+            .expect("connect");
+        s.set_nodelay(true).unwrap();
+        Lean {
+            io: TokioBufReader::new(s),
+            head: format!(
+                "POST /{path} HTTP/1.1\r\nHost: {hostport}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: {name}\r\n"
+            ),
+            name: name.to_string(),
+            next_id: 1,
+        }
+    }
+
+    async fn call(&mut self) -> Result<(), String> {
+        self.next_id += 1;
+        let body = json!({
+            "jsonrpc": "2.0", "id": self.next_id, "method": "tools/call",
+            "params": {
+                "name": self.name, "arguments": {"text": "ping"},
+                "_meta": {
+                    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                    "io.modelcontextprotocol/clientCapabilities": {},
+                    "io.modelcontextprotocol/clientInfo": {"name": "mcp-calls-bench", "version": "1"}
+                }
+            }
+        })
+        .to_string();
+        let req = format!("{}Content-Length: {}\r\n\r\n{body}", self.head, body.len());
+        let err = |e: std::io::Error| e.to_string();
+        self.io
+            .get_mut()
+            .write_all(req.as_bytes())
+            .await
+            .map_err(err)?;
+        let mut status = String::new();
+        self.io.read_line(&mut status).await.map_err(err)?;
+        if !status.starts_with("HTTP/1.1 200") {
+            return Err(status);
+        }
+        let (mut len, mut chunked) = (None, false);
+        loop {
+            let mut l = String::new();
+            self.io.read_line(&mut l).await.map_err(err)?;
+            let l = l.trim_end().to_ascii_lowercase();
+            if l.is_empty() {
+                break;
+            }
+            if let Some(v) = l.strip_prefix("content-length:") {
+                len = v.trim().parse::<usize>().ok();
+            }
+            if l.starts_with("transfer-encoding:") && l.contains("chunked") {
+                chunked = true;
+            }
+        }
+        let mut body = Vec::new();
+        if let Some(n) = len {
+            body.resize(n, 0);
+            self.io.read_exact(&mut body).await.map_err(err)?;
+        } else if chunked {
+            loop {
+                let mut l = String::new();
+                self.io.read_line(&mut l).await.map_err(err)?;
+                let n = usize::from_str_radix(l.trim(), 16).map_err(|e| e.to_string())?;
+                let mut chunk = vec![0; n + 2];
+                self.io.read_exact(&mut chunk).await.map_err(err)?;
+                if n == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..n]);
+            }
+        } else {
+            return Err("no body length".into());
+        }
+        let text = String::from_utf8_lossy(&body);
+        if text.contains("\"structuredContent\":{\"text\":\"ping\"}") {
+            Ok(())
+        } else {
+            Err(text.into_owned())
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Figures {
+    p50_us: f64,
+    p99_us: f64,
+    calls_per_s: f64,
+}
+
+/// Median share of each node of the chain, from the trace results carry
+/// (`_meta["agent-bgp/trace"]`), over `n` sequential calls. A node's share
+/// includes the round trip to the next node; the last one's includes the
+/// agent.
+async fn hop_shares(url: &str, n: usize) -> Vec<(u64, f64)> {
+    let c = client(url).await;
+    let name = echo_name(&c).await;
+    let mut per: Vec<(u64, Vec<f64>)> = Vec::new();
+    for _ in 0..n {
+        let r = c.call_tool(params(&name)).await.expect("echo");
+        let meta = serde_json::to_value(r.meta.unwrap_or_default()).unwrap_or_default();
+        for (i, h) in meta["agent-bgp/trace"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let asn = h["asn"].as_u64().unwrap_or(0);
+            let us = h["hopUs"].as_f64().unwrap_or(0.0);
+            if per.len() <= i {
+                per.push((asn, Vec::new()));
+            }
+            per[i].1.push(us);
+        }
+    }
+    let _ = c.cancel().await;
+    per.into_iter()
+        .map(|(asn, mut v)| {
+            v.sort_by(|a, b| a.total_cmp(b));
+            (asn, v[v.len() / 2])
+        })
+        .collect()
+}
+
+async fn measure(url: &str, calls: u64, seconds: u64, in_flight: u64) -> Figures {
+    let c = client(url).await;
+    let name = echo_name(&c).await;
+    // One call through rmcp's client checks the tool answers as MCP says.
+    let r = c.call_tool(params(&name)).await.expect("echo");
+    assert_eq!(r.structured_content, Some(json!({"text": "ping"})));
+    let _ = c.cancel().await;
+    let mut lean = Lean::connect(url, &name).await;
+    for _ in 0..200 {
+        lean.call().await.expect("warm-up call");
+    }
+    let mut lat = Vec::with_capacity(calls as usize);
+    for _ in 0..calls {
+        let t = Instant::now();
+        lean.call().await.expect("echo");
+        lat.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p) as usize];
+    // Throughput: `in_flight` connections, one call in flight on each.
+    let done = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let mut conns = Vec::new();
+    for _ in 0..in_flight {
+        conns.push(Lean::connect(url, &name).await);
+    }
+    let stop = Instant::now() + Duration::from_secs(seconds);
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for mut conn in conns {
+        let (done, failed) = (done.clone(), failed.clone());
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < stop {
+                match conn.call().await {
+                    Ok(()) => done.fetch_add(1, Ordering::Relaxed),
+                    Err(_) => failed.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    assert_eq!(failed.load(Ordering::Relaxed), 0, "failed calls at {url}");
+    Figures {
+        p50_us: pct(0.5),
+        p99_us: pct(0.99),
+        calls_per_s: done.load(Ordering::Relaxed) as f64 / secs,
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing else is accepted.
+    let calls = env_or("CALLS", 2000);
+    let seconds = env_or("SECONDS", 4);
+    let in_flight = env_or("IN_FLIGHT", 64);
+    let root = std::env::temp_dir().join(format!("abgp-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+
+    // Direct: the example agent over streamable HTTP.
+    let mut agent = Command::new(BIN)
+        .args(["example-agent", "--http", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the example agent");
+    let mut line = String::new();
+    BufReader::new(agent.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let direct_url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
+    let _agent = Kill(vec![agent]);
+    let direct = rt.block_on(measure(&direct_url, calls, seconds, in_flight));
+
+    // One node hosting the agent.
+    let solo = node(&root, "solo");
+    configure(&solo, &[], true);
+    let _solo = Kill(vec![run(&solo)]);
+    wait("the node's front", || {
+        std::net::TcpStream::connect(("127.0.0.1", solo.mcp)).ok()
+    });
+    let one = rt.block_on(measure(
+        &format!("http://127.0.0.1:{}/mcp", solo.mcp),
+        calls,
+        seconds,
+        in_flight,
+    ));
+    drop(_solo);
+
+    // A - B - C, the agent on C.
+    let a = node(&root, "A");
+    let b = node(&root, "B");
+    let c = node(&root, "C");
+    configure(&a, &[&b], false);
+    configure(&b, &[&a, &c], false);
+    configure(&c, &[&b], true);
+    let _chain = Kill(vec![run(&a), run(&b), run(&c)]);
+    wait("A's front", || {
+        std::net::TcpStream::connect(("127.0.0.1", a.mcp)).ok()
+    });
+    let admin_a = format!("127.0.0.1:{}", a.admin);
+    wait("C's echo route at A", || {
+        admin_get(&admin_a, "/v1/routes")?
+            .as_array()?
+            .iter()
+            .any(|r| r["prefix"] == "bench/echo/echo")
+            .then_some(())
+    });
+    let chain_url = format!("http://127.0.0.1:{}/mcp", a.mcp);
+    let chain = rt.block_on(measure(&chain_url, calls, seconds, in_flight));
+    let shares = rt.block_on(hop_shares(&chain_url, 500));
+    let _ = std::fs::remove_dir_all(&root);
+
+    println!(
+        "\nMCP call cost, {calls} sequential calls, {seconds} s at {in_flight} in flight (2026-07-28 clients)\n"
+    );
+    println!(
+        "| setup | p50 | p99 | calls/s | p50 vs direct | calls/s vs direct | added per hop at p50 |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for (label, f, hops) in [
+        ("direct (client -> agent)", direct, 0),
+        ("through one node", one, 1),
+        ("3-node chain (2 call hops)", chain, 3),
+    ] {
+        let added = if hops == 0 {
+            "-".to_string()
+        } else {
+            format!("{:.0} us", (f.p50_us - direct.p50_us) / hops as f64)
+        };
+        println!(
+            "| {label} | {:.0} us | {:.0} us | {:.0} | {:.2}x | {:.2}x | {added} |",
+            f.p50_us,
+            f.p99_us,
+            f.calls_per_s,
+            f.p50_us / direct.p50_us,
+            f.calls_per_s / direct.calls_per_s,
+        );
+    }
+    println!(
+        "\nChain, median share of each node (caller first; includes the round trip to the next node):"
+    );
+    for (i, (asn, us)) in shares.iter().enumerate() {
+        let what = match i {
+            0 => "A: front, signing, CALL to B and back",
+            1 => "B: transit, CALL to C and back",
+            _ => "C: verify, access, agent over stdio",
+        };
+        println!("  AS{asn}  {us:.0} us   ({what})");
+    }
+}
