@@ -332,7 +332,12 @@ anyio.run(main)
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(py.stdout.take().unwrap()).lines();
-    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let Some(Ok(line)) = lines.next() else {
+        let mut err = String::new();
+        let _ = std::io::Read::read_to_string(&mut py.stderr.take().unwrap(), &mut err);
+        panic!("the Python client on `abgp mcp` said nothing:\n{err}");
+    };
+    let first: Value = serde_json::from_str(&line).unwrap();
     assert_eq!(first["text"], "over stdio");
     assert_eq!(first["proto"], "2026-07-28");
     let (ok, out, err) = abgp(&["agent", "remove", "--config", cfg, "second"]);

@@ -10,10 +10,22 @@ use anyhow::{Context, bail};
 
 use agent_bgp::config::LoadedConfig;
 
-/// The admin API's `host:port` from node.toml.
+/// The admin API's `host:port`: from node.toml, or, when it says port 0,
+/// from the address the running node recorded in its data directory.
 pub fn admin_addr(cfg: &LoadedConfig) -> anyhow::Result<String> {
     match cfg.config.admin.listen.0 {
-        Some(a) => Ok(a.to_string()),
+        Some(a) if a.port() != 0 => Ok(a.to_string()),
+        Some(_) => {
+            let f = cfg.data_dir().join(agent_bgp::node::ADMIN_ADDR_FILE);
+            std::fs::read_to_string(&f)
+                .map(|s| s.trim().to_string())
+                .with_context(|| {
+                    format!(
+                        "the admin API listens on a port chosen at start; {} not readable (is `abgp run` up?)",
+                        f.display()
+                    )
+                })
+        }
         None => bail!(
             "{}: the admin API is off ([admin] listen = \"off\"); this command needs it",
             cfg.path.display()

@@ -902,7 +902,7 @@ impl McpPlane {
                 descriptor_note: note,
             });
         }
-        let table = ToolTable::build(routed);
+        let table = ToolTable::build_from(&self.tables.borrow(), routed);
         self.tables.send_if_modified(|cur| {
             if **cur == table {
                 false

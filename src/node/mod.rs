@@ -63,6 +63,9 @@ use crate::wire::Limits;
 use clock::Clock;
 use security::{IdentityError, Security};
 
+/// File in the data directory holding the admin API's actual address.
+pub const ADMIN_ADDR_FILE: &str = "admin.addr";
+
 /// Batches that may wait for the store thread before the node waits.
 const STORE_QUEUE: usize = 256;
 /// Admin requests waiting for the node task.
@@ -294,6 +297,19 @@ impl Node {
             None => None,
         };
         let admin_addr = admin_listener.as_ref().map(|l| l.addr);
+        // Where the admin API really listens (the config may say port 0),
+        // for the CLI commands that talk to a running node.
+        let addr_file = cfg.data_dir().join(ADMIN_ADDR_FILE);
+        match admin_addr {
+            Some(a) => {
+                if let Err(e) = std::fs::write(&addr_file, format!("{a}\n")) {
+                    tracing::warn!(file = %addr_file.display(), error = %e, "cannot record the admin address");
+                }
+            }
+            None => {
+                let _ = std::fs::remove_file(&addr_file);
+            }
+        }
 
         // Bootstrap nodes serve the DHT and peer only with configured
         // neighbours (members skip them too: identify marks them).

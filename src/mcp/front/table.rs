@@ -98,25 +98,64 @@ pub struct ToolTable {
 }
 
 impl ToolTable {
-    /// Names the tools (collision-free, valid for MCP clients, a function
-    /// of the set of tools) and indexes them. Routed tools that want a
-    /// meta tool's name get a hashed name instead.
-    pub fn build(routed: Vec<RoutedTool>) -> ToolTable {
-        let keys = routed
+    /// Names the tools (collision-free, valid for MCP clients) and indexes
+    /// them, keeping the names of `prev`: a tool keeps the name it was
+    /// listed under for as long as it stays routed, so a client's cached
+    /// name does not break when another tool of the same name appears;
+    /// the newcomer gets the hashed form instead. New tools are named by
+    /// [`FrontNames`] over the whole set (order independent among
+    /// themselves). Routed tools never take a meta tool's name.
+    pub fn build_from(prev: &ToolTable, routed: Vec<RoutedTool>) -> ToolTable {
+        let key = |r: &RoutedTool| ToolKey::new(r.prefix.as_str(), r.tool.as_str());
+        let old: HashMap<ToolKey, &str> = prev
+            .tools
             .iter()
-            .map(|r| ToolKey::new(r.prefix.as_str(), r.tool.as_str()))
-            .chain(
+            .map(|t| (key(&t.routed), t.name.as_str()))
+            .collect();
+        let names = FrontNames::allocate(
+            routed.iter().map(key).chain(
                 META_TOOLS
                     .iter()
                     .map(|m| ToolKey::new("agent-bgp/meta", *m)),
-            );
-        let names = FrontNames::allocate(keys);
+            ),
+        );
+        let mut taken: std::collections::HashSet<String> =
+            META_TOOLS.iter().map(|m| m.to_string()).collect();
+        let mut named: Vec<Option<String>> = routed
+            .iter()
+            .map(|r| {
+                let n = old.get(&key(r))?;
+                taken.insert(n.to_string()).then(|| n.to_string())
+            })
+            .collect();
+        for (r, slot) in routed.iter().zip(named.iter_mut()) {
+            if slot.is_some() {
+                continue;
+            }
+            let Some(base) = names.name_of(&key(r)) else {
+                continue;
+            };
+            let mut name = base.to_string();
+            let mut n = 2u32;
+            while taken.contains(&name) {
+                // Only a hashed name equal to a kept one gets here.
+                let tail = format!("_{n}");
+                let mut cut = base.to_string();
+                cut.truncate(crate::mcp::catalog::MAX_FRONT_NAME_LEN - tail.len());
+                name = cut + &tail;
+                n += 1;
+            }
+            taken.insert(name.clone());
+            *slot = Some(name);
+        }
         let mut tools: Vec<FrontTool> = routed
             .into_iter()
-            .filter_map(|r| {
-                let key = ToolKey::new(r.prefix.as_str(), r.tool.as_str());
-                let name = names.name_of(&key)?.to_string();
-                Some(FrontTool { name, routed: r })
+            .zip(named)
+            .filter_map(|(r, name)| {
+                Some(FrontTool {
+                    name: name?,
+                    routed: r,
+                })
             })
             .collect();
         tools.sort_by(|a, b| a.name.cmp(&b.name));
@@ -126,6 +165,12 @@ impl ToolTable {
             .map(|(i, t)| (t.name.clone(), i))
             .collect();
         ToolTable { tools, by_name }
+    }
+
+    /// [`ToolTable::build_from`] with no history: the names are a function
+    /// of the set of tools.
+    pub fn build(routed: Vec<RoutedTool>) -> ToolTable {
+        Self::build_from(&ToolTable::default(), routed)
     }
 
     pub fn get(&self, name: &str) -> Option<&FrontTool> {
@@ -198,6 +243,32 @@ mod tests {
         assert_eq!(a, b, "order independent");
         assert_eq!(a.len(), 2);
         assert_ne!(a.tools()[0].name, a.tools()[1].name);
+    }
+
+    #[test]
+    fn a_listed_tool_keeps_its_name_when_a_namesake_appears() {
+        let first = ToolTable::build(vec![routed("x/echo", "echo")]);
+        assert!(first.get("echo").is_some());
+        let second = ToolTable::build_from(
+            &first,
+            vec![routed("x/echo", "echo"), routed("y/echo", "echo")],
+        );
+        assert_eq!(
+            second.get("echo").map(|t| t.routed.prefix.as_str()),
+            Some("x/echo")
+        );
+        let other = second
+            .tools()
+            .iter()
+            .find(|t| t.routed.prefix.as_str() == "y/echo")
+            .unwrap();
+        assert!(other.name.starts_with("echo_"), "{}", other.name);
+        // Without history both would be hashed.
+        let fresh = ToolTable::build(vec![routed("x/echo", "echo"), routed("y/echo", "echo")]);
+        assert!(fresh.get("echo").is_none());
+        // When the first one goes, the newcomer keeps its hashed name.
+        let third = ToolTable::build_from(&second, vec![routed("y/echo", "echo")]);
+        assert_eq!(third.tools()[0].name, other.name);
     }
 
     #[test]
