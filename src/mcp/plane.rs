@@ -1232,6 +1232,83 @@ mod tests {
         assert!(t.contains("abgp_front_call_seconds_bucket{le=\"+Inf\"} 2"));
     }
 
+    struct NoSigner;
+    impl CallSigner for NoSigner {
+        fn cert(&self) -> Option<Arc<AsnCert>> {
+            None
+        }
+        fn sign(&self, _: &CallOrigin) -> Option<Signature> {
+            None
+        }
+    }
+
+    struct Nobody;
+    impl crate::core::forward::CallerVerifier for Nobody {
+        fn verify(&self, _: Millis, _: &CallOrigin, _: &Json) -> Result<(), String> {
+            Err("test plane verifies nobody".into())
+        }
+    }
+
+    fn plane() -> McpPlane {
+        let node = NodeId::from_u64(1);
+        let fwd = Forwarder::new(
+            crate::core::forward::ForwardConfig::new(node, Asn(65001)),
+            Box::new(Nobody),
+        );
+        let (up, _events) = UpstreamHandle::new(crate::mcp::upstream::UpstreamOptions::default());
+        let (tx, _rx) = watch::channel(Arc::new(ToolTable::default()));
+        McpPlane::new(
+            PlaneConfig::new(node, Asn(65001)),
+            fwd,
+            up,
+            Box::new(NoSigner),
+            tx,
+        )
+        .0
+    }
+
+    fn descriptor(name: &str) -> ToolDescriptor {
+        ToolDescriptor {
+            name: name.into(),
+            title: None,
+            description: Some("does things".into()),
+            input_schema: Map::new(),
+            output_schema: None,
+            annotations: None,
+            icons: None,
+            meta: None,
+        }
+    }
+
+    #[test]
+    fn a_fetched_descriptor_is_cached_only_if_it_hashes_to_the_routes_hash() {
+        let mut p = plane();
+        let good = descriptor("lint");
+        let prefix = Prefix::new("coding/lint").unwrap();
+        let answer = |d: &ToolDescriptor| CallReturn {
+            outcome: CallOutcome::Ok(serde_json::to_value(d).unwrap()),
+            trace: Vec::new(),
+        };
+        // The origin (or a hop on the way) answers with another schema.
+        let id = FrontId(INTERNAL_FRONT + 1);
+        p.describes.insert(id, (good.hash(), prefix.clone()));
+        p.fetching.insert(good.hash());
+        p.describe_done(Micros(1), id, answer(&descriptor("rm-rf")));
+        assert!(p.cache.get(&good.hash()).is_none());
+        let (_, why) = p
+            .failed
+            .get(&good.hash())
+            .expect("the failure is remembered");
+        assert!(why.contains("does not match"), "{why}");
+        assert_eq!(p.metrics().descriptor_fetch_failures, 1);
+        // The right one is cached.
+        let id = FrontId(INTERNAL_FRONT + 2);
+        p.failed.clear();
+        p.describes.insert(id, (good.hash(), prefix));
+        p.describe_done(Micros(2), id, answer(&good));
+        assert_eq!(p.cache.get(&good.hash()).as_deref(), Some(&good));
+    }
+
     #[test]
     fn the_descriptor_cache_drops_the_least_recently_used() {
         let mut c = DescriptorCache {
