@@ -1,5 +1,6 @@
-//! The MCP side of a node: the agents (MCP servers) it hosts and, later, the
-//! MCP front that local clients talk to.
+//! The MCP side of a node: the agents (MCP servers) it hosts, the MCP front
+//! local clients talk to, and the plane that connects both to the node's
+//! routing and call forwarding (docs/mcp.md).
 //!
 //! - [`config`]: the `[[agents]]` entries of `node.toml`, validated on load.
 //! - [`upstream`]: one MCP client session per agent (child process over stdio
@@ -9,9 +10,15 @@
 //! - [`catalog`]: tool descriptors as they travel between nodes, their
 //!   content hashes, the route prefix of each tool, and the names the MCP
 //!   front shows to clients.
+//! - [`front`]: the MCP server local clients use (streamable HTTP, and the
+//!   stdio bridge of `abgp mcp`), its tool table and meta tools.
+//! - [`plane`]: what the node task does for MCP: tool routes of hosted
+//!   agents, the call forwarder, local runs, descriptor fetches, metrics.
+//! - [`example_agent`]: the example MCP server (`abgp example-agent`).
 //!
-//! Nothing here decides which agents' routes are announced or who may call
-//! them: the routing core and its policy consume the events and decide.
+//! Nothing here decides which routes are announced or which path a call
+//! takes or who may call what: the routing core, its policy, the
+//! forwarder and the access policy (`crate::core`) decide.
 
 pub mod catalog;
 pub mod config;
