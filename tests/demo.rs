@@ -111,3 +111,42 @@ fn the_demo_tells_its_tour_serves_mcp_and_stops_on_ctrl_c() {
     assert!(rest.iter().any(|l| l.contains("done.")), "{rest:?}");
     assert!(!std::path::Path::new(&dir).exists(), "{dir} removed");
 }
+
+#[test]
+fn ctrl_c_during_the_tour_still_stops_the_nodes_and_cleans_up() {
+    let mut child = Command::new(BIN)
+        .arg("demo")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start abgp demo");
+    let pid = child.id();
+    let dir = std::env::temp_dir().join(format!("abgp-demo-{pid}"));
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    // Interrupt as soon as the nodes are being started.
+    for l in out.by_ref() {
+        if l.unwrap_or_default().starts_with("1. Sessions") {
+            break;
+        }
+    }
+    // SAFETY: kill(2) on our own child.
+    unsafe {
+        libc::kill(i32::try_from(pid).unwrap(), libc::SIGINT);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the demo did not stop on Ctrl-C");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!dir.exists(), "{} removed", dir.display());
+    // No node of this demo is left running.
+    let ps = Command::new("pgrep")
+        .args(["-f", &format!("abgp-demo-{pid}/")])
+        .output()
+        .unwrap();
+    assert!(
+        ps.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&ps.stdout)
+    );
+}

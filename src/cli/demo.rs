@@ -23,6 +23,7 @@ use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -182,9 +183,16 @@ fn get(admin: &str, path: &str) -> Option<Value> {
     }
 }
 
+/// Set by Ctrl-C, so that an interrupted tour still stops the nodes and
+/// removes their directory.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
 fn wait<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
     let deadline = Instant::now() + timeout;
     loop {
+        if INTERRUPTED.load(Ordering::Relaxed) {
+            bail!("interrupted");
+        }
         if let Some(v) = f() {
             return Ok(v);
         }
@@ -218,6 +226,15 @@ pub fn demo(a: DemoArgs) -> anyhow::Result<ExitCode> {
         out.flush()?;
         return Ok(ExitCode::SUCCESS);
     }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.spawn(async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            INTERRUPTED.store(true, Ordering::Relaxed);
+        }
+    });
     let exe = std::env::current_exe().context("finding the abgp binary")?;
     let root = std::env::temp_dir().join(format!("abgp-demo-{}", std::process::id()));
     if root.exists() {
@@ -344,11 +361,12 @@ pub fn demo(a: DemoArgs) -> anyhow::Result<ExitCode> {
     }
 
     let url = format!("http://127.0.0.1:{}/mcp", na.mcp);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    rt.block_on(call_across(&url))?;
+    rt.block_on(async {
+        tokio::select! {
+            r = call_across(&url) => r,
+            _ = interrupted() => bail!("interrupted"),
+        }
+    })?;
 
     say("\n4. Try it yourself");
     say(format!("   MCP endpoint (streamable HTTP): {url}"));
@@ -366,13 +384,18 @@ pub fn demo(a: DemoArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     say("   Press Ctrl-C to stop.");
-    rt.block_on(async {
-        let _ = tokio::signal::ctrl_c().await;
-    });
+    rt.block_on(interrupted());
     say("\nstopping the nodes...");
     drop(running);
     say("done.");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves once Ctrl-C was pressed.
+async fn interrupted() {
+    while !INTERRUPTED.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Lists A's tools and calls C's `add` through B, as an MCP client would.
