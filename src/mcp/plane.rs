@@ -56,7 +56,7 @@ use crate::mcp::catalog::{DescriptorHash, ToolDescriptor, tool_routes, write_can
 use crate::mcp::front::table::{RoutedTool, ToolTable};
 use crate::mcp::front::{FrontCallRequest, FrontRequest};
 use crate::mcp::upstream::{
-    AgentEvent, AgentState, Progress, ToolCall, UpstreamError, UpstreamHandle,
+    AgentEvent, AgentState, DownReason, Progress, ToolCall, UpstreamError, UpstreamHandle,
 };
 
 /// Front ids at or above this are the plane's own (descriptor fetches).
@@ -489,6 +489,8 @@ impl McpPlane {
                 h.routes = next;
             }
             AgentEvent::Down { agent, reason } => {
+                // Removed (or shut down) is an agent's last event: forget it.
+                let gone = matches!(reason, DownReason::Removed | DownReason::Shutdown);
                 if let Some(h) = self.hosted.get_mut(&agent) {
                     h.up = false;
                     for p in std::mem::take(&mut h.routes).into_keys() {
@@ -496,19 +498,9 @@ impl McpPlane {
                     }
                     tracing::info!(%agent, %reason, "agent down; its routes withdrawn");
                 }
-            }
-        }
-        self.routes_dirty = true;
-        out
-    }
-
-    /// Forgets a removed agent's bookkeeping (its routes were withdrawn on
-    /// its last `Down`).
-    pub fn forget_agent(&mut self, agent: &AgentId) -> PlaneOut {
-        let mut out = PlaneOut::default();
-        if let Some(h) = self.hosted.remove(agent) {
-            for p in h.routes.into_keys() {
-                out.engine.push(Event::WithdrawLocal(RouteKey::new(p)));
+                if gone {
+                    self.hosted.remove(&agent);
+                }
             }
         }
         self.routes_dirty = true;

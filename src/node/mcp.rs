@@ -382,25 +382,39 @@ impl Node {
             .ok_or_else(|| "agent vanished".to_string())
     }
 
-    /// Removes an agent (its routes are withdrawn) and forgets it.
-    pub(super) async fn remove_agent(&mut self, id: String) -> Result<(), String> {
+    /// Removes an agent: persisted at once, its routes withdrawn when its
+    /// supervisor reports `Down { Removed }` (its last event). The polite
+    /// shutdown of the agent (seconds, for a child process) runs in a task,
+    /// so the node task does not wait for it; `reply` is answered when it
+    /// is done.
+    pub(super) async fn remove_agent(
+        &mut self,
+        id: String,
+        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+    ) {
         let agent = AgentId::new(&id);
         let up = self.mcp.plane.upstream().clone();
-        // The supervisor reports `Down { Removed }`, which withdraws the
-        // routes through the usual path; waiting here for it to stop keeps
-        // the node task busy for at most the agent's polite shutdown.
-        up.remove_agent(&agent).await.map_err(|e| e.to_string())?;
-        let out = self.mcp.plane.forget_agent(&agent);
-        self.carry(out).await.map_err(|e| e.to_string())?;
+        if up.config(&agent).is_none() {
+            let _ = reply.send(Err(format!("no agent {id} on this node")));
+            return;
+        }
         if self.mcp.run_time.remove(&agent) {
             let batch = WriteBatch {
                 agents: vec![(id.clone(), None)],
                 ..Default::default()
             };
-            self.commit(batch, None).await.map_err(|e| e.to_string())?;
+            if let Err(e) = self.commit(batch, None).await {
+                let _ = reply.send(Err(e.to_string()));
+                return;
+            }
         }
-        tracing::info!(agent = %id, "agent removed");
-        Ok(())
+        tokio::spawn(async move {
+            let r = up.remove_agent(&agent).await.map_err(|e| e.to_string());
+            if r.is_ok() {
+                tracing::info!(agent = %id, "agent removed");
+            }
+            let _ = reply.send(r);
+        });
     }
 }
 

@@ -997,8 +997,7 @@ impl Node {
                 let _ = reply.send(r);
             }
             AdminRequest::RemoveAgent { id, reply } => {
-                let r = self.remove_agent(id).await;
-                let _ = reply.send(r);
+                self.remove_agent(id, reply).await;
             }
             AdminRequest::Mcp(tx) => {
                 let _ = tx.send(self.mcp_view());
