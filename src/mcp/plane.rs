@@ -321,9 +321,12 @@ pub struct McpPlane {
     local_tx: mpsc::Sender<LocalEvent>,
     hosted: BTreeMap<AgentId, Hosted>,
     cache: DescriptorCache,
-    /// Hashes being fetched, and failed ones with when to retry.
+    /// Hashes being fetched, and failed fetches with when to retry. A
+    /// failure is kept per route: two origins can carry the same
+    /// descriptor (the same agent in two places), and one refusing to
+    /// describe it (access policy) says nothing about the other.
     fetching: HashSet<DescriptorHash>,
-    failed: HashMap<DescriptorHash, (Micros, String)>,
+    failed: HashMap<(DescriptorHash, Prefix), (Micros, String)>,
     queue: VecDeque<(DescriptorHash, Prefix)>,
     metrics: CallMetrics,
     /// Per-hop counters, kept without allocating per call and turned into
@@ -856,7 +859,7 @@ impl McpPlane {
                 match self.cache.get(&h) {
                     Some(d) => (Some(d), None),
                     None => {
-                        let note = match self.failed.get(&h) {
+                        let note = match self.failed.get(&(h, r.prefix.clone())) {
                             Some((_, why)) => format!("(Descriptor unavailable: {why}.)"),
                             None if !self.cfg.fetch_descriptors => {
                                 "(Descriptors are not fetched: this node has no MCP front.)"
@@ -894,7 +897,7 @@ impl McpPlane {
                 descriptor_note: note,
             });
         }
-        let table = ToolTable::build_from(&self.tables.borrow(), routed);
+        let table = ToolTable::build_from(&self.tables.borrow(), routed, now);
         self.tables.send_if_modified(|cur| {
             if **cur == table {
                 false
@@ -955,7 +958,7 @@ impl McpPlane {
             tracing::info!(%prefix, error = %why, "descriptor fetch failed");
             let retry =
                 now.plus_us(u64::try_from(this.cfg.describe_retry.as_micros()).unwrap_or(u64::MAX));
-            this.failed.insert(h, (retry, why));
+            this.failed.insert((h, prefix.clone()), (retry, why));
         };
         match ret.outcome {
             CallOutcome::Ok(v) => match serde_json::from_value::<ToolDescriptor>(v) {
@@ -1289,7 +1292,7 @@ mod tests {
         assert!(p.cache.get(&good.hash()).is_none());
         let (_, why) = p
             .failed
-            .get(&good.hash())
+            .get(&(good.hash(), prefix.clone()))
             .expect("the failure is remembered");
         assert!(why.contains("does not match"), "{why}");
         assert_eq!(p.metrics().descriptor_fetch_failures, 1);
@@ -1299,6 +1302,104 @@ mod tests {
         p.describes.insert(id, (good.hash(), prefix));
         p.describe_done(Micros(2), id, answer(&good));
         assert_eq!(p.cache.get(&good.hash()).as_deref(), Some(&good));
+    }
+
+    /// The CI failure of 2026-11-25: the same agent runs under two
+    /// prefixes, so their routes carry one descriptor hash. The origin
+    /// refuses to describe one of them (access policy); the other must
+    /// still be fetched, not marked unavailable.
+    #[test]
+    fn a_refused_fetch_does_not_mark_a_namesake_route_unavailable() {
+        use crate::core::engine::{EngineConfig, PeerInfo, RoutePolicy};
+        use crate::core::message::{Message, Update};
+
+        #[derive(Debug)]
+        struct AcceptAll;
+        impl RoutePolicy for AcceptAll {
+            fn import(&self, _: &PeerInfo, _: &Prefix, _: &mut Arc<PathAttrs>) -> bool {
+                true
+            }
+            fn export(&self, _: &PeerInfo, _: &Prefix, _: &mut Arc<PathAttrs>) -> bool {
+                true
+            }
+        }
+        let now = Millis(1_700_000_000_000);
+        let mut e = Engine::new(EngineConfig::new(Asn(65001), NodeId::from_u64(1)))
+            .with_policy(Arc::new(AcceptAll));
+        let peer = NodeId::from_u64(2);
+        crate::sim::bring_up_passive(&mut e, now, peer, Asn(65002), 0);
+        let d = descriptor("echo");
+        let route = |prefix: &str| {
+            let mut a = PathAttrs {
+                agent: AgentId::new(prefix.split('/').next().unwrap()),
+                as_path: vec![Asn(65002)],
+                ..Default::default()
+            };
+            a.extra.insert(
+                TOOL_ATTR.into(),
+                ExtraAttr {
+                    transitive: true,
+                    value: AttrValue::Text("echo".into()),
+                },
+            );
+            a.extra.insert(
+                DESCRIPTOR_ATTR.into(),
+                ExtraAttr {
+                    transitive: true,
+                    value: AttrValue::Bytes(Arc::from(&d.hash().0[..])),
+                },
+            );
+            Route::new(Prefix::new(prefix).unwrap(), Arc::new(a))
+        };
+        e.handle(
+            now,
+            Event::Message {
+                peer,
+                msg: Message::Update(Update {
+                    announce: vec![route("remote/echo"), route("vault/echo")],
+                    ..Default::default()
+                }),
+            },
+        );
+        let mut p = plane();
+        let t = Micros::from_millis(now);
+        let _ = p.on_routes(t, &e);
+        // One fetch for the shared hash; answer it with a refusal.
+        let (id, (h, first)) = p
+            .describes
+            .iter()
+            .map(|(id, v)| (*id, v.clone()))
+            .next()
+            .expect("a fetch started");
+        assert_eq!(h, d.hash());
+        let refused = CallReturn {
+            outcome: CallOutcome::err(CallErrorKind::AccessDenied, "access denied".to_string()),
+            trace: Vec::new(),
+        };
+        p.describe_done(t, id, refused);
+        let _ = p.on_routes(t, &e);
+        let other = if first.as_str() == "vault/echo" {
+            "remote/echo"
+        } else {
+            "vault/echo"
+        };
+        let table = p.tables.borrow().clone();
+        let note = |prefix: &str| {
+            table
+                .by_prefix(&Prefix::new(prefix).unwrap())
+                .and_then(|t| t.routed.descriptor_note.clone())
+                .unwrap_or_default()
+        };
+        assert!(
+            note(first.as_str()).contains("unavailable"),
+            "{}",
+            note(first.as_str())
+        );
+        assert!(note(other).contains("not fetched yet"), "{}", note(other));
+        assert!(
+            p.describes.values().any(|(_, q)| q.as_str() == other),
+            "the other route's descriptor is fetched through it"
+        );
     }
 
     #[test]

@@ -472,7 +472,12 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
-            eprintln!("---- log of {} ----\n{}", self.name, self.log_tail(60));
+            // ABGP_TEST_LOG_LINES widens the tail when chasing a failure.
+            let n = std::env::var("ABGP_TEST_LOG_LINES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(60);
+            eprintln!("---- log of {} ----\n{}", self.name, self.log_tail(n));
         }
     }
 }

@@ -44,7 +44,10 @@
 //!   [`CallErrorKind::NextHopDown`], unless the CALL was certainly not
 //!   received (then it is retried elsewhere) or the caller marked it
 //!   idempotent (read-only or idempotent tools): then the next usable path
-//!   is tried, within the deadline.
+//!   is tried, within the deadline. Each path is tried once first; when all
+//!   have been, a path other than the one that just failed may be tried
+//!   again (it may have refused while restarting), up to [`MAX_RETRIES`]
+//!   retries in all.
 //!
 //! What this module does **not** do: cryptography (the verifier is passed
 //! in), encoding, or choosing a timeout for the front (callers set the
@@ -1124,6 +1127,7 @@ impl Forwarder {
             return false;
         };
         let tried = e.tried.clone();
+        let retries = e.retries;
         let balance = e.balance;
         let from = match key {
             InKey::Peer(p, _) => Some(p),
@@ -1147,6 +1151,20 @@ impl Forwarder {
                 from.as_ref(),
                 &tried,
             )
+            .or_else(|| {
+                // Every path was tried once. One that failed earlier (a
+                // neighbour restarting refuses until its routes are back)
+                // may work now; only the hop that just failed is skipped,
+                // and the retries are capped.
+                (retries < MAX_RETRIES)
+                    .then(|| {
+                        peers
+                            .iter()
+                            .copied()
+                            .find(|n| *n != failed && Some(n) != from.as_ref())
+                    })
+                    .flatten()
+            })
         });
         let Some(next) = next else {
             return false;
@@ -1478,6 +1496,11 @@ impl Forwarder {
         format!("{} ({})", self.cfg.asn, self.cfg.node.short())
     }
 }
+
+/// Retries of one call at one hop once every path has been tried: enough
+/// to get past a neighbour that refused while restarting, bounded so two
+/// refusing neighbours cannot bounce a call until its deadline.
+const MAX_RETRIES: u32 = 3;
 
 /// Chooses a next hop: among the first `equal` candidates (by call id when
 /// balancing, else the first), skipping the sender and peers already tried;

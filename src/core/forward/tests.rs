@@ -792,3 +792,52 @@ fn an_access_refusal_is_final() {
     assert_eq!(r.error_of(f).kind, CallErrorKind::AccessDenied);
     assert!(r.delivered.is_empty());
 }
+
+/// The CI failure of 2026-11-25: the preferred hop refused a call while
+/// restarting (no routes yet), the retry went to the other path, and that
+/// hop died mid-call. The first hop has its routes again, so an idempotent
+/// call goes back to it instead of failing with "no other path".
+#[test]
+fn a_path_that_refused_while_restarting_is_tried_again_when_the_other_dies() {
+    let mut r = Rig::new(true, std::time::Duration::from_millis(100));
+    let first = preferred_hop(&r);
+    let other = if first == id(B) { id(D) } else { id(B) };
+    r.refusing.insert(first, CallErrorKind::NotAdvertised);
+    let f = r.call(A, "utility/echo/echo", 60_000, true);
+    r.advance(200);
+    assert!(r.done.is_empty(), "running through {other:?}: {:?}", r.done);
+    assert_eq!(r.delivered.len(), 1);
+    // The first hop is back; the one carrying the call dies.
+    r.refusing.remove(&first);
+    r.send(id(A), CallEvent::PeerDown { peer: other });
+    assert!(r.done.is_empty(), "retried, not failed: {:?}", r.done);
+    assert_eq!(r.delivered.len(), 2, "delivered again through {first:?}");
+    r.finish_local(C, ok_result());
+    assert_eq!(r.result_of(f).outcome, ok_result());
+    let rec = r
+        .records
+        .iter()
+        .find(|(n, rec)| *n == id(A) && rec.outcome == "ok")
+        .unwrap();
+    assert_eq!(rec.1.retries, 2);
+    assert_eq!(rec.1.to, Some(first));
+}
+
+/// Two neighbours that keep refusing do not bounce a call until its
+/// deadline: the retries stop at the cap with a clear error.
+#[test]
+fn retries_between_refusing_paths_are_capped() {
+    let mut r = Rig::new(true, std::time::Duration::ZERO);
+    r.refusing.insert(id(B), CallErrorKind::NotAdvertised);
+    r.refusing.insert(id(D), CallErrorKind::NotAdvertised);
+    let f = r.call(A, "utility/echo/echo", 60_000, true);
+    let e = r.error_of(f);
+    assert_eq!(e.kind, CallErrorKind::NotAdvertised, "{e:?}");
+    let calls = r
+        .wire
+        .iter()
+        .filter(|(fr, _, k)| *fr == id(A) && *k == "CALL")
+        .count();
+    assert_eq!(calls, 1 + MAX_RETRIES as usize, "{:?}", r.wire);
+    assert!(r.delivered.is_empty());
+}

@@ -5,12 +5,20 @@
 //! every front session reads the latest snapshot without asking the node.
 //! A table that equals the previous one is not published, so clients only
 //! hear `notifications/tools/list_changed` when what they see changed.
+//!
+//! Front names are sticky: a tool keeps its name while it stays routed,
+//! and for [`NAME_HOLD`] after it goes away, so a client that cached the
+//! name of a tool whose agent restarted (a withdraw, then an announce)
+//! calls it by the same name afterwards, and no newcomer takes that name
+//! in between.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::core::forward::Micros;
 use crate::core::ids::{AgentId, Asn};
 use crate::core::prefix::Prefix;
 use crate::mcp::catalog::{DescriptorHash, FrontNames, ToolDescriptor, ToolKey};
@@ -90,11 +98,30 @@ pub struct FrontTool {
     pub routed: RoutedTool,
 }
 
+/// How long the name of a tool that is no longer routed stays reserved
+/// for it.
+pub const NAME_HOLD: Duration = Duration::from_secs(600);
+
+/// At most this many names of departed tools are held (the oldest go
+/// first), so a flood of short-lived routes cannot grow the table.
+pub const MAX_HELD_NAMES: usize = 4096;
+
 /// Every tool the front shows, by front name.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct ToolTable {
     tools: Vec<FrontTool>,
     by_name: HashMap<String, usize>,
+    /// Names of tools that left, with when they left; not part of what
+    /// clients see, so not compared.
+    held: Vec<(ToolKey, String, Micros)>,
+}
+
+/// Two tables are equal when a client sees the same tools under the same
+/// names; held names are bookkeeping.
+impl PartialEq for ToolTable {
+    fn eq(&self, other: &Self) -> bool {
+        self.tools == other.tools
+    }
 }
 
 impl ToolTable {
@@ -104,23 +131,56 @@ impl ToolTable {
     /// name does not break when another tool of the same name appears;
     /// the newcomer gets the hashed form instead. New tools are named by
     /// [`FrontNames`] over the whole set (order independent among
-    /// themselves). Routed tools never take a meta tool's name.
-    pub fn build_from(prev: &ToolTable, routed: Vec<RoutedTool>) -> ToolTable {
+    /// themselves). Routed tools never take a meta tool's name. A tool
+    /// that left less than [`NAME_HOLD`] before `now` gets its old name
+    /// back when it returns, and meanwhile its name is not given to
+    /// another tool (a newcomer that would clash with it is named as if
+    /// it were still there).
+    pub fn build_from(prev: &ToolTable, routed: Vec<RoutedTool>, now: Micros) -> ToolTable {
         let key = |r: &RoutedTool| ToolKey::new(r.prefix.as_str(), r.tool.as_str());
-        let old: HashMap<ToolKey, &str> = prev
-            .tools
+        let hold_us = u64::try_from(NAME_HOLD.as_micros()).unwrap_or(u64::MAX);
+        let present: std::collections::HashSet<ToolKey> = routed.iter().map(key).collect();
+        let recent = prev
+            .held
             .iter()
-            .map(|t| (key(&t.routed), t.name.as_str()))
+            .filter(|(_, _, left)| now.0 < left.0.saturating_add(hold_us));
+        // The names tools had: shown in the previous table, or held.
+        let mut old: HashMap<ToolKey, &str> = recent
+            .clone()
+            .map(|(k, n, _)| (k.clone(), n.as_str()))
             .collect();
+        old.extend(prev.tools.iter().map(|t| (key(&t.routed), t.name.as_str())));
+        // Names held for tools that are gone now: the holds still in time
+        // plus every tool the previous table showed that is not routed any
+        // more. Newest last, so the cap drops the oldest.
+        let mut held: Vec<(ToolKey, String, Micros)> = recent
+            .filter(|(k, _, _)| !present.contains(k))
+            .cloned()
+            .collect();
+        held.extend(
+            prev.tools
+                .iter()
+                .map(|t| (key(&t.routed), t))
+                .filter(|(k, _)| !present.contains(k))
+                .map(|(k, t)| (k, t.name.clone(), now)),
+        );
+        if held.len() > MAX_HELD_NAMES {
+            held.drain(..held.len() - MAX_HELD_NAMES);
+        }
         let names = FrontNames::allocate(
-            routed.iter().map(key).chain(
-                META_TOOLS
-                    .iter()
-                    .map(|m| ToolKey::new("agent-bgp/meta", *m)),
-            ),
+            routed
+                .iter()
+                .map(key)
+                .chain(held.iter().map(|(k, _, _)| k.clone()))
+                .chain(
+                    META_TOOLS
+                        .iter()
+                        .map(|m| ToolKey::new("agent-bgp/meta", *m)),
+                ),
         );
         let mut taken: std::collections::HashSet<String> =
             META_TOOLS.iter().map(|m| m.to_string()).collect();
+        taken.extend(held.iter().map(|(_, n, _)| n.clone()));
         let mut named: Vec<Option<String>> = routed
             .iter()
             .map(|r| {
@@ -164,13 +224,17 @@ impl ToolTable {
             .enumerate()
             .map(|(i, t)| (t.name.clone(), i))
             .collect();
-        ToolTable { tools, by_name }
+        ToolTable {
+            tools,
+            by_name,
+            held,
+        }
     }
 
     /// [`ToolTable::build_from`] with no history: the names are a function
     /// of the set of tools.
     pub fn build(routed: Vec<RoutedTool>) -> ToolTable {
-        Self::build_from(&ToolTable::default(), routed)
+        Self::build_from(&ToolTable::default(), routed, Micros(0))
     }
 
     pub fn get(&self, name: &str) -> Option<&FrontTool> {
@@ -245,6 +309,84 @@ mod tests {
         assert_ne!(a.tools()[0].name, a.tools()[1].name);
     }
 
+    fn name_of<'a>(t: &'a ToolTable, prefix: &str) -> Option<&'a str> {
+        t.tools()
+            .iter()
+            .find(|t| t.routed.prefix.as_str() == prefix)
+            .map(|t| t.name.as_str())
+    }
+
+    /// The CI failure of 2026-11-25: an agent restarted (its routes
+    /// withdrawn, then announced again) while a namesake stayed; the
+    /// restarted tool came back under a hashed name and the client's
+    /// cached name stopped working.
+    #[test]
+    fn a_tool_that_flaps_gets_its_name_back() {
+        let s = 1_000_000;
+        let first = ToolTable::build(vec![routed("x/stats", "stats")]);
+        let both = ToolTable::build_from(
+            &first,
+            vec![routed("x/stats", "stats"), routed("y/stats", "stats")],
+            Micros(s),
+        );
+        assert_eq!(name_of(&both, "x/stats"), Some("stats"));
+        let other = name_of(&both, "y/stats").unwrap().to_string();
+        // x withdrawn: y keeps its name and does not take x's.
+        let gone = ToolTable::build_from(&both, vec![routed("y/stats", "stats")], Micros(2 * s));
+        assert_eq!(name_of(&gone, "y/stats"), Some(other.as_str()));
+        assert!(gone.get("stats").is_none());
+        // A newcomer that clashes with the held name is named as a clash.
+        let newcomer = ToolTable::build_from(
+            &gone,
+            vec![routed("y/stats", "stats"), routed("z/stats", "stats")],
+            Micros(3 * s),
+        );
+        assert_ne!(name_of(&newcomer, "z/stats"), Some("stats"));
+        // x back within the hold: the same name again.
+        let back = ToolTable::build_from(
+            &newcomer,
+            vec![
+                routed("x/stats", "stats"),
+                routed("y/stats", "stats"),
+                routed("z/stats", "stats"),
+            ],
+            Micros(4 * s),
+        );
+        assert_eq!(name_of(&back, "x/stats"), Some("stats"));
+        assert_eq!(name_of(&back, "y/stats"), Some(other.as_str()));
+        assert_eq!(
+            name_of(&back, "z/stats"),
+            name_of(&newcomer, "z/stats"),
+            "names of tools that stayed do not move"
+        );
+        // The table a client sees did not change when only holds did.
+        let again = ToolTable::build_from(&gone, vec![routed("y/stats", "stats")], Micros(5 * s));
+        assert_eq!(gone, again);
+    }
+
+    #[test]
+    fn a_held_name_is_released_after_the_hold() {
+        let first = ToolTable::build(vec![routed("x/stats", "stats")]);
+        let gone = ToolTable::build_from(&first, vec![], Micros(0));
+        let hold = u64::try_from(NAME_HOLD.as_micros()).unwrap();
+        let still =
+            ToolTable::build_from(&gone, vec![routed("y/stats", "stats")], Micros(hold - 1));
+        assert_ne!(name_of(&still, "y/stats"), Some("stats"), "held");
+        let empty = ToolTable::build_from(&gone, vec![], Micros(hold));
+        let later = ToolTable::build_from(&empty, vec![routed("y/stats", "stats")], Micros(hold));
+        assert_eq!(name_of(&later, "y/stats"), Some("stats"), "released");
+    }
+
+    #[test]
+    fn held_names_are_bounded() {
+        let many: Vec<RoutedTool> = (0..MAX_HELD_NAMES + 10)
+            .map(|i| routed(&format!("p/t{i}"), &format!("t{i}")))
+            .collect();
+        let full = ToolTable::build(many);
+        let gone = ToolTable::build_from(&full, vec![], Micros(1));
+        assert_eq!(gone.held.len(), MAX_HELD_NAMES);
+    }
+
     #[test]
     fn a_listed_tool_keeps_its_name_when_a_namesake_appears() {
         let first = ToolTable::build(vec![routed("x/echo", "echo")]);
@@ -252,6 +394,7 @@ mod tests {
         let second = ToolTable::build_from(
             &first,
             vec![routed("x/echo", "echo"), routed("y/echo", "echo")],
+            Micros(0),
         );
         assert_eq!(
             second.get("echo").map(|t| t.routed.prefix.as_str()),
@@ -267,7 +410,7 @@ mod tests {
         let fresh = ToolTable::build(vec![routed("x/echo", "echo"), routed("y/echo", "echo")]);
         assert!(fresh.get("echo").is_none());
         // When the first one goes, the newcomer keeps its hashed name.
-        let third = ToolTable::build_from(&second, vec![routed("y/echo", "echo")]);
+        let third = ToolTable::build_from(&second, vec![routed("y/echo", "echo")], Micros(0));
         assert_eq!(third.tools()[0].name, other.name);
     }
 
