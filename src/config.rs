@@ -244,6 +244,10 @@ pub struct SessionSection {
     pub hold_time_secs: u16,
     pub graceful_restart_secs: u16,
     pub max_routes_per_update: usize,
+    /// Reconnect back-off after a session fails: the first delay, doubled
+    /// (with jitter) per failure up to the cap.
+    pub connect_retry_min_secs: u64,
+    pub connect_retry_max_secs: u64,
 }
 
 impl Default for SessionSection {
@@ -252,6 +256,8 @@ impl Default for SessionSection {
             hold_time_secs: 90,
             graceful_restart_secs: 120,
             max_routes_per_update: 1000,
+            connect_retry_min_secs: 1,
+            connect_retry_max_secs: 60,
         }
     }
 }
@@ -467,6 +473,46 @@ pub struct NeighborConfig {
     pub rr_client: bool,
     #[serde(default)]
     pub description: String,
+    /// Reconnect back-off for this neighbour; default: `[session]`'s.
+    #[serde(default)]
+    pub connect_retry_min_secs: Option<u64>,
+    #[serde(default)]
+    pub connect_retry_max_secs: Option<u64>,
+}
+
+impl NeighborConfig {
+    /// The reconnect back-off (first delay, cap) for this neighbour.
+    pub fn connect_retry(&self, session: &SessionSection) -> (u64, u64) {
+        (
+            self.connect_retry_min_secs
+                .unwrap_or(session.connect_retry_min_secs),
+            self.connect_retry_max_secs
+                .unwrap_or(session.connect_retry_max_secs),
+        )
+    }
+}
+
+/// Checks a reconnect back-off; the error names the offending key.
+fn check_backoff(min: u64, max: u64, prefix: &str) -> Result<(), (String, String)> {
+    if min == 0 {
+        return Err((
+            format!("{prefix}connect_retry_min_secs"),
+            "must be at least 1".into(),
+        ));
+    }
+    if max < min {
+        return Err((
+            format!("{prefix}connect_retry_max_secs"),
+            format!("{max} is below connect_retry_min_secs ({min})"),
+        ));
+    }
+    if max > 86_400 {
+        return Err((
+            format!("{prefix}connect_retry_max_secs"),
+            format!("{max} is over a day (86400)"),
+        ));
+    }
+    Ok(())
 }
 
 /// A static route: like a BGP `network` statement.
@@ -661,6 +707,11 @@ impl NodeConfig {
                 format!("{hold} is not allowed: 0 (no keepalives) or at least 3"),
             );
         }
+        check_backoff(
+            self.session.connect_retry_min_secs,
+            self.session.connect_retry_max_secs,
+            "session.",
+        )?;
         if self.session.max_routes_per_update == 0 {
             return err("session.max_routes_per_update", "must be at least 1".into());
         }
@@ -772,6 +823,10 @@ impl NodeConfig {
                     &key("hold_time_secs"),
                     format!("{h} is not allowed: 0 or at least 3"),
                 );
+            }
+            if n.connect_retry_min_secs.is_some() || n.connect_retry_max_secs.is_some() {
+                let (min, max) = n.connect_retry(&self.session);
+                check_backoff(min, max, &key(""))?;
             }
         }
         if let Some(a) = self.mcp.listen.0
@@ -924,6 +979,10 @@ hold_time_secs = 90
 graceful_restart_secs = 120
 # Largest UPDATE the node sends; bigger batches are split.
 max_routes_per_update = 1000
+# Reconnect back-off after a session fails: the first delay, doubled with
+# jitter per failure up to the cap (reset after a stable session).
+connect_retry_min_secs = 1
+connect_retry_max_secs = 60
 
 [discovery]
 # Find federation members on the local network (does not work on loopback).
@@ -985,6 +1044,8 @@ level = "info"
 # max_prefix = 10000                 # default: no limit
 # rr_client = false
 # description = ""
+# connect_retry_min_secs = 1         # default: [session] connect_retry_min_secs
+# connect_retry_max_secs = 60        # default: [session] connect_retry_max_secs
 
 # Static routes, like BGP network statements (repeat for each):
 # [[originate]]
@@ -1088,6 +1149,14 @@ mod tests {
     fn bad_values_name_the_key_path() {
         let cases = [
             ("[session]\nhold_time_secs = 2\n", "session.hold_time_secs"),
+            (
+                "[session]\nconnect_retry_min_secs = 0\n",
+                "session.connect_retry_min_secs",
+            ),
+            (
+                "[session]\nconnect_retry_min_secs = 30\nconnect_retry_max_secs = 10\n",
+                "session.connect_retry_max_secs",
+            ),
             ("[node]\nfederation = \"a b\"\n", "node.federation"),
             ("[node]\nasn = 65001\n", "node.certificate"),
             ("[admin]\nlisten = \"0.0.0.0:80\"\n", "admin.listen"),
@@ -1106,6 +1175,26 @@ mod tests {
                 other => panic!("{text}: expected Invalid at {key}, got {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_neighbor_may_have_its_own_reconnect_backoff() {
+        let id = crate::identity::NodeKey::from_seed(&[1; 32])
+            .peer_id()
+            .unwrap();
+        let base = format!(
+            "[session]\nconnect_retry_max_secs = 120\n[[neighbor]]\npeer_id = \"{id}\"\nasn = 65001\npassive = true\n"
+        );
+        let c = parse(&base).unwrap();
+        assert_eq!(c.neighbors[0].connect_retry(&c.session), (1, 120));
+        let own = parse(&format!("{base}connect_retry_min_secs = 5\n")).unwrap();
+        assert_eq!(own.neighbors[0].connect_retry(&own.session), (5, 120));
+        let bad = format!("{base}connect_retry_min_secs = 300\n");
+        assert!(
+            matches!(parse(&bad), Err(ConfigError::Invalid { key, .. }) if key == "neighbor[0].connect_retry_max_secs"),
+            "{:?}",
+            parse(&bad)
+        );
     }
 
     #[test]

@@ -226,6 +226,10 @@ impl Node {
         let mut ecfg = EngineConfig::new(asn, node_id);
         ecfg.federation = c.node.federation.clone();
         ecfg.hold_time = hold;
+        ecfg.connect_retry = (
+            Duration::from_secs(c.session.connect_retry_min_secs),
+            Duration::from_secs(c.session.connect_retry_max_secs),
+        );
         ecfg.max_routes_per_update = c.session.max_routes_per_update;
         ecfg.cert = Some(security.cert());
         ecfg.capabilities = Capabilities {
@@ -386,6 +390,10 @@ impl Node {
                 passive: n.passive,
                 hold_time: n.hold_time_secs.map(|s| Duration::from_secs(u64::from(s))),
                 auto_start: true,
+                connect_retry: {
+                    let (min, max) = n.connect_retry(&c.session);
+                    Some((Duration::from_secs(min), Duration::from_secs(max)))
+                },
             };
             if let Some(a) = &n.address {
                 self.net.add_addresses(n.peer_id, [a.clone()]);

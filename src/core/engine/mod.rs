@@ -85,6 +85,8 @@ pub struct EngineConfig {
     pub cert: Option<Arc<AsnCert>>,
     /// Hold time offered to peers without their own setting.
     pub hold_time: Duration,
+    /// Reconnect back-off (first delay, cap) for peers without their own.
+    pub connect_retry: (Duration, Duration),
     /// Seeds the reconnect jitter of the sessions (deterministic runs).
     pub seed: u64,
 }
@@ -108,6 +110,7 @@ impl EngineConfig {
             },
             cert: None,
             hold_time: Duration::from_secs(90),
+            connect_retry: (Duration::from_secs(1), Duration::from_secs(60)),
             seed: 0,
         }
     }

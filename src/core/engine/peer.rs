@@ -29,6 +29,9 @@ pub struct PeerConfig {
     pub hold_time: Option<Duration>,
     /// Start the session (dial) as soon as the peer is added.
     pub auto_start: bool,
+    /// Reconnect back-off (first delay, cap); `None` uses the engine's.
+    #[serde(default)]
+    pub connect_retry: Option<(Duration, Duration)>,
 }
 
 impl PeerConfig {
@@ -41,6 +44,7 @@ impl PeerConfig {
             passive: false,
             hold_time: None,
             auto_start: true,
+            connect_retry: None,
         }
     }
 
@@ -61,6 +65,12 @@ impl PeerConfig {
 
     pub fn with_passive(mut self, on: bool) -> Self {
         self.passive = on;
+        self
+    }
+
+    /// Reconnect back-off for this peer: the first delay and the cap.
+    pub fn with_connect_retry(mut self, first: Duration, max: Duration) -> Self {
+        self.connect_retry = Some((first, max));
         self
     }
 }

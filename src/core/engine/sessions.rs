@@ -19,6 +19,8 @@ impl Engine {
             .with_capabilities(self.cfg.capabilities.clone())
             .with_hold_time(pc.hold_time.unwrap_or(self.cfg.hold_time))
             .with_passive(pc.passive);
+        let (first, max) = pc.connect_retry.unwrap_or(self.cfg.connect_retry);
+        sc = sc.with_connect_retry(first, max);
         if let Some(asn) = pc.asn {
             sc = sc.with_peer_asn(asn);
         }

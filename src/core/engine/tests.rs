@@ -205,6 +205,49 @@ fn a_received_path_containing_our_asn_is_excluded_as_a_loop() {
     );
 }
 
+/// After a failed dial, the next one waits the peer's own back-off when it
+/// has one, else the engine's.
+#[test]
+fn a_peer_with_its_own_backoff_redials_on_its_schedule() {
+    let first_redial = |pc: PeerConfig, engine_retry: Option<(u64, u64)>| {
+        let mut c = cfg(65000, 100);
+        if let Some((a, b)) = engine_retry {
+            c.connect_retry = (
+                std::time::Duration::from_secs(a),
+                std::time::Duration::from_secs(b),
+            );
+        }
+        let mut e = Engine::new(c).with_policy(Arc::new(AcceptAll));
+        let node = pc.node;
+        let out = e.handle(T0, Event::AddPeer(pc));
+        assert!(out.contains(&Action::Dial(node)), "{out:?}");
+        e.handle(T0, Event::ConnectFailed { peer: node });
+        // Tick at every deadline until the engine dials again.
+        for _ in 0..100 {
+            let Some(at) = e.next_deadline() else { break };
+            if e.handle(at, Event::Tick).contains(&Action::Dial(node)) {
+                return at.0 - T0.0;
+            }
+        }
+        panic!("no redial");
+    };
+    let within = |ms: u64, nominal: u64| ms * 4 >= nominal * 3 && ms * 4 <= nominal * 5;
+    let default = first_redial(PeerConfig::new(id(1)).with_asn(Asn(65001)), None);
+    assert!(within(default, 1_000), "{default} ms");
+    let engine_wide = first_redial(PeerConfig::new(id(1)).with_asn(Asn(65001)), Some((5, 60)));
+    assert!(within(engine_wide, 5_000), "{engine_wide} ms");
+    let own = first_redial(
+        PeerConfig::new(id(1))
+            .with_asn(Asn(65001))
+            .with_connect_retry(
+                std::time::Duration::from_secs(20),
+                std::time::Duration::from_secs(60),
+            ),
+        Some((5, 60)),
+    );
+    assert!(within(own, 20_000), "{own} ms");
+}
+
 #[test]
 fn a_new_announcement_implicitly_replaces_the_old_one() {
     let mut net = SimNet::new(T0, 1);
