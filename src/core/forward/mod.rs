@@ -46,8 +46,8 @@
 //!   idempotent (read-only or idempotent tools): then the next usable path
 //!   is tried, within the deadline. Each path is tried once first; when all
 //!   have been, a path other than the one that just failed may be tried
-//!   again (it may have refused while restarting), up to [`MAX_RETRIES`]
-//!   retries in all.
+//!   again (it may have refused while restarting), while the call has been
+//!   retried fewer than [`MAX_RETRIES`] times.
 //!
 //! What this module does **not** do: cryptography (the verifier is passed
 //! in), encoding, or choosing a timeout for the front (callers set the
@@ -1156,14 +1156,13 @@ impl Forwarder {
                 // neighbour restarting refuses until its routes are back)
                 // may work now; only the hop that just failed is skipped,
                 // and the retries are capped.
-                (retries < MAX_RETRIES)
-                    .then(|| {
-                        peers
-                            .iter()
-                            .copied()
-                            .find(|n| *n != failed && Some(n) != from.as_ref())
-                    })
-                    .flatten()
+                if retries >= MAX_RETRIES {
+                    return None;
+                }
+                peers
+                    .iter()
+                    .copied()
+                    .find(|n| *n != failed && Some(n) != from.as_ref())
             })
         });
         let Some(next) = next else {
@@ -1497,9 +1496,10 @@ impl Forwarder {
     }
 }
 
-/// Retries of one call at one hop once every path has been tried: enough
-/// to get past a neighbour that refused while restarting, bounded so two
-/// refusing neighbours cannot bounce a call until its deadline.
+/// A call retried this many times at one hop is not sent again on a path
+/// it already tried: enough to get past a neighbour that refused while
+/// restarting, bounded so two refusing neighbours cannot bounce a call
+/// until its deadline. (The first round over untried paths is not capped.)
 const MAX_RETRIES: u32 = 3;
 
 /// Chooses a next hop: among the first `equal` candidates (by call id when
