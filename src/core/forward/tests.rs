@@ -324,6 +324,15 @@ impl Rig {
         }
     }
 
+    /// The record of the call that finished at `node` with `outcome`.
+    fn record(&self, node: u64, outcome: &str) -> &CallRecord {
+        self.records
+            .iter()
+            .find(|(n, rec)| *n == id(node) && rec.outcome == outcome)
+            .map(|(_, rec)| rec)
+            .unwrap_or_else(|| panic!("no {outcome} record at {node}: {:?}", self.records))
+    }
+
     /// Advances time and ticks every forwarder.
     fn advance(&mut self, ms: u64) {
         self.sim.run_for(ms);
@@ -642,7 +651,7 @@ fn an_idempotent_call_is_retried_on_the_other_path_when_its_next_hop_dies() {
     let f = r.call(A, "utility/echo/echo", 60_000, true);
     r.advance(200);
     let via = r.wire[0].1;
-    let other = if via == id(B) { id(D) } else { id(B) };
+    let other = other_path(via);
     r.send(id(A), CallEvent::PeerDown { peer: via });
     assert!(
         r.done.is_empty(),
@@ -657,13 +666,9 @@ fn an_idempotent_call_is_retried_on_the_other_path_when_its_next_hop_dies() {
     assert_eq!(r.delivered.len(), 2, "delivered again through {other:?}");
     r.finish_local(C, ok_result());
     assert_eq!(r.result_of(f).outcome, ok_result());
-    let rec = r
-        .records
-        .iter()
-        .find(|(n, rec)| *n == id(A) && rec.outcome == "ok")
-        .unwrap();
-    assert_eq!(rec.1.retries, 1);
-    assert_eq!(rec.1.to, Some(other));
+    let rec = r.record(A, "ok");
+    assert_eq!(rec.retries, 1);
+    assert_eq!(rec.to, Some(other));
 }
 
 #[test]
@@ -698,6 +703,11 @@ fn a_lost_call_to_a_dead_hop_is_not_retried_unless_idempotent() {
     );
     r.finish_local(C, ok_result());
     assert_eq!(r.result_of(g).outcome, ok_result());
+}
+
+/// In the A - B - C, A - D - C rig: the transit node that is not `via`.
+fn other_path(via: NodeId) -> NodeId {
+    if via == id(B) { id(D) } else { id(B) }
 }
 
 fn preferred_hop(r: &Rig) -> NodeId {
@@ -801,7 +811,7 @@ fn an_access_refusal_is_final() {
 fn a_path_that_refused_while_restarting_is_tried_again_when_the_other_dies() {
     let mut r = Rig::new(true, std::time::Duration::from_millis(100));
     let first = preferred_hop(&r);
-    let other = if first == id(B) { id(D) } else { id(B) };
+    let other = other_path(first);
     r.refusing.insert(first, CallErrorKind::NotAdvertised);
     let f = r.call(A, "utility/echo/echo", 60_000, true);
     r.advance(200);
@@ -814,13 +824,9 @@ fn a_path_that_refused_while_restarting_is_tried_again_when_the_other_dies() {
     assert_eq!(r.delivered.len(), 2, "delivered again through {first:?}");
     r.finish_local(C, ok_result());
     assert_eq!(r.result_of(f).outcome, ok_result());
-    let rec = r
-        .records
-        .iter()
-        .find(|(n, rec)| *n == id(A) && rec.outcome == "ok")
-        .unwrap();
-    assert_eq!(rec.1.retries, 2);
-    assert_eq!(rec.1.to, Some(first));
+    let rec = r.record(A, "ok");
+    assert_eq!(rec.retries, 2);
+    assert_eq!(rec.to, Some(first));
 }
 
 /// Two neighbours that keep refusing do not bounce a call until its
