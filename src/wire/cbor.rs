@@ -314,31 +314,21 @@ pub fn u64_of(v: &Value) -> Result<u64, FieldError> {
     }
 }
 
+/// An unsigned integer that must fit `T`.
+fn narrow<T: TryFrom<u64>>(v: &Value, expected: &'static str) -> Result<T, FieldError> {
+    T::try_from(u64_of(v)?).map_err(|_| FieldErrorKind::OutOfRange { expected }.into())
+}
+
 pub fn u32_of(v: &Value) -> Result<u32, FieldError> {
-    u32::try_from(u64_of(v)?).map_err(|_| {
-        FieldErrorKind::OutOfRange {
-            expected: "an unsigned 32-bit integer",
-        }
-        .into()
-    })
+    narrow(v, "an unsigned 32-bit integer")
 }
 
 pub fn u16_of(v: &Value) -> Result<u16, FieldError> {
-    u16::try_from(u64_of(v)?).map_err(|_| {
-        FieldErrorKind::OutOfRange {
-            expected: "an unsigned 16-bit integer",
-        }
-        .into()
-    })
+    narrow(v, "an unsigned 16-bit integer")
 }
 
 pub fn u8_of(v: &Value) -> Result<u8, FieldError> {
-    u8::try_from(u64_of(v)?).map_err(|_| {
-        FieldErrorKind::OutOfRange {
-            expected: "an unsigned 8-bit integer",
-        }
-        .into()
-    })
+    narrow(v, "an unsigned 8-bit integer")
 }
 
 pub fn i64_of(v: &Value) -> Result<i64, FieldError> {
