@@ -520,6 +520,35 @@ fn in_flight_to(a: &Proc, target: &str) -> String {
     })
 }
 
+type CallHandle =
+    tokio::task::JoinHandle<Result<rmcp::model::CallToolResult, rmcp::service::ServiceError>>;
+
+/// Starts a call of the front tool `name`, waits until it is in flight at
+/// A towards `target`, and kills the transit node it went to. Returns the
+/// running call and the killed node's peer id and place in `transit`.
+async fn call_and_kill_its_hop(
+    peer: rmcp::service::Peer<rmcp::RoleClient>,
+    a: &Proc,
+    transit: &mut [(NodeDir, Option<Proc>)],
+    name: String,
+    arguments: Value,
+    target: &str,
+) -> (CallHandle, String, usize) {
+    let call = tokio::spawn(async move {
+        peer.call_tool(
+            rmcp::model::CallToolRequestParams::new(name).with_arguments(args(arguments)),
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let hop = in_flight_to(a, target);
+    let i = transit.iter().position(|(n, _)| n.peer_id == hop).unwrap();
+    if let Some(mut p) = transit[i].1.take() {
+        p.kill();
+    }
+    (call, hop, i)
+}
+
 /// A - B - C and A - D - C (equal paths). The next hop of a running call
 /// dies: a call of a tool not marked idempotent fails with a clear error
 /// saying the tool may have run; a read-only one is retried through the
@@ -574,22 +603,15 @@ async fn a_next_hop_that_dies_mid_call_fails_the_call_or_it_is_retried_if_idempo
     let wait = front_name(&client, "remote/echo/wait").await;
 
     // 1. Not idempotent: the call fails, clearly, and is not run again.
-    let call = tokio::spawn({
-        let peer = client.peer().clone();
-        async move {
-            peer.call_tool(
-                rmcp::model::CallToolRequestParams::new(slow)
-                    .with_arguments(args(json!({"n": 50, "delay_ms": 100}))),
-            )
-            .await
-        }
-    });
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let hop = in_flight_to(&pa, "remote/echo/slow_count");
-    let i = transit.iter().position(|(n, _)| n.peer_id == hop).unwrap();
-    if let Some(mut p) = transit[i].1.take() {
-        p.kill();
-    }
+    let (call, _, i) = call_and_kill_its_hop(
+        client.peer().clone(),
+        &pa,
+        &mut transit,
+        slow,
+        json!({"n": 50, "delay_ms": 100}),
+        "remote/echo/slow_count",
+    )
+    .await;
     let r = common::within(10.0, "the failed call to end", call)
         .await
         .unwrap();
@@ -629,22 +651,15 @@ async fn a_next_hop_that_dies_mid_call_fails_the_call_or_it_is_retried_if_idempo
 
     // 2. Read-only: retried through the other path, and it succeeds.
     let started = std::time::Instant::now();
-    let call = tokio::spawn({
-        let peer = client.peer().clone();
-        async move {
-            peer.call_tool(
-                rmcp::model::CallToolRequestParams::new(wait)
-                    .with_arguments(args(json!({"ms": 2500}))),
-            )
-            .await
-        }
-    });
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let hop = in_flight_to(&pa, "remote/echo/wait");
-    let i = transit.iter().position(|(n, _)| n.peer_id == hop).unwrap();
-    if let Some(mut p) = transit[i].1.take() {
-        p.kill();
-    }
+    let (call, hop, _) = call_and_kill_its_hop(
+        client.peer().clone(),
+        &pa,
+        &mut transit,
+        wait,
+        json!({"ms": 2500}),
+        "remote/echo/wait",
+    )
+    .await;
     let r = common::within(15.0, "the retried call", call)
         .await
         .unwrap()
