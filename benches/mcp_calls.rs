@@ -61,12 +61,12 @@ fn port() -> u16 {
         .expect("a free port")
 }
 
-fn admin_get(admin: &str, path: &str) -> Option<Value> {
+fn admin_get(admin: &str, token: &str, path: &str) -> Option<Value> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(admin).ok()?;
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {admin}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
     )
     .ok()?;
     let mut buf = String::new();
@@ -437,8 +437,12 @@ fn main() {
         std::net::TcpStream::connect(("127.0.0.1", a.mcp)).ok()
     });
     let admin_a = format!("127.0.0.1:{}", a.admin);
+    // The node made its admin token at first start.
+    let token = wait("A's admin token", || {
+        std::fs::read_to_string(a.dir.join("admin.token")).ok()
+    });
     wait("C's echo route at A", || {
-        admin_get(&admin_a, "/v1/routes")?
+        admin_get(&admin_a, token.trim(), "/v1/routes")?
             .as_array()?
             .iter()
             .any(|r| r["prefix"] == "bench/echo/echo")

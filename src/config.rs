@@ -332,10 +332,29 @@ pub struct PolicySection {
     pub file: PathBuf,
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminSection {
     pub listen: AdminListen,
+    /// The token every request must carry (`Authorization: Bearer`), in a
+    /// 0600 file created at `abgp init` or at first start.
+    pub token_file: PathBuf,
+    /// Host names accepted besides loopback ones (`localhost`,
+    /// 127.0.0.0/8, `::1`).
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins allowed to call the API (none by default).
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        AdminSection {
+            listen: AdminListen::default(),
+            token_file: PathBuf::from(crate::admin::token::TOKEN_FILE_NAME),
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+        }
+    }
 }
 
 /// The MCP front's address; `"off"` disables it.
@@ -383,6 +402,12 @@ pub struct McpSection {
     /// Required by clients as `Authorization: Bearer ...` when set;
     /// required to be set when `listen` is not a loopback address.
     pub bearer_token: Option<BearerToken>,
+    /// Host names accepted besides loopback ones while `listen` is a
+    /// loopback address (elsewhere the token guards the front).
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins allowed to use the front; any other `Origin` gets
+    /// 403 (none by default: MCP clients that are not pages send none).
+    pub allowed_origins: Vec<String>,
     /// Deadline of a call whose client sets none.
     pub call_timeout_secs: u64,
     /// Hops a call may take before it is refused.
@@ -411,6 +436,8 @@ impl Default for McpSection {
         McpSection {
             listen: McpListen::default(),
             bearer_token: None,
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
             call_timeout_secs: 60,
             hop_limit: 16,
             caller_communities: Vec::new(),
@@ -592,6 +619,10 @@ impl LoadedConfig {
         self.data_dir().join("store")
     }
 
+    pub fn admin_token_path(&self) -> PathBuf {
+        self.resolve(&self.config.admin.token_file)
+    }
+
     pub fn policy_path(&self) -> Option<PathBuf> {
         let f = &self.config.policy.file;
         (!f.as_os_str().is_empty()).then(|| self.resolve(f))
@@ -609,6 +640,30 @@ impl NodeConfig {
         }
         crate::mcp::config::validate_agents(&out).map_err(|e| ("agents".into(), e.to_string()))?;
         Ok(out)
+    }
+
+    /// Key paths of the settings in this file that hold secrets (the
+    /// front's bearer token; agents' tokens, headers and environment), for
+    /// the warning about a config file others can read.
+    pub fn secret_keys(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.mcp.bearer_token.is_some() {
+            out.push("mcp.bearer-token".to_string());
+        }
+        for (i, a) in self.agents.iter().enumerate() {
+            for k in ["bearer-token", "headers", "env"] {
+                let set = match a.get(k) {
+                    Some(toml::Value::Table(t)) => !t.is_empty(),
+                    Some(toml::Value::String(s)) => !s.is_empty(),
+                    Some(_) => true,
+                    None => false,
+                };
+                if set {
+                    out.push(format!("agents[{i}].{k}"));
+                }
+            }
+        }
+        out
     }
 
     /// The `[[access]]` rules compiled for a node of AS `own`.
@@ -779,8 +834,19 @@ impl NodeConfig {
         {
             return err(
                 "admin.listen",
-                format!("{a} is not a loopback address; the admin API has no authentication"),
+                format!(
+                    "{a} is not a loopback address; the admin API is plain HTTP and can start programs, so it listens on loopback only"
+                ),
             );
+        }
+        if self.admin.token_file.as_os_str().is_empty() {
+            return err("admin.token_file", "must name a file".into());
+        }
+        for (i, o) in self.admin.allowed_origins.iter().enumerate() {
+            check_origin(o).map_err(|m| (format!("admin.allowed_origins[{i}]"), m))?;
+        }
+        for (i, o) in self.mcp.allowed_origins.iter().enumerate() {
+            check_origin(o).map_err(|m| (format!("mcp.allowed-origins[{i}]"), m))?;
         }
         let mut seen = std::collections::HashSet::new();
         for (i, n) in self.neighbors.iter().enumerate() {
@@ -886,6 +952,27 @@ impl NodeConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// An allowed browser origin: `scheme://host[:port]` (no path), or
+/// `"null"`.
+fn check_origin(o: &str) -> Result<(), String> {
+    if o == "null" {
+        return Ok(());
+    }
+    let ok = o.parse::<http::Uri>().ok().is_some_and(|u| {
+        u.scheme().is_some()
+            && u.authority().is_some()
+            && u.path_and_query()
+                .is_none_or(|p| p.as_str() == "/" || p.as_str().is_empty())
+    });
+    if ok && !o.ends_with('/') {
+        Ok(())
+    } else {
+        Err(format!(
+            "{o:?} is not an origin like \"http://localhost:5173\" (scheme, host, optional port, no path)"
+        ))
     }
 }
 
@@ -1023,8 +1110,17 @@ anchors = []
 file = ""
 
 [admin]
-# The admin HTTP API (loopback only; no authentication). "off" disables it.
+# The admin HTTP API (loopback only). "off" disables it.
 listen = "127.0.0.1:4180"
+# Every request must send `Authorization: Bearer <token>` with the token in
+# this file (0600; created by `abgp init` or at first start; the CLI reads it).
+token_file = "admin.token"
+# Host names accepted besides localhost, 127.0.0.0/8 and ::1 (DNS rebinding
+# guard).
+allowed_hosts = []
+# Browser origins allowed to call the API; requests with any other Origin
+# header are refused.
+allowed_origins = []
 
 [store]
 # sled page cache.
@@ -1060,8 +1156,12 @@ level = "info"
 # ("off" disables it). `abgp mcp --config node.toml` serves it on stdio.
 listen = "127.0.0.1:4181"
 # Clients must send `Authorization: Bearer <token>` when set; required when
-# listen is not a loopback address.
+# listen is not a loopback address. Keep this file 0600 if you set it.
 # bearer-token = "..."
+# Host names accepted besides localhost, 127.0.0.1 and ::1 (on loopback).
+allowed-hosts = []
+# Browser origins allowed to use the front; any other Origin gets 403.
+allowed-origins = []
 # Deadline of a tool call whose client gives none.
 call-timeout-secs = 60
 # Hops a call may take.
@@ -1268,6 +1368,30 @@ mod tests {
             !format!("{c:?}").contains("t0ken"),
             "the token never shows in Debug"
         );
+    }
+
+    #[test]
+    fn secret_keys_name_the_settings_that_hold_secrets() {
+        let c = parse(
+            "[mcp]\nbearer-token = \"t0ken-t0ken\"\n[[agents]]\nid = \"a\"\nprefix = \"a/*\"\ncommand = \"x\"\nenv = { KEY = \"v\" }\n[[agents]]\nid = \"b\"\nprefix = \"b/*\"\ncommand = \"y\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.secret_keys(), vec!["mcp.bearer-token", "agents[0].env"]);
+        assert!(parse("").unwrap().secret_keys().is_empty());
+    }
+
+    #[test]
+    fn origins_must_be_origins() {
+        assert!(
+            parse("[admin]\nallowed_origins = [\"http://localhost:5173\", \"null\"]\n").is_ok()
+        );
+        for bad in ["localhost:5173", "http://a/b", "http://a/", "*"] {
+            let e = parse(&format!("[mcp]\nallowed-origins = [{bad:?}]\n")).unwrap_err();
+            assert!(
+                matches!(&e, ConfigError::Invalid { key, .. } if key == "mcp.allowed-origins[0]"),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use node_harness::{BIN, Proc, Spec, configure, http_get, init, wait_for};
+use node_harness::{BIN, Proc, Spec, configure, init, wait_for};
 use rmcp::model::{CallToolRequestParams, ProtocolVersion};
 use rmcp::service::{
     ClientLifecycleMode, NotificationContext, RunningService, serve_client_with_lifecycle_and_ct,
@@ -71,20 +71,6 @@ fn agent_entry(id: &str, prefix: &str) -> String {
     format!(
         "\n[[agents]]\nid = \"{id}\"\nprefix = \"{prefix}\"\ncapabilities = [\"example\"]\ncommand = {BIN:?}\nargs = [\"example-agent\"]\n"
     )
-}
-
-/// A plain-text GET (the metrics are not JSON).
-fn get_text(hostport: &str, path: &str) -> String {
-    use std::io::Read;
-    let mut s = std::net::TcpStream::connect(hostport).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).unwrap();
-    buf
 }
 
 fn abgp(args: &[&str]) -> (bool, String, String) {
@@ -352,9 +338,10 @@ anyio.run(main)
     assert!(status.success());
 
     // Metrics.
-    let m = http_get(p.admin.strip_prefix("http://").unwrap(), "/v1/mcp").unwrap();
+    let m = p.get("/v1/mcp");
     assert!(m["metrics"]["front_calls"]["ok"].as_u64() >= Some(4), "{m}");
-    let t = get_text(p.admin.strip_prefix("http://").unwrap(), "/metrics");
+    let (code, t) = p.admin_request("GET", "/metrics", None);
+    assert_eq!(code, 200, "{t}");
     assert!(t.contains("abgp_front_calls_total{outcome=\"ok\"}"), "{t}");
     assert!(t.contains("abgp_front_call_seconds_bucket"), "{t}");
     let _ = (legacy.cancel().await, modern.cancel().await);

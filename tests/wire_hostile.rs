@@ -185,6 +185,59 @@ fn item_bombs_are_bounded() {
     ));
 }
 
+/// A frame map with `n` distinct extension keys (32, 33, ...), each null.
+fn wide_map_frame(n: u32) -> Vec<u8> {
+    let mut f = vec![0xba];
+    f.extend_from_slice(&(n + 2).to_be_bytes());
+    f.extend_from_slice(&[0x00, 0x01, 0x01, 0x02]); // 0: version 1, 1: type UPDATE
+    for k in 0..n {
+        f.push(0x1a);
+        f.extend_from_slice(&(k + 32).to_be_bytes());
+        f.push(0xf6);
+    }
+    f
+}
+
+#[test]
+fn a_map_with_a_quarter_million_keys_is_refused_by_the_scan() {
+    // The frame from the issue: ~1 MiB, one map of ~175k distinct keys.
+    // A per-key linear duplicate check made this O(n^2); now the scan
+    // refuses the map's declared size before anything is built.
+    let f = wide_map_frame(174_000);
+    assert!(f.len() <= Limits::default().max_frame_bytes());
+    assert!(matches!(
+        err(&f),
+        DecodeError::Cbor(CborError::MapTooLarge {
+            count: 174_002,
+            max: 65_536,
+            ..
+        })
+    ));
+    // Raise the map cap and the schema map's own cap (256 fields) refuses
+    // it after one linear pass.
+    let loose = Limits::default().with_max_map_entries(1 << 20);
+    let e = decode(&f, &loose).unwrap_err();
+    assert!(
+        format!("{e:?}").contains("Fields"),
+        "refused by the field cap: {e:?}"
+    );
+}
+
+#[test]
+fn duplicate_keys_are_found_in_maps_of_any_size() {
+    // 200 distinct keys, then a repeat of the first: still refused.
+    let mut e: Vec<(u64, Value)> = (0..200).map(|k| (k + 32, Value::Null)).collect();
+    e.insert(0, (0, int(1)));
+    e.insert(1, (1, int(4)));
+    e.push((32, Value::Null));
+    let f = bytes_of(&map(e));
+    let got = err(&f);
+    assert!(
+        format!("{got:?}").contains("DuplicateKey { key: 32 }"),
+        "{got:?}"
+    );
+}
+
 #[test]
 fn indefinite_lengths_tags_and_trailing_bytes_are_refused() {
     let mut indef = vec![0xbf, 0x00, 0x01, 0x01, 0x04, 0xff];

@@ -1,5 +1,10 @@
 //! The admin HTTP API (axum, loopback only): what tests and the CLI use to
-//! see a running node.
+//! see and change a running node.
+//!
+//! Every request passes the [`guard`] first: a loopback (or allowed) Host,
+//! no foreign Origin, the node's [admin token](token) as a bearer token,
+//! and JSON bodies of at most [`MAX_BODY`] bytes. Connections are capped
+//! and closed when idle ([`crate::local_http`]).
 //!
 //! | route | answer |
 //! |---|---|
@@ -20,12 +25,15 @@
 //! channel with a oneshot for the answer, so the engine needs no locks and
 //! a slow client cannot hold it up.
 
+pub mod guard;
+pub mod token;
 pub mod views;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -33,7 +41,12 @@ use axum::{Json, Router};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
+pub use guard::Guard;
+pub use token::AdminToken;
 pub use views::{AdjInView, AdjOutView, PeerView, RouteView, StatusView};
+
+/// Largest request body (an `[[agents]]` entry as JSON).
+pub const MAX_BODY: usize = 64 * 1024;
 
 /// How long a handler waits for the node task.
 const ASK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -204,7 +217,7 @@ async fn not_found() -> Response {
     )
 }
 
-pub fn router(tx: Tx) -> Router {
+pub fn router(tx: Tx, guard: Arc<Guard>) -> Router {
     Router::new()
         .route("/v1/status", get(status))
         .route("/v1/peers", get(peers))
@@ -218,6 +231,8 @@ pub fn router(tx: Tx) -> Router {
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .with_state(tx)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(guard, guard::enforce))
 }
 
 /// A bound admin listener, not yet serving.
@@ -238,15 +253,15 @@ impl AdminListener {
     pub fn spawn(
         self,
         tx: Tx,
+        guard: Arc<Guard>,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(self.listener, router(tx))
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
-                tracing::error!(error = %e, "admin API stopped");
-            }
-        })
+        tokio::spawn(crate::local_http::serve(
+            self.listener,
+            router(tx, guard),
+            crate::local_http::Limits::ADMIN,
+            "admin",
+            shutdown,
+        ))
     }
 }

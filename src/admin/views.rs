@@ -184,4 +184,15 @@ pub struct StatusView {
     pub verify: VerifyView,
     pub store: StoreView,
     pub discovery: DiscoveryView,
+    /// Admin requests refused by the guard, by check.
+    pub admin_refused: AdminRefusedView,
+}
+
+/// Admin requests refused, by the check that refused them.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AdminRefusedView {
+    pub host: u64,
+    pub origin: u64,
+    pub token: u64,
+    pub content_type: u64,
 }

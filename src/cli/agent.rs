@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 use agent_bgp::config::NodeConfig;
 
-use super::admin_http;
+use super::admin_http::AdminClient;
 
 #[derive(Debug, Subcommand)]
 pub enum AgentCommand {
@@ -131,15 +131,15 @@ pub fn agent(c: AgentCommand) -> anyhow::Result<ExitCode> {
         AgentCommand::Remove { target, .. } => &target.config,
     };
     let cfg = NodeConfig::load(cfg_path)?;
-    let admin = admin_http::admin_addr(&cfg)?;
+    let admin = AdminClient::from_config(&cfg)?;
     let (code, body) = match &c {
-        AgentCommand::List(_) => admin_http::request(&admin, "GET", "/v1/agents", None)?,
+        AgentCommand::List(_) => admin.request("GET", "/v1/agents", None)?,
         AgentCommand::Add(a) => {
             let e = entry(a)?;
-            admin_http::request(&admin, "POST", "/v1/agents", Some(&e.to_string()))?
+            admin.request("POST", "/v1/agents", Some(&e.to_string()))?
         }
         AgentCommand::Remove { id, .. } => {
-            admin_http::request(&admin, "DELETE", &format!("/v1/agents/{id}"), None)?
+            admin.request("DELETE", &format!("/v1/agents/{id}"), None)?
         }
     };
     let v: Value = serde_json::from_str(&body).unwrap_or(Value::String(body.clone()));

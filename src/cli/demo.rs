@@ -38,7 +38,10 @@ use agent_bgp::identity::{NodeKey, issue_cert};
 use agent_bgp::mcp::front::TRACE_META;
 use agent_bgp::wire::schema::encode_cert;
 
-use super::admin_http;
+use agent_bgp::admin::AdminToken;
+use agent_bgp::admin::token::TOKEN_FILE_NAME;
+
+use super::admin_http::AdminClient;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -66,13 +69,14 @@ struct DemoNode {
     dir: PathBuf,
     peer_id: String,
     port: u16,
-    admin: u16,
+    admin_port: u16,
+    admin: AdminClient,
     mcp: u16,
 }
 
 impl DemoNode {
-    fn admin(&self) -> String {
-        format!("127.0.0.1:{}", self.admin)
+    fn admin(&self) -> &AdminClient {
+        &self.admin
     }
     fn config(&self) -> PathBuf {
         self.dir.join("node.toml")
@@ -147,7 +151,7 @@ kademlia = false
 file = "policy.toml"
 
 [admin]
-listen = "127.0.0.1:{admin}"
+listen = "127.0.0.1:{admin_port}"
 
 [mcp]
 listen = "127.0.0.1:{mcp}"
@@ -161,7 +165,7 @@ args = ["example-agent"]
 "#,
         asn = n.asn,
         port = n.port,
-        admin = n.admin,
+        admin_port = n.admin_port,
         mcp = n.mcp,
         lower = n.name.to_lowercase(),
         exe = exe.to_string_lossy(),
@@ -176,8 +180,8 @@ args = ["example-agent"]
     t
 }
 
-fn get(admin: &str, path: &str) -> Option<Value> {
-    match admin_http::request(admin, "GET", path, None) {
+fn get(admin: &AdminClient, path: &str) -> Option<Value> {
+    match admin.request("GET", path, None) {
         Ok((200, body)) => serde_json::from_str(&body).ok(),
         _ => None,
     }
@@ -203,7 +207,7 @@ fn wait<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> a
     }
 }
 
-fn established(admin: &str, peer: &str) -> bool {
+fn established(admin: &AdminClient, peer: &str) -> bool {
     get(admin, "/v1/peers")
         .and_then(|v| v.as_array().cloned())
         .is_some_and(|ps| {
@@ -256,7 +260,8 @@ pub fn demo(a: DemoArgs) -> anyhow::Result<ExitCode> {
     let mut nodes = Vec::new();
     for (name, asn) in [("A", 65001), ("B", 65002), ("C", 65003)] {
         let dir = root.join(name);
-        std::fs::create_dir_all(&dir)?;
+        // Node keys and tokens live here: 0700 from the start.
+        agent_bgp::secret_file::create_private_dir(&dir)?;
         let key = NodeKey::generate();
         NodeKey::create(&dir.join("node.key"), &key)?;
         let cert = issue_cert(
@@ -271,13 +276,16 @@ pub fn demo(a: DemoArgs) -> anyhow::Result<ExitCode> {
         ciborium::into_writer(&encode_cert(&cert), &mut bytes)?;
         std::fs::write(dir.join("asn.cert"), bytes)?;
         std::fs::write(dir.join("policy.toml"), OPEN_POLICY)?;
+        let (token, _) = AdminToken::load_or_create(&dir.join(TOKEN_FILE_NAME))?;
+        let admin_port = free_port()?;
         nodes.push(DemoNode {
             name,
             asn,
             peer_id: key.peer_id()?.to_string(),
             dir,
             port: free_port()?,
-            admin: free_port()?,
+            admin_port,
+            admin: AdminClient::new(format!("127.0.0.1:{admin_port}"), token),
             mcp: free_port()?,
         });
     }
@@ -311,7 +319,7 @@ pub fn demo(a: DemoArgs) -> anyhow::Result<ExitCode> {
         wait(
             &format!("the {}–{} session", x.name, y.name),
             Duration::from_secs(30),
-            || established(&x.admin(), &y.peer_id).then_some(()),
+            || established(x.admin(), &y.peer_id).then_some(()),
         )?;
         say(format!(
             "   {}–{} established (AS{} ⇄ AS{}) at {:.1} s",
@@ -328,7 +336,7 @@ pub fn demo(a: DemoArgs) -> anyhow::Result<ExitCode> {
         "C's tool routes to reach A through B",
         Duration::from_secs(30),
         || {
-            let r = get(&na.admin(), "/v1/routes")?.as_array()?.clone();
+            let r = get(na.admin(), "/v1/routes")?.as_array()?.clone();
             let has = |p: &str| r.iter().any(|x| x["prefix"] == p);
             (has("demo/a/add") && has("demo/b/add") && has("demo/c/add")).then_some(r)
         },
@@ -376,10 +384,11 @@ pub fn demo(a: DemoArgs) -> anyhow::Result<ExitCode> {
         na.config().display()
     ));
     say(format!(
-        "   admin API: http://{}/v1/routes   logs: {}/{{A,B,C}}/node.log",
-        na.admin(),
-        root.display()
+        "   admin API: curl -H \"Authorization: Bearer $(cat {})\" http://{}/v1/routes",
+        na.dir.join(TOKEN_FILE_NAME).display(),
+        na.admin().hostport(),
     ));
+    say(format!("   logs: {}/{{A,B,C}}/node.log", root.display()));
     if a.no_wait {
         return Ok(ExitCode::SUCCESS);
     }

@@ -1,7 +1,8 @@
 //! `abgp init`: a new node directory.
 //!
 //! Writes the identity key first (0600, created atomically, never
-//! overwritten), then `node.toml` with every option and its default. An
+//! overwritten), the admin API token (0600), then `node.toml` with every
+//! option and its default. The directory is created 0700. An
 //! existing key or config is never replaced: the key *is* the node's
 //! identity, and losing it means losing its PeerId and derived ASN.
 
@@ -12,9 +13,12 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::Args;
 
+use agent_bgp::admin::AdminToken;
+use agent_bgp::admin::token::TOKEN_FILE_NAME;
 use agent_bgp::config::{AsnSetting, CONFIG_FILE_NAME, NodeConfig, template};
 use agent_bgp::core::ids::Asn;
 use agent_bgp::identity::{KEY_FILE_NAME, NodeKey, derive_asn};
+use agent_bgp::secret_file;
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
@@ -54,9 +58,13 @@ pub fn init(a: InitArgs) -> anyhow::Result<ExitCode> {
             cfg_path.display()
         );
     }
-    std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;
+    // The node directory holds the key, the admin token and the store.
+    secret_file::create_private_dir(&a.dir)
+        .with_context(|| format!("creating {}", a.dir.display()))?;
     let key = NodeKey::generate();
     NodeKey::create(&key_path, &key)?;
+    let token_path = a.dir.join(TOKEN_FILE_NAME);
+    AdminToken::load_or_create(&token_path)?;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -77,6 +85,7 @@ pub fn init(a: InitArgs) -> anyhow::Result<ExitCode> {
     println!("  asn         {asn_text}");
     println!("  federation  {}", a.federation);
     println!("  key         {}", key_path.display());
+    println!("  admin token {}", token_path.display());
     println!("  config      {}", cfg_path.display());
     println!("start it with: abgp run --config {}", cfg_path.display());
     Ok(ExitCode::SUCCESS)

@@ -3,8 +3,9 @@
 //!
 //! It attaches to the running node: the front's URL comes from the admin
 //! API (`/v1/mcp`, which knows the port even when node.toml says port 0),
-//! or from `[mcp] listen` when the admin API is off. The bearer token, if
-//! any, is read from node.toml. Logs go to stderr; stdout is the protocol.
+//! or from `[mcp] listen` when the admin API is off (the admin token is
+//! read from its file). The front's bearer token, if any, is read from
+//! node.toml. Logs go to stderr; stdout is the protocol.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,7 +16,7 @@ use clap::Args;
 use agent_bgp::config::NodeConfig;
 use agent_bgp::mcp::front::bridge;
 
-use super::admin_http;
+use super::admin_http::AdminClient;
 
 #[derive(Debug, Args)]
 pub struct McpArgs {
@@ -33,8 +34,8 @@ fn front_url(a: &McpArgs) -> anyhow::Result<(String, Option<agent_bgp::mcp::conf
     if let Some(u) = &a.url {
         return Ok((u.clone(), token));
     }
-    if let Ok(admin) = admin_http::admin_addr(&cfg)
-        && let Ok((200, body)) = admin_http::request(&admin, "GET", "/v1/mcp", None)
+    if let Ok(admin) = AdminClient::from_config(&cfg)
+        && let Ok((200, body)) = admin.request("GET", "/v1/mcp", None)
     {
         let v: serde_json::Value = serde_json::from_str(&body).context("the node's /v1/mcp")?;
         if let Some(u) = v["url"].as_str() {

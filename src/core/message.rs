@@ -176,8 +176,23 @@ impl Notification {
     }
 }
 
+/// The reason text came from a peer: it is shown quoted and escaped
+/// (`"line\nbreak"`), so it cannot forge log lines or terminal output.
 impl std::fmt::Display for Notification {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?}/{}: {}", self.code, self.subcode, self.text)
+        write!(f, "{:?}/{}: {:?}", self.code, self.subcode, self.text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notification_text_is_escaped_when_shown() {
+        let n = Notification::new(ErrorCode::Cease, 2, "bye\nINFO forged\u{1b}[2J");
+        let s = n.to_string();
+        assert!(!s.contains('\n') && !s.contains('\u{1b}'), "{s}");
+        assert!(s.ends_with("\"bye\\nINFO forged\\u{1b}[2J\""), "{s}");
     }
 }

@@ -12,14 +12,12 @@
 //! ed25519 <64 lower-case hex digits: the 32-byte secret seed>
 //! ```
 //!
-//! The file is created next to its final name and hard-linked into place, so
-//! a crash leaves either no key or a whole key, and an existing key is never
-//! overwritten. Loading refuses a file that group or others can read.
+//! The file is a [`crate::secret_file`]: created next to its final name and
+//! hard-linked into place, so a crash leaves either no key or a whole key,
+//! and an existing key is never overwritten. Loading refuses a file that
+//! group or others can read.
 
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
@@ -28,6 +26,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::core::NodeId;
 use crate::core::proof::Signature;
+use crate::secret_file::{self, SecretFileError};
 
 /// File name of the node key inside the data dir.
 pub const KEY_FILE_NAME: &str = "node.key";
@@ -56,6 +55,21 @@ pub enum KeyFileError {
     NotAFile { path: PathBuf },
     #[error("node key {path} is malformed: {reason}")]
     Malformed { path: PathBuf, reason: &'static str },
+}
+
+impl From<SecretFileError> for KeyFileError {
+    fn from(e: SecretFileError) -> Self {
+        match e {
+            SecretFileError::Io { path, source } => KeyFileError::Io { path, source },
+            SecretFileError::Exists { path } => KeyFileError::Exists { path },
+            SecretFileError::TooOpen { path, mode } => KeyFileError::TooOpen { path, mode },
+            SecretFileError::NotAFile { path } => KeyFileError::NotAFile { path },
+            SecretFileError::TooLong { path, .. } => KeyFileError::Malformed {
+                path,
+                reason: "longer than a key file can be",
+            },
+        }
+    }
 }
 
 /// Why a libp2p peer id or public key is not an agent-bgp node id.
@@ -142,105 +156,26 @@ impl NodeKey {
     /// Writes a new key file. Never overwrites: an existing file is an
     /// error. Creates the parent directory (mode 0700) if needed.
     pub fn create(path: &Path, key: &NodeKey) -> Result<(), KeyFileError> {
-        let io = |source| KeyFileError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(io)?;
-        }
-        if path.exists() {
-            return Err(KeyFileError::Exists {
-                path: path.to_path_buf(),
-            });
-        }
-        let tmp = tmp_path(path);
         let mut text = Zeroizing::new(String::with_capacity(100));
         text.push_str(HEADER);
         text.push('\n');
         text.push_str(SEED_TAG);
         text.push_str(&Zeroizing::new(hex::encode(key.signing.to_bytes())));
         text.push('\n');
-        let written = (|| {
-            // The mode is set when the file is created, so the secret is
-            // never readable by others, not even for an instant.
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()
-        })();
-        if let Err(e) = written {
-            let _ = fs::remove_file(&tmp);
-            return Err(io(e));
-        }
-        // hard_link fails if `path` exists: an atomic "create, never replace".
-        let linked = fs::hard_link(&tmp, path);
-        let _ = fs::remove_file(&tmp);
-        match linked {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(KeyFileError::Exists {
-                    path: path.to_path_buf(),
-                });
-            }
-            Err(e) => return Err(io(e)),
-        }
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            // Make the new directory entry durable; best effort, as some
-            // file systems refuse to sync a directory.
-            if let Ok(d) = File::open(dir) {
-                let _ = d.sync_all();
-            }
-        }
-        Ok(())
+        secret_file::create(path, text.as_bytes()).map_err(KeyFileError::from)
     }
 
     /// Reads a key file, refusing one that group or others can access.
     pub fn load(path: &Path) -> Result<NodeKey, KeyFileError> {
-        let io = |source| KeyFileError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
         let malformed = |reason| KeyFileError::Malformed {
             path: path.to_path_buf(),
             reason,
         };
-        let f = File::open(path).map_err(io)?;
-        // Check the handle we read from, not the path, so a swap between
-        // the check and the read cannot slip a different file in.
-        let meta = f.metadata().map_err(io)?;
-        if !meta.is_file() {
-            return Err(KeyFileError::NotAFile {
-                path: path.to_path_buf(),
-            });
-        }
-        let mode = meta.mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(KeyFileError::TooOpen {
-                path: path.to_path_buf(),
-                mode,
-            });
-        }
-        let mut text = Zeroizing::new(String::new());
-        f.take(MAX_KEY_FILE_BYTES + 1)
-            .read_to_string(&mut text)
-            .map_err(|e| {
-                if e.kind() == std::io::ErrorKind::InvalidData {
-                    malformed("not UTF-8 text")
-                } else {
-                    io(e)
-                }
-            })?;
-        if text.len() as u64 > MAX_KEY_FILE_BYTES {
-            return Err(malformed("longer than a key file can be"));
-        }
+        let bytes = secret_file::read(path, MAX_KEY_FILE_BYTES).map_err(|e| match e {
+            SecretFileError::TooLong { .. } => malformed("longer than a key file can be"),
+            e => KeyFileError::from(e),
+        })?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| malformed("not UTF-8 text"))?;
         let mut lines = text.lines();
         if lines.next() != Some(HEADER) {
             return Err(malformed("first line is not \"agent-bgp node key v1\""));
@@ -277,15 +212,6 @@ impl NodeKey {
             Err(e) => Err(e),
         }
     }
-}
-
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(format!(".tmp-{}", std::process::id()));
-    path.with_file_name(name)
 }
 
 /// The ed25519 verifying key of a node, rejecting points that are not on
@@ -334,6 +260,8 @@ pub fn node_id_of(peer: &PeerId) -> Result<NodeId, PeerIdError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+    use std::os::unix::fs::MetadataExt;
 
     fn key(n: u8) -> NodeKey {
         NodeKey::from_seed(&[n; 32])

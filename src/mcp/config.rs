@@ -171,6 +171,13 @@ impl BearerToken {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// Whether `given` is this token, compared in constant time (only the
+    /// length may show; tokens should be long).
+    pub fn matches(&self, given: &[u8]) -> bool {
+        use subtle::ConstantTimeEq;
+        self.0.as_bytes().ct_eq(given).into()
+    }
 }
 
 impl fmt::Debug for BearerToken {

@@ -158,7 +158,12 @@ impl NodeMcp {
             return Ok(());
         };
         let server = FrontServer::new(self.link.clone());
-        let front = http::serve(addr, c.bearer_token.clone(), server, self.stop.clone())
+        let access = http::FrontAccess {
+            token: c.bearer_token.clone(),
+            allowed_hosts: c.allowed_hosts.clone(),
+            allowed_origins: c.allowed_origins.clone(),
+        };
+        let front = http::serve(addr, access, server, self.stop.clone())
             .await
             .map_err(|e| NodeError::Other(e.to_string()))?;
         tracing::info!(url = %front.url(), "MCP front listening");
@@ -443,6 +448,16 @@ pub struct McpView {
     pub open_calls_from_peers: usize,
     pub forwarder: crate::core::forward::ForwardStats,
     pub metrics: CallMetrics,
+    /// HTTP requests the front refused (bad Host, foreign Origin, token).
+    pub front_refused: FrontRefusedView,
+}
+
+/// HTTP requests the MCP front refused, by check.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FrontRefusedView {
+    pub host: u64,
+    pub origin: u64,
+    pub token: u64,
 }
 
 impl Node {
@@ -479,6 +494,19 @@ impl Node {
             open_calls_from_peers: self.net.open_calls(),
             forwarder: self.mcp.plane.forwarder().stats().clone(),
             metrics: self.mcp.metrics(),
+            front_refused: self
+                .mcp
+                .http
+                .as_ref()
+                .map(|h| {
+                    let (host, origin, token) = h.refused.counts();
+                    FrontRefusedView {
+                        host,
+                        origin,
+                        token,
+                    }
+                })
+                .unwrap_or_default(),
         }
     }
 }

@@ -42,7 +42,7 @@ use tokio::time::Instant;
 use crate::admin::views::{
     AdjInView, AdjOutView, DiscoveryView, PeerCounts, PeerView, RouteView, StatusView, StoreView,
 };
-use crate::admin::{AdminListener, AdminRequest};
+use crate::admin::{AdminListener, AdminRequest, AdminToken, Guard};
 use crate::config::{AsnSetting, CertSource, KadMode, LoadedConfig};
 use crate::core::attrs::PathAttrs;
 use crate::core::engine::{
@@ -136,6 +136,47 @@ struct PeerMeta {
     last_error: Option<String>,
 }
 
+/// The store holds run-time agents' environment values and tokens: its
+/// directory is made 0700 (tightened if an older node made it open). A
+/// node.toml that others can read while it holds secrets, and a data
+/// directory others can list, get a warning.
+fn check_file_modes(cfg: &LoadedConfig, store_dir: &std::path::Path) -> Result<(), NodeError> {
+    match crate::secret_file::tighten_dir(store_dir) {
+        Ok(Some(mode)) => tracing::warn!(
+            dir = %store_dir.display(),
+            was = format!("{mode:04o}"),
+            "the store directory was open to others; now 0700"
+        ),
+        Ok(None) => {}
+        Err(e) => {
+            return Err(NodeError::Other(format!(
+                "cannot create {}: {e}",
+                store_dir.display()
+            )));
+        }
+    }
+    let secrets = cfg.config.secret_keys();
+    if !secrets.is_empty()
+        && let Some(mode) = crate::secret_file::readable_by_others(&cfg.path)
+    {
+        tracing::warn!(
+            file = %cfg.path.display(),
+            mode = format!("{mode:04o}"),
+            holds = %secrets.join(", "),
+            "node.toml holds secrets and others can read it; run chmod 600 on it"
+        );
+    }
+    let data = cfg.data_dir();
+    if let Some(mode) = crate::secret_file::readable_by_others(&data) {
+        tracing::warn!(
+            dir = %data.display(),
+            mode = format!("{mode:04o}"),
+            "the data directory is open to others; chmod 700 is advised"
+        );
+    }
+    Ok(())
+}
+
 /// Starts a node and runs it until `shutdown` resolves.
 pub async fn run(
     cfg: LoadedConfig,
@@ -161,6 +202,8 @@ struct Node {
     admin_rx: mpsc::Receiver<AdminRequest>,
     admin_listener: Option<AdminListener>,
     admin_addr: Option<SocketAddr>,
+    /// The admin API's checks (and their refusal counts), while it listens.
+    admin_guard: Option<Arc<Guard>>,
     meta: HashMap<NodeId, PeerMeta>,
     sources: HashMap<PeerId, Source>,
     /// Peers the engine runs a session for (configured or auto-added);
@@ -206,8 +249,7 @@ impl Node {
         // The store: refuse another node's or another version's; restore
         // the Adj-RIB-In; the derived trees are rebuilt by the engine.
         let store_dir = cfg.store_dir();
-        std::fs::create_dir_all(&store_dir)
-            .map_err(|e| NodeError::Other(format!("cannot create {}: {e}", store_dir.display())))?;
+        check_file_modes(&cfg, &store_dir)?;
         let mut store = SledStore::open(&store_dir, node_id, now, c.store.cache_capacity_mb)?;
         let previous_clean = store.meta().clean_shutdown;
         if !previous_clean {
@@ -301,6 +343,22 @@ impl Node {
             None => None,
         };
         let admin_addr = admin_listener.as_ref().map(|l| l.addr);
+        let admin_guard = match admin_listener {
+            Some(_) => {
+                let path = cfg.admin_token_path();
+                let (token, created) = AdminToken::load_or_create(&path)
+                    .map_err(|e| NodeError::Other(e.to_string()))?;
+                if created {
+                    tracing::info!(file = %path.display(), "created the admin API token");
+                }
+                Some(Arc::new(Guard::new(
+                    token,
+                    &c.admin.allowed_hosts,
+                    &c.admin.allowed_origins,
+                )))
+            }
+            None => None,
+        };
         // Where the admin API really listens (the config may say port 0),
         // for the CLI commands that talk to a running node.
         let addr_file = cfg.data_dir().join(ADMIN_ADDR_FILE);
@@ -346,6 +404,7 @@ impl Node {
             admin_rx,
             admin_listener,
             admin_addr,
+            admin_guard,
             meta: HashMap::new(),
             sources: HashMap::new(),
             started: HashSet::new(),
@@ -455,8 +514,8 @@ impl Node {
     ) -> Result<(), NodeError> {
         tokio::pin!(shutdown);
         let (stop_admin_tx, stop_admin_rx) = tokio::sync::oneshot::channel::<()>();
-        if let Some(l) = self.admin_listener.take() {
-            l.spawn(self.admin_tx.clone(), async move {
+        if let (Some(l), Some(g)) = (self.admin_listener.take(), self.admin_guard.clone()) {
+            l.spawn(self.admin_tx.clone(), g, async move {
                 let _ = stop_admin_rx.await;
             });
         }
@@ -1130,6 +1189,11 @@ impl Node {
             },
             engine: self.engine.stats().clone(),
             verify: self.security.verify_view(),
+            admin_refused: self
+                .admin_guard
+                .as_ref()
+                .map(|g| g.refused.view())
+                .unwrap_or_default(),
             store: StoreView {
                 dir: self.store_dir.display().to_string(),
                 schema_version: crate::store::SCHEMA_VERSION,

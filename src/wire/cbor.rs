@@ -123,6 +123,13 @@ pub fn scan(bytes: &[u8], limits: &Limits) -> Result<(), CborError> {
                 if h.ai == 31 {
                     return Err(CborError::Indefinite { offset: at });
                 }
+                if h.major == 5 && h.arg > limits.max_map_entries as u64 {
+                    return Err(CborError::MapTooLarge {
+                        offset: at,
+                        count: h.arg,
+                        max: limits.max_map_entries,
+                    });
+                }
                 let entries = if h.major == 5 {
                     h.arg.saturating_mul(2)
                 } else {
@@ -214,17 +221,32 @@ fn wrong(expected: &'static str) -> FieldError {
     FieldErrorKind::WrongType { expected }.into()
 }
 
+/// Most entries in one integer-keyed (schema) map: its known keys plus
+/// extensions. Keeps every lookup in such a map cheap.
+pub const MAX_FIELDS: usize = 256;
+
 /// An integer-keyed map, as read.
 pub struct Fields<'a> {
     entries: Vec<(u64, &'a Value)>,
 }
 
 impl<'a> Fields<'a> {
-    /// Reads a map whose keys are unsigned integers, refusing duplicates.
+    /// Reads a map whose keys are unsigned integers, refusing duplicates
+    /// and maps of more than [`MAX_FIELDS`] entries. The duplicate check is
+    /// O(n log n), so a frame made of many such maps costs time linear in
+    /// its size (times the log of the cap).
     pub fn parse(v: &'a Value) -> Result<Self, FieldError> {
         let Value::Map(m) = v else {
             return Err(wrong("a map"));
         };
+        if m.len() > MAX_FIELDS {
+            return Err(FieldErrorKind::TooMany {
+                bound: Bound::Fields,
+                count: m.len(),
+                max: MAX_FIELDS,
+            }
+            .into());
+        }
         let mut entries = Vec::with_capacity(m.len());
         for (k, val) in m {
             let key = match k {
@@ -232,10 +254,12 @@ impl<'a> Fields<'a> {
                     .map_err(|_| FieldError::from(FieldErrorKind::NonIntegerKey))?,
                 _ => return Err(FieldErrorKind::NonIntegerKey.into()),
             };
-            if entries.iter().any(|(e, _)| *e == key) {
-                return Err(FieldErrorKind::DuplicateKey { key }.into());
-            }
             entries.push((key, val));
+        }
+        let mut keys: Vec<u64> = entries.iter().map(|(k, _)| *k).collect();
+        keys.sort_unstable();
+        if let Some(w) = keys.windows(2).find(|w| w[0] == w[1]) {
+            return Err(FieldErrorKind::DuplicateKey { key: w[0] }.into());
         }
         Ok(Fields { entries })
     }
@@ -549,7 +573,10 @@ mod tests {
             &[0x7b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff][..],
         ] {
             assert!(
-                matches!(scan(b, &l()), Err(CborError::DeclaredLength { .. })),
+                matches!(
+                    scan(b, &l()),
+                    Err(CborError::DeclaredLength { .. } | CborError::MapTooLarge { .. })
+                ),
                 "{b:02x?}: {:?}",
                 scan(b, &l())
             );

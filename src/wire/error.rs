@@ -31,6 +31,8 @@ pub enum Bound {
     ExtraBytes,
     Text,
     Items,
+    /// Entries of one integer-keyed map.
+    Fields,
 }
 
 /// The frame is not CBOR this decoder accepts. Offsets are byte offsets
@@ -61,6 +63,12 @@ pub enum CborError {
     },
     #[error("{count} items; the limit is {max}")]
     TooManyItems { count: usize, max: usize },
+    #[error("map at byte {offset} declares {count} entries; the limit is {max}")]
+    MapTooLarge {
+        offset: usize,
+        count: u64,
+        max: usize,
+    },
     #[error("{0}")]
     Invalid(String),
 }

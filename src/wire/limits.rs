@@ -13,6 +13,7 @@
 /// | `max_call_frame_bytes` | 8 MiB | a call-tunnelling frame (tool arguments and results) |
 /// | `max_depth` | 64 | CBOR nesting (stack use while decoding; JSON arguments nest) |
 /// | `max_items` | 524288 | CBOR items in one frame (memory of the decoded tree) |
+/// | `max_map_entries` | 65536 | entries of any one CBOR map (tool arguments are JSON objects; schema maps have far fewer, see [`crate::wire::cbor::MAX_FIELDS`]) |
 /// | `max_routes` | 4096 | routes announced in one UPDATE |
 /// | `max_withdraws` | 8192 | routes withdrawn in one UPDATE or WITHDRAW |
 /// | `max_attr_sets` | 4096 | distinct attribute sets in one UPDATE |
@@ -31,6 +32,7 @@ pub struct Limits {
     pub(crate) max_call_frame_bytes: usize,
     pub(crate) max_depth: usize,
     pub(crate) max_items: usize,
+    pub(crate) max_map_entries: usize,
     pub(crate) max_routes: usize,
     pub(crate) max_withdraws: usize,
     pub(crate) max_attr_sets: usize,
@@ -52,6 +54,7 @@ impl Default for Limits {
             max_call_frame_bytes: 8 << 20,
             max_depth: 64,
             max_items: 512 * 1024,
+            max_map_entries: 64 * 1024,
             max_routes: 4096,
             max_withdraws: 8192,
             max_attr_sets: 4096,
@@ -86,6 +89,7 @@ limit_accessors! {
     max_call_frame_bytes, with_max_call_frame_bytes, "Largest call-tunnelling frame, in bytes.";
     max_depth, with_max_depth, "Deepest CBOR nesting accepted.";
     max_items, with_max_items, "Most CBOR items (scalars and containers) in one frame.";
+    max_map_entries, with_max_map_entries, "Most entries in any one CBOR map.";
     max_routes, with_max_routes, "Most routes announced in one UPDATE.";
     max_withdraws, with_max_withdraws, "Most routes withdrawn in one frame.";
     max_attr_sets, with_max_attr_sets, "Most attribute sets in one UPDATE's table.";

@@ -255,6 +255,8 @@ pub struct Proc {
     pub name: String,
     pub child: Child,
     pub admin: String,
+    /// The node's admin token (`admin.token`, made by `abgp init`).
+    pub token: String,
     pub log: PathBuf,
     stdout: Arc<Mutex<Vec<String>>>,
 }
@@ -285,6 +287,7 @@ impl Proc {
             name: nd.name.clone(),
             child,
             admin: String::new(),
+            token: String::new(),
             log,
             stdout: Arc::new(Mutex::new(Vec::new())),
         };
@@ -307,6 +310,8 @@ impl Proc {
                 .find_map(|l| l.trim().strip_prefix("admin").map(|a| a.trim().to_string()));
             if let Some(a) = admin {
                 p.admin = a;
+                // Made by `abgp init`, or by the node before it reports.
+                p.token = admin_token(&nd.dir);
                 return p;
             }
             if let Ok(Some(status)) = p.child.try_wait() {
@@ -409,8 +414,23 @@ impl Proc {
 
     /// `GET` an admin path; `None` on any failure (the caller retries).
     pub fn try_get(&self, path: &str) -> Option<Value> {
-        let hostport = self.admin.strip_prefix("http://")?;
-        http_get(hostport, path).ok()
+        http_get(self.admin_hostport(), &self.token, path).ok()
+    }
+
+    /// `host:port` of the admin API.
+    pub fn admin_hostport(&self) -> &str {
+        self.admin.strip_prefix("http://").unwrap_or(&self.admin)
+    }
+
+    /// Any admin request with the node's token: (status, body).
+    pub fn admin_request(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+        let auth = format!("Bearer {}", self.token);
+        let mut headers = vec![("Authorization", auth.as_str())];
+        if body.is_some() {
+            headers.push(("Content-Type", "application/json"));
+        }
+        raw_http(self.admin_hostport(), method, path, &headers, body)
+            .unwrap_or_else(|e| panic!("{} admin {method} {path}: {e}", self.name))
     }
 
     pub fn get(&self, path: &str) -> Value {
@@ -482,24 +502,57 @@ impl Drop for Proc {
     }
 }
 
-/// A minimal HTTP/1.1 GET (the admin API is plain loopback HTTP).
-pub fn http_get(hostport: &str, path: &str) -> Result<Value, String> {
+/// The admin token `abgp init` (or the node's first start) wrote in `dir`.
+pub fn admin_token(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("admin.token"))
+        .map(|t| t.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// One HTTP/1.1 request with exactly the given headers (plus Host, unless
+/// given, and Connection: close): (status, body).
+pub fn raw_http(
+    hostport: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Result<(u16, String), String> {
     let mut s = TcpStream::connect(hostport).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))
+    s.set_read_timeout(Some(Duration::from_secs(30)))
         .map_err(|e| e.to_string())?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req.push_str(&format!("Host: {hostport}\r\n"));
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&buf);
     let (head, body) = text.split_once("\r\n\r\n").ok_or("no header end")?;
-    if !head.starts_with("HTTP/1.1 200") {
-        return Err(format!("{}: {body}", head.lines().next().unwrap_or("")));
+    let code = head
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .ok_or("no status code")?;
+    Ok((code, body.to_string()))
+}
+
+/// A GET of a JSON admin path with the token (the admin API is plain
+/// loopback HTTP).
+pub fn http_get(hostport: &str, token: &str, path: &str) -> Result<Value, String> {
+    let auth = format!("Bearer {token}");
+    let (code, body) = raw_http(hostport, "GET", path, &[("Authorization", &auth)], None)?;
+    if code != 200 {
+        return Err(format!("{code}: {body}"));
     }
-    serde_json::from_str(body).map_err(|e| e.to_string())
+    serde_json::from_str(&body).map_err(|e| e.to_string())
 }
 
 /// Runs the binary with arguments; returns (success, stdout, stderr).

@@ -4,14 +4,24 @@
 //! every request when set, and is required to listen anywhere else: the
 //! front runs tools on other people's agents, so an open port on a network
 //! is not an option. The token is compared in constant time and never
-//! logged. On loopback without a token, rmcp's Host-header check (loopback
-//! names only) guards against DNS rebinding from a browser.
+//! logged.
+//!
+//! Browsers: the streamable HTTP transport says servers MUST validate
+//! `Origin`. A request with an `Origin` header that is not listed in
+//! `[mcp] allowed-origins` (none by default) gets 403, whatever its Host;
+//! MCP clients that are not web pages send no Origin. On loopback, rmcp's
+//! Host check (loopback names and `[mcp] allowed-hosts` only) also refuses
+//! a page that rebinds its DNS name to 127.0.0.1. rmcp refuses bodies that
+//! are not JSON, which a page cannot send cross-origin without a preflight.
+//! Connections are capped and slow headers cut off ([`crate::local_http`]).
 //!
 //! Sessions: 2025-11-25 clients get a session (`Mcp-Session-Id`) with a GET
 //! stream for `notifications/tools/list_changed`; 2026-07-28 clients are
 //! served statelessly and subscribe with `subscriptions/listen`.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -23,6 +33,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::FrontServer;
+use crate::local_http::{BrowserGuard, BrowserRefusal};
+use crate::logging::{Throttle, Untrusted};
 use crate::mcp::config::BearerToken;
 
 /// Why the HTTP front did not start.
@@ -45,6 +57,36 @@ pub enum FrontHttpError {
 pub struct HttpFront {
     pub addr: SocketAddr,
     pub task: JoinHandle<()>,
+    /// Requests refused before rmcp saw them.
+    pub refused: Arc<FrontRefusals>,
+}
+
+/// Requests the front refused, by reason (`/v1/mcp` shows them).
+#[derive(Debug, Default)]
+pub struct FrontRefusals {
+    pub host: AtomicU64,
+    pub origin: AtomicU64,
+    pub token: AtomicU64,
+}
+
+impl FrontRefusals {
+    /// (host, origin, token) now.
+    pub fn counts(&self) -> (u64, u64, u64) {
+        (
+            self.host.load(Ordering::Relaxed),
+            self.origin.load(Ordering::Relaxed),
+            self.token.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// What the middleware in front of rmcp checks.
+#[derive(Debug)]
+struct Gate {
+    browser: BrowserGuard,
+    token: Option<BearerToken>,
+    refused: Arc<FrontRefusals>,
+    log: Throttle,
 }
 
 impl HttpFront {
@@ -54,13 +96,29 @@ impl HttpFront {
     }
 }
 
+/// Who may reach the front over HTTP.
+#[derive(Debug, Clone, Default)]
+pub struct FrontAccess {
+    /// `Authorization: Bearer` every request must carry, when set.
+    pub token: Option<BearerToken>,
+    /// Host names allowed besides loopback ones (loopback listeners only).
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins allowed; any other `Origin` gets 403.
+    pub allowed_origins: Vec<String>,
+}
+
 /// Binds `listen` and serves `server` at `/mcp` until `stop` is cancelled.
 pub async fn serve(
     listen: SocketAddr,
-    token: Option<BearerToken>,
+    access: FrontAccess,
     server: FrontServer,
     stop: CancellationToken,
 ) -> Result<HttpFront, FrontHttpError> {
+    let FrontAccess {
+        token,
+        allowed_hosts,
+        allowed_origins,
+    } = access;
     if !listen.ip().is_loopback() && token.is_none() {
         return Err(FrontHttpError::OpenWithoutToken(listen));
     }
@@ -82,8 +140,17 @@ pub async fn serve(
     let mut cfg = StreamableHttpServerConfig::default()
         .with_json_response(true)
         .with_cancellation_token(stop.child_token())
-        .with_sse_keep_alive(Some(std::time::Duration::from_secs(15)));
-    if !addr.ip().is_loopback() {
+        .with_sse_keep_alive(Some(std::time::Duration::from_secs(15)))
+        .with_allowed_origins(allowed_origins.clone())
+        .enforce_origin_validation();
+    if addr.ip().is_loopback() {
+        let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        hosts.extend(allowed_hosts.iter().cloned());
+        cfg = cfg.with_allowed_hosts(hosts);
+    } else {
         // Reachable under names we cannot know; the token guards it.
         cfg = cfg.disable_allowed_hosts();
     }
@@ -92,38 +159,71 @@ pub async fn serve(
         LocalSessionManager::default().into(),
         cfg,
     );
-    let mut app = axum::Router::new().nest_service("/mcp", service);
-    if let Some(t) = token {
-        app = app.layer(middleware::from_fn_with_state(
-            std::sync::Arc::new(t),
-            require_bearer,
-        ));
-    }
-    let task = tokio::spawn(async move {
-        let r = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
-        if let Err(e) = r {
-            tracing::warn!(error = %e, "MCP front stopped");
-        }
+    let refused = Arc::new(FrontRefusals::default());
+    let gate = Arc::new(Gate {
+        browser: BrowserGuard::new(
+            addr.ip().is_loopback().then_some(allowed_hosts.as_slice()),
+            &allowed_origins,
+        ),
+        token,
+        refused: refused.clone(),
+        log: Throttle::per_second(),
     });
-    Ok(HttpFront { addr, task })
+    let app = axum::Router::new()
+        .nest_service("/mcp", service)
+        .layer(middleware::from_fn_with_state(gate, check_gate));
+    let task = tokio::spawn(crate::local_http::serve(
+        listener,
+        app,
+        crate::local_http::Limits::FRONT,
+        "mcp-front",
+        async move { stop.cancelled().await },
+    ));
+    Ok(HttpFront {
+        addr,
+        task,
+        refused,
+    })
 }
 
-async fn require_bearer(
-    State(token): State<std::sync::Arc<BearerToken>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    if bearer_ok(req.headers(), &token) {
-        next.run(req).await
-    } else {
-        (
+/// Host and Origin first (403, as for the admin API), then the bearer
+/// token when one is set (401). Refusals are counted and logged at most
+/// once a second.
+async fn check_gate(State(gate): State<Arc<Gate>>, req: Request, next: Next) -> Response {
+    let refusal = match gate.browser.check(req.uri(), req.headers()) {
+        Err(BrowserRefusal::Host(h)) => Some(("host", h, &gate.refused.host)),
+        Err(BrowserRefusal::Origin(o)) => Some(("origin", o, &gate.refused.origin)),
+        Ok(()) => match &gate.token {
+            Some(t) if !bearer_ok(req.headers(), t) => {
+                Some(("token", String::new(), &gate.refused.token))
+            }
+            _ => None,
+        },
+    };
+    let Some((check, value, counter)) = refusal else {
+        return next.run(req).await;
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+    if let Some(suppressed) = gate.log.allow() {
+        tracing::warn!(check, value = %Untrusted(&value), suppressed, "MCP front request refused");
+    }
+    match check {
+        "token" => (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer")],
             "missing or wrong bearer token\n",
         )
-            .into_response()
+            .into_response(),
+        "host" => (
+            StatusCode::FORBIDDEN,
+            format!("Host {value:?} is not allowed (loopback names or [mcp] allowed-hosts)\n"),
+        )
+            .into_response(),
+        _ => (
+            StatusCode::FORBIDDEN,
+            format!("Origin {value:?} is not allowed (see [mcp] allowed-origins)\n"),
+        )
+            .into_response(),
     }
 }
 
@@ -140,16 +240,7 @@ fn bearer_ok(headers: &HeaderMap, token: &BearerToken) -> bool {
     else {
         return false;
     };
-    constant_time_eq(given.trim().as_bytes(), token.expose().as_bytes())
-}
-
-/// Compares without an early exit, so timing does not reveal how much of
-/// a guess was right (the length may leak; tokens should be long).
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    token.matches(given.trim().as_bytes())
 }
 
 #[cfg(test)]
@@ -184,9 +275,14 @@ mod tests {
         );
         let server = FrontServer::new(link);
         let addr: SocketAddr = "0.0.0.0:0".parse().unwrap();
-        let e = serve(addr, None, server, CancellationToken::new())
-            .await
-            .unwrap_err();
+        let e = serve(
+            addr,
+            FrontAccess::default(),
+            server,
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(e, FrontHttpError::OpenWithoutToken(_)));
         assert!(e.to_string().contains("bearer-token"));
     }
