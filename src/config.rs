@@ -213,6 +213,10 @@ pub struct NetworkSection {
     pub max_pending_incoming: u32,
     pub max_connections_per_peer: u32,
     pub max_queued_messages: usize,
+    /// Inbound frames being read or waiting for the node, all peers.
+    pub inbound_buffer_mb: usize,
+    /// The same, per connection.
+    pub inbound_buffer_per_connection_mb: usize,
 }
 
 impl Default for NetworkSection {
@@ -234,6 +238,8 @@ impl Default for NetworkSection {
             max_pending_incoming: 32,
             max_connections_per_peer: 2,
             max_queued_messages: 1024,
+            inbound_buffer_mb: 256,
+            inbound_buffer_per_connection_mb: 16,
         }
     }
 }
@@ -272,6 +278,9 @@ pub struct DiscoverySection {
     pub bootstrap: Vec<Multiaddr>,
     pub query_interval_secs: u64,
     pub max_auto_peers: usize,
+    /// Routes a discovered peer may have accepted before its session is
+    /// reset (its max-prefix).
+    pub auto_peer_max_prefix: u32,
     pub auto_peer_down_secs: u64,
     pub cert_failure_cooldown_secs: u64,
 }
@@ -286,6 +295,7 @@ impl Default for DiscoverySection {
             bootstrap: Vec::new(),
             query_interval_secs: 60,
             max_auto_peers: 8,
+            auto_peer_max_prefix: 10_000,
             auto_peer_down_secs: 300,
             cert_failure_cooldown_secs: 3600,
         }
@@ -422,6 +432,19 @@ pub struct McpSection {
     pub answer_hold_ms: u64,
     /// Calls in flight at this node before new ones are refused.
     pub max_calls: usize,
+    /// Slots of `max-calls` only the local front may use (default: a
+    /// tenth).
+    pub front_reserved_calls: Option<usize>,
+    /// Calls in flight from one peer, and sent to one peer (default: a
+    /// quarter of what peers may use).
+    pub max_calls_per_peer: Option<usize>,
+    /// Calls in flight for one caller (default: a quarter of the per-peer
+    /// share).
+    pub max_calls_per_caller: Option<usize>,
+    /// CALLs per second one peer may send (bursts of twice as many).
+    pub max_call_rate_per_peer: u32,
+    /// Call frames in flight from one peer, in MiB.
+    pub max_call_bytes_per_peer_mb: usize,
     /// One call-protocol message not answered in this time fails the call
     /// on that hop.
     pub call_request_timeout_secs: u64,
@@ -429,6 +452,28 @@ pub struct McpSection {
     pub max_concurrent_calls: usize,
     /// Spread transit calls over equally good paths too.
     pub balance_transit: bool,
+}
+
+impl McpSection {
+    /// The call-table quotas these settings make (see
+    /// [`crate::core::forward::quota`]).
+    pub fn call_quotas(&self) -> crate::core::forward::quota::QuotaConfig {
+        let mut q = crate::core::forward::quota::QuotaConfig::for_max_calls(self.max_calls);
+        if let Some(r) = self.front_reserved_calls {
+            q.front_reserve = r;
+        }
+        if let Some(p) = self.max_calls_per_peer {
+            q.per_peer = p;
+            q.per_caller = (p / 4).max(1);
+        }
+        if let Some(c) = self.max_calls_per_caller {
+            q.per_caller = c;
+        }
+        q.peer_rate = f64::from(self.max_call_rate_per_peer);
+        q.peer_burst = q.peer_rate * 2.0;
+        q.peer_bytes = self.max_call_bytes_per_peer_mb.saturating_mul(1 << 20);
+        q
+    }
 }
 
 impl Default for McpSection {
@@ -444,6 +489,11 @@ impl Default for McpSection {
             access_default: AccessAction::Allow,
             answer_hold_ms: 1000,
             max_calls: 10_000,
+            front_reserved_calls: None,
+            max_calls_per_peer: None,
+            max_calls_per_caller: None,
+            max_call_rate_per_peer: 5000,
+            max_call_bytes_per_peer_mb: 64,
             call_request_timeout_secs: 30,
             max_concurrent_calls: 1024,
             balance_transit: false,
@@ -782,6 +832,28 @@ impl NodeConfig {
         if self.network.max_queued_messages < 4 {
             return err("network.max_queued_messages", "must be at least 4".into());
         }
+        // A connection must hold at least one frame of the largest kind.
+        let frame_mb = crate::wire::Limits::default()
+            .max_read_bytes()
+            .div_ceil(1 << 20);
+        if self.network.inbound_buffer_per_connection_mb < frame_mb {
+            return err(
+                "network.inbound_buffer_per_connection_mb",
+                format!("must be at least {frame_mb} (one call frame)"),
+            );
+        }
+        if self.network.inbound_buffer_mb < self.network.inbound_buffer_per_connection_mb {
+            return err(
+                "network.inbound_buffer_mb",
+                "must be at least inbound_buffer_per_connection_mb".into(),
+            );
+        }
+        if self.discovery.auto_peer_max_prefix == 0 {
+            return err(
+                "discovery.auto_peer_max_prefix",
+                "must be at least 1".into(),
+            );
+        }
         if self.discovery.query_interval_secs == 0 {
             return err("discovery.query_interval_secs", "must be at least 1".into());
         }
@@ -924,6 +996,19 @@ impl NodeConfig {
         if self.mcp.max_calls == 0 || self.mcp.max_concurrent_calls == 0 {
             return err("mcp.max-calls", "limits must be at least 1".into());
         }
+        let q = self.mcp.call_quotas();
+        if q.front_reserve >= q.max_calls {
+            return err(
+                "mcp.front-reserved-calls",
+                "must leave some of max-calls to peers".into(),
+            );
+        }
+        if q.per_peer == 0 || q.per_caller == 0 || q.peer_rate < 1.0 || q.peer_bytes == 0 {
+            return err(
+                "mcp.max-calls-per-peer",
+                "per-peer and per-caller limits must be at least 1".into(),
+            );
+        }
         self.agent_configs()?;
         // The ASN is only known once the key is loaded; "own" compiles to
         // any ASN here, so this checks everything but that.
@@ -1056,6 +1141,10 @@ max_pending_incoming = 32
 max_connections_per_peer = 2
 # Messages queued for one peer before it is considered stuck and dropped.
 max_queued_messages = 1024
+# Memory for inbound frames being read or waiting to be handled, all peers
+# together and per connection; a read that would go over is refused.
+inbound_buffer_mb = 256
+inbound_buffer_per_connection_mb = 16
 
 [session]
 # Silence tolerated before a session is torn down (0, or at least 3).
@@ -1086,6 +1175,9 @@ query_interval_secs = 60
 # Sessions with discovered (not configured) peers; configured neighbours
 # are always peered and do not count.
 max_auto_peers = 8
+# The max-prefix of discovered peers: more accepted routes reset the
+# session (discovered peers must also keep a hold time: 0 is refused).
+auto_peer_max_prefix = 10000
 # A discovered peer whose session stays down this long is dropped.
 auto_peer_down_secs = 300
 # A node whose ASN certificate fails is not auto-peered again for this long.
@@ -1177,6 +1269,16 @@ access-default = "allow"
 answer-hold-ms = 1000
 # Calls in flight at this node before new ones are refused.
 max-calls = 10000
+# Of those: slots only the local front may use (default: a tenth), calls
+# in flight from or to one peer (default: a quarter of the rest), and for
+# one caller (default: a quarter of the per-peer share).
+# front-reserved-calls = 1000
+# max-calls-per-peer = 2250
+# max-calls-per-caller = 562
+# CALLs per second one peer may send (bursts of twice as many).
+max-call-rate-per-peer = 5000
+# Call frames (arguments) in flight from one peer, in MiB.
+max-call-bytes-per-peer-mb = 64
 # One call-protocol message not answered in this time fails that hop.
 call-request-timeout-secs = 30
 # Call-protocol streams per connection.

@@ -4,6 +4,7 @@
 //! | part | what it is for |
 //! |---|---|
 //! | `limits` | connection limits (total, incoming, pending, per peer) |
+//! | `slot` | names each connection's peer for the codecs' [gate](super::gate) |
 //! | `route` | the routing protocol: request-response with [`RouteCodec`] |
 //! | `call` | the call protocol: request-response with [`CallCodec`], many in flight |
 //! | `identify` | learns a peer's listen addresses, protocols and federation |
@@ -25,6 +26,7 @@ use libp2p::{
 use super::NetConfig;
 use super::call::{CALL_PROTOCOL, CallCodec};
 use super::codec::{ROUTE_PROTOCOL, RouteCodec};
+use super::gate::{Gate, PeerSlot};
 
 /// The Kademlia protocol of agent-bgp's DHT, kept apart from the public
 /// IPFS DHT so a federation's records stay among agent-bgp nodes.
@@ -36,6 +38,9 @@ pub const IDENTIFY_PROTOCOL: &str = "/agent-bgp/id/1";
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
     pub limits: connection_limits::Behaviour,
+    /// Must stay before `route` and `call`: it names the peer whose
+    /// connection their codecs are bound to (see [`super::gate`]).
+    pub slot: PeerSlot,
     pub route: request_response::Behaviour<RouteCodec>,
     pub call: request_response::Behaviour<CallCodec>,
     pub identify: identify::Behaviour,
@@ -82,7 +87,7 @@ pub fn is_bootstrap(agent_version: &str) -> bool {
     tokens(agent_version).is_some_and(|mut t| t.any(|w| w == "role=bootstrap"))
 }
 
-fn build_behaviour(key: &Keypair, cfg: &NetConfig) -> Behaviour {
+fn build_behaviour(key: &Keypair, cfg: &NetConfig, gate: &Gate) -> Behaviour {
     let local = key.public().to_peer_id();
     let limits = connection_limits::Behaviour::new(
         connection_limits::ConnectionLimits::default()
@@ -92,7 +97,7 @@ fn build_behaviour(key: &Keypair, cfg: &NetConfig) -> Behaviour {
             .with_max_established_per_peer(Some(cfg.max_connections_per_peer)),
     );
     let route = request_response::Behaviour::with_codec(
-        RouteCodec::new(cfg.limits.clone()),
+        RouteCodec::new(cfg.limits.clone(), gate.clone()),
         [(ROUTE_PROTOCOL, request_response::ProtocolSupport::Full)],
         request_response::Config::default()
             .with_request_timeout(cfg.request_timeout)
@@ -101,7 +106,7 @@ fn build_behaviour(key: &Keypair, cfg: &NetConfig) -> Behaviour {
             .with_max_concurrent_streams(16),
     );
     let call = request_response::Behaviour::with_codec(
-        CallCodec::new(cfg.limits.clone()),
+        CallCodec::new(cfg.limits.clone(), gate.clone()),
         [(CALL_PROTOCOL, request_response::ProtocolSupport::Full)],
         request_response::Config::default()
             // A CALL's answer is held at most the hold time (1 s by
@@ -149,6 +154,7 @@ fn build_behaviour(key: &Keypair, cfg: &NetConfig) -> Behaviour {
     });
     Behaviour {
         limits,
+        slot: gate.peer_slot(),
         route,
         call,
         identify,
@@ -159,7 +165,11 @@ fn build_behaviour(key: &Keypair, cfg: &NetConfig) -> Behaviour {
 }
 
 /// Builds the swarm: TCP and QUIC, noise, yamux, DNS.
-pub fn build_swarm(key: Keypair, cfg: &NetConfig) -> Result<Swarm<Behaviour>, BuildError> {
+pub fn build_swarm(
+    key: Keypair,
+    cfg: &NetConfig,
+    gate: &Gate,
+) -> Result<Swarm<Behaviour>, BuildError> {
     let idle = cfg.idle_connection_timeout;
     let swarm = SwarmBuilder::with_existing_identity(key)
         .with_tokio()
@@ -172,7 +182,7 @@ pub fn build_swarm(key: Keypair, cfg: &NetConfig) -> Result<Swarm<Behaviour>, Bu
         .with_quic()
         .with_dns()
         .map_err(|e| BuildError::Dns(e.to_string()))?
-        .with_behaviour(|key| build_behaviour(key, cfg))
+        .with_behaviour(|key| build_behaviour(key, cfg, gate))
         .map_err(|e| BuildError::Behaviour(e.to_string()))?
         // Sessions keep their connection busy with keepalives; the idle
         // timeout only has to outlast the gap between two of them.

@@ -14,8 +14,10 @@
 //!
 //! A CALL's response is held by the callee up to its hold time (see
 //! [`crate::core::forward`]): a short call's result comes back inline, one
-//! round trip per hop. Reads are capped at the call frame limit before
-//! decoding; a request that does not decode arrives as
+//! round trip per hop. Inbound call streams are only read from peers with
+//! an established session, capped at the call frame limit before decoding
+//! and charged to the connection's and the node's budgets (see
+//! [`super::gate`]); a request that does not decode arrives as
 //! [`CallInbound::Malformed`] and is answered with a refusal (for what looks
 //! like a CALL) or dropped.
 
@@ -25,6 +27,7 @@ use futures::prelude::*;
 use libp2p::StreamProtocol;
 use libp2p::request_response;
 
+use super::gate::{Charge, CodecGate, Gate};
 use crate::core::call::{Answer, CallMessage};
 use crate::wire::{self, DecodeError, Frame, Limits};
 
@@ -36,8 +39,12 @@ pub const CALL_PROTOCOL: StreamProtocol = StreamProtocol::new("/agent-bgp/call/1
 pub enum CallRequest {
     /// Outbound: one encoded frame.
     Encoded(Vec<u8>),
-    /// Inbound: what the peer sent.
-    Received(CallInbound),
+    /// Inbound: what the peer sent, and the budget its frame holds until
+    /// the node is done with it.
+    Received {
+        inbound: CallInbound,
+        charge: Charge,
+    },
 }
 
 /// A received call request.
@@ -56,15 +63,20 @@ pub enum CallResponse {
     Answer(Answer),
 }
 
-/// The codec; cheap to clone.
+/// The codec; cheap to clone (one per connection handler, bound to its
+/// connection by the gate).
 #[derive(Debug, Clone)]
 pub struct CallCodec {
     limits: Limits,
+    gate: CodecGate,
 }
 
 impl CallCodec {
-    pub fn new(limits: Limits) -> Self {
-        CallCodec { limits }
+    pub fn new(limits: Limits, gate: Gate) -> Self {
+        CallCodec {
+            limits,
+            gate: CodecGate::new(gate),
+        }
     }
 
     pub fn limits(&self) -> &Limits {
@@ -125,16 +137,6 @@ impl CallCodec {
     }
 }
 
-async fn read_capped<T: AsyncRead + Unpin + Send>(
-    io: &mut T,
-    max: usize,
-) -> io::Result<Option<Vec<u8>>> {
-    let mut buf = Vec::new();
-    let cap = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
-    io.take(cap).read_to_end(&mut buf).await?;
-    Ok((buf.len() <= max).then_some(buf))
-}
-
 impl request_response::Codec for CallCodec {
     type Protocol = StreamProtocol;
     type Request = CallRequest;
@@ -144,11 +146,19 @@ impl request_response::Codec for CallCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
+        // Nothing is read from a peer without a session.
+        self.gate.require_session()?;
         let max = self.max();
-        Ok(CallRequest::Received(match read_capped(io, max).await? {
-            Some(bytes) => self.decode_request(&bytes),
-            None => CallInbound::Malformed(DecodeError::TooLarge { len: max + 1, max }),
-        }))
+        Ok(match self.gate.read(io, max).await? {
+            Some((bytes, charge)) => CallRequest::Received {
+                inbound: self.decode_request(&bytes),
+                charge,
+            },
+            None => CallRequest::Received {
+                inbound: CallInbound::Malformed(DecodeError::TooLarge { len: max + 1, max }),
+                charge: Charge::default(),
+            },
+        })
     }
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<CallResponse>
@@ -156,8 +166,8 @@ impl request_response::Codec for CallCodec {
         T: AsyncRead + Unpin + Send,
     {
         let max = self.max();
-        match read_capped(io, max).await? {
-            Some(bytes) => self.decode_response(&bytes),
+        match self.gate.read(io, max).await? {
+            Some((bytes, _charge)) => self.decode_response(&bytes),
             None => Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("call response larger than {max} bytes"),
@@ -208,9 +218,33 @@ mod tests {
     use super::*;
     use crate::core::call::{CallAnswer, Cancel, LegId};
 
+    /// A codec bound to a connection of a peer with a session.
+    fn in_session(limits: Limits) -> CallCodec {
+        let gate = Gate::new(Default::default());
+        let peer = libp2p::PeerId::random();
+        gate.set_session(peer, true);
+        gate.set_slot(peer);
+        CallCodec::new(limits, gate).clone()
+    }
+
+    #[tokio::test]
+    async fn nothing_is_read_from_a_peer_without_a_session() {
+        let gate = Gate::new(Default::default());
+        gate.set_slot(libp2p::PeerId::random());
+        let mut c = CallCodec::new(Limits::default(), gate.clone()).clone();
+        let mut input = Cursor::new(vec![0u8; 1000]);
+        let e = c
+            .read_request(&CALL_PROTOCOL, &mut input)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
+        assert_eq!(input.position(), 0, "not one byte read");
+        assert_eq!(gate.stats().call_streams_without_session, 1);
+    }
+
     #[tokio::test]
     async fn a_cancel_request_round_trips_and_is_acknowledged_empty() {
-        let mut c = CallCodec::new(Limits::default());
+        let mut c = in_session(Limits::default());
         let m = CallMessage::Cancel(Cancel {
             leg: LegId(9),
             reason: None,
@@ -224,13 +258,15 @@ mod tests {
             .read_request(&CALL_PROTOCOL, &mut Cursor::new(out.into_inner()))
             .await
             .unwrap();
-        assert!(matches!(got, CallRequest::Received(CallInbound::Message(x)) if x == m));
+        assert!(
+            matches!(got, CallRequest::Received { inbound: CallInbound::Message(x), .. } if x == m)
+        );
         assert_eq!(c.decode_response(&[]).unwrap(), CallResponse::Ack);
     }
 
     #[tokio::test]
     async fn an_answer_is_a_response_not_a_request() {
-        let mut c = CallCodec::new(Limits::default());
+        let mut c = in_session(Limits::default());
         let a = Answer {
             leg: LegId(1),
             answer: CallAnswer::Accepted,
@@ -249,15 +285,15 @@ mod tests {
 
     #[tokio::test]
     async fn an_oversized_request_is_refused_after_reading_only_the_cap() {
-        let mut c = CallCodec::new(Limits::default().with_max_call_frame_bytes(16));
+        let mut c = in_session(Limits::default().with_max_call_frame_bytes(16));
         let mut input = Cursor::new(vec![0u8; 1000]);
         let got = c.read_request(&CALL_PROTOCOL, &mut input).await.unwrap();
         assert!(matches!(
             got,
-            CallRequest::Received(CallInbound::Malformed(DecodeError::TooLarge {
-                max: 16,
+            CallRequest::Received {
+                inbound: CallInbound::Malformed(DecodeError::TooLarge { max: 16, .. }),
                 ..
-            }))
+            }
         ));
         assert_eq!(input.position(), 17);
     }

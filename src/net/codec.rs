@@ -14,7 +14,9 @@
 //! ```
 //!
 //! Reads are capped before decoding ([`Limits::max_frame_bytes`] for
-//! requests, [`MAX_RESPONSE_BYTES`] for responses). A request that does not
+//! requests, and the [gate](super::gate)'s pre-session cap until the peer
+//! has a session; [`MAX_RESPONSE_BYTES`] for responses) and charged to the
+//! connection's and the node's budgets. A request that does not
 //! decode is not an I/O error: it arrives as [`Inbound::Malformed`] with the
 //! typed [`DecodeError`], so the session can answer with the NOTIFICATION
 //! that says why.
@@ -25,6 +27,7 @@ use futures::prelude::*;
 use libp2p::StreamProtocol;
 use libp2p::request_response;
 
+use super::gate::{Charge, CodecGate, Gate};
 use crate::core::message::{Message, Notification};
 use crate::wire::{self, DecodeError, Frame, Limits};
 
@@ -39,8 +42,9 @@ pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 pub enum RouteRequest {
     /// Outbound: one encoded frame.
     Encoded(Vec<u8>),
-    /// Inbound: what the peer sent.
-    Received(Inbound),
+    /// Inbound: what the peer sent, and the budget its frame holds until
+    /// the node is done with it.
+    Received { inbound: Inbound, charge: Charge },
 }
 
 /// A received request.
@@ -62,15 +66,20 @@ pub enum RouteResponse {
     Refused(Notification),
 }
 
-/// The codec; cheap to clone (one per connection handler).
+/// The codec; cheap to clone (one per connection handler, bound to its
+/// connection by the gate).
 #[derive(Debug, Clone)]
 pub struct RouteCodec {
     limits: Limits,
+    gate: CodecGate,
 }
 
 impl RouteCodec {
-    pub fn new(limits: Limits) -> Self {
-        RouteCodec { limits }
+    pub fn new(limits: Limits, gate: Gate) -> Self {
+        RouteCodec {
+            limits,
+            gate: CodecGate::new(gate),
+        }
     }
 
     pub fn limits(&self) -> &Limits {
@@ -119,18 +128,6 @@ impl RouteCodec {
     }
 }
 
-/// Reads to the end of the stream, at most `max` bytes. `Ok(None)` when the
-/// peer sent more than `max`.
-async fn read_capped<T: AsyncRead + Unpin + Send>(
-    io: &mut T,
-    max: usize,
-) -> io::Result<Option<Vec<u8>>> {
-    let mut buf = Vec::new();
-    let cap = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
-    io.take(cap).read_to_end(&mut buf).await?;
-    Ok((buf.len() <= max).then_some(buf))
-}
-
 impl request_response::Codec for RouteCodec {
     type Protocol = StreamProtocol;
     type Request = RouteRequest;
@@ -140,11 +137,17 @@ impl request_response::Codec for RouteCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        let max = self.limits.max_frame_bytes();
-        Ok(RouteRequest::Received(match read_capped(io, max).await? {
-            Some(bytes) => self.decode_request(&bytes),
-            None => Inbound::Malformed(DecodeError::TooLarge { len: max + 1, max }),
-        }))
+        let max = self.gate.route_frame_cap(self.limits.max_frame_bytes());
+        Ok(match self.gate.read(io, max).await? {
+            Some((bytes, charge)) => RouteRequest::Received {
+                inbound: self.decode_request(&bytes),
+                charge,
+            },
+            None => RouteRequest::Received {
+                inbound: Inbound::Malformed(DecodeError::TooLarge { len: max + 1, max }),
+                charge: Charge::default(),
+            },
+        })
     }
 
     async fn read_response<T>(
@@ -155,8 +158,8 @@ impl request_response::Codec for RouteCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        match read_capped(io, MAX_RESPONSE_BYTES).await? {
-            Some(bytes) => self.decode_response(&bytes),
+        match self.gate.read(io, MAX_RESPONSE_BYTES).await? {
+            Some((bytes, _charge)) => self.decode_response(&bytes),
             None => Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("response larger than {MAX_RESPONSE_BYTES} bytes"),
@@ -208,7 +211,16 @@ mod tests {
     use crate::core::message::{ErrorCode, subcode};
 
     fn codec() -> RouteCodec {
-        RouteCodec::new(Limits::default())
+        RouteCodec::new(Limits::default(), Gate::new(Default::default()))
+    }
+
+    /// A codec bound to a connection of a peer with a session.
+    fn in_session(limits: Limits) -> RouteCodec {
+        let gate = Gate::new(Default::default());
+        let peer = libp2p::PeerId::random();
+        gate.set_session(peer, true);
+        gate.set_slot(peer);
+        RouteCodec::new(limits, gate).clone()
     }
 
     #[tokio::test]
@@ -223,7 +235,10 @@ mod tests {
         let got = c.read_request(&ROUTE_PROTOCOL, &mut input).await.unwrap();
         assert!(matches!(
             got,
-            RouteRequest::Received(Inbound::Message(Message::Keepalive))
+            RouteRequest::Received {
+                inbound: Inbound::Message(Message::Keepalive),
+                ..
+            }
         ));
     }
 
@@ -232,7 +247,11 @@ mod tests {
         let mut c = codec();
         let mut input = Cursor::new(vec![0xff, 0x00, 0x13]);
         let got = c.read_request(&ROUTE_PROTOCOL, &mut input).await.unwrap();
-        let RouteRequest::Received(Inbound::Malformed(e)) = got else {
+        let RouteRequest::Received {
+            inbound: Inbound::Malformed(e),
+            ..
+        } = got
+        else {
             panic!("expected a malformed request, got {got:?}");
         };
         let n = Notification::from(&e);
@@ -241,14 +260,34 @@ mod tests {
 
     #[tokio::test]
     async fn an_oversized_request_is_refused_after_reading_only_the_cap() {
-        let mut c = RouteCodec::new(Limits::default().with_max_frame_bytes(16));
+        let mut c = in_session(Limits::default().with_max_frame_bytes(16));
         let mut input = Cursor::new(vec![0u8; 1000]);
         let got = c.read_request(&ROUTE_PROTOCOL, &mut input).await.unwrap();
         assert!(matches!(
             got,
-            RouteRequest::Received(Inbound::Malformed(DecodeError::TooLarge { max: 16, .. }))
+            RouteRequest::Received {
+                inbound: Inbound::Malformed(DecodeError::TooLarge { max: 16, .. }),
+                ..
+            }
         ));
         assert_eq!(input.position(), 17, "read one byte past the cap, no more");
+    }
+
+    #[tokio::test]
+    async fn before_a_session_only_small_frames_are_read() {
+        let gate = Gate::new(Default::default());
+        gate.set_slot(libp2p::PeerId::random());
+        let mut c = RouteCodec::new(Limits::default(), gate).clone();
+        let mut input = Cursor::new(vec![0u8; 200_000]);
+        let got = c.read_request(&ROUTE_PROTOCOL, &mut input).await.unwrap();
+        assert!(matches!(
+            got,
+            RouteRequest::Received {
+                inbound: Inbound::Malformed(DecodeError::TooLarge { max: 65_536, .. }),
+                ..
+            }
+        ));
+        assert_eq!(input.position(), 65_537);
     }
 
     #[tokio::test]

@@ -364,7 +364,10 @@ mod tests {
         thread_local! {
             static B: std::cell::RefCell<Behaviour<super::super::codec::RouteCodec>> =
                 std::cell::RefCell::new(Behaviour::with_codec(
-                    super::super::codec::RouteCodec::new(Limits::default()),
+                    super::super::codec::RouteCodec::new(
+                        Limits::default(),
+                        super::super::gate::Gate::new(Default::default()),
+                    ),
                     [(super::super::codec::ROUTE_PROTOCOL, ProtocolSupport::Full)],
                     Config::default(),
                 ));

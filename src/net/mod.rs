@@ -34,6 +34,7 @@ pub mod behaviour;
 pub mod call;
 pub mod codec;
 pub mod discovery;
+pub mod gate;
 pub mod link;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -89,6 +90,8 @@ pub struct NetConfig {
     pub max_queued: usize,
     /// What we accept from peers.
     pub limits: Limits,
+    /// What peers may make us read and hold (see [`gate`]).
+    pub gate: gate::GateConfig,
     /// How we cut what we send: like `limits`, but with at most
     /// `max_routes_per_update` routes per frame, also when queued UPDATEs
     /// were merged.
@@ -124,6 +127,9 @@ pub enum NetEvent {
         reported: bool,
         inbound: Inbound,
         reply: Reply,
+        /// The frame's bytes stay charged to the peer's budget until this
+        /// is dropped.
+        charge: gate::Charge,
     },
     /// The peer would not take our message: it has no session with us.
     Refused {
@@ -140,8 +146,13 @@ pub enum NetEvent {
         agent_version: String,
     },
     /// A call-protocol message from a peer. A CALL is answered later with
-    /// [`Net::answer_call`]; the others were acknowledged already.
-    Call { peer: NodeId, msg: CallMessage },
+    /// [`Net::answer_call`]; the others were acknowledged already. The
+    /// frame stays charged to the peer's budget until `charge` is dropped.
+    Call {
+        peer: NodeId,
+        msg: CallMessage,
+        charge: gate::Charge,
+    },
     /// The answer to a CALL this node sent.
     CallAnswered { peer: NodeId, answer: Answer },
     /// A call-protocol request this node sent got no response.
@@ -198,6 +209,7 @@ pub fn federation_key(federation: &str) -> kad::RecordKey {
 pub struct Net {
     swarm: Swarm<Behaviour>,
     cfg: NetConfig,
+    gate: gate::Gate,
     links: HashMap<PeerId, Link>,
     /// Peers the engine has a session slot for (configured or auto-added).
     engine_peers: HashSet<PeerId>,
@@ -227,10 +239,13 @@ impl std::fmt::Debug for Net {
 impl Net {
     /// Builds the swarm and starts listening and bootstrapping.
     pub fn new(key: Keypair, cfg: NetConfig) -> Result<Net, BuildError> {
-        let swarm = build_swarm(key, &cfg)?;
+        let gate = gate::Gate::new(cfg.gate);
+        let swarm = build_swarm(key, &cfg, &gate)?;
         let fed_key = federation_key(&cfg.federation);
         let mut net = Net {
             swarm,
+            call_codec: call::CallCodec::new(cfg.limits.clone(), gate.clone()),
+            gate,
             links: HashMap::new(),
             engine_peers: HashSet::new(),
             book: HashMap::new(),
@@ -239,7 +254,6 @@ impl Net {
             fed_key,
             bootstrapped: false,
             providing: false,
-            call_codec: call::CallCodec::new(cfg.limits.clone()),
             call_out: HashMap::new(),
             call_answers: HashMap::new(),
             cfg,
@@ -357,6 +371,19 @@ impl Net {
         } else {
             self.engine_peers.remove(&peer);
         }
+    }
+
+    /// A session with `node` came up or went down: only peers with one may
+    /// open call streams, or send routing frames larger than an OPEN.
+    pub fn set_session(&mut self, node: &NodeId, up: bool) {
+        if let Ok(peer) = peer_id_of(node) {
+            self.gate.set_session(peer, up);
+        }
+    }
+
+    /// What the gate refused and holds (for the admin API).
+    pub fn gate_stats(&self) -> gate::GateStats {
+        self.gate.stats()
     }
 
     /// Adds known addresses for a peer (configured neighbours).
@@ -957,7 +984,7 @@ impl Net {
                 },
                 ..
             } => {
-                let CallRequest::Received(inbound) = request else {
+                let CallRequest::Received { inbound, charge } = request else {
                     debug_assert!(false, "an inbound request is always Received");
                     return;
                 };
@@ -991,6 +1018,7 @@ impl Net {
                         self.emit(NetEvent::Call {
                             peer: node,
                             msg: CallMessage::Call(c),
+                            charge,
                         });
                     }
                     CallInbound::Message(m) => {
@@ -999,7 +1027,11 @@ impl Net {
                             .behaviour_mut()
                             .call
                             .send_response(channel, CallResponse::Ack);
-                        self.emit(NetEvent::Call { peer: node, msg: m });
+                        self.emit(NetEvent::Call {
+                            peer: node,
+                            msg: m,
+                            charge,
+                        });
                     }
                     CallInbound::Malformed(e) => {
                         tracing::warn!(%peer, error = %e, "malformed call message");
@@ -1085,7 +1117,7 @@ impl Net {
                     request, channel, ..
                 },
             } => {
-                let RouteRequest::Received(inbound) = request else {
+                let RouteRequest::Received { inbound, charge } = request else {
                     debug_assert!(false, "an inbound request is always Received");
                     return;
                 };
@@ -1105,6 +1137,7 @@ impl Net {
                     reported,
                     inbound,
                     reply,
+                    charge,
                 });
             }
             Event::Message {

@@ -95,7 +95,7 @@ impl NodeMcp {
             .map_err(|(k, m)| NodeError::Other(format!("{k}: {m}")))?;
         let fcfg = ForwardConfig::new(node_id, asn)
             .with_ack_hold(Duration::from_millis(c.mcp.answer_hold_ms))
-            .with_max_calls(c.mcp.max_calls)
+            .with_quotas(c.mcp.call_quotas())
             .with_transit_balancing(c.mcp.balance_transit)
             .with_seed(rand::random());
         let fwd = Forwarder::new(fcfg, Box::new(TrustVerifier::new(security.trust().clone())))
@@ -283,8 +283,12 @@ impl Node {
     /// The call-protocol events of the network.
     pub(super) async fn on_call_net(&mut self, ev: NetEvent) -> Result<(), NodeError> {
         let ev = match ev {
-            NetEvent::Call { peer, msg } => match msg {
-                CallMessage::Call(call) => CallEvent::Inbound { peer, call },
+            NetEvent::Call { peer, msg, charge } => match msg {
+                CallMessage::Call(call) => CallEvent::Inbound {
+                    peer,
+                    call,
+                    bytes: charge.bytes(),
+                },
                 CallMessage::Result(result) => CallEvent::Result { peer, result },
                 CallMessage::Progress(progress) => CallEvent::Progress { peer, progress },
                 CallMessage::Cancel(cancel) => CallEvent::Cancel { peer, cancel },
@@ -492,7 +496,7 @@ impl Node {
             asn: self.security.asn(),
             calls_in_flight: self.mcp.plane.forwarder().in_flight(),
             open_calls_from_peers: self.net.open_calls(),
-            forwarder: self.mcp.plane.forwarder().stats().clone(),
+            forwarder: self.mcp.plane.forwarder().stats(),
             metrics: self.mcp.metrics(),
             front_refused: self
                 .mcp

@@ -316,6 +316,14 @@ impl Node {
             max_connections_per_peer: c.network.max_connections_per_peer,
             max_queued: c.network.max_queued_messages,
             limits: Limits::default(),
+            gate: crate::net::gate::GateConfig {
+                node_bytes: c.network.inbound_buffer_mb.saturating_mul(1 << 20),
+                connection_bytes: c
+                    .network
+                    .inbound_buffer_per_connection_mb
+                    .saturating_mul(1 << 20),
+                ..Default::default()
+            },
             send_limits: {
                 let l = Limits::default();
                 let per_frame = c.session.max_routes_per_update.clamp(1, l.max_routes());
@@ -453,6 +461,7 @@ impl Node {
                     let (min, max) = n.connect_retry(&c.session);
                     Some((Duration::from_secs(min), Duration::from_secs(max)))
                 },
+                require_hold: false,
             };
             if let Some(a) = &n.address {
                 self.net.add_addresses(n.peer_id, [a.clone()]);
@@ -694,6 +703,7 @@ impl Node {
                     batch.peers.push((peer, asn));
                     let m = self.meta.entry(peer).or_default();
                     m.established_since = Some(now);
+                    self.net.set_session(&peer, true);
                     if let Ok(p) = peer_id_of(&peer) {
                         self.discovery.session_up(&p, Instant::now());
                     }
@@ -703,6 +713,7 @@ impl Node {
                     let m = self.meta.entry(peer).or_default();
                     m.established_since = None;
                     m.last_error = Some(reason);
+                    self.net.set_session(&peer, false);
                     if let Ok(p) = peer_id_of(&peer) {
                         self.discovery.session_down(&p, Instant::now());
                     }
@@ -786,7 +797,14 @@ impl Node {
                 reported,
                 inbound,
                 reply,
-            } => self.on_request(peer, node, reported, inbound, reply).await,
+                charge,
+            } => {
+                let r = self.on_request(peer, node, reported, inbound, reply).await;
+                // The frame's bytes count against the peer until its
+                // message has been taken in.
+                drop(charge);
+                r
+            }
             NetEvent::Refused { peer, notification } => {
                 self.note_notification(peer, &notification, false);
                 let msg = Message::Notification(notification);
@@ -877,7 +895,7 @@ impl Node {
                             .add_auto(peer, Source::Inbound, Instant::now());
                         self.started.insert(node);
                         self.net.set_engine_peer(&node, true);
-                        events.push(Event::AddPeer(PeerConfig::new(node)));
+                        events.push(Event::AddPeer(self.discovered_peer(node)));
                     }
                     match self.net.report_connected(&node) {
                         Some(outbound) => events.push(Event::Connected {
@@ -964,6 +982,12 @@ impl Node {
         self.step(events, Some(reply)).await
     }
 
+    /// The session settings of a peer found by discovery (or that dialled
+    /// in): a max-prefix, and a hold time it must keep.
+    fn discovered_peer(&self, node: NodeId) -> PeerConfig {
+        PeerConfig::discovered(node, self.cfg.config.discovery.auto_peer_max_prefix)
+    }
+
     /// Starts sessions with discovered members while slots are free.
     async fn auto_peer(&mut self) -> Result<(), NodeError> {
         let now = Instant::now();
@@ -983,7 +1007,7 @@ impl Node {
             self.discovery.add_auto(peer, source, now);
             self.started.insert(node);
             self.net.set_engine_peer(&node, true);
-            events.push(Event::AddPeer(PeerConfig::new(node)));
+            events.push(Event::AddPeer(self.discovered_peer(node)));
         }
         if events.is_empty() {
             return Ok(());

@@ -75,13 +75,9 @@ impl Engine {
         } else {
             Learned::External
         };
-        if self.cfg.emit_rib_changes {
-            self.changes.push(RibChange::AdjIn {
-                peer: info.node,
-                key: route.key(),
-                route: Some(route.clone()),
-            });
-        }
+        // Recorded for the store once import policy has spoken: a rejected
+        // route over the bound is recorded as gone.
+        let recorded = self.cfg.emit_rib_changes.then(|| route.clone());
         let Route {
             prefix,
             path_id,
@@ -96,9 +92,34 @@ impl Engine {
         }
         let modified = !Arc::ptr_eq(&post, &pre_attrs);
 
+        let max_rejected = self.cfg.max_rejected_per_peer;
         let Some(peer) = self.peer_mut(idx) else {
             return;
         };
+        let key = RouteKey {
+            prefix: prefix.clone(),
+            path_id,
+        };
+        let kept = accepted
+            || peer.rib.pre_policy.len() < max_rejected
+            || peer.rib.pre_policy.contains_key(&key);
+        if let Some(r) = recorded {
+            self.changes.push(RibChange::AdjIn {
+                peer: info.node,
+                key: key.clone(),
+                route: kept.then_some(r),
+            });
+        }
+        let Some(peer) = self.peer_mut(idx) else {
+            return;
+        };
+        if !kept {
+            // Not kept: counted, and gone from the table like a withdrawal.
+            self.stats.routes_rejected += 1;
+            self.stats.rejected_not_kept += 1;
+            self.remove_candidate(idx, &key);
+            return;
+        }
         if !accepted || modified {
             peer.rib.pre_policy.insert(
                 RouteKey {

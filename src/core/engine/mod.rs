@@ -89,6 +89,19 @@ pub struct EngineConfig {
     pub connect_retry: (Duration, Duration),
     /// Seeds the reconnect jitter of the sessions (deterministic runs).
     pub seed: u64,
+    /// Accepted routes any one peer may have: its max-prefix when it has
+    /// none of its own, and a cap on the one it has (1,000,000).
+    pub max_routes_per_peer: u32,
+    /// Routes import policy rejected that are kept per peer (pre-policy,
+    /// for re-evaluation and the looking glass), 10,000; the rest are
+    /// counted and dropped, so RFC 8212's default deny cannot be used to
+    /// fill memory or the store.
+    pub max_rejected_per_peer: usize,
+    /// The longest graceful-restart time a peer may ask for (600 s).
+    pub max_peer_restart_time: u16,
+    /// ROUTE-REFRESH requests from one peer are answered at most this often
+    /// (10 s); one that comes sooner is answered when the interval is over.
+    pub min_route_refresh_interval: Duration,
 }
 
 impl EngineConfig {
@@ -112,6 +125,10 @@ impl EngineConfig {
             hold_time: Duration::from_secs(90),
             connect_retry: (Duration::from_secs(1), Duration::from_secs(60)),
             seed: 0,
+            max_routes_per_peer: 1_000_000,
+            max_rejected_per_peer: 10_000,
+            max_peer_restart_time: 600,
+            min_route_refresh_interval: Duration::from_secs(10),
         }
     }
 
@@ -232,6 +249,12 @@ pub struct EngineStats {
     pub updates_out: u64,
     pub routes_out: u64,
     pub withdrawals_out: u64,
+    /// Rejected routes over `max_rejected_per_peer`, not kept.
+    pub rejected_not_kept: u64,
+    /// ROUTE-REFRESH requests merged into a later answer.
+    pub route_refresh_deferred: u64,
+    /// UPDATEs refused for carrying path ids without ADD-PATH.
+    pub path_id_refused: u64,
 }
 
 /// One path to a prefix as the looking glass shows it.

@@ -32,6 +32,9 @@ pub struct PeerConfig {
     /// Reconnect back-off (first delay, cap); `None` uses the engine's.
     #[serde(default)]
     pub connect_retry: Option<(Duration, Duration)>,
+    /// Refuse an OPEN with hold time 0 (set for discovered peers).
+    #[serde(default)]
+    pub require_hold: bool,
 }
 
 impl PeerConfig {
@@ -45,6 +48,16 @@ impl PeerConfig {
             hold_time: None,
             auto_start: true,
             connect_retry: None,
+            require_hold: false,
+        }
+    }
+
+    /// A peer found by discovery: a max-prefix, and no hold time 0.
+    pub fn discovered(node: NodeId, max_prefix: u32) -> Self {
+        PeerConfig {
+            max_prefix: Some(max_prefix),
+            require_hold: true,
+            ..PeerConfig::new(node)
         }
     }
 
@@ -129,8 +142,14 @@ pub(crate) struct Peer {
     /// Stale paths are purged at this time (graceful restart).
     pub stale_until: Option<Millis>,
     /// The peer's graceful-restart time from the last session, if both
-    /// sides offered it.
+    /// sides offered it (capped by the engine's `max_peer_restart_time`).
     pub restart_time: Option<u16>,
+    /// ADD-PATH was negotiated: routes may carry a path id.
+    pub add_path: bool,
+    /// When a ROUTE-REFRESH was last answered, and when a deferred one is
+    /// due (one at most; more in between are merged into it).
+    pub refresh_served: Option<Millis>,
+    pub refresh_due: Option<Millis>,
 }
 
 impl Peer {
@@ -159,9 +178,13 @@ impl Peer {
     }
 
     pub fn next_deadline(&self) -> Option<Millis> {
-        match (self.session.next_deadline(), self.stale_until) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.session.next_deadline(),
+            self.stale_until,
+            self.refresh_due,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }

@@ -24,9 +24,11 @@ impl Engine {
         if let Some(asn) = pc.asn {
             sc = sc.with_peer_asn(asn);
         }
-        if let Some(limit) = pc.max_prefix {
-            sc = sc.with_max_prefix(limit);
-        }
+        // Every peer has a max-prefix: its own, capped, or the cap.
+        let cap = self.cfg.max_routes_per_peer;
+        sc = sc
+            .with_max_prefix(pc.max_prefix.map_or(cap, |l| l.min(cap)))
+            .with_require_hold(pc.require_hold);
         if let Some(cert) = &self.cfg.cert {
             sc = sc.with_cert(cert.clone());
         }
@@ -88,6 +90,9 @@ impl Engine {
                 send_eor: false,
                 stale_until: None,
                 restart_time: None,
+                add_path: false,
+                refresh_served: None,
+                refresh_due: None,
             };
             let idx = match self.peers.iter().skip(1).position(|p| p.is_none()) {
                 Some(free) => {
@@ -240,6 +245,7 @@ impl Engine {
         for idx in stale_due {
             self.purge_stale(idx);
         }
+        self.due_refreshes(now);
     }
 
     /// Feeds one event to a peer's session and carries out what it says.
@@ -259,13 +265,26 @@ impl Engine {
                 SAction::Established(neg) => self.on_established(idx, node, neg),
                 SAction::Down { reason } => self.on_down(now, idx, node, reason),
                 SAction::DeliverUpdate(u) => {
+                    let add_path = self.peer(idx).is_some_and(|p| p.add_path);
+                    let has_ids = u.announce.iter().any(|r| r.path_id != 0)
+                        || u.withdraw.iter().any(|k| k.path_id != 0);
+                    if has_ids && !add_path {
+                        // A path id names a second path for a prefix; without
+                        // ADD-PATH it would let one peer store any number of
+                        // paths per prefix.
+                        self.stats.path_id_refused += 1;
+                        let n = Notification::new(
+                            ErrorCode::Update,
+                            subcode::MALFORMED_ATTRIBUTE_LIST,
+                            "routes carry path ids, but ADD-PATH was not negotiated",
+                        );
+                        self.session_event(now, idx, SEvent::DecodeError(n));
+                        continue;
+                    }
                     let accepted = self.process_update(idx, u);
                     self.session_event(now, idx, SEvent::AcceptedRoutes(accepted as usize));
                 }
-                SAction::DeliverRouteRefresh => {
-                    self.clear_adj_out(idx);
-                    self.dump_to(idx);
-                }
+                SAction::DeliverRouteRefresh => self.route_refresh(now, idx),
                 SAction::MaxPrefixWarning { accepted, limit } => {
                     self.pending.push(Action::MaxPrefixWarning {
                         peer: node,
@@ -277,13 +296,64 @@ impl Engine {
         }
     }
 
+    /// Answers a ROUTE-REFRESH: the whole Adj-RIB-Out again, at most once
+    /// per `min_route_refresh_interval`; one that comes sooner is merged
+    /// into a single answer at the end of the interval.
+    fn route_refresh(&mut self, now: Millis, idx: PeerIdx) {
+        let gap = u64::try_from(self.cfg.min_route_refresh_interval.as_millis()).unwrap_or(0);
+        let Some(p) = self.peer_mut(idx) else { return };
+        if let Some(last) = p.refresh_served
+            && now < last.saturating_add_ms(gap)
+        {
+            if p.refresh_due.is_none() {
+                p.refresh_due = Some(last.saturating_add_ms(gap));
+            }
+            self.stats.route_refresh_deferred += 1;
+            return;
+        }
+        p.refresh_served = Some(now);
+        p.refresh_due = None;
+        self.clear_adj_out(idx);
+        self.dump_to(idx);
+    }
+
+    /// Deferred ROUTE-REFRESH answers that are due.
+    pub(super) fn due_refreshes(&mut self, now: Millis) {
+        let due: Vec<PeerIdx> = self
+            .peers
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| {
+                p.as_ref()
+                    .and_then(|p| p.refresh_due)
+                    .is_some_and(|d| d <= now)
+            })
+            .map(|(i, _)| PeerIdx(i as u32))
+            .collect();
+        for idx in due {
+            let established = self.peer(idx).is_some_and(|p| p.is_established());
+            if let Some(p) = self.peer_mut(idx) {
+                p.refresh_due = None;
+            }
+            if established {
+                self.route_refresh(now, idx);
+            }
+        }
+    }
+
     fn on_established(&mut self, idx: PeerIdx, node: NodeId, neg: session::Negotiated) {
         let local = self.cfg.asn;
         let asn = neg.peer_asn;
+        let cap = self.cfg.max_peer_restart_time;
         if let Some(p) = self.peer_mut(idx) {
             p.asn = Some(asn);
             p.internal = asn == local;
-            p.restart_time = neg.capabilities.graceful_restart;
+            // The peer chooses how long we keep its routes after it goes
+            // away; we keep them at most `max_peer_restart_time`.
+            p.restart_time = neg.capabilities.graceful_restart.map(|t| t.min(cap));
+            p.add_path = neg.capabilities.add_path;
+            p.refresh_served = None;
+            p.refresh_due = None;
         }
         // Paths restored or kept from an earlier session now follow the
         // peer's current relationship to us.

@@ -846,3 +846,195 @@ mod history {
         }
     }
 }
+
+// ----- hostile peers: what one peer can make the engine keep or do -----
+
+/// Brings up a session with `node` (passive, in `asn`) whose OPEN offers
+/// `caps` and `hold` seconds, on an engine driven directly.
+fn bring_up(
+    e: &mut Engine,
+    now: Millis,
+    pc: PeerConfig,
+    asn: Asn,
+    caps: Capabilities,
+    hold: u16,
+) -> Vec<Action> {
+    let node = pc.node;
+    let mut out = e.handle(now, Event::AddPeer(pc));
+    out.extend(e.handle(
+        now,
+        Event::Connected {
+            peer: node,
+            outbound: false,
+        },
+    ));
+    let open = crate::core::message::Open {
+        version: crate::core::message::PROTOCOL_VERSION,
+        asn,
+        node,
+        hold_time: hold,
+        capabilities: caps,
+        federation: e.config().federation.clone(),
+        cert: None,
+    };
+    for msg in [Message::Open(open), Message::Keepalive] {
+        out.extend(e.handle(now, Event::Message { peer: node, msg }));
+    }
+    out
+}
+
+fn caps() -> Capabilities {
+    Capabilities {
+        route_refresh: true,
+        graceful_restart: Some(u16::MAX),
+        add_path: false,
+        multipath: false,
+    }
+}
+
+fn passive(n: u64, asn: u32) -> PeerConfig {
+    PeerConfig::new(id(n)).with_asn(Asn(asn)).with_passive(true)
+}
+
+fn announce(e: &mut Engine, now: Millis, from: u64, routes: Vec<Route>) -> Vec<Action> {
+    e.handle(
+        now,
+        Event::Message {
+            peer: id(from),
+            msg: Message::Update(Update {
+                announce: routes,
+                ..Default::default()
+            }),
+        },
+    )
+}
+
+fn sent_notification(out: &[Action], code: ErrorCode, sub: u8) -> bool {
+    out.iter().any(|a| {
+        matches!(a, Action::Send(_, Message::Notification(n)) if n.code == code && n.subcode == sub)
+    })
+}
+
+#[test]
+fn rejected_routes_over_the_bound_are_counted_and_not_kept() {
+    // RFC 8212 defaults: everything from another AS is rejected.
+    let mut c = cfg(65001, 1);
+    c.max_rejected_per_peer = 5;
+    let mut e = Engine::new(c);
+    bring_up(&mut e, T0, passive(2, 65002), Asn(65002), caps(), 90);
+    let routes = (0..20).map(|i| route(&format!("junk/{i}"), "x")).collect();
+    let out = announce(&mut e, T0, 2, routes);
+    assert_eq!(e.adj_rib_in_pre(&id(2)).len(), 5);
+    assert_eq!(e.stats().rejected_not_kept, 15);
+    assert_eq!(e.stats().routes_rejected, 20);
+    // The store is told to keep 5 and that the other 15 are gone.
+    let (kept, gone) = out
+        .iter()
+        .filter_map(|a| match a {
+            Action::RibChanges(c) => Some(c),
+            _ => None,
+        })
+        .flatten()
+        .fold((0, 0), |(k, g), c| match c {
+            RibChange::AdjIn { route: Some(_), .. } => (k + 1, g),
+            RibChange::AdjIn { route: None, .. } => (k, g + 1),
+            _ => (k, g),
+        });
+    assert_eq!((kept, gone), (5, 15));
+    // A kept one may still be replaced.
+    announce(&mut e, T0, 2, vec![route("junk/0", "y")]);
+    assert_eq!(e.adj_rib_in_pre(&id(2)).len(), 5);
+}
+
+#[test]
+fn path_ids_without_add_path_reset_the_session() {
+    let mut e = open_engine(65001, 1);
+    bring_up(&mut e, T0, passive(2, 65002), Asn(65002), caps(), 90);
+    let mut r = route("a/b", "x");
+    r.path_id = 7;
+    let out = announce(&mut e, T0, 2, vec![r]);
+    assert!(
+        sent_notification(&out, ErrorCode::Update, subcode::MALFORMED_ATTRIBUTE_LIST),
+        "{out:?}"
+    );
+    assert_eq!(e.stats().path_id_refused, 1);
+    assert_eq!(e.loc_rib_len(), 0);
+    assert_ne!(e.peer_info(&id(2)).unwrap().state, PeerState::Established);
+}
+
+#[test]
+fn route_refresh_is_answered_at_most_once_per_interval() {
+    let mut e = open_engine(65001, 1);
+    e.handle(T0, Event::Originate(route("a/b", "x")));
+    bring_up(&mut e, T0, passive(2, 65002), Asn(65002), caps(), 90);
+    let dumps = |out: &[Action]| {
+        out.iter()
+            .filter(|a| matches!(a, Action::Send(_, Message::Update(u)) if !u.announce.is_empty()))
+            .count()
+    };
+    let t1 = T0.saturating_add_ms(20_000);
+    let mut n = 0;
+    for i in 0..50 {
+        n += dumps(&e.handle(
+            t1.saturating_add_ms(i),
+            Event::Message {
+                peer: id(2),
+                msg: Message::RouteRefresh,
+            },
+        ));
+    }
+    assert_eq!(n, 1, "the first is answered at once, the rest wait");
+    assert_eq!(e.stats().route_refresh_deferred, 49);
+    // Merged into one answer when the interval is over.
+    let due = e.next_deadline().unwrap();
+    assert!(due <= t1.saturating_add_ms(10_000));
+    let out = e.handle(t1.saturating_add_ms(10_000), Event::Tick);
+    assert_eq!(dumps(&out), 1);
+    let out = e.handle(t1.saturating_add_ms(30_000), Event::Tick);
+    assert_eq!(dumps(&out), 0, "nothing more was asked");
+}
+
+#[test]
+fn a_peers_graceful_restart_time_is_capped() {
+    let mut e = open_engine(65001, 1);
+    bring_up(&mut e, T0, passive(2, 65002), Asn(65002), caps(), 90);
+    announce(&mut e, T0, 2, vec![route("a/b", "x")]);
+    e.handle(T0, Event::Disconnected { peer: id(2) });
+    let until = e.peer_info(&id(2)).unwrap().stale_until.unwrap();
+    assert_eq!(
+        until,
+        T0.saturating_add_ms(600_000),
+        "65535 s asked, 600 s kept"
+    );
+}
+
+#[test]
+fn a_discovered_peer_must_keep_a_hold_time() {
+    let mut e = open_engine(65001, 1);
+    let mut pc = PeerConfig::discovered(id(2), 100);
+    pc.passive = true;
+    let out = bring_up(&mut e, T0, pc, Asn(65002), caps(), 0);
+    assert!(
+        sent_notification(&out, ErrorCode::Open, subcode::UNACCEPTABLE_HOLD_TIME),
+        "{out:?}"
+    );
+    // A configured neighbour may still agree on no keepalives.
+    let mut e = open_engine(65001, 1);
+    bring_up(&mut e, T0, passive(2, 65002), Asn(65002), caps(), 0);
+    assert_eq!(e.peer_info(&id(2)).unwrap().state, PeerState::Established);
+}
+
+#[test]
+fn every_peer_has_a_max_prefix_even_when_none_is_configured() {
+    let mut c = cfg(65001, 1);
+    c.max_routes_per_peer = 5;
+    let mut e = Engine::new(c).with_policy(Arc::new(AcceptAll));
+    bring_up(&mut e, T0, passive(2, 65002), Asn(65002), caps(), 90);
+    let routes = (0..10).map(|i| route(&format!("t/{i}"), "x")).collect();
+    let out = announce(&mut e, T0, 2, routes);
+    assert!(
+        sent_notification(&out, ErrorCode::Cease, subcode::MAX_PREFIX),
+        "{out:?}"
+    );
+    assert_eq!(e.loc_rib_len(), 0);
+}

@@ -53,6 +53,7 @@
 //! in), encoding, or choosing a timeout for the front (callers set the
 //! deadline in the signed origin).
 
+pub mod quota;
 #[cfg(test)]
 mod tests;
 
@@ -72,6 +73,7 @@ use super::engine::Engine;
 use super::ids::{AgentId, Asn, Millis, NodeId};
 use super::prefix::Prefix;
 use super::route::Route;
+use quota::{Claim, QuotaConfig, QuotaStats, Quotas, Source};
 
 /// Microseconds since the Unix epoch: the forwarder's clock input. Finer
 /// than the engine's [`Millis`] because per-hop latency is measured in
@@ -200,6 +202,7 @@ pub struct ForwardConfig {
     asn: Asn,
     ack_hold_us: u64,
     max_calls: usize,
+    quotas: QuotaConfig,
     max_call_ms: u64,
     replay_window: usize,
     balance_transit: bool,
@@ -213,6 +216,7 @@ impl ForwardConfig {
             asn,
             ack_hold_us: 1_000_000,
             max_calls: 10_000,
+            quotas: QuotaConfig::for_max_calls(10_000),
             max_call_ms: 3_600_000,
             replay_window: 100_000,
             balance_transit: false,
@@ -228,9 +232,20 @@ impl ForwardConfig {
         self
     }
 
-    /// Calls in flight at this hop before new ones are refused `Overloaded`.
+    /// Calls in flight at this hop before new ones are refused
+    /// `Overloaded`; resets the quotas to their defaults for that size
+    /// ([`quota`]).
     pub fn with_max_calls(mut self, n: usize) -> Self {
         self.max_calls = n.max(1);
+        self.quotas = QuotaConfig::for_max_calls(self.max_calls);
+        self
+    }
+
+    /// The front's reserve, per-peer and per-caller shares and the
+    /// per-peer rate ([`quota`]); `max_calls` is taken from `q`.
+    pub fn with_quotas(mut self, q: QuotaConfig) -> Self {
+        self.max_calls = q.max_calls.max(1);
+        self.quotas = q;
         self
     }
 
@@ -281,7 +296,13 @@ pub enum CallEvent {
     /// The front's client cancelled (or went away).
     FrontCancel { id: FrontId, reason: Option<String> },
     /// A CALL request from a peer; answer it with [`CallAction::Answer`].
-    Inbound { peer: NodeId, call: Call },
+    /// `bytes`: the size of its frame (counted against the peer's share
+    /// while the call is in flight).
+    Inbound {
+        peer: NodeId,
+        call: Call,
+        bytes: usize,
+    },
     /// The response to a CALL this node sent.
     Answered {
         peer: NodeId,
@@ -419,6 +440,10 @@ pub struct ForwardStats {
     pub retries: u64,
     pub cancelled: u64,
     pub answered_inline: u64,
+    /// Refusals by quota (see [`quota`]).
+    pub quota: QuotaStats,
+    /// PROGRESS messages merged into a later one instead of relayed.
+    pub progress_coalesced: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -446,13 +471,29 @@ struct Entry {
     tried: Vec<NodeId>,
     retries: u32,
     balance: bool,
+    /// What the call holds of the quotas.
+    claim: Option<Claim>,
+    /// When the last PROGRESS went back, and the newest one held since
+    /// (relayed at most every [`PROGRESS_INTERVAL_US`]).
+    progress_sent: Option<Micros>,
+    progress_held: Option<ProgressInfo>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
     Ack,
     Deadline,
+    Progress,
 }
+
+/// PROGRESS for one call is relayed back at most this often; what comes
+/// in between is merged into the newest (MCP progress is advisory).
+pub const PROGRESS_INTERVAL_US: u64 = 50_000;
+
+/// Legs this hop gave up on, remembered so a late PROGRESS on one gets a
+/// single CANCEL back (a PROGRESS on a leg never used is ignored: no
+/// amplification).
+const GONE_LEGS: usize = 4096;
 
 /// The per-hop call table and its rules. See the module documentation.
 pub struct Forwarder {
@@ -470,6 +511,11 @@ pub struct Forwarder {
     seen: HashMap<(NodeId, CallId), Millis>,
     seen_order: VecDeque<((NodeId, CallId), Millis)>,
     stats: ForwardStats,
+    quotas: Quotas,
+    /// The claim of the call being admitted, until its entry takes it.
+    admitting: Option<Claim>,
+    gone_legs: std::collections::HashSet<(NodeId, LegId)>,
+    gone_order: VecDeque<(NodeId, LegId)>,
 }
 
 impl std::fmt::Debug for Forwarder {
@@ -483,6 +529,7 @@ impl std::fmt::Debug for Forwarder {
 
 impl Forwarder {
     pub fn new(cfg: ForwardConfig, verifier: Box<dyn CallerVerifier>) -> Self {
+        let cfg_quotas = cfg.quotas.clone();
         Forwarder {
             next_leg: cfg.seed | 1,
             next_local: 1,
@@ -496,6 +543,10 @@ impl Forwarder {
             seen: HashMap::new(),
             seen_order: VecDeque::new(),
             stats: ForwardStats::default(),
+            quotas: Quotas::new(cfg_quotas),
+            admitting: None,
+            gone_legs: Default::default(),
+            gone_order: VecDeque::new(),
         }
     }
 
@@ -514,8 +565,16 @@ impl Forwarder {
         &self.cfg
     }
 
-    pub fn stats(&self) -> &ForwardStats {
-        &self.stats
+    /// Counters, with the quota refusals.
+    pub fn stats(&self) -> ForwardStats {
+        let mut s = self.stats.clone();
+        s.quota = self.quotas.stats().clone();
+        s
+    }
+
+    /// Calls in flight that came from `peer`, and that went to it.
+    pub fn peer_load(&self, peer: &NodeId) -> (usize, usize) {
+        (self.quotas.from_peer(peer), self.quotas.to_peer(peer))
     }
 
     /// Calls in flight at this hop.
@@ -570,7 +629,9 @@ impl Forwarder {
             CallEvent::FrontCancel { id, reason } => {
                 self.cancel_entry(now, InKey::Front(id), reason, &mut out)
             }
-            CallEvent::Inbound { peer, call } => self.on_inbound(now, routes, peer, call, &mut out),
+            CallEvent::Inbound { peer, call, bytes } => {
+                self.on_inbound(now, routes, peer, call, bytes, &mut out)
+            }
             CallEvent::Answered { peer, leg, answer } => {
                 self.on_answered(now, routes, peer, leg, answer, &mut out)
             }
@@ -591,14 +652,19 @@ impl Forwarder {
             }
             CallEvent::Progress { peer, progress } => {
                 match self.downstream_key(&peer, progress.leg) {
-                    Some(key) => self.relay_progress(key, progress.info, &mut out),
-                    None => out.push(CallAction::SendCancel {
-                        peer,
-                        cancel: Cancel {
-                            leg: progress.leg,
-                            reason: Some("this call is no longer wanted".into()),
-                        },
-                    }),
+                    Some(key) => self.relay_progress(now, key, progress.info, &mut out),
+                    // A leg we gave up on: say so, once.
+                    None if self.gone_legs.remove(&(peer, progress.leg)) => {
+                        out.push(CallAction::SendCancel {
+                            peer,
+                            cancel: Cancel {
+                                leg: progress.leg,
+                                reason: Some("this call is no longer wanted".into()),
+                            },
+                        })
+                    }
+                    // Never ours, or told already: ignored.
+                    None => {}
                 }
             }
             CallEvent::Cancel { peer, cancel } => {
@@ -606,7 +672,7 @@ impl Forwarder {
             }
             CallEvent::LocalProgress { id, info } => {
                 if let Some(key) = self.locals.get(&id).copied() {
-                    self.relay_progress(key, info, &mut out);
+                    self.relay_progress(now, key, info, &mut out);
                 }
             }
             CallEvent::LocalDone { id, outcome } => {
@@ -622,7 +688,10 @@ impl Forwarder {
                     );
                 }
             }
-            CallEvent::PeerDown { peer } => self.on_peer_down(now, routes, peer, &mut out),
+            CallEvent::PeerDown { peer } => {
+                self.quotas.peer_gone(&peer);
+                self.on_peer_down(now, routes, peer, &mut out)
+            }
             CallEvent::Tick => self.on_tick(now, &mut out),
         }
         out
@@ -658,7 +727,7 @@ impl Forwarder {
                 out,
             );
         }
-        if let Err(e) = self.admit(now, &call) {
+        if let Err(e) = self.admit(now, &call, Source::Front, 0) {
             self.stats.refused += 1;
             self.record(&call, None, None, e.kind.name(), out);
             return out.push(CallAction::FrontDone {
@@ -670,6 +739,15 @@ impl Forwarder {
             });
         }
         self.route(now, routes, key, call, opts.balance, out);
+        self.end_admission();
+    }
+
+    /// Gives back the claim of a call that was admitted but refused before
+    /// it took a table entry.
+    fn end_admission(&mut self) {
+        if let Some(c) = self.admitting.take() {
+            self.quotas.release(c);
+        }
     }
 
     fn on_inbound(
@@ -678,6 +756,7 @@ impl Forwarder {
         routes: &impl CallRoutes,
         peer: NodeId,
         call: Call,
+        bytes: usize,
         out: &mut Vec<CallAction>,
     ) {
         self.stats.from_peers += 1;
@@ -695,20 +774,18 @@ impl Forwarder {
                 )),
             });
         }
-        let refused = self.admit(now, &call).and_then(|()| {
-            if routes.advertised_cover(&peer, &call.origin.target) {
-                Ok(())
-            } else {
-                Err(CallError::new(
-                    CallErrorKind::NotAdvertised,
-                    format!(
-                        "{}: no route covering {} was advertised to the sender",
-                        self.here(),
-                        call.origin.target
-                    ),
-                ))
-            }
-        });
+        let refused = if routes.advertised_cover(&peer, &call.origin.target) {
+            self.admit(now, &call, Source::Peer(peer), bytes)
+        } else {
+            Err(CallError::new(
+                CallErrorKind::NotAdvertised,
+                format!(
+                    "{}: no route covering {} was advertised to the sender",
+                    self.here(),
+                    call.origin.target
+                ),
+            ))
+        };
         if let Err(e) = refused {
             self.stats.refused += 1;
             self.record(&call, Some(peer), None, e.kind.name(), out);
@@ -719,20 +796,20 @@ impl Forwarder {
             });
         }
         self.route(now, routes, key, call, self.cfg.balance_transit, out);
+        self.end_admission();
     }
 
-    /// Checks that apply to every call entering this hop.
-    fn admit(&self, now: Micros, call: &Call) -> Result<(), CallError> {
-        if self.calls.len() >= self.cfg.max_calls {
-            return Err(CallError::new(
-                CallErrorKind::Overloaded,
-                format!(
-                    "{}: {} calls in flight, the limit",
-                    self.here(),
-                    self.calls.len()
-                ),
-            ));
-        }
+    /// Checks that apply to every call entering this hop: its deadline,
+    /// then the quotas. On success the claim waits in `admitting` for the
+    /// call's table entry ([`Self::end_admission`] gives it back if none is
+    /// made).
+    fn admit(
+        &mut self,
+        now: Micros,
+        call: &Call,
+        source: Source,
+        bytes: usize,
+    ) -> Result<(), CallError> {
         if now.millis() >= call.origin.deadline {
             return Err(CallError::new(
                 CallErrorKind::Timeout,
@@ -742,6 +819,14 @@ impl Forwarder {
                 ),
             ));
         }
+        debug_assert!(self.admitting.is_none(), "a claim left from another call");
+        let claim = self
+            .quotas
+            .admit(now, source, call.origin.caller, bytes)
+            .map_err(|why| {
+                CallError::new(CallErrorKind::Overloaded, format!("{}: {why}", self.here()))
+            })?;
+        self.admitting = Some(claim);
         Ok(())
     }
 
@@ -801,6 +886,18 @@ impl Forwarder {
             );
             return self.refuse(key, &call, e, out);
         }
+        if !self.quotas.next_hop_has_room(&peer) {
+            let e = CallError::new(
+                CallErrorKind::Overloaded,
+                format!(
+                    "{}: next hop {} already has {} of this node's calls, its share",
+                    self.here(),
+                    peer.short(),
+                    self.quotas.to_peer(&peer)
+                ),
+            );
+            return self.refuse(key, &call, e, out);
+        }
         let cap = now.millis().saturating_add_ms(self.cfg.max_call_ms);
         let deadline = Micros::from_millis(call.origin.deadline.min(cap));
         let entry = Entry {
@@ -817,6 +914,9 @@ impl Forwarder {
             tried: Vec::new(),
             retries: 0,
             balance,
+            claim: None,
+            progress_sent: None,
+            progress_held: None,
         };
         self.insert(key, entry);
         self.stats.forwarded += 1;
@@ -832,6 +932,10 @@ impl Forwarder {
         call.leg = leg;
         self.out_legs.insert(leg, key);
         if let Some(e) = self.calls.get_mut(&key) {
+            if let Down::Peer { peer: old, .. } = e.down {
+                self.quotas.sent_to(old, false);
+            }
+            self.quotas.sent_to(peer, true);
             e.down = Down::Peer { peer, leg };
             e.tried.push(peer);
             // Keep a copy until the peer has it for sure; keep it for good
@@ -922,6 +1026,9 @@ impl Forwarder {
             tried: Vec::new(),
             retries: 0,
             balance: false,
+            claim: None,
+            progress_sent: None,
+            progress_held: None,
         };
         self.insert(key, entry);
         self.locals.insert(id, key);
@@ -1120,15 +1227,24 @@ impl Forwarder {
         let Some(e) = self.calls.get_mut(&key) else {
             return false;
         };
-        if let Down::Peer { leg, .. } = e.down {
-            self.out_legs.remove(&leg);
-        }
+        let old = match e.down {
+            Down::Peer { peer, leg } => Some((peer, leg)),
+            Down::Local(_) => None,
+        };
         let Some(call) = e.resend.clone().filter(|_| now < e.deadline) else {
+            if let Some((_, leg)) = old {
+                self.out_legs.remove(&leg);
+            }
             return false;
         };
         let tried = e.tried.clone();
         let retries = e.retries;
         let balance = e.balance;
+        if let Some((peer, leg)) = old {
+            self.out_legs.remove(&leg);
+            // A late PROGRESS on the old leg gets one CANCEL back.
+            self.forget_leg(peer, leg);
+        }
         let from = match key {
             InKey::Peer(p, _) => Some(p),
             InKey::Front(_) => None,
@@ -1165,7 +1281,7 @@ impl Forwarder {
                     .find(|n| *n != failed && Some(n) != from.as_ref())
             })
         });
-        let Some(next) = next else {
+        let Some(next) = next.filter(|n| self.quotas.next_hop_has_room(n)) else {
             return false;
         };
         if let Some(e) = self.calls.get_mut(&key) {
@@ -1177,13 +1293,38 @@ impl Forwarder {
         true
     }
 
-    fn relay_progress(&mut self, key: InKey, info: ProgressInfo, out: &mut Vec<CallAction>) {
-        let Some(e) = self.calls.get(&key) else {
+    /// Relays progress back, at most every [`PROGRESS_INTERVAL_US`] per
+    /// call; what comes between is held, newest only, and sent when the
+    /// interval is over (never more than one message held per call).
+    fn relay_progress(
+        &mut self,
+        now: Micros,
+        key: InKey,
+        info: ProgressInfo,
+        out: &mut Vec<CallAction>,
+    ) {
+        let Some(e) = self.calls.get_mut(&key) else {
             return;
         };
         if !e.progress {
             return;
         }
+        if let Some(sent) = e.progress_sent
+            && now.0 < sent.0 + PROGRESS_INTERVAL_US
+        {
+            if e.progress_held.replace(info).is_some() {
+                self.stats.progress_coalesced += 1;
+            } else {
+                self.timers
+                    .insert((Micros(sent.0 + PROGRESS_INTERVAL_US), Timer::Progress, key));
+            }
+            return;
+        }
+        e.progress_sent = Some(now);
+        Self::send_progress(key, info, out);
+    }
+
+    fn send_progress(key: InKey, info: ProgressInfo, out: &mut Vec<CallAction>) {
         match key {
             InKey::Front(id) => out.push(CallAction::FrontProgress { id, info }),
             InKey::Peer(peer, leg) => out.push(CallAction::SendProgress {
@@ -1366,6 +1507,14 @@ impl Forwarder {
             }
             self.timers.remove(&(t, timer, key));
             match timer {
+                Timer::Progress => {
+                    if let Some(e) = self.calls.get_mut(&key)
+                        && let Some(info) = e.progress_held.take()
+                    {
+                        e.progress_sent = Some(now);
+                        Self::send_progress(key, info, out);
+                    }
+                }
                 Timer::Ack => {
                     if let (Some(e), InKey::Peer(peer, leg)) = (self.calls.get_mut(&key), key)
                         && e.ack_until.take().is_some()
@@ -1423,7 +1572,8 @@ impl Forwarder {
 
     // ----- bookkeeping -----
 
-    fn insert(&mut self, key: InKey, e: Entry) {
+    fn insert(&mut self, key: InKey, mut e: Entry) {
+        e.claim = self.admitting.take();
         self.timers.insert((e.deadline, Timer::Deadline, key));
         if let Some(t) = e.ack_until {
             self.timers.insert((t, Timer::Ack, key));
@@ -1437,15 +1587,36 @@ impl Forwarder {
         if let Some(t) = e.ack_until {
             self.timers.remove(&(t, Timer::Ack, key));
         }
+        if let (Some(sent), Some(_)) = (e.progress_sent, &e.progress_held) {
+            self.timers
+                .remove(&(Micros(sent.0 + PROGRESS_INTERVAL_US), Timer::Progress, key));
+        }
+        if let Some(c) = e.claim {
+            self.quotas.release(c);
+        }
         match e.down {
-            Down::Peer { leg, .. } => {
+            Down::Peer { peer, leg } => {
                 self.out_legs.remove(&leg);
+                self.quotas.sent_to(peer, false);
+                self.forget_leg(peer, leg);
             }
             Down::Local(id) => {
                 self.locals.remove(&id);
             }
         }
         Some(e)
+    }
+
+    /// Remembers a leg this hop is done with (bounded).
+    fn forget_leg(&mut self, peer: NodeId, leg: LegId) {
+        if self.gone_order.len() >= GONE_LEGS
+            && let Some(old) = self.gone_order.pop_front()
+        {
+            self.gone_legs.remove(&old);
+        }
+        if self.gone_legs.insert((peer, leg)) {
+            self.gone_order.push_back((peer, leg));
+        }
     }
 
     fn alloc_leg(&mut self) -> LegId {

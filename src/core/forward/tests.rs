@@ -273,7 +273,11 @@ impl Rig {
                     wire(
                         peer,
                         "CALL",
-                        CallEvent::Inbound { peer: from, call },
+                        CallEvent::Inbound {
+                            peer: from,
+                            call,
+                            bytes: 0,
+                        },
                         &mut self.inbox,
                     );
                 }
@@ -475,15 +479,71 @@ fn progress_travels_back_through_two_hops_to_the_front() {
             },
         );
     }
-    let got: Vec<f64> = r
-        .progress
-        .iter()
-        .filter(|(n, i, _)| *n == id(A) && *i == f)
-        .map(|(_, _, p)| p.progress)
-        .collect();
-    assert_eq!(got, vec![1.0, 2.0, 3.0]);
+    let seen = |r: &Rig| -> Vec<f64> {
+        r.progress
+            .iter()
+            .filter(|(n, i, _)| *n == id(A) && *i == f)
+            .map(|(_, _, p)| p.progress)
+            .collect()
+    };
+    // Three at once: the first goes back at once, the newest of the rest
+    // when the interval is over; the one in between is merged away.
+    assert_eq!(seen(&r), vec![1.0]);
+    r.advance(PROGRESS_INTERVAL_US / 1000 + 10);
+    assert_eq!(seen(&r), vec![1.0, 3.0]);
+    assert_eq!(r.fwd[&id(C)].stats().progress_coalesced, 1);
+    // Spaced out, each one travels.
+    r.advance(PROGRESS_INTERVAL_US / 1000 + 10);
+    r.send(
+        id(C),
+        CallEvent::LocalProgress {
+            id: lid,
+            info: ProgressInfo {
+                progress: 4.0,
+                total: None,
+                message: None,
+            },
+        },
+    );
+    assert_eq!(seen(&r), vec![1.0, 3.0, 4.0]);
     r.finish_local(C, ok_result());
     assert_eq!(r.result_of(f).outcome, ok_result());
+    for n in [A, B, C] {
+        assert_eq!(r.fwd[&id(n)].next_deadline(), None, "node {n} timers");
+    }
+}
+
+#[test]
+fn a_progress_flood_is_relayed_at_a_bounded_rate() {
+    let mut r = Rig::new(false, std::time::Duration::from_secs(1));
+    let f = r.call(A, "utility/echo/echo", 60_000, false);
+    let lid = r.delivered[0].1.id;
+    // 10,000 progress messages over one second of agent time.
+    for i in 0..10_000u32 {
+        if i % 100 == 0 {
+            r.advance(10);
+        }
+        r.send(
+            id(C),
+            CallEvent::LocalProgress {
+                id: lid,
+                info: ProgressInfo {
+                    progress: f64::from(i),
+                    total: None,
+                    message: None,
+                },
+            },
+        );
+    }
+    r.advance(100);
+    let at_a = r.progress.iter().filter(|(_, i, _)| *i == f).count();
+    let on_wire = r.kinds().iter().filter(|k| k.2 == "PROGRESS").count();
+    // About one per interval per hop, whatever the agent sends.
+    let bound = (1_100_000 / PROGRESS_INTERVAL_US) as usize + 2;
+    assert!(at_a <= bound, "{at_a} progress at the front");
+    assert!(on_wire <= 2 * bound, "{on_wire} PROGRESS messages sent");
+    let last = r.progress.iter().rfind(|(_, i, _)| *i == f).unwrap();
+    assert_eq!(last.2.progress, 9_999.0, "the newest progress gets through");
 }
 
 #[test]
@@ -528,7 +588,14 @@ fn a_peer_cannot_use_a_node_as_relay_for_a_prefix_it_was_not_advertised() {
         origin: Arc::new(origin),
         arguments: Json::Null,
     };
-    r.send(id(B), CallEvent::Inbound { peer: id(C), call });
+    r.send(
+        id(B),
+        CallEvent::Inbound {
+            peer: id(C),
+            call,
+            bytes: 0,
+        },
+    );
     let refused = r
         .wire
         .iter()
@@ -722,24 +789,98 @@ fn preferred_hop(r: &Rig) -> NodeId {
     }
 }
 
-#[test]
-fn progress_for_a_call_no_longer_here_is_answered_with_a_cancel() {
-    let mut r = Rig::new(false, std::time::Duration::ZERO);
-    r.send(
-        id(A),
-        CallEvent::Progress {
-            peer: id(B),
-            progress: Progress {
-                leg: LegId(99),
-                info: ProgressInfo {
-                    progress: 1.0,
-                    total: None,
-                    message: None,
-                },
+fn progress_on(leg: LegId, from: u64) -> CallEvent {
+    CallEvent::Progress {
+        peer: id(from),
+        progress: Progress {
+            leg,
+            info: ProgressInfo {
+                progress: 1.0,
+                total: None,
+                message: None,
             },
         },
+    }
+}
+
+#[test]
+fn progress_for_a_call_no_longer_here_is_answered_with_one_cancel() {
+    let mut r = Rig::new(false, std::time::Duration::ZERO);
+    // A leg never used: ignored (no reply a stranger could use to make
+    // this node send).
+    r.send(id(A), progress_on(LegId(99), B));
+    assert!(r.kinds().is_empty(), "{:?}", r.kinds());
+    // A leg whose call this node gave up on: one CANCEL, then silence.
+    let f = r.call(A, "utility/echo/echo", 60_000, false);
+    r.send(
+        id(A),
+        CallEvent::FrontCancel {
+            id: f,
+            reason: None,
+        },
     );
+    let leg = r.fwd[&id(A)]
+        .gone_order
+        .back()
+        .map(|(_, l)| *l)
+        .expect("the cancelled leg is remembered");
+    r.wire.clear();
+    r.send(id(A), progress_on(leg, B));
+    r.send(id(A), progress_on(leg, B));
     assert_eq!(r.kinds(), vec![(A, B, "CANCEL")]);
+}
+
+#[test]
+fn one_peer_cannot_fill_a_hops_table_and_the_hops_front_keeps_its_reserve() {
+    let mut r = Rig::new(false, std::time::Duration::from_secs(1));
+    r.set(B, |f| {
+        let q = quota::QuotaConfig {
+            max_calls: 6,
+            front_reserve: 2,
+            per_peer: 3,
+            per_caller: 100,
+            peer_bytes: usize::MAX,
+            peer_rate: 1e9,
+            peer_burst: 1e9,
+        };
+        Forwarder::new(f.config().clone().with_quotas(q), Box::new(UnsignedOnly))
+    });
+    for _ in 0..3 {
+        r.call(A, "utility/echo/echo", 60_000, false);
+    }
+    let fourth = r.call(A, "utility/echo/echo", 60_000, false);
+    let e = r.error_of(fourth);
+    assert_eq!(e.kind, CallErrorKind::Overloaded);
+    assert!(e.message.contains("its share"), "{}", e.message);
+    assert_eq!(r.fwd[&id(B)].stats().quota.peer_calls, 1);
+    // A holds its share at B and no more; those calls went on to C.
+    assert_eq!(r.fwd[&id(B)].peer_load(&id(A)), (3, 0));
+    assert_eq!(r.fwd[&id(B)].peer_load(&id(C)), (0, 3));
+}
+
+#[test]
+fn a_next_hop_that_never_answers_holds_at_most_its_share() {
+    let mut r = Rig::new(false, std::time::Duration::from_secs(1));
+    r.set(A, |f| {
+        let mut q = quota::QuotaConfig::for_max_calls(100);
+        q.per_peer = 2;
+        Forwarder::new(f.config().clone().with_quotas(q), Box::new(UnsignedOnly))
+    });
+    // C's agent never finishes: every call stays in flight through B.
+    r.call(A, "utility/echo/echo", 60_000, false);
+    r.call(A, "utility/echo/echo", 60_000, false);
+    let third = r.call(A, "utility/echo/echo", 60_000, false);
+    let e = r.error_of(third);
+    assert_eq!(e.kind, CallErrorKind::Overloaded);
+    assert!(e.message.contains("next hop"), "{}", e.message);
+    assert_eq!(r.fwd[&id(A)].stats().quota.next_hop_full, 1);
+    // When one ends, the slot comes back.
+    r.finish_local(C, ok_result());
+    let fourth = r.call(A, "utility/echo/echo", 60_000, false);
+    assert!(
+        r.done.iter().all(|(_, f, _)| *f != fourth),
+        "in flight, not refused"
+    );
 }
 
 #[test]

@@ -49,6 +49,7 @@ pub struct SessionConfig {
     max_prefix: Option<u32>,
     max_prefix_warning_pct: u8,
     passive: bool,
+    require_hold: bool,
 }
 
 /// A [`SessionConfig`] the state machine cannot run with.
@@ -94,6 +95,7 @@ impl SessionConfig {
             max_prefix: None,
             max_prefix_warning_pct: 75,
             passive: false,
+            require_hold: false,
         }
     }
 
@@ -170,6 +172,17 @@ impl SessionConfig {
         self
     }
     /// Never dial; wait for the peer to connect.
+    /// Refuse an OPEN with hold time 0 (no keepalives, a session that never
+    /// times out): discovered peers must prove they are alive.
+    pub fn with_require_hold(mut self, on: bool) -> Self {
+        self.require_hold = on;
+        self
+    }
+
+    pub fn require_hold(&self) -> bool {
+        self.require_hold
+    }
+
     pub fn with_passive(mut self, passive: bool) -> Self {
         self.passive = passive;
         self

@@ -118,6 +118,12 @@ pub(super) fn check_open(
             ),
         ));
     }
+    if open.hold_time == 0 && cfg.require_hold() {
+        return Err(reject(
+            subcode::UNACCEPTABLE_HOLD_TIME,
+            "hold time 0 (no keepalives) is not accepted from a discovered peer".into(),
+        ));
+    }
     if open.hold_time == 1 || open.hold_time == 2 {
         return Err(reject(
             subcode::UNACCEPTABLE_HOLD_TIME,
