@@ -320,6 +320,10 @@ pub struct TrustSection {
     pub verify_routes: bool,
     pub certificate_validity_days: u32,
     pub route_signature_validity_secs: u64,
+    /// Signature checks one peer may cause per second (bursts of 5x).
+    pub verify_checks_per_peer_per_sec: u32,
+    /// Bad signatures after which the rest of an UPDATE is dropped unchecked.
+    pub max_bad_signatures_per_update: usize,
     pub anchors: Vec<AnchorConfig>,
 }
 
@@ -330,6 +334,8 @@ impl Default for TrustSection {
             verify_routes: true,
             certificate_validity_days: 365,
             route_signature_validity_secs: 86_400,
+            verify_checks_per_peer_per_sec: 20_000,
+            max_bad_signatures_per_update: 16,
             anchors: Vec::new(),
         }
     }
@@ -879,6 +885,12 @@ impl NodeConfig {
                 "must be at least 1".into(),
             );
         }
+        if self.trust.verify_checks_per_peer_per_sec == 0 {
+            return err(
+                "trust.verify_checks_per_peer_per_sec",
+                "must be at least 1".into(),
+            );
+        }
         if self.trust.route_signature_validity_secs < 60 {
             return err(
                 "trust.route_signature_validity_secs",
@@ -1192,6 +1204,12 @@ verify_routes = true
 certificate_validity_days = 365
 # Lifetime of origin signatures on our routes (re-signed at half-life).
 route_signature_validity_secs = 86400
+# Signature checks (off the node task) one peer may cause per second, in
+# bursts of five times as many; beyond, its UPDATEs wait.
+verify_checks_per_peer_per_sec = 20000
+# Bad signatures in one UPDATE after which its other routes are dropped
+# unchecked.
+max_bad_signatures_per_update = 16
 # Authorities whose issued ASN certificates we trust:
 # anchors = [{ name = "acme", key = "<64 hex digits>", asns = ["65000-65100"] }]
 anchors = []

@@ -568,3 +568,46 @@ fn cache_is_bounded() {
     }
     assert_eq!(cache.len(), 8);
 }
+
+#[test]
+fn an_update_full_of_bad_signatures_stops_after_the_failure_limit() {
+    let o = issued(1, O);
+    let a = issued(2, A);
+    // 600 routes, every origin signature forged.
+    let routes: Vec<Route> = (0..600)
+        .map(|i| {
+            let r = originate(&origin_route(&format!("tools/b{i}"), "x"), &o);
+            let r = send(&send(&r, &o, A, 1), &a, B, 1);
+            with_proof(&r, |p| p.origin.signature = Signature([i as u8; 64]))
+        })
+        .collect();
+    let t = trust();
+    let c = ctx(&t, B, A);
+    let mut cache = VerifyCache::new(10_000);
+    let pending = cache.plan(&routes, &c);
+    let work = pending.work();
+    assert!(work >= 600, "{work} checks to do");
+    let v = pending.verify(16);
+    assert!(v.aborted);
+    assert_eq!(v.failed, 16, "stopped at the limit");
+    let got = cache.finish(&routes, pending, v);
+    // Nothing bad gets through; most were never checked.
+    assert!(got.iter().all(|r| r.is_err()));
+    let skipped = got
+        .iter()
+        .filter(|r| **r == Err(RouteVerifyError::NotChecked))
+        .count();
+    assert!(skipped >= 500, "{skipped} routes dropped unchecked");
+    assert_eq!(
+        cache.stats().dropped_by_reason["not_checked"],
+        skipped as u64
+    );
+    // Verification off the node task gives what the one-call path gives
+    // when there is no limit.
+    let mut fresh = VerifyCache::new(10_000);
+    let all = fresh.verify_routes(&routes, &c);
+    assert!(
+        all.iter()
+            .all(|r| *r == Err(RouteVerifyError::BadOriginSignature))
+    );
+}

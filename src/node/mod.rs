@@ -28,6 +28,7 @@ pub mod calls;
 pub mod clock;
 pub mod mcp;
 pub mod security;
+pub mod verify;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -56,6 +57,7 @@ use crate::core::route::Route;
 use crate::identity::{Binding, KeyFileError, NodeKey, node_id_of, peer_id_of};
 use crate::net::codec::{Inbound, RouteResponse};
 use crate::net::discovery::{Discovery, Source};
+use crate::net::gate::Charge;
 use crate::net::{BuildError, Net, NetConfig, NetEvent, Reply};
 use crate::store::{Durability, RibStore, SledStore, StoreError, StoreWriter, WriteBatch};
 use crate::wire::Limits;
@@ -134,6 +136,9 @@ type StartedHook = Box<dyn FnOnce(&Started) + Send>;
 struct PeerMeta {
     established_since: Option<Millis>,
     last_error: Option<String>,
+    /// Bumped when a session ends, so an UPDATE of an earlier session that
+    /// finishes its checks late is not applied to a later one.
+    epoch: u64,
 }
 
 /// The store holds run-time agents' environment values and tokens: its
@@ -225,6 +230,20 @@ struct Node {
     previous_clean: bool,
     policy_path: Option<PathBuf>,
     mcp: mcp::NodeMcp,
+    /// Route signature checks off the node task.
+    verifier: verify::Verifier<HeldUpdate>,
+    /// Warnings caused by peers, at most one a second.
+    log_throttle: crate::logging::Throttle,
+}
+
+/// An UPDATE waiting for its signature checks, with what answers it.
+#[derive(Debug)]
+struct HeldUpdate {
+    update: crate::core::message::Update,
+    reply: Reply,
+    epoch: u64,
+    /// The frame's bytes stay charged to the peer meanwhile.
+    _charge: Charge,
 }
 
 impl Node {
@@ -430,6 +449,13 @@ impl Node {
             previous_clean,
             policy_path,
             mcp,
+            verifier: verify::Verifier::new(verify::VerifyBudget {
+                per_second: f64::from(c.trust.verify_checks_per_peer_per_sec),
+                burst: f64::from(c.trust.verify_checks_per_peer_per_sec) * 5.0,
+                max_failures: c.trust.max_bad_signatures_per_update,
+                ..Default::default()
+            }),
+            log_throttle: crate::logging::Throttle::per_second(),
             cfg,
         };
         node.initial_events(stored, now).await?;
@@ -554,6 +580,7 @@ impl Node {
                 Some(req) = self.mcp.front_rx.recv() => self.on_front(req).await,
                 Some(ev) = self.mcp.local_rx.recv() => self.on_local(ev).await,
                 Some(ev) = self.mcp.agent_rx.recv() => self.on_agent(ev).await,
+                Some(done) = self.verifier.recv() => self.on_verified(done).await,
                 _ = sleep_until_opt(call_deadline) => self.on_call_tick().await,
                 _ = sleep_until_opt(deadline) => self.step(vec![Event::Tick], None).await,
                 _ = maintenance.tick() => self.maintain().await,
@@ -713,6 +740,7 @@ impl Node {
                     let m = self.meta.entry(peer).or_default();
                     m.established_since = None;
                     m.last_error = Some(reason);
+                    m.epoch += 1;
                     self.net.set_session(&peer, false);
                     if let Ok(p) = peer_id_of(&peer) {
                         self.discovery.session_down(&p, Instant::now());
@@ -799,11 +827,8 @@ impl Node {
                 reply,
                 charge,
             } => {
-                let r = self.on_request(peer, node, reported, inbound, reply).await;
-                // The frame's bytes count against the peer until its
-                // message has been taken in.
-                drop(charge);
-                r
+                self.on_request(peer, node, reported, inbound, reply, charge)
+                    .await
             }
             NetEvent::Refused { peer, notification } => {
                 self.note_notification(peer, &notification, false);
@@ -858,6 +883,9 @@ impl Node {
         None
     }
 
+    /// A routing message. `charge` holds the frame's bytes against the
+    /// peer's budget until the message has been taken in (an UPDATE whose
+    /// signatures are being checked keeps it until then).
     async fn on_request(
         &mut self,
         peer: PeerId,
@@ -865,6 +893,7 @@ impl Node {
         reported: bool,
         inbound: Inbound,
         reply: Reply,
+        charge: Charge,
     ) -> Result<(), NodeError> {
         let refuse = |text: String| {
             RouteResponse::Refused(Notification::new(
@@ -961,11 +990,31 @@ impl Node {
             Inbound::Message(Message::Update(mut u)) => {
                 tracing::debug!(%peer, announced = u.announce.len(), withdrawn = u.withdraw.len(), end_of_rib = u.end_of_rib, "UPDATE received");
                 let asn = self.engine.peer_info(&node).map(|p| p.asn);
-                if let Some(asn) = asn.filter(|a| a.0 != 0) {
-                    let dropped = self.security.verify_update(&mut u, asn, now);
-                    if dropped > 0 {
-                        tracing::warn!(%peer, dropped, "routes with bad signatures treated as withdrawn");
+                let planned = asn
+                    .filter(|a| a.0 != 0)
+                    .and_then(|asn| self.security.plan_update(&u, asn, now));
+                if let Some(pending) = planned {
+                    if pending.work() > 0 {
+                        // Curve work: off the node task, within the peer's
+                        // budget; the UPDATE goes on in `on_verified`.
+                        self.security.off_task.checks += pending.work() as u64;
+                        let epoch = self.meta.get(&node).map_or(0, |m| m.epoch);
+                        self.verifier.submit(
+                            node,
+                            pending,
+                            HeldUpdate {
+                                update: u,
+                                reply,
+                                epoch,
+                                _charge: charge,
+                            },
+                        );
+                        return Ok(());
                     }
+                    // Everything answered from the cache or by planning.
+                    let v = pending.verify(usize::MAX);
+                    let dropped = self.security.apply_verdicts(&mut u, pending, v);
+                    self.note_dropped(peer, dropped);
                 }
                 events.push(Event::Message {
                     peer: node,
@@ -986,6 +1035,57 @@ impl Node {
     /// in): a max-prefix, and a hold time it must keep.
     fn discovered_peer(&self, node: NodeId) -> PeerConfig {
         PeerConfig::discovered(node, self.cfg.config.discovery.auto_peer_max_prefix)
+    }
+
+    /// An UPDATE whose signatures were checked off the node task.
+    async fn on_verified(&mut self, done: verify::Done<HeldUpdate>) -> Result<(), NodeError> {
+        let HeldUpdate {
+            mut update,
+            reply,
+            epoch,
+            ..
+        } = done.then;
+        if self.meta.get(&done.peer).map_or(0, |m| m.epoch) != epoch {
+            // The session it came on ended meanwhile; the peer sends its
+            // routes again on the next one.
+            tracing::debug!(peer = %peer_label(&done.peer), "dropping an UPDATE of an ended session");
+            return Ok(());
+        }
+        if !done.waited.is_zero() {
+            self.security.off_task.budget_waits += 1;
+            self.security.off_task.budget_wait_ms += done.waited.as_millis() as u64;
+        }
+        if done.verdicts.aborted
+            && let Some(suppressed) = self.log_throttle.allow()
+        {
+            tracing::warn!(
+                peer = %peer_label(&done.peer),
+                failed = done.verdicts.failed,
+                suppressed,
+                "too many bad signatures in one UPDATE; its other routes were dropped unchecked"
+            );
+        }
+        let dropped = self
+            .security
+            .apply_verdicts(&mut update, done.pending, done.verdicts);
+        self.note_dropped(reply.peer(), dropped);
+        let peer = done.peer;
+        self.step(
+            vec![Event::Message {
+                peer,
+                msg: Message::Update(update),
+            }],
+            Some(reply),
+        )
+        .await
+    }
+
+    fn note_dropped(&self, peer: PeerId, dropped: usize) {
+        if dropped > 0
+            && let Some(suppressed) = self.log_throttle.allow()
+        {
+            tracing::warn!(%peer, dropped, suppressed, "routes with bad signatures treated as withdrawn");
+        }
     }
 
     /// Starts sessions with discovered members while slots are free.

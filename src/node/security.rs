@@ -26,6 +26,7 @@ use crate::identity::{
     Binding, CertError, LocalIdentity, NodeKey, TrustAnchor, TrustStore, derived_cert,
     self_signed_cert,
 };
+use crate::wire::cache::{Pending, Verdicts};
 use crate::wire::{VerifyCache, VerifyContext, VerifyStats, sign_origin, sign_path_hop};
 
 /// Why the node's identity could not be set up.
@@ -47,6 +48,13 @@ pub struct VerifyView {
     pub routes_dropped: u64,
     pub dropped_by_reason: std::collections::BTreeMap<String, u64>,
     pub opens_refused: u64,
+    /// UPDATEs whose checks stopped at the limit on bad signatures.
+    pub aborted_updates: u64,
+    /// Signature checks the cache could not answer, run off the node task.
+    pub checks_off_task: u64,
+    /// Jobs that waited for their peer's budget, and for how long in all.
+    pub budget_waits: u64,
+    pub budget_wait_ms: u64,
 }
 
 pub struct Security {
@@ -56,6 +64,17 @@ pub struct Security {
     verify_routes: bool,
     origin_validity_ms: u64,
     opens_refused: u64,
+    aborted_updates: u64,
+    /// Off-task work, counted by the node.
+    pub off_task: OffTaskStats,
+}
+
+/// What the node's verifier did, for [`VerifyView`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OffTaskStats {
+    pub checks: u64,
+    pub budget_waits: u64,
+    pub budget_wait_ms: u64,
 }
 
 impl std::fmt::Debug for Security {
@@ -134,6 +153,8 @@ impl Security {
             verify_routes: c.trust.verify_routes,
             origin_validity_ms: c.trust.route_signature_validity_secs.saturating_mul(1000),
             opens_refused: 0,
+            aborted_updates: 0,
+            off_task: OffTaskStats::default(),
         })
     }
 
@@ -181,11 +202,13 @@ impl Security {
         r
     }
 
-    /// Verifies the announcements of an UPDATE from a peer in `peer_asn`;
-    /// those that fail become withdrawals. Returns how many failed.
-    pub fn verify_update(&mut self, u: &mut Update, peer_asn: Asn, now: Millis) -> usize {
+    /// Plans the checks of an UPDATE from a peer in `peer_asn` (cache
+    /// lookups only; no curve operations). `None` when there is nothing to
+    /// check. The curve work is [`Pending::verify`], which may run off the
+    /// node task; [`Self::apply_verdicts`] finishes.
+    pub fn plan_update(&mut self, u: &Update, peer_asn: Asn, now: Millis) -> Option<Pending> {
         if !self.verify_routes || u.announce.is_empty() {
-            return 0;
+            return None;
         }
         let ctx = VerifyContext {
             trust: &self.trust,
@@ -193,7 +216,16 @@ impl Security {
             peer_asn,
             now,
         };
-        let results = self.cache.verify_routes(&u.announce, &ctx);
+        Some(self.cache.plan(&u.announce, &ctx))
+    }
+
+    /// Applies the verdicts of a planned UPDATE: routes that fail become
+    /// withdrawals. Returns how many failed.
+    pub fn apply_verdicts(&mut self, u: &mut Update, pending: Pending, v: Verdicts) -> usize {
+        if v.aborted {
+            self.aborted_updates += 1;
+        }
+        let results = self.cache.finish(&u.announce, pending, v);
         let mut failed = 0;
         let mut kept = Vec::with_capacity(u.announce.len());
         for (r, res) in std::mem::take(&mut u.announce).into_iter().zip(results) {
@@ -252,6 +284,10 @@ impl Security {
                 .map(|(k, v)| (k.to_string(), *v))
                 .collect(),
             opens_refused: self.opens_refused,
+            aborted_updates: self.aborted_updates,
+            checks_off_task: self.off_task.checks,
+            budget_waits: self.off_task.budget_waits,
+            budget_wait_ms: self.off_task.budget_wait_ms,
         }
     }
 }

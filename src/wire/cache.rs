@@ -247,22 +247,32 @@ impl VerifyCache {
 
     /// Verifies many routes (an UPDATE's worth): cached checks are skipped,
     /// the rest go through one batch verification. Results are in `routes`
-    /// order.
+    /// order. The same as [`Self::plan`], [`Pending::verify`] (no limit on
+    /// failures) and [`Self::finish`] in a row.
     pub fn verify_routes(
         &mut self,
         routes: &[Route],
         ctx: &VerifyContext<'_>,
     ) -> Vec<Result<(), RouteVerifyError>> {
+        let pending = self.plan(routes, ctx);
+        let verdicts = pending.verify(usize::MAX);
+        self.finish(routes, pending, verdicts)
+    }
+
+    /// The first step of verifying an UPDATE: plans every route's checks,
+    /// answers what it can from the cache, and keeps the rest (with their
+    /// decompressed keys) for [`Pending::verify`], which needs no access to
+    /// the cache and may run on another thread.
+    pub fn plan(&mut self, routes: &[Route], ctx: &VerifyContext<'_>) -> Pending {
         // Per route: its plan's checks that still need the curve, as
-        // indexes into `pending`; or the error found while planning.
+        // indexes into `checks`; or the error found while planning.
         let mut outstanding: Vec<Result<Vec<(usize, Role)>, RouteVerifyError>> =
             Vec::with_capacity(routes.len());
-        let mut pending: Vec<SigCheck> = Vec::new();
-        let mut pending_keys: Vec<Key> = Vec::new();
-        let mut pending_index: HashMap<Key, usize, BuildHasherDefault<FirstBytes>> =
-            HashMap::default();
+        let mut checks: Vec<SigCheck> = Vec::new();
+        let mut keys: Vec<Key> = Vec::new();
+        let mut index: HashMap<Key, usize, BuildHasherDefault<FirstBytes>> = HashMap::default();
         for route in routes {
-            let checks = match plan(route, ctx) {
+            let planned = match plan(route, ctx) {
                 Ok(c) => c,
                 Err(e) => {
                     outstanding.push(Err(e));
@@ -270,37 +280,60 @@ impl VerifyCache {
                 }
             };
             let mut mine = Vec::new();
-            for c in checks {
+            for c in planned {
                 let k = cache_key(&c);
                 if self.lookup(&k) {
                     self.stats.hits += 1;
                     continue;
                 }
                 let role = c.role;
-                let i = *pending_index.entry(k).or_insert_with(|| {
-                    pending.push(c);
-                    pending_keys.push(k);
-                    pending.len() - 1
+                let i = *index.entry(k).or_insert_with(|| {
+                    checks.push(c);
+                    keys.push(k);
+                    checks.len() - 1
                 });
                 mine.push((i, role));
             }
             outstanding.push(Ok(mine));
         }
-        self.stats.misses += pending.len() as u64;
-        let verdicts = self.verify_many(&pending);
-        for (k, v) in pending_keys.iter().zip(&verdicts) {
-            if v.is_ok() {
+        self.stats.misses += checks.len() as u64;
+        let vks = checks
+            .iter()
+            .map(|c| self.verifying_key(&c.signer))
+            .collect();
+        Pending {
+            outstanding,
+            checks,
+            keys,
+            vks,
+        }
+    }
+
+    /// The last step: caches the checks that passed, and gives each route
+    /// its result (in `routes` order, the routes given to [`Self::plan`]).
+    pub fn finish(
+        &mut self,
+        routes: &[Route],
+        pending: Pending,
+        v: Verdicts,
+    ) -> Vec<Result<(), RouteVerifyError>> {
+        self.stats.batches += v.batches;
+        self.stats.batch_failures += v.batch_failures;
+        for (k, verdict) in pending.keys.iter().zip(&v.checks) {
+            if *verdict == Verdict::Ok {
                 self.insert(*k);
             }
         }
         let results: Vec<Result<(), RouteVerifyError>> = routes
             .iter()
-            .zip(outstanding)
+            .zip(pending.outstanding)
             .map(|(route, o)| {
                 let mine = o?;
                 for (i, role) in mine {
-                    if let Err(e) = verdicts[i] {
-                        return Err(role.failure(route, e));
+                    match v.checks.get(i).copied().unwrap_or(Verdict::Skipped) {
+                        Verdict::Ok => {}
+                        Verdict::Failed(e) => return Err(role.failure(route, e)),
+                        Verdict::Skipped => return Err(RouteVerifyError::NotChecked),
                     }
                 }
                 Ok(())
@@ -311,57 +344,129 @@ impl VerifyCache {
         }
         results
     }
+}
 
-    /// Verifies `checks`, batching where it pays, bisecting failed batches.
-    fn verify_many(&mut self, checks: &[SigCheck]) -> Vec<Result<(), SigError>> {
-        let mut out = vec![Ok(()); checks.len()];
-        // Keys that cannot verify anything fail up front and stay out of
-        // the batch, so one bad key does not sink it.
-        let mut good: Vec<(usize, VerifyingKey)> = Vec::with_capacity(checks.len());
-        for (i, c) in checks.iter().enumerate() {
-            match self.verifying_key(&c.signer) {
-                Ok(vk) => good.push((i, vk)),
-                Err(e) => out[i] = Err(e),
-            }
-        }
-        self.bisect(checks, &good, &mut out);
-        out
+/// What one signature check came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Ok,
+    Failed(SigError),
+    /// Not checked: the limit on failures was reached first.
+    Skipped,
+}
+
+/// The curve's answers for a [`Pending`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdicts {
+    checks: Vec<Verdict>,
+    batches: u64,
+    batch_failures: u64,
+    /// Signatures that failed.
+    pub failed: usize,
+    /// Whether checking stopped at the limit on failures.
+    pub aborted: bool,
+}
+
+/// The checks of an UPDATE that the cache could not answer (see
+/// [`VerifyCache::plan`]). Plain data: `Send`, no borrow of the cache.
+#[derive(Debug)]
+pub struct Pending {
+    outstanding: Vec<Result<Vec<(usize, Role)>, RouteVerifyError>>,
+    checks: Vec<SigCheck>,
+    keys: Vec<Key>,
+    vks: Vec<Result<VerifyingKey, SigError>>,
+}
+
+/// Checks are verified in slices of this many, so a limit on failures
+/// stops the work early.
+const SLICE: usize = 256;
+
+impl Pending {
+    /// Signature checks that need the curve.
+    pub fn work(&self) -> usize {
+        self.checks.len()
     }
 
-    fn bisect(
-        &mut self,
-        checks: &[SigCheck],
-        items: &[(usize, VerifyingKey)],
-        out: &mut [Result<(), SigError>],
-    ) {
-        if items.is_empty() {
+    /// Verifies the checks, batching where it pays and bisecting failed
+    /// batches. Stops once `max_failures` signatures have failed: the rest
+    /// are [`Verdict::Skipped`] (their routes fail as not checked), so an
+    /// UPDATE full of bad signatures costs about `max_failures` bisections,
+    /// not one per signature.
+    pub fn verify(&self, max_failures: usize) -> Verdicts {
+        let mut v = Verdicts {
+            checks: vec![Verdict::Skipped; self.checks.len()],
+            batches: 0,
+            batch_failures: 0,
+            failed: 0,
+            aborted: false,
+        };
+        let mut good: Vec<(usize, VerifyingKey)> = Vec::with_capacity(SLICE);
+        let mut i = 0;
+        while i < self.checks.len() {
+            if v.failed >= max_failures {
+                v.aborted = true;
+                break;
+            }
+            good.clear();
+            let end = (i + SLICE).min(self.checks.len());
+            for j in i..end {
+                match self.vks[j] {
+                    Ok(vk) => good.push((j, vk)),
+                    // Keys that cannot verify anything fail up front and
+                    // stay out of the batch, so one bad key does not sink it.
+                    Err(e) => {
+                        v.checks[j] = Verdict::Failed(e);
+                        v.failed += 1;
+                    }
+                }
+            }
+            self.bisect(&good, &mut v, max_failures);
+            i = end;
+        }
+        v
+    }
+
+    fn bisect(&self, items: &[(usize, VerifyingKey)], v: &mut Verdicts, max_failures: usize) {
+        if items.is_empty() || v.failed >= max_failures {
             return;
         }
         if items.len() < MIN_BATCH {
             for (i, vk) in items {
-                let c = &checks[*i];
-                out[*i] = vk
+                if v.failed >= max_failures {
+                    return;
+                }
+                let c = &self.checks[*i];
+                v.checks[*i] = match vk
                     .verify_strict(&c.msg, &ed25519_dalek::Signature::from_bytes(&c.sig.0))
-                    .map_err(|_| SigError::Invalid);
+                {
+                    Ok(()) => Verdict::Ok,
+                    Err(_) => {
+                        v.failed += 1;
+                        Verdict::Failed(SigError::Invalid)
+                    }
+                };
             }
             return;
         }
         let msgs: Vec<&[u8]> = items
             .iter()
-            .map(|(i, _)| checks[*i].msg.as_slice())
+            .map(|(i, _)| self.checks[*i].msg.as_slice())
             .collect();
         let sigs: Vec<ed25519_dalek::Signature> = items
             .iter()
-            .map(|(i, _)| ed25519_dalek::Signature::from_bytes(&checks[*i].sig.0))
+            .map(|(i, _)| ed25519_dalek::Signature::from_bytes(&self.checks[*i].sig.0))
             .collect();
         let vks: Vec<VerifyingKey> = items.iter().map(|(_, vk)| *vk).collect();
-        self.stats.batches += 1;
+        v.batches += 1;
         if ed25519_dalek::verify_batch(&msgs, &sigs, &vks).is_ok() {
+            for (i, _) in items {
+                v.checks[*i] = Verdict::Ok;
+            }
             return;
         }
-        self.stats.batch_failures += 1;
+        v.batch_failures += 1;
         let (a, b) = items.split_at(items.len() / 2);
-        self.bisect(checks, a, out);
-        self.bisect(checks, b, out);
+        self.bisect(a, v, max_failures);
+        self.bisect(b, v, max_failures);
     }
 }

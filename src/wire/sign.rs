@@ -203,6 +203,8 @@ pub enum RouteVerifyError {
     PathMismatch { as_path: Vec<Asn>, signed: Vec<Asn> },
     #[error("path signature {index} by {asn} claims a transparent hop, which is not allowed")]
     TransparentNotAllowed { index: usize, asn: Asn },
+    #[error("not checked: the UPDATE carried too many bad signatures")]
+    NotChecked,
 }
 
 impl RouteVerifyError {
@@ -223,6 +225,7 @@ impl RouteVerifyError {
             WrongSender { .. } => "wrong_sender",
             PathMismatch { .. } => "path_mismatch",
             TransparentNotAllowed { .. } => "transparent_not_allowed",
+            NotChecked => "not_checked",
         }
     }
 }
