@@ -281,6 +281,9 @@ pub struct DiscoverySection {
     /// Routes a discovered peer may have accepted before its session is
     /// reset (its max-prefix).
     pub auto_peer_max_prefix: u32,
+    /// An auto peer up this long with no accepted route may lose its slot
+    /// to a waiting member.
+    pub auto_peer_idle_secs: u64,
     pub auto_peer_down_secs: u64,
     pub cert_failure_cooldown_secs: u64,
 }
@@ -296,6 +299,7 @@ impl Default for DiscoverySection {
             query_interval_secs: 60,
             max_auto_peers: 8,
             auto_peer_max_prefix: 10_000,
+            auto_peer_idle_secs: 600,
             auto_peer_down_secs: 300,
             cert_failure_cooldown_secs: 3600,
         }
@@ -1190,6 +1194,10 @@ max_auto_peers = 8
 # The max-prefix of discovered peers: more accepted routes reset the
 # session (discovered peers must also keep a hold time: 0 is refused).
 auto_peer_max_prefix = 10000
+# With every slot taken and a member waiting, an auto peer that misbehaved,
+# or that has been up this long with no accepted route, gives its slot up
+# (the newest of those first).
+auto_peer_idle_secs = 600
 # A discovered peer whose session stays down this long is dropped.
 auto_peer_down_secs = 300
 # A node whose ASN certificate fails is not auto-peered again for this long.

@@ -94,6 +94,8 @@ fn build_behaviour(key: &Keypair, cfg: &NetConfig, gate: &Gate) -> Behaviour {
             .with_max_established(Some(cfg.max_connections))
             .with_max_established_incoming(Some(cfg.max_incoming_connections))
             .with_max_pending_incoming(Some(cfg.max_pending_incoming))
+            // Discovery can name many peers; dials in progress are capped.
+            .with_max_pending_outgoing(Some(64))
             .with_max_established_per_peer(Some(cfg.max_connections_per_peer)),
     );
     let route = request_response::Behaviour::with_codec(

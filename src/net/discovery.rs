@@ -9,6 +9,23 @@
 //!
 //! Everything is bounded; time is passed in. The node asks, then tells the
 //! engine (`AddPeer`/`RemovePeer`): this module never touches the swarm.
+//!
+//! # When the slots are full
+//!
+//! Any key that names our federation can take a slot, so slots are not
+//! first come, first kept: when a member is waiting and every slot is
+//! taken, one auto peer is evicted ([`Discovery::evictable`]) if one
+//! deserves it, in this order:
+//!
+//! 1. **misbehaving**: it made this node send it a NOTIFICATION, or sent
+//!    routes with bad signatures (most offences first);
+//! 2. **idle**: its session has been up for `auto_peer_idle_secs` and it
+//!    has no accepted route (under RFC 8212 defaults a stranger's routes
+//!    are all rejected);
+//! 3. among those, the **newest** first.
+//!
+//! A peer that is up, well behaved and useful is never evicted. The evicted
+//! peer is kept out for a cooldown, so the slot goes to the newcomer.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -43,6 +60,16 @@ struct Auto {
     /// When the session was last established or, if never, when added.
     last_up: Instant,
     established: bool,
+    added: Instant,
+    /// Offences counted against it (see [`Discovery::misbehaved`]).
+    offences: u32,
+}
+
+/// Why an auto peer may lose its slot to a newcomer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Eviction {
+    Misbehaving,
+    Idle,
 }
 
 #[derive(Debug, Clone)]
@@ -166,8 +193,69 @@ impl Discovery {
                 source,
                 last_up: now,
                 established: false,
+                added: now,
+                offences: 0,
             },
         );
+    }
+
+    /// Counts an offence against an auto peer (a NOTIFICATION we had to
+    /// send it, routes with bad signatures). Configured peers are not
+    /// counted: they are never evicted.
+    pub fn misbehaved(&mut self, p: &PeerId) {
+        if let Some(a) = self.auto.get_mut(p) {
+            a.offences = a.offences.saturating_add(1);
+        }
+    }
+
+    /// A member we would peer with if a slot were free (most recently
+    /// seen first).
+    pub fn waiting(&self, now: Instant) -> Option<(PeerId, Source)> {
+        if self.auto.len() < self.max_auto {
+            return None;
+        }
+        self.members
+            .iter()
+            .filter(|(p, _)| {
+                !self.configured.contains(p)
+                    && !self.auto.contains_key(p)
+                    && self.blocked(p, now).is_none()
+            })
+            .max_by_key(|(_, m)| m.seen)
+            .map(|(p, m)| (*p, m.source))
+    }
+
+    /// The auto peer that should give its slot to a newcomer, if any (see
+    /// the module docs). `accepted` says how many routes of a peer are
+    /// accepted now.
+    pub fn evictable(
+        &self,
+        now: Instant,
+        idle_after: Duration,
+        accepted: impl Fn(&PeerId) -> u32,
+    ) -> Option<(PeerId, Eviction)> {
+        self.auto
+            .iter()
+            .filter_map(|(p, a)| {
+                let why = if a.offences > 0 {
+                    Eviction::Misbehaving
+                } else if a.established
+                    && now.saturating_duration_since(a.last_up) >= idle_after
+                    && accepted(p) == 0
+                {
+                    Eviction::Idle
+                } else {
+                    return None;
+                };
+                Some((
+                    why,
+                    std::cmp::Reverse(a.offences),
+                    std::cmp::Reverse(a.added),
+                    *p,
+                ))
+            })
+            .min()
+            .map(|(why, _, _, p)| (p, why))
     }
 
     pub fn remove_auto(&mut self, p: &PeerId) -> bool {
@@ -268,6 +356,47 @@ mod tests {
         d.session_down(&up, later);
         assert!(d.expired(later, Duration::from_secs(300)).contains(&down));
         assert!(!d.expired(later, Duration::from_secs(300)).contains(&up));
+    }
+
+    #[test]
+    fn full_slots_go_to_a_newcomer_only_by_evicting_misbehaving_then_idle_newest_first() {
+        let t0 = Instant::now();
+        let idle = Duration::from_secs(600);
+        let mut d = Discovery::new(3, []);
+        let (old, mid, new) = (PeerId::random(), PeerId::random(), PeerId::random());
+        for (i, p) in [old, mid, new].into_iter().enumerate() {
+            let at = t0 + Duration::from_secs(i as u64);
+            d.add_auto(p, Source::Kademlia, at);
+            d.session_up(&p, at);
+        }
+        let newcomer = PeerId::random();
+        d.note_member(newcomer, true, Source::Mdns, t0);
+        assert_eq!(d.waiting(t0), Some((newcomer, Source::Mdns)));
+        // All healthy and useful: nobody is evicted.
+        let useful = |_: &PeerId| 5;
+        assert_eq!(d.evictable(t0 + idle * 2, idle, useful), None);
+        // Idle ones (no accepted route after the idle time): newest first.
+        let none = |_: &PeerId| 0;
+        assert_eq!(
+            d.evictable(t0, idle, none),
+            None,
+            "not idle for long enough"
+        );
+        assert_eq!(
+            d.evictable(t0 + idle * 2, idle, none),
+            Some((new, Eviction::Idle))
+        );
+        // A misbehaving one goes before any idle one, the worst first.
+        d.misbehaved(&old);
+        d.misbehaved(&mid);
+        d.misbehaved(&mid);
+        assert_eq!(
+            d.evictable(t0 + idle * 2, idle, none),
+            Some((mid, Eviction::Misbehaving))
+        );
+        // A free slot means nobody waits.
+        d.remove_auto(&mid);
+        assert_eq!(d.waiting(t0), None);
     }
 
     #[test]

@@ -69,6 +69,46 @@ const MAX_ADDRS_PER_PEER: usize = 8;
 const MAX_BOOK_PEERS: usize = 4096;
 /// Events produced by one swarm event or call, waiting for [`Net::next`].
 const MAX_PENDING: usize = 4096;
+/// Dials to discovered peers (mDNS, Kademlia, bootstrap): at most this
+/// many a second, in bursts of `PROBE_BURST`; the rest wait for the next
+/// query, which reports them again.
+const PROBE_RATE: f64 = 8.0;
+const PROBE_BURST: f64 = 32.0;
+
+/// Whether an address someone told us about is worth dialling: an IP or
+/// DNS host, a real port, TCP or QUIC, nothing unspecified, multicast or
+/// broadcast. (Private and loopback addresses stay: federations run on
+/// LANs and on one machine.)
+pub fn dialable(a: &Multiaddr) -> bool {
+    let mut host = false;
+    let mut transport = false;
+    for p in a.iter() {
+        match p {
+            Protocol::Ip4(ip) => {
+                if ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast() {
+                    return false;
+                }
+                host = true;
+            }
+            Protocol::Ip6(ip) => {
+                if ip.is_unspecified() || ip.is_multicast() {
+                    return false;
+                }
+                host = true;
+            }
+            Protocol::Dns(_) | Protocol::Dns4(_) | Protocol::Dns6(_) => host = true,
+            Protocol::Tcp(port) | Protocol::Udp(port) => {
+                if port == 0 {
+                    return false;
+                }
+                transport = true;
+            }
+            Protocol::QuicV1 | Protocol::P2p(_) => {}
+            _ => return false,
+        }
+    }
+    host && transport
+}
 
 /// Settings of the libp2p side, derived from node.toml.
 #[derive(Debug, Clone)]
@@ -225,6 +265,11 @@ pub struct Net {
     call_out: HashMap<request_response::OutboundRequestId, (NodeId, LegId, &'static str)>,
     /// CALLs received and not answered yet.
     call_answers: HashMap<(NodeId, LegId), ResponseChannel<CallResponse>>,
+    /// Probe-dial budget: (tokens, last refill).
+    probe_tokens: (f64, std::time::Instant),
+    /// Probe dials not made for want of budget, and addresses refused.
+    pub probes_deferred: u64,
+    pub addresses_refused: u64,
 }
 
 impl std::fmt::Debug for Net {
@@ -256,6 +301,9 @@ impl Net {
             providing: false,
             call_out: HashMap::new(),
             call_answers: HashMap::new(),
+            probe_tokens: (PROBE_BURST, std::time::Instant::now()),
+            probes_deferred: 0,
+            addresses_refused: 0,
             cfg,
         };
         for a in net.cfg.listen.clone() {
@@ -399,6 +447,10 @@ impl Net {
             .filter(|p| !matches!(p, Protocol::P2p(_)))
             .collect();
         if addr.is_empty() {
+            return;
+        }
+        if !dialable(&addr) {
+            self.addresses_refused += 1;
             return;
         }
         if self.book.len() >= MAX_BOOK_PEERS && !self.book.contains_key(&peer) {
@@ -613,11 +665,21 @@ impl Net {
         self.call_answers.len()
     }
 
-    /// Dials a discovered peer so identify can tell what it is.
+    /// Dials a discovered peer so identify can tell what it is, within the
+    /// probe budget ([`PROBE_RATE`] a second).
     pub fn probe(&mut self, peer: PeerId) {
         if peer == self.local_peer_id() || self.swarm.is_connected(&peer) {
             return;
         }
+        let (tokens, at) = self.probe_tokens;
+        let now = std::time::Instant::now();
+        let tokens = (tokens + now.duration_since(at).as_secs_f64() * PROBE_RATE).min(PROBE_BURST);
+        if tokens < 1.0 {
+            self.probe_tokens = (tokens, now);
+            self.probes_deferred += 1;
+            return;
+        }
+        self.probe_tokens = (tokens - 1.0, now);
         let opts = DialOpts::peer_id(peer)
             .addresses(self.addresses_of(&peer))
             .extend_addresses_through_behaviour()
@@ -1188,6 +1250,35 @@ impl Net {
                 tracing::debug!(%peer, %error, "inbound routing request failed");
             }
             Event::ResponseSent { .. } => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_real_dialable_addresses_are_remembered() {
+        for ok in [
+            "/ip4/192.168.1.20/tcp/4100",
+            "/ip4/127.0.0.1/udp/4100/quic-v1",
+            "/ip6/::1/tcp/4100",
+            "/dns4/node.example/tcp/4100",
+        ] {
+            assert!(dialable(&ok.parse().unwrap()), "{ok}");
+        }
+        for bad in [
+            "/ip4/0.0.0.0/tcp/4100",
+            "/ip4/224.0.0.251/udp/5353/quic-v1",
+            "/ip4/255.255.255.255/tcp/1",
+            "/ip4/10.0.0.1/tcp/0",
+            "/ip6/::/tcp/4100",
+            "/ip4/10.0.0.1",
+            "/ip4/10.0.0.1/tcp/4100/ws",
+            "/unix/tmp%2Fsock",
+        ] {
+            assert!(!dialable(&bad.parse().unwrap()), "{bad}");
         }
     }
 }

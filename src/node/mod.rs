@@ -56,7 +56,7 @@ use crate::core::policy::{NodePolicy, PolicyLoadError, PolicySet};
 use crate::core::route::Route;
 use crate::identity::{Binding, KeyFileError, NodeKey, node_id_of, peer_id_of};
 use crate::net::codec::{Inbound, RouteResponse};
-use crate::net::discovery::{Discovery, Source};
+use crate::net::discovery::{Discovery, Eviction, Source};
 use crate::net::gate::Charge;
 use crate::net::{BuildError, Net, NetConfig, NetEvent, Reply};
 use crate::store::{Durability, RibStore, SledStore, StoreError, StoreWriter, WriteBatch};
@@ -773,6 +773,16 @@ impl Node {
             .get(&node)
             .is_some_and(|m| m.established_since.is_some());
         if established {
+            // A NOTIFICATION this node had to send (a malformed UPDATE, a
+            // max-prefix, an FSM error) counts against the peer's slot.
+            let offence =
+                sent && matches!(
+                    n.code,
+                    ErrorCode::MessageHeader | ErrorCode::Update | ErrorCode::Fsm
+                ) || (sent && n.code == ErrorCode::Cease && n.subcode == subcode::MAX_PREFIX);
+            if offence {
+                self.discovery.misbehaved(&peer);
+            }
             return;
         }
         let c = &self.cfg.config.discovery;
@@ -869,7 +879,9 @@ impl Node {
     }
 
     /// Why an inbound OPEN from a peer without a session is not taken.
-    fn refuse_inbound(&self, peer: &PeerId, node: &NodeId) -> Option<String> {
+    /// With every slot taken, an auto peer that deserves it is evicted to
+    /// make room (see [`crate::net::discovery`]).
+    fn refuse_inbound(&mut self, peer: &PeerId, node: &NodeId) -> Option<String> {
         if self.started.contains(node) {
             return None;
         }
@@ -877,10 +889,48 @@ impl Node {
         if let Some(why) = self.discovery.blocked(peer, now) {
             return Some(format!("not peering with you for a while: {why}"));
         }
-        if !self.discovery.may_auto_peer(peer, now) {
+        if self.discovery.is_configured(peer) {
+            return None;
+        }
+        if !self.discovery.may_auto_peer(peer, now) && !self.evict_for_newcomer(now) {
             return Some("no free session slots for discovered peers".into());
         }
         None
+    }
+
+    /// Frees an auto-peer slot for a waiting member if an auto peer
+    /// deserves to lose it (misbehaving, then idle, newest first). The
+    /// evicted peer is kept out for a cooldown. True when a slot was freed.
+    fn evict_for_newcomer(&mut self, now: Instant) -> bool {
+        let c = &self.cfg.config.discovery;
+        let idle = Duration::from_secs(c.auto_peer_idle_secs);
+        let engine = &self.engine;
+        let victim = self.discovery.evictable(now, idle, |p| {
+            node_id_of(p)
+                .ok()
+                .and_then(|n| engine.peer_info(&n))
+                .map_or(0, |i| i.accepted)
+        });
+        let Some((peer, why)) = victim else {
+            return false;
+        };
+        let Ok(node) = node_id_of(&peer) else {
+            return false;
+        };
+        let (cooldown, reason) = match why {
+            Eviction::Misbehaving => (
+                Duration::from_secs(c.cert_failure_cooldown_secs),
+                "evicted for misbehaving while a member waited for a slot",
+            ),
+            Eviction::Idle => (
+                Duration::from_secs(c.auto_peer_idle_secs),
+                "evicted as idle (no accepted route) while a member waited for a slot",
+            ),
+        };
+        tracing::info!(%peer, ?why, "freeing an auto-peer slot for a waiting member");
+        self.discovery.block(peer, now, cooldown, reason);
+        self.drop_auto(node, peer);
+        true
     }
 
     /// A routing message. `charge` holds the frame's bytes against the
@@ -1080,17 +1130,24 @@ impl Node {
         .await
     }
 
-    fn note_dropped(&self, peer: PeerId, dropped: usize) {
-        if dropped > 0
-            && let Some(suppressed) = self.log_throttle.allow()
-        {
+    fn note_dropped(&mut self, peer: PeerId, dropped: usize) {
+        if dropped == 0 {
+            return;
+        }
+        self.discovery.misbehaved(&peer);
+        if let Some(suppressed) = self.log_throttle.allow() {
             tracing::warn!(%peer, dropped, suppressed, "routes with bad signatures treated as withdrawn");
         }
     }
 
-    /// Starts sessions with discovered members while slots are free.
+    /// Starts sessions with discovered members while slots are free; with
+    /// every slot taken and a member waiting, frees one if an auto peer
+    /// deserves to lose it.
     async fn auto_peer(&mut self) -> Result<(), NodeError> {
         let now = Instant::now();
+        if self.discovery.waiting(now).is_some() {
+            self.evict_for_newcomer(now);
+        }
         let mut events = Vec::new();
         for (peer, source) in self.discovery.candidates(now) {
             let Ok(node) = node_id_of(&peer) else {
