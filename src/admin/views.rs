@@ -186,6 +186,19 @@ pub struct StatusView {
     pub discovery: DiscoveryView,
     /// Admin requests refused by the guard, by check.
     pub admin_refused: AdminRefusedView,
+    /// What peers made this node read and hold, and what it refused.
+    pub inbound: InboundView,
+}
+
+/// The network gate and discovery dials (see `crate::net::gate`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct InboundView {
+    #[serde(flatten)]
+    pub gate: crate::net::gate::GateStats,
+    pub budget_bytes: u64,
+    pub budget_bytes_per_connection: u64,
+    pub probes_deferred: u64,
+    pub addresses_refused: u64,
 }
 
 /// Admin requests refused, by the check that refused them.

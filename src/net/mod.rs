@@ -434,6 +434,10 @@ impl Net {
         self.gate.stats()
     }
 
+    pub fn gate_config(&self) -> gate::GateConfig {
+        self.gate.config()
+    }
+
     /// Adds known addresses for a peer (configured neighbours).
     pub fn add_addresses(&mut self, peer: PeerId, addrs: impl IntoIterator<Item = Multiaddr>) {
         for a in addrs {

@@ -1370,6 +1370,16 @@ impl Node {
             },
             engine: self.engine.stats().clone(),
             verify: self.security.verify_view(),
+            inbound: {
+                let g = self.net.gate_config();
+                crate::admin::views::InboundView {
+                    gate: self.net.gate_stats(),
+                    budget_bytes: g.node_bytes as u64,
+                    budget_bytes_per_connection: g.connection_bytes as u64,
+                    probes_deferred: self.net.probes_deferred,
+                    addresses_refused: self.net.addresses_refused,
+                }
+            },
             admin_refused: self
                 .admin_guard
                 .as_ref()

@@ -1,0 +1,567 @@
+//! Floods from a hostile peer (tests/hostile_peer: raw libp2p with noise,
+//! speaking the wire badly on purpose) against real `abgp` processes. Each
+//! test asserts the bound that holds while the flood runs (memory, queues,
+//! slots, store size) and that the node keeps serving a well-behaved
+//! neighbour, its admin API and its MCP front meanwhile. The figures each
+//! test prints are the ones docs/reliability.md records.
+
+// Both helper modules include the port helper; one copy each is harmless.
+#![allow(clippy::duplicate_mod)]
+
+mod hostile_peer;
+mod node_harness;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::AsyncWriteExt;
+use serde_json::{Value, json};
+
+use agent_bgp::core::call::{
+    Call, CallAnswer, CallErrorKind, CallId, CallMessage, CallOp, CallOrigin, LegId, Progress,
+    ProgressInfo,
+};
+use agent_bgp::core::ids::{Asn, Millis};
+use agent_bgp::core::message::{ErrorCode, Message};
+use agent_bgp::core::prefix::Prefix;
+use agent_bgp::net::call::CALL_PROTOCOL;
+use agent_bgp::net::codec::ROUTE_PROTOCOL;
+use agent_bgp::wire::{self, Frame, Limits};
+use hostile_peer::{Hostile, now_ms, usage, wait_async};
+use node_harness::{BIN, NodeDir, Proc, Spec, configure, init, wait_for};
+
+/// A node under test and a well-behaved neighbour (the witness, another
+/// AS, routes flowing both ways), so a test can tell whether the node still
+/// serves its real peers while a flood runs.
+struct Rig {
+    node: NodeDir,
+    proc: Proc,
+    witness: NodeDir,
+    _witness_proc: Proc,
+    /// Last, so the processes (and their logs) go first.
+    _root: tempfile::TempDir,
+}
+
+fn rig(node_spec: impl FnOnce(&NodeDir) -> Spec) -> Rig {
+    let root = tempfile::tempdir().unwrap();
+    let node = init(root.path(), "n", "test");
+    let witness = init(root.path(), "w", "test");
+    let mut ns = node_spec(&witness);
+    ns.neighbors.push((witness.clone(), false));
+    configure(&node, &ns);
+    configure(
+        &witness,
+        &Spec {
+            neighbors: vec![(node.clone(), false)],
+            originate: vec!["witness/tool".into()],
+            ..Spec::default()
+        },
+    );
+    let proc = Proc::start(&node);
+    let witness_proc = Proc::start(&witness);
+    wait_for("the witness session", Duration::from_secs(30), || {
+        proc.established_with(&witness.peer_id).then_some(())
+    });
+    Rig {
+        _root: root,
+        node,
+        proc,
+        witness,
+        _witness_proc: witness_proc,
+    }
+}
+
+impl Rig {
+    /// The node still serves: its session with the witness is up, routes
+    /// still flow both ways, and the admin API answers.
+    fn still_serving(&self, what: &str) {
+        assert!(
+            self.proc.established_with(&self.witness.peer_id),
+            "{what}: the witness session went down"
+        );
+        assert!(
+            self.proc.route("witness/tool").is_some(),
+            "{what}: the witness's route is gone"
+        );
+        assert!(
+            self.proc.try_get("/v1/status").is_some(),
+            "{what}: admin API"
+        );
+    }
+
+    fn addr(&self) -> String {
+        self.node.addr()
+    }
+
+    fn status(&self) -> Value {
+        self.proc.status()
+    }
+}
+
+fn report(what: &str, before: hostile_peer::Usage, after: hostile_peer::Usage, took: Duration) {
+    eprintln!(
+        "FLOOD {what}: {:.1} s, node RSS {} -> {} KiB (peak {} KiB), CPU {} ms",
+        took.as_secs_f64(),
+        before.rss_kib,
+        after.rss_kib,
+        after.peak_kib,
+        after.cpu_ms.saturating_sub(before.cpu_ms)
+    );
+}
+
+fn notification(answer: &Option<Message>) -> Option<(ErrorCode, u8)> {
+    match answer {
+        Some(Message::Notification(n)) => Some((n.code, n.subcode)),
+        _ => None,
+    }
+}
+
+/// A frame map with `n` distinct extension keys: the quadratic frame of the
+/// issue (about 1 MiB for 174,000 keys).
+fn wide_map_frame(n: u32) -> Vec<u8> {
+    let mut f = vec![0xba];
+    f.extend_from_slice(&(n + 2).to_be_bytes());
+    f.extend_from_slice(&[0x00, 0x01, 0x01, 0x02]);
+    for k in 0..n {
+        f.push(0x1a);
+        f.extend_from_slice(&(k + 32).to_be_bytes());
+        f.push(0xf6);
+    }
+    f
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_without_a_session_cannot_make_the_node_read_or_hold_much() {
+    let r = rig(|_| Spec::default());
+    let pid = r.proc.pid();
+    let before = usage(pid);
+    let t0 = Instant::now();
+    let mut h = Hostile::connect(&r.addr(), &r.node.peer_id).await;
+
+    // Garbage, a truncated frame, an UPDATE before OPEN: each refused with
+    // a NOTIFICATION, nothing taken.
+    let refused = |a: &std::io::Result<Vec<u8>>| {
+        let bytes = a.as_ref().expect("an answer");
+        matches!(
+            wire::decode(bytes, &Limits::default()),
+            Ok(Frame::Routing(Message::Notification(_)))
+        )
+    };
+    assert!(refused(&h.route_request(&[0xff, 0x00, 0x13]).await));
+    let ka = wire::encode_message(&Message::Keepalive, &Limits::default()).unwrap();
+    assert!(refused(&h.route_request(&ka[..ka.len() - 1]).await));
+    let upd = Hostile::update(vec![h.signed_route("x/y", Asn(1))]);
+    let answer = h.send(&upd).await.unwrap();
+    assert!(
+        notification(&answer).is_some(),
+        "UPDATE before OPEN: {answer:?}"
+    );
+
+    // Oversized and quadratic frames: read no further than an OPEN can be,
+    // refused (with a NOTIFICATION, or the stream reset mid-write).
+    for frame in [vec![0u8; 1 << 20], wide_map_frame(174_000)] {
+        let a = h.route_request(&frame).await;
+        assert!(a.is_err() || refused(&a), "{a:?}");
+    }
+
+    // Call streams: reset before anything is read, however many.
+    let big = vec![0x42u8; 1 << 20];
+    for _ in 0..200 {
+        if let Ok(mut s) = h.stream(CALL_PROTOCOL).await {
+            // The node resets the stream: the write fails, or stalls on a
+            // window nobody reads.
+            let _ = tokio::time::timeout(Duration::from_millis(200), s.write_all(&big)).await;
+        }
+    }
+    eprintln!("inbound after the call streams: {}", r.status()["inbound"]);
+    let t_calls = Instant::now();
+    let inbound = wait_async(
+        "the call streams to be refused",
+        Duration::from_secs(20),
+        || {
+            let i = r.proc.try_get("/v1/status")?["inbound"].clone();
+            (i["call_streams_without_session"].as_u64()? >= 200).then_some(i)
+        },
+    )
+    .await;
+    eprintln!("200 call streams refused within {:?}", t_calls.elapsed());
+
+    // Slow-loris: 400 routing streams opened and never written.
+    let mut held = Vec::new();
+    for _ in 0..400 {
+        if let Ok(s) = h.stream(ROUTE_PROTOCOL).await {
+            held.push(s);
+        }
+    }
+    r.still_serving("during the slow-loris streams");
+    let after = usage(pid);
+    report(
+        "no session: garbage, 1 MiB and quadratic frames, 200 x 1 MiB call streams, 400 silent streams",
+        before,
+        after,
+        t0.elapsed(),
+    );
+    assert!(
+        inbound["peak_bytes"].as_u64().unwrap() <= 1 << 20,
+        "at most about one frame per stream was charged: {inbound}"
+    );
+    assert!(
+        after.rss_kib < before.rss_kib + 100 * 1024,
+        "RSS grew from {} to {} KiB",
+        before.rss_kib,
+        after.rss_kib
+    );
+    drop(held);
+    // The node is still whole after the stranger goes.
+    drop(h);
+    r.still_serving("after the stranger left");
+    assert_eq!(r.status()["peers"]["established"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_with_a_session_cannot_fill_memory_or_the_store() {
+    // Routes flow with the witness only; every other peer (the hostile
+    // one) gets the RFC 8212 defaults: everything it sends is rejected.
+    let r = rig(|w| Spec {
+        policy: Some(format!(
+            "[[apply]]\nneighbors = [\"node:{}\"]\ndefault-import = \"accept\"\ndefault-export = \"accept\"\n",
+            w.node_id
+        )),
+        ..Spec::default()
+    });
+    let pid = r.proc.pid();
+    let mut h = Hostile::connect(&r.addr(), &r.node.peer_id).await;
+    let open = h.handshake("test", 30).await;
+    let node_asn = open.asn;
+    wait_for("the hostile session", Duration::from_secs(20), || {
+        r.proc
+            .established_with(&h.peer_id.to_string())
+            .then_some(())
+    });
+    let before = usage(pid);
+    let t0 = Instant::now();
+
+    // 12,000 signed routes in UPDATEs of 1,000: all rejected by policy;
+    // at most 10,000 are kept (pre-policy) and stored.
+    for batch in 0..12 {
+        let routes = (0..1000)
+            .map(|i| h.signed_route(&format!("junk/b{batch}/r{i}"), node_asn))
+            .collect();
+        let a = h.send(&Hostile::update(routes)).await.expect("UPDATE");
+        assert!(a.is_none(), "UPDATE {batch} refused: {a:?}");
+    }
+    let s = wait_for(
+        "the UPDATEs to be processed",
+        Duration::from_secs(60),
+        || {
+            let s = r.proc.try_get("/v1/status")?;
+            (s["engine"]["routes_rejected"].as_u64()? >= 12_000).then_some(s)
+        },
+    );
+    assert!(
+        s["engine"]["rejected_not_kept"].as_u64().unwrap() >= 2_000,
+        "{s}"
+    );
+    let adj = r.proc.get(&format!("/v1/routes/in/{}", h.peer_id));
+    let pre = adj["pre_policy"].as_array().map_or(0, |a| a.len());
+    assert!(pre <= 10_000, "{pre} rejected routes kept");
+    let after_updates = usage(pid);
+    report(
+        "12,000 rejected routes (signed) in 12 UPDATEs",
+        before,
+        after_updates,
+        t0.elapsed(),
+    );
+    r.still_serving("after the rejected-route flood");
+
+    // ROUTE-REFRESH flood: answered at most once per 10 s.
+    let eor_before = h.count(|m| matches!(m, Message::Update(u) if u.end_of_rib));
+    let t1 = Instant::now();
+    for _ in 0..300 {
+        let a = h.send(&Message::RouteRefresh).await.expect("ROUTE-REFRESH");
+        assert!(a.is_none());
+    }
+    let s = wait_for(
+        "the refreshes to be counted",
+        Duration::from_secs(20),
+        || {
+            let s = r.proc.try_get("/v1/status")?;
+            (s["engine"]["route_refresh_deferred"].as_u64()? >= 299).then_some(s)
+        },
+    );
+    let answers = h.count(|m| matches!(m, Message::Update(u) if u.end_of_rib)) - eor_before;
+    assert!(
+        answers <= 1 + (t1.elapsed().as_secs() as usize / 10),
+        "{answers} refresh answers: {s}"
+    );
+    report("300 ROUTE-REFRESH", after_updates, usage(pid), t1.elapsed());
+
+    // One UPDATE of 2,000 routes with forged origin signatures: checked
+    // off the node task, stopped after 16 failures.
+    let t2 = Instant::now();
+    let forged: Vec<_> = (0..2000)
+        .map(|i| {
+            let mut rt = h.signed_route(&format!("forged/r{i}"), node_asn);
+            let mut p = (**rt.proof.as_ref().unwrap()).clone();
+            p.origin.signature.0[0] ^= 0xff;
+            rt.proof = Some(Arc::new(p));
+            rt
+        })
+        .collect();
+    let a = h
+        .send(&Hostile::update(forged))
+        .await
+        .expect("forged UPDATE");
+    assert!(a.is_none());
+    let v = wait_for(
+        "the forged UPDATE to be checked",
+        Duration::from_secs(20),
+        || {
+            let v = r.proc.try_get("/v1/status")?["verify"].clone();
+            (v["aborted_updates"].as_u64()? >= 1).then_some(v)
+        },
+    );
+    assert!(
+        v["dropped_by_reason"]["not_checked"].as_u64().unwrap() >= 1000,
+        "{v}"
+    );
+    report(
+        "2,000 forged signatures in one UPDATE",
+        after_updates,
+        usage(pid),
+        t2.elapsed(),
+    );
+    r.still_serving("after the forged signatures");
+
+    // The store holds at most what the bounds allow.
+    let store = dir_size(&r.node.dir.join("store"));
+    eprintln!("FLOOD store size after the floods: {} KiB", store / 1024);
+    assert!(store < 64 << 20, "store is {store} bytes");
+
+    // Path ids without ADD-PATH: the session is reset.
+    let mut rt = h.signed_route("pathid/x", node_asn);
+    rt.path_id = 9;
+    let _ = h.send(&Hostile::update(vec![rt])).await;
+    wait_for(
+        "the NOTIFICATION for the path id",
+        Duration::from_secs(10),
+        || {
+            h.messages()
+                .iter()
+                .any(|m| matches!(m, Message::Notification(n) if n.code == ErrorCode::Update))
+                .then_some(())
+        },
+    );
+    r.still_serving("after the session reset");
+}
+
+fn dir_size(p: &std::path::Path) -> u64 {
+    let mut total = 0;
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            let Ok(m) = e.metadata() else { continue };
+            total += if m.is_dir() {
+                dir_size(&e.path())
+            } else {
+                m.len()
+            };
+        }
+    }
+    total
+}
+
+/// A CALL from the hostile peer for `target`, signed as a real caller
+/// would sign it.
+fn call(h: &Hostile, leg: u64, target: &Prefix, tool: &str, args: Value, ms: u64) -> Vec<u8> {
+    let now = now_ms();
+    let mut id = [0u8; 16];
+    id[..8].copy_from_slice(&leg.to_le_bytes());
+    id[8] = 0x77;
+    let mut origin = CallOrigin {
+        id: CallId(id),
+        caller: h.node_id,
+        caller_asn: h.asn,
+        communities: Vec::new(),
+        target: target.clone(),
+        op: CallOp::Tool,
+        idempotent: false,
+        tool: Some(tool.into()),
+        args_digest: agent_bgp::mcp::plane::args_digest(&args),
+        issued: now,
+        deadline: Millis(now.0 + ms),
+        cert: Some(h.identity.cert().clone()),
+        signature: None,
+    };
+    origin.signature = Some(
+        h.identity
+            .key()
+            .sign(&agent_bgp::wire::call::call_signed_bytes(&origin)),
+    );
+    let c = Call {
+        leg: LegId(leg),
+        hop_limit: 8,
+        progress: false,
+        origin: Arc::new(origin),
+        arguments: args,
+    };
+    wire::encode(&Frame::Call(CallMessage::Call(c)), &Limits::default()).unwrap()
+}
+
+fn answer_kind(bytes: &[u8]) -> String {
+    match wire::decode(bytes, &Limits::default()) {
+        Ok(Frame::Call(CallMessage::Answer(a))) => match a.answer {
+            CallAnswer::Accepted => "accepted".into(),
+            CallAnswer::Done(_) => "done".into(),
+            CallAnswer::Refused(e) if e.kind == CallErrorKind::Overloaded => {
+                if e.message.contains("per second") {
+                    "rate".into()
+                } else {
+                    "overloaded".into()
+                }
+            }
+            CallAnswer::Refused(e) => format!("refused {:?}: {}", e.kind, e.message),
+        },
+        other => format!("odd answer {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_floods_are_held_to_the_peers_share_and_the_front_keeps_working() {
+    let agent = format!(
+        "\n[[agents]]\nid = \"ex\"\nprefix = \"ex/*\"\ncommand = {BIN:?}\nargs = [\"example-agent\"]\nmax-concurrent-calls = 64\n"
+    );
+    let r = rig(|_| Spec {
+        mcp: "max-calls-per-peer = 20\nmax-calls-per-caller = 20\nmax-call-rate-per-peer = 200\n"
+            .into(),
+        extra: agent,
+        ..Spec::default()
+    });
+    let pid = r.proc.pid();
+    let mut h = Hostile::connect(&r.addr(), &r.node.peer_id).await;
+    h.handshake("test", 30).await;
+    // The node advertises its agent's tools to us (open policy).
+    let wait_route = wait_async("the wait tool's route", Duration::from_secs(30), || {
+        h.messages().into_iter().find_map(|m| match m {
+            Message::Update(u) => u
+                .announce
+                .into_iter()
+                .find(|rt| rt.prefix.as_str().ends_with("/wait"))
+                .map(|rt| rt.prefix),
+            _ => None,
+        })
+    })
+    .await;
+    let echo = Prefix::new(&wait_route.as_str().replace("/wait", "/echo")).unwrap();
+    let before = usage(pid);
+    let t0 = Instant::now();
+
+    // 300 CALLs to a tool that waits 20 s: 20 are taken (the peer's
+    // share), the rest are refused at once. Each CALL holds its stream
+    // until answered, so they go out concurrently.
+    let mut tasks = Vec::new();
+    for leg in 1..=300u64 {
+        let bytes = call(&h, leg, &wait_route, "wait", json!({"ms": 20_000}), 30_000);
+        let mut s = h.stream(CALL_PROTOCOL).await.expect("call stream");
+        tasks.push(tokio::spawn(async move {
+            s.write_all(&bytes).await.ok()?;
+            s.close().await.ok()?;
+            hostile_peer::read_all(&mut s, 1 << 20).await.ok()
+        }));
+    }
+    let mut kinds = std::collections::BTreeMap::<String, usize>::new();
+    for t in tasks {
+        let got = tokio::time::timeout(Duration::from_secs(15), t).await;
+        let k = match got {
+            Ok(Ok(Some(b))) => answer_kind(&b),
+            _ => "held".into(),
+        };
+        *kinds.entry(k).or_default() += 1;
+    }
+    eprintln!("answers to 300 slow CALLs: {kinds:?}");
+    let taken =
+        kinds.get("accepted").copied().unwrap_or(0) + kinds.get("held").copied().unwrap_or(0);
+    assert!(taken <= 20, "{kinds:?}");
+    assert!(
+        kinds.get("overloaded").copied().unwrap_or(0) >= 270,
+        "{kinds:?}"
+    );
+    let m = r.proc.get("/v1/mcp");
+    assert!(
+        m["forwarder"]["quota"]["peer_calls"].as_u64().unwrap() >= 270,
+        "{m}"
+    );
+
+    // Meanwhile the node's own front still calls tools (its reserve).
+    let front = r.proc.mcp_url();
+    let echoed = {
+        use rmcp::ServiceExt;
+        let c = ()
+            .serve(rmcp::transport::StreamableHttpClientTransport::from_uri(
+                front.as_str(),
+            ))
+            .await
+            .expect("connect to the front");
+        let res = c
+            .call_tool(
+                rmcp::model::CallToolRequestParams::new("echo")
+                    .with_arguments(json!({"text": "still here"}).as_object().unwrap().clone()),
+            )
+            .await;
+        let _ = c.cancel().await;
+        res
+    };
+    let echoed = echoed.expect("a front call during the flood");
+    assert_ne!(echoed.is_error, Some(true), "{echoed:?}");
+    let status = r.status();
+    assert!(status["peers"]["established"].as_u64().unwrap() >= 2);
+    r.still_serving("during the slow-call flood");
+
+    // A burst of fast CALLs over the rate: 200 a second, bursts of 400.
+    let t1 = Instant::now();
+    let mut rate_refused = 0;
+    for leg in 1000..1800u64 {
+        let bytes = call(&h, leg, &echo, "echo", json!({"text": "x"}), 10_000);
+        if let Ok(a) = h.request(CALL_PROTOCOL, &bytes).await
+            && answer_kind(&a) == "rate"
+        {
+            rate_refused += 1;
+        }
+    }
+    let secs = t1.elapsed().as_secs_f64();
+    eprintln!("800 fast CALLs in {secs:.1} s: {rate_refused} refused by the rate limit");
+    let allowed_max = 400.0 + 200.0 * secs;
+    assert!(
+        (800 - rate_refused) as f64 <= allowed_max + 1.0,
+        "{rate_refused} refused in {secs:.1} s"
+    );
+    assert!(rate_refused > 0);
+
+    // PROGRESS for legs never used: ignored, no CANCEL comes back.
+    let calls_before = h.received.lock().unwrap().len();
+    for leg in 0..5000u64 {
+        let p = CallMessage::Progress(Progress {
+            leg: LegId(9_000_000 + leg),
+            info: ProgressInfo {
+                progress: 1.0,
+                total: None,
+                message: None,
+            },
+        });
+        let bytes = wire::encode(&Frame::Call(p), &Limits::default()).unwrap();
+        let _ = h.request(CALL_PROTOCOL, &bytes).await;
+    }
+    let after = usage(pid);
+    report(
+        "300 slow CALLs, 800 fast CALLs, 5,000 stray PROGRESS",
+        before,
+        after,
+        t0.elapsed(),
+    );
+    let cancels = h.received.lock().unwrap()[calls_before..]
+        .iter()
+        .filter(|m| matches!(m, Err(k) if k.contains("CANCEL")))
+        .count();
+    assert_eq!(cancels, 0, "no CANCEL for legs never used");
+    assert!(after.rss_kib < before.rss_kib + 150 * 1024);
+    r.still_serving("after the call floods");
+}
