@@ -85,8 +85,8 @@ pub fn args_digest(arguments: &Json) -> [u8; 32] {
 }
 
 /// Plane settings. Defaults: 60 s call deadline, hop limit 16, 4096 cached
-/// descriptors, 16 descriptor fetches at a time, failed fetches retried
-/// after 30 s.
+/// descriptors in at most 16 MiB (each at most [`MAX_DESCRIPTOR_BYTES`]),
+/// 16 descriptor fetches at a time, failed fetches retried after 30 s.
 #[derive(Debug, Clone)]
 pub struct PlaneConfig {
     node: NodeId,
@@ -95,6 +95,7 @@ pub struct PlaneConfig {
     hop_limit: u8,
     communities: Vec<Community>,
     descriptor_cache: usize,
+    descriptor_cache_bytes: usize,
     describe_parallel: usize,
     describe_retry: Duration,
     fetch_descriptors: bool,
@@ -109,6 +110,7 @@ impl PlaneConfig {
             hop_limit: 16,
             communities: Vec::new(),
             descriptor_cache: 4096,
+            descriptor_cache_bytes: 16 << 20,
             describe_parallel: 16,
             describe_retry: Duration::from_secs(30),
             fetch_descriptors: true,
@@ -136,6 +138,12 @@ impl PlaneConfig {
     /// front needs them).
     pub fn with_descriptor_fetch(mut self, on: bool) -> Self {
         self.fetch_descriptors = on;
+        self
+    }
+
+    /// Bytes of descriptor JSON kept in the cache (default 16 MiB).
+    pub fn with_descriptor_cache_bytes(mut self, n: usize) -> Self {
+        self.descriptor_cache_bytes = n.max(MAX_DESCRIPTOR_BYTES);
         self
     }
 
@@ -263,37 +271,55 @@ struct Hosted {
     up: bool,
 }
 
-/// Descriptors by hash, least recently used out.
+/// Largest descriptor fetched from another node (its JSON): far more than
+/// any real tool's name, description and schemas.
+pub const MAX_DESCRIPTOR_BYTES: usize = 64 * 1024;
+
+/// Descriptors by hash, least recently used out, bounded in count and in
+/// bytes (of their JSON).
 #[derive(Debug, Default)]
 struct DescriptorCache {
-    map: HashMap<DescriptorHash, (Arc<ToolDescriptor>, u64)>,
+    map: HashMap<DescriptorHash, (Arc<ToolDescriptor>, u64, usize)>,
     clock: u64,
     cap: usize,
+    cap_bytes: usize,
+    bytes: usize,
 }
 
 impl DescriptorCache {
     fn get(&mut self, h: &DescriptorHash) -> Option<Arc<ToolDescriptor>> {
         self.clock += 1;
         let c = self.clock;
-        self.map.get_mut(h).map(|(d, used)| {
+        self.map.get_mut(h).map(|(d, used, _)| {
             *used = c;
             d.clone()
         })
     }
 
-    fn insert(&mut self, h: DescriptorHash, d: Arc<ToolDescriptor>) {
+    /// Caches `d` (`size` bytes of JSON), evicting the least recently used
+    /// until both bounds hold.
+    fn insert(&mut self, h: DescriptorHash, d: Arc<ToolDescriptor>, size: usize) {
         self.clock += 1;
-        if self.map.len() >= self.cap
-            && !self.map.contains_key(&h)
-            && let Some(old) = self
+        if let Some((_, _, old)) = self.map.remove(&h) {
+            self.bytes -= old;
+        }
+        while !self.map.is_empty()
+            && (self.map.len() >= self.cap || self.bytes + size > self.cap_bytes)
+        {
+            let Some(old) = self
                 .map
                 .iter()
-                .min_by_key(|(_, (_, u))| *u)
+                .min_by_key(|(_, (_, u, _))| *u)
                 .map(|(k, _)| *k)
-        {
-            self.map.remove(&old);
+            else {
+                break;
+            };
+            if let Some((_, _, b)) = self.map.remove(&old) {
+                self.bytes -= b;
+            }
         }
-        self.map.insert(h, (d, self.clock));
+        self.bytes += size;
+        self.map.insert(h, (d, self.clock, size));
     }
 }
 
@@ -359,6 +385,7 @@ impl McpPlane {
         let (tx, rx) = mpsc::channel(LOCAL_QUEUE);
         let cache = DescriptorCache {
             cap: cfg.descriptor_cache,
+            cap_bytes: cfg.descriptor_cache_bytes,
             ..Default::default()
         };
         (
@@ -960,10 +987,22 @@ impl McpPlane {
                 now.plus_us(u64::try_from(this.cfg.describe_retry.as_micros()).unwrap_or(u64::MAX));
             this.failed.insert((h, prefix.clone()), (retry, why));
         };
+        let size = match &ret.outcome {
+            CallOutcome::Ok(v) => serde_json::to_vec(v).map_or(usize::MAX, |b| b.len()),
+            CallOutcome::Err(_) => 0,
+        };
+        if size > MAX_DESCRIPTOR_BYTES {
+            fail(
+                format!("the descriptor is {size} bytes; the limit is {MAX_DESCRIPTOR_BYTES}"),
+                self,
+            );
+            self.routes_dirty = true;
+            return;
+        }
         match ret.outcome {
             CallOutcome::Ok(v) => match serde_json::from_value::<ToolDescriptor>(v) {
                 Ok(d) if d.hash() == h => {
-                    self.cache.insert(h, Arc::new(d));
+                    self.cache.insert(h, Arc::new(d), size);
                 }
                 Ok(_) => fail(
                     "the origin's descriptor does not match the route's hash".into(),
@@ -1304,6 +1343,46 @@ mod tests {
         assert_eq!(p.cache.get(&good.hash()).as_deref(), Some(&good));
     }
 
+    #[test]
+    fn an_oversized_descriptor_is_refused_and_the_cache_is_bounded_in_bytes() {
+        let mut p = plane();
+        let prefix = Prefix::new("coding/huge").unwrap();
+        let mut huge = descriptor("huge");
+        huge.description = Some("x".repeat(MAX_DESCRIPTOR_BYTES));
+        let id = FrontId(INTERNAL_FRONT + 1);
+        p.describes.insert(id, (huge.hash(), prefix.clone()));
+        p.describe_done(
+            Micros(1),
+            id,
+            CallReturn {
+                outcome: CallOutcome::Ok(serde_json::to_value(&huge).unwrap()),
+                trace: Vec::new(),
+            },
+        );
+        assert!(p.cache.get(&huge.hash()).is_none());
+        let (_, why) = &p.failed[&(huge.hash(), prefix)];
+        assert!(why.contains("limit"), "{why}");
+
+        // 40 descriptors of ~20 KiB in a cache of 256 KiB: the newest stay.
+        let mut c = DescriptorCache {
+            cap: 1000,
+            cap_bytes: 256 << 10,
+            ..Default::default()
+        };
+        let mut hashes = Vec::new();
+        for i in 0..40 {
+            let mut d = descriptor(&format!("t{i}"));
+            d.description = Some("y".repeat(20_000));
+            let size = serde_json::to_vec(&d).unwrap().len();
+            hashes.push(d.hash());
+            c.insert(d.hash(), Arc::new(d), size);
+            assert!(c.bytes <= 256 << 10, "{} bytes cached", c.bytes);
+        }
+        assert!(c.get(&hashes[39]).is_some());
+        assert!(c.get(&hashes[0]).is_none());
+        assert_eq!(c.bytes, c.map.values().map(|(_, _, b)| b).sum::<usize>());
+    }
+
     /// The CI failure of 2026-11-25: the same agent runs under two
     /// prefixes, so their routes carry one descriptor hash. The origin
     /// refuses to describe one of them (access policy); the other must
@@ -1406,6 +1485,7 @@ mod tests {
     fn the_descriptor_cache_drops_the_least_recently_used() {
         let mut c = DescriptorCache {
             cap: 2,
+            cap_bytes: usize::MAX,
             ..Default::default()
         };
         let d = |n: &str| {
@@ -1421,10 +1501,10 @@ mod tests {
             })
         };
         let (a, b, x) = (d("a"), d("b"), d("x"));
-        c.insert(a.hash(), a.clone());
-        c.insert(b.hash(), b.clone());
+        c.insert(a.hash(), a.clone(), 100);
+        c.insert(b.hash(), b.clone(), 100);
         assert!(c.get(&a.hash()).is_some()); // a is now more recent than b
-        c.insert(x.hash(), x.clone());
+        c.insert(x.hash(), x.clone(), 100);
         assert!(c.get(&b.hash()).is_none());
         assert!(c.get(&a.hash()).is_some());
         assert!(c.get(&x.hash()).is_some());
