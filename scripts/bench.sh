@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Heavy benchmarks and long soaks: not part of the test suite (CI runs
+# scripts/test.sh). Records what docs/benchmarks.md and
+# docs/reliability.md report. Takes about 15 minutes on 2 cores.
+#
+#   scripts/bench.sh            # everything
+#   scripts/bench.sh floods     # the hostile-peer floods only, 5x longer
+#   scripts/bench.sh criterion  # the criterion and bench binaries only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+what=${1:-all}
+scale=${ABGP_FLOOD_SCALE:-5}
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "machine"
+uname -srm
+nproc
+grep -m1 'model name' /proc/cpuinfo || true
+date -u +%Y-%m-%dT%H:%MZ
+
+if [[ $what == all || $what == floods ]]; then
+  scripts/install-test-deps.sh
+  step "hostile-peer floods, release build, ABGP_FLOOD_SCALE=$scale"
+  ABGP_FLOOD_SCALE=$scale cargo test --release --locked --test floods --test disk_full \
+    -- --nocapture --test-threads 1 2>&1 | grep -E '^(FLOOD|test |[0-9]+ (call|fast)|answers|restarted|SKIPPED)'
+fi
+
+if [[ $what == all || $what == criterion ]]; then
+  step "cargo bench"
+  cargo bench --locked
+fi
