@@ -292,7 +292,8 @@ async fn a_peer_with_a_session_cannot_fill_memory_or_the_store() {
     // ROUTE-REFRESH flood: answered at most once per 10 s.
     let eor_before = h.count(|m| matches!(m, Message::Update(u) if u.end_of_rib));
     let t1 = Instant::now();
-    for _ in 0..300 {
+    let refreshes = 300 * scale();
+    for _ in 0..refreshes {
         let a = h.send(&Message::RouteRefresh).await.expect("ROUTE-REFRESH");
         assert!(a.is_none());
     }
@@ -301,7 +302,8 @@ async fn a_peer_with_a_session_cannot_fill_memory_or_the_store() {
         Duration::from_secs(20),
         || {
             let s = r.proc.try_get("/v1/status")?;
-            (s["engine"]["route_refresh_deferred"].as_u64()? >= 299).then_some(s)
+            let deferred = s["engine"]["route_refresh_deferred"].as_u64()?;
+            (deferred + 1 + t1.elapsed().as_secs() / 10 >= refreshes as u64).then_some(s)
         },
     );
     let answers = h.count(|m| matches!(m, Message::Update(u) if u.end_of_rib)) - eor_before;
@@ -586,4 +588,267 @@ async fn call_floods_are_held_to_the_peers_share_and_the_front_keeps_working() {
     assert_eq!(cancels, 0, "no CANCEL for legs never used");
     assert!(after.rss_kib < before.rss_kib + 150 * 1024);
     r.still_serving("after the call floods");
+}
+
+/// Counts the progress notifications an MCP client receives.
+#[derive(Clone, Default)]
+struct ProgressCounter(Arc<std::sync::atomic::AtomicUsize>);
+
+impl rmcp::ClientHandler for ProgressCounter {
+    async fn on_progress(
+        &self,
+        _: rmcp::model::ProgressNotificationParam,
+        _: rmcp::service::NotificationContext<rmcp::RoleClient>,
+    ) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_next_hop_that_swallows_calls_floods_progress_and_sends_huge_descriptors_holds_little() {
+    use agent_bgp::core::attrs::{AttrValue, ExtraAttr};
+    use agent_bgp::core::call::{DESCRIPTOR_ATTR, TOOL_ATTR};
+    use rmcp::ServiceExt;
+    use rmcp::model::{CallToolRequestParams, NumberOrString, ProgressToken, RequestParamsMeta};
+
+    let r = rig(|_| Spec {
+        mcp: "call-timeout-secs = 6\nmax-calls-per-peer = 3\n".into(),
+        ..Spec::default()
+    });
+    let pid = r.proc.pid();
+    let mut h = Hostile::connect(&r.addr(), &r.node.peer_id).await;
+    let node_asn = h.handshake("test", 30).await.asn;
+    // The hostile peer swallows CALLs ("accepted", then nothing) and
+    // answers DESCRIBE with a 1 MiB descriptor.
+    *h.call_behaviour.lock().unwrap() = hostile_peer::CallBehaviour::Accept {
+        describe: Some(json!({
+            "name": "evil",
+            "description": "x".repeat(1 << 20),
+            "inputSchema": {"type": "object"}
+        })),
+    };
+    let route = h.signed_route_with("evil/tool", node_asn, |a| {
+        a.extra.insert(
+            TOOL_ATTR.into(),
+            ExtraAttr {
+                transitive: true,
+                value: AttrValue::Text("evil".into()),
+            },
+        );
+        a.extra.insert(
+            DESCRIPTOR_ATTR.into(),
+            ExtraAttr {
+                transitive: true,
+                value: AttrValue::Bytes(vec![7u8; 16].into()),
+            },
+        );
+    });
+    assert!(
+        h.send(&Hostile::update(vec![route]))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    wait_for("the hostile tool's route", Duration::from_secs(20), || {
+        r.proc.route("evil/tool")
+    });
+    // The node's front fetches the descriptor and refuses the oversized one.
+    let m = wait_for("the refused descriptor", Duration::from_secs(20), || {
+        let m = r.proc.try_get("/v1/mcp")?;
+        (m["metrics"]["descriptor_fetch_failures"].as_u64()? >= 1).then_some(m)
+    });
+    assert_eq!(m["metrics"]["descriptors_cached"], 0, "{m}");
+    let before = usage(pid);
+    let t0 = Instant::now();
+
+    // Four front calls to the black hole at once: three go (its share of
+    // this node's calls), the fourth is refused at once.
+    let front = r.proc.mcp_url();
+    let counter = ProgressCounter::default();
+    let client = counter
+        .clone()
+        .serve(rmcp::transport::StreamableHttpClientTransport::from_uri(
+            front.as_str(),
+        ))
+        .await
+        .expect("connect to the front");
+    let client = Arc::new(client);
+    let tool_calls = |h: &Hostile| -> Vec<LegId> {
+        h.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| c.origin.op == CallOp::Tool)
+            .map(|c| c.leg)
+            .collect()
+    };
+    let mut calls = Vec::new();
+    for i in 0..4 {
+        let c = client.clone();
+        calls.push(tokio::spawn(async move {
+            let mut p = CallToolRequestParams::new("call_capability").with_arguments(
+                json!({"capability": "evil/tool", "arguments": {}})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            );
+            p.set_progress_token(ProgressToken(NumberOrString::Number(i)));
+            c.call_tool(p).await
+        }));
+        // One at a time (the raw-stream harness drops streams that arrive
+        // while it is taking another).
+        if i < 3 {
+            wait_async(
+                "the CALL at the black hole",
+                Duration::from_secs(10),
+                || (tool_calls(&h).len() > i as usize).then_some(()),
+            )
+            .await;
+        }
+    }
+    let legs = tool_calls(&h);
+    assert_eq!(legs.len(), 3);
+    // 3,000 PROGRESS for those calls, as fast as the streams go.
+    let flood = 3_000 * scale() as u64;
+    let t1 = Instant::now();
+    for i in 0..flood {
+        let p = CallMessage::Progress(Progress {
+            leg: legs[(i as usize) % legs.len()],
+            info: ProgressInfo {
+                progress: i as f64,
+                total: None,
+                message: Some("flood".into()),
+            },
+        });
+        let bytes = wire::encode(&Frame::Call(p), &Limits::default()).unwrap();
+        let _ = h.request(CALL_PROTOCOL, &bytes).await;
+    }
+    let flood_secs = t1.elapsed().as_secs_f64();
+    r.still_serving("during the PROGRESS flood");
+    let mut outcomes = Vec::new();
+    for c in calls {
+        let r = tokio::time::timeout(Duration::from_secs(20), c).await;
+        outcomes.push(match r {
+            Ok(Ok(Ok(res))) => format!("{:?}", res.content),
+            Ok(Ok(Err(e))) => e.to_string(),
+            other => format!("{other:?}"),
+        });
+    }
+    let progress = counter.0.load(std::sync::atomic::Ordering::Relaxed);
+    let after = usage(pid);
+    report(
+        &format!("black-hole next hop: 4 front calls, {flood} PROGRESS in {flood_secs:.1} s"),
+        before,
+        after,
+        t0.elapsed(),
+    );
+    eprintln!("the client saw {progress} progress notifications; outcomes: {outcomes:?}");
+    // At most one relayed per 50 ms per call (plus the first of each).
+    let bound = 3 * ((flood_secs * 20.0) as usize + 2);
+    assert!(progress <= bound, "{progress} > {bound}");
+    assert!(progress > 0, "progress still gets through");
+    let overloaded = outcomes.iter().filter(|o| o.contains("its share")).count();
+    let timed_out = outcomes
+        .iter()
+        .filter(|o| o.contains("deadline") || o.contains("timeout"))
+        .count();
+    assert_eq!((overloaded, timed_out), (1, 3), "{outcomes:?}");
+    let m = r.proc.get("/v1/mcp");
+    assert!(
+        m["forwarder"]["progress_coalesced"].as_u64().unwrap() > 0,
+        "{m}"
+    );
+    assert_eq!(m["forwarder"]["quota"]["next_hop_full"], 1, "{m}");
+    assert!(after.rss_kib < before.rss_kib + 100 * 1024);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_peer_slots_go_to_newcomers_and_strangers_cannot_hold_them() {
+    // Two slots; an auto peer idle for 2 s may lose its slot.
+    let r = rig(|_| Spec {
+        max_auto_peers: 2,
+        extra: String::new(),
+        ..Spec::default()
+    });
+    let cfg = r.node.dir.join("node.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "max_auto_peers = 2",
+        "max_auto_peers = 2\nauto_peer_idle_secs = 2\nauto_peer_max_prefix = 50",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    drop(r.proc);
+    let r = Rig {
+        proc: Proc::start(&r.node),
+        ..r
+    };
+    wait_for("the witness session", Duration::from_secs(30), || {
+        r.proc.established_with(&r.witness.peer_id).then_some(())
+    });
+
+    // Hold time 0 is refused from a discovered peer.
+    let mut zero = Hostile::connect(&r.addr(), &r.node.peer_id).await;
+    let _ = zero.send(&zero.open_message("test", 0)).await;
+    wait_async(
+        "the refusal of hold time 0",
+        Duration::from_secs(10),
+        || {
+            zero.messages()
+                .iter()
+                .any(|m| matches!(m, Message::Notification(n) if n.code == ErrorCode::Open))
+                .then_some(())
+        },
+    )
+    .await;
+
+    // Two strangers take both slots and send nothing the policy takes.
+    let mut a = Hostile::connect(&r.addr(), &r.node.peer_id).await;
+    a.handshake("test", 30).await;
+    let mut b = Hostile::connect(&r.addr(), &r.node.peer_id).await;
+    b.handshake("test", 30).await;
+    wait_for("both auto peers up", Duration::from_secs(10), || {
+        (r.status()["peers"]["auto"] == 2).then_some(())
+    });
+
+    // A third is refused while they are fresh...
+    let mut c = Hostile::connect(&r.addr(), &r.node.peer_id).await;
+    let answer = c.send(&c.open_message("test", 30)).await.unwrap();
+    assert!(notification(&answer).is_some(), "no slot yet: {answer:?}");
+    // ...and gets one once they have been idle: the newest (b) goes.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut c = Hostile::connect(&r.addr(), &r.node.peer_id).await;
+    c.handshake("test", 30).await;
+    wait_for("the newcomer's session", Duration::from_secs(10), || {
+        r.proc
+            .established_with(&c.peer_id.to_string())
+            .then_some(())
+    });
+    assert!(r.proc.established_with(&a.peer_id.to_string()), "a stays");
+    assert!(
+        !r.proc.established_with(&b.peer_id.to_string()),
+        "b was evicted"
+    );
+    let pb = r.proc.peer(&b.peer_id.to_string());
+    assert!(
+        pb.as_ref().is_none_or(|p| p["state"] != "established"),
+        "{pb:?}"
+    );
+
+    // A discovered peer's max-prefix (50 here): more accepted routes reset it.
+    let node_asn = Asn(r.status()["asn"].as_u64().unwrap() as u32);
+    let routes = (0..60)
+        .map(|i| c.signed_route(&format!("c/r{i}"), node_asn))
+        .collect();
+    let _ = c.send(&Hostile::update(routes)).await;
+    wait_async(
+        "the max-prefix NOTIFICATION",
+        Duration::from_secs(10),
+        || {
+            c.messages()
+                .iter()
+                .any(|m| matches!(m, Message::Notification(n) if n.code == ErrorCode::Cease))
+                .then_some(())
+        },
+    )
+    .await;
+    r.still_serving("after the slot changes");
 }

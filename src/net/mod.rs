@@ -265,6 +265,8 @@ pub struct Net {
     call_out: HashMap<request_response::OutboundRequestId, (NodeId, LegId, &'static str)>,
     /// CALLs received and not answered yet.
     call_answers: HashMap<(NodeId, LegId), ResponseChannel<CallResponse>>,
+    /// Warnings caused by peers, at most one a second.
+    log_throttle: crate::logging::Throttle,
     /// Probe-dial budget: (tokens, last refill).
     probe_tokens: (f64, std::time::Instant),
     /// Probe dials not made for want of budget, and addresses refused.
@@ -301,6 +303,7 @@ impl Net {
             providing: false,
             call_out: HashMap::new(),
             call_answers: HashMap::new(),
+            log_throttle: crate::logging::Throttle::per_second(),
             probe_tokens: (PROBE_BURST, std::time::Instant::now()),
             probes_deferred: 0,
             addresses_refused: 0,
@@ -1100,7 +1103,9 @@ impl Net {
                         });
                     }
                     CallInbound::Malformed(e) => {
-                        tracing::warn!(%peer, error = %e, "malformed call message");
+                        if let Some(suppressed) = self.log_throttle.allow() {
+                            tracing::warn!(%peer, error = %crate::logging::Untrusted(&e.to_string()), suppressed, "malformed call message");
+                        }
                         let _ = self
                             .swarm
                             .behaviour_mut()

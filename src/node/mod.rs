@@ -1008,7 +1008,9 @@ impl Node {
         match inbound {
             Inbound::Malformed(e) => {
                 let n = Notification::from(&e);
-                tracing::warn!(%peer, error = %e, "malformed message");
+                if let Some(suppressed) = self.log_throttle.allow() {
+                    tracing::warn!(%peer, error = %crate::logging::Untrusted(&e.to_string()), suppressed, "malformed message");
+                }
                 events.push(Event::BadMessage {
                     peer: node,
                     error: n,

@@ -37,6 +37,17 @@ pub fn now_ms() -> Millis {
 /// What the node sent us, decoded (or why it did not decode).
 pub type Received = Arc<Mutex<Vec<Result<Message, String>>>>;
 
+/// How the hostile peer answers the CALLs the node sends it.
+#[derive(Debug, Clone, Default)]
+pub enum CallBehaviour {
+    /// An empty response (not a CALL-ANSWER: the node counts it a failure).
+    #[default]
+    Empty,
+    /// "Accepted", and then nothing: a black hole. DESCRIBEs are answered
+    /// with `describe` when set.
+    Accept { describe: Option<serde_json::Value> },
+}
+
 pub struct Hostile {
     pub identity: Arc<LocalIdentity>,
     pub peer_id: PeerId,
@@ -45,6 +56,9 @@ pub struct Hostile {
     pub target: PeerId,
     ctl: libp2p_stream::Control,
     pub received: Received,
+    /// CALLs the node sent us, in order.
+    pub calls: Arc<Mutex<Vec<agent_bgp::core::call::Call>>>,
+    pub call_behaviour: Arc<Mutex<CallBehaviour>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -115,19 +129,32 @@ impl Hostile {
                 swarm.select_next_some().await;
             }
         })];
-        // Acknowledge and record whatever the node sends on either protocol.
+        // Acknowledge and record whatever the node sends on either
+        // protocol; answer CALLs as `call_behaviour` says.
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let call_behaviour = Arc::new(Mutex::new(CallBehaviour::Empty));
         for proto in [ROUTE_PROTOCOL, CALL_PROTOCOL] {
             let mut incoming = ctl.accept(proto).expect("accept");
             let rec = received.clone();
+            let (calls, behaviour) = (calls.clone(), call_behaviour.clone());
             tasks.push(tokio::spawn(async move {
                 while let Some((_, mut s)) = incoming.next().await {
                     let rec = rec.clone();
+                    let (calls, behaviour) = (calls.clone(), behaviour.clone());
                     tokio::spawn(async move {
                         let Ok(bytes) = read_all(&mut s, 16 << 20).await else {
                             return;
                         };
                         let m = match wire::decode(&bytes, &Limits::default()) {
                             Ok(Frame::Routing(m)) => Ok(m),
+                            Ok(Frame::Call(agent_bgp::wire::CallMessage::Call(c))) => {
+                                let answer = call_answer(&c, &behaviour.lock().unwrap());
+                                calls.lock().unwrap().push(c);
+                                if let Some(a) = answer {
+                                    let _ = s.write_all(&a).await;
+                                }
+                                Err("CALL".to_string())
+                            }
                             Ok(f) => Err(format!("{}", f.message_type())),
                             Err(e) => Err(e.to_string()),
                         };
@@ -145,6 +172,8 @@ impl Hostile {
             target,
             ctl,
             received,
+            calls,
+            call_behaviour,
             tasks,
         }
     }
@@ -233,7 +262,8 @@ impl Hostile {
     }
 
     /// A correct handshake: OPEN, then KEEPALIVE once the node's OPEN came;
-    /// returns the node's OPEN. Keepalives follow every `hold / 3`.
+    /// returns the node's OPEN. Keepalives follow every third of the
+    /// negotiated hold time.
     pub async fn handshake(&mut self, federation: &str, hold: u16) -> Open {
         let answer = self
             .send(&self.open_message(federation, hold))
@@ -249,10 +279,12 @@ impl Hostile {
         .await;
         let answer = self.send(&Message::Keepalive).await.expect("KEEPALIVE");
         assert!(answer.is_none(), "KEEPALIVE refused: {answer:?}");
+        // Keepalives every third of the hold time both sides settle on.
+        let hold = hold.min(open.hold_time);
         if hold > 0 {
             let mut ctl = self.ctl.clone();
             let target = self.target;
-            let every = Duration::from_secs(u64::from(hold) / 3).max(Duration::from_secs(1));
+            let every = Duration::from_millis(u64::from(hold) * 1000 / 3);
             let ka = wire::encode_message(&Message::Keepalive, &Limits::default()).unwrap();
             self.tasks.push(tokio::spawn(async move {
                 loop {
@@ -310,6 +342,23 @@ impl Hostile {
             ..Default::default()
         })
     }
+}
+
+/// The encoded CALL-ANSWER for `c`, if the behaviour gives one.
+fn call_answer(c: &agent_bgp::core::call::Call, b: &CallBehaviour) -> Option<Vec<u8>> {
+    use agent_bgp::core::call::{Answer, CallAnswer, CallOp, CallOutcome, CallReturn};
+    let answer = match b {
+        CallBehaviour::Empty => return None,
+        CallBehaviour::Accept { describe: Some(d) } if c.origin.op == CallOp::Describe => {
+            CallAnswer::Done(CallReturn {
+                outcome: CallOutcome::Ok(d.clone()),
+                trace: Vec::new(),
+            })
+        }
+        CallBehaviour::Accept { .. } => CallAnswer::Accepted,
+    };
+    let m = agent_bgp::wire::CallMessage::Answer(Answer { leg: c.leg, answer });
+    wire::encode(&Frame::Call(m), &Limits::default()).ok()
 }
 
 /// Polls `f` until it returns `Some`, yielding to the runtime meanwhile.
