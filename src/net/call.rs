@@ -220,11 +220,7 @@ mod tests {
 
     /// A codec bound to a connection of a peer with a session.
     fn in_session(limits: Limits) -> CallCodec {
-        let gate = Gate::new(Default::default());
-        let peer = libp2p::PeerId::random();
-        gate.set_session(peer, true);
-        gate.set_slot(peer);
-        CallCodec::new(limits, gate).clone()
+        CallCodec::new(limits, super::super::gate::in_session()).clone()
     }
 
     #[tokio::test]

@@ -216,11 +216,7 @@ mod tests {
 
     /// A codec bound to a connection of a peer with a session.
     fn in_session(limits: Limits) -> RouteCodec {
-        let gate = Gate::new(Default::default());
-        let peer = libp2p::PeerId::random();
-        gate.set_session(peer, true);
-        gate.set_slot(peer);
-        RouteCodec::new(limits, gate).clone()
+        RouteCodec::new(limits, super::super::gate::in_session()).clone()
     }
 
     #[tokio::test]

@@ -383,6 +383,17 @@ impl NetworkBehaviour for PeerSlot {
     }
 }
 
+/// A gate on which the next codec clone is bound to a connection of a
+/// peer that has a session (for codec tests).
+#[cfg(test)]
+pub(crate) fn in_session() -> Gate {
+    let gate = Gate::new(GateConfig::default());
+    let peer = PeerId::random();
+    gate.set_session(peer, true);
+    gate.set_slot(peer);
+    gate
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -216,33 +216,22 @@ impl Engine {
         }
     }
 
-    pub(super) fn on_tick(&mut self, now: Millis) {
-        let due: Vec<PeerIdx> = self
-            .peers
+    /// Peers whose time `at` (a session timer, stale routes, a deferred
+    /// refresh) has come.
+    fn peers_due(&self, now: Millis, at: impl Fn(&Peer) -> Option<Millis>) -> Vec<PeerIdx> {
+        self.peers
             .iter()
             .enumerate()
-            .filter(|(_, p)| {
-                p.as_ref()
-                    .and_then(|p| p.session.next_deadline())
-                    .is_some_and(|d| d <= now)
-            })
+            .filter(|(_, p)| p.as_ref().and_then(&at).is_some_and(|d| d <= now))
             .map(|(i, _)| PeerIdx(i as u32))
-            .collect();
-        for idx in due {
+            .collect()
+    }
+
+    pub(super) fn on_tick(&mut self, now: Millis) {
+        for idx in self.peers_due(now, |p| p.session.next_deadline()) {
             self.session_event(now, idx, SEvent::Tick);
         }
-        let stale_due: Vec<PeerIdx> = self
-            .peers
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| {
-                p.as_ref()
-                    .and_then(|p| p.stale_until)
-                    .is_some_and(|d| d <= now)
-            })
-            .map(|(i, _)| PeerIdx(i as u32))
-            .collect();
-        for idx in stale_due {
+        for idx in self.peers_due(now, |p| p.stale_until) {
             self.purge_stale(idx);
         }
         self.due_refreshes(now);
@@ -319,18 +308,7 @@ impl Engine {
 
     /// Deferred ROUTE-REFRESH answers that are due.
     pub(super) fn due_refreshes(&mut self, now: Millis) {
-        let due: Vec<PeerIdx> = self
-            .peers
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| {
-                p.as_ref()
-                    .and_then(|p| p.refresh_due)
-                    .is_some_and(|d| d <= now)
-            })
-            .map(|(i, _)| PeerIdx(i as u32))
-            .collect();
-        for idx in due {
+        for idx in self.peers_due(now, |p| p.refresh_due) {
             let established = self.peer(idx).is_some_and(|p| p.is_established());
             if let Some(p) = self.peer_mut(idx) {
                 p.refresh_due = None;
