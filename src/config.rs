@@ -515,12 +515,19 @@ impl Default for McpSection {
 #[serde(deny_unknown_fields, default)]
 pub struct StoreSection {
     pub cache_capacity_mb: u64,
+    /// Space kept free on the store's filesystem: a batch that would use
+    /// it stops the node (with nothing unacknowledged lost) instead.
+    pub min_free_mb: u64,
+    /// A batch not durable after this long stops the node (a stalled disk).
+    pub stall_secs: u64,
 }
 
 impl Default for StoreSection {
     fn default() -> Self {
         StoreSection {
             cache_capacity_mb: 64,
+            min_free_mb: 64,
+            stall_secs: 60,
         }
     }
 }
@@ -889,6 +896,9 @@ impl NodeConfig {
                 "must be at least 1".into(),
             );
         }
+        if self.store.stall_secs < 5 {
+            return err("store.stall_secs", "must be at least 5".into());
+        }
         if self.trust.verify_checks_per_peer_per_sec == 0 {
             return err(
                 "trust.verify_checks_per_peer_per_sec",
@@ -1243,6 +1253,12 @@ allowed_origins = []
 [store]
 # sled page cache.
 cache_capacity_mb = 64
+# Space kept free on the store's disk: a write that would use it stops the
+# node cleanly (everything acknowledged is kept; start again once there is
+# space). sled cannot recover reliably from a disk that filled up.
+min_free_mb = 64
+# A write that is not durable after this long stops the node.
+stall_secs = 60
 
 [log]
 # Tracing filter; the RUST_LOG environment variable overrides it.

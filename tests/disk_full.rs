@@ -4,6 +4,13 @@
 //!
 //! The store lives on a small tmpfs mounted for the test, so this needs
 //! root (CI runs as root); elsewhere it prints a SKIPPED line.
+//!
+//! Run in a release build, this test found two bugs: version 1 of the
+//! routing protocol acknowledged with an empty response, so a response the
+//! node dropped (not durable) read as an acknowledgement at the peer; and
+//! sled 0.34, once out of space, once hung instead of failing. The
+//! acknowledgement is now explicit, and the store stops before its disk is
+//! full (`[store] min_free_mb`).
 
 #![allow(clippy::duplicate_mod)]
 
@@ -60,10 +67,11 @@ async fn a_full_disk_stops_the_node_without_acknowledging_and_it_restarts_cleanl
         return;
     };
     let nd = init(root.path(), "n", "test");
+    // A reserve of 2 MiB on the 12 MiB filesystem.
     configure(
         &nd,
         &Spec {
-            extra: String::new(),
+            extra: "\n[store]\nmin_free_mb = 2\n".into(),
             ..Spec::default()
         },
     );
@@ -121,10 +129,13 @@ async fn a_full_disk_stops_the_node_without_acknowledging_and_it_restarts_cleanl
     assert!(!status.success(), "exit status {status}");
     let log = std::fs::read_to_string(&p.log).unwrap();
     assert!(
-        log.contains("store failed") && log.to_lowercase().contains("no space"),
+        log.contains("store failed while running") && log.contains("MiB free"),
         "{}",
         p.log_tail(20)
     );
+    // It stopped before sled ran out of space (which can lose flushed
+    // batches at the next recovery).
+    assert!(!log.contains("No space left"), "{}", p.log_tail(20));
     drop(h);
 
     // Space comes back: a clean start with every acknowledged route.

@@ -1,5 +1,5 @@
 //! The request-response codec of the routing protocol
-//! ([`ROUTE_PROTOCOL`], `/agent-bgp/route/1`).
+//! ([`ROUTE_PROTOCOL`], `/agent-bgp/route/2`).
 //!
 //! One request carries one routing message as one frame of
 //! [`crate::wire`]; the substream delimits it (the writer closes its side).
@@ -8,10 +8,18 @@
 //!
 //! ```text
 //!  request   wire frame (OPEN | UPDATE | WITHDRAW | KEEPALIVE | NOTIFICATION | ROUTE-REFRESH)
-//!  response  empty                     -> Ack
+//!  response  f5 (CBOR `true`)         -> Ack
 //!            wire NOTIFICATION frame   -> Refused: the receiver will not
 //!                                         take messages from us (no session)
+//!            nothing                   -> an error: not acknowledged
 //! ```
+//!
+//! The acknowledgement is explicit because a receiver that cannot make a
+//! message durable (its store failed, it is stopping) drops the response,
+//! and request-response then closes the stream with nothing written: that
+//! must read as "not acknowledged", never as an acknowledgement. (Version 1
+//! of the protocol acknowledged with an empty response, which a dropped
+//! response was indistinguishable from; `tests/disk_full.rs` found it.)
 //!
 //! Reads are capped before decoding ([`Limits::max_frame_bytes`] for
 //! requests, and the [gate](super::gate)'s pre-session cap until the peer
@@ -32,7 +40,10 @@ use crate::core::message::{Message, Notification};
 use crate::wire::{self, DecodeError, Frame, Limits};
 
 /// The routing protocol id; the trailing number is the protocol version.
-pub const ROUTE_PROTOCOL: StreamProtocol = StreamProtocol::new("/agent-bgp/route/1");
+pub const ROUTE_PROTOCOL: StreamProtocol = StreamProtocol::new("/agent-bgp/route/2");
+
+/// The bytes of an acknowledgement: the CBOR encoding of `true`.
+pub const ACK: &[u8] = &[0xf5];
 
 /// Largest response read: a NOTIFICATION frame.
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
@@ -89,7 +100,7 @@ impl RouteCodec {
     /// Encodes a response for the wire.
     pub fn encode_response(&self, r: &RouteResponse) -> io::Result<Vec<u8>> {
         match r {
-            RouteResponse::Ack => Ok(Vec::new()),
+            RouteResponse::Ack => Ok(ACK.to_vec()),
             RouteResponse::Refused(n) => {
                 wire::encode_message(&Message::Notification(n.clone()), &self.limits)
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))
@@ -99,8 +110,14 @@ impl RouteCodec {
 
     /// Decodes a response read off the wire.
     pub fn decode_response(&self, bytes: &[u8]) -> io::Result<RouteResponse> {
-        if bytes.is_empty() {
+        if bytes == ACK {
             return Ok(RouteResponse::Ack);
+        }
+        if bytes.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "no acknowledgement: the peer did not take the message",
+            ));
         }
         match wire::decode(bytes, &self.limits) {
             Ok(Frame::Routing(Message::Notification(n))) => Ok(RouteResponse::Refused(n)),
@@ -287,7 +304,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn responses_are_empty_acks_or_notifications() {
+    async fn responses_are_explicit_acks_or_notifications() {
         let mut c = codec();
         for r in [
             RouteResponse::Ack,
@@ -309,5 +326,14 @@ mod tests {
         }
         let keepalive = wire::encode_message(&Message::Keepalive, c.limits()).unwrap();
         assert!(c.decode_response(&keepalive).is_err());
+    }
+
+    #[test]
+    fn a_response_that_never_came_is_not_an_acknowledgement() {
+        // A receiver that cannot make a message durable drops its response:
+        // the stream ends with nothing written.
+        let e = codec().decode_response(&[]).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(codec().decode_response(ACK).unwrap(), RouteResponse::Ack);
     }
 }

@@ -182,6 +182,13 @@ fn check_file_modes(cfg: &LoadedConfig, store_dir: &std::path::Path) -> Result<(
     Ok(())
 }
 
+fn stalled(stall: Duration) -> NodeError {
+    NodeError::StoreFailed(format!(
+        "nothing became durable for {} s (a stalled or failing disk)",
+        stall.as_secs()
+    ))
+}
+
 /// Starts a node and runs it until `shutdown` resolves.
 pub async fn run(
     cfg: LoadedConfig,
@@ -203,6 +210,9 @@ struct Node {
     writer: Option<StoreWriter>,
     durable: watch::Receiver<Durability>,
     pending_acks: VecDeque<(u64, Reply)>,
+    /// Batches submitted and not durable yet, with when: a batch older than
+    /// `[store] stall_secs` stops the node (a stalled disk).
+    undurable: VecDeque<(u64, Instant)>,
     admin_tx: mpsc::Sender<AdminRequest>,
     admin_rx: mpsc::Receiver<AdminRequest>,
     admin_listener: Option<AdminListener>,
@@ -269,7 +279,8 @@ impl Node {
         // the Adj-RIB-In; the derived trees are rebuilt by the engine.
         let store_dir = cfg.store_dir();
         check_file_modes(&cfg, &store_dir)?;
-        let mut store = SledStore::open(&store_dir, node_id, now, c.store.cache_capacity_mb)?;
+        let mut store = SledStore::open(&store_dir, node_id, now, c.store.cache_capacity_mb)?
+            .with_min_free(c.store.min_free_mb.saturating_mul(1 << 20));
         let previous_clean = store.meta().clean_shutdown;
         if !previous_clean {
             tracing::warn!("the previous run did not shut down cleanly; the store was recovered");
@@ -427,6 +438,7 @@ impl Node {
             writer: Some(writer),
             durable,
             pending_acks: VecDeque::new(),
+            undurable: VecDeque::new(),
             admin_tx,
             admin_rx,
             admin_listener,
@@ -673,11 +685,28 @@ impl Node {
         let Some(w) = self.writer.as_mut() else {
             return Err(NodeError::StoreFailed("store is closed".into()));
         };
-        let seq = w.submit(batch).await.map_err(NodeError::StoreFailed)?;
+        // The queue is full only while the store thread is behind; one that
+        // makes no progress at all must not hold the node for ever.
+        let stall = Duration::from_secs(self.cfg.config.store.stall_secs);
+        let seq = match tokio::time::timeout(stall, w.submit(batch)).await {
+            Ok(r) => r.map_err(NodeError::StoreFailed)?,
+            Err(_) => return Err(stalled(stall)),
+        };
+        self.undurable.push_back((seq, Instant::now()));
         if let Some(r) = reply {
             self.pending_acks.push_back((seq, r));
         }
         Ok(())
+    }
+
+    /// Stops the node when a batch has waited `[store] stall_secs` to
+    /// become durable.
+    fn check_store_stall(&self) -> Result<(), NodeError> {
+        let stall = Duration::from_secs(self.cfg.config.store.stall_secs);
+        match self.undurable.front() {
+            Some((_, at)) if at.elapsed() > stall => Err(stalled(stall)),
+            _ => Ok(()),
+        }
     }
 
     fn on_durable(&mut self) -> Result<(), NodeError> {
@@ -689,6 +718,9 @@ impl Node {
             if let Some((_, r)) = self.pending_acks.pop_front() {
                 self.net.respond(r, RouteResponse::Ack);
             }
+        }
+        while self.undurable.front().is_some_and(|(s, _)| *s <= d.seq) {
+            self.undurable.pop_front();
         }
         Ok(())
     }
@@ -1174,8 +1206,10 @@ impl Node {
         self.step(events, None).await
     }
 
-    /// Once a second: discovery queries, expiring auto peers, re-signing.
+    /// Once a second: discovery queries, expiring auto peers, re-signing,
+    /// the store's progress.
     async fn maintain(&mut self) -> Result<(), NodeError> {
+        self.check_store_stall()?;
         let now_i = Instant::now();
         let c = self.cfg.config.discovery.clone();
         if now_i >= self.next_discovery {
@@ -1419,18 +1453,31 @@ impl Node {
         self.mcp.shutdown().await;
         tracing::info!("shutting down");
         let mut result = Ok(());
-        if let Some(w) = self.writer.take()
-            && tokio::task::spawn_blocking(move || w.close())
-                .await
-                .is_err()
-        {
-            result = Err(NodeError::StoreFailed(
-                "store thread panicked while closing".into(),
-            ));
+        if let Some(w) = self.writer.take() {
+            // A store stuck in a failing disk must not hold the exit.
+            let stall = Duration::from_secs(self.cfg.config.store.stall_secs);
+            match tokio::time::timeout(stall, tokio::task::spawn_blocking(move || w.close())).await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => {
+                    result = Err(NodeError::StoreFailed(
+                        "store thread panicked while closing".into(),
+                    ));
+                }
+                Err(_) => result = Err(stalled(stall)),
+            }
         }
-        // Everything submitted is durable now.
-        while let Some((_, r)) = self.pending_acks.pop_front() {
-            self.net.respond(r, RouteResponse::Ack);
+        // A clean close made everything submitted durable; after a store
+        // failure only what was durable before it is acknowledged, and
+        // the rest is dropped unanswered (the peer sees the request fail).
+        let d = self.durable.borrow().clone();
+        if let Some(e) = &d.error {
+            tracing::warn!(error = %e, unacknowledged = self.pending_acks.iter().filter(|(s, _)| *s > d.seq).count(), "requests whose changes the store could not keep are not acknowledged");
+        }
+        while let Some((seq, r)) = self.pending_acks.pop_front() {
+            if seq <= d.seq {
+                self.net.respond(r, RouteResponse::Ack);
+            }
         }
         let now = self.clock.now();
         let events: Vec<Event> = self

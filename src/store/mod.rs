@@ -80,6 +80,19 @@ pub enum StoreError {
     },
     #[error("store write failed: {0}")]
     Write(#[source] sled::Error),
+    #[error(
+        "the disk holding the store at {dir} has {free_mib} MiB free, and the next batch needs \
+         {needed_mib} MiB with the reserve ([store] min_free_mb); stopping before the store can \
+         be damaged. Free some space, then start the node again: it restores every route it \
+         acknowledged",
+        free_mib = free / (1 << 20),
+        needed_mib = needed.div_ceil(1 << 20)
+    )]
+    DiskFull {
+        dir: PathBuf,
+        free: u64,
+        needed: u64,
+    },
     #[error("cannot encode a route for the store: {0}")]
     Encode(String),
 }

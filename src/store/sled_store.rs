@@ -38,6 +38,8 @@ pub struct SledStore {
     /// builds simply do not open, so the schema version stays.
     agents: Tree,
     meta: Meta,
+    /// Bytes that must stay free on the store's filesystem.
+    min_free: u64,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -47,6 +49,17 @@ impl std::fmt::Debug for SledStore {
             .field("meta", &self.meta)
             .finish()
     }
+}
+
+/// Bytes available to this process on the filesystem holding `dir`.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: `path` is NUL-terminated and outlives the call; `st` is a
+    // plain C struct that statvfs fills in.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::statvfs(path.as_ptr(), &mut st) };
+    (r == 0).then(|| u64::from(st.f_bavail).saturating_mul(u64::from(st.f_frsize)))
 }
 
 fn is_lock_error(e: &sled::Error) -> bool {
@@ -170,6 +183,7 @@ impl SledStore {
             adj_out: tree("adj_out")?,
             agents: tree("agents")?,
             db,
+            min_free: 0,
             meta: Meta {
                 schema_version: SCHEMA_VERSION,
                 node: NodeId([0; 32]),
@@ -177,6 +191,35 @@ impl SledStore {
                 clean_shutdown: true,
             },
         })
+    }
+
+    /// Keeps `bytes` free on the store's filesystem: a batch that would go
+    /// below it is refused with [`StoreError::DiskFull`] (0: no reserve,
+    /// but batches are still refused when the disk is full).
+    pub fn with_min_free(mut self, bytes: u64) -> Self {
+        self.min_free = bytes;
+        self
+    }
+
+    /// Refuses a batch of `bytes` encoded bytes that would take the free
+    /// space below the reserve (sled writes a log, then compacts: four
+    /// times the batch is a safe bound).
+    fn check_space(&self, bytes: usize) -> Result<(), StoreError> {
+        let Some(free) = free_bytes(&self.dir) else {
+            return Ok(());
+        };
+        let needed = self
+            .min_free
+            .saturating_add(4u64.saturating_mul(bytes as u64))
+            .saturating_add(1 << 20);
+        if free < needed {
+            return Err(StoreError::DiskFull {
+                dir: self.dir.clone(),
+                free,
+                needed,
+            });
+        }
+        Ok(())
     }
 
     pub fn dir(&self) -> &Path {
@@ -293,6 +336,12 @@ impl RibStore for SledStore {
         let mut loc = Batch::default();
         let mut adj_out = Batch::default();
         let (mut n_in, mut n_loc, mut n_out) = (0usize, 0usize, 0usize);
+        // Encoded bytes of the batch, for the free-space check.
+        let mut bytes = 0usize;
+        let mut sized = |v: Vec<u8>| {
+            bytes += v.len() + 64;
+            v
+        };
         for (node, asn) in &batch.peers {
             adj_in.insert(codec::peer_key(node), codec::encode_peer(*asn));
             n_in += 1;
@@ -302,9 +351,10 @@ impl RibStore for SledStore {
                 RibChange::AdjIn { peer, key, route } => {
                     let k = codec::adj_in_key(peer, key);
                     match route {
-                        Some(r) => {
-                            adj_in.insert(k, codec::encode_route(r).map_err(StoreError::Encode)?)
-                        }
+                        Some(r) => adj_in.insert(
+                            k,
+                            sized(codec::encode_route(r).map_err(StoreError::Encode)?),
+                        ),
                         None => adj_in.remove(k),
                     }
                     n_in += 1;
@@ -312,7 +362,7 @@ impl RibStore for SledStore {
                 RibChange::Loc { prefix, best } => {
                     let k = codec::loc_key(prefix);
                     match best.as_ref().map(codec::encode_route) {
-                        Some(Ok(v)) => loc.insert(k, v),
+                        Some(Ok(v)) => loc.insert(k, sized(v)),
                         // The mirror trees are for inspection only: a route
                         // that cannot be encoded is left out, not fatal.
                         Some(Err(e)) => {
@@ -330,7 +380,7 @@ impl RibStore for SledStore {
                 } => {
                     let k = codec::adj_out_key(peer, prefix);
                     match route.as_ref().map(codec::encode_route) {
-                        Some(Ok(v)) => adj_out.insert(k, v),
+                        Some(Ok(v)) => adj_out.insert(k, sized(v)),
                         Some(Err(e)) => {
                             tracing::warn!(error = %e, "not mirroring an Adj-RIB-Out route");
                             adj_out.remove(k)
@@ -341,6 +391,10 @@ impl RibStore for SledStore {
                 }
             }
         }
+        for (id, entry) in &batch.agents {
+            bytes += id.len() + entry.as_ref().map_or(0, String::len);
+        }
+        self.check_space(bytes)?;
         if !batch.agents.is_empty() {
             let mut b = Batch::default();
             for (id, entry) in &batch.agents {

@@ -163,6 +163,84 @@ mod tests {
     use crate::core::route::Route;
     use crate::store::SledStore;
 
+    /// A store whose writes fail from the `fail_at`-th batch on, as a full
+    /// or broken disk would.
+    struct Failing {
+        meta: crate::store::Meta,
+        applied: usize,
+        fail_at: usize,
+    }
+
+    impl RibStore for Failing {
+        fn meta(&self) -> &crate::store::Meta {
+            &self.meta
+        }
+        fn apply(&mut self, _: &WriteBatch) -> Result<(), crate::store::StoreError> {
+            self.applied += 1;
+            if self.applied >= self.fail_at {
+                return Err(crate::store::StoreError::DiskFull {
+                    dir: "/nowhere".into(),
+                    free: 0,
+                    needed: 1 << 20,
+                });
+            }
+            Ok(())
+        }
+        fn flush(&mut self) -> Result<(), crate::store::StoreError> {
+            Ok(())
+        }
+        fn load_adj_in(&self) -> Result<Vec<crate::store::StoredPeer>, crate::store::StoreError> {
+            Ok(Vec::new())
+        }
+        fn clear_derived(&mut self) -> Result<(), crate::store::StoreError> {
+            Ok(())
+        }
+        fn load_agents(&self) -> Result<Vec<(String, String)>, crate::store::StoreError> {
+            Ok(Vec::new())
+        }
+        fn set_clean_shutdown(&mut self, _: bool) -> Result<(), crate::store::StoreError> {
+            Ok(())
+        }
+        fn counts(&self) -> crate::store::StoreCounts {
+            crate::store::StoreCounts::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_is_reported_and_nothing_after_it_becomes_durable() {
+        let store = Failing {
+            meta: crate::store::Meta {
+                schema_version: crate::store::SCHEMA_VERSION,
+                node: NodeId::from_u64(1),
+                created: Millis(0),
+                clean_shutdown: true,
+            },
+            applied: 0,
+            fail_at: 4,
+        };
+        let mut w = StoreWriter::spawn(store, 1).unwrap();
+        let mut durable = w.durable();
+        let empty = || WriteBatch {
+            agents: Vec::new(),
+            peers: Vec::new(),
+            changes: Vec::new(),
+        };
+        // One at a time, so each is its own group.
+        for _ in 0..3 {
+            let seq = w.submit(empty()).await.unwrap();
+            while durable.borrow_and_update().seq < seq {
+                durable.changed().await.unwrap();
+            }
+        }
+        let _ = w.submit(empty()).await;
+        // The thread stops: `changed` ends, and the error is there.
+        while durable.changed().await.is_ok() {}
+        let d = durable.borrow().clone();
+        assert_eq!(d.seq, 3, "the failed batch never became durable");
+        assert!(d.error.unwrap().contains("MiB free"));
+        assert!(w.submit(empty()).await.is_err(), "nothing more is taken");
+    }
+
     #[tokio::test]
     async fn batches_become_durable_in_order_and_close_is_clean() {
         let dir = tempfile::tempdir().unwrap();

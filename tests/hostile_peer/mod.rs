@@ -146,7 +146,10 @@ impl Hostile {
                             return;
                         };
                         let m = match wire::decode(&bytes, &Limits::default()) {
-                            Ok(Frame::Routing(m)) => Ok(m),
+                            Ok(Frame::Routing(m)) => {
+                                let _ = s.write_all(agent_bgp::net::codec::ACK).await;
+                                Ok(m)
+                            }
                             Ok(Frame::Call(agent_bgp::wire::CallMessage::Call(c))) => {
                                 let answer = call_answer(&c, &behaviour.lock().unwrap());
                                 calls.lock().unwrap().push(c);
@@ -217,12 +220,19 @@ impl Hostile {
         self.request(ROUTE_PROTOCOL, bytes).await
     }
 
-    /// Sends a routing message; the answer decoded (`None`: acknowledged).
+    /// Sends a routing message; the answer decoded (`None`: acknowledged;
+    /// an error when nothing came back: not acknowledged).
     pub async fn send(&mut self, m: &Message) -> io::Result<Option<Message>> {
         let bytes = wire::encode_message(m, &Limits::default()).expect("encode");
         let answer = self.route_request(&bytes).await?;
-        if answer.is_empty() {
+        if answer == agent_bgp::net::codec::ACK {
             return Ok(None);
+        }
+        if answer.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "not acknowledged",
+            ));
         }
         match wire::decode(&answer, &Limits::default()) {
             Ok(Frame::Routing(m)) => Ok(Some(m)),
@@ -286,6 +296,7 @@ impl Hostile {
             let target = self.target;
             let every = Duration::from_millis(u64::from(hold) * 1000 / 3);
             let ka = wire::encode_message(&Message::Keepalive, &Limits::default()).unwrap();
+            // (Answers are read and dropped: the session only needs them sent.)
             self.tasks.push(tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(every).await;
