@@ -59,7 +59,7 @@ fn free_bytes(dir: &Path) -> Option<u64> {
     // plain C struct that statvfs fills in.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     let r = unsafe { libc::statvfs(path.as_ptr(), &mut st) };
-    (r == 0).then(|| u64::from(st.f_bavail).saturating_mul(u64::from(st.f_frsize)))
+    (r == 0).then(|| st.f_bavail.saturating_mul(st.f_frsize))
 }
 
 fn is_lock_error(e: &sled::Error) -> bool {
