@@ -1320,6 +1320,15 @@ impl Forwarder {
             }
             return;
         }
+        // A held one whose timer has not fired yet is older than this one:
+        // this supersedes it (and keeps the order).
+        if e.progress_held.take().is_some() {
+            self.stats.progress_coalesced += 1;
+            if let Some(sent) = e.progress_sent {
+                self.timers
+                    .remove(&(Micros(sent.0 + PROGRESS_INTERVAL_US), Timer::Progress, key));
+            }
+        }
         e.progress_sent = Some(now);
         Self::send_progress(key, info, out);
     }

@@ -514,6 +514,39 @@ fn progress_travels_back_through_two_hops_to_the_front() {
 }
 
 #[test]
+fn progress_held_past_its_interval_is_superseded_not_sent_late() {
+    let mut r = Rig::new(false, std::time::Duration::from_secs(1));
+    let f = r.call(A, "utility/echo/echo", 60_000, false);
+    let lid = r.delivered[0].1.id;
+    let progress = |r: &mut Rig, p: f64| {
+        r.send(
+            id(C),
+            CallEvent::LocalProgress {
+                id: lid,
+                info: ProgressInfo {
+                    progress: p,
+                    total: None,
+                    message: None,
+                },
+            },
+        )
+    };
+    progress(&mut r, 1.0);
+    progress(&mut r, 2.0); // held
+    // Time passes without a tick (a busy node), then a newer one comes.
+    r.sim.run_for(PROGRESS_INTERVAL_US / 1000 + 10);
+    progress(&mut r, 3.0);
+    r.advance(PROGRESS_INTERVAL_US / 1000 + 10);
+    let seen: Vec<f64> = r
+        .progress
+        .iter()
+        .filter(|(_, i, _)| *i == f)
+        .map(|(_, _, p)| p.progress)
+        .collect();
+    assert_eq!(seen, vec![1.0, 3.0], "2.0 is never sent after 3.0");
+}
+
+#[test]
 fn a_progress_flood_is_relayed_at_a_bounded_rate() {
     let mut r = Rig::new(false, std::time::Duration::from_secs(1));
     let f = r.call(A, "utility/echo/echo", 60_000, false);
