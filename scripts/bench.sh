@@ -24,7 +24,7 @@ if [[ $what == all || $what == floods ]]; then
   scripts/install-test-deps.sh
   step "hostile-peer floods, release build, ABGP_FLOOD_SCALE=$scale"
   ABGP_FLOOD_SCALE=$scale cargo test --release --locked --test floods --test disk_full \
-    -- --nocapture --test-threads 1 2>&1 | grep -E '^(FLOOD|test |[0-9]+ (call|fast)|answers|restarted|SKIPPED)'
+    -- --nocapture --test-threads 1 2>&1 | grep -E '^(FLOOD|test |[0-9]+ (call|fast)|answers|restarted|the client saw|SKIPPED)'
 fi
 
 if [[ $what == all || $what == criterion ]]; then

@@ -210,7 +210,9 @@ async fn a_stranger_without_a_session_cannot_make_the_node_read_or_hold_much() {
     r.still_serving("during the slow-loris streams");
     let after = usage(pid);
     report(
-        "no session: garbage, 1 MiB and quadratic frames, 200 x 1 MiB call streams, 400 silent streams",
+        &format!(
+            "no session: garbage, 1 MiB and quadratic frames, {streams} x 1 MiB call streams, 400 silent streams"
+        ),
         before,
         after,
         t0.elapsed(),
@@ -282,7 +284,10 @@ async fn a_peer_with_a_session_cannot_fill_memory_or_the_store() {
     assert!(pre <= 10_000, "{pre} rejected routes kept");
     let after_updates = usage(pid);
     report(
-        "12,000 rejected routes (signed) in 12 UPDATEs",
+        &format!(
+            "{} rejected routes (signed) in {batches} UPDATEs",
+            batches * 1000
+        ),
         before,
         after_updates,
         t0.elapsed(),
@@ -576,7 +581,7 @@ async fn call_floods_are_held_to_the_peers_share_and_the_front_keeps_working() {
     }
     let after = usage(pid);
     report(
-        "300 slow CALLs, 800 fast CALLs, 5,000 stray PROGRESS",
+        &format!("300 slow CALLs, {fast} fast CALLs, {stray} stray PROGRESS"),
         before,
         after,
         t0.elapsed(),
