@@ -75,6 +75,34 @@ const MAX_PENDING: usize = 4096;
 const PROBE_RATE: f64 = 8.0;
 const PROBE_BURST: f64 = 32.0;
 
+/// A token bucket for probe dials: [`PROBE_RATE`] a second, bursts of
+/// [`PROBE_BURST`].
+#[derive(Debug, Clone, Copy)]
+struct ProbeBudget {
+    tokens: f64,
+    at: std::time::Instant,
+}
+
+impl ProbeBudget {
+    fn new(now: std::time::Instant) -> Self {
+        ProbeBudget {
+            tokens: PROBE_BURST,
+            at: now,
+        }
+    }
+
+    fn allow(&mut self, now: std::time::Instant) -> bool {
+        let dt = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + dt * PROBE_RATE).min(PROBE_BURST);
+        self.at = now;
+        if self.tokens < 1.0 {
+            return false;
+        }
+        self.tokens -= 1.0;
+        true
+    }
+}
+
 /// Whether an address someone told us about is worth dialling: an IP or
 /// DNS host, a real port, TCP or QUIC, nothing unspecified, multicast or
 /// broadcast. (Private and loopback addresses stay: federations run on
@@ -267,8 +295,8 @@ pub struct Net {
     call_answers: HashMap<(NodeId, LegId), ResponseChannel<CallResponse>>,
     /// Warnings caused by peers, at most one a second.
     log_throttle: crate::logging::Throttle,
-    /// Probe-dial budget: (tokens, last refill).
-    probe_tokens: (f64, std::time::Instant),
+    /// Dials to discovered peers, at most [`PROBE_RATE`] a second.
+    probe_budget: ProbeBudget,
     /// Probe dials not made for want of budget, and addresses refused.
     pub probes_deferred: u64,
     pub addresses_refused: u64,
@@ -304,7 +332,7 @@ impl Net {
             call_out: HashMap::new(),
             call_answers: HashMap::new(),
             log_throttle: crate::logging::Throttle::per_second(),
-            probe_tokens: (PROBE_BURST, std::time::Instant::now()),
+            probe_budget: ProbeBudget::new(std::time::Instant::now()),
             probes_deferred: 0,
             addresses_refused: 0,
             cfg,
@@ -678,15 +706,10 @@ impl Net {
         if peer == self.local_peer_id() || self.swarm.is_connected(&peer) {
             return;
         }
-        let (tokens, at) = self.probe_tokens;
-        let now = std::time::Instant::now();
-        let tokens = (tokens + now.duration_since(at).as_secs_f64() * PROBE_RATE).min(PROBE_BURST);
-        if tokens < 1.0 {
-            self.probe_tokens = (tokens, now);
+        if !self.probe_budget.allow(std::time::Instant::now()) {
             self.probes_deferred += 1;
             return;
         }
-        self.probe_tokens = (tokens - 1.0, now);
         let opts = DialOpts::peer_id(peer)
             .addresses(self.addresses_of(&peer))
             .extend_addresses_through_behaviour()
@@ -1266,6 +1289,18 @@ impl Net {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn discovery_dials_are_rate_limited() {
+        let t0 = std::time::Instant::now();
+        let mut b = ProbeBudget::new(t0);
+        let burst = (0..100).filter(|_| b.allow(t0)).count();
+        assert_eq!(burst, PROBE_BURST as usize);
+        // A second later, PROBE_RATE more.
+        let t1 = t0 + std::time::Duration::from_secs(1);
+        let more = (0..100).filter(|_| b.allow(t1)).count();
+        assert_eq!(more, PROBE_RATE as usize);
+    }
 
     #[test]
     fn only_real_dialable_addresses_are_remembered() {
