@@ -564,6 +564,41 @@ async fn call_floods_are_held_to_the_peers_share_and_the_front_keeps_working() {
     );
     assert!(rate_refused > 0);
 
+    // Call frames started and never finished: 40 streams of 900 KiB each,
+    // held open. The connection's budget (16 MiB) stops the reads; the
+    // frames over it are reset, and nothing stays charged once they go.
+    let mut open_streams = Vec::new();
+    let part = vec![0xa5u8; 900 << 10];
+    for _ in 0..40 {
+        if let Ok(mut s) = h.stream(CALL_PROTOCOL).await {
+            let _ = tokio::time::timeout(Duration::from_millis(500), s.write_all(&part)).await;
+            open_streams.push(s);
+        }
+    }
+    let inbound = wait_for(
+        "the connection budget to refuse",
+        Duration::from_secs(20),
+        || {
+            let i = r.proc.try_get("/v1/status")?["inbound"].clone();
+            (i["over_connection_budget"].as_u64()? >= 1).then_some(i)
+        },
+    );
+    eprintln!("half-written call frames: {inbound}");
+    assert!(
+        inbound["peak_bytes"].as_u64().unwrap() <= 16 << 20,
+        "never more than the connection's budget: {inbound}"
+    );
+    r.still_serving("with the connection's budget spent");
+    drop(open_streams);
+    wait_for(
+        "the budget to be given back",
+        Duration::from_secs(40),
+        || {
+            let i = r.proc.try_get("/v1/status")?["inbound"].clone();
+            (i["bytes_in_use"].as_u64()? == 0).then_some(())
+        },
+    );
+
     // PROGRESS for legs never used: ignored, no CANCEL comes back.
     let calls_before = h.received.lock().unwrap().len();
     let stray = 5000 * scale() as u64;
@@ -581,7 +616,9 @@ async fn call_floods_are_held_to_the_peers_share_and_the_front_keeps_working() {
     }
     let after = usage(pid);
     report(
-        &format!("300 slow CALLs, {fast} fast CALLs, {stray} stray PROGRESS"),
+        &format!(
+            "300 slow CALLs, {fast} fast CALLs, 40 half-written 900 KiB call frames, {stray} stray PROGRESS"
+        ),
         before,
         after,
         t0.elapsed(),
