@@ -369,16 +369,8 @@ async fn a_peer_with_a_session_cannot_fill_memory_or_the_store() {
     let mut rt = h.signed_route("pathid/x", node_asn);
     rt.path_id = 9;
     let _ = h.send(&Hostile::update(vec![rt])).await;
-    wait_for(
-        "the NOTIFICATION for the path id",
-        Duration::from_secs(10),
-        || {
-            h.messages()
-                .iter()
-                .any(|m| matches!(m, Message::Notification(n) if n.code == ErrorCode::Update))
-                .then_some(())
-        },
-    );
+    h.notified(ErrorCode::Update, "the NOTIFICATION for the path id")
+        .await;
     r.still_serving("after the session reset");
 }
 
@@ -832,17 +824,8 @@ async fn auto_peer_slots_go_to_newcomers_and_strangers_cannot_hold_them() {
     // Hold time 0 is refused from a discovered peer.
     let mut zero = Hostile::connect(&r.addr(), &r.node.peer_id).await;
     let _ = zero.send(&zero.open_message("test", 0)).await;
-    wait_async(
-        "the refusal of hold time 0",
-        Duration::from_secs(10),
-        || {
-            zero.messages()
-                .iter()
-                .any(|m| matches!(m, Message::Notification(n) if n.code == ErrorCode::Open))
-                .then_some(())
-        },
-    )
-    .await;
+    zero.notified(ErrorCode::Open, "the refusal of hold time 0")
+        .await;
 
     // Two strangers take both slots and send nothing the policy takes.
     let mut a = Hostile::connect(&r.addr(), &r.node.peer_id).await;
@@ -883,16 +866,7 @@ async fn auto_peer_slots_go_to_newcomers_and_strangers_cannot_hold_them() {
         .map(|i| c.signed_route(&format!("c/r{i}"), node_asn))
         .collect();
     let _ = c.send(&Hostile::update(routes)).await;
-    wait_async(
-        "the max-prefix NOTIFICATION",
-        Duration::from_secs(10),
-        || {
-            c.messages()
-                .iter()
-                .any(|m| matches!(m, Message::Notification(n) if n.code == ErrorCode::Cease))
-                .then_some(())
-        },
-    )
-    .await;
+    c.notified(ErrorCode::Cease, "the max-prefix NOTIFICATION")
+        .await;
     r.still_serving("after the slot changes");
 }

@@ -267,6 +267,17 @@ impl Hostile {
             .collect()
     }
 
+    /// Waits until the node has sent us a NOTIFICATION with `code`.
+    pub async fn notified(&self, code: agent_bgp::core::message::ErrorCode, what: &str) {
+        wait_async(what, Duration::from_secs(10), || {
+            self.messages()
+                .iter()
+                .any(|m| matches!(m, Message::Notification(n) if n.code == code))
+                .then_some(())
+        })
+        .await
+    }
+
     pub fn count(&self, f: impl Fn(&Message) -> bool) -> usize {
         self.messages().iter().filter(|m| f(m)).count()
     }
