@@ -3,6 +3,7 @@
 //! chain (two hops of the call protocol), on loopback, in one run.
 //!
 //! ```text
+//! libp2p     swarm ──request-response──> swarm (the floor of one hop)
 //! direct     client ──HTTP──> example agent
 //! one node   client ──HTTP──> A ──stdio──> example agent
 //! chain      client ──HTTP──> A ──call/1──> B ──call/1──> C ──stdio──> example agent
@@ -377,6 +378,174 @@ async fn measure(url: &str, calls: u64, seconds: u64, in_flight: u64) -> Figures
     }
 }
 
+/// The floor of one call hop, measured in the same run: a bare libp2p
+/// request-response round trip (TCP, noise, yamux on loopback, 64-byte
+/// request and answer) between two swarms of this process.
+mod floor {
+    use std::io;
+    use std::time::{Duration, Instant};
+
+    use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+    use libp2p::request_response::{self, ProtocolSupport};
+    use libp2p::swarm::SwarmEvent;
+    use libp2p::{Multiaddr, StreamProtocol, Swarm, SwarmBuilder, noise, tcp, yamux};
+
+    use super::Figures;
+
+    const PROTO: StreamProtocol = StreamProtocol::new("/bench/floor/1");
+
+    #[derive(Clone, Default)]
+    pub struct Bytes;
+
+    async fn read<T: futures::AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<Vec<u8>> {
+        let mut v = Vec::new();
+        io.take(1 << 16).read_to_end(&mut v).await?;
+        Ok(v)
+    }
+
+    impl request_response::Codec for Bytes {
+        type Protocol = StreamProtocol;
+        type Request = Vec<u8>;
+        type Response = Vec<u8>;
+        async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
+        where
+            T: futures::AsyncRead + Unpin + Send,
+        {
+            read(io).await
+        }
+        async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
+        where
+            T: futures::AsyncRead + Unpin + Send,
+        {
+            read(io).await
+        }
+        async fn write_request<T>(
+            &mut self,
+            _: &StreamProtocol,
+            io: &mut T,
+            r: Vec<u8>,
+        ) -> io::Result<()>
+        where
+            T: futures::AsyncWrite + Unpin + Send,
+        {
+            io.write_all(&r).await?;
+            io.close().await
+        }
+        async fn write_response<T>(
+            &mut self,
+            _: &StreamProtocol,
+            io: &mut T,
+            r: Vec<u8>,
+        ) -> io::Result<()>
+        where
+            T: futures::AsyncWrite + Unpin + Send,
+        {
+            io.write_all(&r).await?;
+            io.close().await
+        }
+    }
+
+    type Rr = request_response::Behaviour<Bytes>;
+
+    fn swarm() -> Swarm<Rr> {
+        SwarmBuilder::with_new_identity()
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .unwrap()
+            .with_behaviour(|_| {
+                Rr::with_codec(
+                    Bytes,
+                    [(PROTO, ProtocolSupport::Full)],
+                    request_response::Config::default().with_max_concurrent_streams(1024),
+                )
+            })
+            .unwrap()
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+            .build()
+    }
+
+    /// p50/p99 of `calls` sequential round trips, then throughput with
+    /// `in_flight` requests outstanding for `seconds`.
+    pub async fn measure(calls: u64, seconds: u64, in_flight: u64) -> Figures {
+        let mut server = swarm();
+        server
+            .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+            .unwrap();
+        let addr: Multiaddr = loop {
+            if let SwarmEvent::NewListenAddr { address, .. } = server.select_next_some().await {
+                break address;
+            }
+        };
+        let server_id = *server.local_peer_id();
+        tokio::spawn(async move {
+            loop {
+                if let SwarmEvent::Behaviour(request_response::Event::Message {
+                    message: request_response::Message::Request { channel, .. },
+                    ..
+                }) = server.select_next_some().await
+                {
+                    let _ = server.behaviour_mut().send_response(channel, vec![1u8; 64]);
+                }
+            }
+        });
+        let mut client = swarm();
+        client
+            .dial(addr.with(libp2p::multiaddr::Protocol::P2p(server_id)))
+            .unwrap();
+        let next = |client: &mut Swarm<Rr>| {
+            client
+                .behaviour_mut()
+                .send_request(&server_id, vec![0u8; 64])
+        };
+        // Warm-up and latency, one at a time.
+        let mut lat = Vec::with_capacity(calls as usize);
+        for i in 0..(calls + 200) {
+            let t = Instant::now();
+            next(&mut client);
+            loop {
+                if let SwarmEvent::Behaviour(request_response::Event::Message {
+                    message: request_response::Message::Response { .. },
+                    ..
+                }) = client.select_next_some().await
+                {
+                    break;
+                }
+            }
+            if i >= 200 {
+                lat.push(t.elapsed().as_secs_f64() * 1e6);
+            }
+        }
+        lat.sort_by(|a, b| a.total_cmp(b));
+        let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p) as usize];
+        // Throughput: keep `in_flight` outstanding.
+        for _ in 0..in_flight {
+            next(&mut client);
+        }
+        let t0 = Instant::now();
+        let stop = t0 + Duration::from_secs(seconds);
+        let mut done = 0u64;
+        while Instant::now() < stop {
+            if let SwarmEvent::Behaviour(request_response::Event::Message {
+                message: request_response::Message::Response { .. },
+                ..
+            }) = client.select_next_some().await
+            {
+                done += 1;
+                next(&mut client);
+            }
+        }
+        Figures {
+            p50_us: pct(0.5),
+            p99_us: pct(0.99),
+            calls_per_s: done as f64 / t0.elapsed().as_secs_f64(),
+        }
+    }
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; nothing else is accepted.
     let calls = env_or("CALLS", 2000);
@@ -390,6 +559,9 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+
+    // The floor: a bare libp2p request-response round trip.
+    let floor = rt.block_on(floor::measure(calls, seconds, in_flight));
 
     // Direct: the example agent over streamable HTTP.
     let mut agent = Command::new(BIN)
@@ -460,6 +632,10 @@ fn main() {
         "| setup | p50 | p99 | calls/s | p50 vs direct | calls/s vs direct | added per hop at p50 |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| bare libp2p request-response (the floor of a hop) | {:.0} us | {:.0} us | {:.0} | - | - | - |",
+        floor.p50_us, floor.p99_us, floor.calls_per_s
+    );
     for (label, f, hops) in [
         ("direct (client -> agent)", direct, 0),
         ("through one node", one, 1),
@@ -479,6 +655,14 @@ fn main() {
             f.calls_per_s / direct.calls_per_s,
         );
     }
+    let one_added = one.p50_us - direct.p50_us;
+    let per_hop = (chain.p50_us - one.p50_us) / 2.0;
+    println!(
+        "\nTargets: one node adds {one_added:.0} us at p50 (target <= 200 us), runs {:.2}x direct's calls/s (target >= 0.5x); \
+         each call hop adds {per_hop:.0} us = {:.2}x the bare libp2p round trip (target <= 2x)",
+        one.calls_per_s / direct.calls_per_s,
+        per_hop / floor.p50_us
+    );
     println!(
         "\nChain, median share of each node (caller first; includes the round trip to the next node):"
     );

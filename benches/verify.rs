@@ -14,9 +14,10 @@ use agent_bgp::core::engine::{
 use agent_bgp::core::message::{Capabilities, Message, Open, PROTOCOL_VERSION, Update};
 use agent_bgp::core::route::Route;
 use agent_bgp::core::{AgentId, Asn, Millis, Prefix};
+use agent_bgp::identity::route_sign::{sign_origin, sign_path_hop};
 use agent_bgp::identity::{LocalIdentity, NodeKey, TrustAnchor, TrustStore, issue_cert};
-use agent_bgp::wire::sign::{sign_origin, sign_path_hop};
-use agent_bgp::wire::{Frame, Limits, VerifyCache, VerifyContext, decode, encode, verify_route};
+use agent_bgp::identity::{VerifyCache, VerifyContext, verify_route};
+use agent_bgp::wire::{Frame, Limits, decode, encode};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use ed25519_dalek::{Signer, SigningKey};
 

@@ -14,7 +14,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use libp2p::{Multiaddr, PeerId, multiaddr::Protocol};
+use libp2p::{Multiaddr, PeerId};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::core::access::{AccessAction, AccessPolicy, AccessRuleConfig};
@@ -881,7 +881,7 @@ impl NodeConfig {
             );
         }
         for (i, a) in self.discovery.bootstrap.iter().enumerate() {
-            if peer_of(a).is_none() {
+            if crate::identity::peer_of_addr(a).is_none() {
                 return err(
                     &format!("discovery.bootstrap[{i}]"),
                     format!(
@@ -969,7 +969,7 @@ impl NodeConfig {
                     return err(&key("address"), "required unless passive = true".into());
                 }
                 Some(a) => {
-                    if let Some(p) = peer_of(a)
+                    if let Some(p) = crate::identity::peer_of_addr(a)
                         && p != n.peer_id
                     {
                         return err(
@@ -1066,6 +1066,20 @@ impl NodeConfig {
     }
 }
 
+/// Reads and compiles the policy file at `path` (the core compiles text;
+/// reading files is the config's). Errors name the path as given.
+pub fn load_policy_file(
+    path: &Path,
+) -> Result<crate::core::policy::PolicySet, crate::core::policy::PolicyLoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| {
+        crate::core::policy::PolicyLoadError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    })?;
+    crate::core::policy::PolicySet::from_toml_str(&text, &path.display().to_string())
+}
+
 /// An allowed browser origin: `scheme://host[:port]` (no path), or
 /// `"null"`.
 fn check_origin(o: &str) -> Result<(), String> {
@@ -1084,14 +1098,6 @@ fn check_origin(o: &str) -> Result<(), String> {
         Err(format!(
             "{o:?} is not an origin like \"http://localhost:5173\" (scheme, host, optional port, no path)"
         ))
-    }
-}
-
-/// The peer id at the end of a multiaddr (`.../p2p/<id>`), if any.
-pub fn peer_of(a: &Multiaddr) -> Option<PeerId> {
-    match a.iter().last() {
-        Some(Protocol::P2p(p)) => Some(p),
-        _ => None,
     }
 }
 
@@ -1536,6 +1542,28 @@ mod tests {
                 "{bad}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn a_missing_policy_file_is_named() {
+        let err = load_policy_file(Path::new("/nonexistent/policy.toml")).unwrap_err();
+        assert!(matches!(
+            err,
+            crate::core::policy::PolicyLoadError::Io { .. }
+        ));
+        assert!(
+            err.to_string()
+                .starts_with("/nonexistent/policy.toml: cannot read")
+        );
+    }
+
+    #[test]
+    fn policy_file_errors_start_with_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bad.toml");
+        std::fs::write(&p, "[[apply]]\nneighbors = [\"x\"]\n").unwrap();
+        let e = load_policy_file(&p).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("{}:2:14: ", p.display())), "{e}");
     }
 
     #[test]

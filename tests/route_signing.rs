@@ -10,10 +10,10 @@ use std::sync::Arc;
 use agent_bgp::core::proof::{RouteProof, Signature};
 use agent_bgp::core::route::Route;
 use agent_bgp::core::{AgentId, Asn, Millis};
+use agent_bgp::identity::route_sign::{SignError, sign_path_hop, sign_path_hop_with_pcount};
 use agent_bgp::identity::trust::CertError;
 use agent_bgp::identity::{LocalIdentity, TrustStore, issue_cert, self_signed_cert};
-use agent_bgp::wire::sign::{SignError, sign_path_hop, sign_path_hop_with_pcount};
-use agent_bgp::wire::{RouteVerifyError, VerifyCache, VerifyContext, verify_route};
+use agent_bgp::identity::{RouteVerifyError, VerifyCache, VerifyContext, verify_route};
 use signing_fixtures::*;
 
 const O: u32 = 65001; // origin

@@ -19,13 +19,14 @@ use agent_bgp::core::message::{
 use agent_bgp::core::route::RouteKey;
 use agent_bgp::core::{Asn, Millis};
 use agent_bgp::identity::cert::{cert_signed_bytes, derive_asn};
+use agent_bgp::identity::route_sign::{origin_signed_bytes, path_signed_bytes};
+use agent_bgp::identity::{VerifyContext, verify_route};
 use agent_bgp::wire::call::{
     Answer, Call, CallAnswer, CallError, CallErrorKind, CallId, CallMessage, CallOp, CallOrigin,
     CallOutcome, CallResult, CallReturn, Cancel, HopTrace, LegId, Progress, ProgressInfo,
     call_signed_bytes,
 };
-use agent_bgp::wire::sign::{origin_signed_bytes, path_signed_bytes};
-use agent_bgp::wire::{Frame, Limits, VerifyContext, decode, encode, verify_route};
+use agent_bgp::wire::{Frame, Limits, decode, encode};
 use serde_json::json;
 use signing_fixtures::*;
 

@@ -43,7 +43,10 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use guard::Guard;
 pub use token::AdminToken;
-pub use views::{AdjInView, AdjOutView, PeerView, RouteView, StatusView};
+pub use views::{
+    AdjInView, AdjOutView, AgentSource, AgentView, CallInFlight, McpView, PeerView, RouteView,
+    StatusView,
+};
 
 /// Largest request body (an `[[agents]]` entry as JSON).
 pub const MAX_BODY: usize = 64 * 1024;
@@ -65,18 +68,18 @@ pub enum AdminRequest {
         peer: String,
         reply: oneshot::Sender<Result<AdjOutView, String>>,
     },
-    Agents(oneshot::Sender<Vec<crate::node::mcp::AgentView>>),
+    Agents(oneshot::Sender<Vec<AgentView>>),
     AddAgent {
         /// The `[[agents]]` entry as JSON.
         entry: String,
-        reply: oneshot::Sender<Result<crate::node::mcp::AgentView, String>>,
+        reply: oneshot::Sender<Result<AgentView, String>>,
     },
     RemoveAgent {
         id: String,
         reply: oneshot::Sender<Result<(), String>>,
     },
-    Mcp(oneshot::Sender<crate::node::mcp::McpView>),
-    Calls(oneshot::Sender<Vec<crate::node::mcp::CallInFlight>>),
+    Mcp(oneshot::Sender<McpView>),
+    Calls(oneshot::Sender<Vec<CallInFlight>>),
 }
 
 #[derive(Debug, Serialize)]

@@ -8,9 +8,9 @@ use crate::core::engine::{EngineStats, PathReport, PeerInfo, PeerState};
 use crate::core::ids::NodeId;
 use crate::core::route::Route;
 use crate::identity::peer_id_of;
+use crate::mcp::plane::CallMetrics;
 use crate::net::LinkInfo;
 use crate::net::discovery::Source;
-use crate::node::security::VerifyView;
 
 fn peer_str(n: &NodeId) -> String {
     peer_id_of(n).map(|p| p.to_string()).unwrap_or_default()
@@ -208,4 +208,79 @@ pub struct AdminRefusedView {
     pub origin: u64,
     pub token: u64,
     pub content_type: u64,
+}
+
+/// Where an agent's configuration came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AgentSource {
+    /// `[[agents]]` in node.toml.
+    Config,
+    /// Added through the admin API (persisted in the store).
+    RunTime,
+}
+
+/// An agent as the admin API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentView {
+    pub id: String,
+    pub prefix: String,
+    pub source: AgentSource,
+    pub state: String,
+    pub sessions: u64,
+    pub routes: usize,
+}
+
+/// A call in flight, as the admin API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallInFlight {
+    pub call_id: String,
+    pub target: String,
+    /// The peer it came from (`null`: the local MCP front).
+    pub from: Option<String>,
+    /// The peer it went to (`null`: an agent on this node).
+    pub to: Option<String>,
+    pub agent: Option<String>,
+    pub age_ms: u64,
+    pub deadline_in_ms: u64,
+    pub retries: u32,
+}
+
+/// The front's address and whether it wants a token, for the admin API.
+#[derive(Debug, Clone, Serialize)]
+pub struct McpView {
+    pub url: Option<String>,
+    pub bearer_token_required: bool,
+    pub asn: crate::core::ids::Asn,
+    pub calls_in_flight: usize,
+    pub open_calls_from_peers: usize,
+    pub forwarder: crate::core::forward::ForwardStats,
+    pub metrics: CallMetrics,
+    /// HTTP requests the front refused (bad Host, foreign Origin, token).
+    pub front_refused: FrontRefusedView,
+}
+
+/// HTTP requests the MCP front refused, by check.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FrontRefusedView {
+    pub host: u64,
+    pub origin: u64,
+    pub token: u64,
+}
+
+/// Verification counters, as the admin API shows them.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct VerifyView {
+    pub enabled: bool,
+    pub routes_ok: u64,
+    pub routes_dropped: u64,
+    pub dropped_by_reason: std::collections::BTreeMap<String, u64>,
+    pub opens_refused: u64,
+    /// UPDATEs whose checks stopped at the limit on bad signatures.
+    pub aborted_updates: u64,
+    /// Signature checks the cache could not answer, run off the node task.
+    pub checks_off_task: u64,
+    /// Jobs that waited for their peer's budget, and for how long in all.
+    pub budget_waits: u64,
+    pub budget_wait_ms: u64,
 }

@@ -419,8 +419,34 @@ pub const TOOL_ATTR: &str = "mcp.tool";
 /// Extra attribute carrying the 16-byte descriptor hash (bytes, transitive).
 pub const DESCRIPTOR_ATTR: &str = "mcp.desc";
 
+/// Each hop's own share of a call, caller first: its elapsed time minus the
+/// next hop's.
+pub fn hop_costs(trace: &[HopTrace]) -> Vec<(HopTrace, u64)> {
+    // Origin first in the trace; each later hop's time includes the earlier.
+    let mut out: Vec<(HopTrace, u64)> = Vec::with_capacity(trace.len());
+    let mut inner = 0u64;
+    for h in trace {
+        out.push((*h, h.elapsed_us.saturating_sub(inner)));
+        inner = h.elapsed_us;
+    }
+    out.reverse();
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn hop_costs_subtract_the_inner_hops() {
+        let h = |asn: u32, us: u64| HopTrace {
+            node: NodeId::from_u64(u64::from(asn)),
+            asn: Asn(asn),
+            elapsed_us: us,
+        };
+        let costs = hop_costs(&[h(3, 1000), h(2, 1300), h(1, 1450)]);
+        let v: Vec<(u32, u64)> = costs.iter().map(|(h, c)| (h.asn.0, *c)).collect();
+        assert_eq!(v, vec![(1, 150), (2, 300), (3, 1000)]);
+    }
+
     use super::*;
 
     #[test]

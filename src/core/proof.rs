@@ -1,7 +1,7 @@
 //! Signatures carried with a route, as plain data.
 //!
 //! The core never creates or checks signatures: it stores what arrived and
-//! passes it on. `crate::identity` (certificates) and `crate::wire::sign`
+//! passes it on. `crate::identity` (certificates) and `crate::identity::route_sign`
 //! (origin attestations and path signatures) own the cryptography and the
 //! exact bytes that are signed; see docs/wire.md.
 

@@ -240,6 +240,15 @@ pub fn peer_id_of(node: &NodeId) -> Result<PeerId, PeerIdError> {
     Ok(libp2p::identity::PublicKey::from(pk).to_peer_id())
 }
 
+/// The peer id at the end of a multiaddr (`.../p2p/<id>`), if any: the key
+/// a dial to that address must authenticate.
+pub fn peer_of_addr(a: &libp2p::Multiaddr) -> Option<PeerId> {
+    match a.iter().last() {
+        Some(libp2p::multiaddr::Protocol::P2p(p)) => Some(p),
+        _ => None,
+    }
+}
+
 /// The node id a libp2p peer id names. Only ed25519 peer ids qualify: they
 /// embed the public key, so no lookup is needed.
 pub fn node_id_of(peer: &PeerId) -> Result<NodeId, PeerIdError> {

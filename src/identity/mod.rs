@@ -8,16 +8,21 @@
 //! - [`cert_file`]: certificate files (`abgp asn issue` writes them).
 //! - [`trust`]: which certificates this node believes and why it refuses
 //!   the others, as typed errors that map onto OPEN NOTIFICATIONs.
+//! - [`route_sign`]: origin attestations and BGPsec-style path signatures
+//!   on routes (the signed bytes are `crate::wire::canon`'s);
+//!   [`verify_cache`]: the verification cache and batch verification.
 //!
 //! The routing core only carries certificates as plain data
 //! ([`crate::core::proof`]); all signing and checking happens here and in
-//! [`crate::wire::sign`]. The session decides what a refusal does (refuse
+//! [`route_sign`]. The session decides what a refusal does (refuse
 //! the OPEN); this module only says whether and why.
 
 pub mod cert;
 pub mod cert_file;
 pub mod key;
+pub mod route_sign;
 pub mod trust;
+pub mod verify_cache;
 
 use std::sync::Arc;
 
@@ -25,8 +30,12 @@ use crate::core::proof::AsnCert;
 
 pub use cert::{derive_asn, derived_cert, issue_cert, self_signed_cert};
 pub use cert_file::{CertFileError, read_cert_file, write_cert_file};
-pub use key::{KEY_FILE_NAME, KeyFileError, NodeKey, node_id_of, peer_id_of};
+pub use key::{KEY_FILE_NAME, KeyFileError, NodeKey, node_id_of, peer_id_of, peer_of_addr};
+pub use route_sign::{
+    RouteVerifyError, SignError, VerifyContext, sign_origin, sign_path_hop, verify_route,
+};
 pub use trust::{Binding, CertError, TrustAnchor, TrustStore};
+pub use verify_cache::{VerifyCache, VerifyStats};
 
 /// What a node signs with: its key and the certificate binding it to its
 /// ASN.

@@ -39,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 use crate::core::attrs::{AttrValue, ExtraAttr, PathAttrs};
 use crate::core::call::{
     Call, CallErrorKind, CallId, CallOp, CallOrigin, CallOutcome, CallReturn, DESCRIPTOR_ATTR,
-    HopTrace, LegId, ProgressInfo, TOOL_ATTR,
+    LegId, ProgressInfo, TOOL_ATTR,
 };
 use crate::core::community::Community;
 use crate::core::decision::Status;
@@ -1201,7 +1201,7 @@ fn log_trace(target: &Prefix, id: &CallId, ret: &CallReturn, total_us: u64) {
         return;
     }
     let path: Vec<String> = ret.trace.iter().rev().map(|h| h.asn.to_string()).collect();
-    let hops = hop_costs(&ret.trace)
+    let hops = crate::core::call::hop_costs(&ret.trace)
         .iter()
         .map(|(h, us)| format!("{} {:.3}ms", h.asn, *us as f64 / 1000.0))
         .collect::<Vec<_>>()
@@ -1217,20 +1217,6 @@ fn log_trace(target: &Prefix, id: &CallId, ret: &CallReturn, total_us: u64) {
     );
 }
 
-/// Each hop's own share of a call, caller first: its elapsed time minus the
-/// next hop's.
-pub fn hop_costs(trace: &[HopTrace]) -> Vec<(HopTrace, u64)> {
-    // Origin first in the trace; each later hop's time includes the earlier.
-    let mut out: Vec<(HopTrace, u64)> = Vec::with_capacity(trace.len());
-    let mut inner = 0u64;
-    for h in trace {
-        out.push((*h, h.elapsed_us.saturating_sub(inner)));
-        inner = h.elapsed_us;
-    }
-    out.reverse();
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1241,18 +1227,6 @@ mod tests {
         let b: Json = serde_json::from_str(r#"{"a":[1,2],"b":1}"#).unwrap();
         assert_eq!(args_digest(&a), args_digest(&b));
         assert_ne!(args_digest(&a), args_digest(&Json::Null));
-    }
-
-    #[test]
-    fn hop_costs_subtract_the_inner_hops() {
-        let h = |asn: u32, us: u64| HopTrace {
-            node: NodeId::from_u64(u64::from(asn)),
-            asn: Asn(asn),
-            elapsed_us: us,
-        };
-        let costs = hop_costs(&[h(3, 1000), h(2, 1300), h(1, 1450)]);
-        let v: Vec<(u32, u64)> = costs.iter().map(|(h, c)| (h.asn.0, *c)).collect();
-        assert_eq!(v, vec![(1, 150), (2, 300), (3, 1000)]);
     }
 
     #[test]

@@ -346,7 +346,7 @@ impl Net {
             net.swarm.add_external_address(a);
         }
         for a in net.cfg.bootstrap.clone() {
-            if let Some(p) = crate::config::peer_of(&a) {
+            if let Some(p) = crate::identity::peer_of_addr(&a) {
                 let bare: Multiaddr = a
                     .iter()
                     .filter(|p| !matches!(p, Protocol::P2p(_)))

@@ -17,7 +17,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use serde::Serialize;
+use crate::admin::views::{AgentSource, AgentView, CallInFlight, FrontRefusedView, McpView};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -25,7 +25,7 @@ use crate::config::LoadedConfig;
 use crate::core::call::CallMessage;
 use crate::core::engine::Event;
 use crate::core::forward::{CallAction, CallEvent, ForwardConfig, Forwarder};
-use crate::core::ids::{AgentId, Asn, NodeId};
+use crate::core::ids::{AgentId, NodeId};
 use crate::core::route::Route;
 use crate::mcp::config::AgentConfig;
 use crate::mcp::front::http::{self, HttpFront};
@@ -41,27 +41,6 @@ use super::{Node, NodeError};
 
 /// Front requests waiting for the node task.
 const FRONT_QUEUE: usize = 1024;
-
-/// Where an agent's configuration came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum AgentSource {
-    /// `[[agents]]` in node.toml.
-    Config,
-    /// Added through the admin API (persisted in the store).
-    RunTime,
-}
-
-/// An agent as the admin API shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct AgentView {
-    pub id: String,
-    pub prefix: String,
-    pub source: AgentSource,
-    pub state: String,
-    pub sessions: u64,
-    pub routes: usize,
-}
 
 /// The MCP state the node task owns.
 pub(super) struct NodeMcp {
@@ -425,43 +404,6 @@ impl Node {
             let _ = reply.send(r);
         });
     }
-}
-
-/// A call in flight, as the admin API shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct CallInFlight {
-    pub call_id: String,
-    pub target: String,
-    /// The peer it came from (`null`: the local MCP front).
-    pub from: Option<String>,
-    /// The peer it went to (`null`: an agent on this node).
-    pub to: Option<String>,
-    pub agent: Option<String>,
-    pub age_ms: u64,
-    pub deadline_in_ms: u64,
-    pub retries: u32,
-}
-
-/// The front's address and whether it wants a token, for the admin API.
-#[derive(Debug, Clone, Serialize)]
-pub struct McpView {
-    pub url: Option<String>,
-    pub bearer_token_required: bool,
-    pub asn: Asn,
-    pub calls_in_flight: usize,
-    pub open_calls_from_peers: usize,
-    pub forwarder: crate::core::forward::ForwardStats,
-    pub metrics: CallMetrics,
-    /// HTTP requests the front refused (bad Host, foreign Origin, token).
-    pub front_refused: FrontRefusedView,
-}
-
-/// HTTP requests the MCP front refused, by check.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct FrontRefusedView {
-    pub host: u64,
-    pub origin: u64,
-    pub token: u64,
 }
 
 impl Node {

@@ -44,6 +44,7 @@ use crate::admin::views::{
     AdjInView, AdjOutView, DiscoveryView, PeerCounts, PeerView, RouteView, StatusView, StoreView,
 };
 use crate::admin::{AdminListener, AdminRequest, AdminToken, Guard};
+
 use crate::config::{AsnSetting, CertSource, KadMode, LoadedConfig};
 use crate::core::attrs::PathAttrs;
 use crate::core::engine::{
@@ -52,7 +53,7 @@ use crate::core::engine::{
 };
 use crate::core::ids::{AgentId, Asn, Millis, NodeId};
 use crate::core::message::{Capabilities, ErrorCode, Message, Notification, subcode};
-use crate::core::policy::{NodePolicy, PolicyLoadError, PolicySet};
+use crate::core::policy::{NodePolicy, PolicyLoadError};
 use crate::core::route::Route;
 use crate::identity::{Binding, KeyFileError, NodeKey, node_id_of, peer_id_of};
 use crate::net::codec::{Inbound, RouteResponse};
@@ -271,7 +272,7 @@ impl Node {
 
         let policy_path = cfg.policy_path();
         let policy: Arc<dyn RoutePolicy> = match &policy_path {
-            Some(p) => Arc::new(NodePolicy::new(asn, PolicySet::load_file(p)?)),
+            Some(p) => Arc::new(NodePolicy::new(asn, crate::config::load_policy_file(p)?)),
             None => Arc::new(DefaultPolicy),
         };
 

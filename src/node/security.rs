@@ -12,22 +12,23 @@
 //!   AS border get our path signature for the receiving AS.
 //!
 //! The rules (what a binding means, what is signed) are `crate::identity`'s
-//! and `crate::wire::sign`'s; this module only applies them at the right
+//! and `crate::identity::route_sign`'s; this module only applies them at the right
 //! moments.
 
 use std::sync::Arc;
 
+use crate::admin::views::VerifyView;
 use crate::config::{AsnSetting, CertSource, LoadedConfig, parse_asn_range};
 use crate::core::ids::{Asn, Millis, NodeId};
 use crate::core::message::{Open, Update};
 use crate::core::proof::{AsnCert, RouteProof};
 use crate::core::route::Route;
+use crate::identity::verify_cache::{Pending, Verdicts};
 use crate::identity::{
     Binding, CertError, LocalIdentity, NodeKey, TrustAnchor, TrustStore, derived_cert,
     self_signed_cert,
 };
-use crate::wire::cache::{Pending, Verdicts};
-use crate::wire::{VerifyCache, VerifyContext, VerifyStats, sign_origin, sign_path_hop};
+use crate::identity::{VerifyCache, VerifyContext, VerifyStats, sign_origin, sign_path_hop};
 
 /// Why the node's identity could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -38,23 +39,6 @@ pub enum IdentityError {
     Issue(String),
     #[error("{0}")]
     Mismatch(String),
-}
-
-/// Verification counters, as the admin API shows them.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct VerifyView {
-    pub enabled: bool,
-    pub routes_ok: u64,
-    pub routes_dropped: u64,
-    pub dropped_by_reason: std::collections::BTreeMap<String, u64>,
-    pub opens_refused: u64,
-    /// UPDATEs whose checks stopped at the limit on bad signatures.
-    pub aborted_updates: u64,
-    /// Signature checks the cache could not answer, run off the node task.
-    pub checks_off_task: u64,
-    /// Jobs that waited for their peer's budget, and for how long in all.
-    pub budget_waits: u64,
-    pub budget_wait_ms: u64,
 }
 
 pub struct Security {

@@ -29,7 +29,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
 
 use crate::core::ids::NodeId;
-use crate::wire::cache::{Pending, Verdicts};
+use crate::identity::verify_cache::{Pending, Verdicts};
 
 /// The verifier's bounds, with their defaults.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -1,5 +1,6 @@
-//! The wire protocol: versioned CBOR frames, route signing and
-//! verification.
+//! The wire protocol: versioned CBOR frames. It only encodes and decodes;
+//! signing and verifying routes is `crate::identity`'s (it uses
+//! [`canon`] for the signed bytes).
 //!
 //! Every message is one CBOR map `{0: version, 1: type, 2: body}`, encoded
 //! with ciborium through serde. [`encode`] and [`decode`] convert between
@@ -16,33 +17,25 @@
 //! - [`schema`]: the routing message bodies, [`call`]: the call bodies,
 //!   [`cbor`]: the pre-scan and typed CBOR accessors, [`canon`]: the
 //!   deterministic CBOR of signed bytes.
-//! - [`sign`]: origin attestations and BGPsec-style path signatures;
-//!   [`cache`]: the verification cache and batch verification.
 //!
 //! The byte-level specification is docs/wire.md.
 
-pub mod cache;
 pub mod call;
 pub mod canon;
 pub mod cbor;
 pub mod error;
 pub mod limits;
 pub mod schema;
-pub mod sign;
 
 use std::fmt;
 
 use ciborium::Value;
 
 use crate::core::message::{Message, Update};
-pub use cache::{VerifyCache, VerifyStats};
 pub use call::CallMessage;
 use cbor::{Fields, MapBuilder, uint};
 pub use error::{Bound, CborError, DecodeError, EncodeError, FieldError, FieldErrorKind};
 pub use limits::Limits;
-pub use sign::{
-    RouteVerifyError, SignError, VerifyContext, sign_origin, sign_path_hop, verify_route,
-};
 
 /// Version of the frame schema this build speaks.
 pub const FRAME_VERSION: u64 = 1;

@@ -346,7 +346,7 @@ impl Hostile {
         f(&mut attrs);
         attrs.normalize();
         let mut r = Route::new(Prefix::new(prefix).expect("prefix"), Arc::new(attrs));
-        r.proof = Some(wire::sign_origin(
+        r.proof = Some(agent_bgp::identity::sign_origin(
             &self.identity,
             &r,
             Millis(now_ms().0 + 86_400_000),
@@ -354,7 +354,8 @@ impl Hostile {
         let mut a = (*r.attrs).clone();
         a.as_path.insert(0, self.asn);
         r.attrs = Arc::new(a);
-        r.proof = Some(wire::sign_path_hop(&r, &self.identity, target_asn).expect("sign"));
+        r.proof =
+            Some(agent_bgp::identity::sign_path_hop(&r, &self.identity, target_asn).expect("sign"));
         r
     }
 

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use agent_bgp::core::attrs::PathAttrs;
 use agent_bgp::core::route::Route;
 use agent_bgp::core::{AgentId, Asn, Millis, Prefix};
+use agent_bgp::identity::route_sign::{sign_origin, sign_path_hop};
 use agent_bgp::identity::{
     LocalIdentity, NodeKey, TrustAnchor, TrustStore, derived_cert, issue_cert,
 };
-use agent_bgp::wire::sign::{sign_origin, sign_path_hop};
 
 /// "Now" in every test: 2026-01-01T00:00:00Z.
 pub const NOW: Millis = Millis(1_767_225_600_000);

@@ -10,7 +10,6 @@
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
-use std::path::Path;
 use std::sync::Arc;
 
 use toml::Spanned;
@@ -53,16 +52,6 @@ impl PolicySet {
             return Err(PolicyLoadError::Invalid(c.rep.finish()));
         }
         Ok(set)
-    }
-
-    /// Reads and compiles a policy file; errors name the path as given.
-    pub fn load_file(path: impl AsRef<Path>) -> Result<PolicySet, PolicyLoadError> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| PolicyLoadError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::from_toml_str(&text, &path.display().to_string())
     }
 }
 

@@ -1277,25 +1277,6 @@ fn diagnostics_are_available_as_data() {
 }
 
 #[test]
-fn load_file_names_a_missing_file() {
-    let err = PolicySet::load_file("/nonexistent/policy.toml").unwrap_err();
-    assert!(matches!(err, PolicyLoadError::Io { .. }));
-    assert!(
-        err.to_string()
-            .starts_with("/nonexistent/policy.toml: cannot read")
-    );
-}
-
-#[test]
-fn load_file_prefixes_errors_with_the_path() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("bad.toml");
-    std::fs::write(&p, "[[apply]]\nneighbors = [\"x\"]\n").unwrap();
-    let e = PolicySet::load_file(&p).unwrap_err().to_string();
-    assert!(e.starts_with(&format!("{}:2:14: ", p.display())), "{e}");
-}
-
-#[test]
 fn an_empty_file_is_a_valid_policy_with_the_defaults() {
     let set = load("");
     assert_eq!(set.policy_names().count(), 0);
@@ -1390,7 +1371,8 @@ fn docs_enterprise_example_matches_the_example_file() {
 
 fn example(name: &str) -> PolicySet {
     let p = format!("{}/examples/policies/{name}", env!("CARGO_MANIFEST_DIR"));
-    PolicySet::load_file(&p).unwrap_or_else(|e| panic!("{e}"))
+    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"));
+    PolicySet::from_toml_str(&text, &p).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn training_from(path_asns: &[u32]) -> PathAttrs {

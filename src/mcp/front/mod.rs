@@ -505,7 +505,7 @@ pub fn to_mcp(ret: CallReturn) -> Result<CallToolResponse, ErrorData> {
             if !ret.trace.is_empty() {
                 // Where the call went and what each hop cost, caller first:
                 // clients may show it; the agent's own `_meta` stays.
-                let hops: Vec<Json> = crate::mcp::plane::hop_costs(&ret.trace)
+                let hops: Vec<Json> = crate::core::call::hop_costs(&ret.trace)
                     .iter()
                     .map(|(h, us)| {
                         json!({"asn": h.asn.0, "node": h.node.short(), "hopUs": us, "elapsedUs": h.elapsed_us})

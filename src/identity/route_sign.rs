@@ -27,14 +27,14 @@
 
 use std::sync::Arc;
 
-use super::canon::CanonWriter;
+use super::LocalIdentity;
+use super::cert;
+use super::key::{self, SigError};
+use super::trust::{CertError, TrustStore};
 use crate::core::proof::{AsnCert, OriginAttestation, PathSignature, RouteProof, Signature};
 use crate::core::route::Route;
 use crate::core::{Asn, Millis, NodeId};
-use crate::identity::LocalIdentity;
-use crate::identity::cert;
-use crate::identity::key::{self, SigError};
-use crate::identity::trust::{CertError, TrustStore};
+use crate::wire::canon::CanonWriter;
 
 /// Domain tag of origin attestations.
 pub const ORIGIN_DOMAIN: &[u8] = b"agent-bgp/v1/origin\0";

@@ -27,10 +27,10 @@ use std::hash::{BuildHasherDefault, Hasher};
 use ed25519_dalek::VerifyingKey;
 use sha2::{Digest, Sha256};
 
-use super::sign::{Role, RouteVerifyError, SigCheck, VerifyContext, plan};
+use super::key::{self, SigError};
+use super::route_sign::{Role, RouteVerifyError, SigCheck, VerifyContext, plan};
 use crate::core::NodeId;
 use crate::core::route::Route;
-use crate::identity::key::{self, SigError};
 
 /// Default number of cached signature checks (about 100 bytes each).
 pub const DEFAULT_CAPACITY: usize = 1 << 20;
