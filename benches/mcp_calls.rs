@@ -127,7 +127,7 @@ fn configure(n: &Node, neighbors: &[&Node], agent: bool) {
     );
     if agent {
         t.push_str(&format!(
-            "\n[[agents]]\nid = \"echo\"\nprefix = \"bench/echo/*\"\ncommand = {BIN:?}\nargs = [\"example-agent\"]\nmax-concurrent-calls = 256\n"
+            "\n[[agents]]\nid = \"echo\"\nprefix = \"bench/echo/*\"\ncommand = {BIN:?}\nargs = [\"example-agent\"]\nmax_concurrent_calls = 256\n"
         ));
     }
     for nb in neighbors {

@@ -119,11 +119,11 @@ fn init_refuses_to_overwrite_and_store_tools_find_and_reset_a_broken_store() {
     // Every option is in the generated file, and it loads.
     let text = std::fs::read_to_string(a.dir.join("node.toml")).unwrap();
     for key in [
-        "hold_time_secs",
+        "hold_time = \"90s\"",
         "max_auto_peers",
         "bootstrap",
         "[admin]",
-        "graceful_restart_secs",
+        "graceful_restart = \"2m\"",
     ] {
         assert!(text.contains(key), "node.toml lacks {key}");
     }

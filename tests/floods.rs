@@ -447,10 +447,10 @@ fn answer_kind(bytes: &[u8]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn call_floods_are_held_to_the_peers_share_and_the_front_keeps_working() {
     let agent = format!(
-        "\n[[agents]]\nid = \"ex\"\nprefix = \"ex/*\"\ncommand = {BIN:?}\nargs = [\"example-agent\"]\nmax-concurrent-calls = 64\n"
+        "\n[[agents]]\nid = \"ex\"\nprefix = \"ex/*\"\ncommand = {BIN:?}\nargs = [\"example-agent\"]\nmax_concurrent_calls = 64\n"
     );
     let r = rig(|_| Spec {
-        mcp: "max-calls-per-peer = 20\nmax-calls-per-caller = 20\nmax-call-rate-per-peer = 200\n"
+        mcp: "max_calls_per_peer = 20\nmax_calls_per_caller = 20\nmax_call_rate_per_peer = 200\n"
             .into(),
         extra: agent,
         ..Spec::default()
@@ -646,7 +646,7 @@ async fn a_next_hop_that_swallows_calls_floods_progress_and_sends_huge_descripto
     use rmcp::model::{CallToolRequestParams, NumberOrString, ProgressToken, RequestParamsMeta};
 
     let r = rig(|_| Spec {
-        mcp: "call-timeout-secs = 6\nmax-calls-per-peer = 3\n".into(),
+        mcp: "call_timeout = \"6s\"\nmax_calls_per_peer = 3\n".into(),
         ..Spec::default()
     });
     let pid = r.proc.pid();
@@ -809,7 +809,7 @@ async fn auto_peer_slots_go_to_newcomers_and_strangers_cannot_hold_them() {
     let cfg = r.node.dir.join("node.toml");
     let text = std::fs::read_to_string(&cfg).unwrap().replace(
         "max_auto_peers = 2",
-        "max_auto_peers = 2\nauto_peer_idle_secs = 2\nauto_peer_max_prefix = 50",
+        "max_auto_peers = 2\nauto_peer_idle = \"2s\"\nauto_peer_max_prefix = 50",
     );
     std::fs::write(&cfg, text).unwrap();
     drop(r.proc);

@@ -199,7 +199,7 @@ fn the_front_refuses_foreign_origins_and_rebinding_hosts() {
     configure(
         &nd,
         &Spec {
-            mcp: "allowed-origins = [\"http://localhost:6274\"]\n".into(),
+            mcp: "allowed_origins = [\"http://localhost:6274\"]\n".into(),
             ..Spec::default()
         },
     );
@@ -236,7 +236,7 @@ fn secrets_live_in_private_files_and_an_open_node_toml_is_reported() {
     configure(
         &nd,
         &Spec {
-            mcp: "bearer-token = \"front-secret-token-1234\"\n".into(),
+            mcp: "bearer_token = \"front-secret-token-1234\"\n".into(),
             ..Spec::default()
         },
     );
@@ -256,7 +256,7 @@ fn secrets_live_in_private_files_and_an_open_node_toml_is_reported() {
             l.contains("node.toml holds secrets").then_some(l)
         },
     );
-    assert!(log.contains("mcp.bearer-token"), "{log}");
+    assert!(log.contains("mcp.bearer_token"), "{log}");
     assert!(
         !log.contains("front-secret-token-1234"),
         "the secret itself is never logged"

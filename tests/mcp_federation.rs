@@ -34,8 +34,8 @@ prefix = "{prefix}"
 capabilities = ["example"]
 command = {BIN:?}
 args = ["example-agent"]
-restart-backoff-min = "200ms"
-restart-backoff-max = "2s"
+restart_backoff_min = "200ms"
+restart_backoff_max = "2s"
 "#
     )
 }
@@ -178,16 +178,16 @@ fn the_example_agent_on_c_is_called_from_a_through_b() {
 [[access]]
 name = "the vault is for AS-internal callers"
 prefixes = ["vault/*"]
-caller-asns = ["own"]
+caller_asns = ["own"]
 action = "allow"
 
 [[access]]
 prefixes = ["vault/*"]
-any-caller = true
+any_caller = true
 action = "deny"
 "#
     );
-    let (nodes, procs) = chain(root.path(), &c_extra, "call-timeout-secs = 4\n");
+    let (nodes, procs) = chain(root.path(), &c_extra, "call_timeout = \"4s\"\n");
     let (a, c) = (&procs[0], &procs[2]);
     wait_route(a, "remote/echo/echo", 2);
     wait_route(a, "vault/echo", 2);

@@ -89,7 +89,7 @@ async fn the_front_serves_both_revisions_meta_tools_and_run_time_agents() {
     configure(
         &n,
         &Spec {
-            mcp: format!("bearer-token = \"{TOKEN}\"\n"),
+            mcp: format!("bearer_token = \"{TOKEN}\"\n"),
             extra: agent_entry("echo", "local/echo/*"),
             ..Default::default()
         },

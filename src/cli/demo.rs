@@ -173,7 +173,7 @@ args = ["example-agent"]
     );
     for nb in neighbors {
         t.push_str(&format!(
-            "\n[[neighbor]]\npeer_id = \"{}\"\naddress = \"/ip4/127.0.0.1/tcp/{}/p2p/{}\"\nasn = {}\nhold_time_secs = 30\n",
+            "\n[[neighbor]]\npeer_id = \"{}\"\naddress = \"/ip4/127.0.0.1/tcp/{}/p2p/{}\"\nasn = {}\nhold_time = \"30s\"\n",
             nb.peer_id, nb.port, nb.peer_id, nb.asn
         ));
     }

@@ -11,19 +11,19 @@
 //! [[access]]
 //! name = "finance only"              # optional, shown in denials and logs
 //! prefixes = ["finance/*"]           # tools these rules cover (default: all)
-//! caller-asns = [65001, "own"]       # "own" is this node's AS
-//! caller-communities = ["finance"]   # any of these, claimed by the caller
+//! caller_asns = [65001, "own"]       # "own" is this node's AS
+//! caller_communities = ["finance"]   # any of these, claimed by the caller
 //! action = "allow"
 //!
 //! [[access]]
 //! prefixes = ["finance/*"]
-//! any-caller = true
+//! any_caller = true
 //! action = "deny"
 //! ```
 //!
 //! A rule applies when one of its prefixes covers the tool's route prefix
 //! and the caller matches one of its conditions (an ASN, a community, or
-//! `any-caller`). The first rule that applies decides. When none does, the
+//! `any_caller`). The first rule that applies decides. When none does, the
 //! default applies: `allow` unless `access-default = "deny"` is set, because
 //! the call arrived along advertised routes (or from this node itself).
 //!
@@ -55,18 +55,18 @@ pub enum AsnSpec {
 
 /// One `[[access]]` entry as written in node.toml.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 pub struct AccessRuleConfig {
     #[serde(default)]
     pub name: Option<String>,
     /// Prefixes the rule covers; empty means every prefix.
     #[serde(default)]
     pub prefixes: Vec<String>,
-    #[serde(default)]
+    #[serde(default, alias = "caller-asns")]
     pub caller_asns: Vec<AsnSpec>,
-    #[serde(default)]
+    #[serde(default, alias = "caller-communities")]
     pub caller_communities: Vec<String>,
-    #[serde(default)]
+    #[serde(default, alias = "any-caller")]
     pub any_caller: bool,
     pub action: AccessAction,
 }
@@ -89,7 +89,7 @@ pub enum AccessConfigError {
         error: super::community::CommunityError,
     },
     #[error(
-        "[[access]] rule {index}: names no caller (set caller-asns, caller-communities or any-caller = true)"
+        "[[access]] rule {index}: names no caller (set caller_asns, caller_communities or any_caller = true)"
     )]
     NoCaller { index: usize },
 }
@@ -247,8 +247,8 @@ mod tests {
         [[access]]
         name = "finance only"
         prefixes = ["finance/*"]
-        caller-asns = [65001, "own"]
-        caller-communities = ["finance"]
+        caller_asns = [65001, "own"]
+        caller_communities = ["finance"]
         action = "allow"
 
         [[access]]

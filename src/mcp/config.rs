@@ -15,9 +15,9 @@
 //! id = "search"
 //! prefix = "web/search/*"
 //! url = "https://search.example/mcp"       # ... or streamable HTTP
-//! bearer-token = "s3cret"                  # never logged
+//! bearer_token = "s3cret"                  # never logged
 //! headers = { "X-Tenant" = "blue" }
-//! call-timeout = "2m"
+//! call_timeout = "2m"
 //! ```
 //!
 //! Parsing validates everything it can (prefix syntax, communities, header
@@ -124,7 +124,7 @@ pub enum AgentConfigError {
     #[error("agent {agent:?}: `{field}` must be greater than zero")]
     ZeroValue { agent: String, field: &'static str },
     #[error(
-        "agent {agent:?}: `restart-backoff-min` ({min:?}) is larger than `restart-backoff-max` ({max:?})"
+        "agent {agent:?}: `restart_backoff_min` ({min:?}) is larger than `restart_backoff_max` ({max:?})"
     )]
     BackoffOrder {
         agent: String,
@@ -247,17 +247,17 @@ pub enum AgentTransport {
 /// One hosted agent, validated.
 ///
 /// Defaults (each with a `with_*` builder and a `node.toml` key):
-/// - `health-interval` 15 s: how often a connected agent is pinged;
-/// - `health-timeout` 5 s: a ping unanswered this long marks the agent down,
+/// - `health_interval` 15 s: how often a connected agent is pinged;
+/// - `health_timeout` 5 s: a ping unanswered this long marks the agent down,
 ///   its process killed and restarted;
-/// - `call-timeout` 60 s: deadline of a tool call whose caller gives none;
-/// - `connect-timeout` 30 s: to start or reach the agent, finish the MCP
+/// - `call_timeout` 60 s: deadline of a tool call whose caller gives none;
+/// - `connect_timeout` 30 s: to start or reach the agent, finish the MCP
 ///   handshake and list its tools;
-/// - `restart-backoff-min` 500 ms and `restart-backoff-max` 60 s: the delay
+/// - `restart_backoff_min` 500 ms and `restart_backoff_max` 60 s: the delay
 ///   before a restart doubles after each failed attempt, within these bounds,
 ///   and goes back to the minimum once the agent stayed up for
-///   `restart-backoff-max`;
-/// - `max-concurrent-calls` 32: calls beyond this wait for a slot (within
+///   `restart_backoff_max`;
+/// - `max_concurrent_calls` 32: calls beyond this wait for a slot (within
 ///   their deadline);
 /// - `protocol` `auto`: see [`ProtocolMode`].
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -440,8 +440,8 @@ impl AgentConfig {
         timeout: Duration,
     ) -> Result<Self, AgentConfigError> {
         let agent = self.id.as_str();
-        nonzero(agent, "health-interval", interval)?;
-        nonzero(agent, "health-timeout", timeout)?;
+        nonzero(agent, "health_interval", interval)?;
+        nonzero(agent, "health_timeout", timeout)?;
         if timeout >= interval {
             return Err(AgentConfigError::HealthTimeoutTooLong(agent.into()));
         }
@@ -451,13 +451,13 @@ impl AgentConfig {
     }
 
     pub fn with_call_timeout(mut self, d: Duration) -> Result<Self, AgentConfigError> {
-        nonzero(self.id.as_str(), "call-timeout", d)?;
+        nonzero(self.id.as_str(), "call_timeout", d)?;
         self.call_timeout = d;
         Ok(self)
     }
 
     pub fn with_connect_timeout(mut self, d: Duration) -> Result<Self, AgentConfigError> {
-        nonzero(self.id.as_str(), "connect-timeout", d)?;
+        nonzero(self.id.as_str(), "connect_timeout", d)?;
         self.connect_timeout = d;
         Ok(self)
     }
@@ -469,7 +469,7 @@ impl AgentConfig {
         max: Duration,
     ) -> Result<Self, AgentConfigError> {
         let agent = self.id.as_str();
-        nonzero(agent, "restart-backoff-min", min)?;
+        nonzero(agent, "restart_backoff_min", min)?;
         if min > max {
             return Err(AgentConfigError::BackoffOrder {
                 agent: agent.into(),
@@ -504,7 +504,7 @@ impl AgentConfig {
         if n == 0 {
             return Err(AgentConfigError::ZeroValue {
                 agent: self.id.to_string(),
-                field: "max-concurrent-calls",
+                field: "max_concurrent_calls",
             });
         }
         self.max_concurrent_calls = n;
@@ -523,7 +523,8 @@ pub fn validate_agents(agents: &[AgentConfig]) -> Result<(), AgentConfigError> {
     Ok(())
 }
 
-/// Parses `250ms`, `15s`, `2m` or `1h`.
+/// Parses `250ms`, `15s`, `2m`, `1h` or `7d` (a whole number and a unit):
+/// the duration format of every node.toml key.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit())?;
@@ -534,6 +535,7 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         "s" => n.checked_mul(1_000),
         "m" => n.checked_mul(60_000),
         "h" => n.checked_mul(3_600_000),
+        "d" => n.checked_mul(86_400_000),
         _ => None,
     }?;
     Some(Duration::from_millis(ms))
@@ -592,7 +594,7 @@ fn validate_header(agent: &str, name: &str, value: &str) -> Result<(), AgentConf
     http::HeaderValue::from_str(value)
         .map_err(|_| bad("the value has characters not allowed in a header".into()))?;
     if name.eq_ignore_ascii_case("authorization") {
-        return Err(bad("use `bearer-token` for the Authorization header".into()));
+        return Err(bad("use `bearer_token` for the Authorization header".into()));
     }
     Ok(())
 }
@@ -608,8 +610,10 @@ fn nonzero(agent: &str, field: &'static str, d: Duration) -> Result<(), AgentCon
 }
 
 /// The entry as written; [`AgentConfig`] is built from it by validation.
+/// Keys are snake_case like the rest of node.toml; the kebab-case
+/// spellings of earlier releases are accepted as aliases.
 #[derive(Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 struct RawAgentConfig {
     id: String,
     prefix: String,
@@ -622,16 +626,24 @@ struct RawAgentConfig {
     env: Option<BTreeMap<String, String>>,
     cwd: Option<PathBuf>,
     url: Option<String>,
+    #[serde(alias = "bearer-token")]
     bearer_token: Option<BearerToken>,
     headers: Option<BTreeMap<String, String>>,
     #[serde(default)]
     protocol: ProtocolMode,
+    #[serde(alias = "health-interval")]
     health_interval: Option<String>,
+    #[serde(alias = "health-timeout")]
     health_timeout: Option<String>,
+    #[serde(alias = "call-timeout")]
     call_timeout: Option<String>,
+    #[serde(alias = "connect-timeout")]
     connect_timeout: Option<String>,
+    #[serde(alias = "restart-backoff-min")]
     restart_backoff_min: Option<String>,
+    #[serde(alias = "restart-backoff-max")]
     restart_backoff_max: Option<String>,
+    #[serde(alias = "max-concurrent-calls")]
     max_concurrent_calls: Option<usize>,
 }
 
@@ -671,7 +683,7 @@ impl TryFrom<RawAgentConfig> for AgentConfig {
             (None, None) => return Err(AgentConfigError::NoTransport(agent.into())),
             (Some(command), None) => {
                 if raw.bearer_token.is_some() {
-                    return Err(not_for("bearer-token", "HTTP (`url`)"));
+                    return Err(not_for("bearer_token", "HTTP (`url`)"));
                 }
                 if raw.headers.is_some() {
                     return Err(not_for("headers", "HTTP (`url`)"));
@@ -725,24 +737,24 @@ impl TryFrom<RawAgentConfig> for AgentConfig {
             },
         };
         let health_interval = dur(
-            "health-interval",
+            "health_interval",
             raw.health_interval,
             DEFAULT_HEALTH_INTERVAL,
         )?;
-        let health_timeout = dur("health-timeout", raw.health_timeout, DEFAULT_HEALTH_TIMEOUT)?;
-        let call_timeout = dur("call-timeout", raw.call_timeout, DEFAULT_CALL_TIMEOUT)?;
+        let health_timeout = dur("health_timeout", raw.health_timeout, DEFAULT_HEALTH_TIMEOUT)?;
+        let call_timeout = dur("call_timeout", raw.call_timeout, DEFAULT_CALL_TIMEOUT)?;
         let connect_timeout = dur(
-            "connect-timeout",
+            "connect_timeout",
             raw.connect_timeout,
             DEFAULT_CONNECT_TIMEOUT,
         )?;
         let restart_backoff_min = dur(
-            "restart-backoff-min",
+            "restart_backoff_min",
             raw.restart_backoff_min,
             DEFAULT_RESTART_BACKOFF_MIN,
         )?;
         let restart_backoff_max = dur(
-            "restart-backoff-max",
+            "restart_backoff_max",
             raw.restart_backoff_max,
             DEFAULT_RESTART_BACKOFF_MAX,
         )?;
@@ -912,7 +924,7 @@ mod tests {
             "[[agents]]\nid = \"a\"\nprefix = \"a/*\"\ncommand = \"x\"\nbearer-token = \"t\"\n",
         )
         .unwrap_err();
-        assert!(err.contains("`bearer-token` only applies to HTTP"), "{err}");
+        assert!(err.contains("`bearer_token` only applies to HTTP"), "{err}");
         let err = parse(
             "[[agents]]\nid = \"a\"\nprefix = \"a/*\"\nurl = \"http://h/mcp\"\nargs = [\"x\"]\n",
         )
@@ -948,11 +960,11 @@ mod tests {
             ),
             (
                 "prefix = \"a/*\"\nurl = \"http://h/x\"\nheaders = { \"Authorization\" = \"v\" }",
-                "bearer-token",
+                "bearer_token",
             ),
             (
                 "prefix = \"a/*\"\ncommand = \"x\"\ncall-timeout = \"5 parsecs\"",
-                "`call-timeout`",
+                "`call_timeout`",
             ),
             (
                 "prefix = \"a/*\"\ncommand = \"x\"\ncall-timeout = \"0s\"",

@@ -15,7 +15,6 @@
 //! in tasks that talk to the node over bounded channels.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use crate::admin::views::{AgentSource, AgentView, CallInFlight, FrontRefusedView, McpView};
 use tokio::sync::mpsc;
@@ -69,11 +68,9 @@ impl NodeMcp {
     ) -> Result<NodeMcp, NodeError> {
         let c = &cfg.config;
         let asn = security.asn();
-        let access = c
-            .access_policy(asn)
-            .map_err(|(k, m)| NodeError::Other(format!("{k}: {m}")))?;
+        let access = c.access_policy(asn)?;
         let fcfg = ForwardConfig::new(node_id, asn)
-            .with_ack_hold(Duration::from_millis(c.mcp.answer_hold_ms))
+            .with_ack_hold(c.mcp.answer_hold)
             .with_quotas(c.mcp.call_quotas())
             .with_transit_balancing(c.mcp.balance_transit)
             .with_seed(rand::random());
@@ -82,7 +79,7 @@ impl NodeMcp {
         let (upstream, agent_rx) = UpstreamHandle::new(UpstreamOptions::default());
         let (link, end) = FrontLink::channel(FrontInfo { asn, node: peer_id }, FRONT_QUEUE);
         let pcfg = PlaneConfig::new(node_id, asn)
-            .with_call_timeout(Duration::from_secs(c.mcp.call_timeout_secs))
+            .with_call_timeout(c.mcp.call_timeout)
             .with_hop_limit(c.mcp.hop_limit)
             .with_caller_communities(c.mcp.caller_communities.clone())
             .with_descriptor_fetch(c.mcp.listen.0.is_some());
@@ -93,14 +90,10 @@ impl NodeMcp {
             Box::new(NodeCallSigner::new(security.shared_identity())),
             end.tables,
         );
-        let configured = c
-            .agent_configs()
-            .map_err(|(k, m)| NodeError::Other(format!("{k}: {m}")))?;
+        let configured = c.agent_configs()?;
         let mut run_time = std::collections::BTreeSet::new();
         for a in configured {
-            upstream
-                .add_agent(resolve_agent(cfg, a))
-                .map_err(|e| NodeError::Other(format!("agent: {e}")))?;
+            upstream.add_agent(resolve_agent(cfg, a))?;
         }
         for (id, json) in stored_agents {
             match serde_json::from_str::<AgentConfig>(&json) {
@@ -142,9 +135,7 @@ impl NodeMcp {
             allowed_hosts: c.allowed_hosts.clone(),
             allowed_origins: c.allowed_origins.clone(),
         };
-        let front = http::serve(addr, access, server, self.stop.clone())
-            .await
-            .map_err(|e| NodeError::Other(e.to_string()))?;
+        let front = http::serve(addr, access, server, self.stop.clone()).await?;
         tracing::info!(url = %front.url(), "MCP front listening");
         self.http = Some(front);
         Ok(())

@@ -102,8 +102,26 @@ pub enum NodeError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot create {path}: {source}")]
+    StoreDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start the store thread: {0}")]
+    StoreThread(#[source] std::io::Error),
+    #[error("node key as a libp2p identity: {0}")]
+    Libp2pKey(#[source] crate::identity::key::PeerIdError),
+    #[error("admin API token: {0}")]
+    AdminToken(#[from] crate::admin::token::TokenError),
+    #[error("access rules: {0}")]
+    Access(#[from] crate::core::access::AccessConfigError),
     #[error("{0}")]
-    Other(String),
+    Agents(#[from] crate::config::AgentsError),
+    #[error("agent: {0}")]
+    Agent(#[from] crate::mcp::upstream::UpstreamError),
+    #[error("MCP front: {0}")]
+    Front(#[from] crate::mcp::front::http::FrontHttpError),
 }
 
 /// What the node reports once it is up (the CLI prints it).
@@ -155,10 +173,10 @@ fn check_file_modes(cfg: &LoadedConfig, store_dir: &std::path::Path) -> Result<(
         ),
         Ok(None) => {}
         Err(e) => {
-            return Err(NodeError::Other(format!(
-                "cannot create {}: {e}",
-                store_dir.display()
-            )));
+            return Err(NodeError::StoreDir {
+                path: store_dir.to_path_buf(),
+                source: e,
+            });
         }
     }
     let secrets = cfg.config.secret_keys();
@@ -212,7 +230,7 @@ struct Node {
     durable: watch::Receiver<Durability>,
     pending_acks: VecDeque<(u64, Reply)>,
     /// Batches submitted and not durable yet, with when: a batch older than
-    /// `[store] stall_secs` stops the node (a stalled disk).
+    /// `[store] stall` stops the node (a stalled disk).
     undurable: VecDeque<(u64, Instant)>,
     admin_tx: mpsc::Sender<AdminRequest>,
     admin_rx: mpsc::Receiver<AdminRequest>,
@@ -263,9 +281,7 @@ impl Node {
         let clock = Clock::start();
         let now = clock.now();
         let key = NodeKey::load(&cfg.key_path()).map_err(NodeError::Key)?;
-        let keypair = key
-            .to_libp2p()
-            .map_err(|e| NodeError::Other(format!("node key as a libp2p identity: {e}")))?;
+        let keypair = key.to_libp2p().map_err(NodeError::Libp2pKey)?;
         let security = Security::new(&cfg, key, now)?;
         let node_id = security.identity().node_id();
         let asn = security.asn();
@@ -290,19 +306,15 @@ impl Node {
         let stored_agents = store.load_agents()?;
         store.clear_derived()?;
         store.set_clean_shutdown(false)?;
-        let writer = StoreWriter::spawn(store, STORE_QUEUE)
-            .map_err(|e| NodeError::Other(format!("cannot start the store thread: {e}")))?;
+        let writer = StoreWriter::spawn(store, STORE_QUEUE).map_err(NodeError::StoreThread)?;
         let durable = writer.durable();
 
-        let hold = Duration::from_secs(u64::from(c.session.hold_time_secs));
-        let gr = c.session.graceful_restart_secs;
+        let hold = c.session.hold_time;
+        let gr = c.session.graceful_restart_secs();
         let mut ecfg = EngineConfig::new(asn, node_id);
         ecfg.federation = c.node.federation.clone();
         ecfg.hold_time = hold;
-        ecfg.connect_retry = (
-            Duration::from_secs(c.session.connect_retry_min_secs),
-            Duration::from_secs(c.session.connect_retry_max_secs),
-        );
+        ecfg.connect_retry = (c.session.connect_retry_min, c.session.connect_retry_max);
         ecfg.max_routes_per_update = c.session.max_routes_per_update;
         ecfg.cert = Some(security.cert());
         ecfg.capabilities = Capabilities {
@@ -317,28 +329,28 @@ impl Node {
         let max_hold = c
             .neighbors
             .iter()
-            .filter_map(|n| n.hold_time_secs)
-            .chain([c.session.hold_time_secs])
+            .filter_map(|n| n.hold_time)
+            .chain([c.session.hold_time])
             .max()
-            .unwrap_or(90);
-        let idle = if max_hold == 0 {
+            .unwrap_or(Duration::from_secs(90));
+        let idle = if max_hold.is_zero() {
             Duration::from_secs(86_400)
         } else {
-            Duration::from_secs(u64::from(max_hold) * 2 + 30)
+            max_hold * 2 + Duration::from_secs(30)
         };
         let kad_server = match c.discovery.kademlia_mode {
             KadMode::Auto => c.node.bootstrap,
             KadMode::Server => true,
             KadMode::Client => false,
         };
-        let query_interval = Duration::from_secs(c.discovery.query_interval_secs);
+        let query_interval = c.discovery.query_interval;
         let ncfg = NetConfig {
             listen: c.network.listen.clone(),
             external: c.network.external_addresses.clone(),
             announce_listen: c.network.announce_listen_addresses,
             federation: c.node.federation.clone(),
-            request_timeout: Duration::from_secs(c.network.request_timeout_secs),
-            call_request_timeout: Duration::from_secs(c.mcp.call_request_timeout_secs),
+            request_timeout: c.network.request_timeout,
+            call_request_timeout: c.mcp.call_request_timeout,
             max_concurrent_calls: c.mcp.max_concurrent_calls,
             idle_connection_timeout: idle,
             max_connections: c.network.max_connections,
@@ -362,7 +374,7 @@ impl Node {
                 l.with_max_routes(per_frame).with_max_withdraws(withdraws)
             },
             mdns: c.discovery.mdns,
-            mdns_query_interval: Duration::from_secs(c.discovery.mdns_query_interval_secs),
+            mdns_query_interval: c.discovery.mdns_query_interval,
             kademlia: c.discovery.kademlia,
             kad_server,
             provide: !c.node.bootstrap,
@@ -385,8 +397,7 @@ impl Node {
         let admin_guard = match admin_listener {
             Some(_) => {
                 let path = cfg.admin_token_path();
-                let (token, created) = AdminToken::load_or_create(&path)
-                    .map_err(|e| NodeError::Other(e.to_string()))?;
+                let (token, created) = AdminToken::load_or_create(&path)?;
                 if created {
                     tracing::info!(file = %path.display(), "created the admin API token");
                 }
@@ -494,12 +505,9 @@ impl Node {
                 rr_client: n.rr_client,
                 max_prefix: n.max_prefix,
                 passive: n.passive,
-                hold_time: n.hold_time_secs.map(|s| Duration::from_secs(u64::from(s))),
+                hold_time: n.hold_time,
                 auto_start: true,
-                connect_retry: {
-                    let (min, max) = n.connect_retry(&c.session);
-                    Some((Duration::from_secs(min), Duration::from_secs(max)))
-                },
+                connect_retry: Some(n.connect_retry(&c.session)),
                 require_hold: false,
             };
             if let Some(a) = &n.address {
@@ -509,7 +517,7 @@ impl Node {
             self.started.insert(node);
             events.push(Event::AddPeer(pc));
         }
-        let until = now.saturating_add_ms(u64::from(c.session.graceful_restart_secs) * 1000);
+        let until = now.saturating_add_ms(c.session.graceful_restart.as_millis() as u64);
         for p in stored {
             let Some(asn) = p.asn else {
                 tracing::warn!(peer = %p.node.short(), routes = p.routes.len(), "stored routes of a peer with no known ASN; not restored");
@@ -688,7 +696,7 @@ impl Node {
         };
         // The queue is full only while the store thread is behind; one that
         // makes no progress at all must not hold the node for ever.
-        let stall = Duration::from_secs(self.cfg.config.store.stall_secs);
+        let stall = self.cfg.config.store.stall;
         let seq = match tokio::time::timeout(stall, w.submit(batch)).await {
             Ok(r) => r.map_err(NodeError::StoreFailed)?,
             Err(_) => return Err(stalled(stall)),
@@ -700,10 +708,10 @@ impl Node {
         Ok(())
     }
 
-    /// Stops the node when a batch has waited `[store] stall_secs` to
+    /// Stops the node when a batch has waited `[store] stall` to
     /// become durable.
     fn check_store_stall(&self) -> Result<(), NodeError> {
-        let stall = Duration::from_secs(self.cfg.config.store.stall_secs);
+        let stall = self.cfg.config.store.stall;
         match self.undurable.front() {
             Some((_, at)) if at.elapsed() > stall => Err(stalled(stall)),
             _ => Ok(()),
@@ -830,9 +838,9 @@ impl Node {
                     | subcode::BAD_IDENTIFIER
             );
         let cooldown = if cert_failure {
-            Duration::from_secs(c.cert_failure_cooldown_secs)
+            c.cert_failure_cooldown
         } else {
-            Duration::from_secs(c.query_interval_secs.saturating_mul(2).max(5))
+            (c.query_interval * 2).max(Duration::from_secs(5))
         };
         tracing::info!(peer = %peer, notification = %n, ?cooldown, "auto peer failed its handshake; not peering with it for a while");
         self.discovery
@@ -936,7 +944,7 @@ impl Node {
     /// evicted peer is kept out for a cooldown. True when a slot was freed.
     fn evict_for_newcomer(&mut self, now: Instant) -> bool {
         let c = &self.cfg.config.discovery;
-        let idle = Duration::from_secs(c.auto_peer_idle_secs);
+        let idle = c.auto_peer_idle;
         let engine = &self.engine;
         let victim = self.discovery.evictable(now, idle, |p| {
             node_id_of(p)
@@ -952,11 +960,11 @@ impl Node {
         };
         let (cooldown, reason) = match why {
             Eviction::Misbehaving => (
-                Duration::from_secs(c.cert_failure_cooldown_secs),
+                c.cert_failure_cooldown,
                 "evicted for misbehaving while a member waited for a slot",
             ),
             Eviction::Idle => (
-                Duration::from_secs(c.auto_peer_idle_secs),
+                c.auto_peer_idle,
                 "evicted as idle (no accepted route) while a member waited for a slot",
             ),
         };
@@ -1060,9 +1068,7 @@ impl Node {
                 Err(e) => {
                     tracing::warn!(%peer, asn = %o.asn, error = %e, "refusing OPEN: certificate");
                     if !self.discovery.is_configured(&peer) {
-                        let cd = Duration::from_secs(
-                            self.cfg.config.discovery.cert_failure_cooldown_secs,
-                        );
+                        let cd = self.cfg.config.discovery.cert_failure_cooldown;
                         self.discovery
                             .block(peer, Instant::now(), cd, format!("certificate: {e}"));
                     }
@@ -1215,18 +1221,15 @@ impl Node {
         let c = self.cfg.config.discovery.clone();
         if now_i >= self.next_discovery {
             self.net.discovery_tick();
-            self.next_discovery = now_i + Duration::from_secs(c.query_interval_secs);
+            self.next_discovery = now_i + c.query_interval;
         }
-        for peer in self
-            .discovery
-            .expired(now_i, Duration::from_secs(c.auto_peer_down_secs))
-        {
+        for peer in self.discovery.expired(now_i, c.auto_peer_down) {
             if let Ok(node) = node_id_of(&peer) {
                 tracing::info!(%peer, "dropping an auto peer whose session stayed down");
                 self.discovery.block(
                     peer,
                     now_i,
-                    Duration::from_secs(c.query_interval_secs.saturating_mul(2).max(5)),
+                    (c.query_interval * 2).max(Duration::from_secs(5)),
                     "session stayed down",
                 );
                 self.drop_auto(node, peer);
@@ -1456,7 +1459,7 @@ impl Node {
         let mut result = Ok(());
         if let Some(w) = self.writer.take() {
             // A store stuck in a failing disk must not hold the exit.
-            let stall = Duration::from_secs(self.cfg.config.store.stall_secs);
+            let stall = self.cfg.config.store.stall;
             match tokio::time::timeout(stall, tokio::task::spawn_blocking(move || w.close())).await
             {
                 Ok(Ok(())) => {}

@@ -77,8 +77,7 @@ impl Security {
     pub fn new(cfg: &LoadedConfig, key: NodeKey, now: Millis) -> Result<Self, IdentityError> {
         let c = &cfg.config;
         let not_before = Millis(now.0.saturating_sub(HOUR_MS));
-        let not_after =
-            now.saturating_add_ms(u64::from(c.trust.certificate_validity_days) * 24 * HOUR_MS);
+        let not_after = now.saturating_add_ms(c.trust.certificate_validity.as_millis() as u64);
         let cert = match (&c.node.certificate, c.node.asn) {
             (CertSource::Derived, _) => derived_cert(&key, not_before, not_after)
                 .map_err(|e| IdentityError::Issue(e.to_string()))?,
@@ -135,7 +134,7 @@ impl Security {
             trust,
             cache: VerifyCache::default(),
             verify_routes: c.trust.verify_routes,
-            origin_validity_ms: c.trust.route_signature_validity_secs.saturating_mul(1000),
+            origin_validity_ms: c.trust.route_signature_validity.as_millis() as u64,
             opens_refused: 0,
             aborted_updates: 0,
             off_task: OffTaskStats::default(),

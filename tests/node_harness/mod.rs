@@ -193,20 +193,20 @@ bootstrap = {boot}
 {asn}
 [network]
 listen = [{listen}]
-request_timeout_secs = 10
+request_timeout = "10s"
 
 [session]
-hold_time_secs = {hold}
-graceful_restart_secs = {gr}
+hold_time = "{hold}s"
+graceful_restart = "{gr}s"
 max_routes_per_update = {per_update}
 
 [discovery]
 mdns = {mdns}
-mdns_query_interval_secs = 1
+mdns_query_interval = "1s"
 max_auto_peers = {max_auto}
 kademlia = {kad}
 bootstrap = [{bootstrap}]
-query_interval_secs = 1
+query_interval = "1s"
 
 [policy]
 file = "{policy}"

@@ -1,0 +1,558 @@
+//! The sections of node.toml as plain data, with their defaults (the same
+//! defaults the template writes; a test keeps the two in step).
+//!
+//! Keys are snake_case and durations are strings with a unit
+//! ([`super::values`]). The spellings of earlier releases (`_secs` and
+//! `-ms` integers, the kebab-case keys of `[mcp]`) are accepted as serde
+//! aliases, so an old node.toml still loads.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use libp2p::{Multiaddr, PeerId};
+use serde::{Deserialize, Serialize};
+
+use super::values::{self, AsnSetting, CertSource, KadMode, Listen};
+use crate::core::access::{AccessAction, AccessRuleConfig};
+use crate::core::community::Community;
+use crate::core::prefix::Prefix;
+use crate::mcp::config::BearerToken;
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeSection {
+    pub asn: AsnSetting,
+    pub certificate: CertSource,
+    pub federation: String,
+    pub key_file: PathBuf,
+    pub data_dir: PathBuf,
+    pub bootstrap: bool,
+}
+
+impl Default for NodeSection {
+    fn default() -> Self {
+        NodeSection {
+            asn: AsnSetting::Derived,
+            certificate: CertSource::Derived,
+            federation: "default".into(),
+            key_file: PathBuf::from("node.key"),
+            data_dir: PathBuf::from("."),
+            bootstrap: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkSection {
+    pub listen: Vec<Multiaddr>,
+    pub external_addresses: Vec<Multiaddr>,
+    pub announce_listen_addresses: bool,
+    /// A routing message not acknowledged in this time resets the session.
+    #[serde(
+        alias = "request_timeout_secs",
+        deserialize_with = "values::secs",
+        serialize_with = "values::ser"
+    )]
+    pub request_timeout: Duration,
+    pub max_connections: u32,
+    pub max_incoming_connections: u32,
+    pub max_pending_incoming: u32,
+    pub max_connections_per_peer: u32,
+    pub max_queued_messages: usize,
+    /// Inbound frames being read or waiting for the node, all peers.
+    pub inbound_buffer_mb: usize,
+    /// The same, per connection.
+    pub inbound_buffer_per_connection_mb: usize,
+}
+
+impl Default for NetworkSection {
+    fn default() -> Self {
+        NetworkSection {
+            listen: vec![
+                "/ip4/0.0.0.0/tcp/4100"
+                    .parse()
+                    .unwrap_or_else(|_| Multiaddr::empty()),
+                "/ip4/0.0.0.0/udp/4100/quic-v1"
+                    .parse()
+                    .unwrap_or_else(|_| Multiaddr::empty()),
+            ],
+            external_addresses: Vec::new(),
+            announce_listen_addresses: true,
+            request_timeout: Duration::from_secs(30),
+            max_connections: 256,
+            max_incoming_connections: 128,
+            max_pending_incoming: 32,
+            max_connections_per_peer: 2,
+            max_queued_messages: 1024,
+            inbound_buffer_mb: 256,
+            inbound_buffer_per_connection_mb: 16,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionSection {
+    /// 0 (no keepalives) or at least 3 s, in whole seconds.
+    #[serde(
+        alias = "hold_time_secs",
+        deserialize_with = "values::secs",
+        serialize_with = "values::ser"
+    )]
+    pub hold_time: Duration,
+    #[serde(
+        alias = "graceful_restart_secs",
+        deserialize_with = "values::secs",
+        serialize_with = "values::ser"
+    )]
+    pub graceful_restart: Duration,
+    pub max_routes_per_update: usize,
+    /// Reconnect back-off after a session fails: the first delay, doubled
+    /// (with jitter) per failure up to the cap.
+    #[serde(
+        alias = "connect_retry_min_secs",
+        deserialize_with = "values::secs",
+        serialize_with = "values::ser"
+    )]
+    pub connect_retry_min: Duration,
+    #[serde(
+        alias = "connect_retry_max_secs",
+        deserialize_with = "values::secs",
+        serialize_with = "values::ser"
+    )]
+    pub connect_retry_max: Duration,
+}
+
+impl Default for SessionSection {
+    fn default() -> Self {
+        SessionSection {
+            hold_time: Duration::from_secs(90),
+            graceful_restart: Duration::from_secs(120),
+            max_routes_per_update: 1000,
+            connect_retry_min: Duration::from_secs(1),
+            connect_retry_max: Duration::from_secs(60),
+        }
+    }
+}
+
+impl SessionSection {
+    /// The hold time as OPEN carries it (whole seconds; validated).
+    pub fn hold_time_secs(&self) -> u16 {
+        u16::try_from(self.hold_time.as_secs()).unwrap_or(u16::MAX)
+    }
+
+    /// The graceful-restart time as OPEN carries it (whole seconds).
+    pub fn graceful_restart_secs(&self) -> u16 {
+        u16::try_from(self.graceful_restart.as_secs()).unwrap_or(u16::MAX)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscoverySection {
+    pub mdns: bool,
+    #[serde(
+        alias = "mdns_query_interval_secs",
+        deserialize_with = "values::secs",
+        serialize_with = "values::ser"
+    )]
+    pub mdns_query_interval: Duration,
+    pub kademlia: bool,
+    pub kademlia_mode: KadMode,
+    pub bootstrap: Vec<Multiaddr>,
+    #[serde(
+        alias = "query_interval_secs",
+        deserialize_with = "values::secs",
+        serialize_with = "values::ser"
+    )]
+    pub query_interval: Duration,
+    pub max_auto_peers: usize,
+    /// Routes a discovered peer may have accepted before its session is
+    /// reset (its max-prefix).
+    pub auto_peer_max_prefix: u32,
+    /// An auto peer up this long with no accepted route may lose its slot
+    /// to a waiting member.
+    #[serde(
+        alias = "auto_peer_idle_secs",
+        deserialize_with = "values::secs",
+        serialize_with = "values::ser"
+    )]
+    pub auto_peer_idle: Duration,
+    #[serde(
+        alias = "auto_peer_down_secs",
+        deserialize_with = "values::secs",
+        serialize_with = "values::ser"
+    )]
+    pub auto_peer_down: Duration,
+    #[serde(
+        alias = "cert_failure_cooldown_secs",
+        deserialize_with = "values::secs",
+        serialize_with = "values::ser"
+    )]
+    pub cert_failure_cooldown: Duration,
+}
+
+impl Default for DiscoverySection {
+    fn default() -> Self {
+        DiscoverySection {
+            mdns: true,
+            mdns_query_interval: Duration::from_secs(30),
+            kademlia: true,
+            kademlia_mode: KadMode::Auto,
+            bootstrap: Vec::new(),
+            query_interval: Duration::from_secs(60),
+            max_auto_peers: 8,
+            auto_peer_max_prefix: 10_000,
+            auto_peer_idle: Duration::from_secs(600),
+            auto_peer_down: Duration::from_secs(300),
+            cert_failure_cooldown: Duration::from_secs(3600),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnchorConfig {
+    pub name: String,
+    /// The authority's public key (64 hex digits).
+    pub key: String,
+    /// ASN ranges it is authoritative for: `"65000-65100"` or `"65001"`.
+    #[serde(default)]
+    pub asns: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrustSection {
+    pub accept_derived: bool,
+    pub verify_routes: bool,
+    #[serde(
+        alias = "certificate_validity_days",
+        deserialize_with = "values::days",
+        serialize_with = "values::ser"
+    )]
+    pub certificate_validity: Duration,
+    #[serde(
+        alias = "route_signature_validity_secs",
+        deserialize_with = "values::secs",
+        serialize_with = "values::ser"
+    )]
+    pub route_signature_validity: Duration,
+    /// Signature checks one peer may cause per second (bursts of 5x).
+    pub verify_checks_per_peer_per_sec: u32,
+    /// Bad signatures after which the rest of an UPDATE is dropped unchecked.
+    pub max_bad_signatures_per_update: usize,
+    pub anchors: Vec<AnchorConfig>,
+}
+
+impl Default for TrustSection {
+    fn default() -> Self {
+        TrustSection {
+            accept_derived: true,
+            verify_routes: true,
+            certificate_validity: Duration::from_secs(365 * 86_400),
+            route_signature_validity: Duration::from_secs(86_400),
+            verify_checks_per_peer_per_sec: 20_000,
+            max_bad_signatures_per_update: 16,
+            anchors: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicySection {
+    /// Empty: no policy file (RFC 8212 defaults: nothing crosses AS borders).
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSection {
+    pub listen: Listen,
+    /// The token every request must carry (`Authorization: Bearer`), in a
+    /// 0600 file created at `abgp init` or at first start.
+    pub token_file: PathBuf,
+    /// Host names accepted besides loopback ones (`localhost`,
+    /// 127.0.0.0/8, `::1`).
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins allowed to call the API (none by default).
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        AdminSection {
+            listen: Listen::on(4180),
+            token_file: PathBuf::from(crate::admin::token::TOKEN_FILE_NAME),
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+        }
+    }
+}
+
+/// `[mcp]`: the MCP front and call tunnelling.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct McpSection {
+    /// The streamable HTTP front (`http://<listen>/mcp`).
+    pub listen: Listen,
+    /// Required by clients as `Authorization: Bearer ...` when set;
+    /// required to be set when `listen` is not a loopback address.
+    #[serde(alias = "bearer-token")]
+    pub bearer_token: Option<BearerToken>,
+    /// Host names accepted besides loopback ones while `listen` is a
+    /// loopback address (elsewhere the token guards the front).
+    #[serde(alias = "allowed-hosts")]
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins allowed to use the front; any other `Origin` gets
+    /// 403 (none by default: MCP clients that are not pages send none).
+    #[serde(alias = "allowed-origins")]
+    pub allowed_origins: Vec<String>,
+    /// Deadline of a call whose client sets none.
+    #[serde(
+        alias = "call-timeout-secs",
+        deserialize_with = "values::secs",
+        serialize_with = "values::ser"
+    )]
+    pub call_timeout: Duration,
+    /// Hops a call may take before it is refused.
+    #[serde(alias = "hop-limit")]
+    pub hop_limit: u8,
+    /// Communities this node claims for its callers (signed into calls;
+    /// origins' `[[access]]` rules may match them).
+    #[serde(alias = "caller-communities")]
+    pub caller_communities: Vec<Community>,
+    /// What the origin does when no `[[access]]` rule applies.
+    #[serde(alias = "access-default")]
+    pub access_default: AccessAction,
+    /// How long a CALL's answer waits for the result before it is answered
+    /// "accepted" (short calls come back inline).
+    #[serde(
+        alias = "answer-hold-ms",
+        deserialize_with = "values::millis",
+        serialize_with = "values::ser"
+    )]
+    pub answer_hold: Duration,
+    /// Calls in flight at this node before new ones are refused.
+    #[serde(alias = "max-calls")]
+    pub max_calls: usize,
+    /// Slots of `max_calls` only the local front may use (default: a
+    /// tenth).
+    #[serde(alias = "front-reserved-calls")]
+    pub front_reserved_calls: Option<usize>,
+    /// Calls in flight from one peer, and sent to one peer (default: a
+    /// quarter of what peers may use).
+    #[serde(alias = "max-calls-per-peer")]
+    pub max_calls_per_peer: Option<usize>,
+    /// Calls in flight for one caller (default: a quarter of the per-peer
+    /// share).
+    #[serde(alias = "max-calls-per-caller")]
+    pub max_calls_per_caller: Option<usize>,
+    /// CALLs per second one peer may send (bursts of twice as many).
+    #[serde(alias = "max-call-rate-per-peer")]
+    pub max_call_rate_per_peer: u32,
+    /// Call frames in flight from one peer, in MiB.
+    #[serde(alias = "max-call-bytes-per-peer-mb")]
+    pub max_call_bytes_per_peer_mb: usize,
+    /// One call-protocol message not answered in this time fails the call
+    /// on that hop.
+    #[serde(
+        alias = "call-request-timeout-secs",
+        deserialize_with = "values::secs",
+        serialize_with = "values::ser"
+    )]
+    pub call_request_timeout: Duration,
+    /// Call-protocol streams per connection.
+    #[serde(alias = "max-concurrent-calls")]
+    pub max_concurrent_calls: usize,
+    /// Spread transit calls over equally good paths too.
+    #[serde(alias = "balance-transit")]
+    pub balance_transit: bool,
+}
+
+impl McpSection {
+    /// The call-table quotas these settings make (see
+    /// [`crate::core::forward::quota`]).
+    pub fn call_quotas(&self) -> crate::core::forward::quota::QuotaConfig {
+        let mut q = crate::core::forward::quota::QuotaConfig::for_max_calls(self.max_calls);
+        if let Some(r) = self.front_reserved_calls {
+            q.front_reserve = r;
+        }
+        if let Some(p) = self.max_calls_per_peer {
+            q.per_peer = p;
+            q.per_caller = (p / 4).max(1);
+        }
+        if let Some(c) = self.max_calls_per_caller {
+            q.per_caller = c;
+        }
+        q.peer_rate = f64::from(self.max_call_rate_per_peer);
+        q.peer_burst = q.peer_rate * 2.0;
+        q.peer_bytes = self.max_call_bytes_per_peer_mb.saturating_mul(1 << 20);
+        q
+    }
+}
+
+impl Default for McpSection {
+    fn default() -> Self {
+        McpSection {
+            listen: Listen::on(4181),
+            bearer_token: None,
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+            call_timeout: Duration::from_secs(60),
+            hop_limit: 16,
+            caller_communities: Vec::new(),
+            access_default: AccessAction::Allow,
+            answer_hold: Duration::from_secs(1),
+            max_calls: 10_000,
+            front_reserved_calls: None,
+            max_calls_per_peer: None,
+            max_calls_per_caller: None,
+            max_call_rate_per_peer: 5000,
+            max_call_bytes_per_peer_mb: 64,
+            call_request_timeout: Duration::from_secs(30),
+            max_concurrent_calls: 1024,
+            balance_transit: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    pub cache_capacity_mb: u64,
+    /// Space kept free on the store's filesystem: a batch that would use
+    /// it stops the node (with nothing unacknowledged lost) instead.
+    pub min_free_mb: u64,
+    /// A batch not durable after this long stops the node (a stalled disk).
+    #[serde(
+        alias = "stall_secs",
+        deserialize_with = "values::secs",
+        serialize_with = "values::ser"
+    )]
+    pub stall: Duration,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection {
+            cache_capacity_mb: 64,
+            min_free_mb: 64,
+            stall: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// A tracing filter (`info`, `agent_bgp=debug,libp2p=warn`); `RUST_LOG`
+    /// overrides it.
+    pub level: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            level: "info".into(),
+        }
+    }
+}
+
+/// A configured neighbour: a peer we always try to keep a session with.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NeighborConfig {
+    pub peer_id: PeerId,
+    #[serde(default)]
+    pub address: Option<Multiaddr>,
+    /// The ASN the peer must open with; its key is pinned to it.
+    pub asn: u32,
+    #[serde(default)]
+    pub passive: bool,
+    #[serde(
+        default,
+        alias = "hold_time_secs",
+        deserialize_with = "values::opt_secs",
+        serialize_with = "values::ser_opt"
+    )]
+    pub hold_time: Option<Duration>,
+    #[serde(default)]
+    pub max_prefix: Option<u32>,
+    #[serde(default)]
+    pub rr_client: bool,
+    #[serde(default)]
+    pub description: String,
+    /// Reconnect back-off for this neighbour; default: `[session]`'s.
+    #[serde(
+        default,
+        alias = "connect_retry_min_secs",
+        deserialize_with = "values::opt_secs",
+        serialize_with = "values::ser_opt"
+    )]
+    pub connect_retry_min: Option<Duration>,
+    #[serde(
+        default,
+        alias = "connect_retry_max_secs",
+        deserialize_with = "values::opt_secs",
+        serialize_with = "values::ser_opt"
+    )]
+    pub connect_retry_max: Option<Duration>,
+}
+
+impl NeighborConfig {
+    /// The reconnect back-off (first delay, cap) for this neighbour.
+    pub fn connect_retry(&self, session: &SessionSection) -> (Duration, Duration) {
+        (
+            self.connect_retry_min.unwrap_or(session.connect_retry_min),
+            self.connect_retry_max.unwrap_or(session.connect_retry_max),
+        )
+    }
+}
+
+/// A static route: like a BGP `network` statement.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OriginateConfig {
+    pub prefix: Prefix,
+    #[serde(default = "default_agent")]
+    pub agent: String,
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    #[serde(default)]
+    pub communities: Vec<Community>,
+    #[serde(default)]
+    pub med: u32,
+}
+
+fn default_agent() -> String {
+    "static".into()
+}
+
+/// The whole file.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    pub node: NodeSection,
+    pub network: NetworkSection,
+    pub session: SessionSection,
+    pub discovery: DiscoverySection,
+    pub trust: TrustSection,
+    pub policy: PolicySection,
+    pub admin: AdminSection,
+    pub store: StoreSection,
+    pub log: LogSection,
+    #[serde(rename = "neighbor")]
+    pub neighbors: Vec<NeighborConfig>,
+    pub originate: Vec<OriginateConfig>,
+    pub mcp: McpSection,
+    /// MCP agents this node hosts, checked by
+    /// [`crate::mcp::config::AgentConfig`] (see docs/mcp.md); kept as
+    /// written here, read with [`NodeConfig::agent_configs`].
+    pub agents: Vec<toml::Value>,
+    /// Who may call the tools this node originates (see
+    /// [`crate::core::access`]).
+    pub access: Vec<AccessRuleConfig>,
+}
