@@ -108,7 +108,7 @@ fn node(root: &Path, name: &str) -> Node {
     )
     .unwrap();
     Node {
-        peer_id: key.peer_id().unwrap().to_string(),
+        peer_id: key.peer_id().to_string(),
         dir,
         port: port(),
         admin: port(),

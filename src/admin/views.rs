@@ -13,7 +13,7 @@ use crate::net::LinkInfo;
 use crate::net::discovery::Source;
 
 fn peer_str(n: &NodeId) -> String {
-    peer_id_of(n).map(|p| p.to_string()).unwrap_or_default()
+    peer_id_of(n).to_string()
 }
 
 /// One route.

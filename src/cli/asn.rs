@@ -125,7 +125,7 @@ fn whoami(dir: PathBuf) -> anyhow::Result<ExitCode> {
     let path = dir.join(KEY_FILE_NAME);
     let key = NodeKey::load(&path).with_context(|| format!("loading {}", path.display()))?;
     let node = key.node_id();
-    let peer = peer_id_of(&node).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let peer = peer_id_of(&node);
     println!("peer id      {peer}");
     println!("node id      {node}");
     println!("derived asn  {}", derive_asn(&node).0);
@@ -170,9 +170,7 @@ fn issue(a: IssueArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn describe(c: &AsnCert) {
-    let peer = peer_id_of(&c.node)
-        .map(|p| p.to_string())
-        .unwrap_or_default();
+    let peer = peer_id_of(&c.node);
     println!("asn          {}", c.asn.0);
     println!("node id      {}", c.node);
     println!("peer id      {peer}");

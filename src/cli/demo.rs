@@ -281,7 +281,7 @@ pub fn demo(a: DemoArgs) -> anyhow::Result<ExitCode> {
         nodes.push(DemoNode {
             name,
             asn,
-            peer_id: key.peer_id()?.to_string(),
+            peer_id: key.peer_id().to_string(),
             dir,
             port: free_port()?,
             admin_port,

@@ -74,7 +74,7 @@ pub fn init(a: InitArgs) -> anyhow::Result<ExitCode> {
         .and_then(|()| f.sync_all())
         .with_context(|| format!("writing {}", cfg_path.display()))?;
     let node = key.node_id();
-    let peer = key.peer_id()?;
+    let peer = key.peer_id();
     let asn_text = match asn {
         AsnSetting::Derived => format!("{} (derived from the key)", derive_asn(&node).0),
         AsnSetting::Number(n) => format!("{} (self-signed; peers pin it)", n.0),

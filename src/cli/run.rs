@@ -123,11 +123,23 @@ async fn shutdown_signal() {
 pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let cfg = NodeConfig::load(&a.config)?;
     init_logging(&cfg.config.log.level, a.log_json);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("abgp")
-        .build()
-        .context("starting the async runtime")?;
+    let rt = runtime(cfg.config.node.worker_threads).context("starting the async runtime")?;
     rt.block_on(node::run(cfg, shutdown_signal(), print_started))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The runtime for `node.worker_threads`: one thread by default (every
+/// hand-off of a call stays on it), else a work-stealing pool.
+fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    if threads == 1 {
+        return tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .thread_name("abgp")
+            .build();
+    }
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if threads > 1 {
+        b.worker_threads(threads);
+    }
+    b.enable_all().thread_name("abgp").build()
 }

@@ -116,8 +116,7 @@ struct DumpView {
 }
 
 fn view(s: &SledStore, d: &Dump) -> DumpView {
-    let peer =
-        |n: &agent_bgp::core::NodeId| peer_id_of(n).map(|p| p.to_string()).unwrap_or_default();
+    let peer = |n: &agent_bgp::core::NodeId| peer_id_of(n).to_string();
     DumpView {
         schema_version: s.meta().schema_version,
         node_id: s.meta().node.to_string(),

@@ -27,6 +27,13 @@ pub struct NodeSection {
     pub key_file: PathBuf,
     pub data_dir: PathBuf,
     pub bootstrap: bool,
+    /// Threads that run the node's tasks: 1 (the default) runs them all on
+    /// one thread, which keeps a call's hand-offs between the front, the
+    /// node and the connections off other cores (the lowest latency; see
+    /// docs/benchmarks.md); 0 means one per core; N means N. Signature
+    /// checks, the store and agents' blocking I/O have their own threads
+    /// either way.
+    pub worker_threads: usize,
 }
 
 impl Default for NodeSection {
@@ -38,6 +45,7 @@ impl Default for NodeSection {
             key_file: PathBuf::from("node.key"),
             data_dir: PathBuf::from("."),
             bootstrap: false,
+            worker_threads: 1,
         }
     }
 }

@@ -19,9 +19,7 @@ fn invalid_keys(text: &str) -> Vec<String> {
 }
 
 fn peer(seed: u8) -> libp2p::PeerId {
-    crate::identity::NodeKey::from_seed(&[seed; 32])
-        .peer_id()
-        .unwrap()
+    crate::identity::NodeKey::from_seed(&[seed; 32]).peer_id()
 }
 
 #[test]

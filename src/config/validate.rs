@@ -95,6 +95,12 @@ pub fn problems(c: &NodeConfig) -> Vec<Problem> {
 }
 
 fn node(k: &mut Check, c: &NodeConfig) {
+    if c.node.worker_threads > 1024 {
+        k.fail(
+            "node.worker_threads",
+            format!("{} is over the maximum of 1024", c.node.worker_threads),
+        );
+    }
     let fed = &c.node.federation;
     if fed.is_empty()
         || fed.len() > 64

@@ -148,8 +148,8 @@ impl NodeKey {
         out.map_err(|_| PeerIdError::BadNodeId(self.id.to_string()))
     }
 
-    /// The libp2p peer id of this key (fails only like [`Self::to_libp2p`]).
-    pub fn peer_id(&self) -> Result<PeerId, PeerIdError> {
+    /// The libp2p peer id of this key.
+    pub fn peer_id(&self) -> PeerId {
         peer_id_of(&self.id)
     }
 
@@ -233,11 +233,25 @@ pub fn verify(node: &NodeId, msg: &[u8], sig: &Signature) -> Result<(), SigError
         .map_err(|_| SigError::Invalid)
 }
 
+/// How libp2p encodes an ed25519 public key (protobuf `PublicKey`): field 1
+/// `Type = Ed25519 (1)`, then field 2 `Data`, 32 bytes long. Peer ids embed
+/// this encoding in an identity multihash.
+const ED25519_PROTOBUF_PREFIX: [u8; 4] = [0x08, 0x01, 0x12, 0x20];
+
 /// The libp2p peer id of a node (an identity multihash of its public key).
-pub fn peer_id_of(node: &NodeId) -> Result<PeerId, PeerIdError> {
-    let pk = libp2p::identity::ed25519::PublicKey::try_from_bytes(node.as_bytes())
-        .map_err(|_| PeerIdError::BadNodeId(node.to_string()))?;
-    Ok(libp2p::identity::PublicKey::from(pk).to_peer_id())
+/// Built from the key's bytes as they are: no curve arithmetic, so it is
+/// cheap enough for every message. A node id that is not a valid point
+/// gives a peer id nobody can authenticate as.
+pub fn peer_id_of(node: &NodeId) -> PeerId {
+    let mut enc = [0u8; 36];
+    enc[..4].copy_from_slice(&ED25519_PROTOBUF_PREFIX);
+    enc[4..].copy_from_slice(node.as_bytes());
+    // 36 bytes fit the 64-byte multihash, and identity multihashes of up
+    // to 42 bytes are peer ids: neither step can fail.
+    libp2p::multihash::Multihash::<64>::wrap(0, &enc)
+        .ok()
+        .and_then(|mh| PeerId::from_multihash(mh).ok())
+        .unwrap_or_else(|| unreachable!("a 36-byte identity multihash is a peer id"))
 }
 
 /// The peer id at the end of a multiaddr (`.../p2p/<id>`), if any: the key
@@ -257,6 +271,14 @@ pub fn node_id_of(peer: &PeerId) -> Result<NodeId, PeerIdError> {
     // public key itself. Hashed (sha2-256) peer ids are RSA and similar.
     if mh.code() != 0 {
         return Err(PeerIdError::NotInline(peer.to_string()));
+    }
+    // The canonical encoding (what libp2p writes): the key's bytes are
+    // read as they are, without decompressing the point (this runs for
+    // every message; keys are checked where signatures are).
+    if let Some(key) = mh.digest().strip_prefix(&ED25519_PROTOBUF_PREFIX[..])
+        && let Ok(bytes) = <[u8; 32]>::try_from(key)
+    {
+        return Ok(NodeId(bytes));
     }
     let pk = libp2p::identity::PublicKey::try_decode_protobuf(mh.digest())
         .map_err(|_| PeerIdError::BadKey(peer.to_string()))?;
@@ -385,9 +407,13 @@ mod tests {
     #[test]
     fn peer_id_and_node_id_name_the_same_key() {
         let k = key(3);
-        let pid = k.peer_id().unwrap();
+        let pid = k.peer_id();
         assert_eq!(node_id_of(&pid), Ok(k.node_id()));
-        assert_eq!(peer_id_of(&k.node_id()), Ok(pid));
+        assert_eq!(peer_id_of(&k.node_id()), pid);
+        // The same peer id libp2p derives from the key.
+        let lp =
+            libp2p::identity::ed25519::PublicKey::try_from_bytes(k.node_id().as_bytes()).unwrap();
+        assert_eq!(libp2p::identity::PublicKey::from(lp).to_peer_id(), pid);
         let kp = k.to_libp2p().unwrap();
         assert_eq!(kp.public().to_peer_id(), pid);
         // libp2p signatures with the converted key verify as ours.

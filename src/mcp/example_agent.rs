@@ -400,7 +400,7 @@ pub enum ExampleAgentError {
 pub async fn serve_stdio() -> Result<(), ExampleAgentError> {
     let state = Arc::new(State::default());
     let service = EchoAgent { state }
-        .serve(rmcp::transport::stdio())
+        .serve(crate::mcp::stdio::streams())
         .await
         .map_err(|e| ExampleAgentError::Stdio(e.to_string()))?;
     service

@@ -15,6 +15,7 @@
 //! - [`plane`]: what the node task does for MCP: tool routes of hosted
 //!   agents, the call forwarder, local runs, descriptor fetches, metrics.
 //! - [`example_agent`]: the example MCP server (`abgp example-agent`).
+//! - [`stdio`]: this process's stdin and stdout as an MCP transport.
 //!
 //! Nothing here decides which routes are announced or which path a call
 //! takes or who may call what: the routing core, its policy, the
@@ -25,6 +26,7 @@ pub mod config;
 pub mod example_agent;
 pub mod front;
 pub mod plane;
+pub mod stdio;
 pub mod upstream;
 
 pub use catalog::{DescriptorHash, FrontNames, ToolDescriptor, ToolKey};

@@ -387,7 +387,7 @@ impl Net {
     }
 
     pub fn link_info(&self, node: &NodeId) -> Option<LinkInfo> {
-        let peer = peer_id_of(node).ok()?;
+        let peer = peer_id_of(node);
         let l = self.links.get(&peer)?;
         Some(LinkInfo {
             connections: l.live_conns().count(),
@@ -444,7 +444,7 @@ impl Net {
     /// Tells the net whether the engine has a session slot for `node`:
     /// only those peers' connections are reported as transports.
     pub fn set_engine_peer(&mut self, node: &NodeId, known: bool) {
-        let Ok(peer) = peer_id_of(node) else { return };
+        let peer = peer_id_of(node);
         if known {
             self.engine_peers.insert(peer);
         } else {
@@ -455,9 +455,7 @@ impl Net {
     /// A session with `node` came up or went down: only peers with one may
     /// open call streams, or send routing frames larger than an OPEN.
     pub fn set_session(&mut self, node: &NodeId, up: bool) {
-        if let Ok(peer) = peer_id_of(node) {
-            self.gate.set_session(peer, up);
-        }
+        self.gate.set_session(peer_id_of(node), up);
     }
 
     /// What the gate refused and holds (for the admin API).
@@ -514,10 +512,7 @@ impl Net {
 
     /// `Action::Dial`.
     pub fn dial(&mut self, node: &NodeId) {
-        let Ok(peer) = peer_id_of(node) else {
-            self.emit(NetEvent::ConnectFailed { peer: *node });
-            return;
-        };
+        let peer = peer_id_of(node);
         let link = self.links.entry(peer).or_default();
         if link.reported {
             // The session already has this transport; its dial is moot.
@@ -561,16 +556,14 @@ impl Net {
     /// `Action::CancelDial`: a connection that completes anyway is reported
     /// if the engine knows the peer, and the session decides.
     pub fn cancel_dial(&mut self, node: &NodeId) {
-        if let Ok(peer) = peer_id_of(node)
-            && let Some(l) = self.links.get_mut(&peer)
-        {
+        if let Some(l) = self.links.get_mut(&peer_id_of(node)) {
             l.engine_dialing = false;
         }
     }
 
     /// `Action::Send`.
     pub fn send(&mut self, node: &NodeId, msg: Message) {
-        let Ok(peer) = peer_id_of(node) else { return };
+        let peer = peer_id_of(node);
         let max = self.cfg.max_queued;
         let Some(link) = self.links.get_mut(&peer).filter(|l| l.reported) else {
             tracing::debug!(peer = %node.short(), kind = msg.kind(), "no transport; message dropped");
@@ -586,7 +579,7 @@ impl Net {
 
     /// `Action::Disconnect`: flush what is queued, then close.
     pub fn disconnect(&mut self, node: &NodeId) {
-        let Ok(peer) = peer_id_of(node) else { return };
+        let peer = peer_id_of(node);
         let Some(link) = self.links.get_mut(&peer) else {
             return;
         };
@@ -600,7 +593,7 @@ impl Net {
     /// `Action::Refuse`: the transport just reported is not taken. Send the
     /// NOTIFICATION on it and close it.
     pub fn refuse(&mut self, node: &NodeId, n: Notification) {
-        let Ok(peer) = peer_id_of(node) else { return };
+        let peer = peer_id_of(node);
         let max = self.cfg.max_queued;
         let Some(link) = self.links.get_mut(&peer) else {
             return;
@@ -618,7 +611,7 @@ impl Net {
     /// direction, or `None` if there is no live connection or the engine
     /// already has one.
     pub fn report_connected(&mut self, node: &NodeId) -> Option<bool> {
-        let peer = peer_id_of(node).ok()?;
+        let peer = peer_id_of(node);
         let link = self.links.get_mut(&peer)?;
         if link.reported || !link.has_live() {
             return None;
@@ -658,9 +651,7 @@ impl Net {
                 reason,
             })
         };
-        let Ok(peer) = peer_id_of(node) else {
-            return fail(self, "not an agent-bgp node id".into());
-        };
+        let peer = peer_id_of(node);
         let bytes = match self.call_codec.encode_request(&msg) {
             Ok(b) => b,
             Err(e) => {

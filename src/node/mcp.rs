@@ -399,11 +399,7 @@ impl Node {
 
 impl Node {
     pub(super) fn calls_view(&self) -> Vec<CallInFlight> {
-        let label = |n: &NodeId| {
-            crate::identity::peer_id_of(n)
-                .map(|p| p.to_string())
-                .unwrap_or_else(|_| n.to_string())
-        };
+        let label = |n: &NodeId| crate::identity::peer_id_of(n).to_string();
         self.mcp
             .plane
             .forwarder()

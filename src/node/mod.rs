@@ -772,9 +772,8 @@ impl Node {
                     let m = self.meta.entry(peer).or_default();
                     m.established_since = Some(now);
                     self.net.set_session(&peer, true);
-                    if let Ok(p) = peer_id_of(&peer) {
-                        self.discovery.session_up(&p, Instant::now());
-                    }
+                    self.discovery
+                        .session_up(&peer_id_of(&peer), Instant::now());
                 }
                 Action::SessionDown { peer, reason } => {
                     tracing::info!(peer = %peer_label(&peer), %reason, "session down");
@@ -783,9 +782,8 @@ impl Node {
                     m.last_error = Some(reason);
                     m.epoch += 1;
                     self.net.set_session(&peer, false);
-                    if let Ok(p) = peer_id_of(&peer) {
-                        self.discovery.session_down(&p, Instant::now());
-                    }
+                    self.discovery
+                        .session_down(&peer_id_of(&peer), Instant::now());
                 }
                 Action::RibChanges(c) => {
                     if c.iter().any(|x| matches!(x, RibChange::Loc { .. })) {
@@ -802,7 +800,7 @@ impl Node {
     fn note_notification(&mut self, node: NodeId, n: &Notification, sent: bool) {
         let dir = if sent { "sent" } else { "received" };
         self.meta.entry(node).or_default().last_error = Some(format!("{dir} {n}"));
-        let Ok(peer) = peer_id_of(&node) else { return };
+        let peer = peer_id_of(&node);
         if !self.discovery.is_auto(&peer) || self.shutting_down {
             return;
         }
@@ -1337,23 +1335,21 @@ impl Node {
             .iter()
             .map(|p| {
                 let mut view = PeerView::new(p);
-                let pid = peer_id_of(&p.node).ok();
-                if let Some(pid) = pid {
-                    // Peers only restored from the store (not running a
-                    // session) have no source.
-                    view.source = self
-                        .started
-                        .contains(&p.node)
-                        .then(|| self.discovery.source_of(&pid))
-                        .flatten();
-                    view.blocked = self.discovery.blocked(&pid, now).map(str::to_string);
-                    view.addresses = self
-                        .net
-                        .addresses_of(&pid)
-                        .iter()
-                        .map(|a| a.to_string())
-                        .collect();
-                }
+                let pid = peer_id_of(&p.node);
+                // Peers only restored from the store (not running a
+                // session) have no source.
+                view.source = self
+                    .started
+                    .contains(&p.node)
+                    .then(|| self.discovery.source_of(&pid))
+                    .flatten();
+                view.blocked = self.discovery.blocked(&pid, now).map(str::to_string);
+                view.addresses = self
+                    .net
+                    .addresses_of(&pid)
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect();
                 view.link = self.net.link_info(&p.node);
                 if let Some(m) = self.meta.get(&p.node) {
                     view.established_since = m.established_since.map(|t| t.0);
@@ -1519,9 +1515,7 @@ async fn sleep_until_opt(at: Option<Instant>) {
 }
 
 fn peer_label(n: &NodeId) -> String {
-    peer_id_of(n)
-        .map(|p| p.to_string())
-        .unwrap_or_else(|_| n.short())
+    peer_id_of(n).to_string()
 }
 
 fn binding_label(b: &Binding) -> String {

@@ -103,7 +103,7 @@ impl Hostile {
         let now = now_ms();
         let cert = derived_cert(&key, Millis(now.0 - 3_600_000), Millis(now.0 + 86_400_000))
             .expect("derived cert");
-        let peer_id = key.peer_id().expect("peer id");
+        let peer_id = key.peer_id();
         let mut swarm = build_swarm(&key);
         let identity = Arc::new(LocalIdentity::new(key, cert).expect("identity"));
         let target: PeerId = target.parse().expect("target peer id");

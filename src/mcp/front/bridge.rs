@@ -228,7 +228,7 @@ pub async fn run_stdio(url: &str, token: Option<BearerToken>) -> Result<(), Brid
         }
     });
     let service = bridge
-        .serve(rmcp::transport::stdio())
+        .serve(crate::mcp::stdio::streams())
         .await
         .map_err(|e| BridgeError::Stdio(e.to_string()))?;
     let r = service.waiting().await;

@@ -52,7 +52,6 @@ use crate::core::forward::FrontId;
 use crate::core::ids::Asn;
 use crate::core::prefix::Prefix;
 use crate::mcp::catalog::tool_segment;
-use crate::mcp::upstream::ToolCallResult;
 use table::{FrontTool, ToolTable};
 
 /// The `_meta` key of a result that lists the hops a call took.
@@ -495,13 +494,17 @@ async fn relay_progress(
 /// Turns a call's end into the MCP answer.
 pub fn to_mcp(ret: CallReturn) -> Result<CallToolResponse, ErrorData> {
     match ret.outcome {
-        CallOutcome::Ok(v) => {
-            let mut r: ToolCallResult = serde_json::from_value(v).map_err(|e| {
-                ErrorData::internal_error(
-                    format!("the origin's result is not a tool result: {e}"),
+        CallOutcome::Ok(mut v) => {
+            // The origin's result is an MCP tool result as JSON: read into
+            // the SDK's type once (no detour through our own result type).
+            let Json::Object(m) = &mut v else {
+                return Err(ErrorData::internal_error(
+                    "the origin's result is not a tool result (not an object)",
                     None,
-                )
-            })?;
+                ));
+            };
+            // Always explicit, so the SDK sees a result even with no content.
+            m.entry("isError").or_insert(Json::Bool(false));
             if !ret.trace.is_empty() {
                 // Where the call went and what each hop cost, caller first:
                 // clients may show it; the agent's own `_meta` stays.
@@ -511,16 +514,25 @@ pub fn to_mcp(ret: CallReturn) -> Result<CallToolResponse, ErrorData> {
                         json!({"asn": h.asn.0, "node": h.node.short(), "hopUs": us, "elapsedUs": h.elapsed_us})
                     })
                     .collect();
-                r.meta
-                    .get_or_insert_with(Default::default)
-                    .insert(TRACE_META.into(), Json::Array(hops));
+                let meta = m
+                    .entry("_meta")
+                    .or_insert_with(|| Json::Object(Default::default()));
+                if !meta.is_object() {
+                    *meta = Json::Object(Default::default());
+                }
+                if let Json::Object(meta) = meta {
+                    meta.insert(TRACE_META.into(), Json::Array(hops));
+                }
             }
-            let r = r.to_rmcp().map_err(|e| {
+            let mut r: CallToolResult = serde_json::from_value(v).map_err(|e| {
                 ErrorData::internal_error(
-                    format!("the origin's result does not convert: {e}"),
+                    format!("the origin's result is not a tool result: {e}"),
                     None,
                 )
             })?;
+            // As the SDK's constructors do: 2026-07-28 clients need it, and
+            // the server handler strips it for older ones.
+            r.result_type = Some(rmcp::model::ResultType::COMPLETE);
             Ok(r.into())
         }
         CallOutcome::Err(e) => {
