@@ -9,11 +9,21 @@ use serde_json::json;
 
 use super::*;
 use crate::core::access::{AccessAction, AccessRuleConfig, AsnSpec};
+use crate::core::attrs::AttrValue;
 use crate::core::attrs::{ExtraAttr, PathAttrs};
+use crate::core::call::{
+    Call, CallAnswer, CallError, CallErrorKind, CallId, CallOp, CallOrigin, CallOutcome,
+    CallReturn, LegId, Progress, ProgressInfo, TOOL_ATTR,
+};
+use crate::core::engine::Engine;
 use crate::core::engine::{EngineConfig, PeerState};
 use crate::core::engine::{Event, PeerConfig, PeerInfo, RoutePolicy};
+use crate::core::ids::{AgentId, Asn, Millis, NodeId};
 use crate::core::prefix::Prefix;
+use crate::core::route::Route;
 use crate::sim::SimNet;
+use retry::MAX_RETRIES;
+use serde_json::Value as Json;
 
 #[derive(Debug)]
 struct AcceptAll;
@@ -853,9 +863,8 @@ fn progress_for_a_call_no_longer_here_is_answered_with_one_cancel() {
         },
     );
     let leg = r.fwd[&id(A)]
-        .gone_order
-        .back()
-        .map(|(_, l)| *l)
+        .table
+        .last_gone()
         .expect("the cancelled leg is remembered");
     r.wire.clear();
     r.send(id(A), progress_on(leg, B));

@@ -1,0 +1,372 @@
+//! What comes back from downstream (answers, progress, results) and how a
+//! call ends: finished, refused, cancelled, or timed out by the clock.
+
+use super::*;
+use crate::core::call::{
+    Call, CallAnswer, CallError, CallErrorKind, CallOutcome, CallResult, CallReturn, Cancel,
+    HopTrace, LegId, Progress, ProgressInfo,
+};
+use crate::core::ids::{AgentId, NodeId};
+
+impl Forwarder {
+    pub(super) fn on_answered(
+        &mut self,
+        now: Micros,
+        routes: &impl CallRoutes,
+        peer: NodeId,
+        leg: LegId,
+        answer: CallAnswer,
+        out: &mut Vec<CallAction>,
+    ) {
+        let Some(key) = self.table.by_leg(&peer, leg) else {
+            if let CallAnswer::Accepted = answer {
+                // We gave up on this call (deadline, cancel) before the
+                // answer came: tell the peer to stop.
+                out.push(CallAction::SendCancel {
+                    peer,
+                    cancel: Cancel {
+                        leg,
+                        reason: Some("this call is no longer wanted".into()),
+                    },
+                });
+            }
+            return;
+        };
+        match answer {
+            CallAnswer::Accepted => {
+                if let Some(e) = self.table.get_mut(&key)
+                    && !e.idempotent
+                {
+                    e.resend = None;
+                }
+            }
+            CallAnswer::Refused(err) => {
+                // Nothing ran. A routing refusal (the next hop has no
+                // route, or has not advertised one to us yet: it is
+                // restarting, or its UPDATE is on the way) may not hold on
+                // another path, so that is tried, whatever the tool. Other
+                // refusals (denied, bad caller, expired) would be the same
+                // on every path.
+                let routing = matches!(
+                    err.kind,
+                    CallErrorKind::NoRoute | CallErrorKind::NotAdvertised
+                );
+                if routing && self.retry_elsewhere(now, routes, key, peer, &err.message, out) {
+                    return;
+                }
+                self.finish(
+                    now,
+                    key,
+                    CallReturn {
+                        outcome: CallOutcome::Err(err),
+                        trace: Vec::new(),
+                    },
+                    out,
+                );
+            }
+            CallAnswer::Done(ret) => {
+                self.stats.answered_inline += 1;
+                self.finish(now, key, ret, out);
+            }
+        }
+    }
+
+    /// Relays progress back, at most every [`PROGRESS_INTERVAL_US`] per
+    /// call; what comes between is held, newest only, and sent when the
+    /// interval is over (never more than one message held per call).
+    pub(super) fn relay_progress(
+        &mut self,
+        now: Micros,
+        key: InKey,
+        info: ProgressInfo,
+        out: &mut Vec<CallAction>,
+    ) {
+        let Some(e) = self.table.get_mut(&key) else {
+            return;
+        };
+        if !e.progress {
+            return;
+        }
+        if let Some(sent) = e.progress_sent
+            && now.0 < sent.0 + PROGRESS_INTERVAL_US
+        {
+            if e.progress_held.replace(info).is_some() {
+                self.stats.progress_coalesced += 1;
+            } else {
+                self.table
+                    .arm(Micros(sent.0 + PROGRESS_INTERVAL_US), Timer::Progress, key);
+            }
+            return;
+        }
+        // A held one whose timer has not fired yet is older than this one:
+        // this supersedes it (and keeps the order).
+        let superseded = e.progress_held.take().and(e.progress_sent);
+        e.progress_sent = Some(now);
+        if let Some(sent) = superseded {
+            self.stats.progress_coalesced += 1;
+            self.table
+                .disarm(Micros(sent.0 + PROGRESS_INTERVAL_US), Timer::Progress, key);
+        }
+        Self::send_progress(key, info, out);
+    }
+
+    pub(super) fn send_progress(key: InKey, info: ProgressInfo, out: &mut Vec<CallAction>) {
+        match key {
+            InKey::Front(id) => out.push(CallAction::FrontProgress { id, info }),
+            InKey::Peer(peer, leg) => out.push(CallAction::SendProgress {
+                peer,
+                progress: Progress { leg, info },
+            }),
+        }
+    }
+
+    // ----- endings -----
+
+    /// A call ends with `ret`: pass it back the way it came.
+    pub(super) fn finish(
+        &mut self,
+        now: Micros,
+        key: InKey,
+        mut ret: CallReturn,
+        out: &mut Vec<CallAction>,
+    ) {
+        let Some(e) = self.remove(key) else {
+            return;
+        };
+        let elapsed = now.0.saturating_sub(e.started.0);
+        ret.trace.push(HopTrace {
+            node: self.cfg.node,
+            asn: self.cfg.asn,
+            elapsed_us: elapsed,
+        });
+        match &ret.outcome {
+            CallOutcome::Ok(_) => self.stats.completed += 1,
+            CallOutcome::Err(err) => {
+                self.stats.failed += 1;
+                if err.kind == CallErrorKind::Timeout {
+                    self.stats.timeouts += 1;
+                }
+            }
+        }
+        let to = match e.down {
+            Down::Peer { peer, .. } => Some(peer),
+            Down::Local(_) => None,
+        };
+        out.push(CallAction::Finished(CallRecord {
+            call_id: e.call_id,
+            target: e.target.clone(),
+            from: match key {
+                InKey::Peer(p, _) => Some(p),
+                InKey::Front(_) => None,
+            },
+            to,
+            agent: e.agent.clone(),
+            outcome: ret.outcome.label(),
+            elapsed_us: elapsed,
+            retries: e.retries,
+        }));
+        match key {
+            InKey::Front(id) => out.push(CallAction::FrontDone { id, ret }),
+            InKey::Peer(peer, leg) => {
+                if e.ack_until.is_some() {
+                    out.push(CallAction::Answer {
+                        peer,
+                        leg,
+                        answer: CallAnswer::Done(ret),
+                    })
+                } else {
+                    out.push(CallAction::SendResult {
+                        peer,
+                        result: CallResult { leg, ret },
+                    })
+                }
+            }
+        }
+    }
+
+    /// Refuses a call before it went anywhere.
+    pub(super) fn refuse(
+        &mut self,
+        key: InKey,
+        call: &Call,
+        e: CallError,
+        out: &mut Vec<CallAction>,
+    ) {
+        self.stats.refused += 1;
+        let from = match key {
+            InKey::Peer(p, _) => Some(p),
+            InKey::Front(_) => None,
+        };
+        self.record(call, from, None, e.kind.name(), out);
+        let ret = CallReturn {
+            outcome: CallOutcome::Err(e),
+            trace: vec![HopTrace {
+                node: self.cfg.node,
+                asn: self.cfg.asn,
+                elapsed_us: 0,
+            }],
+        };
+        match key {
+            InKey::Front(id) => out.push(CallAction::FrontDone { id, ret }),
+            InKey::Peer(peer, leg) => out.push(CallAction::Answer {
+                peer,
+                leg,
+                answer: match ret.outcome {
+                    CallOutcome::Err(e) => CallAnswer::Refused(e),
+                    CallOutcome::Ok(_) => CallAnswer::Done(ret),
+                },
+            }),
+        }
+    }
+
+    pub(super) fn record(
+        &self,
+        call: &Call,
+        from: Option<NodeId>,
+        to: Option<NodeId>,
+        outcome: &'static str,
+        out: &mut Vec<CallAction>,
+    ) {
+        out.push(CallAction::Finished(CallRecord {
+            call_id: call.origin.id,
+            target: call.origin.target.clone(),
+            from,
+            to,
+            agent: None,
+            outcome,
+            elapsed_us: 0,
+            retries: 0,
+        }));
+    }
+
+    /// The caller no longer wants the call: stop it downstream, answer a
+    /// held CALL, forget it. No result goes back.
+    pub(super) fn cancel_entry(
+        &mut self,
+        now: Micros,
+        key: InKey,
+        reason: Option<String>,
+        out: &mut Vec<CallAction>,
+    ) {
+        if !self.table.contains(&key) {
+            return;
+        }
+        self.stats.cancelled += 1;
+        let reason = reason.unwrap_or_else(|| "cancelled by the caller".into());
+        self.abandon(now, key, &reason, out);
+    }
+
+    pub(super) fn abandon(
+        &mut self,
+        now: Micros,
+        key: InKey,
+        reason: &str,
+        out: &mut Vec<CallAction>,
+    ) {
+        let Some(e) = self.remove(key) else {
+            return;
+        };
+        match e.down {
+            Down::Peer { peer, leg } => out.push(CallAction::SendCancel {
+                peer,
+                cancel: Cancel {
+                    leg,
+                    reason: Some(reason.to_string()),
+                },
+            }),
+            Down::Local(id) => out.push(CallAction::CancelLocal { id }),
+        }
+        if let (InKey::Peer(peer, leg), Some(_)) = (key, e.ack_until) {
+            out.push(CallAction::Answer {
+                peer,
+                leg,
+                answer: CallAnswer::Refused(CallError::new(
+                    CallErrorKind::Cancelled,
+                    format!("{}: cancelled ({reason})", self.here()),
+                )),
+            });
+        }
+        out.push(CallAction::Finished(CallRecord {
+            call_id: e.call_id,
+            target: e.target,
+            from: match key {
+                InKey::Peer(p, _) => Some(p),
+                InKey::Front(_) => None,
+            },
+            to: match e.down {
+                Down::Peer { peer, .. } => Some(peer),
+                Down::Local(_) => None,
+            },
+            agent: e.agent,
+            outcome: CallErrorKind::Cancelled.name(),
+            elapsed_us: now.0.saturating_sub(e.started.0),
+            retries: e.retries,
+        }));
+    }
+
+    pub(super) fn on_tick(&mut self, now: Micros, out: &mut Vec<CallAction>) {
+        while let Some((timer, key)) = self.table.pop_due(now) {
+            match timer {
+                Timer::Progress => {
+                    if let Some(e) = self.table.get_mut(&key)
+                        && let Some(info) = e.progress_held.take()
+                    {
+                        e.progress_sent = Some(now);
+                        Self::send_progress(key, info, out);
+                    }
+                }
+                Timer::Ack => {
+                    if let (Some(e), InKey::Peer(peer, leg)) = (self.table.get_mut(&key), key)
+                        && e.ack_until.take().is_some()
+                    {
+                        out.push(CallAction::Answer {
+                            peer,
+                            leg,
+                            answer: CallAnswer::Accepted,
+                        });
+                    }
+                }
+                Timer::Deadline => {
+                    let Some(e) = self.table.get(&key) else {
+                        continue;
+                    };
+                    let waited_ms = now.0.saturating_sub(e.started.0) / 1000;
+                    let (down, sent) = match e.down {
+                        Down::Peer { peer, leg } => (
+                            Some(CallAction::SendCancel {
+                                peer,
+                                cancel: Cancel {
+                                    leg,
+                                    reason: Some("deadline passed".into()),
+                                },
+                            }),
+                            format!("next hop {}", peer.short()),
+                        ),
+                        Down::Local(id) => (
+                            Some(CallAction::CancelLocal { id }),
+                            format!(
+                                "agent {}",
+                                e.agent.as_ref().map(AgentId::as_str).unwrap_or("?")
+                            ),
+                        ),
+                    };
+                    out.extend(down);
+                    let msg = format!(
+                        "{}: no result from {sent} within the deadline ({waited_ms} ms); the tool may or may not have run (a cancellation was sent)",
+                        self.here()
+                    );
+                    self.finish(
+                        now,
+                        key,
+                        CallReturn {
+                            outcome: CallOutcome::err(CallErrorKind::Timeout, msg),
+                            trace: Vec::new(),
+                        },
+                        out,
+                    );
+                }
+            }
+        }
+        self.replay.expire(now.millis());
+    }
+}

@@ -1,0 +1,404 @@
+//! Calls entering this hop, from the front or a peer: admission (deadline,
+//! quotas, advertised to the sender), the choice of next hop, and delivery
+//! to a local agent at the origin (caller verified, replays refused, access
+//! policy).
+
+use std::sync::Arc;
+
+use super::retry::pick;
+use super::*;
+use crate::core::access::Caller;
+use crate::core::call::{
+    Call, CallAnswer, CallError, CallErrorKind, CallOutcome, CallReturn, LegId,
+};
+use crate::core::ids::{AgentId, NodeId};
+use crate::core::prefix::Prefix;
+use quota::Source;
+
+/// The local route a call ends at: the prefix it matched, the agent, and
+/// the tool the route names (none: not a tool route).
+pub(super) struct Local {
+    prefix: Prefix,
+    agent: AgentId,
+    tool: Option<Arc<str>>,
+}
+
+impl Forwarder {
+    pub(super) fn on_front(
+        &mut self,
+        now: Micros,
+        routes: &impl CallRoutes,
+        id: FrontId,
+        call: Call,
+        opts: FrontOpts,
+        out: &mut Vec<CallAction>,
+    ) {
+        self.stats.from_front += 1;
+        let key = InKey::Front(id);
+        let refuse = |kind, msg: String, out: &mut Vec<CallAction>| {
+            out.push(CallAction::FrontDone {
+                id,
+                ret: CallReturn {
+                    outcome: CallOutcome::err(kind, msg),
+                    trace: Vec::new(),
+                },
+            })
+        };
+        if self.table.contains(&key) {
+            debug_assert!(false, "front id {id:?} reused while in flight");
+            return refuse(
+                CallErrorKind::Internal,
+                format!("{}: front call id reused", self.here()),
+                out,
+            );
+        }
+        if let Err(e) = self.admit(now, &call, Source::Front, 0) {
+            self.stats.refused += 1;
+            self.record(&call, None, None, e.kind.name(), out);
+            return out.push(CallAction::FrontDone {
+                id,
+                ret: CallReturn {
+                    outcome: CallOutcome::Err(e),
+                    trace: Vec::new(),
+                },
+            });
+        }
+        self.route(now, routes, key, call, opts.balance, out);
+        self.end_admission();
+    }
+
+    /// Gives back the claim of a call that was admitted but refused before
+    /// it took a table entry.
+    pub(super) fn end_admission(&mut self) {
+        if let Some(c) = self.admitting.take() {
+            self.quotas.release(c);
+        }
+    }
+
+    pub(super) fn on_inbound(
+        &mut self,
+        now: Micros,
+        routes: &impl CallRoutes,
+        peer: NodeId,
+        call: Call,
+        bytes: usize,
+        out: &mut Vec<CallAction>,
+    ) {
+        self.stats.from_peers += 1;
+        let key = InKey::Peer(peer, call.leg);
+        let leg = call.leg;
+        if self.table.contains(&key) {
+            // The peer reused a leg id of a call still running: refuse the
+            // newcomer, keep the original.
+            return out.push(CallAction::Answer {
+                peer,
+                leg,
+                answer: CallAnswer::Refused(CallError::new(
+                    CallErrorKind::Internal,
+                    format!("{}: leg {leg} is already in use", self.here()),
+                )),
+            });
+        }
+        let refused = if routes.advertised_cover(&peer, &call.origin.target) {
+            self.admit(now, &call, Source::Peer(peer), bytes)
+        } else {
+            Err(CallError::new(
+                CallErrorKind::NotAdvertised,
+                format!(
+                    "{}: no route covering {} was advertised to the sender",
+                    self.here(),
+                    call.origin.target
+                ),
+            ))
+        };
+        if let Err(e) = refused {
+            self.stats.refused += 1;
+            self.record(&call, Some(peer), None, e.kind.name(), out);
+            return out.push(CallAction::Answer {
+                peer,
+                leg,
+                answer: CallAnswer::Refused(e),
+            });
+        }
+        self.route(now, routes, key, call, self.cfg.balance_transit, out);
+        self.end_admission();
+    }
+
+    /// Checks that apply to every call entering this hop: its deadline,
+    /// then the quotas. On success the claim waits in `admitting` for the
+    /// call's table entry ([`Self::end_admission`] gives it back if none is
+    /// made).
+    pub(super) fn admit(
+        &mut self,
+        now: Micros,
+        call: &Call,
+        source: Source,
+        bytes: usize,
+    ) -> Result<(), CallError> {
+        if now.millis() >= call.origin.deadline {
+            return Err(CallError::new(
+                CallErrorKind::Timeout,
+                format!(
+                    "{}: the call arrived after its deadline (clock skew or a slow path); not run",
+                    self.here()
+                ),
+            ));
+        }
+        debug_assert!(self.admitting.is_none(), "a claim left from another call");
+        let claim = self
+            .quotas
+            .admit(now, source, call.origin.caller, bytes)
+            .map_err(|why| {
+                CallError::new(CallErrorKind::Overloaded, format!("{}: {why}", self.here()))
+            })?;
+        self.admitting = Some(claim);
+        Ok(())
+    }
+
+    /// Picks where a call goes and sends it there (or refuses it).
+    pub(super) fn route(
+        &mut self,
+        now: Micros,
+        routes: &impl CallRoutes,
+        key: InKey,
+        call: Call,
+        balance: bool,
+        out: &mut Vec<CallAction>,
+    ) {
+        let from = match key {
+            InKey::Peer(p, _) => Some(p),
+            InKey::Front(_) => None,
+        };
+        let Some(res) = routes.resolve(&call.origin.target) else {
+            let e = CallError::new(
+                CallErrorKind::NoRoute,
+                format!("{}: no route to {}", self.here(), call.origin.target),
+            );
+            return self.refuse(key, &call, e, out);
+        };
+        if let Some(NextHop::Local { agent, tool }) = res.hops.first() {
+            let here = Local {
+                prefix: res.matched,
+                agent: agent.clone(),
+                tool: tool.clone(),
+            };
+            return self.deliver(now, key, call, here, out);
+        }
+        let peers: Vec<NodeId> = res
+            .hops
+            .iter()
+            .filter_map(|h| match h {
+                NextHop::Peer(n) => Some(*n),
+                NextHop::Local { .. } => None,
+            })
+            .collect();
+        let equal = res.multipath.clamp(1, peers.len().max(1));
+        let Some(peer) = pick(&peers, equal, &call.origin.id, balance, from.as_ref(), &[]) else {
+            let e = CallError::new(
+                CallErrorKind::NoRoute,
+                format!(
+                    "{}: the only path to {} leads back to the sender",
+                    self.here(),
+                    res.matched
+                ),
+            );
+            return self.refuse(key, &call, e, out);
+        };
+        if call.hop_limit == 0 {
+            let e = CallError::new(
+                CallErrorKind::HopLimit,
+                format!(
+                    "{}: hop limit reached before the origin of {}",
+                    self.here(),
+                    res.matched
+                ),
+            );
+            return self.refuse(key, &call, e, out);
+        }
+        if !self.quotas.next_hop_has_room(&peer) {
+            let e = CallError::new(
+                CallErrorKind::Overloaded,
+                format!(
+                    "{}: next hop {} already has {} of this node's calls, its share",
+                    self.here(),
+                    peer.short(),
+                    self.quotas.to_peer(&peer)
+                ),
+            );
+            return self.refuse(key, &call, e, out);
+        }
+        let cap = now.millis().saturating_add_ms(self.cfg.max_call_ms);
+        let deadline = Micros::from_millis(call.origin.deadline.min(cap));
+        let leg = self.table.alloc_leg();
+        let entry = Entry {
+            call_id: call.origin.id,
+            target: call.origin.target.clone(),
+            started: now,
+            deadline,
+            ack_until: from.map(|_| now.plus_us(self.cfg.ack_hold_us)),
+            progress: call.progress,
+            down: Down::Peer { peer, leg },
+            agent: None,
+            resend: None,
+            idempotent: call.origin.idempotent,
+            tried: Vec::new(),
+            retries: 0,
+            balance,
+            claim: None,
+            progress_sent: None,
+            progress_held: None,
+        };
+        self.insert(key, entry);
+        self.stats.forwarded += 1;
+        let mut call = call;
+        call.hop_limit -= 1;
+        self.sent(key, peer, leg, call, out);
+    }
+
+    /// Sends the entry's call (its hop limit already decremented) to
+    /// `peer` on a fresh leg instead of where it went (a retry resends the
+    /// same copy).
+    pub(super) fn send_to(
+        &mut self,
+        key: InKey,
+        peer: NodeId,
+        call: Call,
+        out: &mut Vec<CallAction>,
+    ) {
+        let Some((leg, before)) = self.table.reroute(key, peer) else {
+            return;
+        };
+        if let Some(old) = before {
+            self.quotas.sent_to(old, false);
+        }
+        self.sent(key, peer, leg, call, out);
+    }
+
+    /// The entry's call goes to `peer` on `leg`: counted against the peer,
+    /// kept for a resend, and sent.
+    pub(super) fn sent(
+        &mut self,
+        key: InKey,
+        peer: NodeId,
+        leg: LegId,
+        mut call: Call,
+        out: &mut Vec<CallAction>,
+    ) {
+        call.leg = leg;
+        self.quotas.sent_to(peer, true);
+        if let Some(e) = self.table.get_mut(&key) {
+            e.tried.push(peer);
+            // Keep a copy until the peer has it for sure; keep it for good
+            // if the call may be retried after that.
+            e.resend = Some(call.clone());
+        }
+        out.push(CallAction::SendCall { peer, call });
+    }
+
+    pub(super) fn deliver(
+        &mut self,
+        now: Micros,
+        key: InKey,
+        call: Call,
+        here: Local,
+        out: &mut Vec<CallAction>,
+    ) {
+        let Local {
+            prefix,
+            agent,
+            tool,
+        } = here;
+        let o = &call.origin;
+        if let InKey::Peer(..) = key {
+            if let Err(why) = self.verifier.verify(now.millis(), o, &call.arguments) {
+                let e = CallError::new(
+                    CallErrorKind::BadCaller,
+                    format!("{}: caller not verified: {why}", self.here()),
+                );
+                return self.refuse(key, &call, e, out);
+            }
+            if !self
+                .replay
+                .first_time(now.millis(), o.caller, o.id, o.deadline)
+                && !o.idempotent
+            {
+                let e = CallError::new(
+                    CallErrorKind::BadCaller,
+                    format!(
+                        "{}: call {} was already received (replay)",
+                        self.here(),
+                        o.id
+                    ),
+                );
+                return self.refuse(key, &call, e, out);
+            }
+        }
+        let decision = self.access.decide(
+            &Caller {
+                asn: o.caller_asn,
+                communities: &o.communities,
+            },
+            &prefix,
+        );
+        if !decision.allowed() {
+            self.stats.denied += 1;
+            let e = CallError::new(
+                CallErrorKind::AccessDenied,
+                format!(
+                    "{}: access to {prefix} denied to {} by {}",
+                    self.here(),
+                    o.caller_asn,
+                    decision.by
+                ),
+            );
+            return self.refuse(key, &call, e, out);
+        }
+        let Some(tool) = tool else {
+            let e = CallError::new(
+                CallErrorKind::NoRoute,
+                format!("{}: {prefix} is not a tool route", self.here()),
+            );
+            return self.refuse(key, &call, e, out);
+        };
+        let id = self.table.alloc_local();
+        let from = match key {
+            InKey::Peer(p, _) => Some(p),
+            InKey::Front(_) => None,
+        };
+        let cap = now.millis().saturating_add_ms(self.cfg.max_call_ms);
+        let deadline = o.deadline.min(cap);
+        let entry = Entry {
+            call_id: o.id,
+            target: o.target.clone(),
+            started: now,
+            deadline: Micros::from_millis(deadline),
+            ack_until: from.map(|_| now.plus_us(self.cfg.ack_hold_us)),
+            progress: call.progress,
+            down: Down::Local(id),
+            agent: Some(agent.clone()),
+            resend: None,
+            idempotent: false,
+            tried: Vec::new(),
+            retries: 0,
+            balance: false,
+            claim: None,
+            progress_sent: None,
+            progress_held: None,
+        };
+        self.insert(key, entry);
+        self.stats.delivered += 1;
+        out.push(CallAction::Deliver(Delivery {
+            id,
+            call_id: o.id,
+            agent,
+            tool,
+            op: o.op,
+            deadline,
+            progress: call.progress,
+            caller: o.caller,
+            caller_asn: o.caller_asn,
+            prefix,
+            arguments: call.arguments,
+        }));
+    }
+}

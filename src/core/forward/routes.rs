@@ -1,0 +1,98 @@
+//! What the forwarder reads of the routing table ([`CallRoutes`],
+//! implemented by the engine) and how it checks a caller
+//! ([`CallerVerifier`], implemented by the node with its trust store).
+
+use std::sync::Arc;
+
+use serde_json::Value as Json;
+
+use crate::core::attrs::AttrValue;
+use crate::core::call::{CallOrigin, TOOL_ATTR};
+use crate::core::engine::Engine;
+use crate::core::ids::{AgentId, Millis, NodeId};
+use crate::core::prefix::Prefix;
+use crate::core::route::Route;
+
+/// One way a call can leave this node.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NextHop {
+    /// This node originates the route: run the tool on `agent`.
+    Local {
+        agent: AgentId,
+        /// The tool the route names (its `mcp.tool` attribute).
+        tool: Option<Arc<str>>,
+    },
+    Peer(NodeId),
+}
+
+/// What the routing table says about a target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolution {
+    /// The Loc-RIB prefix that matched.
+    pub matched: Prefix,
+    /// Best first; the first `multipath` are equally good.
+    pub hops: Vec<NextHop>,
+    pub multipath: usize,
+}
+
+/// The routing table as the forwarder reads it. Implemented by [`Engine`].
+pub trait CallRoutes {
+    fn resolve(&self, wanted: &Prefix) -> Option<Resolution>;
+    /// Did this node advertise a prefix covering `wanted` to `peer`?
+    fn advertised_cover(&self, peer: &NodeId, wanted: &Prefix) -> bool;
+}
+
+/// The tool a route names, from its `mcp.tool` attribute.
+pub fn route_tool(route: &Route) -> Option<Arc<str>> {
+    match route.attrs.extra.get(TOOL_ATTR).map(|a| &a.value) {
+        Some(AttrValue::Text(t)) => Some(t.clone()),
+        _ => None,
+    }
+}
+
+impl CallRoutes for Engine {
+    fn resolve(&self, wanted: &Prefix) -> Option<Resolution> {
+        let f = self.forwarding(wanted)?;
+        let hops = f
+            .paths
+            .iter()
+            .map(|(node, route)| match node {
+                Some(n) => NextHop::Peer(*n),
+                None => NextHop::Local {
+                    agent: route.attrs.agent.clone(),
+                    tool: route_tool(route),
+                },
+            })
+            .collect();
+        Some(Resolution {
+            matched: f.prefix,
+            hops,
+            multipath: f.multipath,
+        })
+    }
+
+    fn advertised_cover(&self, peer: &NodeId, wanted: &Prefix) -> bool {
+        if self.advertised_to(peer, wanted) {
+            return true;
+        }
+        let mut p = if wanted.is_wildcard() {
+            wanted.parent()
+        } else {
+            Some(wanted.to_wildcard())
+        };
+        while let Some(q) = p {
+            if self.advertised_to(peer, &q) {
+                return true;
+            }
+            p = q.parent();
+        }
+        false
+    }
+}
+
+/// Checks the signed origin of a CALL: signature, certificate, argument
+/// digest. Implemented with the node's trust store by `crate::identity`;
+/// the core only asks.
+pub trait CallerVerifier: Send {
+    fn verify(&self, now: Millis, origin: &CallOrigin, arguments: &Json) -> Result<(), String>;
+}
