@@ -45,7 +45,7 @@ impl ForwardConfig {
 
     /// Calls in flight at this hop before new ones are refused
     /// `Overloaded`; resets the quotas to their defaults for that size
-    /// ([`quota`]).
+    /// ([`quota`](super::quota)).
     pub fn with_max_calls(mut self, n: usize) -> Self {
         self.max_calls = n.max(1);
         self.quotas = QuotaConfig::for_max_calls(self.max_calls);
@@ -53,7 +53,7 @@ impl ForwardConfig {
     }
 
     /// The front's reserve, per-peer and per-caller shares and the
-    /// per-peer rate ([`quota`]); `max_calls` is taken from `q`.
+    /// per-peer rate ([`quota`](super::quota)); `max_calls` is taken from `q`.
     pub fn with_quotas(mut self, q: QuotaConfig) -> Self {
         self.max_calls = q.max_calls.max(1);
         self.quotas = q;

@@ -210,7 +210,7 @@ pub struct ForwardStats {
     pub retries: u64,
     pub cancelled: u64,
     pub answered_inline: u64,
-    /// Refusals by quota (see [`quota`]).
+    /// Refusals by quota (see [`quota`](super::quota)).
     pub quota: QuotaStats,
     /// PROGRESS messages merged into a later one instead of relayed.
     pub progress_coalesced: u64,

@@ -37,17 +37,17 @@
 //!   idempotent call may arrive twice: that is a retry), and the
 //!   access policy decides ([`crate::core::access`]).
 //! - A CALL's answer is held up to the hold time: a call that finishes
-//!   sooner is answered inline ([`CallAnswer::Done`]), one round trip per
+//!   sooner is answered inline ([`CallAnswer::Done`](crate::core::call::CallAnswer::Done)), one round trip per
 //!   hop; a longer one is answered `Accepted` and its result follows as a
 //!   CALL-RESULT request.
 //! - When the next hop goes away mid-call, the call fails with
-//!   [`CallErrorKind::NextHopDown`], unless the CALL was certainly not
+//!   [`CallErrorKind::NextHopDown`](crate::core::call::CallErrorKind::NextHopDown), unless the CALL was certainly not
 //!   received (then it is retried elsewhere) or the caller marked it
 //!   idempotent (read-only or idempotent tools): then the next usable path
 //!   is tried, within the deadline. Each path is tried once first; when all
 //!   have been, a path other than the one that just failed may be tried
 //!   again (it may have refused while restarting), while the call has been
-//!   retried fewer than [`MAX_RETRIES`] times.
+//!   retried fewer than `MAX_RETRIES` (3) times.
 //!
 //! # Where things live
 //!
