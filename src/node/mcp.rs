@@ -11,26 +11,37 @@
 //!
 //! Everything runs on the node task, like the engine: the plane needs the
 //! engine's routing table for every call decision, and a single owner
-//! needs no locks. Slow work (a tool run on an agent, the HTTP front) runs
-//! in tasks that talk to the node over bounded channels.
+//! needs no locks. The plane is sans-IO; this module owns what it asks for:
+//! the front's answer channels, the tasks that run tools on local agents
+//! (each with a cancellation token, reporting over a bounded channel), and
+//! the published tool table. Slow work (a tool run, the HTTP front) runs in
+//! tasks that talk to the node over bounded channels.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use crate::admin::views::{AgentSource, AgentView, CallInFlight, FrontRefusedView, McpView};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::LoadedConfig;
-use crate::core::call::CallMessage;
+use crate::core::call::{CallErrorKind, CallMessage, CallOutcome, CallReturn, ProgressInfo};
 use crate::core::engine::Event;
-use crate::core::forward::{CallAction, CallEvent, ForwardConfig, Forwarder};
+use crate::core::forward::{CallAction, CallEvent, ForwardConfig, Forwarder, FrontId, LocalId};
 use crate::core::ids::{AgentId, NodeId};
 use crate::core::route::Route;
 use crate::mcp::config::AgentConfig;
 use crate::mcp::front::http::{self, HttpFront};
-use crate::mcp::front::{FrontInfo, FrontLink, FrontRequest, FrontServer};
-use crate::mcp::plane::{CallMetrics, LocalEvent, McpPlane, PlaneConfig, PlaneOut};
-use crate::mcp::upstream::{AgentEvent, AgentState, UpstreamHandle, UpstreamOptions};
+use crate::mcp::front::table::ToolTable;
+use crate::mcp::front::{FrontCallRequest, FrontInfo, FrontLink, FrontRequest, FrontServer};
+use crate::mcp::plane::{
+    CallMetrics, FrontCall, FrontReply, HostedAgent, LocalEvent, LocalRun, McpPlane, PlaneConfig,
+    PlaneOut,
+};
+use crate::mcp::upstream::{
+    AgentEvent, AgentState, Progress, ToolCall, UpstreamError, UpstreamHandle, UpstreamOptions,
+};
 use crate::net::NetEvent;
 use crate::store::WriteBatch;
 
@@ -41,9 +52,25 @@ use super::{Node, NodeError};
 /// Front requests waiting for the node task.
 const FRONT_QUEUE: usize = 1024;
 
+/// Events of local runs waiting for the node task.
+pub const LOCAL_QUEUE: usize = 1024;
+
+/// Where the answer of a front call goes.
+struct FrontWaiter {
+    reply: oneshot::Sender<CallReturn>,
+    progress: Option<mpsc::Sender<ProgressInfo>>,
+}
+
 /// The MCP state the node task owns.
 pub(super) struct NodeMcp {
     pub plane: McpPlane,
+    pub upstream: UpstreamHandle,
+    /// The front reads the tool table from here.
+    tables: watch::Sender<Arc<ToolTable>>,
+    waits: HashMap<FrontId, FrontWaiter>,
+    /// Tool runs on local agents, by the forwarder's id.
+    runs: HashMap<LocalId, CancellationToken>,
+    local_tx: mpsc::Sender<LocalEvent>,
     pub local_rx: mpsc::Receiver<LocalEvent>,
     pub agent_rx: mpsc::Receiver<AgentEvent>,
     pub front_rx: mpsc::Receiver<FrontRequest>,
@@ -83,13 +110,12 @@ impl NodeMcp {
             .with_hop_limit(c.mcp.hop_limit)
             .with_caller_communities(c.mcp.caller_communities.clone())
             .with_descriptor_fetch(c.mcp.listen.0.is_some());
-        let (plane, local_rx) = McpPlane::new(
+        let plane = McpPlane::new(
             pcfg,
             fwd,
-            upstream.clone(),
             Box::new(NodeCallSigner::new(security.shared_identity())),
-            end.tables,
         );
+        let (local_tx, local_rx) = mpsc::channel(LOCAL_QUEUE);
         let configured = c.agent_configs()?;
         let mut run_time = std::collections::BTreeSet::new();
         for a in configured {
@@ -111,6 +137,11 @@ impl NodeMcp {
         }
         Ok(NodeMcp {
             plane,
+            upstream,
+            tables: end.tables,
+            waits: HashMap::new(),
+            runs: HashMap::new(),
+            local_tx,
             local_rx,
             agent_rx,
             front_rx: end.requests,
@@ -156,7 +187,108 @@ impl NodeMcp {
     /// Stops the front and every agent.
     pub async fn shutdown(&mut self) {
         self.stop.cancel();
-        self.plane.upstream().shutdown().await;
+        for (_, t) in self.runs.drain() {
+            t.cancel();
+        }
+        self.upstream.shutdown().await;
+    }
+}
+
+/// An agent's state as operators read it.
+fn state_text(s: Option<&AgentState>) -> String {
+    match s {
+        Some(AgentState::Up {
+            protocol_version, ..
+        }) => format!("up ({protocol_version})"),
+        Some(AgentState::Starting) => "starting".into(),
+        Some(AgentState::Down { reason, .. }) => format!("down: {reason}"),
+        None => "unknown".into(),
+    }
+}
+
+/// Starts a tool run on a local agent in a task: its progress and its end
+/// come back over `tx` as [`LocalEvent`]s (progress first, then Done, also
+/// when `cancel` fires).
+fn start_run(
+    upstream: &UpstreamHandle,
+    tx: &mpsc::Sender<LocalEvent>,
+    run: LocalRun,
+    cancel: CancellationToken,
+) {
+    let LocalRun {
+        id,
+        agent,
+        tool,
+        arguments,
+        timeout,
+        progress,
+    } = run;
+    let mut call = ToolCall::new(agent.clone(), tool)
+        .with_arguments(arguments)
+        .with_cancel(cancel)
+        .with_timeout(timeout);
+    let tx = tx.clone();
+    let relay = if progress {
+        let (ptx, mut prx) = mpsc::channel::<Progress>(64);
+        call = call.with_progress(ptx);
+        let tx = tx.clone();
+        Some(tokio::spawn(async move {
+            while let Some(p) = prx.recv().await {
+                let info = ProgressInfo {
+                    progress: p.progress,
+                    total: p.total,
+                    message: p.message,
+                };
+                if tx.send(LocalEvent::Progress { id, info }).await.is_err() {
+                    break;
+                }
+            }
+        }))
+    } else {
+        None
+    };
+    let upstream = upstream.clone();
+    tokio::spawn(async move {
+        let r = upstream.call_tool(call).await;
+        if let Some(relay) = relay {
+            // Progress sent before the result goes first.
+            let _ = relay.await;
+        }
+        let outcome = match r {
+            Ok(res) => serde_json::to_value(&res)
+                .map(CallOutcome::Ok)
+                .unwrap_or_else(|e| CallOutcome::err(CallErrorKind::Internal, e.to_string())),
+            Err(e) => upstream_outcome(&agent, e),
+        };
+        let _ = tx.send(LocalEvent::Done { id, outcome }).await;
+    });
+}
+
+/// How an upstream failure ends a call.
+fn upstream_outcome(agent: &AgentId, e: UpstreamError) -> CallOutcome {
+    use crate::core::call::CallError;
+    let k = |kind| CallOutcome::Err(CallError::new(kind, format!("agent {agent}: {e}")));
+    match &e {
+        UpstreamError::Rejected {
+            code,
+            message,
+            data,
+            ..
+        } => CallOutcome::Err(CallError::upstream(
+            i64::from(*code),
+            message.clone(),
+            data.clone(),
+        )),
+        UpstreamError::UnknownAgent(_) | UpstreamError::AgentDown { .. } => {
+            k(CallErrorKind::AgentDown)
+        }
+        UpstreamError::Overloaded { .. } => k(CallErrorKind::Overloaded),
+        UpstreamError::Timeout { .. } => k(CallErrorKind::Timeout),
+        UpstreamError::Cancelled { .. } => k(CallErrorKind::Cancelled),
+        UpstreamError::Disconnected { .. }
+        | UpstreamError::Transport { .. }
+        | UpstreamError::UpstreamCancelled { .. } => k(CallErrorKind::UpstreamLost),
+        _ => k(CallErrorKind::Internal),
     }
 }
 
@@ -167,10 +299,12 @@ fn resolve_agent(cfg: &LoadedConfig, a: AgentConfig) -> AgentConfig {
 }
 
 impl Node {
-    /// Carries out the plane's output: engine events (originations signed
-    /// here) through the engine, call messages to the network.
-    pub(super) async fn carry(&mut self, out: PlaneOut) -> Result<(), NodeError> {
-        self.send_calls(out.net);
+    /// Carries out the plane's output: the front's answers and table, local
+    /// runs started or cancelled, call messages to the network, engine
+    /// events (originations signed here) through the engine.
+    pub(super) async fn carry(&mut self, mut out: PlaneOut) -> Result<(), NodeError> {
+        self.carry_mcp(&mut out);
+        self.send_calls(std::mem::take(&mut out.net));
         if out.engine.is_empty() {
             // A fetched descriptor changes the front's table too.
             self.after_step();
@@ -189,6 +323,55 @@ impl Node {
             })
             .collect();
         self.step(events, None).await
+    }
+
+    /// The parts of the plane's output that are not the network's or the
+    /// engine's: the front's answers and table, local runs.
+    fn carry_mcp(&mut self, out: &mut PlaneOut) {
+        if let Some(t) = out.table.take() {
+            self.mcp.tables.send_replace(t);
+        }
+        for r in out.front.drain(..) {
+            match r {
+                FrontReply::Progress { id, info } => {
+                    if let Some(w) = self.mcp.waits.get(&id)
+                        && let Some(tx) = &w.progress
+                    {
+                        // Full means the client reads slowly: dropping a
+                        // progress step is better than stalling calls.
+                        let _ = tx.try_send(info);
+                    }
+                }
+                FrontReply::Done { id, ret } => {
+                    if let Some(w) = self.mcp.waits.remove(&id) {
+                        let _ = w.reply.send(ret);
+                    }
+                }
+            }
+        }
+        for id in out.cancel.drain(..) {
+            if let Some(t) = self.mcp.runs.remove(&id) {
+                t.cancel();
+            }
+        }
+        for run in out.runs.drain(..) {
+            let token = CancellationToken::new();
+            self.mcp.runs.insert(run.id, token.clone());
+            start_run(&self.mcp.upstream, &self.mcp.local_tx, run, token);
+        }
+    }
+
+    /// The hosted agents as their supervisor reports them.
+    pub(super) fn hosted_agents(&self) -> Vec<HostedAgent> {
+        let up = &self.mcp.upstream;
+        up.agent_ids()
+            .into_iter()
+            .map(|id| HostedAgent {
+                prefix: up.config(&id).map(|c| c.prefix().clone()),
+                state: state_text(up.status(&id).as_ref().map(|s| &s.state)),
+                id,
+            })
+            .collect()
     }
 
     pub(super) fn send_calls(&mut self, actions: Vec<CallAction>) {
@@ -221,18 +404,63 @@ impl Node {
         if self.mcp.routes_changed || self.mcp.plane.routes_dirty() {
             self.mcp.routes_changed = false;
             let now = self.clock.now_micros();
-            let out = self.mcp.plane.on_routes(now, &self.engine);
+            let mut out = self.mcp.plane.on_routes(now, &self.engine);
+            self.carry_mcp(&mut out);
             self.send_calls(out.net);
         }
     }
 
     pub(super) async fn on_front(&mut self, req: FrontRequest) -> Result<(), NodeError> {
         let now = self.clock.now_micros();
-        let out = self.mcp.plane.on_front(now, &self.engine, req);
+        let out = match req {
+            FrontRequest::Call(c) => {
+                let FrontCallRequest {
+                    id,
+                    target,
+                    tool,
+                    arguments,
+                    idempotent,
+                    balance,
+                    timeout,
+                    progress,
+                    reply,
+                } = c;
+                let call = FrontCall {
+                    id,
+                    target,
+                    tool,
+                    arguments,
+                    idempotent,
+                    balance,
+                    timeout,
+                    progress: progress.is_some(),
+                };
+                self.mcp.waits.insert(id, FrontWaiter { reply, progress });
+                self.mcp.plane.on_front_call(now, &self.engine, call)
+            }
+            FrontRequest::Cancel { id, reason } => {
+                self.mcp.waits.remove(&id);
+                self.mcp
+                    .plane
+                    .on_front_cancel(now, &self.engine, id, reason)
+            }
+            FrontRequest::FindAgents { query, reply } => {
+                let _ = reply.send(self.mcp.plane.find_agents(&self.engine, &query));
+                return Ok(());
+            }
+            FrontRequest::ListAgents { reply } => {
+                let agents = self.hosted_agents();
+                let _ = reply.send(self.mcp.plane.list_agents(&agents));
+                return Ok(());
+            }
+        };
         self.carry(out).await
     }
 
     pub(super) async fn on_local(&mut self, ev: LocalEvent) -> Result<(), NodeError> {
+        if let LocalEvent::Done { id, .. } = &ev {
+            self.mcp.runs.remove(id);
+        }
         let now = self.clock.now_micros();
         let out = self.mcp.plane.on_local(now, &self.engine, ev);
         self.carry(out).await
@@ -240,7 +468,8 @@ impl Node {
 
     pub(super) async fn on_agent(&mut self, ev: AgentEvent) -> Result<(), NodeError> {
         let now = self.clock.now();
-        let out = self.mcp.plane.on_agent(now, ev);
+        let cfg = self.mcp.upstream.config(ev.agent());
+        let out = self.mcp.plane.on_agent(now, ev, cfg.as_ref());
         self.carry(out).await
     }
 
@@ -300,19 +529,12 @@ impl Node {
     // ----- admin -----
 
     pub(super) fn agent_views(&self) -> Vec<AgentView> {
-        let up = self.mcp.plane.upstream();
+        let up = &self.mcp.upstream;
         up.agent_ids()
             .into_iter()
             .map(|id| {
                 let status = up.status(&id);
-                let state = match status.as_ref().map(|s| &s.state) {
-                    Some(AgentState::Up {
-                        protocol_version, ..
-                    }) => format!("up ({protocol_version})"),
-                    Some(AgentState::Starting) => "starting".into(),
-                    Some(AgentState::Down { reason, .. }) => format!("down: {reason}"),
-                    None => "unknown".into(),
-                };
+                let state = state_text(status.as_ref().map(|s| &s.state));
                 let prefix = up
                     .config(&id)
                     .map(|c| c.prefix().to_string())
@@ -344,8 +566,7 @@ impl Node {
         let a: AgentConfig = serde_json::from_str(&json).map_err(|e| e.to_string())?;
         let id = a.id().clone();
         self.mcp
-            .plane
-            .upstream()
+            .upstream
             .add_agent(resolve_agent(&self.cfg, a))
             .map_err(|e| e.to_string())?;
         self.mcp.run_time.insert(id.clone());
@@ -372,7 +593,7 @@ impl Node {
         reply: tokio::sync::oneshot::Sender<Result<(), String>>,
     ) {
         let agent = AgentId::new(&id);
-        let up = self.mcp.plane.upstream().clone();
+        let up = self.mcp.upstream.clone();
         if up.config(&agent).is_none() {
             let _ = reply.send(Err(format!("no agent {id} on this node")));
             return;

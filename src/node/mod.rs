@@ -650,7 +650,7 @@ impl Node {
             neighbors: c.neighbors.len(),
             originated: self.originated.len(),
             mcp: self.mcp.front_addr(),
-            agents: self.mcp.plane.upstream().agent_ids().len(),
+            agents: self.mcp.upstream.agent_ids().len(),
         };
         if let Some(hook) = self.on_started.take() {
             hook(&s);

@@ -1,0 +1,349 @@
+//! Calls at this node: the front's calls (signed here), the forwarder run
+//! on every call event, the local runs it asks for (started by the node),
+//! and the ends of front calls.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value as Json};
+use sha2::{Digest, Sha256};
+
+use super::{INTERNAL_FRONT, McpPlane, PlaneOut};
+use crate::core::call::{
+    Call, CallError, CallErrorKind, CallId, CallOp, CallOrigin, CallOutcome, CallReturn, LegId,
+    ProgressInfo,
+};
+use crate::core::engine::Engine;
+use crate::core::forward::{CallAction, CallEvent, Delivery, FrontId, FrontOpts, LocalId, Micros};
+use crate::core::ids::AgentId;
+use crate::core::prefix::Prefix;
+use crate::core::proof::{AsnCert, Signature};
+use crate::mcp::catalog::write_canonical_json;
+
+/// Signs the calls this node makes. Implemented with the node key by
+/// `crate::identity`; the plane only asks.
+pub trait CallSigner: Send {
+    /// The certificate to attach (`None` on unsigned test setups).
+    fn cert(&self) -> Option<Arc<AsnCert>>;
+    /// The signature over `origin` (its `signature` field is ignored).
+    fn sign(&self, origin: &CallOrigin) -> Option<Signature>;
+}
+
+/// The SHA-256 of the canonical JSON of a call's arguments: what the signed
+/// origin commits to.
+pub fn args_digest(arguments: &Json) -> [u8; 32] {
+    let mut s = String::new();
+    write_canonical_json(arguments, &mut s);
+    let d = Sha256::digest(s.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&d);
+    out
+}
+
+/// A tool call from the front, for the plane to route (the node keeps
+/// where its answer goes).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrontCall {
+    pub id: FrontId,
+    /// The prefix to route on: a tool's route prefix, or a capability.
+    pub target: Prefix,
+    /// The tool name the front resolved, if any (for the signed origin).
+    pub tool: Option<String>,
+    pub arguments: Json,
+    /// Read-only or idempotent: may be retried on another path.
+    pub idempotent: bool,
+    /// Spread over equal paths.
+    pub balance: bool,
+    /// The plane's default call timeout when `None`.
+    pub timeout: Option<Duration>,
+    /// The client asked for progress.
+    pub progress: bool,
+}
+
+/// What goes back to a front call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FrontReply {
+    Progress { id: FrontId, info: ProgressInfo },
+    Done { id: FrontId, ret: CallReturn },
+}
+
+/// A tool run on a hosted agent, for the node to start. It reports back
+/// with [`LocalEvent`]s: any progress, then one Done (also when cancelled).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalRun {
+    pub id: LocalId,
+    pub agent: AgentId,
+    pub tool: String,
+    pub arguments: Map<String, Json>,
+    /// What is left of the call's deadline.
+    pub timeout: Duration,
+    pub progress: bool,
+}
+
+/// What a local run reports.
+#[derive(Debug)]
+pub enum LocalEvent {
+    Progress { id: LocalId, info: ProgressInfo },
+    Done { id: LocalId, outcome: CallOutcome },
+}
+
+/// A front call waiting for its end.
+#[derive(Debug)]
+pub(super) struct FrontWait {
+    target: Prefix,
+    call_id: CallId,
+    started: Micros,
+}
+
+/// What a call this node makes carries, before it is signed.
+pub(super) struct NewCall {
+    pub target: Prefix,
+    pub tool: Option<String>,
+    pub op: CallOp,
+    pub arguments: Json,
+    pub idempotent: bool,
+    pub timeout: Duration,
+    pub progress: bool,
+    /// Sign the origin (a call that leaves this node).
+    pub sign: bool,
+}
+
+impl McpPlane {
+    /// A tool call from the front.
+    pub fn on_front_call(&mut self, now: Micros, engine: &Engine, c: FrontCall) -> PlaneOut {
+        let FrontCall {
+            id,
+            target,
+            tool,
+            arguments,
+            idempotent,
+            balance,
+            timeout,
+            progress,
+        } = c;
+        // A call this node runs itself never leaves it: no hop needs the
+        // signature, and signing (an ed25519 signature and a digest of the
+        // arguments) is the largest cost of a local call.
+        let local = engine
+            .forwarding(&target)
+            .and_then(|f| f.paths.first().map(|(n, _)| n.is_none()))
+            .unwrap_or(false);
+        let (call, call_id) = self.make_call(
+            now,
+            NewCall {
+                target: target.clone(),
+                tool,
+                op: CallOp::Tool,
+                arguments,
+                idempotent,
+                timeout: timeout.unwrap_or(self.cfg.call_timeout),
+                progress,
+                sign: !local,
+            },
+        );
+        self.fronts.insert(
+            id,
+            FrontWait {
+                target,
+                call_id,
+                started: now,
+            },
+        );
+        self.forward(
+            now,
+            engine,
+            CallEvent::Front {
+                id,
+                call,
+                opts: FrontOpts { balance },
+            },
+        )
+    }
+
+    /// The front's client cancelled, or went away: no answer is sent.
+    pub fn on_front_cancel(
+        &mut self,
+        now: Micros,
+        engine: &Engine,
+        id: FrontId,
+        reason: Option<String>,
+    ) -> PlaneOut {
+        self.fronts.remove(&id);
+        self.forward(now, engine, CallEvent::FrontCancel { id, reason })
+    }
+
+    /// A call message or transport event from the network (not `Front*`).
+    pub fn on_call(&mut self, now: Micros, engine: &Engine, ev: CallEvent) -> PlaneOut {
+        self.forward(now, engine, ev)
+    }
+
+    /// A local run reported.
+    pub fn on_local(&mut self, now: Micros, engine: &Engine, ev: LocalEvent) -> PlaneOut {
+        let ev = match ev {
+            LocalEvent::Progress { id, info } => CallEvent::LocalProgress { id, info },
+            LocalEvent::Done { id, outcome } => CallEvent::LocalDone { id, outcome },
+        };
+        self.forward(now, engine, ev)
+    }
+
+    pub(super) fn make_call(&self, now: Micros, c: NewCall) -> (Call, CallId) {
+        let mut id = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut id);
+        let call_id = CallId(id);
+        let timeout_ms = u64::try_from(c.timeout.as_millis()).unwrap_or(u64::MAX);
+        let mut origin = CallOrigin {
+            id: call_id,
+            caller: self.cfg.node,
+            caller_asn: self.cfg.asn,
+            communities: self.cfg.communities.clone(),
+            target: c.target,
+            op: c.op,
+            idempotent: c.idempotent,
+            tool: c.tool,
+            args_digest: if c.sign {
+                args_digest(&c.arguments)
+            } else {
+                [0; 32]
+            },
+            issued: now.millis(),
+            deadline: now.millis().saturating_add_ms(timeout_ms),
+            cert: if c.sign { self.signer.cert() } else { None },
+            signature: None,
+        };
+        if c.sign {
+            origin.signature = self.signer.sign(&origin);
+        }
+        (
+            Call {
+                leg: LegId(0),
+                hop_limit: self.cfg.hop_limit,
+                progress: c.progress,
+                origin: Arc::new(origin),
+                arguments: c.arguments,
+            },
+            call_id,
+        )
+    }
+
+    /// Runs the forwarder and turns what it asks into the plane's output.
+    pub(super) fn forward(&mut self, now: Micros, engine: &Engine, ev: CallEvent) -> PlaneOut {
+        let mut out = PlaneOut::default();
+        let mut pending = VecDeque::from([ev]);
+        while let Some(ev) = pending.pop_front() {
+            for a in self.fwd.handle(now, engine, ev) {
+                match a {
+                    CallAction::SendCall { .. }
+                    | CallAction::Answer { .. }
+                    | CallAction::SendResult { .. }
+                    | CallAction::SendProgress { .. }
+                    | CallAction::SendCancel { .. } => out.net.push(a),
+                    CallAction::Deliver(d) => match self.deliver(now, d) {
+                        Delivered::Run(run) => out.runs.push(run),
+                        Delivered::Now(done) => pending.push_back(done),
+                    },
+                    CallAction::CancelLocal { id } => out.cancel.push(id),
+                    CallAction::FrontProgress { id, info } => {
+                        if self.fronts.contains_key(&id) {
+                            out.front.push(FrontReply::Progress { id, info });
+                        }
+                    }
+                    CallAction::FrontDone { id, ret } => {
+                        if let Some(ret) = self.front_done(now, id, ret) {
+                            out.front.push(FrontReply::Done { id, ret });
+                        }
+                    }
+                    CallAction::Finished(r) => self.finished(&r),
+                }
+            }
+        }
+        out
+    }
+
+    /// The end of a front call: counted and logged, and returned for the
+    /// front (an internal DESCRIBE ends here instead).
+    fn front_done(&mut self, now: Micros, id: FrontId, ret: CallReturn) -> Option<CallReturn> {
+        if id.0 >= INTERNAL_FRONT {
+            self.describe_done(now, id, ret);
+            return None;
+        }
+        let w = self.fronts.remove(&id)?;
+        let us = now.0.saturating_sub(w.started.0);
+        self.metrics.observe_front(ret.outcome.label(), us);
+        log_trace(&w.target, &w.call_id, &ret, us);
+        Some(ret)
+    }
+
+    /// A run on a local agent for the node to start; or, when there is
+    /// nothing to run (a DESCRIBE is answered from the hosted tools,
+    /// arguments that are not an object are refused), its end at once.
+    fn deliver(&mut self, now: Micros, d: Delivery) -> Delivered {
+        if d.op == CallOp::Describe {
+            let outcome = match self
+                .hosted
+                .get(&d.agent)
+                .and_then(|h| h.tools.get(d.tool.as_ref()))
+            {
+                Some(desc) => serde_json::to_value(desc.as_ref())
+                    .map(CallOutcome::Ok)
+                    .unwrap_or_else(|e| CallOutcome::err(CallErrorKind::Internal, e.to_string())),
+                None => CallOutcome::err(
+                    CallErrorKind::AgentDown,
+                    format!("agent {} has no tool {} right now", d.agent, d.tool),
+                ),
+            };
+            return Delivered::Now(CallEvent::LocalDone { id: d.id, outcome });
+        }
+        let arguments = match d.arguments {
+            Json::Object(m) => m,
+            Json::Null => Map::new(),
+            other => {
+                return Delivered::Now(CallEvent::LocalDone {
+                    id: d.id,
+                    outcome: CallOutcome::Err(CallError::upstream(
+                        -32602,
+                        format!("tool arguments must be an object, not {other}"),
+                        None,
+                    )),
+                });
+            }
+        };
+        let left_ms = d.deadline.saturating_sub(now.millis()).max(1);
+        Delivered::Run(LocalRun {
+            id: d.id,
+            agent: d.agent,
+            tool: d.tool.to_string(),
+            arguments,
+            timeout: Duration::from_millis(left_ms),
+            progress: d.progress,
+        })
+    }
+}
+
+/// What a delivery comes to: a run for the node, or an end at once.
+enum Delivered {
+    Run(LocalRun),
+    Now(CallEvent),
+}
+
+/// Logs a finished front call with its path and each hop's share.
+fn log_trace(target: &Prefix, id: &CallId, ret: &CallReturn, total_us: u64) {
+    if !tracing::enabled!(tracing::Level::INFO) {
+        return;
+    }
+    let path: Vec<String> = ret.trace.iter().rev().map(|h| h.asn.to_string()).collect();
+    let hops = crate::core::call::hop_costs(&ret.trace)
+        .iter()
+        .map(|(h, us)| format!("{} {:.3}ms", h.asn, *us as f64 / 1000.0))
+        .collect::<Vec<_>>()
+        .join(", ");
+    tracing::info!(
+        call = %id.short(),
+        %target,
+        outcome = ret.outcome.label(),
+        path = %path.join(" -> "),
+        per_hop = %hops,
+        total_ms = total_us as f64 / 1000.0,
+        "call"
+    );
+}
