@@ -132,6 +132,43 @@ impl EngineConfig {
         }
     }
 
+    pub fn with_federation(mut self, name: impl Into<String>) -> Self {
+        self.federation = name.into();
+        self
+    }
+
+    pub fn with_hold_time(mut self, d: Duration) -> Self {
+        self.hold_time = d;
+        self
+    }
+
+    /// Reconnect back-off: first delay and cap.
+    pub fn with_connect_retry(mut self, min: Duration, max: Duration) -> Self {
+        self.connect_retry = (min, max);
+        self
+    }
+
+    pub fn with_max_routes_per_update(mut self, n: usize) -> Self {
+        self.max_routes_per_update = n;
+        self
+    }
+
+    pub fn with_cert(mut self, cert: Arc<AsnCert>) -> Self {
+        self.cert = Some(cert);
+        self
+    }
+
+    /// The graceful-restart time offered in OPEN, in seconds (0: none).
+    pub fn with_graceful_restart(mut self, secs: u16) -> Self {
+        self.capabilities.graceful_restart = (secs > 0).then_some(secs);
+        self
+    }
+
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
     fn decision(&self) -> DecisionConfig {
         DecisionConfig {
             local_asn: self.asn,

@@ -1,0 +1,196 @@
+//! The node's answers to the admin API: status, peers, routes, agents,
+//! calls, and the operations it allows.
+
+use super::*;
+
+impl Node {
+    pub(super) fn parse_peer(&self, s: &str) -> Result<NodeId, String> {
+        let node = if s.len() == 64 {
+            s.parse::<NodeId>()?
+        } else {
+            let p: PeerId = s
+                .parse()
+                .map_err(|_| format!("{s:?} is neither a peer id nor a 64-hex-digit node id"))?;
+            node_id_of(&p).map_err(|e| e.to_string())?
+        };
+        if self.engine.peer_info(&node).is_none() {
+            return Err(format!("{s} is not a peer of this node"));
+        }
+        Ok(node)
+    }
+
+    pub(super) fn route_views(&self, routes: &[Route]) -> Vec<RouteView> {
+        routes.iter().map(RouteView::new).collect()
+    }
+
+    pub(super) async fn on_admin(&mut self, req: AdminRequest) {
+        match req {
+            AdminRequest::Agents(tx) => {
+                let _ = tx.send(self.agent_views());
+            }
+            AdminRequest::AddAgent { entry, reply } => {
+                let r = self.add_agent(entry).await;
+                let _ = reply.send(r);
+            }
+            AdminRequest::RemoveAgent { id, reply } => {
+                self.remove_agent(id, reply).await;
+            }
+            AdminRequest::Mcp(tx) => {
+                let _ = tx.send(self.mcp_view());
+            }
+            AdminRequest::Calls(tx) => {
+                let _ = tx.send(self.calls_view());
+            }
+            AdminRequest::Status(tx) => {
+                let _ = tx.send(self.status());
+            }
+            AdminRequest::Peers(tx) => {
+                let _ = tx.send(self.peer_views());
+            }
+            AdminRequest::Routes(tx) => {
+                let v = self
+                    .engine
+                    .loc_rib()
+                    .iter()
+                    .map(|r| {
+                        let paths = self.engine.paths(&r.prefix);
+                        RouteView::best(r, paths.first())
+                    })
+                    .collect();
+                let _ = tx.send(v);
+            }
+            AdminRequest::RoutesIn { peer, reply } => {
+                let r = self.parse_peer(&peer).map(|n| AdjInView {
+                    peer: peer_label(&n),
+                    pre_policy: self.route_views(&self.engine.adj_rib_in_pre(&n)),
+                    post_policy: self.route_views(&self.engine.adj_rib_in_post(&n)),
+                });
+                let _ = reply.send(r);
+            }
+            AdminRequest::RoutesOut { peer, reply } => {
+                let r = self.parse_peer(&peer).map(|n| AdjOutView {
+                    peer: peer_label(&n),
+                    routes: self.route_views(&self.engine.adj_rib_out(&n)),
+                });
+                let _ = reply.send(r);
+            }
+        }
+    }
+
+    pub(super) fn peer_views(&self) -> Vec<PeerView> {
+        let now = Instant::now();
+        let mut v: Vec<PeerView> = self
+            .engine
+            .peers()
+            .iter()
+            .map(|p| {
+                let mut view = PeerView::new(p);
+                let pid = peer_id_of(&p.node);
+                // Peers only restored from the store (not running a
+                // session) have no source.
+                view.source = self
+                    .started
+                    .contains(&p.node)
+                    .then(|| self.discovery.source_of(&pid))
+                    .flatten();
+                view.blocked = self.discovery.blocked(&pid, now).map(str::to_string);
+                view.addresses = self
+                    .net
+                    .addresses_of(&pid)
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect();
+                view.link = self.net.link_info(&p.node);
+                if let Some(m) = self.meta.get(&p.node) {
+                    view.established_since = m.established_since.map(|t| t.0);
+                    view.last_error = m.last_error.clone();
+                }
+                view
+            })
+            .collect();
+        v.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
+        v
+    }
+
+    pub(super) fn status(&self) -> StatusView {
+        let c = &self.cfg.config;
+        let peers = self.engine.peers();
+        let d = self.durable.borrow().clone();
+        let now = self.clock.now();
+        StatusView {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            peer_id: self.net.local_peer_id().to_string(),
+            node_id: self.security.identity().node_id().to_string(),
+            asn: self.security.asn().0,
+            asn_binding: match (&c.node.certificate, c.node.asn) {
+                (CertSource::File(_), _) => "issued".into(),
+                (CertSource::SelfSigned, AsnSetting::Number(_)) => "self-signed".into(),
+                _ => "derived".into(),
+            },
+            federation: c.node.federation.clone(),
+            bootstrap: c.node.bootstrap,
+            listen: self
+                .net
+                .listen_addrs()
+                .iter()
+                .map(|a| a.to_string())
+                .collect(),
+            external: self
+                .net
+                .external_addrs()
+                .iter()
+                .map(|a| a.to_string())
+                .collect(),
+            admin: self.admin_addr.map(|a| format!("http://{a}")),
+            now_ms: now.0,
+            uptime_ms: now.saturating_sub(self.started_at),
+            loc_rib_routes: self.engine.loc_rib_len(),
+            peers: PeerCounts {
+                configured: c.neighbors.len(),
+                auto: self.discovery.auto_count(),
+                established: peers
+                    .iter()
+                    .filter(|p| p.state == PeerState::Established)
+                    .count(),
+                total: peers.len(),
+            },
+            engine: self.engine.stats().clone(),
+            verify: self.security.verify_view(),
+            inbound: {
+                let g = self.net.gate_config();
+                crate::admin::views::InboundView {
+                    gate: self.net.gate_stats(),
+                    budget_bytes: g.node_bytes as u64,
+                    budget_bytes_per_connection: g.connection_bytes as u64,
+                    probes_deferred: self.net.probes_deferred,
+                    addresses_refused: self.net.addresses_refused,
+                }
+            },
+            admin_refused: self
+                .admin_guard
+                .as_ref()
+                .map(|g| g.refused.view())
+                .unwrap_or_default(),
+            store: StoreView {
+                dir: self.store_dir.display().to_string(),
+                schema_version: crate::store::SCHEMA_VERSION,
+                submitted_batches: self.writer.as_ref().map_or(0, |w| w.last_submitted()),
+                durable_batches: d.seq,
+                flushes: d.flushes,
+                pending_acks: self.pending_acks.len(),
+                error: d.error,
+                restored_peers: self.restored.0,
+                restored_routes: self.restored.1,
+                previous_shutdown_clean: self.previous_clean,
+            },
+            discovery: DiscoveryView {
+                mdns: self.net.mdns_enabled(),
+                kademlia: self.net.kad_enabled(),
+                kademlia_server: matches!(c.discovery.kademlia_mode, KadMode::Server)
+                    || (matches!(c.discovery.kademlia_mode, KadMode::Auto) && c.node.bootstrap),
+                auto_peers: self.discovery.auto_count(),
+                max_auto_peers: c.discovery.max_auto_peers,
+            },
+        }
+    }
+}
