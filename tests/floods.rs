@@ -24,8 +24,8 @@ use agent_bgp::core::call::{
 use agent_bgp::core::ids::{Asn, Millis};
 use agent_bgp::core::message::{ErrorCode, Message};
 use agent_bgp::core::prefix::Prefix;
-use agent_bgp::net::call::CALL_PROTOCOL;
-use agent_bgp::net::codec::ROUTE_PROTOCOL;
+use agent_bgp::net::call_codec::CALL_PROTOCOL;
+use agent_bgp::net::route_codec::ROUTE_PROTOCOL;
 use agent_bgp::wire::{self, Frame, Limits};
 use hostile_peer::{Hostile, now_ms, usage, wait_async};
 use node_harness::{BIN, NodeDir, Proc, Spec, configure, init, wait_for};

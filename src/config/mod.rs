@@ -5,7 +5,7 @@
 //!   durations with units);
 //! - [`validate`]: the checks serde cannot make, reporting every problem
 //!   at once;
-//! - [`template`]: the commented file `abgp init` writes (template.toml).
+//! - [`template()`]: the commented file `abgp init` writes (template.toml).
 //!
 //! [`NodeConfig::load`] parses with unknown keys refused, then validates.
 //! Syntax and type errors name the key path (`neighbor[1].address`), line

@@ -1,4 +1,4 @@
-//! The libp2p [`NetworkBehaviour`](libp2p::swarm::NetworkBehaviour) of a
+//! The libp2p [`libp2p::swarm::NetworkBehaviour`] of a
 //! node and the swarm around it.
 //!
 //! | part | what it is for |
@@ -24,9 +24,9 @@ use libp2p::{
 };
 
 use super::NetConfig;
-use super::call::{CALL_PROTOCOL, CallCodec};
-use super::codec::{ROUTE_PROTOCOL, RouteCodec};
+use super::call_codec::{CALL_PROTOCOL, CallCodec};
 use super::gate::{Gate, PeerSlot};
+use super::route_codec::{ROUTE_PROTOCOL, RouteCodec};
 
 /// The Kademlia protocol of agent-bgp's DHT, kept apart from the public
 /// IPFS DHT so a federation's records stay among agent-bgp nodes.

@@ -362,20 +362,20 @@ mod tests {
     fn fake_id() -> OutboundRequestId {
         use libp2p::request_response::{Behaviour, Config, ProtocolSupport};
         thread_local! {
-            static B: std::cell::RefCell<Behaviour<super::super::codec::RouteCodec>> =
+            static B: std::cell::RefCell<Behaviour<super::super::route_codec::RouteCodec>> =
                 std::cell::RefCell::new(Behaviour::with_codec(
-                    super::super::codec::RouteCodec::new(
+                    super::super::route_codec::RouteCodec::new(
                         Limits::default(),
                         super::super::gate::Gate::new(Default::default()),
                     ),
-                    [(super::super::codec::ROUTE_PROTOCOL, ProtocolSupport::Full)],
+                    [(super::super::route_codec::ROUTE_PROTOCOL, ProtocolSupport::Full)],
                     Config::default(),
                 ));
         }
         B.with(|b| {
             b.borrow_mut().send_request(
                 &libp2p::PeerId::random(),
-                super::super::codec::RouteRequest::Encoded(Vec::new()),
+                super::super::route_codec::RouteRequest::Encoded(Vec::new()),
             )
         })
     }

@@ -13,7 +13,7 @@
 //!
 //! A `tokio::select!` loop waits on the swarm, the engine's next deadline,
 //! admin requests, a 1 s maintenance tick, store durability and shutdown.
-//! Every engine call goes through [`Node::step`]: it hands the engine the
+//! Every engine call goes through `Node::step`: it hands the engine the
 //! events with the current [`Millis`], carries out the actions, submits the
 //! RIB changes as one batch, and queues the acknowledgement of the request
 //! that caused them until that batch is durable. Nothing else touches the
@@ -68,9 +68,9 @@ use crate::core::message::{ErrorCode, Message, Notification, subcode};
 use crate::core::policy::{NodePolicy, PolicyLoadError};
 use crate::core::route::Route;
 use crate::identity::{Binding, KeyFileError, NodeKey, node_id_of, peer_id_of};
-use crate::net::codec::{Inbound, RouteResponse};
 use crate::net::discovery::{Discovery, Eviction, Source};
 use crate::net::gate::Charge;
+use crate::net::route_codec::{Inbound, RouteResponse};
 use crate::net::{BuildError, Net, NetConfig, NetEvent, Reply};
 use crate::store::{Durability, RibStore, SledStore, StoreError, StoreWriter, WriteBatch};
 use crate::wire::Limits;

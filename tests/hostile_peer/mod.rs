@@ -21,8 +21,8 @@ use agent_bgp::core::ids::{Asn, Millis, NodeId};
 use agent_bgp::core::message::{Capabilities, Message, Open, PROTOCOL_VERSION, Update};
 use agent_bgp::core::route::Route;
 use agent_bgp::identity::{LocalIdentity, NodeKey, derive_asn, derived_cert};
-use agent_bgp::net::call::CALL_PROTOCOL;
-use agent_bgp::net::codec::ROUTE_PROTOCOL;
+use agent_bgp::net::call_codec::CALL_PROTOCOL;
+use agent_bgp::net::route_codec::ROUTE_PROTOCOL;
 use agent_bgp::wire::{self, Frame, Limits};
 
 pub fn now_ms() -> Millis {
@@ -147,7 +147,7 @@ impl Hostile {
                         };
                         let m = match wire::decode(&bytes, &Limits::default()) {
                             Ok(Frame::Routing(m)) => {
-                                let _ = s.write_all(agent_bgp::net::codec::ACK).await;
+                                let _ = s.write_all(agent_bgp::net::route_codec::ACK).await;
                                 Ok(m)
                             }
                             Ok(Frame::Call(agent_bgp::wire::CallMessage::Call(c))) => {
@@ -225,7 +225,7 @@ impl Hostile {
     pub async fn send(&mut self, m: &Message) -> io::Result<Option<Message>> {
         let bytes = wire::encode_message(m, &Limits::default()).expect("encode");
         let answer = self.route_request(&bytes).await?;
-        if answer == agent_bgp::net::codec::ACK {
+        if answer == agent_bgp::net::route_codec::ACK {
             return Ok(None);
         }
         if answer.is_empty() {

@@ -18,7 +18,7 @@ const BUCKETS_US: [u64; 12] = [
 pub struct CallMetrics {
     /// Calls from the local front, by outcome.
     pub front_calls: BTreeMap<&'static str, u64>,
-    /// Front call latency histogram: counts per bucket of [`BUCKETS_US`]
+    /// Front call latency histogram: counts per bucket of `BUCKETS_US`
     /// (cumulative in the Prometheus rendering), then the total.
     pub front_latency_buckets: Vec<u64>,
     pub front_latency_sum_us: u64,

@@ -29,7 +29,7 @@
 //! A tool route carries the tool's name and a 16-byte content hash of its
 //! descriptor (`mcp.tool`, `mcp.desc`), so UPDATEs stay small whatever the
 //! schemas weigh. A node that sees a remote tool whose hash it does not know
-//! sends a DESCRIBE call (a CALL with [`CallOp::Describe`]) through the
+//! sends a DESCRIBE call (a CALL with [`CallOp::Describe`](crate::core::call::CallOp::Describe)) through the
 //! tunnel to the origin, checks that the answer hashes to the route's hash,
 //! and caches it by hash (bounded, least recently used out). Until then the
 //! front lists the tool with an open object schema and says why.
