@@ -157,6 +157,34 @@ fn a_hostile_page_cannot_add_an_agent_and_the_cli_still_can() {
     assert!(ok && out.contains("echo"), "agent list: {err}{out}");
 }
 
+/// Each failure of the admin API has its own status: a malformed request
+/// 400, what it names missing 404, a duplicate 409; the body says why.
+#[test]
+fn admin_failures_answer_with_the_status_that_says_what_went_wrong() {
+    let root = tempfile::tempdir().unwrap();
+    let (_nd, p, _admin) = node_from_template(root.path());
+    let (code, body) = p.admin_request("GET", "/v1/routes/in/not-a-peer", None);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("neither a peer id"), "{body}");
+    let stranger = "12D3KooWLRPJAA5o6Z6gSE9HRAVxk4qUPNGcPv5CwsxvWFsn1RqE";
+    let (code, body) = p.admin_request("GET", &format!("/v1/routes/out/{stranger}"), None);
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("not a peer of this node"), "{body}");
+    let (code, body) = p.admin_request("POST", "/v1/agents", Some("{\"id\": 3}"));
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = p.admin_request("DELETE", "/v1/agents/nobody", None);
+    assert_eq!(code, 404, "{body}");
+    let entry =
+        format!(r#"{{"id":"echo","prefix":"echo/*","command":"{BIN}","args":["example-agent"]}}"#);
+    let (code, body) = p.admin_request("POST", "/v1/agents", Some(&entry));
+    assert_eq!(code, 201, "{body}");
+    let (code, body) = p.admin_request("POST", "/v1/agents", Some(&entry));
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("already configured"), "{body}");
+    let (code, body) = p.admin_request("GET", "/v1/nothing-here", None);
+    assert_eq!(code, 404, "{body}");
+}
+
 #[test]
 fn the_cli_says_what_is_wrong_when_the_token_is_not_the_nodes() {
     let root = tempfile::tempdir().unwrap();

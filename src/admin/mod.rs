@@ -25,6 +25,7 @@
 //! channel with a oneshot for the answer, so the engine needs no locks and
 //! a slow client cannot hold it up.
 
+mod error;
 pub mod guard;
 pub mod token;
 pub mod views;
@@ -41,6 +42,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
+pub use error::AdminError;
 pub use guard::Guard;
 pub use token::AdminToken;
 pub use views::{
@@ -62,63 +64,64 @@ pub enum AdminRequest {
     Routes(oneshot::Sender<Vec<RouteView>>),
     RoutesIn {
         peer: String,
-        reply: oneshot::Sender<Result<AdjInView, String>>,
+        reply: oneshot::Sender<Result<AdjInView, AdminError>>,
     },
     RoutesOut {
         peer: String,
-        reply: oneshot::Sender<Result<AdjOutView, String>>,
+        reply: oneshot::Sender<Result<AdjOutView, AdminError>>,
     },
     Agents(oneshot::Sender<Vec<AgentView>>),
     AddAgent {
         /// The `[[agents]]` entry as JSON.
         entry: String,
-        reply: oneshot::Sender<Result<AgentView, String>>,
+        reply: oneshot::Sender<Result<AgentView, AdminError>>,
     },
     RemoveAgent {
         id: String,
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), AdminError>>,
     },
     Mcp(oneshot::Sender<McpView>),
     Calls(oneshot::Sender<Vec<CallInFlight>>),
 }
 
-#[derive(Debug, Serialize)]
-struct ErrorBody {
-    error: String,
+/// Sends a request to the node task and waits `wait` for its answer.
+async fn ask_for<T>(
+    tx: &mpsc::Sender<AdminRequest>,
+    wait: Duration,
+    make: impl FnOnce(oneshot::Sender<T>) -> AdminRequest,
+) -> Result<T, AdminError> {
+    let (otx, orx) = oneshot::channel();
+    match tokio::time::timeout(ASK_TIMEOUT, tx.send(make(otx))).await {
+        Ok(Ok(())) => {}
+        _ => return Err(AdminError::Busy),
+    }
+    match tokio::time::timeout(wait, orx).await {
+        Ok(Ok(v)) => Ok(v),
+        _ => Err(AdminError::NoAnswer),
+    }
 }
 
-fn error(code: StatusCode, msg: impl Into<String>) -> Response {
-    (code, Json(ErrorBody { error: msg.into() })).into_response()
-}
-
+/// A view from the node task.
 async fn ask<T: Serialize>(
     tx: &mpsc::Sender<AdminRequest>,
     make: impl FnOnce(oneshot::Sender<T>) -> AdminRequest,
 ) -> Response {
-    let (otx, orx) = oneshot::channel();
-    match tokio::time::timeout(ASK_TIMEOUT, tx.send(make(otx))).await {
-        Ok(Ok(())) => {}
-        _ => return error(StatusCode::SERVICE_UNAVAILABLE, "node is busy or stopping"),
-    }
-    match tokio::time::timeout(ASK_TIMEOUT, orx).await {
-        Ok(Ok(v)) => Json(v).into_response(),
-        _ => error(StatusCode::SERVICE_UNAVAILABLE, "node did not answer"),
+    match ask_for(tx, ASK_TIMEOUT, make).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
     }
 }
 
-async fn ask_peer<T: Serialize>(
+/// A request that can fail; answered with `ok` or the error's status.
+async fn ask_result<T: Serialize>(
     tx: &mpsc::Sender<AdminRequest>,
-    make: impl FnOnce(oneshot::Sender<Result<T, String>>) -> AdminRequest,
+    wait: Duration,
+    ok: StatusCode,
+    make: impl FnOnce(oneshot::Sender<Result<T, AdminError>>) -> AdminRequest,
 ) -> Response {
-    let (otx, orx) = oneshot::channel();
-    match tokio::time::timeout(ASK_TIMEOUT, tx.send(make(otx))).await {
-        Ok(Ok(())) => {}
-        _ => return error(StatusCode::SERVICE_UNAVAILABLE, "node is busy or stopping"),
-    }
-    match tokio::time::timeout(ASK_TIMEOUT, orx).await {
-        Ok(Ok(Ok(v))) => Json(v).into_response(),
-        Ok(Ok(Err(e))) => error(StatusCode::NOT_FOUND, e),
-        _ => error(StatusCode::SERVICE_UNAVAILABLE, "node did not answer"),
+    match ask_for(tx, wait, make).await.and_then(|r| r) {
+        Ok(v) => (ok, Json(v)).into_response(),
+        Err(e) => e.into_response(),
     }
 }
 
@@ -137,11 +140,17 @@ async fn routes(State(tx): State<Tx>) -> Response {
 }
 
 async fn routes_in(State(tx): State<Tx>, Path(peer): Path<String>) -> Response {
-    ask_peer(&tx, |reply| AdminRequest::RoutesIn { peer, reply }).await
+    ask_result(&tx, ASK_TIMEOUT, StatusCode::OK, |reply| {
+        AdminRequest::RoutesIn { peer, reply }
+    })
+    .await
 }
 
 async fn routes_out(State(tx): State<Tx>, Path(peer): Path<String>) -> Response {
-    ask_peer(&tx, |reply| AdminRequest::RoutesOut { peer, reply }).await
+    ask_result(&tx, ASK_TIMEOUT, StatusCode::OK, |reply| {
+        AdminRequest::RoutesOut { peer, reply }
+    })
+    .await
 }
 
 async fn agents(State(tx): State<Tx>) -> Response {
@@ -151,35 +160,16 @@ async fn agents(State(tx): State<Tx>) -> Response {
 /// Adding an agent may start a process and wait for the store.
 const CHANGE_TIMEOUT: Duration = Duration::from_secs(15);
 
-async fn change<T: Serialize>(
-    tx: &mpsc::Sender<AdminRequest>,
-    ok: StatusCode,
-    make: impl FnOnce(oneshot::Sender<Result<T, String>>) -> AdminRequest,
-) -> Response {
-    let (otx, orx) = oneshot::channel();
-    match tokio::time::timeout(ASK_TIMEOUT, tx.send(make(otx))).await {
-        Ok(Ok(())) => {}
-        _ => return error(StatusCode::SERVICE_UNAVAILABLE, "node is busy or stopping"),
-    }
-    match tokio::time::timeout(CHANGE_TIMEOUT, orx).await {
-        Ok(Ok(Ok(v))) => (ok, Json(v)).into_response(),
-        Ok(Ok(Err(e))) => error(StatusCode::BAD_REQUEST, e),
-        _ => error(StatusCode::SERVICE_UNAVAILABLE, "node did not answer"),
-    }
-}
-
 async fn add_agent(State(tx): State<Tx>, body: String) -> Response {
-    change(&tx, StatusCode::CREATED, |reply| AdminRequest::AddAgent {
-        entry: body,
-        reply,
+    ask_result(&tx, CHANGE_TIMEOUT, StatusCode::CREATED, |reply| {
+        AdminRequest::AddAgent { entry: body, reply }
     })
     .await
 }
 
 async fn remove_agent(State(tx): State<Tx>, Path(id): Path<String>) -> Response {
-    change(&tx, StatusCode::OK, |reply| AdminRequest::RemoveAgent {
-        id,
-        reply,
+    ask_result(&tx, CHANGE_TIMEOUT, StatusCode::OK, |reply| {
+        AdminRequest::RemoveAgent { id, reply }
     })
     .await
 }
@@ -193,15 +183,8 @@ async fn mcp(State(tx): State<Tx>) -> Response {
 }
 
 async fn metrics(State(tx): State<Tx>) -> Response {
-    let (otx, orx) = oneshot::channel();
-    if tokio::time::timeout(ASK_TIMEOUT, tx.send(AdminRequest::Mcp(otx)))
-        .await
-        .map_or(true, |r| r.is_err())
-    {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "node is busy or stopping");
-    }
-    match tokio::time::timeout(ASK_TIMEOUT, orx).await {
-        Ok(Ok(v)) => (
+    match ask_for(&tx, ASK_TIMEOUT, AdminRequest::Mcp).await {
+        Ok(v) => (
             [(
                 axum::http::header::CONTENT_TYPE,
                 "text/plain; version=0.0.4",
@@ -209,15 +192,12 @@ async fn metrics(State(tx): State<Tx>) -> Response {
             v.metrics.prometheus(),
         )
             .into_response(),
-        _ => error(StatusCode::SERVICE_UNAVAILABLE, "node did not answer"),
+        Err(e) => e.into_response(),
     }
 }
 
 async fn not_found() -> Response {
-    error(
-        StatusCode::NOT_FOUND,
-        "no such endpoint; see docs/operations.md",
-    )
+    AdminError::NotFound("no such endpoint; see docs/operations.md".into()).into_response()
 }
 
 pub fn router(tx: Tx, guard: Arc<Guard>) -> Router {

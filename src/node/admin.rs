@@ -2,19 +2,25 @@
 //! calls, and the operations it allows.
 
 use super::*;
+use crate::admin::AdminError;
 
 impl Node {
-    pub(super) fn parse_peer(&self, s: &str) -> Result<NodeId, String> {
+    /// A peer named by its peer id or its 64-hex-digit node id.
+    pub(super) fn parse_peer(&self, s: &str) -> Result<NodeId, AdminError> {
         let node = if s.len() == 64 {
-            s.parse::<NodeId>()?
+            s.parse::<NodeId>().map_err(AdminError::BadRequest)?
         } else {
-            let p: PeerId = s
-                .parse()
-                .map_err(|_| format!("{s:?} is neither a peer id nor a 64-hex-digit node id"))?;
-            node_id_of(&p).map_err(|e| e.to_string())?
+            let p: PeerId = s.parse().map_err(|_| {
+                AdminError::BadRequest(format!(
+                    "{s:?} is neither a peer id nor a 64-hex-digit node id"
+                ))
+            })?;
+            node_id_of(&p).map_err(|e| AdminError::BadRequest(e.to_string()))?
         };
         if self.engine.peer_info(&node).is_none() {
-            return Err(format!("{s} is not a peer of this node"));
+            return Err(AdminError::NotFound(format!(
+                "{s} is not a peer of this node"
+            )));
         }
         Ok(node)
     }

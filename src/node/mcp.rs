@@ -21,6 +21,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::admin::AdminError;
 use crate::admin::views::{AgentSource, AgentView, CallInFlight, FrontRefusedView, McpView};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
@@ -562,24 +563,30 @@ impl Node {
     }
 
     /// Adds an agent from its `[[agents]]` entry as JSON, and persists it.
-    pub(super) async fn add_agent(&mut self, json: String) -> Result<AgentView, String> {
-        let a: AgentConfig = serde_json::from_str(&json).map_err(|e| e.to_string())?;
+    pub(super) async fn add_agent(&mut self, json: String) -> Result<AgentView, AdminError> {
+        let a: AgentConfig =
+            serde_json::from_str(&json).map_err(|e| AdminError::BadRequest(e.to_string()))?;
         let id = a.id().clone();
         self.mcp
             .upstream
             .add_agent(resolve_agent(&self.cfg, a))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| match e {
+                UpstreamError::AgentExists(_) => AdminError::Conflict(e.to_string()),
+                other => AdminError::Failed(other.to_string()),
+            })?;
         self.mcp.run_time.insert(id.clone());
         let batch = WriteBatch {
             agents: vec![(id.to_string(), Some(json))],
             ..Default::default()
         };
-        self.commit(batch, None).await.map_err(|e| e.to_string())?;
+        self.commit(batch, None)
+            .await
+            .map_err(|e| AdminError::Failed(e.to_string()))?;
         tracing::info!(agent = %id, "agent added at run time");
         self.agent_views()
             .into_iter()
             .find(|v| v.id == id.as_str())
-            .ok_or_else(|| "agent vanished".to_string())
+            .ok_or_else(|| AdminError::Failed("the agent vanished while it was added".into()))
     }
 
     /// Removes an agent: persisted at once, its routes withdrawn when its
@@ -590,12 +597,14 @@ impl Node {
     pub(super) async fn remove_agent(
         &mut self,
         id: String,
-        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+        reply: tokio::sync::oneshot::Sender<Result<(), AdminError>>,
     ) {
         let agent = AgentId::new(&id);
         let up = self.mcp.upstream.clone();
         if up.config(&agent).is_none() {
-            let _ = reply.send(Err(format!("no agent {id} on this node")));
+            let _ = reply.send(Err(AdminError::NotFound(format!(
+                "no agent {id} on this node"
+            ))));
             return;
         }
         if self.mcp.run_time.remove(&agent) {
@@ -604,12 +613,15 @@ impl Node {
                 ..Default::default()
             };
             if let Err(e) = self.commit(batch, None).await {
-                let _ = reply.send(Err(e.to_string()));
+                let _ = reply.send(Err(AdminError::Failed(e.to_string())));
                 return;
             }
         }
         tokio::spawn(async move {
-            let r = up.remove_agent(&agent).await.map_err(|e| e.to_string());
+            let r = up.remove_agent(&agent).await.map_err(|e| match e {
+                UpstreamError::UnknownAgent(_) => AdminError::NotFound(e.to_string()),
+                other => AdminError::Failed(other.to_string()),
+            });
             if r.is_ok() {
                 tracing::info!(agent = %id, "agent removed");
             }
