@@ -392,14 +392,42 @@ pub enum CallMessage {
     Cancel(Cancel),
 }
 
-impl CallMessage {
-    pub fn kind(&self) -> &'static str {
+/// Which call-protocol message: what a failed send says it lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CallKind {
+    Call,
+    Answer,
+    Result,
+    Progress,
+    Cancel,
+}
+
+impl CallKind {
+    pub fn name(self) -> &'static str {
         match self {
-            CallMessage::Call(_) => "CALL",
-            CallMessage::Answer(_) => "CALL-ANSWER",
-            CallMessage::Result(_) => "CALL-RESULT",
-            CallMessage::Progress(_) => "PROGRESS",
-            CallMessage::Cancel(_) => "CANCEL",
+            CallKind::Call => "CALL",
+            CallKind::Answer => "CALL-ANSWER",
+            CallKind::Result => "CALL-RESULT",
+            CallKind::Progress => "PROGRESS",
+            CallKind::Cancel => "CANCEL",
+        }
+    }
+}
+
+impl fmt::Display for CallKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl CallMessage {
+    pub fn kind(&self) -> CallKind {
+        match self {
+            CallMessage::Call(_) => CallKind::Call,
+            CallMessage::Answer(_) => CallKind::Answer,
+            CallMessage::Result(_) => CallKind::Result,
+            CallMessage::Progress(_) => CallKind::Progress,
+            CallMessage::Cancel(_) => CallKind::Cancel,
         }
     }
 

@@ -22,7 +22,7 @@ impl Net {
         let bytes = match self.call_codec.encode_request(&msg) {
             Ok(b) => b,
             Err(e) => {
-                tracing::warn!(%peer, kind, error = %e, "call message does not encode");
+                tracing::warn!(%peer, %kind, error = %e, "call message does not encode");
                 return fail(self, format!("does not encode: {e}"));
             }
         };
@@ -142,13 +142,13 @@ impl Net {
                     return;
                 };
                 match (kind, response) {
-                    ("CALL", CallResponse::Answer(a)) if a.leg == leg => {
+                    (CallKind::Call, CallResponse::Answer(a)) if a.leg == leg => {
                         self.emit(NetEvent::CallAnswered {
                             peer: node,
                             answer: a,
                         });
                     }
-                    ("CALL", other) => {
+                    (CallKind::Call, other) => {
                         tracing::warn!(%peer, ?other, "CALL answered with something else");
                         self.emit(NetEvent::CallFailed {
                             peer: node,
@@ -160,7 +160,7 @@ impl Net {
                     }
                     (_, CallResponse::Ack) => {}
                     (_, other) => {
-                        tracing::debug!(%peer, kind, ?other, "unexpected call response");
+                        tracing::debug!(%peer, %kind, ?other, "unexpected call response");
                     }
                 }
             }
@@ -177,7 +177,7 @@ impl Net {
                     error,
                     OutboundFailure::DialFailure | OutboundFailure::UnsupportedProtocols
                 );
-                tracing::debug!(%peer, kind, %leg, %error, "call request failed");
+                tracing::debug!(%peer, %kind, %leg, %error, "call request failed");
                 self.emit(NetEvent::CallFailed {
                     peer: node,
                     leg,

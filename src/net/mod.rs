@@ -59,7 +59,7 @@ use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, identity::Keypair, kad, mdns};
 use sha2::{Digest, Sha256};
 
-use crate::core::call::{Answer, CallAnswer, CallMessage, LegId};
+use crate::core::call::{Answer, CallAnswer, CallKind, CallMessage, LegId};
 use crate::core::ids::NodeId;
 use crate::core::message::{Message, Notification};
 use crate::identity::{node_id_of, peer_id_of};
@@ -166,7 +166,7 @@ pub enum NetEvent {
     CallFailed {
         peer: NodeId,
         leg: LegId,
-        kind: &'static str,
+        kind: CallKind,
         maybe_received: bool,
         reason: String,
     },
@@ -228,7 +228,7 @@ pub struct Net {
     /// Encodes call-protocol requests (the behaviour's copy is private).
     call_codec: call_codec::CallCodec,
     /// Call-protocol requests in flight: what each was.
-    call_out: HashMap<request_response::OutboundRequestId, (NodeId, LegId, &'static str)>,
+    call_out: HashMap<request_response::OutboundRequestId, (NodeId, LegId, CallKind)>,
     /// CALLs received and not answered yet.
     call_answers: HashMap<(NodeId, LegId), ResponseChannel<CallResponse>>,
     /// Warnings caused by peers, at most one a second.

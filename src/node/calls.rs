@@ -14,7 +14,7 @@ use std::sync::Arc;
 use serde_json::Value as Json;
 
 use crate::core::call::CallOrigin;
-use crate::core::forward::CallerVerifier;
+use crate::core::forward::{CallerRefused, CallerVerifier};
 use crate::core::ids::Millis;
 use crate::core::proof::{AsnCert, Signature};
 use crate::identity::key;
@@ -62,10 +62,10 @@ impl TrustVerifier {
         }
     }
 
-    fn check_cert(&self, cert: &AsnCert, now: Millis) -> Result<(), String> {
+    fn check_cert(&self, cert: &AsnCert, now: Millis) -> Result<(), CallerRefused> {
         self.trust
             .check_binding(cert, now)
-            .map_err(|e| format!("certificate: {e}"))?;
+            .map_err(|e| CallerRefused::Certificate(e.to_string()))?;
         let mut seen = self
             .verified
             .lock()
@@ -76,7 +76,7 @@ impl TrustVerifier {
             return Ok(());
         }
         crate::identity::cert::verify_cert_signature(cert)
-            .map_err(|e| format!("certificate signature: {e}"))?;
+            .map_err(|e| CallerRefused::Certificate(format!("its signature: {e}")))?;
         if seen.len() >= CERT_CACHE {
             seen.clear();
         }
@@ -86,26 +86,23 @@ impl TrustVerifier {
 }
 
 impl CallerVerifier for TrustVerifier {
-    fn verify(&self, now: Millis, o: &CallOrigin, arguments: &Json) -> Result<(), String> {
-        let cert = o
-            .cert
-            .as_ref()
-            .ok_or("the call carries no ASN certificate")?;
+    fn verify(&self, now: Millis, o: &CallOrigin, arguments: &Json) -> Result<(), CallerRefused> {
+        let cert = o.cert.as_ref().ok_or(CallerRefused::NoCertificate)?;
         if cert.node != o.caller {
-            return Err("the certificate is for another node than the caller".into());
+            return Err(CallerRefused::CertificateOfAnotherNode);
         }
         if cert.asn != o.caller_asn {
-            return Err(format!(
-                "the certificate binds {}, not the claimed {}",
-                cert.asn, o.caller_asn
-            ));
+            return Err(CallerRefused::OtherAsn {
+                cert: cert.asn,
+                claimed: o.caller_asn,
+            });
         }
         self.check_cert(cert, now)?;
-        let sig = o.signature.as_ref().ok_or("the call is not signed")?;
+        let sig = o.signature.as_ref().ok_or(CallerRefused::Unsigned)?;
         key::verify(&o.caller, &call_signed_bytes(o), sig)
-            .map_err(|e| format!("signature: {e}"))?;
+            .map_err(|e| CallerRefused::BadSignature(e.to_string()))?;
         if args_digest(arguments) != o.args_digest {
-            return Err("the arguments do not match the signed digest".into());
+            return Err(CallerRefused::ArgumentsChanged);
         }
         Ok(())
     }
@@ -167,7 +164,7 @@ mod tests {
         let e = verifier()
             .verify(Millis(2000), &o, &json!({"text": "rm -rf"}))
             .unwrap_err();
-        assert!(e.contains("arguments"), "{e}");
+        assert_eq!(e, CallerRefused::ArgumentsChanged);
     }
 
     #[test]
@@ -176,18 +173,22 @@ mod tests {
         let args = json!({});
         let mut o = signed(&id, &args);
         o.target = Prefix::new("finance/pay").unwrap();
-        assert!(
-            verifier()
-                .verify(Millis(2000), &o, &args)
-                .unwrap_err()
-                .contains("signature")
-        );
+        assert!(matches!(
+            verifier().verify(Millis(2000), &o, &args),
+            Err(CallerRefused::BadSignature(_))
+        ));
         let mut o = signed(&id, &args);
         o.caller_asn = Asn(65001);
-        assert!(verifier().verify(Millis(2000), &o, &args).is_err());
+        assert!(matches!(
+            verifier().verify(Millis(2000), &o, &args),
+            Err(CallerRefused::OtherAsn { .. })
+        ));
         let mut o = signed(&id, &args);
         o.signature = None;
-        assert!(verifier().verify(Millis(2000), &o, &args).is_err());
+        assert_eq!(
+            verifier().verify(Millis(2000), &o, &args),
+            Err(CallerRefused::Unsigned)
+        );
     }
 
     #[test]
@@ -198,7 +199,7 @@ mod tests {
         let mut o = signed(&a, &args);
         o.cert = Some(b.cert().clone());
         let e = verifier().verify(Millis(2000), &o, &args).unwrap_err();
-        assert!(e.contains("another node"), "{e}");
+        assert_eq!(e, CallerRefused::CertificateOfAnotherNode);
     }
 
     #[test]
@@ -223,11 +224,9 @@ mod tests {
         let args = json!({});
         let o = signed(&id, &args);
         let strict = TrustVerifier::new(TrustStore::new().accept_derived(false));
-        assert!(
-            strict
-                .verify(Millis(2000), &o, &args)
-                .unwrap_err()
-                .contains("certificate")
-        );
+        assert!(matches!(
+            strict.verify(Millis(2000), &o, &args),
+            Err(CallerRefused::Certificate(_))
+        ));
     }
 }

@@ -27,7 +27,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::LoadedConfig;
-use crate::core::call::{CallErrorKind, CallMessage, CallOutcome, CallReturn, ProgressInfo};
+use crate::core::call::{
+    CallErrorKind, CallKind, CallMessage, CallOutcome, CallReturn, ProgressInfo,
+};
 use crate::core::engine::Event;
 use crate::core::forward::{CallAction, CallEvent, ForwardConfig, Forwarder, FrontId, LocalId};
 use crate::core::ids::{AgentId, NodeId};
@@ -506,10 +508,10 @@ impl Node {
                 maybe_received,
                 reason,
             } => {
-                if kind != "CALL" {
+                if kind != CallKind::Call {
                     // A lost result or progress: the caller's side times
                     // out or sees the peer go; nothing to redo here.
-                    tracing::debug!(peer = %peer.short(), %leg, kind, %reason, "call message lost");
+                    tracing::debug!(peer = %peer.short(), %leg, %kind, %reason, "call message lost");
                     return Ok(());
                 }
                 CallEvent::SendFailed {

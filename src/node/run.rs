@@ -147,7 +147,7 @@ impl Node {
         // makes no progress at all must not hold the node for ever.
         let stall = self.cfg.config.store.stall;
         let seq = match tokio::time::timeout(stall, w.submit(batch)).await {
-            Ok(r) => r.map_err(NodeError::StoreFailed)?,
+            Ok(r) => r.map_err(|e| NodeError::StoreFailed(e.to_string()))?,
             Err(_) => return Err(stalled(stall)),
         };
         self.undurable.push_back((seq, Instant::now()));

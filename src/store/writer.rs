@@ -48,6 +48,16 @@ pub struct StoreWriter {
     thread: Option<JoinHandle<()>>,
 }
 
+/// Why a batch was not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    #[error("the store is closed")]
+    Closed,
+    /// The store thread stopped, with the failure it reported, if any.
+    #[error("the store thread stopped{}", .0.as_ref().map(|e| format!(": {e}")).unwrap_or_default())]
+    Stopped(Option<String>),
+}
+
 impl StoreWriter {
     /// Starts the thread. `queue` bounds the batches waiting to be written.
     pub fn spawn<S: RibStore>(mut store: S, queue: usize) -> std::io::Result<Self> {
@@ -107,17 +117,13 @@ impl StoreWriter {
 
     /// Queues a batch; returns its sequence number. Waits only while the
     /// queue is full. Fails once the store thread has stopped.
-    pub async fn submit(&mut self, batch: WriteBatch) -> Result<u64, String> {
-        let tx = self.tx.as_ref().ok_or("store is closed")?;
+    pub async fn submit(&mut self, batch: WriteBatch) -> Result<u64, SubmitError> {
+        let tx = self.tx.as_ref().ok_or(SubmitError::Closed)?;
         self.next_seq += 1;
         let seq = self.next_seq;
-        tx.send((seq, batch)).await.map_err(|_| {
-            self.durable
-                .borrow()
-                .error
-                .clone()
-                .unwrap_or_else(|| "store thread stopped".into())
-        })?;
+        tx.send((seq, batch))
+            .await
+            .map_err(|_| SubmitError::Stopped(self.durable.borrow().error.clone()))?;
         Ok(seq)
     }
 

@@ -87,7 +87,7 @@ pub use events::{
     CallAction, CallEvent, CallRecord, CallView, Delivery, ForwardStats, FrontId, FrontOpts, InKey,
     LocalId, Micros,
 };
-pub use routes::{CallRoutes, CallerVerifier, NextHop, Resolution, route_tool};
+pub use routes::{CallRoutes, CallerRefused, CallerVerifier, NextHop, Resolution, route_tool};
 pub use table::PROGRESS_INTERVAL_US;
 
 /// The per-hop call table and its rules. See the module documentation.

@@ -9,7 +9,7 @@ use serde_json::Value as Json;
 use crate::core::attrs::AttrValue;
 use crate::core::call::{CallOrigin, TOOL_ATTR};
 use crate::core::engine::Engine;
-use crate::core::ids::{AgentId, Millis, NodeId};
+use crate::core::ids::{AgentId, Asn, Millis, NodeId};
 use crate::core::prefix::Prefix;
 use crate::core::route::Route;
 
@@ -94,5 +94,33 @@ impl CallRoutes for Engine {
 /// digest. Implemented with the node's trust store by `crate::identity`;
 /// the core only asks.
 pub trait CallerVerifier: Send {
-    fn verify(&self, now: Millis, origin: &CallOrigin, arguments: &Json) -> Result<(), String>;
+    fn verify(
+        &self,
+        now: Millis,
+        origin: &CallOrigin,
+        arguments: &Json,
+    ) -> Result<(), CallerRefused>;
+}
+
+/// Why a CALL's signed origin does not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallerRefused {
+    #[error("the call carries no ASN certificate")]
+    NoCertificate,
+    #[error("the certificate is for another node than the caller")]
+    CertificateOfAnotherNode,
+    #[error("the certificate binds {cert}, not the claimed {claimed}")]
+    OtherAsn { cert: Asn, claimed: Asn },
+    /// The certificate is not trusted (binding, validity, its signature).
+    #[error("certificate: {0}")]
+    Certificate(String),
+    #[error("the call is not signed")]
+    Unsigned,
+    #[error("signature: {0}")]
+    BadSignature(String),
+    #[error("the arguments do not match the signed digest")]
+    ArgumentsChanged,
+    /// A verifier that trusts nobody (tests, a node without a trust store).
+    #[error("{0}")]
+    Untrusted(&'static str),
 }

@@ -42,10 +42,12 @@ impl RoutePolicy for AcceptAll {
 struct UnsignedOnly;
 
 impl CallerVerifier for UnsignedOnly {
-    fn verify(&self, _: Millis, origin: &CallOrigin, _: &Json) -> Result<(), String> {
+    fn verify(&self, _: Millis, origin: &CallOrigin, _: &Json) -> Result<(), CallerRefused> {
         match origin.signature {
             None => Ok(()),
-            Some(_) => Err("this test verifier cannot check signatures".into()),
+            Some(_) => Err(CallerRefused::Untrusted(
+                "this test verifier cannot check signatures",
+            )),
         }
     }
 }
@@ -54,8 +56,11 @@ impl CallerVerifier for UnsignedOnly {
 struct TrustsNobody;
 
 impl CallerVerifier for TrustsNobody {
-    fn verify(&self, _: Millis, o: &CallOrigin, _: &Json) -> Result<(), String> {
-        Err(format!("no trust anchor for {}", o.caller_asn))
+    fn verify(&self, _: Millis, o: &CallOrigin, _: &Json) -> Result<(), CallerRefused> {
+        Err(CallerRefused::Certificate(format!(
+            "no trust anchor for {}",
+            o.caller_asn
+        )))
     }
 }
 

@@ -46,8 +46,15 @@ impl CallSigner for NoSigner {
 
 struct Nobody;
 impl crate::core::forward::CallerVerifier for Nobody {
-    fn verify(&self, _: Millis, _: &CallOrigin, _: &Json) -> Result<(), String> {
-        Err("test plane verifies nobody".into())
+    fn verify(
+        &self,
+        _: Millis,
+        _: &CallOrigin,
+        _: &Json,
+    ) -> Result<(), crate::core::forward::CallerRefused> {
+        Err(crate::core::forward::CallerRefused::Untrusted(
+            "test plane verifies nobody",
+        ))
     }
 }
 
