@@ -166,13 +166,33 @@ fn build_behaviour(key: &Keypair, cfg: &NetConfig, gate: &Gate) -> Behaviour {
     }
 }
 
-/// Builds the swarm: TCP and QUIC, noise, yamux, DNS.
+/// Builds the swarm: TCP and QUIC, noise, yamux, DNS; or the in-memory
+/// transport with noise and yamux (`memory_transport`).
 pub fn build_swarm(
     key: Keypair,
     cfg: &NetConfig,
     gate: &Gate,
 ) -> Result<Swarm<Behaviour>, BuildError> {
     let idle = cfg.idle_connection_timeout;
+    if cfg.memory_transport {
+        use libp2p::Transport;
+        use libp2p::core::transport::MemoryTransport;
+        use libp2p::core::upgrade::Version;
+        let swarm = SwarmBuilder::with_existing_identity(key)
+            .with_tokio()
+            .with_other_transport(|key| {
+                Ok(MemoryTransport::default()
+                    .upgrade(Version::V1)
+                    .authenticate(noise::Config::new(key)?)
+                    .multiplex(yamux::Config::default()))
+            })
+            .map_err(|e| BuildError::Behaviour(e.to_string()))?
+            .with_behaviour(|key| build_behaviour(key, cfg, gate))
+            .map_err(|e| BuildError::Behaviour(e.to_string()))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .build();
+        return Ok(swarm);
+    }
     let swarm = SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_tcp(

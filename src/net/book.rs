@@ -94,7 +94,12 @@ impl Net {
         if addr.is_empty() {
             return;
         }
-        if !dialable(&addr) {
+        let usable = if self.cfg.memory_transport {
+            matches!(addr.iter().next(), Some(Protocol::Memory(n)) if n != 0)
+        } else {
+            dialable(&addr)
+        };
+        if !usable {
             self.addresses_refused += 1;
             return;
         }

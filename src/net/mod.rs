@@ -47,6 +47,8 @@ pub mod gate;
 pub mod link;
 pub mod route_codec;
 mod route_proto;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
@@ -112,6 +114,52 @@ pub struct NetConfig {
     pub bootstrap_node: bool,
     pub bootstrap: Vec<Multiaddr>,
     pub query_interval: Duration,
+    /// libp2p's in-memory transport (`/memory/N` addresses, one process)
+    /// instead of TCP, QUIC and DNS: for adapter tests and in-process
+    /// simulations. node.toml has no key for it.
+    pub memory_transport: bool,
+}
+
+impl NetConfig {
+    /// node.toml's defaults (docs/operations.md): 30 s request timeouts,
+    /// 1024 call streams per connection, 256 connections (128 inbound, 32
+    /// pending, 2 per peer), 1024 queued messages per peer, the wire's
+    /// limits both ways, no mDNS, no Kademlia, no bootstrap nodes.
+    pub fn new(listen: Vec<Multiaddr>, federation: impl Into<String>) -> Self {
+        NetConfig {
+            listen,
+            external: Vec::new(),
+            announce_listen: true,
+            federation: federation.into(),
+            request_timeout: Duration::from_secs(30),
+            call_request_timeout: Duration::from_secs(30),
+            max_concurrent_calls: 1024,
+            idle_connection_timeout: Duration::from_secs(210),
+            max_connections: 256,
+            max_incoming_connections: 128,
+            max_pending_incoming: 32,
+            max_connections_per_peer: 2,
+            max_queued: 1024,
+            limits: Limits::default(),
+            gate: gate::GateConfig::default(),
+            send_limits: Limits::default(),
+            mdns: false,
+            mdns_query_interval: Duration::from_secs(30),
+            kademlia: false,
+            kad_server: false,
+            provide: false,
+            bootstrap_node: false,
+            bootstrap: Vec::new(),
+            query_interval: Duration::from_secs(60),
+            memory_transport: false,
+        }
+    }
+
+    /// Uses the in-memory transport (see [`NetConfig::memory_transport`]).
+    pub fn with_memory_transport(mut self) -> Self {
+        self.memory_transport = true;
+        self
+    }
 }
 
 /// What the node hears from the network.

@@ -117,6 +117,7 @@ fn net_config(c: &NodeConfig) -> NetConfig {
         bootstrap_node: c.node.bootstrap,
         bootstrap: c.discovery.bootstrap.clone(),
         query_interval: c.discovery.query_interval,
+        memory_transport: false,
     }
 }
 
