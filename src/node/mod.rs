@@ -40,6 +40,8 @@ mod peering;
 mod run;
 pub mod security;
 mod setup;
+#[cfg(test)]
+mod tests;
 pub mod verify;
 
 use std::collections::{HashMap, HashSet, VecDeque};

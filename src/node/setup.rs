@@ -48,6 +48,16 @@ pub(super) fn check_file_modes(
     Ok(())
 }
 
+/// Which libp2p transport a node runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Transport {
+    /// TCP, QUIC and DNS (`abgp run`).
+    Network,
+    /// libp2p's in-memory transport (tests in one process).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Memory,
+}
+
 /// The engine's settings from node.toml.
 fn engine_config(c: &NodeConfig, security: &Security) -> EngineConfig {
     EngineConfig::new(security.asn(), security.identity().node_id())
@@ -160,10 +170,31 @@ fn record_admin_addr(cfg: &LoadedConfig, addr: Option<SocketAddr>) {
 
 impl Node {
     pub(super) async fn start(cfg: LoadedConfig) -> Result<Node, NodeError> {
-        let c = cfg.config.clone();
         let clock = Clock::start();
         let now = clock.now();
         let key = NodeKey::load(&cfg.key_path()).map_err(NodeError::Key)?;
+        let node_id = key.node_id();
+        // The store: refuse another node's or another version's.
+        let store_dir = cfg.store_dir();
+        check_file_modes(&cfg, &store_dir)?;
+        let c = &cfg.config;
+        let store = SledStore::open(&store_dir, node_id, now, c.store.cache_capacity_mb)?
+            .with_min_free(c.store.min_free_mb.saturating_mul(1 << 20));
+        Self::start_with(cfg, key, clock, store, Transport::Network).await
+    }
+
+    /// Starts a node on a given store and transport (the sled store and
+    /// TCP/QUIC in `abgp run`; an in-memory store and libp2p's memory
+    /// transport in the node's own tests).
+    pub(super) async fn start_with<S: RibStore>(
+        cfg: LoadedConfig,
+        key: NodeKey,
+        clock: Clock,
+        mut store: S,
+        transport: Transport,
+    ) -> Result<Node, NodeError> {
+        let c = cfg.config.clone();
+        let now = clock.now();
         let keypair = key.to_libp2p().map_err(NodeError::Libp2pKey)?;
         let security = Security::new(&cfg, key, now)?;
         let node_id = security.identity().node_id();
@@ -175,12 +206,9 @@ impl Node {
             None => Arc::new(DefaultPolicy),
         };
 
-        // The store: refuse another node's or another version's; restore
-        // the Adj-RIB-In; the derived trees are rebuilt by the engine.
+        // Restore the Adj-RIB-In; the derived trees are rebuilt by the
+        // engine.
         let store_dir = cfg.store_dir();
-        check_file_modes(&cfg, &store_dir)?;
-        let mut store = SledStore::open(&store_dir, node_id, now, c.store.cache_capacity_mb)?
-            .with_min_free(c.store.min_free_mb.saturating_mul(1 << 20));
         let previous_clean = store.meta().clean_shutdown;
         if !previous_clean {
             tracing::warn!("the previous run did not shut down cleanly; the store was recovered");
@@ -193,7 +221,8 @@ impl Node {
         let durable = writer.durable();
 
         let engine = Engine::new(engine_config(&c, &security)).with_policy(policy);
-        let ncfg = net_config(&c);
+        let mut ncfg = net_config(&c);
+        ncfg.memory_transport = transport == Transport::Memory;
         let net = Net::new(keypair, ncfg)?;
 
         let (admin_tx, admin_rx) = mpsc::channel(ADMIN_QUEUE);

@@ -18,6 +18,7 @@
 //! (`abgp store dump`), cleared and rebuilt at every start.
 
 pub mod codec;
+pub mod mem;
 pub mod sled_store;
 pub mod writer;
 
@@ -30,6 +31,7 @@ use crate::core::engine::RibChange;
 use crate::core::ids::{Asn, Millis, NodeId};
 use crate::core::route::Route;
 
+pub use mem::{MemState, MemStore};
 pub use sled_store::SledStore;
 pub use writer::{Durability, StoreWriter};
 
