@@ -841,7 +841,22 @@ async fn auto_peer_slots_go_to_newcomers_and_strangers_cannot_hold_them() {
     let answer = c.send(&c.open_message("test", 30)).await.unwrap();
     assert!(notification(&answer).is_some(), "no slot yet: {answer:?}");
     // ...and gets one once they have been idle: the newest (b) goes.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Idle is the node's own judgement (up for auto_peer_idle, no route
+    // accepted): wait until its clock says both sessions are that old.
+    wait_for(
+        "both auto peers idle for 2 s",
+        Duration::from_secs(15),
+        || {
+            let now = r.status()["now_ms"].as_u64()?;
+            let idle = |p: String| {
+                r.proc
+                    .peer(&p)
+                    .and_then(|v| v["established_since"].as_u64())
+                    .is_some_and(|since| since + 2_000 < now)
+            };
+            (idle(a.peer_id.to_string()) && idle(b.peer_id.to_string())).then_some(())
+        },
+    );
     let mut c = Hostile::connect(&r.addr(), &r.node.peer_id).await;
     c.handshake("test", 30).await;
     wait_for("the newcomer's session", Duration::from_secs(10), || {

@@ -540,7 +540,7 @@ async fn call_and_kill_its_hop(
         )
         .await
     });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Waits on A's table of calls in flight, not a clock.
     let hop = in_flight_to(a, target);
     let i = transit.iter().position(|(n, _)| n.peer_id == hop).unwrap();
     if let Some(mut p) = transit[i].1.take() {

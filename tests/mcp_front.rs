@@ -82,8 +82,17 @@ fn abgp(args: &[&str]) -> (bool, String, String) {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_front_serves_both_revisions_meta_tools_and_run_time_agents() {
+/// One node with the example agent as `echo` under `local/echo/*` and a
+/// bearer token on its front.
+struct Front {
+    _root: tempfile::TempDir,
+    n: node_harness::NodeDir,
+    p: Proc,
+    url: String,
+    cfg: String,
+}
+
+fn front() -> Front {
     let root = tempfile::tempdir().unwrap();
     let n = init(root.path(), "N", "test");
     configure(
@@ -94,20 +103,71 @@ async fn the_front_serves_both_revisions_meta_tools_and_run_time_agents() {
             ..Default::default()
         },
     );
-    let mut p = Proc::start(&n);
+    let p = Proc::start(&n);
     let url = p.mcp_url();
-    let cfg = n.dir.join("node.toml");
-    let cfg = cfg.to_str().unwrap();
+    let cfg = n.dir.join("node.toml").to_str().unwrap().to_string();
+    Front {
+        _root: root,
+        n,
+        p,
+        url,
+        cfg,
+    }
+}
 
-    // Without the token: refused. The Inspector CLI with it: served.
-    let initialize = ClientLifecycleMode::Initialize;
+/// A 2026-07-28 client with the token.
+async fn modern(url: &str) -> RunningService<RoleClient, ()> {
+    connect(
+        url,
+        Some(TOKEN),
+        ClientLifecycleMode::Discover {
+            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+        },
+        (),
+    )
+    .await
+    .unwrap()
+}
+
+async fn call(
+    peer: &rmcp::service::Peer<RoleClient>,
+    name: &str,
+    arguments: Value,
+) -> Result<rmcp::model::CallToolResult, rmcp::service::ServiceError> {
+    peer.call_tool(CallToolRequestParams::new(name.to_string()).with_arguments(args(arguments)))
+        .await
+}
+
+fn add_agent(cfg: &str, id: &str, prefix: &str) {
+    let (ok, out, err) = abgp(&[
+        "agent",
+        "add",
+        "--config",
+        cfg,
+        "--id",
+        id,
+        "--prefix",
+        prefix,
+        "--command",
+        BIN,
+        "--arg",
+        "example-agent",
+    ]);
+    assert!(ok, "agent add: {err}{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_front_refuses_a_client_without_the_token_and_serves_the_inspector() {
+    let f = front();
     assert!(
-        connect(&url, None, initialize.clone(), ()).await.is_err(),
+        connect(&f.url, None, ClientLifecycleMode::Initialize, ())
+            .await
+            .is_err(),
         "a client without the bearer token is refused"
     );
     let out = Command::new("node")
         .arg(inspector_cli())
-        .args(["--cli", &url, "--method", "tools/list", "--header"])
+        .args(["--cli", &f.url, "--method", "tools/list", "--header"])
         .arg(format!("Authorization: Bearer {TOKEN}"))
         .output()
         .unwrap();
@@ -120,22 +180,15 @@ async fn the_front_serves_both_revisions_meta_tools_and_run_time_agents() {
             .iter()
             .any(|t| t["name"] == "echo")
     );
+}
 
-    // Both revisions; the legacy one also watches list_changed.
-    let (tx, mut changed) = mpsc::unbounded_channel();
-    let legacy = connect(&url, Some(TOKEN), initialize, Watcher(tx))
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_revisions_list_the_hosted_and_meta_tools_and_call_them() {
+    let f = front();
+    let legacy = connect(&f.url, Some(TOKEN), ClientLifecycleMode::Initialize, ())
         .await
         .unwrap();
-    let modern = connect(
-        &url,
-        Some(TOKEN),
-        ClientLifecycleMode::Discover {
-            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-        },
-        (),
-    )
-    .await
-    .unwrap();
+    let modern = modern(&f.url).await;
     for (label, peer) in [("legacy", legacy.peer()), ("modern", modern.peer())] {
         let tools = peer.list_all_tools().await.unwrap();
         let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
@@ -151,41 +204,35 @@ async fn the_front_serves_both_revisions_meta_tools_and_run_time_agents() {
         let echo = tools.iter().find(|t| t.name == "echo").unwrap();
         let desc = echo.description.as_deref().unwrap_or("");
         assert!(desc.contains("agent echo on this node"), "{desc}");
-        let r = peer
-            .call_tool(
-                CallToolRequestParams::new("echo").with_arguments(args(json!({"text": label}))),
-            )
-            .await
-            .unwrap();
+        let r = call(peer, "echo", json!({"text": label})).await.unwrap();
         assert_eq!(structured(&r), json!({"text": label}));
     }
-    let peer = modern.peer();
+    let _ = (legacy.cancel().await, modern.cancel().await);
+}
 
-    // The meta tools.
-    let r = peer
-        .call_tool(
-            CallToolRequestParams::new("call_capability").with_arguments(args(
-                json!({"capability": "local/echo", "tool": "add", "arguments": {"a": 2, "b": 3}}),
-            )),
-        )
-        .await
-        .unwrap();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_meta_tools_call_by_capability_and_agent_find_routes_and_describe_agents() {
+    let f = front();
+    let client = modern(&f.url).await;
+    let peer = client.peer();
+    let r = call(
+        peer,
+        "call_capability",
+        json!({"capability": "local/echo", "tool": "add", "arguments": {"a": 2, "b": 3}}),
+    )
+    .await
+    .unwrap();
     assert_eq!(structured(&r), json!({"sum": 5.0}));
-    let r = peer
-        .call_tool(
-            CallToolRequestParams::new("call_agent").with_arguments(args(
-                json!({"agent": "echo", "tool": "echo", "arguments": {"text": "by id"}}),
-            )),
-        )
-        .await
-        .unwrap();
+    let r = call(
+        peer,
+        "call_agent",
+        json!({"agent": "echo", "tool": "echo", "arguments": {"text": "by id"}}),
+    )
+    .await
+    .unwrap();
     assert_eq!(structured(&r), json!({"text": "by id"}));
     let found = structured(
-        &peer
-            .call_tool(
-                CallToolRequestParams::new("find_agents")
-                    .with_arguments(args(json!({"query": "local/echo"}))),
-            )
+        &call(peer, "find_agents", json!({"query": "local/echo"}))
             .await
             .unwrap(),
     );
@@ -200,11 +247,7 @@ async fn the_front_serves_both_revisions_meta_tools_and_run_time_agents() {
     assert_eq!(add["paths"][0]["nextHop"], "local");
     assert!(add["why"].is_array());
     let by_tag = structured(
-        &peer
-            .call_tool(
-                CallToolRequestParams::new("find_agents")
-                    .with_arguments(args(json!({"query": "example"}))),
-            )
+        &call(peer, "find_agents", json!({"query": "example"}))
             .await
             .unwrap(),
     );
@@ -213,11 +256,7 @@ async fn the_front_serves_both_revisions_meta_tools_and_run_time_agents() {
         Some(routes.len())
     );
     let described = structured(
-        &peer
-            .call_tool(
-                CallToolRequestParams::new("describe_agent")
-                    .with_arguments(args(json!({"agent": "echo"}))),
-            )
+        &call(peer, "describe_agent", json!({"agent": "echo"}))
             .await
             .unwrap(),
     );
@@ -227,34 +266,34 @@ async fn the_front_serves_both_revisions_meta_tools_and_run_time_agents() {
             .iter()
             .any(|t| t["descriptor"]["name"] == "slow_count")
     );
-    let unknown = peer
-        .call_tool(
-            CallToolRequestParams::new("call_capability")
-                .with_arguments(args(json!({"capability": "nowhere/at/all"}))),
-        )
-        .await
-        .unwrap_err();
+    let unknown = call(
+        peer,
+        "call_capability",
+        json!({"capability": "nowhere/at/all"}),
+    )
+    .await
+    .unwrap_err();
     assert!(
         unknown.to_string().contains("no route to nowhere/at/all"),
         "{unknown}"
     );
+    let _ = client.cancel().await;
+}
 
-    // An agent added at run time: its tools appear, clients are told.
-    let (ok, out, err) = abgp(&[
-        "agent",
-        "add",
-        "--config",
-        cfg,
-        "--id",
-        "second",
-        "--prefix",
-        "more/echo/*",
-        "--command",
-        BIN,
-        "--arg",
-        "example-agent",
-    ]);
-    assert!(ok, "agent add: {err}{out}");
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_time_agent_appears_with_list_changed_and_the_stdio_bridge_sees_it_go() {
+    let f = front();
+    let (tx, mut changed) = mpsc::unbounded_channel();
+    let legacy = connect(
+        &f.url,
+        Some(TOKEN),
+        ClientLifecycleMode::Initialize,
+        Watcher(tx),
+    )
+    .await
+    .unwrap();
+    let peer = legacy.peer();
+    add_agent(&f.cfg, "second", "more/echo/*");
     within(
         20.0,
         "list_changed after the agent was added",
@@ -272,11 +311,12 @@ async fn the_front_serves_both_revisions_meta_tools_and_run_time_agents() {
             }) {
                 break;
             }
+            // The list is re-read until it has them (a poll, not a wait).
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     })
     .await;
-    let (ok, out, _) = abgp(&["agent", "list", "--config", cfg]);
+    let (ok, out, _) = abgp(&["agent", "list", "--config", &f.cfg]);
     assert!(
         ok && out.contains("second") && out.contains("run-time"),
         "{out}"
@@ -311,7 +351,7 @@ anyio.run(main)
         .arg("-c")
         .arg(script)
         .arg(BIN)
-        .arg(cfg)
+        .arg(&f.cfg)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -326,7 +366,7 @@ anyio.run(main)
     let first: Value = serde_json::from_str(&line).unwrap();
     assert_eq!(first["text"], "over stdio");
     assert_eq!(first["proto"], "2026-07-28");
-    let (ok, out, err) = abgp(&["agent", "remove", "--config", cfg, "second"]);
+    let (ok, out, err) = abgp(&["agent", "remove", "--config", &f.cfg, "second"]);
     assert!(ok, "agent remove: {err}{out}");
     writeln!(py.stdin.take().unwrap(), "go").unwrap();
     let second: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
@@ -336,34 +376,39 @@ anyio.run(main)
     );
     let status = py.wait().unwrap();
     assert!(status.success());
+    let _ = legacy.cancel().await;
+}
 
-    // Metrics.
-    let m = p.get("/v1/mcp");
-    assert!(m["metrics"]["front_calls"]["ok"].as_u64() >= Some(4), "{m}");
-    let (code, t) = p.admin_request("GET", "/metrics", None);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn front_calls_are_counted_in_the_metrics() {
+    let f = front();
+    let client = modern(&f.url).await;
+    for i in 0..3 {
+        call(client.peer(), "echo", json!({"text": format!("n{i}")}))
+            .await
+            .unwrap();
+    }
+    let m = f.p.get("/v1/mcp");
+    assert_eq!(m["metrics"]["front_calls"]["ok"].as_u64(), Some(3), "{m}");
+    let (code, t) = f.p.admin_request("GET", "/metrics", None);
     assert_eq!(code, 200, "{t}");
-    assert!(t.contains("abgp_front_calls_total{outcome=\"ok\"}"), "{t}");
+    assert!(
+        t.contains("abgp_front_calls_total{outcome=\"ok\"} 3"),
+        "{t}"
+    );
     assert!(t.contains("abgp_front_call_seconds_bucket"), "{t}");
-    let _ = (legacy.cancel().await, modern.cancel().await);
+    let _ = client.cancel().await;
+}
 
-    // A run-time agent survives a restart; a removed one stays removed.
-    let (ok, _, err) = abgp(&[
-        "agent",
-        "add",
-        "--config",
-        cfg,
-        "--id",
-        "third",
-        "--prefix",
-        "third/*",
-        "--command",
-        BIN,
-        "--arg",
-        "example-agent",
-    ]);
-    assert!(ok, "{err}");
-    p.terminate();
-    let p = Proc::start(&n);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_time_agent_survives_a_restart_and_a_removed_one_stays_removed() {
+    let mut f = front();
+    add_agent(&f.cfg, "second", "more/echo/*");
+    add_agent(&f.cfg, "third", "third/*");
+    let (ok, out, err) = abgp(&["agent", "remove", "--config", &f.cfg, "second"]);
+    assert!(ok, "agent remove: {err}{out}");
+    f.p.terminate();
+    let p = Proc::start(&f.n);
     let agents = wait_for(
         "the agents after a restart",
         Duration::from_secs(20),

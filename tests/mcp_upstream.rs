@@ -248,13 +248,16 @@ async fn calls_beyond_the_slot_limit_wait_and_then_give_up_unsent() {
     up.add_agent(echo_config("echo").with_max_concurrent_calls(1).unwrap())
         .unwrap();
     expect_up(&mut rx, &id, 20.0).await;
+    let (ptx, mut prx) = tokio::sync::mpsc::channel(16);
     let busy = up.call_tool(
         ToolCall::new(id.clone(), "slow_count")
-            .with_arguments(args(json!({"n": 10, "delay_ms": 50}))),
+            .with_arguments(args(json!({"n": 10, "delay_ms": 50})))
+            .with_progress(ptx),
     );
     let waiting = async {
-        // Let the slow call take the only slot first.
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The slow call holds the only slot once its first progress
+        // step arrives.
+        prx.recv().await.expect("the slow call's progress");
         up.call_tool(
             ToolCall::new(id.clone(), "echo")
                 .with_arguments(args(json!({"text": "x"})))
