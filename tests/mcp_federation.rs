@@ -523,12 +523,14 @@ fn in_flight_to(a: &Proc, target: &str) -> String {
 type CallHandle =
     tokio::task::JoinHandle<Result<rmcp::model::CallToolResult, rmcp::service::ServiceError>>;
 
-/// Starts a call of the front tool `name`, waits until it is in flight at
-/// A towards `target`, and kills the transit node it went to. Returns the
+/// Starts a call of the front tool `name`, waits until it runs at the
+/// origin (in flight at `origin` towards its agent) and at A towards
+/// `target`, and kills the transit node it went through. Returns the
 /// running call and the killed node's peer id and place in `transit`.
 async fn call_and_kill_its_hop(
     peer: rmcp::service::Peer<rmcp::RoleClient>,
     a: &Proc,
+    origin: &Proc,
     transit: &mut [(NodeDir, Option<Proc>)],
     name: String,
     arguments: Value,
@@ -540,7 +542,20 @@ async fn call_and_kill_its_hop(
         )
         .await
     });
-    // Waits on A's table of calls in flight, not a clock.
+    // Waits on the nodes' tables of calls in flight, not a clock: the call
+    // is mid-call once its agent at the origin runs it.
+    wait_for(
+        "the call running at the origin",
+        Duration::from_secs(10),
+        || {
+            origin
+                .try_get("/v1/calls")?
+                .as_array()?
+                .iter()
+                .any(|c| c["target"] == target && c["agent"].is_string())
+                .then_some(())
+        },
+    );
     let hop = in_flight_to(a, target);
     let i = transit.iter().position(|(n, _)| n.peer_id == hop).unwrap();
     if let Some(mut p) = transit[i].1.take() {
@@ -595,7 +610,7 @@ async fn a_next_hop_that_dies_mid_call_fails_the_call_or_it_is_retried_if_idempo
         (b.clone(), Some(Proc::start(&b))),
         (d.clone(), Some(Proc::start(&d))),
     ];
-    let _pc = Proc::start(&c);
+    let pc = Proc::start(&c);
     wait_route(&pa, "remote/echo/wait", 2);
     let url = pa.mcp_url();
     let client = rmcp_client(&url, rmcp::service::ClientLifecycleMode::Initialize).await;
@@ -606,6 +621,7 @@ async fn a_next_hop_that_dies_mid_call_fails_the_call_or_it_is_retried_if_idempo
     let (call, _, i) = call_and_kill_its_hop(
         client.peer().clone(),
         &pa,
+        &pc,
         &mut transit,
         slow,
         json!({"n": 50, "delay_ms": 100}),
@@ -654,6 +670,7 @@ async fn a_next_hop_that_dies_mid_call_fails_the_call_or_it_is_retried_if_idempo
     let (call, hop, _) = call_and_kill_its_hop(
         client.peer().clone(),
         &pa,
+        &pc,
         &mut transit,
         wait,
         json!({"ms": 2500}),
@@ -666,8 +683,10 @@ async fn a_next_hop_that_dies_mid_call_fails_the_call_or_it_is_retried_if_idempo
         .expect("the read-only call succeeds on the other path");
     assert_eq!(r.structured_content, Some(json!({"waited_ms": 2500})));
     let stats = pa.get("/v1/mcp")["forwarder"].clone();
+    // It was running at the origin when its hop died, and a whole run
+    // (2.5 s) followed on the other path.
     assert!(
-        started.elapsed() >= Duration::from_millis(3000) && stats["retries"].as_u64() >= Some(1),
+        started.elapsed() >= Duration::from_millis(2500) && stats["retries"].as_u64() >= Some(1),
         "ran again after the retry: {:?}, {stats}, killed {hop}, trace {:?}",
         started.elapsed(),
         r.meta
