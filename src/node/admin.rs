@@ -1,8 +1,13 @@
 //! The node's answers to the admin API: status, peers, routes, agents,
 //! calls, and the operations it allows.
 
+use super::mcp::{resolve_agent, state_text};
 use super::*;
 use crate::admin::AdminError;
+use crate::admin::views::{AgentSource, AgentView, CallInFlight, FrontRefusedView, McpView};
+use crate::core::ids::AgentId;
+use crate::mcp::config::AgentConfig;
+use crate::mcp::upstream::UpstreamError;
 
 impl Node {
     /// A peer named by its peer id or its 64-hex-digit node id.
@@ -197,6 +202,153 @@ impl Node {
                 auto_peers: self.discovery.auto_count(),
                 max_auto_peers: c.discovery.max_auto_peers,
             },
+        }
+    }
+
+    // ----- MCP: agents, calls, the front -----
+
+    pub(super) fn agent_views(&self) -> Vec<AgentView> {
+        let up = &self.mcp.upstream;
+        up.agent_ids()
+            .into_iter()
+            .map(|id| {
+                let status = up.status(&id);
+                let state = state_text(status.as_ref().map(|s| &s.state));
+                let prefix = up
+                    .config(&id)
+                    .map(|c| c.prefix().to_string())
+                    .unwrap_or_default();
+                let routes = self
+                    .mcp
+                    .plane
+                    .originated()
+                    .filter(|r| r.attrs.agent == id)
+                    .count();
+                AgentView {
+                    source: if self.mcp.run_time.contains(&id) {
+                        AgentSource::RunTime
+                    } else {
+                        AgentSource::Config
+                    },
+                    id: id.to_string(),
+                    prefix,
+                    state,
+                    sessions: status.map_or(0, |s| s.sessions),
+                    routes,
+                }
+            })
+            .collect()
+    }
+
+    /// Adds an agent from its `[[agents]]` entry as JSON, and persists it.
+    pub(super) async fn add_agent(&mut self, json: String) -> Result<AgentView, AdminError> {
+        let a: AgentConfig =
+            serde_json::from_str(&json).map_err(|e| AdminError::BadRequest(e.to_string()))?;
+        let id = a.id().clone();
+        self.mcp
+            .upstream
+            .add_agent(resolve_agent(&self.cfg, a))
+            .map_err(|e| match e {
+                UpstreamError::AgentExists(_) => AdminError::Conflict(e.to_string()),
+                other => AdminError::Failed(other.to_string()),
+            })?;
+        self.mcp.run_time.insert(id.clone());
+        let batch = WriteBatch {
+            agents: vec![(id.to_string(), Some(json))],
+            ..Default::default()
+        };
+        self.commit(batch, None)
+            .await
+            .map_err(|e| AdminError::Failed(e.to_string()))?;
+        tracing::info!(agent = %id, "agent added at run time");
+        self.agent_views()
+            .into_iter()
+            .find(|v| v.id == id.as_str())
+            .ok_or_else(|| AdminError::Failed("the agent vanished while it was added".into()))
+    }
+
+    /// Removes an agent: persisted at once, its routes withdrawn when its
+    /// supervisor reports `Down { Removed }` (its last event). The polite
+    /// shutdown of the agent (seconds, for a child process) runs in a task,
+    /// so the node task does not wait for it; `reply` is answered when it
+    /// is done.
+    pub(super) async fn remove_agent(
+        &mut self,
+        id: String,
+        reply: tokio::sync::oneshot::Sender<Result<(), AdminError>>,
+    ) {
+        let agent = AgentId::new(&id);
+        let up = self.mcp.upstream.clone();
+        if up.config(&agent).is_none() {
+            let _ = reply.send(Err(AdminError::NotFound(format!(
+                "no agent {id} on this node"
+            ))));
+            return;
+        }
+        if self.mcp.run_time.remove(&agent) {
+            let batch = WriteBatch {
+                agents: vec![(id.clone(), None)],
+                ..Default::default()
+            };
+            if let Err(e) = self.commit(batch, None).await {
+                let _ = reply.send(Err(AdminError::Failed(e.to_string())));
+                return;
+            }
+        }
+        tokio::spawn(async move {
+            let r = up.remove_agent(&agent).await.map_err(|e| match e {
+                UpstreamError::UnknownAgent(_) => AdminError::NotFound(e.to_string()),
+                other => AdminError::Failed(other.to_string()),
+            });
+            if r.is_ok() {
+                tracing::info!(agent = %id, "agent removed");
+            }
+            let _ = reply.send(r);
+        });
+    }
+
+    pub(super) fn calls_view(&self) -> Vec<CallInFlight> {
+        let label = |n: &NodeId| crate::identity::peer_id_of(n).to_string();
+        self.mcp
+            .plane
+            .forwarder()
+            .calls(self.clock.now_micros())
+            .into_iter()
+            .map(|c| CallInFlight {
+                call_id: c.call_id.to_string(),
+                target: c.target.to_string(),
+                from: c.from.as_ref().map(label),
+                to: c.to.as_ref().map(label),
+                agent: c.agent.map(|a| a.to_string()),
+                age_ms: c.age_ms,
+                deadline_in_ms: c.deadline_in_ms,
+                retries: c.retries,
+            })
+            .collect()
+    }
+
+    pub(super) fn mcp_view(&self) -> McpView {
+        McpView {
+            url: self.mcp.front_addr().map(|a| format!("http://{a}/mcp")),
+            bearer_token_required: self.mcp.bearer,
+            asn: self.security.asn(),
+            calls_in_flight: self.mcp.plane.forwarder().in_flight(),
+            open_calls_from_peers: self.net.open_calls(),
+            forwarder: self.mcp.plane.forwarder().stats(),
+            metrics: self.mcp.metrics(),
+            front_refused: self
+                .mcp
+                .http
+                .as_ref()
+                .map(|h| {
+                    let (host, origin, token) = h.refused.counts();
+                    FrontRefusedView {
+                        host,
+                        origin,
+                        token,
+                    }
+                })
+                .unwrap_or_default(),
         }
     }
 }

@@ -21,8 +21,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::admin::AdminError;
-use crate::admin::views::{AgentSource, AgentView, CallInFlight, FrontRefusedView, McpView};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -46,7 +44,6 @@ use crate::mcp::upstream::{
     AgentEvent, AgentState, Progress, ToolCall, UpstreamError, UpstreamHandle, UpstreamOptions,
 };
 use crate::net::NetEvent;
-use crate::store::WriteBatch;
 
 use super::calls::{NodeCallSigner, TrustVerifier};
 use super::security::Security;
@@ -198,7 +195,7 @@ impl NodeMcp {
 }
 
 /// An agent's state as operators read it.
-fn state_text(s: Option<&AgentState>) -> String {
+pub(super) fn state_text(s: Option<&AgentState>) -> String {
     match s {
         Some(AgentState::Up {
             protocol_version, ..
@@ -297,7 +294,7 @@ fn upstream_outcome(agent: &AgentId, e: UpstreamError) -> CallOutcome {
 
 /// A relative `command` or `cwd` is relative to node.toml's directory, like
 /// every other path in the file.
-fn resolve_agent(cfg: &LoadedConfig, a: AgentConfig) -> AgentConfig {
+pub(super) fn resolve_agent(cfg: &LoadedConfig, a: AgentConfig) -> AgentConfig {
     a.with_base_dir(&cfg.dir)
 }
 
@@ -419,23 +416,13 @@ impl Node {
             FrontRequest::Call(c) => {
                 let FrontCallRequest {
                     id,
-                    target,
-                    tool,
-                    arguments,
-                    idempotent,
-                    balance,
-                    timeout,
+                    spec,
                     progress,
                     reply,
                 } = c;
                 let call = FrontCall {
                     id,
-                    target,
-                    tool,
-                    arguments,
-                    idempotent,
-                    balance,
-                    timeout,
+                    spec,
                     progress: progress.is_some(),
                 };
                 self.mcp.waits.insert(id, FrontWaiter { reply, progress });
@@ -527,154 +514,5 @@ impl Node {
         let now = self.clock.now_micros();
         let out = self.mcp.plane.on_call(now, &self.engine, ev);
         self.carry(out).await
-    }
-
-    // ----- admin -----
-
-    pub(super) fn agent_views(&self) -> Vec<AgentView> {
-        let up = &self.mcp.upstream;
-        up.agent_ids()
-            .into_iter()
-            .map(|id| {
-                let status = up.status(&id);
-                let state = state_text(status.as_ref().map(|s| &s.state));
-                let prefix = up
-                    .config(&id)
-                    .map(|c| c.prefix().to_string())
-                    .unwrap_or_default();
-                let routes = self
-                    .mcp
-                    .plane
-                    .originated()
-                    .filter(|r| r.attrs.agent == id)
-                    .count();
-                AgentView {
-                    source: if self.mcp.run_time.contains(&id) {
-                        AgentSource::RunTime
-                    } else {
-                        AgentSource::Config
-                    },
-                    id: id.to_string(),
-                    prefix,
-                    state,
-                    sessions: status.map_or(0, |s| s.sessions),
-                    routes,
-                }
-            })
-            .collect()
-    }
-
-    /// Adds an agent from its `[[agents]]` entry as JSON, and persists it.
-    pub(super) async fn add_agent(&mut self, json: String) -> Result<AgentView, AdminError> {
-        let a: AgentConfig =
-            serde_json::from_str(&json).map_err(|e| AdminError::BadRequest(e.to_string()))?;
-        let id = a.id().clone();
-        self.mcp
-            .upstream
-            .add_agent(resolve_agent(&self.cfg, a))
-            .map_err(|e| match e {
-                UpstreamError::AgentExists(_) => AdminError::Conflict(e.to_string()),
-                other => AdminError::Failed(other.to_string()),
-            })?;
-        self.mcp.run_time.insert(id.clone());
-        let batch = WriteBatch {
-            agents: vec![(id.to_string(), Some(json))],
-            ..Default::default()
-        };
-        self.commit(batch, None)
-            .await
-            .map_err(|e| AdminError::Failed(e.to_string()))?;
-        tracing::info!(agent = %id, "agent added at run time");
-        self.agent_views()
-            .into_iter()
-            .find(|v| v.id == id.as_str())
-            .ok_or_else(|| AdminError::Failed("the agent vanished while it was added".into()))
-    }
-
-    /// Removes an agent: persisted at once, its routes withdrawn when its
-    /// supervisor reports `Down { Removed }` (its last event). The polite
-    /// shutdown of the agent (seconds, for a child process) runs in a task,
-    /// so the node task does not wait for it; `reply` is answered when it
-    /// is done.
-    pub(super) async fn remove_agent(
-        &mut self,
-        id: String,
-        reply: tokio::sync::oneshot::Sender<Result<(), AdminError>>,
-    ) {
-        let agent = AgentId::new(&id);
-        let up = self.mcp.upstream.clone();
-        if up.config(&agent).is_none() {
-            let _ = reply.send(Err(AdminError::NotFound(format!(
-                "no agent {id} on this node"
-            ))));
-            return;
-        }
-        if self.mcp.run_time.remove(&agent) {
-            let batch = WriteBatch {
-                agents: vec![(id.clone(), None)],
-                ..Default::default()
-            };
-            if let Err(e) = self.commit(batch, None).await {
-                let _ = reply.send(Err(AdminError::Failed(e.to_string())));
-                return;
-            }
-        }
-        tokio::spawn(async move {
-            let r = up.remove_agent(&agent).await.map_err(|e| match e {
-                UpstreamError::UnknownAgent(_) => AdminError::NotFound(e.to_string()),
-                other => AdminError::Failed(other.to_string()),
-            });
-            if r.is_ok() {
-                tracing::info!(agent = %id, "agent removed");
-            }
-            let _ = reply.send(r);
-        });
-    }
-}
-
-impl Node {
-    pub(super) fn calls_view(&self) -> Vec<CallInFlight> {
-        let label = |n: &NodeId| crate::identity::peer_id_of(n).to_string();
-        self.mcp
-            .plane
-            .forwarder()
-            .calls(self.clock.now_micros())
-            .into_iter()
-            .map(|c| CallInFlight {
-                call_id: c.call_id.to_string(),
-                target: c.target.to_string(),
-                from: c.from.as_ref().map(label),
-                to: c.to.as_ref().map(label),
-                agent: c.agent.map(|a| a.to_string()),
-                age_ms: c.age_ms,
-                deadline_in_ms: c.deadline_in_ms,
-                retries: c.retries,
-            })
-            .collect()
-    }
-
-    pub(super) fn mcp_view(&self) -> McpView {
-        McpView {
-            url: self.mcp.front_addr().map(|a| format!("http://{a}/mcp")),
-            bearer_token_required: self.mcp.bearer,
-            asn: self.security.asn(),
-            calls_in_flight: self.mcp.plane.forwarder().in_flight(),
-            open_calls_from_peers: self.net.open_calls(),
-            forwarder: self.mcp.plane.forwarder().stats(),
-            metrics: self.mcp.metrics(),
-            front_refused: self
-                .mcp
-                .http
-                .as_ref()
-                .map(|h| {
-                    let (host, origin, token) = h.refused.counts();
-                    FrontRefusedView {
-                        host,
-                        origin,
-                        token,
-                    }
-                })
-                .unwrap_or_default(),
-        }
     }
 }

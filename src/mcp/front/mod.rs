@@ -60,10 +60,9 @@ pub const TRACE_META: &str = "agent-bgp/trace";
 /// Progress notifications buffered per call before older ones are dropped.
 const PROGRESS_BUFFER: usize = 64;
 
-/// A tool call for the node to route.
-#[derive(Debug)]
-pub struct FrontCallRequest {
-    pub id: FrontId,
+/// What the front asks to be called: the route and the arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallSpec {
     /// The prefix to route on: a tool's route prefix, or a capability.
     pub target: Prefix,
     /// The tool name the front resolved, if any (for the signed origin).
@@ -75,6 +74,13 @@ pub struct FrontCallRequest {
     pub balance: bool,
     /// The node's default call timeout when `None`.
     pub timeout: Option<Duration>,
+}
+
+/// A tool call for the node to route, with where its answer goes.
+#[derive(Debug)]
+pub struct FrontCallRequest {
+    pub id: FrontId,
+    pub spec: CallSpec,
     /// Where progress goes, if the client asked for it.
     pub progress: Option<mpsc::Sender<ProgressInfo>>,
     pub reply: oneshot::Sender<CallReturn>,
@@ -171,15 +177,9 @@ impl FrontLink {
     /// Routes a call and waits for its end. Progress goes to `progress`;
     /// cancelling `cancel` sends a cancellation along the path and returns
     /// a `Cancelled` error at once.
-    #[allow(clippy::too_many_arguments)]
     pub async fn call(
         &self,
-        target: Prefix,
-        tool: Option<String>,
-        arguments: Json,
-        idempotent: bool,
-        balance: bool,
-        timeout: Option<Duration>,
+        spec: CallSpec,
         progress: Option<mpsc::Sender<ProgressInfo>>,
         cancel: &CancellationToken,
     ) -> Result<CallReturn, FrontError> {
@@ -187,12 +187,7 @@ impl FrontLink {
         let (tx, rx) = oneshot::channel();
         let req = FrontCallRequest {
             id,
-            target,
-            tool,
-            arguments,
-            idempotent,
-            balance,
-            timeout,
+            spec,
             progress,
             reply: tx,
         };
@@ -397,19 +392,15 @@ impl FrontServer {
             }
             None => (None, None),
         };
-        let r = self
-            .link
-            .call(
-                target,
-                tool,
-                arguments,
-                idempotent,
-                balance,
-                self.default_timeout,
-                ptx,
-                &ctx.ct,
-            )
-            .await;
+        let spec = CallSpec {
+            target,
+            tool,
+            arguments,
+            idempotent,
+            balance,
+            timeout: self.default_timeout,
+        };
+        let r = self.link.call(spec, ptx, &ctx.ct).await;
         if let Some(relay) = relay {
             // The sender is gone with the call; the relay drains and ends.
             let _ = relay.await;

@@ -20,6 +20,7 @@ use crate::core::ids::AgentId;
 use crate::core::prefix::Prefix;
 use crate::core::proof::{AsnCert, Signature};
 use crate::mcp::catalog::write_canonical_json;
+use crate::mcp::front::CallSpec;
 
 /// Signs the calls this node makes. Implemented with the node key by
 /// `crate::identity`; the plane only asks.
@@ -46,17 +47,7 @@ pub fn args_digest(arguments: &Json) -> [u8; 32] {
 #[derive(Debug, Clone, PartialEq)]
 pub struct FrontCall {
     pub id: FrontId,
-    /// The prefix to route on: a tool's route prefix, or a capability.
-    pub target: Prefix,
-    /// The tool name the front resolved, if any (for the signed origin).
-    pub tool: Option<String>,
-    pub arguments: Json,
-    /// Read-only or idempotent: may be retried on another path.
-    pub idempotent: bool,
-    /// Spread over equal paths.
-    pub balance: bool,
-    /// The plane's default call timeout when `None`.
-    pub timeout: Option<Duration>,
+    pub spec: CallSpec,
     /// The client asked for progress.
     pub progress: bool,
 }
@@ -114,12 +105,15 @@ impl McpPlane {
     pub fn on_front_call(&mut self, now: Micros, engine: &Engine, c: FrontCall) -> PlaneOut {
         let FrontCall {
             id,
-            target,
-            tool,
-            arguments,
-            idempotent,
-            balance,
-            timeout,
+            spec:
+                CallSpec {
+                    target,
+                    tool,
+                    arguments,
+                    idempotent,
+                    balance,
+                    timeout,
+                },
             progress,
         } = c;
         // A call this node runs itself never leaves it: no hop needs the

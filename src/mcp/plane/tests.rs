@@ -318,12 +318,14 @@ fn a_front_call_to_a_hosted_tool_is_a_run_for_the_node_and_its_end_goes_back() {
     let tool = table.tools().first().expect("the hosted tool is listed");
     let call = |id| FrontCall {
         id: FrontId(id),
-        target: tool.routed.prefix.clone(),
-        tool: Some("echo".into()),
-        arguments: serde_json::json!({"text": "hi"}),
-        idempotent: false,
-        balance: false,
-        timeout: None,
+        spec: crate::mcp::front::CallSpec {
+            target: tool.routed.prefix.clone(),
+            tool: Some("echo".into()),
+            arguments: serde_json::json!({"text": "hi"}),
+            idempotent: false,
+            balance: false,
+            timeout: None,
+        },
         progress: true,
     };
     let out = p.on_front_call(us, &e, call(1));
