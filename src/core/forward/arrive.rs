@@ -184,15 +184,7 @@ impl Forwarder {
             };
             return self.deliver(now, key, call, here, out);
         }
-        let peers: Vec<NodeId> = res
-            .hops
-            .iter()
-            .filter_map(|h| match h {
-                NextHop::Peer(n) => Some(*n),
-                NextHop::Local { .. } => None,
-            })
-            .collect();
-        let equal = res.multipath.clamp(1, peers.len().max(1));
+        let (peers, equal) = res.peer_hops();
         let Some(peer) = pick(&peers, equal, &call.origin.id, balance, from.as_ref(), &[]) else {
             let e = CallError::new(
                 CallErrorKind::NoRoute,

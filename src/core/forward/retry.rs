@@ -139,15 +139,7 @@ impl Forwarder {
             InKey::Front(_) => None,
         };
         let next = routes.resolve(&call.origin.target).and_then(|res| {
-            let peers: Vec<NodeId> = res
-                .hops
-                .iter()
-                .filter_map(|h| match h {
-                    NextHop::Peer(n) => Some(*n),
-                    NextHop::Local { .. } => None,
-                })
-                .collect();
-            let equal = res.multipath.clamp(1, peers.len().max(1));
+            let (peers, equal) = res.peer_hops();
             pick(
                 &peers,
                 equal,

@@ -35,6 +35,23 @@ pub struct Resolution {
     pub multipath: usize,
 }
 
+impl Resolution {
+    /// The peers among the hops, in order, and how many of the first are
+    /// equal (the multipath set, at least 1).
+    pub fn peer_hops(&self) -> (Vec<NodeId>, usize) {
+        let peers: Vec<NodeId> = self
+            .hops
+            .iter()
+            .filter_map(|h| match h {
+                NextHop::Peer(n) => Some(*n),
+                NextHop::Local { .. } => None,
+            })
+            .collect();
+        let equal = self.multipath.clamp(1, peers.len().max(1));
+        (peers, equal)
+    }
+}
+
 /// The routing table as the forwarder reads it. Implemented by [`Engine`].
 pub trait CallRoutes {
     fn resolve(&self, wanted: &Prefix) -> Option<Resolution>;
