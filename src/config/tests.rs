@@ -425,3 +425,26 @@ fn access_rules_are_compiled_at_load() {
     let c = parse("[[access]]\ncaller_asns = [\"own\"]\naction = \"allow\"\n").unwrap();
     assert_eq!(c.access_policy(Asn(7)).unwrap().rule_count(), 1);
 }
+
+#[test]
+fn worker_threads_defaults_to_one_and_is_bounded() {
+    assert_eq!(parse("").unwrap().node.worker_threads, 1);
+    assert_eq!(
+        parse("[node]\nworker_threads = 0\n")
+            .unwrap()
+            .node
+            .worker_threads,
+        0
+    );
+    assert_eq!(
+        parse("[node]\nworker_threads = 8\n")
+            .unwrap()
+            .node
+            .worker_threads,
+        8
+    );
+    assert_eq!(
+        invalid_keys("[node]\nworker_threads = 5000\n"),
+        ["node.worker_threads"]
+    );
+}

@@ -213,8 +213,13 @@ impl CallTable {
     }
 
     /// Sends the entry's call to `peer` on a fresh leg instead of where
-    /// it went. Returns the new leg and the peer it went to before.
+    /// it went. Returns the new leg and the peer it went to before; `None`
+    /// for no entry, or one that runs locally (a local run is not sent
+    /// elsewhere).
     pub fn reroute(&mut self, key: InKey, peer: NodeId) -> Option<(LegId, Option<NodeId>)> {
+        if let Down::Local(_) = self.calls.get(&key)?.down {
+            return None;
+        }
         self.unlink(key);
         let leg = self.alloc_leg();
         let e = self.calls.get_mut(&key)?;
@@ -419,5 +424,110 @@ mod tests {
         t.check().expect("bounded");
         assert!(!t.take_gone(node(1), LegId(0)), "the oldest are forgotten");
         assert!(t.take_gone(node(1), LegId(GONE_LEGS as u64 + 99)));
+    }
+
+    /// Any sequence of the table's operations keeps its invariants, and
+    /// what it finds by leg or local id is what was put there.
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            InsertPeer { key: u8, peer: u8, ack: bool },
+            InsertLocal { key: u8 },
+            Reroute { key: u8, peer: u8 },
+            Unlink { key: u8 },
+            Remove { key: u8 },
+            Pop { at: u16 },
+            Arm { key: u8, at: u16 },
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                (0u8..8, 1u8..4, any::<bool>()).prop_map(|(key, peer, ack)| Op::InsertPeer {
+                    key,
+                    peer,
+                    ack
+                }),
+                (0u8..8).prop_map(|key| Op::InsertLocal { key }),
+                (0u8..8, 1u8..4).prop_map(|(key, peer)| Op::Reroute { key, peer }),
+                (0u8..8).prop_map(|key| Op::Unlink { key }),
+                (0u8..8).prop_map(|key| Op::Remove { key }),
+                (0u16..2000).prop_map(|at| Op::Pop { at }),
+                (0u8..8, 0u16..2000).prop_map(|(key, at)| Op::Arm { key, at }),
+            ]
+        }
+
+        fn key(k: u8) -> InKey {
+            InKey::Front(FrontId(u64::from(k)))
+        }
+
+        proptest! {
+            #[test]
+            fn invariants_hold_after_any_operations(ops in proptest::collection::vec(op(), 1..80)) {
+                let mut t = CallTable::new(3);
+                for o in ops {
+                    match o {
+                        Op::InsertPeer { key: k, peer, ack } => {
+                            if !t.contains(&key(k)) {
+                                let leg = t.alloc_leg();
+                                let ack = ack.then_some(500);
+                                t.insert(key(k), entry(Down::Peer { peer: node(peer), leg }, 1000, ack));
+                                prop_assert_eq!(t.by_leg(&node(peer), leg), Some(key(k)));
+                            }
+                        }
+                        Op::InsertLocal { key: k } => {
+                            if !t.contains(&key(k)) {
+                                let id = t.alloc_local();
+                                t.insert(key(k), entry(Down::Local(id), 1500, None));
+                                prop_assert_eq!(t.by_local(id), Some(key(k)));
+                            }
+                        }
+                        Op::Reroute { key: k, peer } => {
+                            if let Some((leg, _)) = t.reroute(key(k), node(peer)) {
+                                prop_assert_eq!(t.by_leg(&node(peer), leg), Some(key(k)));
+                            }
+                        }
+                        Op::Unlink { key: k } => t.unlink(key(k)),
+                        Op::Remove { key: k } => {
+                            t.remove(key(k));
+                            prop_assert!(!t.contains(&key(k)));
+                        }
+                        Op::Pop { at } => {
+                            // A popped timer is the caller's to act on:
+                            // take the entry out as the forwarder would on
+                            // a deadline, keep it for the others.
+                            if let Some((timer, k)) = t.pop_due(Micros(u64::from(at))) {
+                                match timer {
+                                    Timer::Deadline => {
+                                        t.remove(k);
+                                    }
+                                    Timer::Ack => {
+                                        if let Some(e) = t.get_mut(&k) {
+                                            e.ack_until = None;
+                                        }
+                                    }
+                                    Timer::Progress => {}
+                                }
+                            }
+                        }
+                        Op::Arm { key: k, at } => {
+                            // Progress is held only for entries in the table.
+                            if let Some(e) = t.get_mut(&key(k))
+                                && e.progress_held.is_none()
+                            {
+                                let at = Micros(u64::from(at));
+                                e.progress_sent = Some(Micros(at.0.saturating_sub(PROGRESS_INTERVAL_US)));
+                                e.progress_held = Some(ProgressInfo { progress: 1.0, total: None, message: None });
+                                let sent = e.progress_sent.map(|s| s.0).unwrap_or(0);
+                                t.arm(Micros(sent + PROGRESS_INTERVAL_US), Timer::Progress, key(k));
+                            }
+                        }
+                    }
+                    prop_assert!(t.check().is_ok(), "{:?}", t.check());
+                }
+            }
+        }
     }
 }
