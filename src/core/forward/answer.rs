@@ -148,17 +148,11 @@ impl Forwarder {
                 }
             }
         }
-        let to = match e.down {
-            Down::Peer { peer, .. } => Some(peer),
-            Down::Local(_) => None,
-        };
+        let to = e.down.peer();
         out.push(CallAction::Finished(CallRecord {
             call_id: e.call_id,
             target: e.target.clone(),
-            from: match key {
-                InKey::Peer(p, _) => Some(p),
-                InKey::Front(_) => None,
-            },
+            from: key.peer(),
             to,
             agent: e.agent.clone(),
             outcome: ret.outcome.label(),
@@ -193,10 +187,7 @@ impl Forwarder {
         out: &mut Vec<CallAction>,
     ) {
         self.stats.refused += 1;
-        let from = match key {
-            InKey::Peer(p, _) => Some(p),
-            InKey::Front(_) => None,
-        };
+        let from = key.peer();
         self.record(call, from, None, e.kind.name(), out);
         let ret = CallReturn {
             outcome: CallOutcome::Err(e),
@@ -289,14 +280,8 @@ impl Forwarder {
         out.push(CallAction::Finished(CallRecord {
             call_id: e.call_id,
             target: e.target,
-            from: match key {
-                InKey::Peer(p, _) => Some(p),
-                InKey::Front(_) => None,
-            },
-            to: match e.down {
-                Down::Peer { peer, .. } => Some(peer),
-                Down::Local(_) => None,
-            },
+            from: key.peer(),
+            to: e.down.peer(),
             agent: e.agent,
             outcome: CallErrorKind::Cancelled.name(),
             elapsed_us: now.0.saturating_sub(e.started.0),

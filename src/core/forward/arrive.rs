@@ -165,10 +165,7 @@ impl Forwarder {
         balance: bool,
         out: &mut Vec<CallAction>,
     ) {
-        let from = match key {
-            InKey::Peer(p, _) => Some(p),
-            InKey::Front(_) => None,
-        };
+        let from = key.peer();
         let Some(res) = routes.resolve(&call.origin.target) else {
             let e = CallError::new(
                 CallErrorKind::NoRoute,
@@ -219,27 +216,10 @@ impl Forwarder {
             );
             return self.refuse(key, &call, e, out);
         }
-        let cap = now.millis().saturating_add_ms(self.cfg.max_call_ms);
-        let deadline = Micros::from_millis(call.origin.deadline.min(cap));
         let leg = self.table.alloc_leg();
-        let entry = Entry {
-            call_id: call.origin.id,
-            target: call.origin.target.clone(),
-            started: now,
-            deadline,
-            ack_until: from.map(|_| now.plus_us(self.cfg.ack_hold_us)),
-            progress: call.progress,
-            down: Down::Peer { peer, leg },
-            agent: None,
-            resend: None,
-            idempotent: call.origin.idempotent,
-            tried: Vec::new(),
-            retries: 0,
-            balance,
-            claim: None,
-            progress_sent: None,
-            progress_held: None,
-        };
+        let mut entry = self.entry(now, key, &call, Down::Peer { peer, leg });
+        entry.idempotent = call.origin.idempotent;
+        entry.balance = balance;
         self.insert(key, entry);
         self.stats.forwarded += 1;
         let mut call = call;
@@ -285,6 +265,31 @@ impl Forwarder {
             e.resend = Some(call.clone());
         }
         out.push(CallAction::SendCall { peer, call });
+    }
+
+    /// The table entry of a call entering here, going to `down`: its
+    /// deadline capped at `max_call_ms` from now, the answer of a peer's
+    /// CALL owed for up to the hold time.
+    fn entry(&self, now: Micros, key: InKey, call: &Call, down: Down) -> Entry {
+        let cap = now.millis().saturating_add_ms(self.cfg.max_call_ms);
+        Entry {
+            call_id: call.origin.id,
+            target: call.origin.target.clone(),
+            started: now,
+            deadline: Micros::from_millis(call.origin.deadline.min(cap)),
+            ack_until: key.peer().map(|_| now.plus_us(self.cfg.ack_hold_us)),
+            progress: call.progress,
+            down,
+            agent: None,
+            resend: None,
+            idempotent: false,
+            tried: Vec::new(),
+            retries: 0,
+            balance: false,
+            claim: None,
+            progress_sent: None,
+            progress_held: None,
+        }
     }
 
     pub(super) fn deliver(
@@ -353,30 +358,9 @@ impl Forwarder {
             return self.refuse(key, &call, e, out);
         };
         let id = self.table.alloc_local();
-        let from = match key {
-            InKey::Peer(p, _) => Some(p),
-            InKey::Front(_) => None,
-        };
-        let cap = now.millis().saturating_add_ms(self.cfg.max_call_ms);
-        let deadline = o.deadline.min(cap);
-        let entry = Entry {
-            call_id: o.id,
-            target: o.target.clone(),
-            started: now,
-            deadline: Micros::from_millis(deadline),
-            ack_until: from.map(|_| now.plus_us(self.cfg.ack_hold_us)),
-            progress: call.progress,
-            down: Down::Local(id),
-            agent: Some(agent.clone()),
-            resend: None,
-            idempotent: false,
-            tried: Vec::new(),
-            retries: 0,
-            balance: false,
-            claim: None,
-            progress_sent: None,
-            progress_held: None,
-        };
+        let mut entry = self.entry(now, key, &call, Down::Local(id));
+        entry.agent = Some(agent.clone());
+        let deadline = entry.deadline.millis();
         self.insert(key, entry);
         self.stats.delivered += 1;
         out.push(CallAction::Deliver(Delivery {

@@ -47,6 +47,16 @@ pub enum InKey {
     Peer(NodeId, LegId),
 }
 
+impl InKey {
+    /// The peer the call came from (`None`: the local front).
+    pub fn peer(&self) -> Option<NodeId> {
+        match self {
+            InKey::Peer(p, _) => Some(*p),
+            InKey::Front(_) => None,
+        }
+    }
+}
+
 /// How the front wants a call handled.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FrontOpts {

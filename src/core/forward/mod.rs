@@ -168,10 +168,7 @@ impl Forwarder {
             .map(|(k, e)| CallView {
                 call_id: e.call_id,
                 target: e.target.clone(),
-                from: match k {
-                    InKey::Peer(p, _) => Some(*p),
-                    InKey::Front(_) => None,
-                },
+                from: k.peer(),
                 to: e.down.peer(),
                 agent: e.agent.clone(),
                 age_ms: now.0.saturating_sub(e.started.0) / 1000,

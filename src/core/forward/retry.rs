@@ -134,10 +134,7 @@ impl Forwarder {
         let Some(call) = resend else {
             return false;
         };
-        let from = match key {
-            InKey::Peer(p, _) => Some(p),
-            InKey::Front(_) => None,
-        };
+        let from = key.peer();
         let next = routes.resolve(&call.origin.target).and_then(|res| {
             let (peers, equal) = res.peer_hops();
             pick(
