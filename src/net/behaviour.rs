@@ -167,14 +167,14 @@ fn build_behaviour(key: &Keypair, cfg: &NetConfig, gate: &Gate) -> Behaviour {
 }
 
 /// Builds the swarm: TCP and QUIC, noise, yamux, DNS; or the in-memory
-/// transport with noise and yamux (`memory_transport`).
+/// transport with noise and yamux ([`Transport::Memory`](super::Transport::Memory)).
 pub fn build_swarm(
     key: Keypair,
     cfg: &NetConfig,
     gate: &Gate,
 ) -> Result<Swarm<Behaviour>, BuildError> {
     let idle = cfg.idle_connection_timeout;
-    if cfg.memory_transport {
+    if cfg.transport == super::Transport::Memory {
         use libp2p::Transport;
         use libp2p::core::transport::MemoryTransport;
         use libp2p::core::upgrade::Version;

@@ -94,7 +94,7 @@ impl Net {
         if addr.is_empty() {
             return;
         }
-        let usable = if self.cfg.memory_transport {
+        let usable = if self.cfg.transport == Transport::Memory {
             matches!(addr.iter().next(), Some(Protocol::Memory(n)) if n != 0)
         } else {
             dialable(&addr)

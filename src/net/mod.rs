@@ -114,10 +114,19 @@ pub struct NetConfig {
     pub bootstrap_node: bool,
     pub bootstrap: Vec<Multiaddr>,
     pub query_interval: Duration,
-    /// libp2p's in-memory transport (`/memory/N` addresses, one process)
-    /// instead of TCP, QUIC and DNS: for adapter tests and in-process
-    /// simulations. node.toml has no key for it.
-    pub memory_transport: bool,
+    /// TCP, QUIC and DNS, or libp2p's in-memory transport. node.toml has
+    /// no key for it.
+    pub transport: Transport,
+}
+
+/// Which libp2p transport a `Net` runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// TCP, QUIC and DNS (`abgp run`).
+    Network,
+    /// libp2p's in-memory transport (`/memory/N` addresses, one process):
+    /// for adapter tests and in-process simulations.
+    Memory,
 }
 
 impl NetConfig {
@@ -151,13 +160,13 @@ impl NetConfig {
             bootstrap_node: false,
             bootstrap: Vec::new(),
             query_interval: Duration::from_secs(60),
-            memory_transport: false,
+            transport: Transport::Network,
         }
     }
 
-    /// Uses the in-memory transport (see [`NetConfig::memory_transport`]).
+    /// Uses the in-memory transport ([`Transport::Memory`]).
     pub fn with_memory_transport(mut self) -> Self {
-        self.memory_transport = true;
+        self.transport = Transport::Memory;
         self
     }
 }

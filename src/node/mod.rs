@@ -73,7 +73,7 @@ use crate::identity::{Binding, KeyFileError, NodeKey, node_id_of, peer_id_of};
 use crate::net::discovery::{Discovery, Eviction, Source};
 use crate::net::gate::Charge;
 use crate::net::route_codec::{Inbound, RouteResponse};
-use crate::net::{BuildError, Net, NetConfig, NetEvent, Reply};
+use crate::net::{BuildError, Net, NetConfig, NetEvent, Reply, Transport};
 use crate::store::{Durability, RibStore, SledStore, StoreError, StoreWriter, WriteBatch};
 use crate::wire::Limits;
 

@@ -48,16 +48,6 @@ pub(super) fn check_file_modes(
     Ok(())
 }
 
-/// Which libp2p transport a node runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Transport {
-    /// TCP, QUIC and DNS (`abgp run`).
-    Network,
-    /// libp2p's in-memory transport (tests in one process).
-    #[cfg_attr(not(test), allow(dead_code))]
-    Memory,
-}
-
 /// The engine's settings from node.toml.
 fn engine_config(c: &NodeConfig, security: &Security) -> EngineConfig {
     EngineConfig::new(security.asn(), security.identity().node_id())
@@ -127,7 +117,7 @@ fn net_config(c: &NodeConfig) -> NetConfig {
         bootstrap_node: c.node.bootstrap,
         bootstrap: c.discovery.bootstrap.clone(),
         query_interval: c.discovery.query_interval,
-        memory_transport: false,
+        transport: Transport::Network,
     }
 }
 
@@ -222,7 +212,7 @@ impl Node {
 
         let engine = Engine::new(engine_config(&c, &security)).with_policy(policy);
         let mut ncfg = net_config(&c);
-        ncfg.memory_transport = transport == Transport::Memory;
+        ncfg.transport = transport;
         let net = Net::new(keypair, ncfg)?;
 
         let (admin_tx, admin_rx) = mpsc::channel(ADMIN_QUEUE);

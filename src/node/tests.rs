@@ -5,7 +5,6 @@
 
 use std::sync::{Arc, Mutex};
 
-use super::setup::Transport;
 use super::*;
 use crate::config::NodeConfig;
 use crate::core::prefix::Prefix;
