@@ -137,24 +137,18 @@ impl RibStore for MemStore {
     fn load_adj_in(&self) -> Result<Vec<StoredPeer>, StoreError> {
         let s = self.state();
         let mut peers: BTreeMap<NodeId, StoredPeer> = BTreeMap::new();
-        let entry = |peers: &mut BTreeMap<NodeId, StoredPeer>, node: NodeId| {
+        fn peer(peers: &mut BTreeMap<NodeId, StoredPeer>, node: NodeId) -> &mut StoredPeer {
             peers.entry(node).or_insert_with(|| StoredPeer {
                 node,
                 asn: None,
                 routes: Vec::new(),
-            });
-        };
+            })
+        }
         for (node, asn) in &s.durable.peers {
-            entry(&mut peers, *node);
-            if let Some(p) = peers.get_mut(node) {
-                p.asn = Some(*asn);
-            }
+            peer(&mut peers, *node).asn = Some(*asn);
         }
         for ((node, _), r) in &s.durable.adj_in {
-            entry(&mut peers, *node);
-            if let Some(p) = peers.get_mut(node) {
-                p.routes.push(r.clone());
-            }
+            peer(&mut peers, *node).routes.push(r.clone());
         }
         Ok(peers.into_values().collect())
     }
@@ -189,5 +183,49 @@ impl RibStore for MemStore {
             loc: s.applied.loc.len(),
             adj_out: s.applied.adj_out.len(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::core::attrs::PathAttrs;
+
+    #[test]
+    fn only_what_was_flushed_is_restored() {
+        let (mut store, state) = MemStore::new(NodeId([1; 32]), Millis(0));
+        let peer = NodeId([2; 32]);
+        let route = Route::new(
+            "a/b".parse().expect("prefix"),
+            Arc::new(PathAttrs::default()),
+        );
+        let batch = WriteBatch {
+            changes: vec![RibChange::AdjIn {
+                peer,
+                key: route.key(),
+                route: Some(route.clone()),
+            }],
+            peers: vec![(peer, Asn(65002))],
+            agents: vec![("echo".into(), Some("{}".into()))],
+        };
+        store.apply(&batch).expect("apply");
+        assert!(
+            store.load_adj_in().expect("load").is_empty(),
+            "applied, not durable"
+        );
+        assert!(store.load_agents().expect("agents").is_empty());
+        store.flush().expect("flush");
+        let peers = store.load_adj_in().expect("load");
+        assert_eq!(peers.len(), 1);
+        assert_eq!((peers[0].node, peers[0].asn), (peer, Some(Asn(65002))));
+        assert_eq!(peers[0].routes, vec![route]);
+        assert_eq!(
+            store.load_agents().expect("agents"),
+            vec![("echo".into(), "{}".into())]
+        );
+        let s = state.lock().expect("state");
+        assert_eq!((s.batches, s.flushes), (1, 1));
     }
 }
