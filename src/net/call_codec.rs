@@ -27,7 +27,7 @@ use futures::prelude::*;
 use libp2p::StreamProtocol;
 use libp2p::request_response;
 
-use super::gate::{Charge, CodecGate, Gate};
+use super::gate::{Charge, CodecGate, Gate, write_frame};
 use crate::core::call::{Answer, CallMessage};
 use crate::wire::{self, DecodeError, Frame, Limits};
 
@@ -165,14 +165,11 @@ impl request_response::Codec for CallCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        let max = self.max();
-        match self.gate.read(io, max).await? {
-            Some((bytes, _charge)) => self.decode_response(&bytes),
-            None => Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("call response larger than {max} bytes"),
-            )),
-        }
+        let bytes = self
+            .gate
+            .read_response(io, self.max(), "call response")
+            .await?;
+        self.decode_response(&bytes)
     }
 
     async fn write_request<T>(
@@ -191,8 +188,7 @@ impl request_response::Codec for CallCodec {
                 "a received request cannot be sent",
             ));
         };
-        io.write_all(&bytes).await?;
-        io.close().await
+        write_frame(io, &bytes).await
     }
 
     async fn write_response<T>(
@@ -205,8 +201,7 @@ impl request_response::Codec for CallCodec {
         T: AsyncWrite + Unpin + Send,
     {
         let bytes = self.encode_response(&res)?;
-        io.write_all(&bytes).await?;
-        io.close().await
+        write_frame(io, &bytes).await
     }
 }
 

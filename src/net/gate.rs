@@ -298,6 +298,24 @@ impl CodecGate {
         Ok(())
     }
 
+    /// A response frame: like [`CodecGate::read`], with an oversized one an
+    /// `InvalidData` error naming `what` (a response is not answered, so
+    /// there is nothing to send back).
+    pub async fn read_response<T: AsyncRead + Unpin + Send>(
+        &self,
+        io: &mut T,
+        max: usize,
+        what: &str,
+    ) -> std::io::Result<Vec<u8>> {
+        match self.read(io, max).await? {
+            Some((bytes, _charge)) => Ok(bytes),
+            None => Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{what} larger than {max} bytes"),
+            )),
+        }
+    }
+
     /// Reads the stream to its end, at most `max` bytes, charging every
     /// chunk before reading it. `Ok(None)` when the peer sent more than
     /// `max`; an error when a budget is spent (nothing stays charged).
@@ -385,6 +403,16 @@ impl NetworkBehaviour for PeerSlot {
 
 /// A gate on which the next codec clone is bound to a connection of a
 /// peer that has a session (for codec tests).
+/// Writes one frame and closes our side of the substream, which is what
+/// delimits a frame on both protocols.
+pub async fn write_frame<T: AsyncWrite + Unpin + Send>(
+    io: &mut T,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    io.write_all(bytes).await?;
+    io.close().await
+}
+
 #[cfg(test)]
 pub(crate) fn in_session() -> Gate {
     let gate = Gate::new(GateConfig::default());

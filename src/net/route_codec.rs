@@ -35,7 +35,7 @@ use futures::prelude::*;
 use libp2p::StreamProtocol;
 use libp2p::request_response;
 
-use super::gate::{Charge, CodecGate, Gate};
+use super::gate::{Charge, CodecGate, Gate, write_frame};
 use crate::core::message::{Message, Notification};
 use crate::wire::{self, DecodeError, Frame, Limits};
 
@@ -175,13 +175,11 @@ impl request_response::Codec for RouteCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        match self.gate.read(io, MAX_RESPONSE_BYTES).await? {
-            Some((bytes, _charge)) => self.decode_response(&bytes),
-            None => Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("response larger than {MAX_RESPONSE_BYTES} bytes"),
-            )),
-        }
+        let bytes = self
+            .gate
+            .read_response(io, MAX_RESPONSE_BYTES, "response")
+            .await?;
+        self.decode_response(&bytes)
     }
 
     async fn write_request<T>(
@@ -200,8 +198,7 @@ impl request_response::Codec for RouteCodec {
                 "a received request cannot be sent",
             ));
         };
-        io.write_all(&bytes).await?;
-        io.close().await
+        write_frame(io, &bytes).await
     }
 
     async fn write_response<T>(
@@ -214,8 +211,7 @@ impl request_response::Codec for RouteCodec {
         T: AsyncWrite + Unpin + Send,
     {
         let bytes = self.encode_response(&res)?;
-        io.write_all(&bytes).await?;
-        io.close().await
+        write_frame(io, &bytes).await
     }
 }
 
