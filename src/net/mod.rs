@@ -133,7 +133,8 @@ impl NetConfig {
     /// node.toml's defaults (docs/operations.md): 30 s request timeouts,
     /// 1024 call streams per connection, 256 connections (128 inbound, 32
     /// pending, 2 per peer), 1024 queued messages per peer, the wire's
-    /// limits both ways, no mDNS, no Kademlia, no bootstrap nodes.
+    /// limits in, at most 1000 routes per frame out; but no mDNS, no
+    /// Kademlia and no bootstrap nodes (node.toml turns the first two on).
     pub fn new(listen: Vec<Multiaddr>, federation: impl Into<String>) -> Self {
         NetConfig {
             listen,
@@ -151,7 +152,9 @@ impl NetConfig {
             max_queued: 1024,
             limits: Limits::default(),
             gate: gate::GateConfig::default(),
-            send_limits: Limits::default(),
+            send_limits: Limits::default()
+                .with_max_routes(1000)
+                .with_max_withdraws(1000),
             mdns: false,
             mdns_query_interval: Duration::from_secs(30),
             kademlia: false,

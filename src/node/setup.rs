@@ -61,7 +61,7 @@ fn engine_config(c: &NodeConfig, security: &Security) -> EngineConfig {
 }
 
 /// The network's settings from node.toml.
-fn net_config(c: &NodeConfig) -> NetConfig {
+pub(super) fn net_config(c: &NodeConfig) -> NetConfig {
     // Idle connections are closed well after the longest hold time.
     let max_hold = c
         .neighbors

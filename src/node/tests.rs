@@ -215,3 +215,15 @@ async fn two_nodes_peer_over_memory_and_exchange_routes() {
     ta.await.expect("A's task").expect("A stops cleanly");
     tb.await.expect("B's task").expect("B stops cleanly");
 }
+
+/// `NetConfig::new` has node.toml's defaults, discovery aside (off in
+/// `new`, on in node.toml): the two cannot drift apart.
+#[test]
+fn net_config_defaults_are_node_tomls() {
+    let c = NodeConfig::default();
+    let from_toml = super::setup::net_config(&c);
+    let mut new = NetConfig::new(c.network.listen.clone(), c.node.federation.clone());
+    assert!(!new.mdns && !new.kademlia && !new.provide);
+    (new.mdns, new.kademlia, new.provide) = (true, true, true);
+    assert_eq!(format!("{new:?}"), format!("{from_toml:?}"));
+}
