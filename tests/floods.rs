@@ -576,8 +576,10 @@ async fn call_floods_are_held_to_the_peers_share_and_the_front_keeps_working() {
         },
     );
     eprintln!("half-written call frames: {inbound}");
+    // The connection's own peak: the node-wide one also counts what other
+    // connections (the witness's) hold at the same moment.
     assert!(
-        inbound["peak_bytes"].as_u64().unwrap() <= 16 << 20,
+        inbound["peak_connection_bytes"].as_u64().unwrap() <= 16 << 20,
         "never more than the connection's budget: {inbound}"
     );
     r.still_serving("with the connection's budget spent");

@@ -79,8 +79,11 @@ pub struct GateStats {
     pub over_node_budget: u64,
     /// Bytes charged now (all connections).
     pub bytes_in_use: u64,
-    /// Most bytes charged at once since start.
+    /// Most bytes charged at once since start, all connections together.
     pub peak_bytes: u64,
+    /// Most bytes one connection held at once since start (never over
+    /// its budget).
+    pub peak_connection_bytes: u64,
 }
 
 #[derive(Debug)]
@@ -89,6 +92,7 @@ struct Shared {
     sessions: RwLock<HashSet<PeerId>>,
     used: AtomicUsize,
     peak: AtomicUsize,
+    peak_conn: AtomicUsize,
     no_session: AtomicU64,
     over_conn: AtomicU64,
     over_node: AtomicU64,
@@ -107,6 +111,7 @@ impl Gate {
             sessions: RwLock::new(HashSet::new()),
             used: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
+            peak_conn: AtomicUsize::new(0),
             no_session: AtomicU64::new(0),
             over_conn: AtomicU64::new(0),
             over_node: AtomicU64::new(0),
@@ -143,6 +148,7 @@ impl Gate {
             over_node_budget: self.0.over_node.load(Ordering::Relaxed),
             bytes_in_use: self.0.used.load(Ordering::Relaxed) as u64,
             peak_bytes: self.0.peak.load(Ordering::Relaxed) as u64,
+            peak_connection_bytes: self.0.peak_conn.load(Ordering::Relaxed) as u64,
         }
     }
 
@@ -278,7 +284,8 @@ impl CodecGate {
         };
         let shared = &self.gate.0;
         let cap = shared.cfg;
-        if conn.used.fetch_add(n, Ordering::Relaxed) + n > cap.connection_bytes {
+        let on_conn = conn.used.fetch_add(n, Ordering::Relaxed) + n;
+        if on_conn > cap.connection_bytes {
             conn.used.fetch_sub(n, Ordering::Relaxed);
             shared.over_conn.fetch_add(1, Ordering::Relaxed);
             return Err(refused("the connection's inbound buffer budget is spent"));
@@ -291,6 +298,7 @@ impl CodecGate {
             return Err(refused("the node's inbound buffer budget is spent"));
         }
         shared.peak.fetch_max(now, Ordering::Relaxed);
+        shared.peak_conn.fetch_max(on_conn, Ordering::Relaxed);
         if charge.owner.is_none() {
             charge.owner = Some((self.gate.clone(), conn.used.clone()));
         }
@@ -487,6 +495,12 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::OutOfMemory);
         assert_eq!(gate.stats().over_connection_budget, 1);
+        let budget = tiny().connection_bytes as u64;
+        assert_eq!(
+            gate.stats().peak_connection_bytes,
+            budget,
+            "the first frame filled it"
+        );
         // A second connection still has its own.
         let other = bound(&gate, PeerId::random());
         let ok = other
