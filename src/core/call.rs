@@ -1,5 +1,7 @@
 //! Call-tunnelling messages as plain data: CALL, its answer, CALL-RESULT,
-//! PROGRESS and CANCEL.
+//! PROGRESS, CANCEL, and the agent's side channel during a call: NOTIFY
+//! (a notification for the caller's client), ASK (a request to it) and
+//! REPLY (its answer).
 //!
 //! A tool call travels hop by hop along the path the routing core chose, to
 //! the node that originated the tool's route; its result and progress travel
@@ -75,8 +77,54 @@ pub enum CallOp {
     /// `tools/call` of the tool the origin's route names.
     Tool,
     /// Return the tool's full descriptor (name, description, schemas,
-    /// annotations): routes carry only the name and a content hash.
+    /// annotations): routes carry only the name and a content hash. Also
+    /// the listed descriptor of a prompt, resource or template route.
     Describe,
+    /// `prompts/get` of the prompt the route names; the arguments are the
+    /// prompt's `arguments` object.
+    Prompt,
+    /// `resources/read`; the arguments are `{"uri": ...}`: the route's
+    /// resource, or a URI its template matches.
+    Resource,
+    /// `completion/complete` for the prompt or resource template the route
+    /// names; the arguments are the request's params as the agent will see
+    /// them.
+    Complete,
+}
+
+impl CallOp {
+    /// Stable wire number.
+    pub fn number(self) -> u64 {
+        match self {
+            CallOp::Tool => 0,
+            CallOp::Describe => 1,
+            CallOp::Prompt => 2,
+            CallOp::Resource => 3,
+            CallOp::Complete => 4,
+        }
+    }
+
+    pub fn from_number(n: u64) -> Option<CallOp> {
+        Some(match n {
+            0 => CallOp::Tool,
+            1 => CallOp::Describe,
+            2 => CallOp::Prompt,
+            3 => CallOp::Resource,
+            4 => CallOp::Complete,
+            _ => return None,
+        })
+    }
+
+    /// The MCP method an operation runs at the agent.
+    pub fn method(self) -> &'static str {
+        match self {
+            CallOp::Tool => "tools/call",
+            CallOp::Describe => "describe",
+            CallOp::Prompt => "prompts/get",
+            CallOp::Resource => "resources/read",
+            CallOp::Complete => "completion/complete",
+        }
+    }
 }
 
 /// The part of a CALL the caller's node signs. Hops never change it.
@@ -373,6 +421,44 @@ pub struct Cancel {
     pub reason: Option<String>,
 }
 
+/// Notifications an agent may send to the caller's client during a call
+/// (NOTIFY). Anything else an agent sends is not relayed.
+pub const NOTIFY_METHODS: [&str; 1] = ["notifications/message"];
+
+/// Requests an agent may make of the caller's client during a call (ASK).
+pub const ASK_METHODS: [&str; 3] = ["sampling/createMessage", "elicitation/create", "roots/list"];
+
+/// NOTIFY, travelling back towards the caller: a notification of the agent
+/// for the calling client (a log message), as MCP params.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notify {
+    pub leg: LegId,
+    /// One of [`NOTIFY_METHODS`].
+    pub method: String,
+    pub params: Json,
+}
+
+/// ASK, travelling back towards the caller: a request of the agent to the
+/// calling client (sampling, elicitation, roots). `ask` is chosen by the
+/// origin, unique within the call, and comes back on the REPLY.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ask {
+    pub leg: LegId,
+    pub ask: u32,
+    /// One of [`ASK_METHODS`].
+    pub method: String,
+    pub params: Json,
+}
+
+/// REPLY, travelling towards the origin: the calling client's answer to
+/// the ASK `ask` (its result, or why there is none).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    pub leg: LegId,
+    pub ask: u32,
+    pub outcome: CallOutcome,
+}
+
 /// CALL-ANSWER: the response to the CALL request of `leg`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Answer {
@@ -380,9 +466,9 @@ pub struct Answer {
     pub answer: CallAnswer,
 }
 
-/// The call-tunnelling messages. CALL, CALL-RESULT, PROGRESS and CANCEL
-/// travel as requests; CALL-ANSWER is the response to a CALL (the others
-/// are acknowledged with an empty response).
+/// The call-tunnelling messages. CALL, CALL-RESULT, PROGRESS, CANCEL,
+/// NOTIFY, ASK and REPLY travel as requests; CALL-ANSWER is the response
+/// to a CALL (the others are acknowledged with an empty response).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum CallMessage {
     Call(Call),
@@ -390,6 +476,9 @@ pub enum CallMessage {
     Result(CallResult),
     Progress(Progress),
     Cancel(Cancel),
+    Notify(Notify),
+    Ask(Ask),
+    Reply(Reply),
 }
 
 /// Which call-protocol message: what a failed send says it lost.
@@ -400,6 +489,9 @@ pub enum CallKind {
     Result,
     Progress,
     Cancel,
+    Notify,
+    Ask,
+    Reply,
 }
 
 impl CallKind {
@@ -410,6 +502,9 @@ impl CallKind {
             CallKind::Result => "CALL-RESULT",
             CallKind::Progress => "PROGRESS",
             CallKind::Cancel => "CANCEL",
+            CallKind::Notify => "NOTIFY",
+            CallKind::Ask => "ASK",
+            CallKind::Reply => "REPLY",
         }
     }
 }
@@ -428,6 +523,9 @@ impl CallMessage {
             CallMessage::Result(_) => CallKind::Result,
             CallMessage::Progress(_) => CallKind::Progress,
             CallMessage::Cancel(_) => CallKind::Cancel,
+            CallMessage::Notify(_) => CallKind::Notify,
+            CallMessage::Ask(_) => CallKind::Ask,
+            CallMessage::Reply(_) => CallKind::Reply,
         }
     }
 
@@ -438,12 +536,20 @@ impl CallMessage {
             CallMessage::Result(r) => r.leg,
             CallMessage::Progress(p) => p.leg,
             CallMessage::Cancel(c) => c.leg,
+            CallMessage::Notify(n) => n.leg,
+            CallMessage::Ask(a) => a.leg,
+            CallMessage::Reply(r) => r.leg,
         }
     }
 }
 
-/// Extra attribute naming the tool a route leads to (text, transitive).
+/// Extra attribute naming the tool a route leads to (text, transitive); on
+/// a prompt route the prompt's name, on a resource route its URI, on a
+/// template route its URI template.
 pub const TOOL_ATTR: &str = "mcp.tool";
+/// Extra attribute saying what a route leads to when it is not a tool
+/// (text, transitive): `prompt`, `resource` or `template`.
+pub const KIND_ATTR: &str = "mcp.kind";
 /// Extra attribute carrying the 16-byte descriptor hash (bytes, transitive).
 pub const DESCRIPTOR_ATTR: &str = "mcp.desc";
 

@@ -10,6 +10,8 @@
 //! - [`catalog`]: tool descriptors as they travel between nodes, their
 //!   content hashes, the route prefix of each tool, and the names the MCP
 //!   front shows to clients.
+//! - [`items`]: prompts, resources and resource templates as routed items:
+//!   descriptors, hashes, route prefixes, front names, URI templates.
 //! - [`front`]: the MCP server local clients use (streamable HTTP, and the
 //!   stdio bridge of `abgp mcp`), its tool table and meta tools.
 //! - [`plane`]: what the node task does for MCP: tool routes of hosted
@@ -25,6 +27,7 @@ pub mod catalog;
 pub mod config;
 pub mod example_agent;
 pub mod front;
+pub mod items;
 pub mod plane;
 pub mod stdio;
 pub mod upstream;

@@ -42,7 +42,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use rmcp::model::{
-    CallToolRequestParams, CancelledNotificationParam, ClientRequest, Request, ServerResult,
+    CallToolRequestParams, CancelledNotificationParam, ClientRequest, CompleteRequestParams,
+    ErrorCode, GetPromptRequestParams, ReadResourceRequestParams, Request, ServerResult,
 };
 use rmcp::service::{PeerRequestOptions, ServiceError};
 use serde::{Deserialize, Serialize};
@@ -53,7 +54,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::catalog::ToolDescriptor;
 use super::config::AgentConfig;
+use super::items::ItemDescriptor;
+use crate::core::call::CallOp;
 use crate::core::ids::AgentId;
+pub use client::SideEvent;
 use supervisor::{Link, Session};
 
 /// How long [`UpstreamHandle::remove_agent`] waits for an agent's
@@ -106,34 +110,12 @@ pub struct ServerSummary {
     pub instructions: Option<String>,
 }
 
-/// A resource an agent lists.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ResourceDescriptor {
-    pub uri: String,
-    pub name: String,
-    pub title: Option<String>,
-    pub description: Option<String>,
-    pub mime_type: Option<String>,
-}
-
-/// A prompt an agent lists.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PromptDescriptor {
-    pub name: String,
-    pub title: Option<String>,
-    pub description: Option<String>,
-    /// Argument names and whether each is required.
-    pub arguments: Vec<(String, bool)>,
-}
-
 /// Everything an agent lists. Lists the server does not advertise are empty.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AgentCatalog {
     pub tools: Vec<ToolDescriptor>,
-    pub resources: Vec<ResourceDescriptor>,
-    pub prompts: Vec<PromptDescriptor>,
+    /// Prompts, resources and resource templates, as listed.
+    pub items: Vec<ItemDescriptor>,
 }
 
 /// What the upstream manager reports about agents.
@@ -145,16 +127,16 @@ pub enum AgentEvent {
         session: SessionId,
         server: ServerSummary,
         tools: Vec<ToolDescriptor>,
-        resources: Vec<ResourceDescriptor>,
-        prompts: Vec<PromptDescriptor>,
+        /// Prompts, resources and resource templates.
+        items: Vec<ItemDescriptor>,
     },
     /// The agent's lists differ from those last reported for this session.
     ToolsChanged {
         agent: AgentId,
         session: SessionId,
         tools: Vec<ToolDescriptor>,
-        resources: Vec<ResourceDescriptor>,
-        prompts: Vec<PromptDescriptor>,
+        /// Prompts, resources and resource templates.
+        items: Vec<ItemDescriptor>,
     },
     /// The agent cannot take calls. Sent once per transition: an agent that
     /// keeps failing to start is not reported again until it was up.
@@ -289,9 +271,12 @@ impl ToolCallResult {
 #[derive(Debug, Clone)]
 pub struct ToolCall {
     agent: AgentId,
+    /// What to send: `tools/call` unless set otherwise.
+    op: CallOp,
     tool: String,
     arguments: Map<String, Value>,
     progress: Option<mpsc::Sender<Progress>>,
+    side: Option<mpsc::Sender<SideEvent>>,
     cancel: CancellationToken,
     timeout: Option<Duration>,
 }
@@ -300,9 +285,11 @@ impl ToolCall {
     pub fn new(agent: AgentId, tool: impl Into<String>) -> Self {
         ToolCall {
             agent,
+            op: CallOp::Tool,
             tool: tool.into(),
             arguments: Map::new(),
             progress: None,
+            side: None,
             cancel: CancellationToken::new(),
             timeout: None,
         }
@@ -310,6 +297,22 @@ impl ToolCall {
 
     pub fn with_arguments(mut self, arguments: Map<String, Value>) -> Self {
         self.arguments = arguments;
+        self
+    }
+
+    /// Sends `prompts/get` (`tool` is the prompt, the arguments its
+    /// arguments), `resources/read` (arguments `{uri}`) or
+    /// `completion/complete` (arguments: the request's params) instead of
+    /// `tools/call`. Use [`UpstreamHandle::request`] for these.
+    pub fn with_op(mut self, op: CallOp) -> Self {
+        self.op = op;
+        self
+    }
+
+    /// The agent's requests to the caller's client (sampling, elicitation,
+    /// roots) and its log messages during the call go to `tx`.
+    pub fn with_side(mut self, tx: mpsc::Sender<SideEvent>) -> Self {
+        self.side = Some(tx);
         self
     }
 
@@ -619,6 +622,41 @@ impl UpstreamHandle {
     /// Sends `tools/call` to a connected agent and waits for the result,
     /// relaying progress and honouring the call's cancel token and deadline.
     pub async fn call_tool(&self, call: ToolCall) -> Result<ToolCallResult, UpstreamError> {
+        let (agent, tool) = (call.agent.clone(), call.tool.clone());
+        let r = self.send(call.with_op(CallOp::Tool)).await?;
+        server_result(&agent, &tool, r)
+    }
+
+    /// Sends the call's operation and returns the agent's result as JSON:
+    /// a tool result as [`ToolCallResult`] serialises it, anything else as
+    /// the agent sent it.
+    pub async fn request(&self, call: ToolCall) -> Result<Value, UpstreamError> {
+        let (agent, tool, op) = (call.agent.clone(), call.tool.clone(), call.op);
+        let r = self.send(call).await?;
+        let protocol = |detail: String| UpstreamError::Protocol {
+            agent: agent.clone(),
+            tool: tool.clone(),
+            detail,
+        };
+        match op {
+            CallOp::Tool => serde_json::to_value(server_result(&agent, &tool, r)?)
+                .map_err(|e| protocol(e.to_string())),
+            _ => {
+                let fits = matches!(
+                    (op, &r),
+                    (CallOp::Prompt, ServerResult::GetPromptResult(_))
+                        | (CallOp::Resource, ServerResult::ReadResourceResult(_))
+                        | (CallOp::Complete, ServerResult::CompleteResult(_))
+                );
+                if !fits {
+                    return Err(protocol(format!("{:?}", r).chars().take(200).collect()));
+                }
+                serde_json::to_value(&r).map_err(|e| protocol(e.to_string()))
+            }
+        }
+    }
+
+    async fn send(&self, call: ToolCall) -> Result<ServerResult, UpstreamError> {
         let (session, default_timeout) = {
             let agents = self.lock_agents();
             let slot = agents
@@ -668,12 +706,14 @@ async fn call_on_session(
     call: ToolCall,
     timeout: Duration,
     deadline: tokio::time::Instant,
-) -> Result<ToolCallResult, UpstreamError> {
+) -> Result<ServerResult, UpstreamError> {
     let ToolCall {
         agent,
+        op,
         tool,
         arguments,
         progress,
+        side,
         cancel,
         ..
     } = call;
@@ -693,9 +733,14 @@ async fn call_on_session(
         }
     };
 
-    let request = ClientRequest::CallToolRequest(Request::new(
-        CallToolRequestParams::new(tool.clone()).with_arguments(arguments),
-    ));
+    let request =
+        build_request(op, &tool, arguments).map_err(|detail| UpstreamError::Rejected {
+            agent: agent.clone(),
+            tool: tool.clone(),
+            code: ErrorCode::INVALID_PARAMS.0,
+            message: detail,
+            data: None,
+        })?;
     let send = session
         .peer
         .send_request_with_option(request, PeerRequestOptions::no_options());
@@ -715,6 +760,7 @@ async fn call_on_session(
     let _progress = session
         .progress
         .subscribe(handle.progress_token.clone(), progress);
+    let _side = side.map(|tx| session.side.subscribe(request_id.clone(), tx));
 
     let outcome = tokio::select! {
         biased;
@@ -723,7 +769,7 @@ async fn call_on_session(
         _ = tokio::time::sleep_until(deadline) => Err("timed out"),
     };
     match outcome {
-        Ok(Ok(result)) => server_result(&agent, &tool, result),
+        Ok(Ok(result)) => Ok(result),
         Ok(Err(e)) => Err(service_error(&agent, &tool, e)),
         Err(why) => {
             // Tell the agent to stop; this also drops the pending reply
@@ -756,6 +802,37 @@ async fn call_on_session(
             }
         }
     }
+}
+
+/// The request an operation sends.
+fn build_request(
+    op: CallOp,
+    name: &str,
+    args: Map<String, Value>,
+) -> Result<ClientRequest, String> {
+    let parse = |v: Value| -> Result<_, String> { Ok(v) };
+    Ok(match op {
+        CallOp::Tool => ClientRequest::CallToolRequest(Request::new(
+            CallToolRequestParams::new(name.to_string()).with_arguments(args),
+        )),
+        CallOp::Prompt => {
+            let v = parse(serde_json::json!({"name": name, "arguments": args}))?;
+            let p: GetPromptRequestParams = serde_json::from_value(v)
+                .map_err(|e| format!("prompt arguments must be text values: {e}"))?;
+            ClientRequest::GetPromptRequest(Request::new(p))
+        }
+        CallOp::Resource => {
+            let p: ReadResourceRequestParams = serde_json::from_value(Value::Object(args))
+                .map_err(|e| format!("a resource read needs a `uri`: {e}"))?;
+            ClientRequest::ReadResourceRequest(Request::new(p))
+        }
+        CallOp::Complete => {
+            let p: CompleteRequestParams = serde_json::from_value(Value::Object(args))
+                .map_err(|e| format!("not completion params: {e}"))?;
+            ClientRequest::CompleteRequest(Request::new(p))
+        }
+        CallOp::Describe => return Err("describe is answered by the node, not the agent".into()),
+    })
 }
 
 fn server_result(

@@ -26,13 +26,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::LoadedConfig;
 use crate::core::call::{
-    CallErrorKind, CallKind, CallMessage, CallOutcome, CallReturn, ProgressInfo,
+    CallError, CallErrorKind, CallKind, CallMessage, CallOutcome, CallReturn, ProgressInfo,
 };
 use crate::core::engine::Event;
 use crate::core::forward::{CallAction, CallEvent, ForwardConfig, Forwarder, FrontId, LocalId};
 use crate::core::ids::{AgentId, NodeId};
 use crate::core::route::Route;
 use crate::mcp::config::AgentConfig;
+use crate::mcp::front::FrontSide;
 use crate::mcp::front::http::{self, HttpFront};
 use crate::mcp::front::table::ToolTable;
 use crate::mcp::front::{FrontCallRequest, FrontInfo, FrontLink, FrontRequest, FrontServer};
@@ -41,9 +42,11 @@ use crate::mcp::plane::{
     PlaneOut,
 };
 use crate::mcp::upstream::{
-    AgentEvent, AgentState, Progress, ToolCall, UpstreamError, UpstreamHandle, UpstreamOptions,
+    AgentEvent, AgentState, Progress, SideEvent, ToolCall, UpstreamError, UpstreamHandle,
+    UpstreamOptions,
 };
 use crate::net::NetEvent;
+use serde_json::Value as Json;
 
 use super::calls::{NodeCallSigner, TrustVerifier};
 use super::security::Security;
@@ -59,7 +62,24 @@ pub const LOCAL_QUEUE: usize = 1024;
 struct FrontWaiter {
     reply: oneshot::Sender<CallReturn>,
     progress: Option<mpsc::Sender<ProgressInfo>>,
+    side: Option<mpsc::Sender<FrontSide>>,
 }
+
+/// What a local run's task reports to the node task: a plane event, or a
+/// request of the agent for the caller's client with where its answer goes
+/// (the node numbers it and keeps the sender: the plane is sans-IO).
+pub(super) enum RunReport {
+    Event(LocalEvent),
+    Ask {
+        id: LocalId,
+        method: String,
+        params: Json,
+        reply: oneshot::Sender<Result<Json, CallError>>,
+    },
+}
+
+/// Outstanding requests of one agent run for its caller's client.
+pub(super) const MAX_ASKS_PER_RUN: usize = 16;
 
 /// The MCP state the node task owns.
 pub(super) struct NodeMcp {
@@ -70,8 +90,12 @@ pub(super) struct NodeMcp {
     waits: HashMap<FrontId, FrontWaiter>,
     /// Tool runs on local agents, by the forwarder's id.
     runs: HashMap<LocalId, CancellationToken>,
-    local_tx: mpsc::Sender<LocalEvent>,
-    pub local_rx: mpsc::Receiver<LocalEvent>,
+    /// The agent's requests for callers' clients, waiting for their REPLY:
+    /// (run, ask) -> where the answer goes; the next ask number per run.
+    asks: HashMap<(LocalId, u32), oneshot::Sender<Result<Json, CallError>>>,
+    next_ask: HashMap<LocalId, u32>,
+    local_tx: mpsc::Sender<RunReport>,
+    pub local_rx: mpsc::Receiver<RunReport>,
     pub agent_rx: mpsc::Receiver<AgentEvent>,
     pub front_rx: mpsc::Receiver<FrontRequest>,
     pub link: FrontLink,
@@ -141,6 +165,8 @@ impl NodeMcp {
             tables: end.tables,
             waits: HashMap::new(),
             runs: HashMap::new(),
+            asks: HashMap::new(),
+            next_ask: HashMap::new(),
             local_tx,
             local_rx,
             agent_rx,
@@ -206,61 +232,96 @@ pub(super) fn state_text(s: Option<&AgentState>) -> String {
     }
 }
 
-/// Starts a tool run on a local agent in a task: its progress and its end
-/// come back over `tx` as [`LocalEvent`]s (progress first, then Done, also
-/// when `cancel` fires).
+/// Starts a run on a local agent in a task: its progress, the agent's
+/// notifications and requests for the caller, and its end come back over
+/// `tx` (progress first, then Done, also when `cancel` fires).
 fn start_run(
     upstream: &UpstreamHandle,
-    tx: &mpsc::Sender<LocalEvent>,
+    tx: &mpsc::Sender<RunReport>,
     run: LocalRun,
     cancel: CancellationToken,
 ) {
     let LocalRun {
         id,
         agent,
+        op,
         tool,
         arguments,
         timeout,
         progress,
     } = run;
+    let (stx, mut srx) = mpsc::channel::<SideEvent>(64);
     let mut call = ToolCall::new(agent.clone(), tool)
+        .with_op(op)
         .with_arguments(arguments)
         .with_cancel(cancel)
-        .with_timeout(timeout);
+        .with_timeout(timeout)
+        .with_side(stx);
     let tx = tx.clone();
-    let relay = if progress {
-        let (ptx, mut prx) = mpsc::channel::<Progress>(64);
+    let (ptx, mut prx) = mpsc::channel::<Progress>(64);
+    if progress {
         call = call.with_progress(ptx);
+    } else {
+        drop(ptx);
+    }
+    // One relay for progress and the side channel, so what the agent sent
+    // before its result reaches the caller first, in order.
+    let relay = {
         let tx = tx.clone();
-        Some(tokio::spawn(async move {
-            while let Some(p) = prx.recv().await {
-                let info = ProgressInfo {
-                    progress: p.progress,
-                    total: p.total,
-                    message: p.message,
+        tokio::spawn(async move {
+            let mut progress_open = true;
+            let mut side_open = true;
+            while progress_open || side_open {
+                let report = tokio::select! {
+                    p = prx.recv(), if progress_open => match p {
+                        Some(p) => RunReport::Event(LocalEvent::Progress {
+                            id,
+                            info: ProgressInfo {
+                                progress: p.progress,
+                                total: p.total,
+                                message: p.message,
+                            },
+                        }),
+                        None => {
+                            progress_open = false;
+                            continue;
+                        }
+                    },
+                    s = srx.recv(), if side_open => match s {
+                        Some(SideEvent::Notify { method, params }) => {
+                            RunReport::Event(LocalEvent::Notify { id, method, params })
+                        }
+                        Some(SideEvent::Ask { method, params, reply }) => RunReport::Ask {
+                            id,
+                            method,
+                            params,
+                            reply,
+                        },
+                        None => {
+                            side_open = false;
+                            continue;
+                        }
+                    },
                 };
-                if tx.send(LocalEvent::Progress { id, info }).await.is_err() {
+                if tx.send(report).await.is_err() {
                     break;
                 }
             }
-        }))
-    } else {
-        None
+        })
     };
     let upstream = upstream.clone();
     tokio::spawn(async move {
-        let r = upstream.call_tool(call).await;
-        if let Some(relay) = relay {
-            // Progress sent before the result goes first.
-            let _ = relay.await;
-        }
+        let r = upstream.request(call).await;
+        // The call is over: its senders are gone, the relay drains and
+        // ends, and what it held goes before the result.
+        let _ = relay.await;
         let outcome = match r {
-            Ok(res) => serde_json::to_value(&res)
-                .map(CallOutcome::Ok)
-                .unwrap_or_else(|e| CallOutcome::err(CallErrorKind::Internal, e.to_string())),
+            Ok(v) => CallOutcome::Ok(v),
             Err(e) => upstream_outcome(&agent, e),
         };
-        let _ = tx.send(LocalEvent::Done { id, outcome }).await;
+        let _ = tx
+            .send(RunReport::Event(LocalEvent::Done { id, outcome }))
+            .await;
     });
 }
 
@@ -331,7 +392,8 @@ impl Node {
         if let Some(t) = out.table.take() {
             self.mcp.tables.send_replace(t);
         }
-        for r in out.front.drain(..) {
+        let fronts: Vec<FrontReply> = out.front.drain(..).collect();
+        for r in fronts {
             match r {
                 FrontReply::Progress { id, info } => {
                     if let Some(w) = self.mcp.waits.get(&id)
@@ -342,11 +404,62 @@ impl Node {
                         let _ = tx.try_send(info);
                     }
                 }
+                FrontReply::Notify { id, method, params } => {
+                    if let Some(w) = self.mcp.waits.get(&id)
+                        && let Some(tx) = &w.side
+                    {
+                        // Full: the client reads slowly; a log line goes.
+                        let _ = tx.try_send(FrontSide::Notify { method, params });
+                    }
+                }
+                FrontReply::Ask {
+                    id,
+                    ask,
+                    method,
+                    params,
+                } => {
+                    let sent = self
+                        .mcp
+                        .waits
+                        .get(&id)
+                        .and_then(|w| w.side.as_ref())
+                        .map(|tx| {
+                            tx.try_send(FrontSide::Ask {
+                                id,
+                                ask,
+                                method,
+                                params,
+                            })
+                        });
+                    if !matches!(sent, Some(Ok(()))) {
+                        // Nobody to ask: say so at once rather than let the
+                        // agent wait for the deadline.
+                        let why = CallOutcome::err(
+                            CallErrorKind::Upstream,
+                            "the calling MCP client cannot be asked (it is not listening for requests)",
+                        );
+                        let now = self.clock.now_micros();
+                        let more = self
+                            .mcp
+                            .plane
+                            .on_front_reply(now, &self.engine, id, ask, why);
+                        self.send_calls(more.net);
+                        out.replies.extend(more.replies);
+                    }
+                }
                 FrontReply::Done { id, ret } => {
                     if let Some(w) = self.mcp.waits.remove(&id) {
                         let _ = w.reply.send(ret);
                     }
                 }
+            }
+        }
+        for (id, ask, outcome) in out.replies.drain(..) {
+            if let Some(reply) = self.mcp.asks.remove(&(id, ask)) {
+                let _ = reply.send(match outcome {
+                    CallOutcome::Ok(v) => Ok(v),
+                    CallOutcome::Err(e) => Err(e),
+                });
             }
         }
         for id in out.cancel.drain(..) {
@@ -392,6 +505,15 @@ impl Node {
                 CallAction::SendCancel { peer, cancel } => {
                     self.net.send_call(&peer, CallMessage::Cancel(cancel))
                 }
+                CallAction::SendNotify { peer, notify } => {
+                    self.net.send_call(&peer, CallMessage::Notify(notify))
+                }
+                CallAction::SendAsk { peer, ask } => {
+                    self.net.send_call(&peer, CallMessage::Ask(ask))
+                }
+                CallAction::SendReply { peer, reply } => {
+                    self.net.send_call(&peer, CallMessage::Reply(reply))
+                }
                 other => {
                     debug_assert!(false, "the plane handles {other:?} itself");
                 }
@@ -418,6 +540,7 @@ impl Node {
                     id,
                     spec,
                     progress,
+                    side,
                     reply,
                 } = c;
                 let call = FrontCall {
@@ -425,8 +548,20 @@ impl Node {
                     spec,
                     progress: progress.is_some(),
                 };
-                self.mcp.waits.insert(id, FrontWaiter { reply, progress });
+                self.mcp.waits.insert(
+                    id,
+                    FrontWaiter {
+                        reply,
+                        progress,
+                        side,
+                    },
+                );
                 self.mcp.plane.on_front_call(now, &self.engine, call)
+            }
+            FrontRequest::Reply { id, ask, outcome } => {
+                self.mcp
+                    .plane
+                    .on_front_reply(now, &self.engine, id, ask, outcome)
             }
             FrontRequest::Cancel { id, reason } => {
                 self.mcp.waits.remove(&id);
@@ -447,9 +582,42 @@ impl Node {
         self.carry(out).await
     }
 
-    pub(super) async fn on_local(&mut self, ev: LocalEvent) -> Result<(), NodeError> {
+    pub(super) async fn on_local(&mut self, report: RunReport) -> Result<(), NodeError> {
+        let ev = match report {
+            RunReport::Event(ev) => ev,
+            RunReport::Ask {
+                id,
+                method,
+                params,
+                reply,
+            } => {
+                let open = self.mcp.asks.keys().filter(|(r, _)| *r == id).count();
+                if !self.mcp.runs.contains_key(&id) || open >= MAX_ASKS_PER_RUN {
+                    let _ = reply.send(Err(CallError::new(
+                        CallErrorKind::Overloaded,
+                        format!("at most {MAX_ASKS_PER_RUN} requests to the caller at a time"),
+                    )));
+                    return Ok(());
+                }
+                let n = self.mcp.next_ask.entry(id).or_insert(0);
+                *n = n.wrapping_add(1);
+                let ask = *n;
+                self.mcp.asks.insert((id, ask), reply);
+                LocalEvent::Ask {
+                    id,
+                    ask,
+                    method,
+                    params,
+                }
+            }
+        };
         if let LocalEvent::Done { id, .. } = &ev {
-            self.mcp.runs.remove(id);
+            let id = *id;
+            self.mcp.runs.remove(&id);
+            // Requests still open end with the run (their senders drop:
+            // the agent hears "the call ended").
+            self.mcp.asks.retain(|(r, _), _| *r != id);
+            self.mcp.next_ask.remove(&id);
         }
         let now = self.clock.now_micros();
         let out = self.mcp.plane.on_local(now, &self.engine, ev);
@@ -481,6 +649,9 @@ impl Node {
                 CallMessage::Result(result) => CallEvent::Result { peer, result },
                 CallMessage::Progress(progress) => CallEvent::Progress { peer, progress },
                 CallMessage::Cancel(cancel) => CallEvent::Cancel { peer, cancel },
+                CallMessage::Notify(notify) => CallEvent::Notify { peer, notify },
+                CallMessage::Ask(ask) => CallEvent::Ask { peer, ask },
+                CallMessage::Reply(reply) => CallEvent::Reply { peer, reply },
                 CallMessage::Answer(_) => return Ok(()),
             },
             NetEvent::CallAnswered { peer, answer } => CallEvent::Answered {

@@ -1,5 +1,6 @@
 //! Call-tunnelling messages on the wire: CALL, CALL-ANSWER, CALL-RESULT,
-//! PROGRESS and CANCEL (frame types 16 to 20).
+//! PROGRESS, CANCEL (frame types 16 to 20), NOTIFY, ASK and REPLY (21 to
+//! 23).
 //!
 //! The messages themselves are plain data in [`crate::core::call`]; what
 //! each hop does with them is [`crate::core::forward`]'s. This module maps
@@ -25,6 +26,7 @@ use super::cbor::{
 use super::error::{Bound, EncodeError, FieldError, FieldErrorKind};
 use super::limits::Limits;
 use super::schema::{decode_cert, decode_community, encode_cert, encode_community};
+use crate::core::call::{ASK_METHODS, Ask, NOTIFY_METHODS, Notify, Reply};
 pub use crate::core::call::{
     Answer, Call, CallAnswer, CallError, CallErrorKind, CallId, CallMessage, CallOp, CallOrigin,
     CallOutcome, CallResult, CallReturn, Cancel, HopTrace, LegId, Progress, ProgressInfo,
@@ -88,6 +90,14 @@ mod k {
     }
     pub mod cancel {
         pub const REASON: u64 = 1;
+    }
+    /// NOTIFY and ASK.
+    pub mod side {
+        pub const ASK: u64 = 1;
+        pub const METHOD: u64 = 2;
+        pub const PARAMS: u64 = 3;
+        /// REPLY's outcome: a return without a trace.
+        pub const OUTCOME: u64 = 4;
     }
 }
 
@@ -193,10 +203,7 @@ fn check_text(what: &'static str, s: &str, limits: &Limits) -> Result<(), Encode
 }
 
 fn op_number(op: CallOp) -> u64 {
-    match op {
-        CallOp::Tool => 0,
-        CallOp::Describe => 1,
-    }
+    op.number()
 }
 
 /// The bytes a caller's node signs for a call:
@@ -297,13 +304,13 @@ fn decode_origin(v: &Value, limits: &Limits) -> Result<CallOrigin, FieldError> {
         target: f.read(TARGET, "target", |v| {
             Prefix::new(text_of(v, limits.max_text)?).map_err(|e| FieldErrorKind::Prefix(e).into())
         })?,
-        op: f.read(OP, "op", |v| match u64_of(v)? {
-            0 => Ok(CallOp::Tool),
-            1 => Ok(CallOp::Describe),
-            _ => Err(FieldErrorKind::WrongType {
-                expected: "an operation: 0 (tool) or 1 (describe)",
-            }
-            .into()),
+        op: f.read(OP, "op", |v| {
+            CallOp::from_number(u64_of(v)?).ok_or_else(|| {
+                FieldErrorKind::WrongType {
+                    expected: "an operation: 0 (tool), 1 (describe), 2 (prompt), 3 (resource) or 4 (complete)",
+                }
+                .into()
+            })
         })?,
         idempotent: f.read_or(IDEMPOTENT, "idempotent", false, bool_of)?,
         tool: f.read_or(TOOL, "tool", None, |v| {
@@ -492,8 +499,89 @@ pub fn encode_call_message(m: &CallMessage, limits: &Limits) -> Result<Value, En
                 b.put(k::cancel::REASON, text(r));
             }
         }
+        CallMessage::Notify(n) => {
+            use k::side::*;
+            check_method(&n.method, &NOTIFY_METHODS)?;
+            b.put(METHOD, text(&n.method));
+            b.put(PARAMS, json_to_cbor(&n.params, depth)?);
+        }
+        CallMessage::Ask(a) => {
+            use k::side::*;
+            check_method(&a.method, &ASK_METHODS)?;
+            b.put(ASK, uint(u64::from(a.ask)));
+            b.put(METHOD, text(&a.method));
+            b.put(PARAMS, json_to_cbor(&a.params, depth)?);
+        }
+        CallMessage::Reply(r) => {
+            use k::side::*;
+            b.put(ASK, uint(u64::from(r.ask)));
+            let ret = CallReturn {
+                outcome: r.outcome.clone(),
+                trace: Vec::new(),
+            };
+            b.put(OUTCOME, encode_return(&ret, depth, limits)?);
+        }
     }
     Ok(b.build())
+}
+
+/// NOTIFY and ASK name one method of a short fixed list; anything else is
+/// neither sent nor accepted.
+fn check_method(m: &str, allowed: &[&str]) -> Result<(), EncodeError> {
+    if allowed.contains(&m) {
+        Ok(())
+    } else {
+        Err(EncodeError::Json {
+            reason: "not a method the call side channel carries",
+        })
+    }
+}
+
+fn method_of(v: &Value, allowed: &[&'static str]) -> Result<String, FieldError> {
+    let s = text_of(v, 64)?;
+    match allowed.iter().find(|m| **m == s) {
+        Some(m) => Ok((*m).to_string()),
+        None => Err(FieldErrorKind::WrongType {
+            expected: "a method the call side channel carries",
+        }
+        .into()),
+    }
+}
+
+pub fn decode_notify(v: &Value, _limits: &Limits) -> Result<Notify, FieldError> {
+    use k::side::*;
+    let f = Fields::parse(v)?;
+    f.check_known(&[k::LEG, METHOD, PARAMS])?;
+    Ok(Notify {
+        leg: leg_of(&f)?,
+        method: f.read(METHOD, "method", |v| method_of(v, &NOTIFY_METHODS))?,
+        params: f.read_or(PARAMS, "params", Json::Null, cbor_to_json)?,
+    })
+}
+
+pub fn decode_ask(v: &Value, _limits: &Limits) -> Result<Ask, FieldError> {
+    use k::side::*;
+    let f = Fields::parse(v)?;
+    f.check_known(&[k::LEG, ASK, METHOD, PARAMS])?;
+    Ok(Ask {
+        leg: leg_of(&f)?,
+        ask: f.read(ASK, "ask", u32_of)?,
+        method: f.read(METHOD, "method", |v| method_of(v, &ASK_METHODS))?,
+        params: f.read_or(PARAMS, "params", Json::Null, cbor_to_json)?,
+    })
+}
+
+pub fn decode_reply(v: &Value, limits: &Limits) -> Result<Reply, FieldError> {
+    use k::side::*;
+    let f = Fields::parse(v)?;
+    f.check_known(&[k::LEG, ASK, OUTCOME])?;
+    Ok(Reply {
+        leg: leg_of(&f)?,
+        ask: f.read(ASK, "ask", u32_of)?,
+        outcome: f.read(OUTCOME, "outcome", |v| {
+            decode_return(v, limits).map(|r| r.outcome)
+        })?,
+    })
 }
 
 fn leg_of(f: &Fields<'_>) -> Result<LegId, FieldError> {
@@ -690,6 +778,69 @@ mod tests {
             leg: LegId(5),
             reason: Some("client went away".into()),
         }));
+        round_trip(CallMessage::Notify(Notify {
+            leg: LegId(6),
+            method: "notifications/message".into(),
+            params: json!({"level": "info", "data": "step 1"}),
+        }));
+        round_trip(CallMessage::Ask(Ask {
+            leg: LegId(7),
+            ask: 3,
+            method: "sampling/createMessage".into(),
+            params: json!({"messages": [], "maxTokens": 10}),
+        }));
+        round_trip(CallMessage::Reply(Reply {
+            leg: LegId(8),
+            ask: 3,
+            outcome: CallOutcome::Ok(json!({"role": "assistant"})),
+        }));
+        round_trip(CallMessage::Reply(Reply {
+            leg: LegId(8),
+            ask: 4,
+            outcome: CallOutcome::err(CallErrorKind::Upstream, "the client declined"),
+        }));
+        for op in [
+            CallOp::Tool,
+            CallOp::Describe,
+            CallOp::Prompt,
+            CallOp::Resource,
+            CallOp::Complete,
+        ] {
+            let mut o = origin();
+            o.op = op;
+            round_trip(CallMessage::Call(Call {
+                leg: LegId(9),
+                hop_limit: 3,
+                progress: false,
+                origin: Arc::new(o),
+                arguments: json!({"uri": "test://x"}),
+            }));
+        }
+    }
+
+    #[test]
+    fn the_side_channel_carries_only_its_methods() {
+        let l = Limits::default();
+        let notify = CallMessage::Notify(Notify {
+            leg: LegId(1),
+            method: "tools/call".into(),
+            params: Json::Null,
+        });
+        assert!(crate::wire::encode(&crate::wire::Frame::Call(notify), &l).is_err());
+        let ask = CallMessage::Ask(Ask {
+            leg: LegId(1),
+            ask: 1,
+            method: "notifications/message".into(),
+            params: Json::Null,
+        });
+        assert!(crate::wire::encode(&crate::wire::Frame::Call(ask), &l).is_err());
+        // A frame built by hand with another method is refused on decode.
+        let mut b = MapBuilder::new();
+        b.put(k::LEG, uint(1u64))
+            .put(k::side::ASK, uint(1u64))
+            .put(k::side::METHOD, text("tools/call"));
+        let body = b.build();
+        assert!(decode_ask(&body, &l).is_err());
     }
 
     #[test]

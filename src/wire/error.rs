@@ -249,7 +249,10 @@ impl DecodeError {
                 | MessageType::CallResult
                 | MessageType::Cancel
                 | MessageType::Progress
-                | MessageType::CallAnswer => (ErrorCode::MessageHeader, subcode::MALFORMED_BODY),
+                | MessageType::CallAnswer
+                | MessageType::Notify
+                | MessageType::Ask
+                | MessageType::Reply => (ErrorCode::MessageHeader, subcode::MALFORMED_BODY),
             },
         }
     }

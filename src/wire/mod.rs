@@ -46,7 +46,7 @@ mod key {
     pub const BODY: u64 = 2;
 }
 
-/// Message type numbers. 1-5 follow BGP's numbering; 16-20 are call
+/// Message type numbers. 1-5 follow BGP's numbering; 16-23 are call
 /// tunnelling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MessageType {
@@ -63,6 +63,9 @@ pub enum MessageType {
     Progress = 19,
     /// The response to a CALL request.
     CallAnswer = 20,
+    Notify = 21,
+    Ask = 22,
+    Reply = 23,
 }
 
 impl MessageType {
@@ -80,6 +83,9 @@ impl MessageType {
             18 => Cancel,
             19 => Progress,
             20 => CallAnswer,
+            21 => Notify,
+            22 => Ask,
+            23 => Reply,
             _ => return None,
         })
     }
@@ -103,6 +109,9 @@ impl MessageType {
             Cancel => "CANCEL",
             Progress => "PROGRESS",
             CallAnswer => "CALL-ANSWER",
+            Notify => "NOTIFY",
+            Ask => "ASK",
+            Reply => "REPLY",
         }
     }
 }
@@ -152,6 +161,9 @@ impl Frame {
                 CallMessage::Result(_) => MessageType::CallResult,
                 CallMessage::Cancel(_) => MessageType::Cancel,
                 CallMessage::Progress(_) => MessageType::Progress,
+                CallMessage::Notify(_) => MessageType::Notify,
+                CallMessage::Ask(_) => MessageType::Ask,
+                CallMessage::Reply(_) => MessageType::Reply,
                 CallMessage::Answer(_) => MessageType::CallAnswer,
             },
         }
@@ -346,6 +358,15 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Frame, DecodeError> {
         )),
         MessageType::CallAnswer => Frame::Call(CallMessage::Answer(
             call::decode_answer(need()?, limits).map_err(err)?,
+        )),
+        MessageType::Notify => Frame::Call(CallMessage::Notify(
+            call::decode_notify(need()?, limits).map_err(err)?,
+        )),
+        MessageType::Ask => Frame::Call(CallMessage::Ask(
+            call::decode_ask(need()?, limits).map_err(err)?,
+        )),
+        MessageType::Reply => Frame::Call(CallMessage::Reply(
+            call::decode_reply(need()?, limits).map_err(err)?,
         )),
     })
 }

@@ -3,9 +3,15 @@
 
 use super::*;
 use crate::core::call::{
-    Call, CallAnswer, CallError, CallErrorKind, CallOutcome, CallResult, CallReturn, Cancel,
-    HopTrace, LegId, Progress, ProgressInfo,
+    Ask, Call, CallAnswer, CallError, CallErrorKind, CallOutcome, CallResult, CallReturn, Cancel,
+    HopTrace, LegId, Notify, Progress, ProgressInfo, Reply,
 };
+
+/// A message on the way back to the caller.
+pub(super) enum Back {
+    Notify(String, serde_json::Value),
+    Ask(u32, String, serde_json::Value),
+}
 use crate::core::ids::{AgentId, NodeId};
 
 impl Forwarder {
@@ -87,6 +93,13 @@ impl Forwarder {
         if !e.progress {
             return;
         }
+        if e.progress_count < PROGRESS_BURST && e.progress_held.is_none() {
+            e.progress_count += 1;
+            e.progress_sent = Some(now);
+            Self::send_progress(key, info, out);
+            return;
+        }
+        e.progress_count = e.progress_count.saturating_add(1);
         if let Some(sent) = e.progress_sent
             && now.0 < sent.0 + PROGRESS_INTERVAL_US
         {
@@ -108,6 +121,82 @@ impl Forwarder {
                 .disarm(Micros(sent.0 + PROGRESS_INTERVAL_US), Timer::Progress, key);
         }
         Self::send_progress(key, info, out);
+    }
+
+    /// Counts one side-channel message against the call's share; false
+    /// (and counted as dropped) when there is no such call or its share
+    /// is used up.
+    fn side_allowed(&mut self, key: Option<InKey>) -> Option<InKey> {
+        let Some(e) = key.and_then(|k| self.table.get_mut(&k)) else {
+            self.stats.side_dropped += 1;
+            return None;
+        };
+        if e.side >= MAX_SIDE_MESSAGES {
+            self.stats.side_dropped += 1;
+            return None;
+        }
+        e.side += 1;
+        self.stats.side_relayed += 1;
+        key
+    }
+
+    /// Relays a NOTIFY or ASK back towards the caller of the call `key`.
+    pub(super) fn relay_back(&mut self, key: Option<InKey>, m: Back, out: &mut Vec<CallAction>) {
+        let Some(key) = self.side_allowed(key) else {
+            return;
+        };
+        out.push(match (key, m) {
+            (InKey::Front(id), Back::Notify(method, params)) => {
+                CallAction::FrontNotify { id, method, params }
+            }
+            (InKey::Front(id), Back::Ask(ask, method, params)) => CallAction::FrontAsk {
+                id,
+                ask,
+                method,
+                params,
+            },
+            (InKey::Peer(peer, leg), Back::Notify(method, params)) => CallAction::SendNotify {
+                peer,
+                notify: Notify {
+                    leg,
+                    method,
+                    params,
+                },
+            },
+            (InKey::Peer(peer, leg), Back::Ask(ask, method, params)) => CallAction::SendAsk {
+                peer,
+                ask: Ask {
+                    leg,
+                    ask,
+                    method,
+                    params,
+                },
+            },
+        });
+    }
+
+    /// Relays a REPLY on towards the origin of the call `key` (that came
+    /// from the front, or from the peer that sent the REPLY).
+    pub(super) fn relay_reply(
+        &mut self,
+        key: InKey,
+        ask: u32,
+        outcome: CallOutcome,
+        out: &mut Vec<CallAction>,
+    ) {
+        let Some(key) = self.side_allowed(Some(key).filter(|k| self.table.contains(k))) else {
+            return;
+        };
+        let Some(e) = self.table.get(&key) else {
+            return;
+        };
+        out.push(match e.down {
+            Down::Peer { peer, leg } => CallAction::SendReply {
+                peer,
+                reply: Reply { leg, ask, outcome },
+            },
+            Down::Local(id) => CallAction::LocalReply { id, ask, outcome },
+        });
     }
 
     pub(super) fn send_progress(key: InKey, info: ProgressInfo, out: &mut Vec<CallAction>) {

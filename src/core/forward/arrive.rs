@@ -289,6 +289,8 @@ impl Forwarder {
             claim: None,
             progress_sent: None,
             progress_held: None,
+            progress_count: 0,
+            side: 0,
         }
     }
 

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::quota::QuotaStats;
 use crate::core::call::{
-    Call, CallAnswer, CallId, CallOp, CallOutcome, CallResult, CallReturn, Cancel, LegId, Progress,
-    ProgressInfo,
+    Ask, Call, CallAnswer, CallId, CallOp, CallOutcome, CallResult, CallReturn, Cancel, LegId,
+    Notify, Progress, ProgressInfo, Reply,
 };
 use crate::core::ids::{AgentId, Asn, Millis, NodeId};
 use crate::core::prefix::Prefix;
@@ -103,6 +103,32 @@ pub enum CallEvent {
     Progress { peer: NodeId, progress: Progress },
     /// CANCEL from the peer a call came from.
     Cancel { peer: NodeId, cancel: Cancel },
+    /// NOTIFY from the peer a call was sent to.
+    Notify { peer: NodeId, notify: Notify },
+    /// ASK from the peer a call was sent to.
+    Ask { peer: NodeId, ask: Ask },
+    /// REPLY from the peer a call came from.
+    Reply { peer: NodeId, reply: Reply },
+    /// The front's client answered an ASK of its call.
+    FrontReply {
+        id: FrontId,
+        ask: u32,
+        outcome: CallOutcome,
+    },
+    /// A local run's agent sent a notification for the caller.
+    LocalNotify {
+        id: LocalId,
+        method: String,
+        params: Json,
+    },
+    /// A local run's agent asked the caller's client something; answered
+    /// with [`CallAction::LocalReply`] (or never, when the call ends).
+    LocalAsk {
+        id: LocalId,
+        ask: u32,
+        method: String,
+        params: Json,
+    },
     /// Progress of a local run.
     LocalProgress { id: LocalId, info: ProgressInfo },
     /// A local run ended.
@@ -187,6 +213,38 @@ pub enum CallAction {
         peer: NodeId,
         cancel: Cancel,
     },
+    SendNotify {
+        peer: NodeId,
+        notify: Notify,
+    },
+    SendAsk {
+        peer: NodeId,
+        ask: Ask,
+    },
+    SendReply {
+        peer: NodeId,
+        reply: Reply,
+    },
+    /// A notification for the front's client of call `id`.
+    FrontNotify {
+        id: FrontId,
+        method: String,
+        params: Json,
+    },
+    /// A request for the front's client of call `id`; answer with
+    /// [`CallEvent::FrontReply`].
+    FrontAsk {
+        id: FrontId,
+        ask: u32,
+        method: String,
+        params: Json,
+    },
+    /// The answer to ASK `ask` of local run `id`.
+    LocalReply {
+        id: LocalId,
+        ask: u32,
+        outcome: CallOutcome,
+    },
     /// Run a tool on a local agent; report [`CallEvent::LocalDone`].
     Deliver(Delivery),
     /// Stop a local run (its outcome is no longer wanted).
@@ -224,4 +282,11 @@ pub struct ForwardStats {
     pub quota: QuotaStats,
     /// PROGRESS messages merged into a later one instead of relayed.
     pub progress_coalesced: u64,
+    /// NOTIFY, ASK and REPLY messages relayed.
+    #[serde(default)]
+    pub side_relayed: u64,
+    /// Side-channel messages dropped: for a call no longer here, or past
+    /// a call's share ([`MAX_SIDE_MESSAGES`](super::table::MAX_SIDE_MESSAGES)).
+    #[serde(default)]
+    pub side_dropped: u64,
 }

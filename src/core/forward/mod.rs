@@ -78,9 +78,10 @@ mod table;
 use crate::core::access::AccessPolicy;
 use crate::core::call::{CallReturn, Cancel};
 use crate::core::ids::NodeId;
+use answer::Back;
 use quota::{Claim, Quotas};
 use replay::ReplayWindow;
-use table::{CallTable, Down, Entry, Timer};
+use table::{CallTable, Down, Entry, MAX_SIDE_MESSAGES, PROGRESS_BURST, Timer};
 
 pub use config::ForwardConfig;
 pub use events::{
@@ -88,7 +89,7 @@ pub use events::{
     LocalId, Micros,
 };
 pub use routes::{CallRoutes, CallerRefused, CallerVerifier, NextHop, Resolution, route_tool};
-pub use table::PROGRESS_INTERVAL_US;
+pub use table::{MAX_SIDE_MESSAGES as SIDE_MESSAGES_PER_CALL, PROGRESS_INTERVAL_US};
 
 /// The per-hop call table and its rules. See the module documentation.
 pub struct Forwarder {
@@ -247,6 +248,36 @@ impl Forwarder {
             }
             CallEvent::Cancel { peer, cancel } => {
                 self.cancel_entry(now, InKey::Peer(peer, cancel.leg), cancel.reason, &mut out)
+            }
+            CallEvent::Notify { peer, notify } => {
+                let key = self.table.by_leg(&peer, notify.leg);
+                self.relay_back(key, Back::Notify(notify.method, notify.params), &mut out);
+            }
+            CallEvent::Ask { peer, ask } => {
+                let key = self.table.by_leg(&peer, ask.leg);
+                self.relay_back(key, Back::Ask(ask.ask, ask.method, ask.params), &mut out);
+            }
+            CallEvent::LocalNotify { id, method, params } => {
+                let key = self.table.by_local(id);
+                self.relay_back(key, Back::Notify(method, params), &mut out);
+            }
+            CallEvent::LocalAsk {
+                id,
+                ask,
+                method,
+                params,
+            } => {
+                let key = self.table.by_local(id);
+                self.relay_back(key, Back::Ask(ask, method, params), &mut out);
+            }
+            CallEvent::Reply { peer, reply } => self.relay_reply(
+                InKey::Peer(peer, reply.leg),
+                reply.ask,
+                reply.outcome,
+                &mut out,
+            ),
+            CallEvent::FrontReply { id, ask, outcome } => {
+                self.relay_reply(InKey::Front(id), ask, outcome, &mut out)
             }
             CallEvent::LocalProgress { id, info } => {
                 if let Some(key) = self.table.by_local(id) {

@@ -62,6 +62,12 @@ pub(super) struct Entry {
     /// (relayed at most every [`PROGRESS_INTERVAL_US`]).
     pub progress_sent: Option<Micros>,
     pub progress_held: Option<ProgressInfo>,
+    /// PROGRESS messages relayed so far (the first [`PROGRESS_BURST`] go
+    /// at once).
+    pub progress_count: u32,
+    /// NOTIFY and ASK messages relayed back, and REPLY messages relayed on,
+    /// for this call (at most [`MAX_SIDE_MESSAGES`]).
+    pub side: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -74,6 +80,14 @@ pub(super) enum Timer {
 /// PROGRESS for one call is relayed back at most this often; what comes
 /// in between is merged into the newest (MCP progress is advisory).
 pub const PROGRESS_INTERVAL_US: u64 = 50_000;
+
+/// The first this many PROGRESS messages of a call are relayed at once,
+/// whatever their spacing: a short call's few steps all reach the client.
+pub const PROGRESS_BURST: u32 = 8;
+
+/// Side-channel messages (NOTIFY, ASK, REPLY) relayed for one call at one
+/// hop; more are dropped and counted (`side_dropped`).
+pub const MAX_SIDE_MESSAGES: u32 = 1024;
 
 /// Legs this hop gave up on, remembered so a late PROGRESS on one gets a
 /// single CANCEL back (a PROGRESS on a leg never used is ignored: no
@@ -362,6 +376,8 @@ mod tests {
             claim: None,
             progress_sent: None,
             progress_held: None,
+            progress_count: 0,
+            side: 0,
         }
     }
 

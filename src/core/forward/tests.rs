@@ -104,6 +104,8 @@ struct Rig {
     inbox: VecDeque<(NodeId, CallEvent)>,
     done: Vec<(NodeId, FrontId, CallReturn)>,
     progress: Vec<(NodeId, FrontId, ProgressInfo)>,
+    /// Side-channel actions that stay at a node (front and local ends).
+    side: Vec<(NodeId, CallAction)>,
     delivered: Vec<(NodeId, Delivery)>,
     cancelled_local: Vec<(NodeId, LocalId)>,
     /// (from, to, message kind) of everything sent between nodes.
@@ -165,6 +167,7 @@ impl Rig {
             inbox: VecDeque::new(),
             done: Vec::new(),
             progress: Vec::new(),
+            side: Vec::new(),
             delivered: Vec::new(),
             cancelled_local: Vec::new(),
             wire: Vec::new(),
@@ -335,6 +338,27 @@ impl Rig {
                 CallEvent::Cancel { peer: from, cancel },
                 &mut self.inbox,
             ),
+            CallAction::SendNotify { peer, notify } => wire(
+                peer,
+                "NOTIFY",
+                CallEvent::Notify { peer: from, notify },
+                &mut self.inbox,
+            ),
+            CallAction::SendAsk { peer, ask } => wire(
+                peer,
+                "ASK",
+                CallEvent::Ask { peer: from, ask },
+                &mut self.inbox,
+            ),
+            CallAction::SendReply { peer, reply } => wire(
+                peer,
+                "REPLY",
+                CallEvent::Reply { peer: from, reply },
+                &mut self.inbox,
+            ),
+            a @ (CallAction::FrontNotify { .. }
+            | CallAction::FrontAsk { .. }
+            | CallAction::LocalReply { .. }) => self.side.push((from, a)),
             CallAction::Deliver(d) => self.delivered.push((from, d)),
             CallAction::CancelLocal { id } => self.cancelled_local.push((from, id)),
             CallAction::FrontProgress { id, info } => self.progress.push((from, id, info)),
@@ -476,11 +500,138 @@ fn a_long_call_is_accepted_and_its_result_follows_as_a_request() {
     );
 }
 
+/// Sends a call's first [`PROGRESS_BURST`] progress steps (fractions below
+/// 1, all relayed at once), lets the interval pass, and forgets them.
+fn spend_burst(r: &mut Rig, lid: LocalId) {
+    for i in 0..PROGRESS_BURST {
+        r.send(
+            id(C),
+            CallEvent::LocalProgress {
+                id: lid,
+                info: ProgressInfo {
+                    progress: f64::from(i) / 100.0,
+                    total: None,
+                    message: None,
+                },
+            },
+        );
+    }
+    assert_eq!(
+        r.progress.len(),
+        PROGRESS_BURST as usize,
+        "a short call's first steps all reach the front at once"
+    );
+    r.advance(PROGRESS_INTERVAL_US / 1000 + 10);
+    r.progress.clear();
+}
+
+#[test]
+fn the_agents_requests_and_notes_travel_back_and_the_answer_forward() {
+    let mut r = Rig::new(false, std::time::Duration::from_secs(1));
+    let f = r.call(A, "utility/echo/echo", 60_000, false);
+    let lid = r.delivered[0].1.id;
+    r.send(
+        id(C),
+        CallEvent::LocalNotify {
+            id: lid,
+            method: "notifications/message".into(),
+            params: json!({"level": "info", "data": "working"}),
+        },
+    );
+    r.send(
+        id(C),
+        CallEvent::LocalAsk {
+            id: lid,
+            ask: 7,
+            method: "sampling/createMessage".into(),
+            params: json!({"messages": [], "maxTokens": 5}),
+        },
+    );
+    let notes: Vec<&CallAction> = r
+        .side
+        .iter()
+        .filter(|(n, _)| *n == id(A))
+        .map(|(_, a)| a)
+        .collect();
+    assert!(
+        matches!(notes[0], CallAction::FrontNotify { id, params, .. } if *id == f && params["data"] == "working")
+    );
+    assert!(matches!(notes[1], CallAction::FrontAsk { id, ask: 7, .. } if *id == f));
+    // Back through B, and only ever along the call's own legs.
+    let k = r.kinds();
+    assert!(
+        k.contains(&(3, 2, "NOTIFY")) && k.contains(&(2, 1, "NOTIFY")),
+        "{k:?}"
+    );
+    assert!(
+        k.contains(&(3, 2, "ASK")) && k.contains(&(2, 1, "ASK")),
+        "{k:?}"
+    );
+    r.send(
+        id(A),
+        CallEvent::FrontReply {
+            id: f,
+            ask: 7,
+            outcome: CallOutcome::Ok(json!({"role": "assistant"})),
+        },
+    );
+    let k = r.kinds();
+    assert!(
+        k.contains(&(1, 2, "REPLY")) && k.contains(&(2, 3, "REPLY")),
+        "{k:?}"
+    );
+    let at_c: Vec<&CallAction> = r
+        .side
+        .iter()
+        .filter(|(n, _)| *n == id(C))
+        .map(|(_, a)| a)
+        .collect();
+    assert!(
+        matches!(at_c[..], [CallAction::LocalReply { id, ask: 7, outcome: CallOutcome::Ok(_) }] if *id == lid),
+        "{at_c:?}"
+    );
+    // After the call, side messages for it are dropped, not relayed.
+    r.finish_local(C, ok_result());
+    let before = r.side.len();
+    r.send(
+        id(C),
+        CallEvent::LocalNotify {
+            id: lid,
+            method: "notifications/message".into(),
+            params: json!({}),
+        },
+    );
+    assert_eq!(r.side.len(), before);
+    assert!(r.fwd[&id(C)].stats().side_dropped >= 1);
+}
+
+#[test]
+fn a_flood_of_side_messages_is_cut_at_the_calls_share() {
+    let mut r = Rig::new(false, std::time::Duration::from_secs(1));
+    let _f = r.call(A, "utility/echo/echo", 60_000, false);
+    let lid = r.delivered[0].1.id;
+    for _ in 0..(crate::core::forward::SIDE_MESSAGES_PER_CALL + 10) {
+        r.send(
+            id(C),
+            CallEvent::LocalNotify {
+                id: lid,
+                method: "notifications/message".into(),
+                params: json!({}),
+            },
+        );
+    }
+    let front = r.side.iter().filter(|(n, _)| *n == id(A)).count();
+    assert_eq!(front as u32, crate::core::forward::SIDE_MESSAGES_PER_CALL);
+    assert_eq!(r.fwd[&id(C)].stats().side_dropped, 10);
+}
+
 #[test]
 fn progress_travels_back_through_two_hops_to_the_front() {
     let mut r = Rig::new(false, std::time::Duration::from_secs(1));
     let f = r.call(A, "utility/echo/echo", 60_000, false);
     let lid = r.delivered[0].1.id;
+    spend_burst(&mut r, lid);
+    let merged_before = r.fwd[&id(C)].stats().progress_coalesced;
     for i in 1..=3 {
         r.send(
             id(C),
@@ -506,7 +657,7 @@ fn progress_travels_back_through_two_hops_to_the_front() {
     assert_eq!(seen(&r), vec![1.0]);
     r.advance(PROGRESS_INTERVAL_US / 1000 + 10);
     assert_eq!(seen(&r), vec![1.0, 3.0]);
-    assert_eq!(r.fwd[&id(C)].stats().progress_coalesced, 1);
+    assert_eq!(r.fwd[&id(C)].stats().progress_coalesced, merged_before + 1);
     // Spaced out, each one travels.
     r.advance(PROGRESS_INTERVAL_US / 1000 + 10);
     r.send(
@@ -533,6 +684,7 @@ fn progress_held_past_its_interval_is_superseded_not_sent_late() {
     let mut r = Rig::new(false, std::time::Duration::from_secs(1));
     let f = r.call(A, "utility/echo/echo", 60_000, false);
     let lid = r.delivered[0].1.id;
+    spend_burst(&mut r, lid);
     let progress = |r: &mut Rig, p: f64| {
         r.send(
             id(C),
@@ -586,8 +738,9 @@ fn a_progress_flood_is_relayed_at_a_bounded_rate() {
     r.advance(100);
     let at_a = r.progress.iter().filter(|(_, i, _)| *i == f).count();
     let on_wire = r.kinds().iter().filter(|k| k.2 == "PROGRESS").count();
-    // About one per interval per hop, whatever the agent sends.
-    let bound = (1_100_000 / PROGRESS_INTERVAL_US) as usize + 2;
+    // The first burst, then about one per interval per hop, whatever the
+    // agent sends.
+    let bound = (1_100_000 / PROGRESS_INTERVAL_US) as usize + 2 + PROGRESS_BURST as usize;
     assert!(at_a <= bound, "{at_a} progress at the front");
     assert!(on_wire <= 2 * bound, "{on_wire} PROGRESS messages sent");
     let last = r.progress.iter().rfind(|(_, i, _)| *i == f).unwrap();

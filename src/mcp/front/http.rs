@@ -155,7 +155,7 @@ pub async fn serve(
         cfg = cfg.disable_allowed_hosts();
     }
     let service = StreamableHttpService::new(
-        move || Ok(server.clone()),
+        move || Ok(server.for_session()),
         LocalSessionManager::default().into(),
         cfg,
     );

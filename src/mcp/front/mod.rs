@@ -28,12 +28,16 @@
 
 pub mod bridge;
 pub mod http;
+mod items;
+mod side;
 pub mod table;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+#[allow(deprecated)]
+use rmcp::model::LoggingLevel;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorCode,
     Implementation, JsonObject, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
@@ -47,7 +51,7 @@ use serde_json::{Value as Json, json};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::core::call::{CallErrorKind, CallOutcome, CallReturn, ProgressInfo};
+use crate::core::call::{CallErrorKind, CallOp, CallOutcome, CallReturn, ProgressInfo};
 use crate::core::forward::FrontId;
 use crate::core::ids::Asn;
 use crate::core::prefix::Prefix;
@@ -67,6 +71,8 @@ pub struct CallSpec {
     pub target: Prefix,
     /// The tool name the front resolved, if any (for the signed origin).
     pub tool: Option<String>,
+    /// What to run at the origin (`tools/call` for tools).
+    pub op: CallOp,
     pub arguments: Json,
     /// Read-only or idempotent: may be retried on another path.
     pub idempotent: bool,
@@ -83,13 +89,36 @@ pub struct FrontCallRequest {
     pub spec: CallSpec,
     /// Where progress goes, if the client asked for it.
     pub progress: Option<mpsc::Sender<ProgressInfo>>,
+    /// Where the agent's notifications and requests for the client go.
+    pub side: Option<mpsc::Sender<FrontSide>>,
     pub reply: oneshot::Sender<CallReturn>,
+}
+
+/// What the origin's agent sends the client during a call.
+#[derive(Debug)]
+pub enum FrontSide {
+    /// A notification (a log message), as MCP params.
+    Notify { method: String, params: Json },
+    /// A request (sampling, elicitation, roots); answer it with
+    /// [`FrontLink::reply`] under the same `id` and `ask`.
+    Ask {
+        id: FrontId,
+        ask: u32,
+        method: String,
+        params: Json,
+    },
 }
 
 /// What the front asks of the node.
 #[derive(Debug)]
 pub enum FrontRequest {
     Call(FrontCallRequest),
+    /// The client's answer to an agent's request of call `id`.
+    Reply {
+        id: FrontId,
+        ask: u32,
+        outcome: CallOutcome,
+    },
     /// The client cancelled, or went away.
     Cancel {
         id: FrontId,
@@ -183,12 +212,25 @@ impl FrontLink {
         progress: Option<mpsc::Sender<ProgressInfo>>,
         cancel: &CancellationToken,
     ) -> Result<CallReturn, FrontError> {
+        self.call_with_side(spec, progress, None, cancel).await
+    }
+
+    /// [`Self::call`], with the agent's notifications and requests for the
+    /// client going to `side`.
+    pub async fn call_with_side(
+        &self,
+        spec: CallSpec,
+        progress: Option<mpsc::Sender<ProgressInfo>>,
+        side: Option<mpsc::Sender<FrontSide>>,
+        cancel: &CancellationToken,
+    ) -> Result<CallReturn, FrontError> {
         let id = FrontId(self.next_id.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = oneshot::channel();
         let req = FrontCallRequest {
             id,
             spec,
             progress,
+            side,
             reply: tx,
         };
         tokio::select! {
@@ -207,6 +249,19 @@ impl FrontLink {
                 Ok(cancelled_return("by the MCP client"))
             }
         }
+    }
+
+    /// The client's answer to request `ask` of call `id`.
+    pub async fn reply(
+        &self,
+        id: FrontId,
+        ask: u32,
+        outcome: CallOutcome,
+    ) -> Result<(), FrontError> {
+        self.requests
+            .send(FrontRequest::Reply { id, ask, outcome })
+            .await
+            .map_err(|_| FrontError::NodeGone)
     }
 
     pub async fn find_agents(&self, query: String) -> Result<Json, FrontError> {
@@ -251,6 +306,10 @@ pub struct FrontServer {
     link: FrontLink,
     listeners: Arc<Listeners>,
     default_timeout: Option<Duration>,
+    /// The session's `logging/setLevel` (one per session: see
+    /// [`FrontServer::for_session`]).
+    #[allow(deprecated)]
+    log_level: Arc<Mutex<Option<LoggingLevel>>>,
 }
 
 impl FrontServer {
@@ -262,9 +321,19 @@ impl FrontServer {
             link: link.clone(),
             listeners: listeners.clone(),
             default_timeout: None,
+            log_level: Arc::new(Mutex::new(None)),
         };
         tokio::spawn(notify_changes(link, listeners));
         server
+    }
+
+    /// The handler for a new session: shares the link and listeners, has
+    /// its own log level.
+    pub fn for_session(&self) -> FrontServer {
+        FrontServer {
+            log_level: Arc::new(Mutex::new(None)),
+            ..self.clone()
+        }
     }
 
     /// Deadline of calls that give none (the node's default otherwise).
@@ -395,12 +464,13 @@ impl FrontServer {
         let spec = CallSpec {
             target,
             tool,
+            op: CallOp::Tool,
             arguments,
             idempotent,
             balance,
             timeout: self.default_timeout,
         };
-        let r = self.link.call(spec, ptx, &ctx.ct).await;
+        let r = self.routed(spec, ptx, ctx).await;
         if let Some(relay) = relay {
             // The sender is gone with the call; the relay drains and ends.
             let _ = relay.await;
@@ -409,6 +479,30 @@ impl FrontServer {
             Ok(ret) => to_mcp(ret),
             Err(e) => Err(ErrorData::internal_error(e.to_string(), None)),
         }
+    }
+
+    /// Routes a call with the side channel relayed to this session's client.
+    pub(crate) async fn routed(
+        &self,
+        spec: CallSpec,
+        progress: Option<mpsc::Sender<ProgressInfo>>,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<CallReturn, FrontError> {
+        let (stx, srx) = mpsc::channel(side::SIDE_BUFFER);
+        let relay = tokio::spawn(side::relay(
+            srx,
+            ctx.peer.clone(),
+            self.link.clone(),
+            self.log_level.clone(),
+        ));
+        let r = self
+            .link
+            .call_with_side(spec, progress, Some(stx), &ctx.ct)
+            .await;
+        // The node dropped its sender with the call; what was queued goes
+        // to the client before the result.
+        let _ = relay.await;
+        r
     }
 
     fn find_routed<'a>(
@@ -526,22 +620,28 @@ pub fn to_mcp(ret: CallReturn) -> Result<CallToolResponse, ErrorData> {
             r.result_type = Some(rmcp::model::ResultType::COMPLETE);
             Ok(r.into())
         }
-        CallOutcome::Err(e) => {
-            let data = if e.kind == CallErrorKind::Upstream {
-                // The agent's own error, as it sent it.
-                e.data
-            } else {
-                let path: Vec<String> = ret.trace.iter().rev().map(|h| h.asn.to_string()).collect();
-                Some(json!({
-                    "kind": e.kind.name(),
-                    "mayHaveRun": e.kind.may_have_run(),
-                    "path": path,
-                }))
-            };
-            let code = i32::try_from(e.code).unwrap_or(ErrorCode::INTERNAL_ERROR.0);
-            Err(ErrorData::new(ErrorCode(code), e.message, data))
-        }
+        CallOutcome::Err(e) => Err(error_of(e, &ret.trace)),
     }
+}
+
+/// A call's failure as the JSON-RPC error the client gets: the agent's own
+/// error as it sent it, or agent-bgp's with where and why.
+pub(crate) fn error_of(
+    e: crate::core::call::CallError,
+    trace: &[crate::core::call::HopTrace],
+) -> ErrorData {
+    let data = if e.kind == CallErrorKind::Upstream {
+        e.data
+    } else {
+        let path: Vec<String> = trace.iter().rev().map(|h| h.asn.to_string()).collect();
+        Some(json!({
+            "kind": e.kind.name(),
+            "mayHaveRun": e.kind.may_have_run(),
+            "path": path,
+        }))
+    };
+    let code = i32::try_from(e.code).unwrap_or(ErrorCode::INTERNAL_ERROR.0);
+    ErrorData::new(ErrorCode(code), e.message, data)
 }
 
 fn text_json(v: Json) -> CallToolResponse {
@@ -579,8 +679,25 @@ fn arg_object(args: &JsonObject, key: &str) -> Result<Json, ErrorData> {
     }
 }
 
+/// Which lists changed between two tables.
+#[derive(Clone, Copy)]
+struct Changed {
+    tools: bool,
+    prompts: bool,
+    resources: bool,
+}
+
 async fn notify_changes(mut link: FrontLink, listeners: Arc<Listeners>) {
+    let mut prev = link.table();
     while link.changed().await.is_ok() {
+        let next = link.table();
+        let c = Changed {
+            tools: next.tools_differ(&prev),
+            prompts: next.items_differ(&prev, crate::mcp::items::ItemKind::Prompt),
+            resources: next.items_differ(&prev, crate::mcp::items::ItemKind::Resource)
+                || next.items_differ(&prev, crate::mcp::items::ItemKind::Template),
+        };
+        prev = next;
         let peers: Vec<Peer<RoleServer>> = {
             let mut p = listeners
                 .peers
@@ -590,7 +707,19 @@ async fn notify_changes(mut link: FrontLink, listeners: Arc<Listeners>) {
             p.clone()
         };
         for p in peers {
-            if let Err(e) = p.notify_tool_list_changed().await {
+            let r = async {
+                if c.tools {
+                    p.notify_tool_list_changed().await?;
+                }
+                if c.prompts {
+                    p.notify_prompt_list_changed().await?;
+                }
+                if c.resources {
+                    p.notify_resource_list_changed().await?;
+                }
+                Ok::<(), rmcp::service::ServiceError>(())
+            };
+            if let Err(e) = r.await {
                 tracing::debug!(error = %e, "list_changed not delivered");
             }
         }
@@ -601,7 +730,10 @@ async fn notify_changes(mut link: FrontLink, listeners: Arc<Listeners>) {
             .clone();
         let mut gone = Vec::new();
         for (i, s) in sinks.iter().enumerate() {
-            if s.notify_tool_list_changed().await.is_err() {
+            let ok = (!c.tools || s.notify_tool_list_changed().await.is_ok())
+                && (!c.prompts || s.notify_prompt_list_changed().await.is_ok())
+                && (!c.resources || s.notify_resource_list_changed().await.is_ok());
+            if !ok {
                 gone.push(i);
             }
         }
@@ -624,12 +756,23 @@ async fn notify_changes(mut link: FrontLink, listeners: Arc<Listeners>) {
 impl ServerHandler for FrontServer {
     fn get_info(&self) -> ServerConfig {
         let info = self.link.info();
-        ServerConfig::new(
+        // Tools, prompts and resources are routed; completions go to the
+        // prompt's or template's agent; log messages come from agents
+        // during calls, filtered by the session's level.
+        let caps: ServerCapabilities = serde_json::from_value(json!({
+            "tools": {"listChanged": true},
+            "prompts": {"listChanged": true},
+            "resources": {"listChanged": true},
+            "completions": {},
+            "logging": {},
+        }))
+        .unwrap_or_else(|_| {
             ServerCapabilities::builder()
                 .enable_tools()
                 .enable_tool_list_changed()
-                .build(),
-        )
+                .build()
+        });
+        ServerConfig::new(caps)
         .with_server_info(Implementation::new("agent-bgp", env!("CARGO_PKG_VERSION")))
         .with_instructions(format!(
             "agent-bgp node {} ({}). Tools here are routed from agents across the federation; each description says where the tool lives. find_agents searches routes by capability; call_capability calls by capability name.",
@@ -774,11 +917,80 @@ impl ServerHandler for FrontServer {
         }
     }
 
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListPromptsResult, ErrorData> {
+        Ok(self.prompts())
+    }
+
+    async fn get_prompt(
+        &self,
+        request: rmcp::model::GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::GetPromptResponse, ErrorData> {
+        self.get_routed_prompt(request, &context)
+            .await
+            .map(Into::into)
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListResourcesResult, ErrorData> {
+        Ok(self.resources())
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListResourceTemplatesResult, ErrorData> {
+        Ok(self.templates())
+    }
+
+    async fn read_resource(
+        &self,
+        request: rmcp::model::ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ReadResourceResponse, ErrorData> {
+        self.read_routed(request, &context).await.map(Into::into)
+    }
+
+    async fn complete(
+        &self,
+        request: rmcp::model::CompleteRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::CompleteResult, ErrorData> {
+        self.complete_routed(request, &context).await
+    }
+
+    #[allow(deprecated)]
+    async fn set_level(
+        &self,
+        request: rmcp::model::SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        *self
+            .log_level
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(request.level);
+        Ok(())
+    }
+
     fn accepted_subscription_filter(
         &self,
         _requested: &SubscriptionFilter,
     ) -> Option<SubscriptionFilter> {
-        Some(SubscriptionFilter::builder().tools_list_changed().build())
+        Some(
+            SubscriptionFilter::builder()
+                .tools_list_changed()
+                .prompts_list_changed()
+                .resources_list_changed()
+                .build(),
+        )
     }
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {

@@ -22,6 +22,9 @@ use crate::core::forward::Micros;
 use crate::core::ids::{AgentId, Asn};
 use crate::core::prefix::Prefix;
 use crate::mcp::catalog::{DescriptorHash, FrontNames, ToolDescriptor, ToolKey};
+use crate::mcp::items::{
+    ItemDescriptor, ItemKind, front_item_names, match_template, strip_uri_tag,
+};
 
 /// Names of the front's own tools; routed tools never take them.
 pub const META_TOOLS: [&str; 5] = [
@@ -106,11 +109,65 @@ pub const NAME_HOLD: Duration = Duration::from_secs(600);
 /// first), so a flood of short-lived routes cannot grow the table.
 pub const MAX_HELD_NAMES: usize = 4096;
 
-/// Every tool the front shows, by front name.
+/// A routed prompt, resource or template before it has a front name.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RoutedItem {
+    pub prefix: Prefix,
+    pub kind: ItemKind,
+    /// The prompt's name, the resource's URI or the template at the origin.
+    pub key: String,
+    pub agent: AgentId,
+    pub origin_asn: Asn,
+    pub as_path: Vec<Asn>,
+    pub local: bool,
+    pub hash: Option<DescriptorHash>,
+    /// `None` until fetched (remote items) or when it cannot be had.
+    #[serde(skip)]
+    pub descriptor: Option<Arc<ItemDescriptor>>,
+}
+
+/// A routed item with the name the front lists it under: the prompt name,
+/// or the URI / URI template (the origin's, unless two origins share it;
+/// see [`front_item_names`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FrontItem {
+    pub name: String,
+    #[serde(flatten)]
+    pub routed: RoutedItem,
+}
+
+impl FrontItem {
+    /// The item as the front lists it: the origin's listed object (or what
+    /// the route says, until the descriptor is here) under its front name.
+    pub fn listed(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = self
+            .routed
+            .descriptor
+            .as_ref()
+            .map(|d| d.json.clone())
+            .unwrap_or_default();
+        m.insert(
+            self.routed.kind.key_field().into(),
+            serde_json::Value::String(self.name.clone()),
+        );
+        if self.routed.kind != ItemKind::Prompt && !m.contains_key("name") {
+            m.insert(
+                "name".into(),
+                serde_json::Value::String(self.routed.key.clone()),
+            );
+        }
+        m
+    }
+}
+
+/// Every tool the front shows, by front name, and the prompts, resources
+/// and templates.
 #[derive(Debug, Clone, Default)]
 pub struct ToolTable {
     tools: Vec<FrontTool>,
     by_name: HashMap<String, usize>,
+    /// Sorted by (kind, name).
+    items: Vec<FrontItem>,
     /// Names of tools that left, with when they left; not part of what
     /// clients see, so not compared.
     held: Vec<(ToolKey, String, Micros)>,
@@ -120,7 +177,7 @@ pub struct ToolTable {
 /// names; held names are bookkeeping.
 impl PartialEq for ToolTable {
     fn eq(&self, other: &Self) -> bool {
-        self.tools == other.tools
+        self.tools == other.tools && self.items == other.items
     }
 }
 
@@ -227,8 +284,68 @@ impl ToolTable {
         ToolTable {
             tools,
             by_name,
+            items: Vec::new(),
             held,
         }
+    }
+
+    /// The table with these prompts, resources and templates, named by
+    /// [`front_item_names`] per kind.
+    pub fn with_items(mut self, routed: Vec<RoutedItem>) -> ToolTable {
+        let mut items = Vec::with_capacity(routed.len());
+        for kind in [ItemKind::Prompt, ItemKind::Resource, ItemKind::Template] {
+            let of_kind: Vec<RoutedItem> =
+                routed.iter().filter(|r| r.kind == kind).cloned().collect();
+            let keys: Vec<(String, String)> = of_kind
+                .iter()
+                .map(|r| (r.prefix.to_string(), r.key.clone()))
+                .collect();
+            let names = front_item_names(kind, &keys);
+            items.extend(
+                of_kind
+                    .into_iter()
+                    .zip(names)
+                    .map(|(routed, name)| FrontItem { name, routed }),
+            );
+        }
+        items.sort_by(|a, b| (a.routed.kind, &a.name).cmp(&(b.routed.kind, &b.name)));
+        self.items = items;
+        self
+    }
+
+    /// The items of one kind, by front name.
+    pub fn items(&self, kind: ItemKind) -> impl Iterator<Item = &FrontItem> {
+        self.items.iter().filter(move |i| i.routed.kind == kind)
+    }
+
+    /// The item of `kind` listed as `name`.
+    pub fn item(&self, kind: ItemKind, name: &str) -> Option<&FrontItem> {
+        self.items
+            .iter()
+            .find(|i| i.routed.kind == kind && i.name == name)
+    }
+
+    /// What a `resources/read` of `uri` reaches: the resource listed under
+    /// that URI, else a template that can produce it; with the URI the
+    /// origin knows it by.
+    pub fn resolve_uri(&self, uri: &str) -> Option<(&FrontItem, String)> {
+        if let Some(r) = self.item(ItemKind::Resource, uri) {
+            return Some((r, r.routed.key.clone()));
+        }
+        self.items(ItemKind::Template)
+            .find(|t| match_template(&t.name, uri).is_some())
+            .map(|t| (t, strip_uri_tag(uri).to_string()))
+    }
+
+    /// Whether the list of `kind` differs between two tables (for
+    /// `list_changed`).
+    pub fn items_differ(&self, other: &ToolTable, kind: ItemKind) -> bool {
+        !self.items(kind).eq(other.items(kind))
+    }
+
+    /// Whether the tools differ between two tables.
+    pub fn tools_differ(&self, other: &ToolTable) -> bool {
+        self.tools != other.tools
     }
 
     /// [`ToolTable::build_from`] with no history: the names are a function

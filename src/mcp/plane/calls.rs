@@ -21,6 +21,7 @@ use crate::core::prefix::Prefix;
 use crate::core::proof::{AsnCert, Signature};
 use crate::mcp::catalog::write_canonical_json;
 use crate::mcp::front::CallSpec;
+use crate::mcp::items::{ItemDescriptor, ItemKind, match_template};
 
 /// Signs the calls this node makes. Implemented with the node key by
 /// `crate::identity`; the plane only asks.
@@ -55,8 +56,28 @@ pub struct FrontCall {
 /// What goes back to a front call.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FrontReply {
-    Progress { id: FrontId, info: ProgressInfo },
-    Done { id: FrontId, ret: CallReturn },
+    Progress {
+        id: FrontId,
+        info: ProgressInfo,
+    },
+    /// A notification of the agent for the client (a log message).
+    Notify {
+        id: FrontId,
+        method: String,
+        params: Json,
+    },
+    /// A request of the agent to the client (sampling, elicitation,
+    /// roots); its answer comes back with [`McpPlane::on_front_reply`].
+    Ask {
+        id: FrontId,
+        ask: u32,
+        method: String,
+        params: Json,
+    },
+    Done {
+        id: FrontId,
+        ret: CallReturn,
+    },
 }
 
 /// A tool run on a hosted agent, for the node to start. It reports back
@@ -65,7 +86,13 @@ pub enum FrontReply {
 pub struct LocalRun {
     pub id: LocalId,
     pub agent: AgentId,
+    /// What to run: `tools/call`, `prompts/get`, `resources/read` or
+    /// `completion/complete`.
+    pub op: CallOp,
+    /// The tool or prompt name, or the resource URI (the route's name).
     pub tool: String,
+    /// The tool's or prompt's arguments; for a resource read `{uri}`, for
+    /// a completion the request's params.
     pub arguments: Map<String, Json>,
     /// What is left of the call's deadline.
     pub timeout: Duration,
@@ -75,8 +102,28 @@ pub struct LocalRun {
 /// What a local run reports.
 #[derive(Debug)]
 pub enum LocalEvent {
-    Progress { id: LocalId, info: ProgressInfo },
-    Done { id: LocalId, outcome: CallOutcome },
+    Progress {
+        id: LocalId,
+        info: ProgressInfo,
+    },
+    /// The agent sent a notification for the caller during the run.
+    Notify {
+        id: LocalId,
+        method: String,
+        params: Json,
+    },
+    /// The agent asked the caller's client something; the answer comes
+    /// back in [`PlaneOut::replies`].
+    Ask {
+        id: LocalId,
+        ask: u32,
+        method: String,
+        params: Json,
+    },
+    Done {
+        id: LocalId,
+        outcome: CallOutcome,
+    },
 }
 
 /// A front call waiting for its end.
@@ -109,6 +156,7 @@ impl McpPlane {
                 CallSpec {
                     target,
                     tool,
+                    op,
                     arguments,
                     idempotent,
                     balance,
@@ -128,7 +176,7 @@ impl McpPlane {
             NewCall {
                 target: target.clone(),
                 tool,
-                op: CallOp::Tool,
+                op,
                 arguments,
                 idempotent,
                 timeout: timeout.unwrap_or(self.cfg.call_timeout),
@@ -167,6 +215,18 @@ impl McpPlane {
         self.forward(now, engine, CallEvent::FrontCancel { id, reason })
     }
 
+    /// The front's client answered an ASK of call `id`.
+    pub fn on_front_reply(
+        &mut self,
+        now: Micros,
+        engine: &Engine,
+        id: FrontId,
+        ask: u32,
+        outcome: CallOutcome,
+    ) -> PlaneOut {
+        self.forward(now, engine, CallEvent::FrontReply { id, ask, outcome })
+    }
+
     /// A call message or transport event from the network (not `Front*`).
     pub fn on_call(&mut self, now: Micros, engine: &Engine, ev: CallEvent) -> PlaneOut {
         self.forward(now, engine, ev)
@@ -176,6 +236,20 @@ impl McpPlane {
     pub fn on_local(&mut self, now: Micros, engine: &Engine, ev: LocalEvent) -> PlaneOut {
         let ev = match ev {
             LocalEvent::Progress { id, info } => CallEvent::LocalProgress { id, info },
+            LocalEvent::Notify { id, method, params } => {
+                CallEvent::LocalNotify { id, method, params }
+            }
+            LocalEvent::Ask {
+                id,
+                ask,
+                method,
+                params,
+            } => CallEvent::LocalAsk {
+                id,
+                ask,
+                method,
+                params,
+            },
             LocalEvent::Done { id, outcome } => CallEvent::LocalDone { id, outcome },
         };
         self.forward(now, engine, ev)
@@ -231,7 +305,33 @@ impl McpPlane {
                     | CallAction::Answer { .. }
                     | CallAction::SendResult { .. }
                     | CallAction::SendProgress { .. }
-                    | CallAction::SendCancel { .. } => out.net.push(a),
+                    | CallAction::SendCancel { .. }
+                    | CallAction::SendNotify { .. }
+                    | CallAction::SendAsk { .. }
+                    | CallAction::SendReply { .. } => out.net.push(a),
+                    CallAction::FrontNotify { id, method, params } => {
+                        if self.fronts.contains_key(&id) {
+                            out.front.push(FrontReply::Notify { id, method, params });
+                        }
+                    }
+                    CallAction::FrontAsk {
+                        id,
+                        ask,
+                        method,
+                        params,
+                    } => {
+                        if self.fronts.contains_key(&id) {
+                            out.front.push(FrontReply::Ask {
+                                id,
+                                ask,
+                                method,
+                                params,
+                            });
+                        }
+                    }
+                    CallAction::LocalReply { id, ask, outcome } => {
+                        out.replies.push((id, ask, outcome))
+                    }
                     CallAction::Deliver(d) => match self.deliver(now, d) {
                         Delivered::Run(run) => out.runs.push(run),
                         Delivered::Now(done) => pending.push_back(done),
@@ -272,45 +372,96 @@ impl McpPlane {
     /// nothing to run (a DESCRIBE is answered from the hosted tools,
     /// arguments that are not an object are refused), its end at once.
     fn deliver(&mut self, now: Micros, d: Delivery) -> Delivered {
+        let done = |outcome| Delivered::Now(CallEvent::LocalDone { id: d.id, outcome });
+        let hosted = self.hosted.get(&d.agent);
+        let item = hosted.and_then(|h| h.items.get(&d.prefix));
         if d.op == CallOp::Describe {
-            let outcome = match self
-                .hosted
-                .get(&d.agent)
-                .and_then(|h| h.tools.get(d.tool.as_ref()))
-            {
-                Some(desc) => serde_json::to_value(desc.as_ref())
-                    .map(CallOutcome::Ok)
-                    .unwrap_or_else(|e| CallOutcome::err(CallErrorKind::Internal, e.to_string())),
+            let described = match item {
+                Some(i) => Some(Json::Object(i.json.clone())),
+                None => hosted
+                    .and_then(|h| h.tools.get(d.tool.as_ref()))
+                    .and_then(|t| serde_json::to_value(t.as_ref()).ok()),
+            };
+            return done(match described {
+                Some(v) => CallOutcome::Ok(v),
                 None => CallOutcome::err(
                     CallErrorKind::AgentDown,
-                    format!("agent {} has no tool {} right now", d.agent, d.tool),
+                    format!("agent {} has nothing under {} right now", d.agent, d.prefix),
                 ),
-            };
-            return Delivered::Now(CallEvent::LocalDone { id: d.id, outcome });
+            });
         }
         let arguments = match d.arguments {
             Json::Object(m) => m,
             Json::Null => Map::new(),
             other => {
-                return Delivered::Now(CallEvent::LocalDone {
-                    id: d.id,
-                    outcome: CallOutcome::Err(CallError::upstream(
-                        -32602,
-                        format!("tool arguments must be an object, not {other}"),
-                        None,
-                    )),
-                });
+                return done(CallOutcome::Err(CallError::upstream(
+                    -32602,
+                    format!("arguments must be an object, not {other}"),
+                    None,
+                )));
             }
         };
+        // The operation must fit what the route leads to: no tools/call of
+        // a prompt, no read of a URI the route does not serve.
+        if let Err(why) = op_fits(d.op, item.map(|i| i.as_ref()), &arguments) {
+            return done(CallOutcome::Err(CallError::upstream(
+                -32602,
+                format!("{}: {why}", d.prefix),
+                None,
+            )));
+        }
         let left_ms = d.deadline.saturating_sub(now.millis()).max(1);
         Delivered::Run(LocalRun {
             id: d.id,
             agent: d.agent,
+            op: d.op,
             tool: d.tool.to_string(),
             arguments,
             timeout: Duration::from_millis(left_ms),
             progress: d.progress,
         })
+    }
+}
+
+/// Whether operation `op` may run on the route that leads to `item` (`None`:
+/// a tool) with these arguments.
+fn op_fits(
+    op: CallOp,
+    item: Option<&ItemDescriptor>,
+    args: &Map<String, Json>,
+) -> Result<(), String> {
+    let kind = item.map(|i| i.kind);
+    let uri = || args.get("uri").and_then(Json::as_str);
+    match (op, kind) {
+        (CallOp::Tool, None) => Ok(()),
+        (CallOp::Prompt, Some(ItemKind::Prompt)) => Ok(()),
+        (CallOp::Resource, Some(ItemKind::Resource)) => match (uri(), item) {
+            (Some(u), Some(i)) if u == i.key() => Ok(()),
+            _ => Err("the URI is not the one this route serves".into()),
+        },
+        (CallOp::Resource, Some(ItemKind::Template)) => match (uri(), item) {
+            (Some(u), Some(i)) if match_template(i.key(), u).is_some() => Ok(()),
+            _ => Err("the URI does not match this route's template".into()),
+        },
+        (CallOp::Complete, Some(k @ (ItemKind::Prompt | ItemKind::Template))) => {
+            let r = args.get("ref");
+            let ty = r.and_then(|r| r.get("type")).and_then(Json::as_str);
+            let (want_ty, field) = if k == ItemKind::Prompt {
+                ("ref/prompt", "name")
+            } else {
+                ("ref/resource", "uri")
+            };
+            let named = r.and_then(|r| r.get(field)).and_then(Json::as_str);
+            match (ty, named, item) {
+                (Some(t), Some(n), Some(i)) if t == want_ty && n == i.key() => Ok(()),
+                _ => Err(format!("the completion's ref is not this route's {k}")),
+            }
+        }
+        (op, kind) => Err(format!(
+            "{} does not apply to a {}",
+            op.method(),
+            kind.map_or("tool", ItemKind::name)
+        )),
     }
 }
 

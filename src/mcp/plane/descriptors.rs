@@ -8,13 +8,16 @@ use std::time::Duration;
 use serde_json::Value as Json;
 
 use super::calls::NewCall;
+use super::hosted::{Leads, route_leads};
 use super::{INTERNAL_FRONT, McpPlane, PlaneOut};
 use crate::core::attrs::AttrValue;
 use crate::core::call::{CallOp, CallOutcome, CallReturn, DESCRIPTOR_ATTR};
 use crate::core::engine::Engine;
 use crate::core::forward::{CallEvent, FrontId, FrontOpts, Micros, route_tool};
+use crate::core::prefix::Prefix;
 use crate::mcp::catalog::{DescriptorHash, ToolDescriptor};
-use crate::mcp::front::table::{RoutedTool, ToolTable};
+use crate::mcp::front::table::{RoutedItem, RoutedTool, ToolTable};
+use crate::mcp::items::{ItemDescriptor, ItemKind, descriptor_hash};
 
 /// Largest descriptor fetched from another node (its JSON): far more than
 /// any real tool's name, description and schemas.
@@ -22,21 +25,23 @@ pub const MAX_DESCRIPTOR_BYTES: usize = 64 * 1024;
 
 /// Descriptors by hash, least recently used out, bounded in count and in
 /// bytes (of their JSON).
-#[derive(Debug, Default)]
-pub(super) struct DescriptorCache {
-    pub(super) map: HashMap<DescriptorHash, (Arc<ToolDescriptor>, u64, usize)>,
+#[derive(Debug)]
+pub(super) struct DescriptorCache<T> {
+    pub(super) map: HashMap<DescriptorHash, (Arc<T>, u64, usize)>,
     pub(super) clock: u64,
     pub(super) cap: usize,
     pub(super) cap_bytes: usize,
     pub(super) bytes: usize,
 }
 
-impl DescriptorCache {
+impl<T> DescriptorCache<T> {
     pub fn new(cap: usize, cap_bytes: usize) -> Self {
         DescriptorCache {
+            map: HashMap::new(),
+            clock: 0,
             cap,
             cap_bytes,
-            ..Default::default()
+            bytes: 0,
         }
     }
 
@@ -48,7 +53,7 @@ impl DescriptorCache {
         self.map.contains_key(h)
     }
 
-    pub fn get(&mut self, h: &DescriptorHash) -> Option<Arc<ToolDescriptor>> {
+    pub fn get(&mut self, h: &DescriptorHash) -> Option<Arc<T>> {
         self.clock += 1;
         let c = self.clock;
         self.map.get_mut(h).map(|(d, used, _)| {
@@ -59,7 +64,7 @@ impl DescriptorCache {
 
     /// Caches `d` (`size` bytes of JSON), evicting the least recently used
     /// until both bounds hold.
-    pub fn insert(&mut self, h: DescriptorHash, d: Arc<ToolDescriptor>, size: usize) {
+    pub fn insert(&mut self, h: DescriptorHash, d: Arc<T>, size: usize) {
         self.clock += 1;
         if let Some((_, _, old)) = self.map.remove(&h) {
             self.bytes -= old;
@@ -90,6 +95,7 @@ impl McpPlane {
     pub fn on_routes(&mut self, now: Micros, engine: &Engine) -> PlaneOut {
         self.routes_dirty = false;
         let mut routed = Vec::new();
+        let mut items = Vec::new();
         for r in engine.loc_rib() {
             let Some(tool) = route_tool(&r) else { continue };
             let hash = match r.attrs.extra.get(DESCRIPTOR_ATTR).map(|a| &a.value) {
@@ -104,6 +110,40 @@ impl McpPlane {
                 .forwarding(&r.prefix)
                 .and_then(|f| f.paths.first().map(|(n, _)| n.is_none()))
                 .unwrap_or(false);
+            match route_leads(&r) {
+                Leads::Tool => {}
+                Leads::Unknown => continue,
+                Leads::Item(kind) => {
+                    let descriptor = if local {
+                        self.hosted
+                            .get(&r.attrs.agent)
+                            .and_then(|h| h.items.get(&r.prefix).cloned())
+                    } else {
+                        match hash {
+                            Some(h) => {
+                                let d = self.item_cache.get(&h);
+                                if d.is_none() {
+                                    self.want_descriptor(h, &r.prefix, Some(kind));
+                                }
+                                d
+                            }
+                            None => None,
+                        }
+                    };
+                    items.push(RoutedItem {
+                        prefix: r.prefix.clone(),
+                        kind,
+                        key: tool.to_string(),
+                        agent: r.attrs.agent.clone(),
+                        origin_asn: r.attrs.origin_asn().unwrap_or(self.cfg.asn),
+                        as_path: r.attrs.as_path.clone(),
+                        local,
+                        hash,
+                        descriptor,
+                    });
+                    continue;
+                }
+            }
             let (descriptor, note) = if local {
                 let d = self
                     .hosted
@@ -121,11 +161,7 @@ impl McpPlane {
                                     .to_string()
                             }
                             None => {
-                                if !self.fetching.contains(&h)
-                                    && !self.queue.iter().any(|(q, _)| *q == h)
-                                {
-                                    self.queue.push_back((h, r.prefix.clone()));
-                                }
+                                self.want_descriptor(h, &r.prefix, None);
                                 "(Descriptor not fetched yet.)".to_string()
                             }
                         };
@@ -152,7 +188,7 @@ impl McpPlane {
                 descriptor_note: note,
             });
         }
-        let table = ToolTable::build_from(&self.table, routed, now);
+        let table = ToolTable::build_from(&self.table, routed, now).with_items(items);
         let mut out = self.start_fetches(now, engine);
         if *self.table != table {
             self.table = Arc::new(table);
@@ -161,20 +197,35 @@ impl McpPlane {
         out
     }
 
+    /// Queues a DESCRIBE for `h` through the route `prefix`, unless one is
+    /// on the way, queued, or failed there recently (a failed item is
+    /// listed without its descriptor until the retry time).
+    fn want_descriptor(&mut self, h: DescriptorHash, prefix: &Prefix, kind: Option<ItemKind>) {
+        if self.fetching.contains(&h)
+            || self.queue.iter().any(|(q, _, _)| *q == h)
+            || (kind.is_some() && self.failed.contains_key(&(h, prefix.clone())))
+            || !self.cfg.fetch_descriptors
+        {
+            return;
+        }
+        self.queue.push_back((h, prefix.clone(), kind));
+    }
+
     pub(super) fn start_fetches(&mut self, now: Micros, engine: &Engine) -> PlaneOut {
         let mut out = PlaneOut::default();
         while self.fetching.len() < self.cfg.describe_parallel {
-            let Some((h, prefix)) = self.queue.pop_front() else {
+            let Some((h, prefix, kind)) = self.queue.pop_front() else {
                 break;
             };
-            if self.fetching.contains(&h) || self.cache.contains(&h) {
+            if self.fetching.contains(&h) || self.cache.contains(&h) || self.item_cache.contains(&h)
+            {
                 continue;
             }
             self.fetching.insert(h);
             self.metrics.descriptor_fetches += 1;
             let id = FrontId(self.next_internal);
             self.next_internal = self.next_internal.wrapping_add(1).max(INTERNAL_FRONT);
-            self.describes.insert(id, (h, prefix.clone()));
+            self.describes.insert(id, (h, prefix.clone(), kind));
             let (call, _) = self.make_call(
                 now,
                 NewCall {
@@ -203,7 +254,7 @@ impl McpPlane {
     }
 
     pub(super) fn describe_done(&mut self, now: Micros, id: FrontId, ret: CallReturn) {
-        let Some((h, prefix)) = self.describes.remove(&id) else {
+        let Some((h, prefix, kind)) = self.describes.remove(&id) else {
             return;
         };
         self.fetching.remove(&h);
@@ -223,6 +274,23 @@ impl McpPlane {
                 format!("the descriptor is {size} bytes; the limit is {MAX_DESCRIPTOR_BYTES}"),
                 self,
             );
+            self.routes_dirty = true;
+            return;
+        }
+        if let Some(kind) = kind {
+            match ret.outcome {
+                CallOutcome::Ok(Json::Object(m)) if descriptor_hash(kind, &m) == h => {
+                    match ItemDescriptor::new(kind, m) {
+                        Ok(d) => self.item_cache.insert(h, Arc::new(d), size),
+                        Err(e) => fail(e.to_string(), self),
+                    }
+                }
+                CallOutcome::Ok(_) => fail(
+                    "the origin's descriptor does not match the route's hash".into(),
+                    self,
+                ),
+                CallOutcome::Err(e) => fail(e.message, self),
+            }
             self.routes_dirty = true;
             return;
         }

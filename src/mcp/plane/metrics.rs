@@ -101,7 +101,7 @@ impl CallMetrics {
 impl McpPlane {
     pub fn metrics(&self) -> CallMetrics {
         let mut m = self.metrics.clone();
-        m.descriptors_cached = self.cache.len();
+        m.descriptors_cached = self.cache.len() + self.item_cache.len();
         for ((peer, outcome), n) in &self.hop_calls {
             let from = if *peer { "peer" } else { "front" };
             m.hop_calls.insert(format!("{from}/{outcome}"), *n);

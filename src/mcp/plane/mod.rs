@@ -50,8 +50,9 @@ use crate::core::engine::{Engine, Event};
 use crate::core::forward::{CallAction, Forwarder, FrontId, LocalId, Micros};
 use crate::core::ids::AgentId;
 use crate::core::prefix::Prefix;
-use crate::mcp::catalog::DescriptorHash;
+use crate::mcp::catalog::{DescriptorHash, ToolDescriptor};
 use crate::mcp::front::table::ToolTable;
+use crate::mcp::items::{ItemDescriptor, ItemKind};
 
 pub use calls::{CallSigner, FrontCall, FrontReply, LocalEvent, LocalRun, args_digest};
 pub use config::PlaneConfig;
@@ -79,8 +80,10 @@ pub struct PlaneOut {
     pub runs: Vec<LocalRun>,
     /// Local runs to cancel (their Done still comes back).
     pub cancel: Vec<LocalId>,
-    /// Progress and ends of front calls.
+    /// Progress, side-channel messages and ends of front calls.
     pub front: Vec<FrontReply>,
+    /// Answers to ASKs of local runs: (run, ask, outcome).
+    pub replies: Vec<(LocalId, u32, crate::core::call::CallOutcome)>,
     /// The front's table, when it changed.
     pub table: Option<Arc<ToolTable>>,
 }
@@ -92,6 +95,7 @@ impl PlaneOut {
         self.runs.extend(o.runs);
         self.cancel.extend(o.cancel);
         self.front.extend(o.front);
+        self.replies.extend(o.replies);
         if o.table.is_some() {
             self.table = o.table;
         }
@@ -106,17 +110,19 @@ pub struct McpPlane {
     /// The table the front reads (the last one published).
     table: Arc<ToolTable>,
     fronts: HashMap<FrontId, FrontWait>,
-    describes: HashMap<FrontId, (DescriptorHash, Prefix)>,
+    describes: HashMap<FrontId, (DescriptorHash, Prefix, Option<ItemKind>)>,
     next_internal: u64,
     hosted: BTreeMap<AgentId, Hosted>,
-    cache: DescriptorCache,
+    cache: DescriptorCache<ToolDescriptor>,
+    /// Prompt, resource and template descriptors, by hash.
+    item_cache: DescriptorCache<ItemDescriptor>,
     /// Hashes being fetched, and failed fetches with when to retry. A
     /// failure is kept per route: two origins can carry the same
     /// descriptor (the same agent in two places), and one refusing to
     /// describe it (access policy) says nothing about the other.
     fetching: HashSet<DescriptorHash>,
     failed: HashMap<(DescriptorHash, Prefix), (Micros, String)>,
-    queue: VecDeque<(DescriptorHash, Prefix)>,
+    queue: VecDeque<(DescriptorHash, Prefix, Option<ItemKind>)>,
     metrics: CallMetrics,
     /// Per-hop counters, kept without allocating per call and turned into
     /// [`CallMetrics`] when asked: (from a peer?, outcome) and, per next
@@ -138,6 +144,7 @@ impl std::fmt::Debug for McpPlane {
 impl McpPlane {
     pub fn new(cfg: PlaneConfig, fwd: Forwarder, signer: Box<dyn CallSigner>) -> McpPlane {
         let cache = DescriptorCache::new(cfg.descriptor_cache, cfg.descriptor_cache_bytes);
+        let item_cache = DescriptorCache::new(cfg.descriptor_cache, cfg.descriptor_cache_bytes);
         McpPlane {
             cfg,
             fwd,
@@ -148,6 +155,7 @@ impl McpPlane {
             next_internal: INTERNAL_FRONT,
             hosted: BTreeMap::new(),
             cache,
+            item_cache,
             fetching: HashSet::new(),
             failed: HashMap::new(),
             queue: VecDeque::new(),

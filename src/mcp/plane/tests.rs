@@ -8,7 +8,7 @@ use serde_json::{Map, Value as Json};
 use super::*;
 use crate::core::attrs::{AttrValue, ExtraAttr, PathAttrs};
 use crate::core::call::{
-    CallErrorKind, CallOrigin, CallOutcome, CallReturn, DESCRIPTOR_ATTR, TOOL_ATTR,
+    CallErrorKind, CallOp, CallOrigin, CallOutcome, CallReturn, DESCRIPTOR_ATTR, TOOL_ATTR,
 };
 use crate::core::ids::{Asn, Millis, NodeId};
 use crate::core::proof::{AsnCert, Signature};
@@ -91,7 +91,7 @@ fn a_fetched_descriptor_is_cached_only_if_it_hashes_to_the_routes_hash() {
     };
     // The origin (or a hop on the way) answers with another schema.
     let id = FrontId(INTERNAL_FRONT + 1);
-    p.describes.insert(id, (good.hash(), prefix.clone()));
+    p.describes.insert(id, (good.hash(), prefix.clone(), None));
     p.fetching.insert(good.hash());
     p.describe_done(Micros(1), id, answer(&descriptor("rm-rf")));
     assert!(p.cache.get(&good.hash()).is_none());
@@ -104,7 +104,7 @@ fn a_fetched_descriptor_is_cached_only_if_it_hashes_to_the_routes_hash() {
     // The right one is cached.
     let id = FrontId(INTERNAL_FRONT + 2);
     p.failed.clear();
-    p.describes.insert(id, (good.hash(), prefix));
+    p.describes.insert(id, (good.hash(), prefix, None));
     p.describe_done(Micros(2), id, answer(&good));
     assert_eq!(p.cache.get(&good.hash()).as_deref(), Some(&good));
 }
@@ -116,7 +116,7 @@ fn an_oversized_descriptor_is_refused_and_the_cache_is_bounded_in_bytes() {
     let mut huge = descriptor("huge");
     huge.description = Some("x".repeat(MAX_DESCRIPTOR_BYTES));
     let id = FrontId(INTERNAL_FRONT + 1);
-    p.describes.insert(id, (huge.hash(), prefix.clone()));
+    p.describes.insert(id, (huge.hash(), prefix.clone(), None));
     p.describe_done(
         Micros(1),
         id,
@@ -130,11 +130,7 @@ fn an_oversized_descriptor_is_refused_and_the_cache_is_bounded_in_bytes() {
     assert!(why.contains("limit"), "{why}");
 
     // 40 descriptors of ~20 KiB in a cache of 256 KiB: the newest stay.
-    let mut c = DescriptorCache {
-        cap: 1000,
-        cap_bytes: 256 << 10,
-        ..Default::default()
-    };
+    let mut c = DescriptorCache::<ToolDescriptor>::new(1000, 256 << 10);
     let mut hashes = Vec::new();
     for i in 0..40 {
         let mut d = descriptor(&format!("t{i}"));
@@ -210,7 +206,7 @@ fn a_refused_fetch_does_not_mark_a_namesake_route_unavailable() {
     let t = Micros::from_millis(now);
     let _ = p.on_routes(t, &e);
     // One fetch for the shared hash; answer it with a refusal.
-    let (id, (h, first)) = p
+    let (id, (h, first, _)) = p
         .describes
         .iter()
         .map(|(id, v)| (*id, v.clone()))
@@ -242,18 +238,14 @@ fn a_refused_fetch_does_not_mark_a_namesake_route_unavailable() {
     );
     assert!(note(other).contains("not fetched yet"), "{}", note(other));
     assert!(
-        p.describes.values().any(|(_, q)| q.as_str() == other),
+        p.describes.values().any(|(_, q, _)| q.as_str() == other),
         "the other route's descriptor is fetched through it"
     );
 }
 
 #[test]
 fn the_descriptor_cache_drops_the_least_recently_used() {
-    let mut c = DescriptorCache {
-        cap: 2,
-        cap_bytes: usize::MAX,
-        ..Default::default()
-    };
+    let mut c = DescriptorCache::<ToolDescriptor>::new(2, usize::MAX);
     let d = |n: &str| {
         Arc::new(ToolDescriptor {
             name: n.into(),
@@ -305,8 +297,7 @@ fn a_front_call_to_a_hosted_tool_is_a_run_for_the_node_and_its_end_goes_back() {
             instructions: None,
         },
         tools: vec![descriptor("echo")],
-        resources: Vec::new(),
-        prompts: Vec::new(),
+        items: Vec::new(),
     };
     let out = p.on_agent(now, up, Some(&cfg));
     assert_eq!(out.engine.len(), 1, "one tool, one route: {:?}", out.engine);
@@ -319,6 +310,7 @@ fn a_front_call_to_a_hosted_tool_is_a_run_for_the_node_and_its_end_goes_back() {
     let call = |id| FrontCall {
         id: FrontId(id),
         spec: crate::mcp::front::CallSpec {
+            op: CallOp::Tool,
             target: tool.routed.prefix.clone(),
             tool: Some("echo".into()),
             arguments: serde_json::json!({"text": "hi"}),

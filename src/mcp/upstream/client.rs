@@ -4,19 +4,39 @@
 //! Progress notifications are routed by progress token to the caller that
 //! owns the call ([`ProgressRouter`]); `list_changed` notifications wake the
 //! supervisor, which re-lists. Requests from the agent (sampling, roots,
-//! elicitation) get the SDK's default refusals: the node has no user to ask.
+//! elicitation) and its log messages go to the call they belong to
+//! ([`SideRouter`]), whose caller's client answers them across the
+//! federation: the node declares sampling, elicitation and roots to its
+//! agents, and a caller whose client cannot answer gets the agent an
+//! error, never a hang.
+//!
+//! Which call a request belongs to: on streamable HTTP the SDK marks a
+//! request that arrived on the response stream of one of our requests with
+//! that request's id, which is exact. Otherwise (stdio, or the standalone
+//! stream) it is the agent's only call in flight; with several in flight
+//! the request is refused and a log message dropped, since nothing in the
+//! protocol says whose it is.
+
+// Sampling, roots and logging are deprecated by SEP-2577 (2026-07-28) but
+// are part of 2025-11-25, whose agents the node relays for.
+#![allow(deprecated)]
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use rmcp::ClientHandler;
 use rmcp::model::{
-    ClientCapabilities, ClientConfig, Implementation, ProgressNotificationParam, ProgressToken,
-    ProtocolVersion,
+    ClientCapabilities, ClientConfig, CreateMessageRequestParams, CreateMessageResult,
+    ElicitRequestParams, ElicitResult, ErrorCode, Implementation, ListRootsResult,
+    LoggingMessageNotificationParam, ProgressNotificationParam, ProgressToken, ProtocolVersion,
+    RequestId,
 };
-use rmcp::service::{NotificationContext, RoleClient};
-use tokio::sync::{Notify, mpsc};
+use rmcp::service::{InboundStreamOrigin, NotificationContext, RequestContext, RoleClient};
+use rmcp::{ClientHandler, ErrorData};
+use serde_json::Value as Json;
+
+use crate::core::call::CallError;
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::Progress;
 
@@ -131,17 +151,173 @@ fn forward(route: &mut Route, p: ProgressNotificationParam) {
     }
 }
 
+/// What an agent sends for the caller of one of its calls.
+#[derive(Debug)]
+pub enum SideEvent {
+    /// A notification (`notifications/message`), as MCP params.
+    Notify { method: String, params: Json },
+    /// A request (`sampling/createMessage`, `elicitation/create`,
+    /// `roots/list`); the caller's client's result, or the error to give
+    /// the agent, goes to `reply`.
+    Ask {
+        method: String,
+        params: Json,
+        reply: oneshot::Sender<Result<Json, CallError>>,
+    },
+}
+
+/// Sends an agent's requests and log messages to the call they belong to
+/// (see the module documentation).
+#[derive(Default)]
+pub(super) struct SideRouter {
+    calls: Mutex<HashMap<RequestId, mpsc::Sender<SideEvent>>>,
+}
+
+/// Unregisters its call when dropped.
+pub(super) struct SideSubscription {
+    router: Arc<SideRouter>,
+    id: RequestId,
+}
+
+impl Drop for SideSubscription {
+    fn drop(&mut self) {
+        self.router.lock().remove(&self.id);
+    }
+}
+
+/// How long a request of the agent waits for its call to be registered
+/// (the agent can be faster than the registration after the send).
+const SIDE_REGISTRATION_WAIT: Duration = Duration::from_millis(200);
+
+impl SideRouter {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RequestId, mpsc::Sender<SideEvent>>> {
+        self.calls.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(super) fn subscribe(
+        self: &Arc<Self>,
+        id: RequestId,
+        tx: mpsc::Sender<SideEvent>,
+    ) -> SideSubscription {
+        self.lock().insert(id.clone(), tx);
+        SideSubscription {
+            router: self.clone(),
+            id,
+        }
+    }
+
+    /// The call a message belongs to: the one whose stream it came on, or
+    /// the only one in flight.
+    fn find(
+        &self,
+        origin: Option<&InboundStreamOrigin>,
+    ) -> Result<mpsc::Sender<SideEvent>, String> {
+        let calls = self.lock();
+        if let Some(InboundStreamOrigin::OutboundRequest(id)) = origin
+            && let Some(tx) = calls.get(id)
+        {
+            return Ok(tx.clone());
+        }
+        match calls.len() {
+            1 => Ok(calls.values().next().cloned().ok_or_else(String::new)?),
+            0 => Err("the agent has no call in flight whose caller could answer".into()),
+            n => Err(format!(
+                "the agent has {n} calls in flight and the request does not say which it belongs to"
+            )),
+        }
+    }
+
+    async fn ask(
+        &self,
+        method: &str,
+        params: Json,
+        origin: Option<&InboundStreamOrigin>,
+    ) -> Result<Json, ErrorData> {
+        let started = Instant::now();
+        let tx = loop {
+            match self.find(origin) {
+                Ok(tx) => break tx,
+                Err(why) if started.elapsed() >= SIDE_REGISTRATION_WAIT => {
+                    return Err(ErrorData::new(ErrorCode::INVALID_REQUEST, why, None));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        };
+        let (reply, rx) = oneshot::channel();
+        let ev = SideEvent::Ask {
+            method: method.to_string(),
+            params,
+            reply,
+        };
+        if tx.send(ev).await.is_err() {
+            return Err(ErrorData::internal_error("the call ended", None));
+        }
+        match rx.await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(ErrorData::new(
+                ErrorCode(i32::try_from(e.code).unwrap_or(ErrorCode::INTERNAL_ERROR.0)),
+                e.message,
+                e.data,
+            )),
+            Err(_) => Err(ErrorData::internal_error(
+                "the call ended before the client answered",
+                None,
+            )),
+        }
+    }
+
+    fn notify(&self, method: &str, params: Json) {
+        match self.find(None) {
+            Ok(tx) => {
+                let ev = SideEvent::Notify {
+                    method: method.to_string(),
+                    params,
+                };
+                if tx.try_send(ev).is_err() {
+                    tracing::debug!(method, "caller's side channel full; notification dropped");
+                }
+            }
+            Err(why) => tracing::debug!(method, %why, "agent notification not relayed"),
+        }
+    }
+}
+
 /// The node as an MCP client of one agent.
 pub(super) struct AgentClient {
     info: ClientConfig,
     progress: Arc<ProgressRouter>,
+    side: Arc<SideRouter>,
     lists_changed: Arc<Notify>,
 }
 
+/// Turns what the caller's client answered into the SDK's type.
+fn typed<T: serde::de::DeserializeOwned>(v: Result<Json, ErrorData>) -> Result<T, ErrorData> {
+    let v = v?;
+    serde_json::from_value(v).map_err(|e| {
+        ErrorData::internal_error(format!("the client's answer is malformed: {e}"), None)
+    })
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Json {
+    serde_json::to_value(v).unwrap_or(Json::Null)
+}
+
 impl AgentClient {
-    pub(super) fn new(progress: Arc<ProgressRouter>, lists_changed: Arc<Notify>) -> Self {
+    pub(super) fn new(
+        progress: Arc<ProgressRouter>,
+        side: Arc<SideRouter>,
+        lists_changed: Arc<Notify>,
+    ) -> Self {
+        // What the callers' clients may be asked across the federation;
+        // one whose client did not declare it answers with an error.
+        let caps: ClientCapabilities = serde_json::from_value(serde_json::json!({
+            "sampling": {},
+            "elicitation": {"form": {}},
+            "roots": {},
+        }))
+        .unwrap_or_default();
         let mut info = ClientConfig::new(
-            ClientCapabilities::default(),
+            caps,
             Implementation::new("agent-bgp", env!("CARGO_PKG_VERSION")),
         );
         // `initialize` must name a revision that still has the handshake;
@@ -150,6 +326,7 @@ impl AgentClient {
         AgentClient {
             info,
             progress,
+            side,
             lists_changed,
         }
     }
@@ -166,6 +343,52 @@ impl ClientHandler for AgentClient {
         _context: NotificationContext<RoleClient>,
     ) {
         self.progress.dispatch(params);
+    }
+
+    async fn create_message(
+        &self,
+        params: CreateMessageRequestParams,
+        context: RequestContext<RoleClient>,
+    ) -> Result<CreateMessageResult, ErrorData> {
+        let origin = context.extensions.get::<InboundStreamOrigin>();
+        typed(
+            self.side
+                .ask("sampling/createMessage", to_json(&params), origin)
+                .await,
+        )
+    }
+
+    async fn create_elicitation(
+        &self,
+        request: ElicitRequestParams,
+        context: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, ErrorData> {
+        let origin = context.extensions.get::<InboundStreamOrigin>();
+        typed(
+            self.side
+                .ask("elicitation/create", to_json(&request), origin)
+                .await,
+        )
+    }
+
+    async fn list_roots(
+        &self,
+        context: RequestContext<RoleClient>,
+    ) -> Result<ListRootsResult, ErrorData> {
+        let origin = context.extensions.get::<InboundStreamOrigin>();
+        typed(
+            self.side
+                .ask("roots/list", Json::Object(Default::default()), origin)
+                .await,
+        )
+    }
+
+    async fn on_logging_message(
+        &self,
+        params: LoggingMessageNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.side.notify("notifications/message", to_json(&params));
     }
 
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {

@@ -22,12 +22,13 @@ use tokio::process::{Child, ChildStderr, Command};
 use tokio_util::sync::CancellationToken;
 
 use super::client::AgentClient;
-use super::{AgentCatalog, PromptDescriptor, ResourceDescriptor, ServerSummary};
+use super::{AgentCatalog, ServerSummary};
 use crate::core::ids::AgentId;
 use crate::mcp::catalog::ToolDescriptor;
 use crate::mcp::config::{
     AgentConfig, AgentTransport, HttpTransport, ProtocolMode, StdioTransport,
 };
+use crate::mcp::items::{ItemDescriptor, ItemKind};
 
 /// Lines of stderr kept for `Down` reasons.
 const STDERR_TAIL_LINES: usize = 8;
@@ -407,16 +408,22 @@ pub(super) async fn list_catalog(peer: &Peer<RoleClient>) -> Result<AgentCatalog
             Ok((page.resources, page.next_cursor))
         })
         .await?;
-        catalog.resources = resources
-            .into_iter()
-            .map(|r| ResourceDescriptor {
-                uri: r.uri,
-                name: r.name,
-                title: r.title,
-                description: r.description,
-                mime_type: r.mime_type,
-            })
-            .collect();
+        push_items(&mut catalog, ItemKind::Resource, &resources);
+        // Templates are part of the resources capability; a server that
+        // has none may answer "method not found".
+        match paginate("resource templates", |params| async move {
+            let page = peer.list_resource_templates(params).await?;
+            Ok((page.resource_templates, page.next_cursor))
+        })
+        .await
+        {
+            Ok(templates) => push_items(&mut catalog, ItemKind::Template, &templates),
+            Err(ConnectError::List {
+                source: ServiceError::McpError(e),
+                ..
+            }) if e.code == rmcp::model::ErrorCode::METHOD_NOT_FOUND => {}
+            Err(e) => return Err(e),
+        }
     }
     if wants_prompts {
         let prompts = paginate("prompts", |params| async move {
@@ -424,22 +431,28 @@ pub(super) async fn list_catalog(peer: &Peer<RoleClient>) -> Result<AgentCatalog
             Ok((page.prompts, page.next_cursor))
         })
         .await?;
-        catalog.prompts = prompts
-            .into_iter()
-            .map(|p| PromptDescriptor {
-                name: p.name,
-                title: p.title,
-                description: p.description,
-                arguments: p
-                    .arguments
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|a| (a.name, a.required.unwrap_or(false)))
-                    .collect(),
-            })
-            .collect();
+        push_items(&mut catalog, ItemKind::Prompt, &prompts);
     }
     Ok(catalog)
+}
+
+/// Adds listed items of one kind, as the JSON the agent sent; an item
+/// without its key, or a key listed twice, is logged and skipped.
+fn push_items<T: serde::Serialize>(catalog: &mut AgentCatalog, kind: ItemKind, listed: &[T]) {
+    let mut seen = std::collections::BTreeSet::new();
+    for item in listed {
+        let json = match serde_json::to_value(item) {
+            Ok(serde_json::Value::Object(m)) => m,
+            _ => continue,
+        };
+        match ItemDescriptor::new(kind, json) {
+            Ok(d) if seen.insert(d.key().to_string()) => catalog.items.push(d),
+            Ok(d) => {
+                tracing::warn!(%kind, key = d.key(), "agent listed an item twice; keeping the first")
+            }
+            Err(e) => tracing::warn!(error = %e, "agent listed an item without its key; skipped"),
+        }
+    }
 }
 
 async fn paginate<T, F, Fut>(what: &'static str, mut page: F) -> Result<Vec<T>, ConnectError>

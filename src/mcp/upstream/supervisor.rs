@@ -23,7 +23,7 @@ use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::client::{AgentClient, ProgressRouter};
+use super::client::{AgentClient, ProgressRouter, SideRouter};
 use super::connect::{ChildProc, ConnectError, Connection, connect, list_catalog, summary};
 use super::{AgentCatalog, AgentEvent, DownReason, SessionId};
 use crate::mcp::config::AgentConfig;
@@ -48,6 +48,8 @@ pub(super) enum Link {
 pub(super) struct Session {
     pub peer: Peer<RoleClient>,
     pub progress: Arc<ProgressRouter>,
+    /// Where the agent's requests and log messages for a caller go.
+    pub side: Arc<SideRouter>,
     /// Bounds the calls in flight; closed when the session ends.
     pub slots: Arc<Semaphore>,
     pub max_slots: usize,
@@ -125,7 +127,8 @@ pub(super) async fn run(s: Supervisor) {
         }
         let progress = Arc::new(ProgressRouter::default());
         let lists_changed = Arc::new(Notify::new());
-        let client = AgentClient::new(progress.clone(), lists_changed.clone());
+        let side = Arc::new(SideRouter::default());
+        let client = AgentClient::new(progress.clone(), side.clone(), lists_changed.clone());
         let attempt = async {
             let conn = connect(&s.config, client).await?;
             // Subscribe before listing, so no change falls in between.
@@ -173,6 +176,7 @@ pub(super) async fn run(s: Supervisor) {
         let session = Arc::new(Session {
             peer: conn.peer().clone(),
             progress,
+            side,
             slots: Arc::new(Semaphore::new(max_slots)),
             max_slots,
             id: SessionId(s.next_session.fetch_add(1, Ordering::Relaxed)),
@@ -188,8 +192,7 @@ pub(super) async fn run(s: Supervisor) {
             session: session.id,
             server,
             tools: catalog.tools.clone(),
-            resources: catalog.resources.clone(),
-            prompts: catalog.prompts.clone(),
+            items: catalog.items.clone(),
         })
         .await;
 
@@ -280,8 +283,7 @@ async fn watch_session(
                             agent: agent.clone(),
                             session: session.id,
                             tools: catalog.tools.clone(),
-                            resources: catalog.resources.clone(),
-                            prompts: catalog.prompts.clone(),
+                            items: catalog.items.clone(),
                         }).await;
                     }
                     Ok(Err(e)) => break DownReason::Failed(format!("re-listing after list_changed: {e}")),
