@@ -695,3 +695,193 @@ async fn a_next_hop_that_dies_mid_call_fails_the_call_or_it_is_retried_if_idempo
     assert_eq!(trace.as_array().map(Vec::len), Some(3), "{trace}");
     let _ = client.cancel().await;
 }
+
+/// Prompts, resources, templates and completions of server-everything on C,
+/// used from A through B by the Python SDK and the Inspector CLI; and a
+/// sampling request and an elicitation of the agent answered by the client
+/// on A, across both hops.
+#[test]
+fn prompts_resources_sampling_and_elicitation_cross_two_hops() {
+    let root = tempfile::tempdir().unwrap();
+    let c_extra = format!(
+        r#"
+[[agents]]
+id = "everything"
+prefix = "reference/everything/*"
+capabilities = ["reference"]
+command = "node"
+args = [{everything:?}, "stdio"]
+"#,
+        everything = server_everything().to_string_lossy(),
+    );
+    let (_nodes, procs) = chain(root.path(), &c_extra, "");
+    let a = &procs[0];
+    wait_route(a, "reference/everything/prompt/args-prompt", 2);
+    wait_route(a, "reference/everything/trigger-sampling-request", 2);
+    let script = format!(
+        "{PY_PRELUDE}{}",
+        r#"
+from mcp import types
+
+async def wait_for(what, f, wait=20.0):
+    with anyio.fail_after(wait):
+        while True:
+            v = await f()
+            if v:
+                return v
+            await anyio.sleep(0.2)
+
+async def main():
+    asked = []
+    async def sampling(ctx, params):
+        asked.append(dump(params))
+        return types.CreateMessageResult(
+            role="assistant",
+            content=types.TextContent(type="text", text="the federation says hi"),
+            model="test-model",
+            stop_reason="endTurn",
+        )
+    async def elicit(ctx, params):
+        asked.append(dump(params))
+        return types.ElicitResult(action="accept", content={"name": "Ada", "check": True, "firstLine": "x", "email": "ada@example.org", "homepage": "https://example.org", "birthdate": "1815-12-10", "integer": 7, "number": 1.5, "untitledSingleSelectEnum": "option1", "titledSingleSelectEnum": "value1", "legacyTitledEnum": "opt1", "untitledMultipleSelectEnum": ["option1"], "titledMultipleSelectEnum": ["value1"]})
+    async with Client(URL, mode="legacy", sampling_callback=sampling, elicitation_callback=elicit) as c:
+        async def prompts():
+            ps = (await c.list_prompts()).prompts
+            return ps if any(p.name == "args-prompt" and p.arguments for p in ps) else None
+        ps = await wait_for("prompts", prompts)
+        out(step="prompts", prompts=[dump(p) for p in ps])
+        r = await c.get_prompt("args-prompt", {"city": "Paris", "state": "Texas"})
+        out(step="prompt", result=dump(r))
+        async def resources():
+            rs = (await c.list_resources()).resources
+            return rs if any(r.name == "architecture.md" for r in rs) else None
+        rs = await wait_for("resources", resources)
+        out(step="resources", resources=[dump(r) for r in rs])
+        arch = next(r for r in rs if r.name == "architecture.md")
+        r = await c.read_resource(arch.uri)
+        out(step="read", result=dump(r))
+        ts = await wait_for("templates", lambda: c.list_resource_templates())
+        out(step="templates", templates=[dump(t) for t in ts.resource_templates])
+        r = await c.read_resource("demo://resource/dynamic/text/7")
+        out(step="template-read", result=dump(r))
+        try:
+            await c.read_resource("demo://nowhere/at/all")
+            out(step="missing", error=None)
+        except MCPError as e:
+            out(step="missing", error={"code": e.error.code, "message": e.error.message})
+        comp = await c.complete(types.PromptReference(type="ref/prompt", name="completable-prompt"), {"name": "department", "value": "E"})
+        out(step="complete", result=dump(comp))
+        samp, _ = await tool_for(c, "reference/everything/trigger-sampling-request")
+        r = await c.call_tool(samp.name, {"prompt": "hello", "maxTokens": 10})
+        out(step="sampling", result=dump(r), asked=asked[-1])
+        el, _ = await tool_for(c, "reference/everything/trigger-elicitation-request")
+        r = await c.call_tool(el.name, {})
+        out(step="elicitation", result=dump(r), asked=asked[-1])
+    # A client that cannot sample gets an error from the agent, not a hang.
+    async with Client(URL, mode="legacy") as c:
+        samp, _ = await tool_for(c, "reference/everything/trigger-sampling-request")
+        try:
+            r = await c.call_tool(samp.name, {"prompt": "hello", "maxTokens": 10})
+            out(step="no-sampling", result=dump(r))
+        except MCPError as e:
+            out(step="no-sampling", error={"code": e.error.code, "message": e.error.message})
+
+anyio.run(main)
+"#
+    );
+    let url = a.mcp_url();
+    let lines = python(&script, &[&url], Duration::from_secs(120));
+    let get = |name: &str| {
+        lines
+            .iter()
+            .find(|l| l["step"] == name)
+            .unwrap_or_else(|| panic!("no step {name} in {lines:#?}"))
+    };
+    let prompts = get("prompts")["prompts"].as_array().unwrap();
+    let args_prompt = prompts.iter().find(|p| p["name"] == "args-prompt").unwrap();
+    assert_eq!(args_prompt["arguments"][0]["name"], "city", "{args_prompt}");
+    let text = get("prompt")["result"]["messages"][0]["content"]["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(text.contains("Paris") && text.contains("Texas"), "{text}");
+    let read = &get("read")["result"]["contents"][0];
+    assert!(
+        read["uri"].as_str().unwrap().ends_with("architecture.md"),
+        "{read}"
+    );
+    assert!(
+        !read["text"].as_str().unwrap_or_default().is_empty(),
+        "{read}"
+    );
+    let templates = get("templates")["templates"].as_array().unwrap();
+    assert!(
+        templates
+            .iter()
+            .any(|t| t["uriTemplate"] == "demo://resource/dynamic/text/{resourceId}"),
+        "{templates:?}"
+    );
+    let dynamic = &get("template-read")["result"]["contents"][0];
+    assert_eq!(
+        dynamic["uri"], "demo://resource/dynamic/text/7",
+        "{dynamic}"
+    );
+    assert_eq!(
+        get("missing")["error"]["code"],
+        -32002,
+        "{:?}",
+        get("missing")
+    );
+    let values = get("complete")["result"]["completion"]["values"]
+        .as_array()
+        .unwrap();
+    assert!(values.iter().any(|v| v == "Engineering"), "{values:?}");
+    let s = get("sampling");
+    let text = s["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("the federation says hi"), "{s}");
+    assert!(
+        s["asked"]["messages"][0]["content"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("hello"),
+        "{s}"
+    );
+    let e = get("elicitation");
+    let text = serde_json::to_string(&e["result"]).unwrap();
+    assert!(
+        text.contains("Ada"),
+        "the elicited answer reached the agent: {e}"
+    );
+    let refused = get("no-sampling");
+    let shown = refused.to_string();
+    assert!(
+        refused["result"]["isError"] == true || refused.get("error").is_some(),
+        "{shown}"
+    );
+    // The Inspector CLI sees the same prompts and resources.
+    let list = inspector(&url, &["--method", "prompts/list"]);
+    assert!(
+        list["prompts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "simple-prompt"),
+        "{list}"
+    );
+    let r = inspector(
+        &url,
+        &[
+            "--method",
+            "prompts/get",
+            "--prompt-name",
+            "args-prompt",
+            "--prompt-args",
+            "city=Lyon",
+        ],
+    );
+    assert!(r.to_string().contains("Lyon"), "{r}");
+    let list = inspector(&url, &["--method", "resources/list"]);
+    let uri = list["resources"][0]["uri"].as_str().unwrap().to_string();
+    let r = inspector(&url, &["--method", "resources/read", "--uri", &uri]);
+    assert_eq!(r["contents"][0]["uri"], uri.as_str(), "{r}");
+}
