@@ -4,9 +4,12 @@
 //! ```text
 //! cargo run --example echo_agent                        # MCP over stdio
 //! cargo run --example echo_agent -- --http 127.0.0.1:0  # streamable HTTP at /mcp
+//! cargo run --example echo_agent -- --conformance       # plus the conformance fixtures
 //! ```
 
-use agent_bgp::mcp::example_agent;
+use agent_bgp::mcp::example_agent::{self, Options};
+
+const USAGE: &str = "usage: echo_agent [--http ADDR] [--conformance]";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -16,11 +19,22 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.as_slice() {
-        [] => example_agent::serve_stdio().await?,
-        [flag, addr] if flag == "--http" => example_agent::serve_http(addr).await?,
-        _ => anyhow::bail!("usage: echo_agent [--http ADDR]"),
+    let mut http = None;
+    let mut options = Options::default();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--http" if http.is_none() => match args.next() {
+                Some(addr) => http = Some(addr),
+                None => anyhow::bail!("--http needs an address; {USAGE}"),
+            },
+            "--conformance" if !options.conformance => options.conformance = true,
+            other => anyhow::bail!("unexpected argument {other:?}; {USAGE}"),
+        }
+    }
+    match http {
+        Some(addr) => example_agent::serve_http(&addr, options).await?,
+        None => example_agent::serve_stdio(options).await?,
     }
     Ok(())
 }

@@ -9,7 +9,7 @@
 //! | `abgp mcp --config DIR/node.toml` | the running node's MCP front on stdio |
 //! | `abgp agent list\|add\|remove --config DIR/node.toml` | the agents of a running node |
 //! | `abgp asn authority-init\|whoami\|issue\|verify` | ASN certificates (see `asn.rs`) |
-//! | `abgp example-agent [--http ADDR]` | (hidden) the example MCP agent the demo runs |
+//! | `abgp example-agent [--http ADDR] [--conformance]` | (hidden) the example MCP agent the demo runs |
 //!
 //! Later commands (`why`) are added as further [`Command`] variants.
 
@@ -63,10 +63,14 @@ enum Command {
         /// Serve streamable HTTP at http://ADDR/mcp instead of stdio.
         #[arg(long)]
         http: Option<String>,
+        /// Also serve the MCP conformance suite's fixtures (test_* tools,
+        /// prompts, resources, completions, logging).
+        #[arg(long)]
+        conformance: bool,
     },
 }
 
-fn example_agent(http: Option<String>) -> anyhow::Result<ExitCode> {
+fn example_agent(http: Option<String>, conformance: bool) -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(false)
@@ -79,10 +83,11 @@ fn example_agent(http: Option<String>) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     use agent_bgp::mcp::example_agent as ex;
+    let options = ex::Options { conformance };
     rt.block_on(async {
         match http {
-            Some(addr) => ex::serve_http(&addr).await,
-            None => ex::serve_stdio().await,
+            Some(addr) => ex::serve_http(&addr, options).await,
+            None => ex::serve_stdio(options).await,
         }
     })?;
     Ok(ExitCode::SUCCESS)
@@ -98,7 +103,7 @@ pub fn main() -> ExitCode {
         Command::Mcp(a) => mcp::mcp(a),
         Command::Agent(c) => agent::agent(c),
         Command::Asn(c) => asn::asn(c),
-        Command::ExampleAgent { http } => example_agent(http),
+        Command::ExampleAgent { http, conformance } => example_agent(http, conformance),
     };
     match r {
         Ok(code) => code,

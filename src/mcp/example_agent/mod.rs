@@ -28,22 +28,54 @@
 //!   its own name) and sends `notifications/tools/list_changed`.
 //! - `stats`: `{ "pid": ..., "cancelled": ... }`, the process id and how
 //!   many calls saw a cancellation, so tests can check what reached it.
+//!
+//! With `--conformance` (`abgp example-agent --conformance`,
+//! `cargo run --example echo_agent -- --conformance`, with or without
+//! `--http`) it also serves the fixtures of the official MCP conformance
+//! suite's server scenarios (`conformance.rs`): the `test_*` tools and
+//! `json_schema_2020_12_tool` after the tools above, four `test_*` prompts,
+//! the `test://` resources and template (subscribable, one changes every
+//! second), completions and `logging/setLevel`. Without the flag it declares
+//! tools only and its tool list is exactly the one above, which the demo and
+//! the tests rely on. `tests/conformance.rs` runs the suite against it.
+
+mod conformance;
+mod input_required;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    JsonObject, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
-    ServerCapabilities, ServerConfig, SubscriptionFilter, Tool, ToolAnnotations,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestMethod,
+    CompleteRequestParams, CompleteResult, ContentBlock, GetPromptRequestMethod,
+    GetPromptRequestParams, GetPromptResponse, Implementation, JsonObject,
+    ListPromptsRequestMethod, ListPromptsResult, ListResourceTemplatesRequestMethod,
+    ListResourceTemplatesResult, ListResourcesRequestMethod, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, ProgressNotificationParam, ReadResourceRequestMethod,
+    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
+    SetLevelRequestMethod, SubscribeRequestMethod, SubscribeRequestParams, SubscriptionFilter,
+    Tool, ToolAnnotations, UnsubscribeRequestMethod, UnsubscribeRequestParams,
 };
+// Logging is deprecated by SEP-2577; the conformance fixtures serve it for
+// 2025-11-25 clients.
+#[allow(deprecated)]
+use rmcp::model::SetLevelRequestParams;
 use rmcp::service::{RequestContext, SubscriptionContext, SubscriptionSink};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
+
+use conformance::{Call, Conformance, Fixtures};
+
+/// What the agent serves beyond its own tools.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Also serve the conformance suite's fixtures (`--conformance`).
+    pub conformance: bool,
+}
 
 /// Shared by every session (HTTP serves one handler per session).
 #[derive(Default)]
@@ -53,12 +85,33 @@ pub struct State {
     listeners: Mutex<Vec<SubscriptionSink>>,
     /// Calls that ended because the client cancelled them.
     cancelled: AtomicU64,
+    /// The conformance fixtures, with `--conformance`.
+    fixtures: Option<Arc<Fixtures>>,
+}
+
+impl State {
+    /// The state of one agent process; starts the fixtures' clock when
+    /// `options` asks for them, so call it on a Tokio runtime.
+    pub fn new(options: Options) -> Arc<Self> {
+        Arc::new(State {
+            fixtures: options.conformance.then(Fixtures::start),
+            ..State::default()
+        })
+    }
 }
 
 /// The agent's tools; one per session, all sharing one state.
 #[derive(Clone)]
 pub struct EchoAgent {
     state: Arc<State>,
+    /// This session's view of the fixtures, with `--conformance`.
+    conformance: Option<Conformance>,
+}
+
+/// The error a handler answers for a feature the agent does not declare
+/// (the SDK's default for it).
+fn not_declared<M: rmcp::model::ConstString>() -> ErrorData {
+    ErrorData::method_not_found::<M>()
 }
 
 fn schema(v: Value) -> Arc<JsonObject> {
@@ -74,6 +127,14 @@ fn read_only() -> ToolAnnotations {
 }
 
 impl EchoAgent {
+    /// A handler for one session.
+    pub fn new(state: &Arc<State>) -> Self {
+        EchoAgent {
+            conformance: state.fixtures.as_ref().map(Conformance::session),
+            state: state.clone(),
+        }
+    }
+
     fn tools(&self) -> Vec<Tool> {
         let mut tools = vec![
             Tool::new(
@@ -160,6 +221,13 @@ impl EchoAgent {
             )
             .with_annotations(read_only()),
         ];
+        if let Some(c) = &self.conformance {
+            // The fixtures first: the suite's header checks call the first
+            // listed tool with no arguments.
+            let mut all = c.tools();
+            all.append(&mut tools);
+            tools = all;
+        }
         let extra = self
             .state
             .extra_tools
@@ -211,13 +279,14 @@ fn arg_f64(args: &JsonObject, key: &str) -> Result<f64, ErrorData> {
 
 impl ServerHandler for EchoAgent {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(
-            ServerCapabilities::builder()
+        let capabilities = match self.conformance {
+            Some(_) => Conformance::capabilities(),
+            None => ServerCapabilities::builder()
                 .enable_tools()
                 .enable_tool_list_changed()
                 .build(),
-        )
-        .with_server_info(Implementation::new(
+        };
+        ServerConfig::new(capabilities).with_server_info(Implementation::new(
             "agent-bgp-echo-agent",
             env!("CARGO_PKG_VERSION"),
         ))
@@ -229,6 +298,14 @@ impl ServerHandler for EchoAgent {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         Ok(ListToolsResult::with_all_items(self.tools()))
+    }
+
+    /// Only with `--conformance`, where rmcp uses it to check SEP-2243
+    /// `Mcp-Param-*` headers against `x-mcp-header` arguments; without it
+    /// the SDK's default (`None`) stands.
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.conformance.as_ref()?;
+        self.tools().into_iter().find(|t| t.name == name)
     }
 
     async fn call_tool(
@@ -347,6 +424,22 @@ impl ServerHandler for EchoAgent {
                 ))
             }
             other => {
+                if let Some(c) = &self.conformance {
+                    let r = match c.call(&request, &ctx).await {
+                        Call::NotMine => None,
+                        Call::Done(r) => Some(r),
+                        Call::ToolsChanged(r) => {
+                            self.announce_tool_change(&ctx).await;
+                            Some(r)
+                        }
+                    };
+                    if let Some(r) = r {
+                        if ctx.ct.is_cancelled() {
+                            self.state.cancelled.fetch_add(1, Ordering::Relaxed);
+                        }
+                        return r;
+                    }
+                }
                 let extra = self
                     .state
                     .extra_tools
@@ -367,17 +460,138 @@ impl ServerHandler for EchoAgent {
 
     fn accepted_subscription_filter(
         &self,
-        _requested: &SubscriptionFilter,
+        requested: &SubscriptionFilter,
     ) -> Option<SubscriptionFilter> {
-        Some(SubscriptionFilter::builder().tools_list_changed().build())
+        let filter = SubscriptionFilter::builder().tools_list_changed();
+        Some(match self.conformance {
+            Some(_) => filter
+                .resource_subscriptions(Conformance::accepted_resources(requested))
+                .build(),
+            None => filter.build(),
+        })
     }
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
         if let Ok(mut l) = self.state.listeners.lock() {
             l.push(context.sink().clone());
         }
-        context.cancelled().await;
+        match &self.conformance {
+            Some(c) => {
+                c.forward_updates(context.sink(), context.accepted(), context.cancelled())
+                    .await
+            }
+            None => context.cancelled().await,
+        }
         Ok(())
+    }
+
+    // The conformance fixtures' features; without `--conformance` these
+    // answer what the SDK answers for an undeclared feature.
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        match self.conformance {
+            Some(_) => Ok(Conformance::list_prompts()),
+            None => Err(not_declared::<ListPromptsRequestMethod>()),
+        }
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        match &self.conformance {
+            Some(c) => c.get_prompt(&request, &context),
+            None => Err(not_declared::<GetPromptRequestMethod>()),
+        }
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        match self.conformance {
+            Some(_) => Ok(Conformance::list_resources()),
+            None => Err(not_declared::<ListResourcesRequestMethod>()),
+        }
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        match self.conformance {
+            Some(_) => Ok(Conformance::list_resource_templates()),
+            None => Err(not_declared::<ListResourceTemplatesRequestMethod>()),
+        }
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        match &self.conformance {
+            Some(c) => c.read_resource(&request),
+            None => Err(not_declared::<ReadResourceRequestMethod>()),
+        }
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        match &self.conformance {
+            Some(c) => c.subscribe(&request.uri, &context),
+            None => Err(not_declared::<SubscribeRequestMethod>()),
+        }
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        match &self.conformance {
+            Some(c) => {
+                c.unsubscribe(&request.uri);
+                Ok(())
+            }
+            None => Err(not_declared::<UnsubscribeRequestMethod>()),
+        }
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        match self.conformance {
+            Some(_) => Conformance::complete(&request),
+            None => Err(not_declared::<CompleteRequestMethod>()),
+        }
+    }
+
+    #[allow(deprecated)] // see the import of SetLevelRequestParams
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        match &self.conformance {
+            Some(c) => {
+                c.set_level(request.level);
+                Ok(())
+            }
+            None => Err(not_declared::<SetLevelRequestMethod>()),
+        }
     }
 }
 
@@ -397,9 +611,9 @@ pub enum ExampleAgentError {
 }
 
 /// Serves the tools on stdin/stdout until the client closes them.
-pub async fn serve_stdio() -> Result<(), ExampleAgentError> {
-    let state = Arc::new(State::default());
-    let service = EchoAgent { state }
+pub async fn serve_stdio(options: Options) -> Result<(), ExampleAgentError> {
+    let state = State::new(options);
+    let service = EchoAgent::new(&state)
         .serve(crate::mcp::stdio::streams())
         .await
         .map_err(|e| ExampleAgentError::Stdio(e.to_string()))?;
@@ -410,9 +624,24 @@ pub async fn serve_stdio() -> Result<(), ExampleAgentError> {
         .map_err(|e| ExampleAgentError::Stdio(e.to_string()))
 }
 
+/// The `Origin`s the HTTP server accepts: pages served from this machine.
+pub const LOOPBACK_ORIGINS: [&str; 6] = [
+    "http://localhost:*",
+    "http://127.0.0.1:*",
+    "http://[::1]:*",
+    "https://localhost:*",
+    "https://127.0.0.1:*",
+    "https://[::1]:*",
+];
+
 /// Serves the tools over streamable HTTP at `http://ADDR/mcp`, printing
 /// `listening on http://ADDR/mcp` on stdout first.
-pub async fn serve_http(addr: &str) -> Result<(), ExampleAgentError> {
+///
+/// Against DNS rebinding it refuses (403) a request whose `Host` is not a
+/// loopback name (`localhost`, `127.0.0.1`, `::1`: rmcp's default) or that
+/// carries an `Origin` other than a loopback page ([`LOOPBACK_ORIGINS`]);
+/// clients that send no `Origin` (every non-browser client) pass.
+pub async fn serve_http(addr: &str, options: Options) -> Result<(), ExampleAgentError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ExampleAgentError::Bind {
@@ -420,15 +649,13 @@ pub async fn serve_http(addr: &str) -> Result<(), ExampleAgentError> {
             source,
         })?;
     let bound = listener.local_addr().map_err(ExampleAgentError::Http)?;
-    let state = Arc::new(State::default());
+    let state = State::new(options);
     let service = StreamableHttpService::new(
-        move || {
-            Ok(EchoAgent {
-                state: state.clone(),
-            })
-        },
+        move || Ok(EchoAgent::new(&state)),
         LocalSessionManager::default().into(),
-        StreamableHttpServerConfig::default().with_json_response(true),
+        StreamableHttpServerConfig::default()
+            .with_json_response(true)
+            .with_allowed_origins(LOOPBACK_ORIGINS),
     );
     let app = axum::Router::new().nest_service("/mcp", service);
     let mut out = tokio::io::stdout();
