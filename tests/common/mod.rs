@@ -126,6 +126,8 @@ pub async fn expect_down(
     }
 }
 
+pub mod conformance;
+
 #[path = "../ports/mod.rs"]
 mod ports;
 #[allow(unused_imports)] // not every test binary needs it
