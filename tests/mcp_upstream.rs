@@ -829,3 +829,84 @@ anyio.run(main)
         );
     }
 }
+
+/// A 2026-07-28 server over streamable HTTP that accepts
+/// `subscriptions/listen` and never acknowledges it (nor sends anything on
+/// it): the shape of a server whose listen support is broken or slow.
+async fn spawn_unacknowledging_server() -> String {
+    use axum::body::Body;
+    use axum::http::StatusCode;
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::post;
+    use axum::{Json, Router};
+
+    async fn mcp(Json(req): Json<Value>) -> Response {
+        let result = match req["method"].as_str().unwrap_or_default() {
+            "server/discover" => json!({
+                "resultType": "complete",
+                "supportedVersions": ["2026-07-28"],
+                "capabilities": {"tools": {"listChanged": true}},
+                "ttlMs": 0,
+                "cacheScope": "private",
+                "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "unacknowledging", "version": "1"}}
+            }),
+            "subscriptions/listen" => {
+                // An event stream that stays open and says nothing.
+                let body = Body::from_stream(futures::stream::pending::<
+                    Result<Vec<u8>, std::io::Error>,
+                >());
+                return Response::builder()
+                    .header("content-type", "text/event-stream")
+                    .body(body)
+                    .unwrap();
+            }
+            "tools/list" => json!({
+                "resultType": "complete",
+                "tools": [{"name": "hello", "inputSchema": {"type": "object"}}]
+            }),
+            _ => json!({"resultType": "complete"}),
+        };
+        match req.get("id") {
+            None => StatusCode::ACCEPTED.into_response(),
+            Some(id) => Json(json!({"jsonrpc": "2.0", "id": id, "result": result})).into_response(),
+        }
+    }
+    let app = Router::new().route("/mcp", post(mcp));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}/mcp")
+}
+
+/// `protocol = "auto"` against a 2026-07-28 server that never acknowledges
+/// `subscriptions/listen`: the agent still comes up, on 2026-07-28, within
+/// the bounded wait, instead of staying `starting` forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_that_never_acknowledges_listen_still_comes_up() {
+    let url = spawn_unacknowledging_server().await;
+    let (up, mut rx) = manager();
+    let id = AgentId::new("silent");
+    up.add_agent(
+        AgentConfig::http("silent", Prefix::new("test/silent/*").unwrap(), &url)
+            .unwrap()
+            .with_protocol(ProtocolMode::Auto),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let (_, tools) = expect_up(&mut rx, &id, 20.0).await;
+    assert_eq!(tools.len(), 1);
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "up after {:?}",
+        started.elapsed()
+    );
+    match up.status(&id).unwrap().state {
+        AgentState::Up {
+            protocol_version, ..
+        } => assert_eq!(protocol_version, "2026-07-28"),
+        other => panic!("{other:?}"),
+    }
+    up.shutdown().await;
+}

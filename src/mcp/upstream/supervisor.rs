@@ -350,6 +350,9 @@ async fn probe(peer: &Peer<RoleClient>, timeout: Duration) -> Result<(), DownRea
 /// `subscriptions/listen` stream; open one for the lists the server says
 /// can change, and return the task that forwards them. Older sessions get
 /// them unsolicited (see `AgentClient`).
+/// How long a 2026-07-28 agent has to acknowledge `subscriptions/listen`.
+pub(super) const LISTEN_ACK_TIMEOUT: Duration = Duration::from_secs(5);
+
 async fn listen_for_list_changes(
     peer: &Peer<RoleClient>,
     notify: Arc<Notify>,
@@ -376,11 +379,21 @@ async fn listen_for_list_changes(
     if !wanted {
         return None;
     }
-    // Returns once the server acknowledged the subscription.
-    let mut sub = match peer.listen(filter.build()).await {
-        Ok(sub) => sub,
-        Err(e) => {
+    // Returns once the server acknowledged the subscription. A server that
+    // never acknowledges must not keep the agent from coming up: after
+    // LISTEN_ACK_TIMEOUT the node goes on without list-change notices.
+    let mut sub = match tokio::time::timeout(LISTEN_ACK_TIMEOUT, peer.listen(filter.build())).await
+    {
+        Ok(Ok(sub)) => sub,
+        Ok(Err(e)) => {
             tracing::debug!(error = %e, "agent refused subscriptions/listen; list changes will not be seen");
+            return None;
+        }
+        Err(_) => {
+            tracing::warn!(
+                timeout = ?LISTEN_ACK_TIMEOUT,
+                "agent did not acknowledge subscriptions/listen; list changes will not be seen"
+            );
             return None;
         }
     };
