@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use agent_bgp::core::attrs::{AttrValue, ExtraAttr};
+use agent_bgp::core::call::{Ask, Notify, Reply};
 use agent_bgp::core::community::Community;
 use agent_bgp::core::message::{
     Capabilities, ErrorCode, Message, Notification, Open, PROTOCOL_VERSION, Update, subcode,
@@ -347,6 +348,31 @@ fn call_vectors() {
                 total: Some(1.0),
                 message: Some("halfway".into()),
             },
+        })),
+    );
+    check_frame(
+        "notify",
+        Frame::Call(CallMessage::Notify(Notify {
+            leg,
+            method: "notifications/message".into(),
+            params: json!({"level": "info", "logger": "lint", "data": "checked 3 files"}),
+        })),
+    );
+    check_frame(
+        "ask",
+        Frame::Call(CallMessage::Ask(Ask {
+            leg,
+            ask: 1,
+            method: "elicitation/create".into(),
+            params: json!({"message": "Which branch?", "requestedSchema": {"type": "object", "properties": {"branch": {"type": "string"}}}}),
+        })),
+    );
+    check_frame(
+        "reply",
+        Frame::Call(CallMessage::Reply(Reply {
+            leg,
+            ask: 1,
+            outcome: CallOutcome::Ok(json!({"action": "accept", "content": {"branch": "main"}})),
         })),
     );
     check_bytes(
