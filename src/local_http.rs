@@ -81,13 +81,28 @@ impl BrowserGuard {
         }
         if let Some(o) = headers.get(header::ORIGIN) {
             let text = String::from_utf8_lossy(o.as_bytes()).into_owned();
-            let ok = normalize_origin(&text).is_some_and(|n| self.origins.contains(&n));
+            let origin = normalize_origin(&text);
+            let ok = origin
+                .as_ref()
+                .is_some_and(|n| self.origins.contains(n) || same_loopback_origin(n, headers));
             if !ok {
                 return Err(BrowserRefusal::Origin(text));
             }
         }
         Ok(())
     }
+}
+
+/// A page served by this very server (its Origin is `http://` + the Host it
+/// asks, and that Host is a loopback name) is not a cross-origin request:
+/// no other site can have that origin, and a rebinding page carries its
+/// own name in Host, which the Host check refuses.
+fn same_loopback_origin(origin: &str, headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    host_allowed(host, &[])
+        && normalize_origin(&format!("http://{host}")).as_deref() == Some(origin)
 }
 
 fn host_allowed(host: &str, extra: &[String]) -> bool {
@@ -244,6 +259,26 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_servers_own_loopback_origin_passes_without_being_listed() {
+        let g = BrowserGuard::new(Some(&[]), &[]);
+        let uri: Uri = "/mcp".parse().unwrap();
+        let req = |host: &str, origin: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::HOST, host.parse().unwrap());
+            h.insert(header::ORIGIN, origin.parse().unwrap());
+            g.check(&uri, &h)
+        };
+        assert_eq!(req("127.0.0.1:4181", "http://127.0.0.1:4181"), Ok(()));
+        assert_eq!(req("localhost:4181", "http://localhost:4181"), Ok(()));
+        // Another local site, another port, https, or a rebinding name: no.
+        assert!(req("127.0.0.1:4181", "http://127.0.0.1:3000").is_err());
+        assert!(req("127.0.0.1:4181", "http://localhost:4181").is_err());
+        assert!(req("127.0.0.1:4181", "https://127.0.0.1:4181").is_err());
+        assert!(req("evil.example:4181", "http://evil.example:4181").is_err());
+        assert!(req("127.0.0.1:4181", "null").is_err());
+    }
 
     async fn start(limits: Limits) -> (std::net::SocketAddr, CancellationToken) {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();

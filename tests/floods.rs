@@ -419,6 +419,7 @@ fn call(h: &Hostile, leg: u64, target: &Prefix, tool: &str, args: Value, ms: u64
     let c = Call {
         leg: LegId(leg),
         hop_limit: 8,
+        log_level: None,
         progress: false,
         origin: Arc::new(origin),
         arguments: args,

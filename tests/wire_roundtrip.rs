@@ -394,7 +394,11 @@ fn arb_return() -> impl Strategy<Value = CallReturn> {
             0..4,
         ),
     )
-        .prop_map(|(outcome, trace)| CallReturn { outcome, trace })
+        .prop_map(|(outcome, trace)| CallReturn {
+            outcome,
+            trace,
+            sent_back: 0,
+        })
 }
 
 fn arb_call_message() -> impl Strategy<Value = CallMessage> {
@@ -405,17 +409,19 @@ fn arb_call_message() -> impl Strategy<Value = CallMessage> {
             any::<u8>(),
             any::<bool>(),
             arb_origin(),
-            arb_json()
+            arb_json(),
+            proptest::option::of(0u8..8),
         )
-            .prop_map(
-                |(leg, hop_limit, progress, origin, arguments)| CallMessage::Call(Call {
+            .prop_map(|(leg, hop_limit, progress, origin, arguments, log_level)| {
+                CallMessage::Call(Call {
                     leg,
                     hop_limit,
                     progress,
+                    log_level,
                     origin: Arc::new(origin),
                     arguments,
                 })
-            ),
+            }),
         (
             leg.clone(),
             prop_oneof![

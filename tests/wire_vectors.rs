@@ -260,6 +260,7 @@ fn call_vectors() {
         Frame::Call(CallMessage::Call(Call {
             leg,
             hop_limit: 16,
+            log_level: None,
             progress: true,
             origin: Arc::new(signed_call_origin()),
             arguments: json!({"path": "src/main.ts", "fix": true, "max": 3}),
@@ -289,6 +290,7 @@ fn call_vectors() {
         Frame::Call(CallMessage::Answer(Answer {
             leg,
             answer: CallAnswer::Done(CallReturn {
+                sent_back: 0,
                 outcome: CallOutcome::Ok(
                     json!({"content": [{"type": "text", "text": "0 problems"}], "isError": false}),
                 ),
@@ -311,6 +313,7 @@ fn call_vectors() {
         Frame::Call(CallMessage::Result(CallResult {
             leg,
             ret: CallReturn {
+                sent_back: 0,
                 outcome: CallOutcome::Ok(
                     json!({"content": [{"type": "text", "text": "0 problems"}], "isError": false}),
                 ),
@@ -323,6 +326,7 @@ fn call_vectors() {
         Frame::Call(CallMessage::Result(CallResult {
             leg,
             ret: CallReturn {
+                sent_back: 0,
                 outcome: CallOutcome::Err(CallError::upstream(
                     -32602,
                     "unknown argument `fx`",

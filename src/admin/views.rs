@@ -258,6 +258,19 @@ pub struct McpView {
     pub metrics: CallMetrics,
     /// HTTP requests the front refused (bad Host, foreign Origin, token).
     pub front_refused: FrontRefusedView,
+    /// What the front lists: routed tools, prompts, resources, templates.
+    pub front_lists: FrontListsView,
+}
+
+/// How many routed items the front lists, and how many of them still wait
+/// for their descriptor (a remote item listed before its DESCRIBE answered).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FrontListsView {
+    pub tools: usize,
+    pub prompts: usize,
+    pub resources: usize,
+    pub templates: usize,
+    pub descriptors_missing: usize,
 }
 
 /// HTTP requests the MCP front refused, by check.

@@ -170,6 +170,10 @@ pub struct Call {
     pub hop_limit: u8,
     /// The caller wants progress notifications.
     pub progress: bool,
+    /// The calling client wants the agent's log messages of this severity
+    /// and above (RFC 5424 order as MCP uses it: 0 debug, 1 info, 2 notice,
+    /// 3 warning, 4 error, 5 critical, 6 alert, 7 emergency); `None`: none.
+    pub log_level: Option<u8>,
     pub origin: Arc<CallOrigin>,
     /// The tool's arguments (an MCP `arguments` object, or null).
     pub arguments: Json,
@@ -377,6 +381,13 @@ pub struct HopTrace {
 pub struct CallReturn {
     pub outcome: CallOutcome,
     pub trace: Vec<HopTrace>,
+    /// PROGRESS, NOTIFY and ASK messages the sender sent back for the call
+    /// on this leg before this return. Each travels on a stream of its own
+    /// and can be overtaken by the return; a hop that has seen fewer holds
+    /// the return briefly for them, so the client sees the last progress
+    /// step and log line before the result.
+    #[serde(default)]
+    pub sent_back: u32,
 }
 
 /// The immediate answer to a CALL request.

@@ -277,6 +277,7 @@ pub struct ToolCall {
     arguments: Map<String, Value>,
     progress: Option<mpsc::Sender<Progress>>,
     side: Option<mpsc::Sender<SideEvent>>,
+    log_level: Option<u8>,
     cancel: CancellationToken,
     timeout: Option<Duration>,
 }
@@ -290,6 +291,7 @@ impl ToolCall {
             arguments: Map::new(),
             progress: None,
             side: None,
+            log_level: None,
             cancel: CancellationToken::new(),
             timeout: None,
         }
@@ -306,6 +308,16 @@ impl ToolCall {
     /// `tools/call`. Use [`UpstreamHandle::request`] for these.
     pub fn with_op(mut self, op: CallOp) -> Self {
         self.op = op;
+        self
+    }
+
+    /// The caller wants the agent's log messages from this severity up (0
+    /// debug ... 7 emergency). On a 2026-07-28 session the level goes in
+    /// the request's `_meta` (`io.modelcontextprotocol/logLevel`), the only
+    /// way that revision asks for log messages; a 2025-11-25 agent sends
+    /// what its session level allows.
+    pub fn with_log_level(mut self, level: Option<u8>) -> Self {
+        self.log_level = level;
         self
     }
 
@@ -714,6 +726,7 @@ async fn call_on_session(
         arguments,
         progress,
         side,
+        log_level,
         cancel,
         ..
     } = call;
@@ -733,14 +746,124 @@ async fn call_on_session(
         }
     };
 
-    let request =
-        build_request(op, &tool, arguments).map_err(|detail| UpstreamError::Rejected {
-            agent: agent.clone(),
-            tool: tool.clone(),
-            code: ErrorCode::INVALID_PARAMS.0,
-            message: detail,
-            data: None,
-        })?;
+    // A 2026-07-28 agent asks for input by answering `input_required`
+    // (SEP-2322) instead of sending requests mid-call: each round's
+    // requests go to the caller's client over the side channel, as a
+    // 2025-11-25 agent's would, and the request is sent again with the
+    // answers and the agent's opaque state, until it completes.
+    let mut retry: Option<(Map<String, Value>, Option<String>)> = None;
+    let mut rounds = 0usize;
+    loop {
+        let request = build_request(op, &tool, arguments.clone(), retry.take(), log_level)
+            .map_err(|detail| UpstreamError::Rejected {
+                agent: agent.clone(),
+                tool: tool.clone(),
+                code: ErrorCode::INVALID_PARAMS.0,
+                message: detail,
+                data: None,
+            })?;
+        let result = send_once(
+            session,
+            request,
+            Once {
+                agent: &agent,
+                tool: &tool,
+                progress: progress.clone(),
+                side: side.clone(),
+                cancel: &cancel,
+                timeout,
+                deadline,
+                sent_before: rounds > 0,
+            },
+        )
+        .await?;
+        let ServerResult::InputRequiredResult(ir) = result else {
+            return Ok(result);
+        };
+        let (Some(side), Some(requests)) = (&side, ir.input_requests.clone()) else {
+            return Ok(ServerResult::InputRequiredResult(ir));
+        };
+        rounds += 1;
+        if rounds > rmcp::model::DEFAULT_MRTR_MAX_ROUNDS {
+            return Err(UpstreamError::Unsupported {
+                agent,
+                tool,
+                what: "the upstream asked for more input more than 10 rounds in a row",
+            });
+        }
+        let mut answers = Map::new();
+        for (key, req) in requests {
+            let v = serde_json::to_value(&req).unwrap_or(Value::Null);
+            let method = v["method"].as_str().unwrap_or_default().to_string();
+            let params = v.get("params").cloned().unwrap_or(Value::Null);
+            let (reply, rx) = tokio::sync::oneshot::channel();
+            let asked = side
+                .send(SideEvent::Ask {
+                    method,
+                    params,
+                    reply,
+                })
+                .await;
+            let answer = match asked {
+                Ok(()) => tokio::select! {
+                    a = rx => a.ok(),
+                    _ = cancel.cancelled() => return Err(UpstreamError::Cancelled { agent, tool, sent: true }),
+                    _ = tokio::time::sleep_until(deadline) => {
+                        return Err(UpstreamError::Timeout { agent, tool, after: timeout, sent: true });
+                    }
+                },
+                Err(_) => None,
+            };
+            match answer {
+                Some(Ok(v)) => {
+                    answers.insert(key, v);
+                }
+                Some(Err(e)) => {
+                    return Err(UpstreamError::Rejected {
+                        agent,
+                        tool,
+                        code: i32::try_from(e.code).unwrap_or(ErrorCode::INTERNAL_ERROR.0),
+                        message: format!(
+                            "the calling client could not give the input the agent asked for: {}",
+                            e.message
+                        ),
+                        data: e.data,
+                    });
+                }
+                None => {
+                    return Err(UpstreamError::Rejected {
+                        agent,
+                        tool,
+                        code: ErrorCode::INTERNAL_ERROR.0,
+                        message: "the call ended before the calling client gave the input the agent asked for".into(),
+                        data: None,
+                    });
+                }
+            }
+        }
+        retry = Some((answers, ir.request_state.clone()));
+    }
+}
+
+/// One request of a call (a call is several when the agent asks for input).
+struct Once<'a> {
+    agent: &'a AgentId,
+    tool: &'a str,
+    progress: Option<mpsc::Sender<Progress>>,
+    side: Option<mpsc::Sender<SideEvent>>,
+    cancel: &'a CancellationToken,
+    timeout: Duration,
+    deadline: tokio::time::Instant,
+    /// An earlier round of this call reached the agent.
+    sent_before: bool,
+}
+
+async fn send_once(
+    session: &Arc<Session>,
+    request: ClientRequest,
+    o: Once<'_>,
+) -> Result<ServerResult, UpstreamError> {
+    let (agent, tool) = (o.agent.clone(), o.tool.to_string());
     let send = session
         .peer
         .send_request_with_option(request, PeerRequestOptions::no_options());
@@ -748,10 +871,10 @@ async fn call_on_session(
         biased;
         // The SDK's send is an mpsc send: dropped before it completes, the
         // request was not queued.
-        _ = cancel.cancelled() => return Err(UpstreamError::Cancelled { agent, tool, sent: false }),
+        _ = o.cancel.cancelled() => return Err(UpstreamError::Cancelled { agent, tool, sent: o.sent_before }),
         h = send => h.map_err(|e| service_error(&agent, &tool, e))?,
-        _ = tokio::time::sleep_until(deadline) => {
-            return Err(UpstreamError::Timeout { agent, tool, after: timeout, sent: false });
+        _ = tokio::time::sleep_until(o.deadline) => {
+            return Err(UpstreamError::Timeout { agent, tool, after: o.timeout, sent: o.sent_before });
         }
     };
     let request_id = handle.id.clone();
@@ -759,14 +882,16 @@ async fn call_on_session(
     // registration are held briefly by the router and replayed.
     let _progress = session
         .progress
-        .subscribe(handle.progress_token.clone(), progress);
-    let _side = side.map(|tx| session.side.subscribe(request_id.clone(), tx));
+        .subscribe(handle.progress_token.clone(), o.progress);
+    let _side = o
+        .side
+        .map(|tx| session.side.subscribe(request_id.clone(), tx));
 
     let outcome = tokio::select! {
         biased;
         r = handle.await_response() => Ok(r),
-        _ = cancel.cancelled() => Err("cancelled by the caller"),
-        _ = tokio::time::sleep_until(deadline) => Err("timed out"),
+        _ = o.cancel.cancelled() => Err("cancelled by the caller"),
+        _ = tokio::time::sleep_until(o.deadline) => Err("timed out"),
     };
     match outcome {
         Ok(Ok(result)) => Ok(result),
@@ -786,7 +911,7 @@ async fn call_on_session(
             {
                 tracing::debug!(%agent, %tool, "cancellation not sent in time");
             }
-            if cancel.is_cancelled() {
+            if o.cancel.is_cancelled() {
                 Err(UpstreamError::Cancelled {
                     agent,
                     tool,
@@ -796,7 +921,7 @@ async fn call_on_session(
                 Err(UpstreamError::Timeout {
                     agent,
                     tool,
-                    after: timeout,
+                    after: o.timeout,
                     sent: true,
                 })
             }
@@ -804,30 +929,67 @@ async fn call_on_session(
     }
 }
 
-/// The request an operation sends.
+/// The request an operation sends; `retry` carries the answers to an
+/// earlier `input_required` round and the agent's state.
 fn build_request(
     op: CallOp,
     name: &str,
     args: Map<String, Value>,
+    retry: Option<(Map<String, Value>, Option<String>)>,
+    log_level: Option<u8>,
 ) -> Result<ClientRequest, String> {
-    let parse = |v: Value| -> Result<_, String> { Ok(v) };
+    let mut params = match op {
+        CallOp::Tool => serde_json::json!({"name": name, "arguments": args}),
+        CallOp::Prompt => serde_json::json!({"name": name, "arguments": args}),
+        CallOp::Resource | CallOp::Complete => Value::Object(args),
+        CallOp::Describe => return Err("describe is answered by the node, not the agent".into()),
+    };
+    if let (Some((answers, state)), Value::Object(p)) = (retry, &mut params) {
+        p.insert("inputResponses".into(), Value::Object(answers));
+        if let Some(state) = state {
+            p.insert("requestState".into(), Value::String(state));
+        }
+    }
+    if let (Some(level), Value::Object(p)) = (log_level, &mut params) {
+        const NAMES: [&str; 8] = [
+            "debug",
+            "info",
+            "notice",
+            "warning",
+            "error",
+            "critical",
+            "alert",
+            "emergency",
+        ];
+        let name = NAMES[usize::from(level.min(7))];
+        let meta = p
+            .entry("_meta")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(m) = meta {
+            m.insert(
+                "io.modelcontextprotocol/logLevel".into(),
+                Value::String(name.into()),
+            );
+        }
+    }
     Ok(match op {
-        CallOp::Tool => ClientRequest::CallToolRequest(Request::new(
-            CallToolRequestParams::new(name.to_string()).with_arguments(args),
-        )),
+        CallOp::Tool => {
+            let p: CallToolRequestParams =
+                serde_json::from_value(params).map_err(|e| format!("not tool call params: {e}"))?;
+            ClientRequest::CallToolRequest(Request::new(p))
+        }
         CallOp::Prompt => {
-            let v = parse(serde_json::json!({"name": name, "arguments": args}))?;
-            let p: GetPromptRequestParams = serde_json::from_value(v)
+            let p: GetPromptRequestParams = serde_json::from_value(params)
                 .map_err(|e| format!("prompt arguments must be text values: {e}"))?;
             ClientRequest::GetPromptRequest(Request::new(p))
         }
         CallOp::Resource => {
-            let p: ReadResourceRequestParams = serde_json::from_value(Value::Object(args))
+            let p: ReadResourceRequestParams = serde_json::from_value(params)
                 .map_err(|e| format!("a resource read needs a `uri`: {e}"))?;
             ClientRequest::ReadResourceRequest(Request::new(p))
         }
         CallOp::Complete => {
-            let p: CompleteRequestParams = serde_json::from_value(Value::Object(args))
+            let p: CompleteRequestParams = serde_json::from_value(params)
                 .map_err(|e| format!("not completion params: {e}"))?;
             ClientRequest::CompleteRequest(Request::new(p))
         }

@@ -88,6 +88,7 @@ fn call(from: &Side, leg: u64) -> Call {
     Call {
         leg: LegId(leg),
         hop_limit: 4,
+        log_level: None,
         progress: false,
         origin: Arc::new(CallOrigin {
             id: CallId([leg as u8; 16]),

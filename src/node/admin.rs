@@ -4,7 +4,9 @@
 use super::mcp::{resolve_agent, state_text};
 use super::*;
 use crate::admin::AdminError;
-use crate::admin::views::{AgentSource, AgentView, CallInFlight, FrontRefusedView, McpView};
+use crate::admin::views::{
+    AgentSource, AgentView, CallInFlight, FrontListsView, FrontRefusedView, McpView,
+};
 use crate::core::ids::AgentId;
 use crate::mcp::config::AgentConfig;
 use crate::mcp::upstream::UpstreamError;
@@ -349,6 +351,22 @@ impl Node {
                     }
                 })
                 .unwrap_or_default(),
+            front_lists: {
+                use crate::mcp::items::ItemKind;
+                let t = self.mcp.plane.table();
+                let missing_items = [ItemKind::Prompt, ItemKind::Resource, ItemKind::Template]
+                    .into_iter()
+                    .flat_map(|k| t.items(k))
+                    .filter(|i| i.routed.descriptor.is_none() && i.routed.hash.is_some())
+                    .count();
+                FrontListsView {
+                    tools: t.len(),
+                    prompts: t.items(ItemKind::Prompt).count(),
+                    resources: t.items(ItemKind::Resource).count(),
+                    templates: t.items(ItemKind::Template).count(),
+                    descriptors_missing: t.missing_descriptors().count() + missing_items,
+                }
+            },
         }
     }
 }

@@ -249,10 +249,12 @@ fn start_run(
         arguments,
         timeout,
         progress,
+        log_level,
     } = run;
     let (stx, mut srx) = mpsc::channel::<SideEvent>(64);
     let mut call = ToolCall::new(agent.clone(), tool)
         .with_op(op)
+        .with_log_level(log_level)
         .with_arguments(arguments)
         .with_cancel(cancel)
         .with_timeout(timeout)

@@ -48,6 +48,7 @@ mod k {
         pub const PROGRESS: u64 = 2;
         pub const ORIGIN: u64 = 3;
         pub const ARGUMENTS: u64 = 4;
+        pub const LOG_LEVEL: u64 = 5;
     }
     pub mod origin {
         pub const ID: u64 = 0;
@@ -73,6 +74,7 @@ mod k {
         pub const OK: u64 = 0;
         pub const ERR: u64 = 1;
         pub const TRACE: u64 = 2;
+        pub const SENT_BACK: u64 = 3;
     }
     pub mod err {
         pub const KIND: u64 = 0;
@@ -398,13 +400,16 @@ fn encode_return(r: &CallReturn, depth: usize, limits: &Limits) -> Result<Value,
                 .collect(),
         ),
     );
+    if r.sent_back > 0 {
+        b.put(SENT_BACK, uint(u64::from(r.sent_back)));
+    }
     Ok(b.build())
 }
 
 fn decode_return(v: &Value, limits: &Limits) -> Result<CallReturn, FieldError> {
     use k::ret::*;
     let f = Fields::parse(v)?;
-    f.check_known(&[OK, ERR, TRACE])?;
+    f.check_known(&[OK, ERR, TRACE, SENT_BACK])?;
     // `ok` may legitimately be JSON null, so look at presence, not value.
     let outcome = match (f.get(OK), f.opt(ERR)) {
         (Some(ok), None) => CallOutcome::Ok(cbor_to_json(ok).map_err(|e| e.within("ok"))?),
@@ -439,7 +444,12 @@ fn decode_return(v: &Value, limits: &Limits) -> Result<CallReturn, FieldError> {
             }
         })
     })?;
-    Ok(CallReturn { outcome, trace })
+    let sent_back = f.read_or(SENT_BACK, "sent_back", 0, u32_of)?;
+    Ok(CallReturn {
+        outcome,
+        trace,
+        sent_back,
+    })
 }
 
 /// Encodes a call-tunnelling body.
@@ -460,6 +470,9 @@ pub fn encode_call_message(m: &CallMessage, limits: &Limits) -> Result<Value, En
             b.put(ORIGIN, encode_origin(&c.origin, limits)?);
             if !c.arguments.is_null() {
                 b.put(ARGUMENTS, json_to_cbor(&c.arguments, depth)?);
+            }
+            if let Some(l) = c.log_level {
+                b.put(LOG_LEVEL, uint(l.min(7)));
             }
         }
         CallMessage::Answer(a) => {
@@ -516,6 +529,7 @@ pub fn encode_call_message(m: &CallMessage, limits: &Limits) -> Result<Value, En
             use k::side::*;
             b.put(ASK, uint(u64::from(r.ask)));
             let ret = CallReturn {
+                sent_back: 0,
                 outcome: r.outcome.clone(),
                 trace: Vec::new(),
             };
@@ -591,13 +605,20 @@ fn leg_of(f: &Fields<'_>) -> Result<LegId, FieldError> {
 pub fn decode_call(v: &Value, limits: &Limits) -> Result<Call, FieldError> {
     use k::call::*;
     let f = Fields::parse(v)?;
-    f.check_known(&[k::LEG, HOP_LIMIT, PROGRESS, ORIGIN, ARGUMENTS])?;
+    f.check_known(&[k::LEG, HOP_LIMIT, PROGRESS, ORIGIN, ARGUMENTS, LOG_LEVEL])?;
     Ok(Call {
         leg: leg_of(&f)?,
         hop_limit: f.read(HOP_LIMIT, "hop_limit", u8_of)?,
         progress: f.read_or(PROGRESS, "progress", false, bool_of)?,
         origin: f.read(ORIGIN, "origin", |v| decode_origin(v, limits).map(Arc::new))?,
         arguments: f.read_or(ARGUMENTS, "arguments", Json::Null, cbor_to_json)?,
+        log_level: f.read_or(LOG_LEVEL, "log_level", None, |v| match u8_of(v)? {
+            l @ 0..=7 => Ok(Some(l)),
+            _ => Err(FieldErrorKind::WrongType {
+                expected: "a log level from 0 (debug) to 7 (emergency)",
+            }
+            .into()),
+        })?,
     })
 }
 
@@ -731,11 +752,13 @@ mod tests {
         round_trip(CallMessage::Call(Call {
             leg: LegId(42),
             hop_limit: 15,
+            log_level: Some(1),
             progress: true,
             origin: Arc::new(origin()),
             arguments: json!({"tz": "UTC", "n": [1, 2.5]}),
         }));
         let ret = CallReturn {
+            sent_back: 3,
             outcome: CallOutcome::Ok(json!({"content": [], "isError": false})),
             trace: vec![HopTrace {
                 node: NodeId::from_u64(3),
@@ -758,6 +781,7 @@ mod tests {
         round_trip(CallMessage::Result(CallResult {
             leg: LegId(3),
             ret: CallReturn {
+                sent_back: 0,
                 outcome: CallOutcome::Err(CallError::upstream(
                     -32602,
                     "bad",
@@ -811,6 +835,7 @@ mod tests {
             round_trip(CallMessage::Call(Call {
                 leg: LegId(9),
                 hop_limit: 3,
+                log_level: None,
                 progress: false,
                 origin: Arc::new(o),
                 arguments: json!({"uri": "test://x"}),

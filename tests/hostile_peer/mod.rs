@@ -374,6 +374,7 @@ fn call_answer(c: &agent_bgp::core::call::Call, b: &CallBehaviour) -> Option<Vec
         CallBehaviour::Empty => return None,
         CallBehaviour::Accept { describe: Some(d) } if c.origin.op == CallOp::Describe => {
             CallAnswer::Done(CallReturn {
+                sent_back: 0,
                 outcome: CallOutcome::Ok(d.clone()),
                 trace: Vec::new(),
             })

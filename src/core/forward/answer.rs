@@ -64,6 +64,7 @@ impl Forwarder {
                     now,
                     key,
                     CallReturn {
+                        sent_back: 0,
                         outcome: CallOutcome::Err(err),
                         trace: Vec::new(),
                     },
@@ -72,7 +73,7 @@ impl Forwarder {
             }
             CallAnswer::Done(ret) => {
                 self.stats.answered_inline += 1;
-                self.finish(now, key, ret, out);
+                self.finish_from_down(now, key, ret, out);
             }
         }
     }
@@ -95,6 +96,7 @@ impl Forwarder {
         }
         if e.progress_count < PROGRESS_BURST && e.progress_held.is_none() {
             e.progress_count += 1;
+            e.back_out += 1;
             e.progress_sent = Some(now);
             Self::send_progress(key, info, out);
             return;
@@ -115,12 +117,83 @@ impl Forwarder {
         // this supersedes it (and keeps the order).
         let superseded = e.progress_held.take().and(e.progress_sent);
         e.progress_sent = Some(now);
+        e.back_out += 1;
         if let Some(sent) = superseded {
             self.stats.progress_coalesced += 1;
             self.table
                 .disarm(Micros(sent.0 + PROGRESS_INTERVAL_US), Timer::Progress, key);
         }
         Self::send_progress(key, info, out);
+    }
+
+    /// A return from the next hop: finished at once, unless it says PROGRESS
+    /// preceded it that has not arrived (overtaken on the way); then it is
+    /// held until they do, or for at most [`RETURN_HOLD_US`].
+    pub(super) fn finish_from_down(
+        &mut self,
+        now: Micros,
+        key: InKey,
+        ret: CallReturn,
+        out: &mut Vec<CallAction>,
+    ) {
+        if let Some(e) = self.table.get_mut(&key)
+            && e.progress
+            && ret.sent_back > e.back_in
+            && e.held_return.is_none()
+        {
+            let at = Micros(now.0 + RETURN_HOLD_US);
+            e.held_return = Some((at, ret));
+            self.table.arm(at, Timer::Hold, key);
+            return;
+        }
+        self.finish(now, key, ret, out);
+    }
+
+    /// PROGRESS from the next hop: relayed, and a held return released once
+    /// everything it waited for is here.
+    pub(super) fn progress_from_down(
+        &mut self,
+        now: Micros,
+        key: InKey,
+        info: ProgressInfo,
+        out: &mut Vec<CallAction>,
+    ) {
+        if !self.table.contains(&key) {
+            return;
+        }
+        self.relay_progress(now, key, info, out);
+        self.came_back(now, key, out);
+    }
+
+    /// NOTIFY or ASK from the next hop: relayed, then counted like PROGRESS.
+    pub(super) fn back_from_down(
+        &mut self,
+        now: Micros,
+        key: Option<InKey>,
+        m: Back,
+        out: &mut Vec<CallAction>,
+    ) {
+        self.relay_back(key, m, out);
+        if let Some(key) = key {
+            self.came_back(now, key, out);
+        }
+    }
+
+    /// One more message came back on the call's current leg; a held return
+    /// it was the last one missing for goes on.
+    fn came_back(&mut self, now: Micros, key: InKey, out: &mut Vec<CallAction>) {
+        let Some(e) = self.table.get_mut(&key) else {
+            return;
+        };
+        e.back_in = e.back_in.saturating_add(1);
+        let due = e
+            .held_return
+            .as_ref()
+            .is_some_and(|(_, r)| r.sent_back <= e.back_in);
+        if due && let Some((at, ret)) = e.held_return.take() {
+            self.table.disarm(at, Timer::Hold, key);
+            self.finish(now, key, ret, out);
+        }
     }
 
     /// Counts one side-channel message against the call's share; false
@@ -145,6 +218,9 @@ impl Forwarder {
         let Some(key) = self.side_allowed(key) else {
             return;
         };
+        if let Some(e) = self.table.get_mut(&key) {
+            e.back_out += 1;
+        }
         out.push(match (key, m) {
             (InKey::Front(id), Back::Notify(method, params)) => {
                 CallAction::FrontNotify { id, method, params }
@@ -219,9 +295,16 @@ impl Forwarder {
         mut ret: CallReturn,
         out: &mut Vec<CallAction>,
     ) {
-        let Some(e) = self.remove(key) else {
+        let Some(mut e) = self.remove(key) else {
             return;
         };
+        // Progress still held for its interval goes first: it is older
+        // than the result.
+        if let Some(info) = e.progress_held.take() {
+            e.back_out += 1;
+            Self::send_progress(key, info, out);
+        }
+        ret.sent_back = e.back_out;
         let elapsed = now.0.saturating_sub(e.started.0);
         ret.trace.push(HopTrace {
             node: self.cfg.node,
@@ -279,6 +362,7 @@ impl Forwarder {
         let from = key.peer();
         self.record(call, from, None, e.kind.name(), out);
         let ret = CallReturn {
+            sent_back: 0,
             outcome: CallOutcome::Err(e),
             trace: vec![HopTrace {
                 node: self.cfg.node,
@@ -386,7 +470,15 @@ impl Forwarder {
                         && let Some(info) = e.progress_held.take()
                     {
                         e.progress_sent = Some(now);
+                        e.back_out += 1;
                         Self::send_progress(key, info, out);
+                    }
+                }
+                Timer::Hold => {
+                    if let Some((_, ret)) =
+                        self.table.get_mut(&key).and_then(|e| e.held_return.take())
+                    {
+                        self.finish(now, key, ret, out);
                     }
                 }
                 Timer::Ack => {
@@ -433,6 +525,7 @@ impl Forwarder {
                         now,
                         key,
                         CallReturn {
+                            sent_back: 0,
                             outcome: CallOutcome::err(CallErrorKind::Timeout, msg),
                             trace: Vec::new(),
                         },

@@ -39,6 +39,7 @@ impl Forwarder {
             out.push(CallAction::FrontDone {
                 id,
                 ret: CallReturn {
+                    sent_back: 0,
                     outcome: CallOutcome::err(kind, msg),
                     trace: Vec::new(),
                 },
@@ -58,6 +59,7 @@ impl Forwarder {
             return out.push(CallAction::FrontDone {
                 id,
                 ret: CallReturn {
+                    sent_back: 0,
                     outcome: CallOutcome::Err(e),
                     trace: Vec::new(),
                 },
@@ -240,6 +242,10 @@ impl Forwarder {
         let Some((leg, before)) = self.table.reroute(key, peer) else {
             return;
         };
+        if let Some(e) = self.table.get_mut(&key) {
+            // PROGRESS of the new leg is counted from zero.
+            e.back_in = 0;
+        }
         if let Some(old) = before {
             self.quotas.sent_to(old, false);
         }
@@ -291,6 +297,9 @@ impl Forwarder {
             progress_held: None,
             progress_count: 0,
             side: 0,
+            back_out: 0,
+            back_in: 0,
+            held_return: None,
         }
     }
 
@@ -373,6 +382,7 @@ impl Forwarder {
             op: o.op,
             deadline,
             progress: call.progress,
+            log_level: call.log_level,
             caller: o.caller,
             caller_asn: o.caller_asn,
             prefix,

@@ -150,6 +150,8 @@ pub struct Delivery {
     pub arguments: Json,
     pub deadline: Millis,
     pub progress: bool,
+    /// The calling client's log level ([`Call::log_level`]).
+    pub log_level: Option<u8>,
     pub caller: NodeId,
     pub caller_asn: Asn,
     /// The route prefix the tool is served under.

@@ -81,7 +81,7 @@ use crate::core::ids::NodeId;
 use answer::Back;
 use quota::{Claim, Quotas};
 use replay::ReplayWindow;
-use table::{CallTable, Down, Entry, MAX_SIDE_MESSAGES, PROGRESS_BURST, Timer};
+use table::{CallTable, Down, Entry, MAX_SIDE_MESSAGES, PROGRESS_BURST, RETURN_HOLD_US, Timer};
 
 pub use config::ForwardConfig;
 pub use events::{
@@ -222,7 +222,7 @@ impl Forwarder {
             }
             CallEvent::Result { peer, result } => {
                 if let Some(key) = self.table.by_leg(&peer, result.leg) {
-                    self.finish(now, key, result.ret, &mut out);
+                    self.finish_from_down(now, key, result.ret, &mut out);
                 } else {
                     // Known race: the call timed out or was cancelled here
                     // while its result was on the way.
@@ -231,7 +231,7 @@ impl Forwarder {
             }
             CallEvent::Progress { peer, progress } => {
                 match self.table.by_leg(&peer, progress.leg) {
-                    Some(key) => self.relay_progress(now, key, progress.info, &mut out),
+                    Some(key) => self.progress_from_down(now, key, progress.info, &mut out),
                     // A leg we gave up on: say so, once.
                     None if self.table.take_gone(peer, progress.leg) => {
                         out.push(CallAction::SendCancel {
@@ -251,11 +251,13 @@ impl Forwarder {
             }
             CallEvent::Notify { peer, notify } => {
                 let key = self.table.by_leg(&peer, notify.leg);
-                self.relay_back(key, Back::Notify(notify.method, notify.params), &mut out);
+                let m = Back::Notify(notify.method, notify.params);
+                self.back_from_down(now, key, m, &mut out);
             }
             CallEvent::Ask { peer, ask } => {
                 let key = self.table.by_leg(&peer, ask.leg);
-                self.relay_back(key, Back::Ask(ask.ask, ask.method, ask.params), &mut out);
+                let m = Back::Ask(ask.ask, ask.method, ask.params);
+                self.back_from_down(now, key, m, &mut out);
             }
             CallEvent::LocalNotify { id, method, params } => {
                 let key = self.table.by_local(id);
@@ -290,6 +292,7 @@ impl Forwarder {
                         now,
                         key,
                         CallReturn {
+                            sent_back: 0,
                             outcome,
                             trace: Vec::new(),
                         },

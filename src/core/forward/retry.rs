@@ -104,6 +104,7 @@ impl Forwarder {
             now,
             key,
             CallReturn {
+                sent_back: 0,
                 outcome: CallOutcome::err(CallErrorKind::NextHopDown, msg),
                 trace: Vec::new(),
             },

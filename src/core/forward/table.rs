@@ -17,7 +17,7 @@ use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 use super::events::{InKey, LocalId, Micros};
 use super::quota::Claim;
-use crate::core::call::{Call, CallId, LegId, ProgressInfo};
+use crate::core::call::{Call, CallId, CallReturn, LegId, ProgressInfo};
 use crate::core::ids::{AgentId, NodeId};
 use crate::core::prefix::Prefix;
 
@@ -68,6 +68,13 @@ pub(super) struct Entry {
     /// NOTIFY and ASK messages relayed back, and REPLY messages relayed on,
     /// for this call (at most [`MAX_SIDE_MESSAGES`]).
     pub side: u32,
+    /// PROGRESS messages sent back towards the caller (what the return
+    /// says it was preceded by), and received from the current next hop.
+    pub back_out: u32,
+    pub back_in: u32,
+    /// A return that came before all the PROGRESS it says preceded it,
+    /// with when its Hold timer is due; released when they arrive or then.
+    pub held_return: Option<(Micros, CallReturn)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -75,7 +82,14 @@ pub(super) enum Timer {
     Ack,
     Deadline,
     Progress,
+    /// A held return is due (see [`RETURN_HOLD_US`]).
+    Hold,
 }
+
+/// How long a return waits for PROGRESS it was sent after and that has
+/// not arrived yet (PROGRESS travels on streams of its own and can be
+/// overtaken).
+pub const RETURN_HOLD_US: u64 = 200_000;
 
 /// PROGRESS for one call is relayed back at most this often; what comes
 /// in between is merged into the newest (MCP progress is advisory).
@@ -201,6 +215,9 @@ impl CallTable {
         if let (Some(sent), Some(_)) = (e.progress_sent, &e.progress_held) {
             self.timers
                 .remove(&(Micros(sent.0 + PROGRESS_INTERVAL_US), Timer::Progress, key));
+        }
+        if let Some((at, _)) = &e.held_return {
+            self.timers.remove(&(*at, Timer::Hold, key));
         }
         match e.down {
             Down::Peer { peer, leg } => {
@@ -378,6 +395,9 @@ mod tests {
             progress_held: None,
             progress_count: 0,
             side: 0,
+            back_out: 0,
+            back_in: 0,
+            held_return: None,
         }
     }
 
@@ -524,7 +544,7 @@ mod tests {
                                             e.ack_until = None;
                                         }
                                     }
-                                    Timer::Progress => {}
+                                    Timer::Progress | Timer::Hold => {}
                                 }
                             }
                         }

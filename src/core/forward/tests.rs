@@ -114,6 +114,10 @@ struct Rig {
     /// Nodes whose call protocol is gone: what is sent to them fails, and
     /// the failure says whether the CALL may have been received.
     dead: HashMap<NodeId, bool>,
+    /// PROGRESS sent to this node is held back here (overtaken on the way)
+    /// until [`Rig::release_progress`].
+    slow_progress_to: Option<NodeId>,
+    slowed: Vec<(NodeId, CallEvent)>,
     /// Nodes that answer every CALL with this refusal (a node that
     /// restarted and has not re-advertised yet, say).
     refusing: HashMap<NodeId, CallErrorKind>,
@@ -173,6 +177,8 @@ impl Rig {
             wire: Vec::new(),
             records: Vec::new(),
             dead: HashMap::new(),
+            slow_progress_to: None,
+            slowed: Vec::new(),
             refusing: HashMap::new(),
             next_front: 1,
         }
@@ -227,6 +233,7 @@ impl Rig {
             leg: LegId(0),
             hop_limit,
             progress: true,
+            log_level: None,
             origin: Arc::new(origin),
             arguments: json!({"text": "hi"}),
         };
@@ -243,6 +250,15 @@ impl Rig {
 
     fn send(&mut self, to: NodeId, ev: CallEvent) {
         self.inbox.push_back((to, ev));
+        self.pump();
+    }
+
+    /// Delivers the PROGRESS held back by `slow_progress_to`.
+    fn release_progress(&mut self) {
+        self.slow_progress_to = None;
+        for (to, ev) in std::mem::take(&mut self.slowed) {
+            self.inbox.push_back((to, ev));
+        }
         self.pump();
     }
 
@@ -323,6 +339,16 @@ impl Rig {
                 CallEvent::Result { peer: from, result },
                 &mut self.inbox,
             ),
+            CallAction::SendProgress { peer, progress } if self.slow_progress_to == Some(peer) => {
+                self.wire.push((from, peer, "PROGRESS"));
+                self.slowed.push((
+                    peer,
+                    CallEvent::Progress {
+                        peer: from,
+                        progress,
+                    },
+                ));
+            }
             CallAction::SendProgress { peer, progress } => wire(
                 peer,
                 "PROGRESS",
@@ -626,6 +652,62 @@ fn a_flood_of_side_messages_is_cut_at_the_calls_share() {
 }
 
 #[test]
+fn a_result_that_overtakes_the_last_progress_waits_for_it() {
+    let mut r = Rig::new(false, std::time::Duration::from_secs(1));
+    let f = r.call(A, "utility/echo/echo", 60_000, false);
+    let lid = r.delivered[0].1.id;
+    // C's PROGRESS to B is slow; its result (inline) is not.
+    r.slow_progress_to = Some(id(B));
+    r.send(
+        id(C),
+        CallEvent::LocalProgress {
+            id: lid,
+            info: ProgressInfo {
+                progress: 100.0,
+                total: Some(100.0),
+                message: None,
+            },
+        },
+    );
+    r.finish_local(C, ok_result());
+    assert!(
+        r.done.iter().all(|(_, i, _)| *i != f),
+        "B holds the result until the PROGRESS it came after"
+    );
+    r.release_progress();
+    assert_eq!(
+        r.progress.iter().filter(|(_, i, _)| *i == f).count(),
+        1,
+        "the last step reached the front"
+    );
+    assert_eq!(r.result_of(f).outcome, ok_result());
+
+    // A PROGRESS that never comes holds the result only RETURN_HOLD_US.
+    let f = r.call(A, "utility/echo/echo", 60_000, false);
+    let lid = r.delivered.last().unwrap().1.id;
+    r.slow_progress_to = Some(id(B));
+    r.send(
+        id(C),
+        CallEvent::LocalProgress {
+            id: lid,
+            info: ProgressInfo {
+                progress: 1.0,
+                total: None,
+                message: None,
+            },
+        },
+    );
+    r.finish_local(C, ok_result());
+    r.slowed.clear();
+    assert!(r.done.iter().all(|(_, i, _)| *i != f));
+    r.advance(RETURN_HOLD_US / 1000 + 10);
+    assert_eq!(r.result_of(f).outcome, ok_result());
+    for n in [A, B, C] {
+        assert_eq!(r.fwd[&id(n)].next_deadline(), None, "node {n} timers");
+    }
+}
+
+#[test]
 fn progress_travels_back_through_two_hops_to_the_front() {
     let mut r = Rig::new(false, std::time::Duration::from_secs(1));
     let f = r.call(A, "utility/echo/echo", 60_000, false);
@@ -785,6 +867,7 @@ fn a_peer_cannot_use_a_node_as_relay_for_a_prefix_it_was_not_advertised() {
     let call = Call {
         leg: LegId(7),
         hop_limit: 8,
+        log_level: None,
         progress: false,
         origin: Arc::new(origin),
         arguments: Json::Null,

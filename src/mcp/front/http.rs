@@ -137,11 +137,23 @@ pub async fn serve(
     // JSON answers for calls that send nothing before their result (most
     // of them): cheaper than an SSE stream per request. A call that sends
     // progress first still gets SSE.
+    // A page the front itself would serve (its own loopback origin) is
+    // same-origin, not cross-origin; the gate allows it too (see
+    // `local_http::BrowserGuard`).
+    let mut origins = allowed_origins.clone();
+    if addr.ip().is_loopback() {
+        let port = addr.port();
+        origins.extend([
+            format!("http://127.0.0.1:{port}"),
+            format!("http://localhost:{port}"),
+            format!("http://[::1]:{port}"),
+        ]);
+    }
     let mut cfg = StreamableHttpServerConfig::default()
         .with_json_response(true)
         .with_cancellation_token(stop.child_token())
         .with_sse_keep_alive(Some(std::time::Duration::from_secs(15)))
-        .with_allowed_origins(allowed_origins.clone())
+        .with_allowed_origins(origins)
         .enforce_origin_validation();
     if addr.ip().is_loopback() {
         let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"]

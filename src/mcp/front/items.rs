@@ -68,6 +68,7 @@ impl FrontServer {
             idempotent: true,
             balance: false,
             timeout: self.default_timeout,
+            log_level: None,
         };
         let ret = self
             .routed(spec, None, ctx)

@@ -80,6 +80,9 @@ pub struct CallSpec {
     pub balance: bool,
     /// The node's default call timeout when `None`.
     pub timeout: Option<Duration>,
+    /// The client wants the agent's log messages from this severity up
+    /// (0 debug ... 7 emergency; see `core::call::Call::log_level`).
+    pub log_level: Option<u8>,
 }
 
 /// A tool call for the node to route, with where its answer goes.
@@ -285,6 +288,7 @@ impl FrontLink {
 
 fn cancelled_return(when: &str) -> CallReturn {
     CallReturn {
+        sent_back: 0,
         outcome: CallOutcome::err(CallErrorKind::Cancelled, format!("cancelled {when}")),
         trace: Vec::new(),
     }
@@ -334,6 +338,22 @@ impl FrontServer {
             log_level: Arc::new(Mutex::new(None)),
             ..self.clone()
         }
+    }
+
+    /// The severity from which this client wants log messages: on a
+    /// 2026-07-28 request what its `_meta` asks (none if it asks none); on
+    /// a 2025-11-25 session the session's `logging/setLevel`, every level
+    /// until it sets one.
+    #[allow(deprecated)]
+    fn wanted_log_level(&self, ctx: &RequestContext<RoleServer>) -> Option<u8> {
+        if ctx.protocol_version().is_some_and(|v| !v.has_initialize()) {
+            return ctx.meta.log_level().map(side::severity);
+        }
+        let set = *self
+            .log_level
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Some(set.map_or(0, side::severity))
     }
 
     /// Deadline of calls that give none (the node's default otherwise).
@@ -469,6 +489,7 @@ impl FrontServer {
             idempotent,
             balance,
             timeout: self.default_timeout,
+            log_level: None,
         };
         let r = self.routed(spec, ptx, ctx).await;
         if let Some(relay) = relay {
@@ -484,10 +505,11 @@ impl FrontServer {
     /// Routes a call with the side channel relayed to this session's client.
     pub(crate) async fn routed(
         &self,
-        spec: CallSpec,
+        mut spec: CallSpec,
         progress: Option<mpsc::Sender<ProgressInfo>>,
         ctx: &RequestContext<RoleServer>,
     ) -> Result<CallReturn, FrontError> {
+        spec.log_level = self.wanted_log_level(ctx);
         let (stx, srx) = mpsc::channel(side::SIDE_BUFFER);
         let relay = tokio::spawn(side::relay(
             srx,

@@ -81,7 +81,7 @@ pub(super) async fn relay(
 }
 
 /// RFC 5424 order, as MCP uses it: debug is the least severe.
-fn severity(l: LoggingLevel) -> u8 {
+pub(super) fn severity(l: LoggingLevel) -> u8 {
     match l {
         LoggingLevel::Debug => 0,
         LoggingLevel::Info => 1,

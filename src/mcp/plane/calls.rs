@@ -97,6 +97,8 @@ pub struct LocalRun {
     /// What is left of the call's deadline.
     pub timeout: Duration,
     pub progress: bool,
+    /// The calling client's log level (see [`Call::log_level`]).
+    pub log_level: Option<u8>,
 }
 
 /// What a local run reports.
@@ -143,6 +145,7 @@ pub(super) struct NewCall {
     pub idempotent: bool,
     pub timeout: Duration,
     pub progress: bool,
+    pub log_level: Option<u8>,
     /// Sign the origin (a call that leaves this node).
     pub sign: bool,
 }
@@ -161,6 +164,7 @@ impl McpPlane {
                     idempotent,
                     balance,
                     timeout,
+                    log_level,
                 },
             progress,
         } = c;
@@ -181,6 +185,7 @@ impl McpPlane {
                 idempotent,
                 timeout: timeout.unwrap_or(self.cfg.call_timeout),
                 progress,
+                log_level,
                 sign: !local,
             },
         );
@@ -287,6 +292,7 @@ impl McpPlane {
                 leg: LegId(0),
                 hop_limit: self.cfg.hop_limit,
                 progress: c.progress,
+                log_level: c.log_level,
                 origin: Arc::new(origin),
                 arguments: c.arguments,
             },
@@ -419,6 +425,7 @@ impl McpPlane {
             arguments,
             timeout: Duration::from_millis(left_ms),
             progress: d.progress,
+            log_level: d.log_level,
         })
     }
 }

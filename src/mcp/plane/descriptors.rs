@@ -236,6 +236,7 @@ impl McpPlane {
                     idempotent: true,
                     timeout: Duration::from_secs(10),
                     progress: false,
+                    log_level: None,
                     sign: true,
                 },
             );

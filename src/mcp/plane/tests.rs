@@ -86,6 +86,7 @@ fn a_fetched_descriptor_is_cached_only_if_it_hashes_to_the_routes_hash() {
     let good = descriptor("lint");
     let prefix = Prefix::new("coding/lint").unwrap();
     let answer = |d: &ToolDescriptor| CallReturn {
+        sent_back: 0,
         outcome: CallOutcome::Ok(serde_json::to_value(d).unwrap()),
         trace: Vec::new(),
     };
@@ -121,6 +122,7 @@ fn an_oversized_descriptor_is_refused_and_the_cache_is_bounded_in_bytes() {
         Micros(1),
         id,
         CallReturn {
+            sent_back: 0,
             outcome: CallOutcome::Ok(serde_json::to_value(&huge).unwrap()),
             trace: Vec::new(),
         },
@@ -214,6 +216,7 @@ fn a_refused_fetch_does_not_mark_a_namesake_route_unavailable() {
         .expect("a fetch started");
     assert_eq!(h, d.hash());
     let refused = CallReturn {
+        sent_back: 0,
         outcome: CallOutcome::err(CallErrorKind::AccessDenied, "access denied".to_string()),
         trace: Vec::new(),
     };
@@ -311,6 +314,7 @@ fn a_front_call_to_a_hosted_tool_is_a_run_for_the_node_and_its_end_goes_back() {
         id: FrontId(id),
         spec: crate::mcp::front::CallSpec {
             op: CallOp::Tool,
+            log_level: None,
             target: tool.routed.prefix.clone(),
             tool: Some("echo".into()),
             arguments: serde_json::json!({"text": "hi"}),

@@ -1,0 +1,183 @@
+//! The official MCP conformance suite through the federation: the example
+//! agent with its conformance fixtures hosted on a node, the suite pointed
+//! at a node's front, (a) directly at the agent, (b) through the one node
+//! hosting it, (c) through a 3-node chain (agent on C, suite at A's front),
+//! for `--spec-version 2025-11-25` and `2026-07-28`. Every scenario that
+//! passes directly passes in (b) and (c). The suite's own output is printed
+//! into the test log.
+//!
+//! ```text
+//!   (a) suite ───────────────────────────── agent
+//!   (b) suite ── A ── agent
+//!   (c) suite ── A ──── B ──── C ── agent
+//! ```
+
+// Both helper modules include the port helper; one copy each is harmless.
+#![allow(clippy::duplicate_mod)]
+
+mod common;
+mod node_harness;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::conformance::{SuiteResult, run_suite, start_conformance_agent};
+use node_harness::{BIN, NodeDir, Proc, Spec, configure, init, wait_for};
+
+/// `[[agents]]` entry for the example agent with the suite's fixtures.
+fn conformance_agent() -> String {
+    format!(
+        r#"
+[[agents]]
+id = "conformance"
+prefix = "conformance/*"
+capabilities = ["conformance"]
+command = {BIN:?}
+args = ["example-agent", "--conformance"]
+restart_backoff_min = "200ms"
+restart_backoff_max = "2s"
+"#
+    )
+}
+
+/// A node (or the first of a chain) whose front has the agent's tools,
+/// prompts and resources, with every descriptor fetched.
+fn wait_front_ready(a: &Proc, path_len: usize) {
+    for prefix in [
+        "conformance/test_simple_text",
+        "conformance/test_sampling",
+        "conformance/prompt/test_simple_prompt",
+    ] {
+        wait_for(
+            &format!("{prefix} at A with an AS path of {path_len}"),
+            Duration::from_secs(30),
+            || a.as_path(prefix).filter(|p| p.len() == path_len),
+        );
+    }
+    // Descriptors of remote tools are fetched after the routes arrive;
+    // the suite checks schemas, so wait until none is missing.
+    wait_for("every descriptor at A", Duration::from_secs(30), || {
+        let lists = &a.get("/v1/mcp")["front_lists"];
+        let ready = lists["tools"].as_u64() > Some(10)
+            && lists["prompts"].as_u64() > Some(0)
+            && lists["resources"].as_u64() > Some(0)
+            && lists["descriptors_missing"] == 0;
+        ready.then_some(())
+    });
+}
+
+fn single(root: &Path) -> (Vec<NodeDir>, Vec<Proc>) {
+    let a = init(root, "A", "test");
+    configure(
+        &a,
+        &Spec {
+            hold: 30,
+            extra: conformance_agent(),
+            ..Default::default()
+        },
+    );
+    let procs = vec![Proc::start(&a)];
+    (vec![a], procs)
+}
+
+fn chain(root: &Path) -> (Vec<NodeDir>, Vec<Proc>) {
+    let a = init(root, "A", "test");
+    let b = init(root, "B", "test");
+    let c = init(root, "C", "test");
+    let hold = 30;
+    configure(
+        &a,
+        &Spec {
+            hold,
+            neighbors: vec![(b.clone(), false)],
+            ..Default::default()
+        },
+    );
+    configure(
+        &b,
+        &Spec {
+            hold,
+            neighbors: vec![(a.clone(), false), (c.clone(), false)],
+            ..Default::default()
+        },
+    );
+    configure(
+        &c,
+        &Spec {
+            hold,
+            neighbors: vec![(b.clone(), false)],
+            extra: conformance_agent(),
+            ..Default::default()
+        },
+    );
+    let procs = vec![Proc::start(&a), Proc::start(&b), Proc::start(&c)];
+    (vec![a, b, c], procs)
+}
+
+fn report(what: &str, r: &SuiteResult) {
+    println!(
+        "=== conformance {} {what}: {} of {} scenarios passed ===\n{}",
+        r.spec_version,
+        r.scenarios.len() - r.failed().len(),
+        r.scenarios.len(),
+        r.output
+    );
+}
+
+/// Runs the suite directly, through one node and through a chain, and
+/// checks that what passed directly passed through both.
+async fn through_the_federation(spec_version: &str) {
+    let agent = start_conformance_agent().await;
+    let direct = run_suite(&agent.url, spec_version).await;
+    report("directly", &direct);
+    let passing: Vec<String> = direct
+        .scenarios
+        .iter()
+        .filter(|(_, r)| r.passed())
+        .map(|(n, _)| n.clone())
+        .collect();
+    assert!(
+        passing.len() >= 20,
+        "the example agent passes only {passing:?} directly"
+    );
+
+    let mut lost = Vec::new();
+    type Build = fn(&Path) -> (Vec<NodeDir>, Vec<Proc>);
+    for (what, build, path_len) in [
+        ("through one node", single as Build, 0),
+        ("through a 3-node chain", chain as Build, 2),
+    ] {
+        let root = tempfile::tempdir().unwrap();
+        let (_nodes, procs) = build(root.path());
+        let a = &procs[0];
+        wait_front_ready(a, path_len);
+        let r = run_suite(&a.mcp_url(), spec_version).await;
+        report(what, &r);
+        for name in &passing {
+            let ok = r.scenarios.get(name).is_some_and(|s| s.passed());
+            if !ok {
+                lost.push(format!("{what}: {name}"));
+            }
+        }
+        if !lost.is_empty() {
+            println!("--- findings {what} ---\n{}", r.findings());
+            for (i, p) in procs.iter().enumerate() {
+                println!("--- node {i} log ---\n{}", p.log_tail(80));
+            }
+        }
+    }
+    assert!(
+        lost.is_empty(),
+        "scenarios that pass directly but not through the federation ({spec_version}): {lost:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_2025_11_25_suite_passes_through_a_node_and_a_chain() {
+    through_the_federation("2025-11-25").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_2026_07_28_suite_passes_through_a_node_and_a_chain() {
+    through_the_federation("2026-07-28").await;
+}
