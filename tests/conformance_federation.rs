@@ -181,3 +181,59 @@ async fn the_2025_11_25_suite_passes_through_a_node_and_a_chain() {
 async fn the_2026_07_28_suite_passes_through_a_node_and_a_chain() {
     through_the_federation("2026-07-28").await;
 }
+
+/// The agent's log lines during a call reach a client through a 3-node
+/// chain, all of them and before the result, call after call (the last
+/// one is sent right before the result, which travels on another stream).
+#[test]
+fn log_lines_cross_a_chain_before_the_result() {
+    let root = tempfile::tempdir().unwrap();
+    let (_nodes, procs) = chain(root.path());
+    let a = &procs[0];
+    wait_front_ready(a, 2);
+    let script = r#"
+import anyio, json, sys
+from mcp import Client
+
+async def main():
+    for i in range(5):
+        logs = []
+        async def on_log(params):
+            logs.append(params.data)
+        async with Client(sys.argv[1], mode="legacy", logging_callback=on_log) as c:
+            r = await c.call_tool("test_tool_with_logging", {})
+            print(json.dumps({"logs": logs, "text": r.content[0].text}), flush=True)
+
+anyio.run(main)
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("logs.py");
+    std::fs::write(&file, script).unwrap();
+    let out = std::process::Command::new(common::venv_python())
+        .arg(&file)
+        .arg(a.mcp_url())
+        .output()
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let runs: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(runs.len(), 5, "{stdout}");
+    for r in &runs {
+        let counters: Vec<String> = procs
+            .iter()
+            .map(|p| p.get("/v1/mcp")["forwarder"].to_string())
+            .collect();
+        assert_eq!(
+            r["logs"].as_array().map(Vec::len),
+            Some(3),
+            "every log line arrives: {r}\nforwarders A, B, C: {counters:#?}"
+        );
+    }
+}

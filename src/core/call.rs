@@ -90,6 +90,13 @@ pub enum CallOp {
     /// names; the arguments are the request's params as the agent will see
     /// them.
     Complete,
+    /// `resources/subscribe` of the route's resource (or a URI its template
+    /// matches; arguments `{"uri": ...}`). The call stays open while the
+    /// subscription lasts: a PROGRESS says it is in place, each
+    /// `notifications/resources/updated` comes back as a NOTIFY, and a
+    /// CANCEL (the client unsubscribed or went away) ends it with
+    /// `resources/unsubscribe`.
+    Subscribe,
 }
 
 impl CallOp {
@@ -101,6 +108,7 @@ impl CallOp {
             CallOp::Prompt => 2,
             CallOp::Resource => 3,
             CallOp::Complete => 4,
+            CallOp::Subscribe => 5,
         }
     }
 
@@ -111,6 +119,7 @@ impl CallOp {
             2 => CallOp::Prompt,
             3 => CallOp::Resource,
             4 => CallOp::Complete,
+            5 => CallOp::Subscribe,
             _ => return None,
         })
     }
@@ -123,6 +132,7 @@ impl CallOp {
             CallOp::Prompt => "prompts/get",
             CallOp::Resource => "resources/read",
             CallOp::Complete => "completion/complete",
+            CallOp::Subscribe => "resources/subscribe",
         }
     }
 }
@@ -434,7 +444,7 @@ pub struct Cancel {
 
 /// Notifications an agent may send to the caller's client during a call
 /// (NOTIFY). Anything else an agent sends is not relayed.
-pub const NOTIFY_METHODS: [&str; 1] = ["notifications/message"];
+pub const NOTIFY_METHODS: [&str; 2] = ["notifications/message", "notifications/resources/updated"];
 
 /// Requests an agent may make of the caller's client during a call (ASK).
 pub const ASK_METHODS: [&str; 3] = ["sampling/createMessage", "elicitation/create", "roots/list"];

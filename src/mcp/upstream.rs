@@ -44,6 +44,7 @@ use std::time::{Duration, Instant};
 use rmcp::model::{
     CallToolRequestParams, CancelledNotificationParam, ClientRequest, CompleteRequestParams,
     ErrorCode, GetPromptRequestParams, ReadResourceRequestParams, Request, ServerResult,
+    SubscribeRequestParams, UnsubscribeRequestParams,
 };
 use rmcp::service::{PeerRequestOptions, ServiceError};
 use serde::{Deserialize, Serialize};
@@ -643,6 +644,9 @@ impl UpstreamHandle {
     /// a tool result as [`ToolCallResult`] serialises it, anything else as
     /// the agent sent it.
     pub async fn request(&self, call: ToolCall) -> Result<Value, UpstreamError> {
+        if call.op == CallOp::Subscribe {
+            return self.subscribe(call).await;
+        }
         let (agent, tool, op) = (call.agent.clone(), call.tool.clone(), call.op);
         let r = self.send(call).await?;
         let protocol = |detail: String| UpstreamError::Protocol {
@@ -668,33 +672,213 @@ impl UpstreamHandle {
         }
     }
 
+    /// Holds a resource subscription at the agent for the call's caller
+    /// until the call is cancelled or its deadline passes: the agent is
+    /// sent `resources/subscribe` for the first subscriber of a URI and
+    /// `resources/unsubscribe` when the last one goes; a progress step
+    /// (`subscribed`) says it is in place; each
+    /// `notifications/resources/updated` for the URI goes to the call's side
+    /// channel. A subscription holds no call slot. It ends with `Cancelled`
+    /// or `Timeout`, as a call would.
+    async fn subscribe(&self, call: ToolCall) -> Result<Value, UpstreamError> {
+        let session = self.up_session(&call.agent)?.0;
+        // An agent without subscriptions says so at once.
+        let can = session
+            .peer
+            .peer_info()
+            .and_then(|i| i.capabilities.resources.as_ref().and_then(|r| r.subscribe))
+            .unwrap_or(false)
+            || session
+                .peer
+                .peer_info()
+                .is_some_and(|i| !i.protocol_version.has_initialize());
+        if !can {
+            return Err(UpstreamError::Rejected {
+                agent: call.agent.clone(),
+                tool: call.tool.clone(),
+                code: ErrorCode::METHOD_NOT_FOUND.0,
+                message: format!(
+                    "agent {} does not support resource subscriptions",
+                    call.agent
+                ),
+                data: None,
+            });
+        }
+        let ToolCall {
+            agent,
+            tool,
+            arguments,
+            progress,
+            side,
+            cancel,
+            timeout,
+            ..
+        } = call;
+        let rejected = |message: String| UpstreamError::Rejected {
+            agent: agent.clone(),
+            tool: tool.clone(),
+            code: ErrorCode::INVALID_PARAMS.0,
+            message,
+            data: None,
+        };
+        let uri = arguments
+            .get("uri")
+            .and_then(Value::as_str)
+            .ok_or_else(|| rejected("a subscription needs a `uri`".into()))?
+            .to_string();
+        let side =
+            side.ok_or_else(|| rejected("a subscription needs somewhere to send updates".into()))?;
+        let timeout = timeout.unwrap_or(Duration::from_secs(3600));
+        let deadline = tokio::time::Instant::now() + timeout;
+        let legacy = session
+            .peer
+            .peer_info()
+            .is_none_or(|i| i.protocol_version.has_initialize());
+        if !legacy {
+            // 2026-07-28 has no resources/subscribe: updates come on a
+            // subscriptions/listen stream that names the resource.
+            let mut filter = rmcp::model::SubscriptionFilter::new();
+            filter.resource_subscriptions = Some(vec![uri.clone()]);
+            let listened = tokio::select! {
+                r = session.peer.listen(filter) => r.map_err(|e| service_error(&agent, &tool, e)),
+                _ = cancel.cancelled() => return Err(UpstreamError::Cancelled { agent, tool, sent: false }),
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(UpstreamError::Timeout { agent, tool, after: timeout, sent: true });
+                }
+            };
+            let mut stream = listened?;
+            if let Some(p) = &progress {
+                let _ = p.try_send(Progress {
+                    progress: 0.0,
+                    total: None,
+                    message: Some("subscribed".into()),
+                });
+            }
+            loop {
+                tokio::select! {
+                    n = stream.next() => match n {
+                        Ok(Some(rmcp::model::ServerNotification::ResourceUpdatedNotification(u))) => {
+                            let params = serde_json::to_value(&u.params).unwrap_or(Value::Null);
+                            let ev = SideEvent::Notify {
+                                method: "notifications/resources/updated".into(),
+                                params,
+                            };
+                            if side.try_send(ev).is_err() {
+                                tracing::debug!(%agent, %uri, "subscriber's side channel full; update dropped");
+                            }
+                        }
+                        Ok(Some(_)) => {}
+                        Ok(None) | Err(_) => {
+                            return Err(UpstreamError::Disconnected { agent, tool });
+                        }
+                    },
+                    _ = cancel.cancelled() => return Err(UpstreamError::Cancelled { agent, tool, sent: true }),
+                    _ = tokio::time::sleep_until(deadline) => {
+                        return Err(UpstreamError::Timeout { agent, tool, after: timeout, sent: true });
+                    }
+                    _ = session.closed.cancelled() => return Err(UpstreamError::Disconnected { agent, tool }),
+                }
+            }
+        }
+        let (sub, first) = session.side.add_subscriber(&uri, side);
+        if first {
+            let request =
+                build_request(CallOp::Subscribe, &tool, arguments, None, None).map_err(rejected)?;
+            let r = send_once(
+                &session,
+                request,
+                Once {
+                    agent: &agent,
+                    tool: &tool,
+                    progress: None,
+                    side: None,
+                    cancel: &cancel,
+                    timeout,
+                    deadline,
+                    sent_before: false,
+                },
+            )
+            .await;
+            if let Err(e) = r {
+                session.side.remove_subscriber(&uri, sub);
+                return Err(e);
+            }
+        }
+        if let Some(p) = &progress {
+            let _ = p.try_send(Progress {
+                progress: 0.0,
+                total: None,
+                message: Some("subscribed".into()),
+            });
+        }
+        let cancelled = tokio::select! {
+            _ = cancel.cancelled() => true,
+            _ = tokio::time::sleep_until(deadline) => false,
+            _ = session.closed.cancelled() => false,
+        };
+        if session.side.remove_subscriber(&uri, sub) {
+            let params: Result<UnsubscribeRequestParams, _> =
+                serde_json::from_value(serde_json::json!({"uri": uri}));
+            if let Ok(p) = params {
+                let req = ClientRequest::UnsubscribeRequest(Request::new(p));
+                let send = session.peer.send_request(req);
+                if tokio::time::timeout(CANCEL_SEND_TIMEOUT, send)
+                    .await
+                    .is_err()
+                {
+                    tracing::debug!(%agent, %uri, "unsubscribe not answered in time");
+                }
+            }
+        }
+        if cancelled {
+            Err(UpstreamError::Cancelled {
+                agent,
+                tool,
+                sent: true,
+            })
+        } else {
+            Err(UpstreamError::Timeout {
+                agent,
+                tool,
+                after: timeout,
+                sent: true,
+            })
+        }
+    }
+
     async fn send(&self, call: ToolCall) -> Result<ServerResult, UpstreamError> {
-        let (session, default_timeout) = {
+        let (session, default_timeout) = self.up_session(&call.agent)?;
+        let timeout = call.timeout.unwrap_or(default_timeout);
+        let deadline = tokio::time::Instant::now() + timeout;
+        call_on_session(&session, call, timeout, deadline).await
+    }
+
+    /// The agent's session, if it is up, and its default call timeout.
+    fn up_session(&self, agent: &AgentId) -> Result<(Arc<Session>, Duration), UpstreamError> {
+        let call_agent = agent;
+        Ok({
             let agents = self.lock_agents();
             let slot = agents
-                .get(&call.agent)
-                .ok_or_else(|| UpstreamError::UnknownAgent(call.agent.clone()))?;
+                .get(call_agent)
+                .ok_or_else(|| UpstreamError::UnknownAgent(call_agent.clone()))?;
             let link = slot.link.borrow();
             let session = match &*link {
                 Link::Up(s) => s.clone(),
                 Link::Starting => {
                     return Err(UpstreamError::AgentDown {
-                        agent: call.agent.clone(),
+                        agent: call_agent.clone(),
                         reason: "still starting".into(),
                     });
                 }
                 Link::Down { reason, .. } => {
                     return Err(UpstreamError::AgentDown {
-                        agent: call.agent.clone(),
+                        agent: call_agent.clone(),
                         reason: reason.to_string(),
                     });
                 }
             };
             (session, slot.config.call_timeout())
-        };
-        let timeout = call.timeout.unwrap_or(default_timeout);
-        let deadline = tokio::time::Instant::now() + timeout;
-        call_on_session(&session, call, timeout, deadline).await
+        })
     }
 }
 
@@ -893,6 +1077,15 @@ async fn send_once(
         _ = o.cancel.cancelled() => Err("cancelled by the caller"),
         _ = tokio::time::sleep_until(o.deadline) => Err("timed out"),
     };
+    if outcome.is_ok() {
+        // The SDK hands each notification to a task of its own but the
+        // response straight to us, so a log line the agent sent just
+        // before its result may not have been routed yet: let those tasks
+        // run before the call's registrations go.
+        for _ in 0..3 {
+            tokio::task::yield_now().await;
+        }
+    }
     match outcome {
         Ok(Ok(result)) => Ok(result),
         Ok(Err(e)) => Err(service_error(&agent, &tool, e)),
@@ -941,7 +1134,7 @@ fn build_request(
     let mut params = match op {
         CallOp::Tool => serde_json::json!({"name": name, "arguments": args}),
         CallOp::Prompt => serde_json::json!({"name": name, "arguments": args}),
-        CallOp::Resource | CallOp::Complete => Value::Object(args),
+        CallOp::Resource | CallOp::Complete | CallOp::Subscribe => Value::Object(args),
         CallOp::Describe => return Err("describe is answered by the node, not the agent".into()),
     };
     if let (Some((answers, state)), Value::Object(p)) = (retry, &mut params) {
@@ -992,6 +1185,11 @@ fn build_request(
             let p: CompleteRequestParams = serde_json::from_value(params)
                 .map_err(|e| format!("not completion params: {e}"))?;
             ClientRequest::CompleteRequest(Request::new(p))
+        }
+        CallOp::Subscribe => {
+            let p: SubscribeRequestParams = serde_json::from_value(params)
+                .map_err(|e| format!("a subscription needs a `uri`: {e}"))?;
+            ClientRequest::SubscribeRequest(Request::new(p))
         }
         CallOp::Describe => return Err("describe is answered by the node, not the agent".into()),
     })

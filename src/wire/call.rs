@@ -309,7 +309,7 @@ fn decode_origin(v: &Value, limits: &Limits) -> Result<CallOrigin, FieldError> {
         op: f.read(OP, "op", |v| {
             CallOp::from_number(u64_of(v)?).ok_or_else(|| {
                 FieldErrorKind::WrongType {
-                    expected: "an operation: 0 (tool), 1 (describe), 2 (prompt), 3 (resource) or 4 (complete)",
+                    expected: "an operation: 0 (tool), 1 (describe), 2 (prompt), 3 (resource), 4 (complete) or 5 (subscribe)",
                 }
                 .into()
             })
@@ -829,6 +829,7 @@ mod tests {
             CallOp::Prompt,
             CallOp::Resource,
             CallOp::Complete,
+            CallOp::Subscribe,
         ] {
             let mut o = origin();
             o.op = op;

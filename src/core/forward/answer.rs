@@ -137,7 +137,6 @@ impl Forwarder {
         out: &mut Vec<CallAction>,
     ) {
         if let Some(e) = self.table.get_mut(&key)
-            && e.progress
             && ret.sent_back > e.back_in
             && e.held_return.is_none()
         {

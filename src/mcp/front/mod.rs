@@ -314,6 +314,8 @@ pub struct FrontServer {
     /// [`FrontServer::for_session`]).
     #[allow(deprecated)]
     log_level: Arc<Mutex<Option<LoggingLevel>>>,
+    /// The session's resource subscriptions (one set per session).
+    subs: Arc<items::SessionSubs>,
 }
 
 impl FrontServer {
@@ -326,6 +328,7 @@ impl FrontServer {
             listeners: listeners.clone(),
             default_timeout: None,
             log_level: Arc::new(Mutex::new(None)),
+            subs: Arc::default(),
         };
         tokio::spawn(notify_changes(link, listeners));
         server
@@ -336,6 +339,7 @@ impl FrontServer {
     pub fn for_session(&self) -> FrontServer {
         FrontServer {
             log_level: Arc::new(Mutex::new(None)),
+            subs: Arc::default(),
             ..self.clone()
         }
     }
@@ -784,7 +788,7 @@ impl ServerHandler for FrontServer {
         let caps: ServerCapabilities = serde_json::from_value(json!({
             "tools": {"listChanged": true},
             "prompts": {"listChanged": true},
-            "resources": {"listChanged": true},
+            "resources": {"listChanged": true, "subscribe": true},
             "completions": {},
             "logging": {},
         }))
@@ -979,6 +983,22 @@ impl ServerHandler for FrontServer {
         context: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::ReadResourceResponse, ErrorData> {
         self.read_routed(request, &context).await.map(Into::into)
+    }
+
+    async fn subscribe(
+        &self,
+        request: rmcp::model::SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.subscribe_routed(request, &context).await
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: rmcp::model::UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.unsubscribe_routed(request)
     }
 
     async fn complete(

@@ -442,11 +442,11 @@ fn op_fits(
     match (op, kind) {
         (CallOp::Tool, None) => Ok(()),
         (CallOp::Prompt, Some(ItemKind::Prompt)) => Ok(()),
-        (CallOp::Resource, Some(ItemKind::Resource)) => match (uri(), item) {
+        (CallOp::Resource | CallOp::Subscribe, Some(ItemKind::Resource)) => match (uri(), item) {
             (Some(u), Some(i)) if u == i.key() => Ok(()),
             _ => Err("the URI is not the one this route serves".into()),
         },
-        (CallOp::Resource, Some(ItemKind::Template)) => match (uri(), item) {
+        (CallOp::Resource | CallOp::Subscribe, Some(ItemKind::Template)) => match (uri(), item) {
             (Some(u), Some(i)) if match_template(i.key(), u).is_some() => Ok(()),
             _ => Err("the URI does not match this route's template".into()),
         },

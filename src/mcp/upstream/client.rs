@@ -166,11 +166,17 @@ pub enum SideEvent {
     },
 }
 
+/// A resource's subscribers: (subscription, where its updates go).
+type Subscribers = Vec<(u64, mpsc::Sender<SideEvent>)>;
+
 /// Sends an agent's requests and log messages to the call they belong to
 /// (see the module documentation).
 #[derive(Default)]
 pub(super) struct SideRouter {
     calls: Mutex<HashMap<RequestId, mpsc::Sender<SideEvent>>>,
+    /// Resource subscriptions: URI -> (subscription, where its updates go).
+    subs: Mutex<HashMap<String, Subscribers>>,
+    next_sub: std::sync::atomic::AtomicU64,
 }
 
 /// Unregisters its call when dropped.
@@ -263,6 +269,50 @@ impl SideRouter {
                 "the call ended before the client answered",
                 None,
             )),
+        }
+    }
+
+    /// Adds a subscriber of `uri`; true when it is the first (the agent
+    /// must be asked to subscribe).
+    pub(super) fn add_subscriber(&self, uri: &str, tx: mpsc::Sender<SideEvent>) -> (u64, bool) {
+        let id = self
+            .next_sub
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut subs = self.subs.lock().unwrap_or_else(PoisonError::into_inner);
+        let list = subs.entry(uri.to_string()).or_default();
+        list.push((id, tx));
+        (id, list.len() == 1)
+    }
+
+    /// Removes a subscriber; true when it was the last of its URI (the
+    /// agent may be told to unsubscribe).
+    pub(super) fn remove_subscriber(&self, uri: &str, id: u64) -> bool {
+        let mut subs = self.subs.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(list) = subs.get_mut(uri) else {
+            return false;
+        };
+        list.retain(|(i, _)| *i != id);
+        if list.is_empty() {
+            subs.remove(uri);
+            return true;
+        }
+        false
+    }
+
+    /// `notifications/resources/updated`: to every subscriber of the URI.
+    fn updated(&self, params: Json) {
+        let Some(uri) = params.get("uri").and_then(Json::as_str) else {
+            return;
+        };
+        let subs = self.subs.lock().unwrap_or_else(PoisonError::into_inner);
+        for (_, tx) in subs.get(uri).into_iter().flatten() {
+            let ev = SideEvent::Notify {
+                method: "notifications/resources/updated".into(),
+                params: params.clone(),
+            };
+            if tx.try_send(ev).is_err() {
+                tracing::debug!(uri, "subscriber's side channel full; update dropped");
+            }
         }
     }
 
@@ -389,6 +439,14 @@ impl ClientHandler for AgentClient {
         _context: NotificationContext<RoleClient>,
     ) {
         self.side.notify("notifications/message", to_json(&params));
+    }
+
+    async fn on_resource_updated(
+        &self,
+        params: rmcp::model::ResourceUpdatedNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.side.updated(to_json(&params));
     }
 
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {

@@ -52,6 +52,8 @@ pub(super) struct Session {
     pub side: Arc<SideRouter>,
     /// Bounds the calls in flight; closed when the session ends.
     pub slots: Arc<Semaphore>,
+    /// Cancelled when the session ends (subscriptions end with it).
+    pub closed: CancellationToken,
     pub max_slots: usize,
     pub id: SessionId,
     pub up_since: Instant,
@@ -178,6 +180,7 @@ pub(super) async fn run(s: Supervisor) {
             progress,
             side,
             slots: Arc::new(Semaphore::new(max_slots)),
+            closed: CancellationToken::new(),
             max_slots,
             id: SessionId(s.next_session.fetch_add(1, Ordering::Relaxed)),
             up_since: Instant::now(),
@@ -296,6 +299,7 @@ async fn watch_session(
     // Calls see the agent down before anything is torn down.
     s.set_down(&reason);
     session.slots.close();
+    session.closed.cancel();
     if let Some(l) = listener {
         l.abort();
     }
