@@ -1,6 +1,10 @@
 //! The cost of routing an MCP tool call: the example agent's `echo` tool
 //! called directly over MCP, through one node, and through a three-node
-//! chain (two hops of the call protocol), on loopback, in one run.
+//! chain (two hops of the call protocol), on loopback, in one run; and the
+//! latency of a `prompts/get` (`test_simple_prompt`) and a `resources/read`
+//! (`test://static-text`) the same three ways. The agent runs with its
+//! conformance fixtures (`--conformance`), which serve that prompt and
+//! resource.
 //!
 //! ```text
 //! libp2p     swarm ──request-response──> swarm (the floor of one hop)
@@ -127,7 +131,7 @@ fn configure(n: &Node, neighbors: &[&Node], agent: bool) {
     );
     if agent {
         t.push_str(&format!(
-            "\n[[agents]]\nid = \"echo\"\nprefix = \"bench/echo/*\"\ncommand = {BIN:?}\nargs = [\"example-agent\"]\nmax_concurrent_calls = 256\n"
+            "\n[[agents]]\nid = \"echo\"\nprefix = \"bench/echo/*\"\ncommand = {BIN:?}\nargs = [\"example-agent\", \"--conformance\"]\nmax_concurrent_calls = 256\n"
         ));
     }
     for nb in neighbors {
@@ -196,10 +200,55 @@ struct Lean {
     head: String,
     name: String,
     next_id: u64,
+    op: Op,
+}
+
+/// What a lean connection sends.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Op {
+    /// `tools/call` of echo
+    Tool,
+    /// `prompts/get` of `test_simple_prompt`
+    Prompt,
+    /// `resources/read` of `test://static-text`
+    Resource,
+}
+
+impl Op {
+    fn method(self) -> &'static str {
+        match self {
+            Op::Tool => "tools/call",
+            Op::Prompt => "prompts/get",
+            Op::Resource => "resources/read",
+        }
+    }
+
+    /// The request's params (without `_meta`) and a piece its answer has.
+    fn params(self, tool: &str) -> (Value, &'static str) {
+        match self {
+            Op::Tool => (
+                json!({"name": tool, "arguments": {"text": "ping"}}),
+                "\"structuredContent\":{\"text\":\"ping\"}",
+            ),
+            Op::Prompt => (json!({"name": "test_simple_prompt"}), "\"messages\""),
+            Op::Resource => (json!({"uri": "test://static-text"}), "\"contents\""),
+        }
+    }
 }
 
 impl Lean {
     async fn connect(url: &str, name: &str) -> Lean {
+        Self::connect_op(url, name, Op::Tool).await
+    }
+
+    async fn connect_op(url: &str, name: &str, op: Op) -> Lean {
+        let (params, _) = op.params(name);
+        let header_name = params
+            .get("name")
+            .or_else(|| params.get("uri"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         let rest = url.strip_prefix("http://").expect("an http URL");
         let (hostport, path) = rest.split_once('/').expect("host/path");
         let s = tokio::net::TcpStream::connect(hostport)
@@ -209,25 +258,26 @@ impl Lean {
         Lean {
             io: TokioBufReader::new(s),
             head: format!(
-                "POST /{path} HTTP/1.1\r\nHost: {hostport}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: {name}\r\n"
+                "POST /{path} HTTP/1.1\r\nHost: {hostport}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: {}\r\nMcp-Name: {header_name}\r\n",
+                op.method()
             ),
             name: name.to_string(),
             next_id: 1,
+            op,
         }
     }
 
     async fn call(&mut self) -> Result<(), String> {
         self.next_id += 1;
+        let (mut params, expect) = self.op.params(&self.name);
+        params["_meta"] = json!({
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "mcp-calls-bench", "version": "1"}
+        });
         let body = json!({
-            "jsonrpc": "2.0", "id": self.next_id, "method": "tools/call",
-            "params": {
-                "name": self.name, "arguments": {"text": "ping"},
-                "_meta": {
-                    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                    "io.modelcontextprotocol/clientCapabilities": {},
-                    "io.modelcontextprotocol/clientInfo": {"name": "mcp-calls-bench", "version": "1"}
-                }
-            }
+            "jsonrpc": "2.0", "id": self.next_id, "method": self.op.method(),
+            "params": params,
         })
         .to_string();
         let req = format!("{}Content-Length: {}\r\n\r\n{body}", self.head, body.len());
@@ -277,7 +327,7 @@ impl Lean {
             return Err("no body length".into());
         }
         let text = String::from_utf8_lossy(&body);
-        if text.contains("\"structuredContent\":{\"text\":\"ping\"}") {
+        if text.contains(expect) {
             Ok(())
         } else {
             Err(text.into_owned())
@@ -324,6 +374,23 @@ async fn hop_shares(url: &str, n: usize) -> Vec<(u64, f64)> {
             (asn, v[v.len() / 2])
         })
         .collect()
+}
+
+/// Sequential latency (p50, p99 in us) of a prompt get or resource read.
+async fn latency(url: &str, op: Op, calls: u64) -> (f64, f64) {
+    let mut lean = Lean::connect_op(url, "echo", op).await;
+    for _ in 0..100 {
+        lean.call().await.expect("warm-up");
+    }
+    let mut lat = Vec::with_capacity(calls as usize);
+    for _ in 0..calls {
+        let t = Instant::now();
+        lean.call().await.expect("answer");
+        lat.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p) as usize];
+    (pct(0.5), pct(0.99))
 }
 
 async fn measure(url: &str, calls: u64, seconds: u64, in_flight: u64) -> Figures {
@@ -565,7 +632,7 @@ fn main() {
 
     // Direct: the example agent over streamable HTTP.
     let mut agent = Command::new(BIN)
-        .args(["example-agent", "--http", "127.0.0.1:0"])
+        .args(["example-agent", "--http", "127.0.0.1:0", "--conformance"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -581,6 +648,13 @@ fn main() {
         .to_string();
     let _agent = Kill(vec![agent]);
     let direct = rt.block_on(measure(&direct_url, calls, seconds, in_flight));
+    let item_calls = (calls / 2).max(100);
+    let direct_items = rt.block_on(async {
+        (
+            latency(&direct_url, Op::Prompt, item_calls).await,
+            latency(&direct_url, Op::Resource, item_calls).await,
+        )
+    });
 
     // One node hosting the agent.
     let solo = node(&root, "solo");
@@ -589,12 +663,14 @@ fn main() {
     wait("the node's front", || {
         std::net::TcpStream::connect(("127.0.0.1", solo.mcp)).ok()
     });
-    let one = rt.block_on(measure(
-        &format!("http://127.0.0.1:{}/mcp", solo.mcp),
-        calls,
-        seconds,
-        in_flight,
-    ));
+    let solo_url = format!("http://127.0.0.1:{}/mcp", solo.mcp);
+    let one = rt.block_on(measure(&solo_url, calls, seconds, in_flight));
+    let one_items = rt.block_on(async {
+        (
+            latency(&solo_url, Op::Prompt, item_calls).await,
+            latency(&solo_url, Op::Resource, item_calls).await,
+        )
+    });
     drop(_solo);
 
     // A - B - C, the agent on C.
@@ -613,16 +689,24 @@ fn main() {
     let token = wait("A's admin token", || {
         std::fs::read_to_string(a.dir.join("admin.token")).ok()
     });
-    wait("C's echo route at A", || {
-        admin_get(&admin_a, token.trim(), "/v1/routes")?
-            .as_array()?
-            .iter()
-            .any(|r| r["prefix"] == "bench/echo/echo")
-            .then_some(())
+    wait("C's echo, prompt and resource routes at A", || {
+        let routes = admin_get(&admin_a, token.trim(), "/v1/routes")?;
+        let has = |p: &str| {
+            routes
+                .as_array()
+                .is_some_and(|rs| rs.iter().any(|r| r["prefix"] == p))
+        };
+        (has("bench/echo/echo") && has("bench/echo/prompt/test_simple_prompt")).then_some(())
     });
     let chain_url = format!("http://127.0.0.1:{}/mcp", a.mcp);
     let chain = rt.block_on(measure(&chain_url, calls, seconds, in_flight));
     let shares = rt.block_on(hop_shares(&chain_url, 500));
+    let chain_items = rt.block_on(async {
+        (
+            latency(&chain_url, Op::Prompt, item_calls).await,
+            latency(&chain_url, Op::Resource, item_calls).await,
+        )
+    });
     let _ = std::fs::remove_dir_all(&root);
 
     println!(
@@ -673,5 +757,23 @@ fn main() {
             _ => "C: verify, access, agent over stdio",
         };
         println!("  AS{asn}  {us:.0} us   ({what})");
+    }
+    println!(
+        "\nPrompt get (`test_simple_prompt`) and resource read (`test://static-text`), {item_calls} sequential requests each\n"
+    );
+    println!(
+        "| setup | prompts/get p50 | p99 | resources/read p50 | p99 | prompt p50 vs direct | read p50 vs direct |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for (label, ((pp50, pp99), (rp50, rp99))) in [
+        ("direct (client -> agent)", direct_items),
+        ("through one node", one_items),
+        ("3-node chain (2 call hops)", chain_items),
+    ] {
+        println!(
+            "| {label} | {pp50:.0} us | {pp99:.0} us | {rp50:.0} us | {rp99:.0} us | {:.2}x | {:.2}x |",
+            pp50 / direct_items.0.0,
+            rp50 / direct_items.1.0,
+        );
     }
 }

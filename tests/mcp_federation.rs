@@ -885,3 +885,95 @@ anyio.run(main)
     let r = inspector(&url, &["--method", "resources/read", "--uri", &uri]);
     assert_eq!(r["contents"][0]["uri"], uri.as_str(), "{r}");
 }
+
+/// B is killed while the client on A is answering a sampling request of
+/// the agent on C: the call ends with a clear error naming the lost hop,
+/// within seconds, and nothing hangs (the client's late answer goes
+/// nowhere).
+#[test]
+fn a_hop_killed_during_a_sampling_round_trip_fails_the_call_cleanly() {
+    use std::io::{BufRead, BufReader};
+    let root = tempfile::tempdir().unwrap();
+    let c_extra = format!(
+        r#"
+[[agents]]
+id = "everything"
+prefix = "reference/everything/*"
+capabilities = ["reference"]
+command = "node"
+args = [{everything:?}, "stdio"]
+"#,
+        everything = server_everything().to_string_lossy(),
+    );
+    let (_nodes, mut procs) = chain(root.path(), &c_extra, "");
+    wait_route(
+        &procs[0],
+        "reference/everything/trigger-sampling-request",
+        2,
+    );
+    let go = root.path().join("answer-now");
+    let script = format!(
+        "{PY_PRELUDE}{}",
+        r#"
+import os, time
+from mcp import types
+
+GO = sys.argv[2]
+
+async def main():
+    async def sampling(ctx, params):
+        out(step="asked")
+        with anyio.fail_after(30):
+            while not os.path.exists(GO):
+                await anyio.sleep(0.05)
+        return types.CreateMessageResult(role="assistant", content=types.TextContent(type="text", text="late"), model="m", stop_reason="endTurn")
+    async with Client(URL, mode="legacy", sampling_callback=sampling) as c:
+        samp, _ = await tool_for(c, "reference/everything/trigger-sampling-request")
+        t = time.monotonic()
+        try:
+            r = await c.call_tool(samp.name, {"prompt": "hello", "maxTokens": 5})
+            out(step="end", result=dump(r), secs=time.monotonic() - t)
+        except MCPError as e:
+            out(step="end", error={"code": e.error.code, "message": e.error.message, "data": e.error.data}, secs=time.monotonic() - t)
+
+anyio.run(main)
+"#
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("client.py");
+    std::fs::write(&file, script).unwrap();
+    let mut child = std::process::Command::new(venv_python())
+        .arg(&file)
+        .arg(procs[0].mcp_url())
+        .arg(&go)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start python");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let Some(asked) = lines.next().and_then(Result::ok) else {
+        let _ = child.kill();
+        panic!("the client was never asked: {:?}", child.wait_with_output());
+    };
+    assert!(asked.contains("asked"), "{asked}");
+    // The request crossed B; now B dies before the answer goes back.
+    procs[1].kill();
+    std::fs::write(&go, b"").unwrap();
+    let end = lines
+        .next()
+        .and_then(Result::ok)
+        .expect("the call ended (the client printed its end)");
+    let _ = child.wait();
+    let v: Value = serde_json::from_str(&end).unwrap();
+    println!("the client saw: {v}");
+    assert!(v["secs"].as_f64().unwrap() < 20.0, "{v}");
+    let failed = v.get("error").is_some() || v["result"]["isError"] == true;
+    assert!(failed, "the call cannot succeed without B: {v}");
+    let shown = v.to_string();
+    assert!(
+        shown.contains("next_hop_down")
+            || shown.contains("next hop")
+            || shown.contains("the call ended"),
+        "the error says what happened: {v}"
+    );
+}

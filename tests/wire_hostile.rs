@@ -292,7 +292,7 @@ fn unknown_frame_extension_keys_are_ignored() {
 
 #[test]
 fn unknown_message_type_gets_a_notification() {
-    for ty in [0, 7, 15, 21, 99, u64::MAX] {
+    for ty in [0, 7, 15, 24, 99, u64::MAX] {
         let f = frame(ty, Some(map(vec![])));
         assert_eq!(err(&f), DecodeError::UnknownType { ty });
         assert_eq!(
