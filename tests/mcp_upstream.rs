@@ -834,14 +834,53 @@ anyio.run(main)
 /// `subscriptions/listen` and never acknowledges it (nor sends anything on
 /// it): the shape of a server whose listen support is broken or slow.
 async fn spawn_unacknowledging_server() -> String {
+    spawn_fake_server(Fake::NoListenAck).await
+}
+
+/// The shapes of fake servers the negotiation tests need.
+#[derive(Clone, Copy)]
+enum Fake {
+    /// 2026-07-28 only; never acknowledges `subscriptions/listen`.
+    NoListenAck,
+    /// 2025-11-25 only; a `server/discover` probe is never answered at
+    /// all (the request hangs), so only the probe's timeout ends it.
+    LegacyDiscoverHangs,
+}
+
+async fn spawn_fake_server(kind: Fake) -> String {
     use axum::body::Body;
+    use axum::extract::State;
     use axum::http::StatusCode;
     use axum::response::{IntoResponse, Response};
     use axum::routing::post;
     use axum::{Json, Router};
 
-    async fn mcp(Json(req): Json<Value>) -> Response {
-        let result = match req["method"].as_str().unwrap_or_default() {
+    async fn mcp(State(kind): State<Fake>, Json(req): Json<Value>) -> Response {
+        let method = req["method"].as_str().unwrap_or_default();
+        if let Fake::LegacyDiscoverHangs = kind {
+            let result = match method {
+                "server/discover" => {
+                    futures::future::pending::<()>().await;
+                    unreachable!()
+                }
+                "initialize" => json!({
+                    "protocolVersion": "2025-11-25",
+                    "capabilities": {"tools": {}},
+                    "serverInfo": {"name": "legacy-hangs-on-discover", "version": "1"}
+                }),
+                "tools/list" => {
+                    json!({"tools": [{"name": "hello", "inputSchema": {"type": "object"}}]})
+                }
+                _ => json!({}),
+            };
+            return match req.get("id") {
+                None => StatusCode::ACCEPTED.into_response(),
+                Some(id) => {
+                    Json(json!({"jsonrpc": "2.0", "id": id, "result": result})).into_response()
+                }
+            };
+        }
+        let result = match method {
             "server/discover" => json!({
                 "resultType": "complete",
                 "supportedVersions": ["2026-07-28"],
@@ -871,7 +910,7 @@ async fn spawn_unacknowledging_server() -> String {
             Some(id) => Json(json!({"jsonrpc": "2.0", "id": id, "result": result})).into_response(),
         }
     }
-    let app = Router::new().route("/mcp", post(mcp));
+    let app = Router::new().route("/mcp", post(mcp)).with_state(kind);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -906,6 +945,35 @@ async fn an_agent_that_never_acknowledges_listen_still_comes_up() {
         AgentState::Up {
             protocol_version, ..
         } => assert_eq!(protocol_version, "2026-07-28"),
+        other => panic!("{other:?}"),
+    }
+    up.shutdown().await;
+}
+
+/// `protocol = "auto"` against a 2025-11-25 server that never answers the
+/// `server/discover` probe at all: the probe times out (rmcp's 10 s) and the
+/// agent comes up on the initialize handshake, well within the connect
+/// timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_falls_back_within_bounded_time_when_discover_hangs() {
+    let url = spawn_fake_server(Fake::LegacyDiscoverHangs).await;
+    let (up, mut rx) = manager();
+    let id = AgentId::new("legacy");
+    up.add_agent(
+        AgentConfig::http("legacy", Prefix::new("test/legacy/*").unwrap(), &url)
+            .unwrap()
+            .with_protocol(ProtocolMode::Auto),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let (_, tools) = expect_up(&mut rx, &id, 25.0).await;
+    assert_eq!(tools.len(), 1);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(20), "up after {took:?}");
+    match up.status(&id).unwrap().state {
+        AgentState::Up {
+            protocol_version, ..
+        } => assert_eq!(protocol_version, "2025-11-25"),
         other => panic!("{other:?}"),
     }
     up.shutdown().await;

@@ -332,7 +332,9 @@ impl SideRouter {
     }
 }
 
-/// The node as an MCP client of one agent.
+/// The node as an MCP client of one agent. Clones share the routers (a
+/// second handshake attempt uses one).
+#[derive(Clone)]
 pub(super) struct AgentClient {
     info: ClientConfig,
     progress: Arc<ProgressRouter>,

@@ -177,6 +177,13 @@ impl Connection {
     }
 }
 
+/// How long `auto` waits for an HTTP agent to answer `server/discover`
+/// before trying `initialize`: a third of the connect timeout, at most 10 s
+/// (rmcp's own probe timeout), so both attempts fit in the connect timeout.
+fn auto_probe_timeout(connect: Duration) -> Duration {
+    (connect / 3).min(Duration::from_secs(10))
+}
+
 fn lifecycle(mode: ProtocolMode) -> ClientLifecycleMode {
     match mode {
         ProtocolMode::Initialize => ClientLifecycleMode::Initialize,
@@ -235,6 +242,47 @@ pub(super) async fn connect(
                     }
                 }
             }
+        }
+        AgentTransport::Http(http) if config.protocol() == ProtocolMode::Auto => {
+            // The probe on a transport of its own: a server that never
+            // answers `server/discover` would otherwise hold the one
+            // transport's first request and the fallback behind it.
+            let probe_ct = CancellationToken::new();
+            let probe = rmcp::service::serve_client_with_lifecycle_and_ct(
+                client.clone(),
+                StreamableHttpClientTransport::from_config(http_config(http)),
+                lifecycle(ProtocolMode::Discover),
+                probe_ct.clone(),
+            );
+            let wait = auto_probe_timeout(config.connect_timeout());
+            let why = match tokio::time::timeout(wait, probe).await {
+                Ok(Ok(service)) => {
+                    return Ok(Connection {
+                        service,
+                        service_ct: probe_ct,
+                        child: None,
+                    });
+                }
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("no answer to server/discover within {wait:?}"),
+            };
+            probe_ct.cancel();
+            tracing::debug!(agent = %config.id(), %why, "server/discover failed; trying initialize");
+            let service = rmcp::service::serve_client_with_lifecycle_and_ct(
+                client,
+                StreamableHttpClientTransport::from_config(http_config(http)),
+                lifecycle(ProtocolMode::Initialize),
+                service_ct.clone(),
+            )
+            .await
+            .map_err(|e| {
+                ConnectError::Handshake(format!("server/discover: {why}; initialize: {e}"))
+            })?;
+            Ok(Connection {
+                service,
+                service_ct,
+                child: None,
+            })
         }
         AgentTransport::Http(http) => {
             let transport = StreamableHttpClientTransport::from_config(http_config(http));
