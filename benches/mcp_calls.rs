@@ -2,9 +2,9 @@
 //! called directly over MCP, through one node, and through a three-node
 //! chain (two hops of the call protocol), on loopback, in one run; and the
 //! latency of a `prompts/get` (`test_simple_prompt`) and a `resources/read`
-//! (`test://static-text`) the same three ways. The agent runs with its
-//! conformance fixtures (`--conformance`), which serve that prompt and
-//! resource.
+//! (`test://static-text`) the same three ways, served by a second example
+//! agent with its conformance fixtures (`--conformance`) next to the plain
+//! one the tool calls use.
 //!
 //! ```text
 //! libp2p     swarm ──request-response──> swarm (the floor of one hop)
@@ -131,7 +131,7 @@ fn configure(n: &Node, neighbors: &[&Node], agent: bool) {
     );
     if agent {
         t.push_str(&format!(
-            "\n[[agents]]\nid = \"echo\"\nprefix = \"bench/echo/*\"\ncommand = {BIN:?}\nargs = [\"example-agent\", \"--conformance\"]\nmax_concurrent_calls = 256\n"
+            "\n[[agents]]\nid = \"echo\"\nprefix = \"bench/echo/*\"\ncommand = {BIN:?}\nargs = [\"example-agent\"]\nmax_concurrent_calls = 256\n\n[[agents]]\nid = \"fixtures\"\nprefix = \"bench/fix/*\"\ncommand = {BIN:?}\nargs = [\"example-agent\", \"--conformance\"]\nmax_concurrent_calls = 256\n"
         ));
     }
     for nb in neighbors {
@@ -630,9 +630,26 @@ fn main() {
     // The floor: a bare libp2p request-response round trip.
     let floor = rt.block_on(floor::measure(calls, seconds, in_flight));
 
-    // Direct: the example agent over streamable HTTP.
-    let mut agent = Command::new(BIN)
+    // Direct: the example agent over streamable HTTP (and one with the
+    // conformance fixtures for the prompt and the resource).
+    let mut fixtures = Command::new(BIN)
         .args(["example-agent", "--http", "127.0.0.1:0", "--conformance"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the example agent with its fixtures");
+    let mut fline = String::new();
+    BufReader::new(fixtures.stdout.take().unwrap())
+        .read_line(&mut fline)
+        .unwrap();
+    let fixtures_url = fline
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
+    let _fixtures = Kill(vec![fixtures]);
+    let mut agent = Command::new(BIN)
+        .args(["example-agent", "--http", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -651,8 +668,8 @@ fn main() {
     let item_calls = (calls / 2).max(100);
     let direct_items = rt.block_on(async {
         (
-            latency(&direct_url, Op::Prompt, item_calls).await,
-            latency(&direct_url, Op::Resource, item_calls).await,
+            latency(&fixtures_url, Op::Prompt, item_calls).await,
+            latency(&fixtures_url, Op::Resource, item_calls).await,
         )
     });
 
@@ -696,7 +713,7 @@ fn main() {
                 .as_array()
                 .is_some_and(|rs| rs.iter().any(|r| r["prefix"] == p))
         };
-        (has("bench/echo/echo") && has("bench/echo/prompt/test_simple_prompt")).then_some(())
+        (has("bench/echo/echo") && has("bench/fix/prompt/test_simple_prompt")).then_some(())
     });
     let chain_url = format!("http://127.0.0.1:{}/mcp", a.mcp);
     let chain = rt.block_on(measure(&chain_url, calls, seconds, in_flight));

@@ -1081,10 +1081,9 @@ async fn send_once(
         // The SDK hands each notification to a task of its own but the
         // response straight to us, so a log line the agent sent just
         // before its result may not have been routed yet: let those tasks
-        // run before the call's registrations go.
-        for _ in 0..3 {
-            tokio::task::yield_now().await;
-        }
+        // run before the call's registrations go (they were queued before
+        // the response woke this task).
+        tokio::task::yield_now().await;
     }
     match outcome {
         Ok(Ok(result)) => Ok(result),

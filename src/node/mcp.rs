@@ -270,7 +270,7 @@ fn start_run(
     // before its result reaches the caller first, in order.
     let relay = {
         let tx = tx.clone();
-        tokio::spawn(async move {
+        async move {
             let mut progress_open = true;
             let mut side_open = true;
             while progress_open || side_open {
@@ -309,14 +309,14 @@ fn start_run(
                     break;
                 }
             }
-        })
+        }
     };
     let upstream = upstream.clone();
     tokio::spawn(async move {
-        let r = upstream.request(call).await;
-        // The call is over: its senders are gone, the relay drains and
-        // ends, and what it held goes before the result.
-        let _ = relay.await;
+        // The relay runs in the call's task (no second spawn per run); the
+        // call's end drops its senders, so the relay drains and ends, and
+        // what it held goes before the result.
+        let (r, ()) = tokio::join!(upstream.request(call), relay);
         let outcome = match r {
             Ok(v) => CallOutcome::Ok(v),
             Err(e) => upstream_outcome(&agent, e),

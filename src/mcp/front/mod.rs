@@ -515,19 +515,17 @@ impl FrontServer {
     ) -> Result<CallReturn, FrontError> {
         spec.log_level = self.wanted_log_level(ctx);
         let (stx, srx) = mpsc::channel(side::SIDE_BUFFER);
-        let relay = tokio::spawn(side::relay(
+        let relay = side::relay(
             srx,
             ctx.peer.clone(),
             self.link.clone(),
             self.log_level.clone(),
-        ));
-        let r = self
-            .link
-            .call_with_side(spec, progress, Some(stx), &ctx.ct)
-            .await;
-        // The node dropped its sender with the call; what was queued goes
-        // to the client before the result.
-        let _ = relay.await;
+        );
+        let call = self.link.call_with_side(spec, progress, Some(stx), &ctx.ct);
+        // In this task, no spawn per call. The node drops its sender with
+        // the call, so the relay ends after it, and what was queued goes to
+        // the client before the result.
+        let (r, ()) = tokio::join!(call, relay);
         r
     }
 
