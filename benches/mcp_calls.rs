@@ -121,6 +121,12 @@ fn node(root: &Path, name: &str) -> Node {
     }
 }
 
+/// `ITEMS=0` leaves out the agent with the fixtures (and the prompt and
+/// resource figures), for a tool-call run with exactly the landed setup.
+fn with_items() -> bool {
+    env_or("ITEMS", 1) != 0
+}
+
 fn configure(n: &Node, neighbors: &[&Node], agent: bool) {
     let mut t = format!(
         "[node]\nfederation = \"bench\"\n\
@@ -131,8 +137,13 @@ fn configure(n: &Node, neighbors: &[&Node], agent: bool) {
     );
     if agent {
         t.push_str(&format!(
-            "\n[[agents]]\nid = \"echo\"\nprefix = \"bench/echo/*\"\ncommand = {BIN:?}\nargs = [\"example-agent\"]\nmax_concurrent_calls = 256\n\n[[agents]]\nid = \"fixtures\"\nprefix = \"bench/fix/*\"\ncommand = {BIN:?}\nargs = [\"example-agent\", \"--conformance\"]\nmax_concurrent_calls = 256\n"
+            "\n[[agents]]\nid = \"echo\"\nprefix = \"bench/echo/*\"\ncommand = {BIN:?}\nargs = [\"example-agent\"]\nmax_concurrent_calls = 256\n"
         ));
+        if with_items() {
+            t.push_str(&format!(
+                "\n[[agents]]\nid = \"fixtures\"\nprefix = \"bench/fix/*\"\ncommand = {BIN:?}\nargs = [\"example-agent\", \"--conformance\"]\nmax_concurrent_calls = 256\n"
+            ));
+        }
     }
     for nb in neighbors {
         t.push_str(&format!(
@@ -666,11 +677,13 @@ fn main() {
     let _agent = Kill(vec![agent]);
     let direct = rt.block_on(measure(&direct_url, calls, seconds, in_flight));
     let item_calls = (calls / 2).max(100);
-    let direct_items = rt.block_on(async {
-        (
-            latency(&fixtures_url, Op::Prompt, item_calls).await,
-            latency(&fixtures_url, Op::Resource, item_calls).await,
-        )
+    let direct_items = with_items().then(|| {
+        rt.block_on(async {
+            (
+                latency(&fixtures_url, Op::Prompt, item_calls).await,
+                latency(&fixtures_url, Op::Resource, item_calls).await,
+            )
+        })
     });
 
     // One node hosting the agent.
@@ -682,11 +695,13 @@ fn main() {
     });
     let solo_url = format!("http://127.0.0.1:{}/mcp", solo.mcp);
     let one = rt.block_on(measure(&solo_url, calls, seconds, in_flight));
-    let one_items = rt.block_on(async {
-        (
-            latency(&solo_url, Op::Prompt, item_calls).await,
-            latency(&solo_url, Op::Resource, item_calls).await,
-        )
+    let one_items = with_items().then(|| {
+        rt.block_on(async {
+            (
+                latency(&solo_url, Op::Prompt, item_calls).await,
+                latency(&solo_url, Op::Resource, item_calls).await,
+            )
+        })
     });
     drop(_solo);
 
@@ -713,16 +728,19 @@ fn main() {
                 .as_array()
                 .is_some_and(|rs| rs.iter().any(|r| r["prefix"] == p))
         };
-        (has("bench/echo/echo") && has("bench/fix/prompt/test_simple_prompt")).then_some(())
+        (has("bench/echo/echo") && (!with_items() || has("bench/fix/prompt/test_simple_prompt")))
+            .then_some(())
     });
     let chain_url = format!("http://127.0.0.1:{}/mcp", a.mcp);
     let chain = rt.block_on(measure(&chain_url, calls, seconds, in_flight));
     let shares = rt.block_on(hop_shares(&chain_url, 500));
-    let chain_items = rt.block_on(async {
-        (
-            latency(&chain_url, Op::Prompt, item_calls).await,
-            latency(&chain_url, Op::Resource, item_calls).await,
-        )
+    let chain_items = with_items().then(|| {
+        rt.block_on(async {
+            (
+                latency(&chain_url, Op::Prompt, item_calls).await,
+                latency(&chain_url, Op::Resource, item_calls).await,
+            )
+        })
     });
     let _ = std::fs::remove_dir_all(&root);
 
@@ -775,6 +793,11 @@ fn main() {
         };
         println!("  AS{asn}  {us:.0} us   ({what})");
     }
+    let (Some(direct_items), Some(one_items), Some(chain_items)) =
+        (direct_items, one_items, chain_items)
+    else {
+        return;
+    };
     println!(
         "\nPrompt get (`test_simple_prompt`) and resource read (`test://static-text`), {item_calls} sequential requests each\n"
     );

@@ -937,14 +937,30 @@ async fn call_on_session(
     // answers and the agent's opaque state, until it completes.
     let mut retry: Option<(Map<String, Value>, Option<String>)> = None;
     let mut rounds = 0usize;
+    // Only a 2026-07-28 session can answer input_required (and with no side
+    // channel there is nobody to ask): otherwise the arguments go as they
+    // are, without a copy kept for a retry.
+    let may_retry = side.is_some()
+        && session
+            .peer
+            .peer_info()
+            .is_some_and(|i| !i.protocol_version.has_initialize());
+    let mut arguments = Some(arguments);
     loop {
-        let request = build_request(op, &tool, arguments.clone(), retry.take(), log_level)
-            .map_err(|detail| UpstreamError::Rejected {
-                agent: agent.clone(),
-                tool: tool.clone(),
-                code: ErrorCode::INVALID_PARAMS.0,
-                message: detail,
-                data: None,
+        let args = if may_retry {
+            arguments.clone().unwrap_or_default()
+        } else {
+            arguments.take().unwrap_or_default()
+        };
+        let request =
+            build_request(op, &tool, args, retry.take(), log_level).map_err(|detail| {
+                UpstreamError::Rejected {
+                    agent: agent.clone(),
+                    tool: tool.clone(),
+                    code: ErrorCode::INVALID_PARAMS.0,
+                    message: detail,
+                    data: None,
+                }
             })?;
         let result = send_once(
             session,
@@ -1130,6 +1146,12 @@ fn build_request(
     retry: Option<(Map<String, Value>, Option<String>)>,
     log_level: Option<u8>,
 ) -> Result<ClientRequest, String> {
+    if let (CallOp::Tool, None, None) = (op, &retry, log_level) {
+        // The common case, without a detour through JSON.
+        return Ok(ClientRequest::CallToolRequest(Request::new(
+            CallToolRequestParams::new(name.to_string()).with_arguments(args),
+        )));
+    }
     let mut params = match op {
         CallOp::Tool => serde_json::json!({"name": name, "arguments": args}),
         CallOp::Prompt => serde_json::json!({"name": name, "arguments": args}),
