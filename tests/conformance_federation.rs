@@ -237,3 +237,111 @@ anyio.run(main)
         );
     }
 }
+
+/// Forwards the URIs of `notifications/resources/updated`.
+#[derive(Clone)]
+struct Updates(tokio::sync::mpsc::UnboundedSender<String>);
+
+impl rmcp::ClientHandler for Updates {
+    async fn on_resource_updated(
+        &self,
+        params: rmcp::model::ResourceUpdatedNotificationParam,
+        _: rmcp::service::NotificationContext<rmcp::RoleClient>,
+    ) {
+        let _ = self.0.send(params.uri);
+    }
+}
+
+/// A subscription made at A to a resource on C keeps delivering updates
+/// when the path it took (through B or D) dies: the subscription call is
+/// made again on the path that is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(deprecated)] // resources/subscribe is 2025-11-25's
+async fn a_subscription_survives_the_loss_of_its_path() {
+    let root = tempfile::tempdir().unwrap();
+    let a = init(root.path(), "A", "test");
+    let b = init(root.path(), "B", "test");
+    let c = init(root.path(), "C", "test");
+    let d = init(root.path(), "D", "test");
+    let hold = 30;
+    for (n, neighbors, extra) in [
+        (&a, vec![b.clone(), d.clone()], String::new()),
+        (&b, vec![a.clone(), c.clone()], String::new()),
+        (&d, vec![a.clone(), c.clone()], String::new()),
+        (&c, vec![b.clone(), d.clone()], conformance_agent()),
+    ] {
+        configure(
+            n,
+            &Spec {
+                hold,
+                neighbors: neighbors.into_iter().map(|x| (x, false)).collect(),
+                extra,
+                ..Default::default()
+            },
+        );
+    }
+    let mut procs = vec![
+        Proc::start(&a),
+        Proc::start(&b),
+        Proc::start(&d),
+        Proc::start(&c),
+    ];
+    wait_front_ready(&procs[0], 2);
+    let (tx, mut updates) = tokio::sync::mpsc::unbounded_channel();
+    let client = common::within(
+        10.0,
+        "connecting",
+        rmcp::service::serve_client_with_lifecycle_and_ct(
+            Updates(tx),
+            rmcp::transport::StreamableHttpClientTransport::from_uri(procs[0].mcp_url()),
+            rmcp::service::ClientLifecycleMode::Initialize,
+            tokio_util::sync::CancellationToken::new(),
+        ),
+    )
+    .await
+    .expect("an MCP session with A's front");
+    common::within(
+        15.0,
+        "subscribing through the federation",
+        client.subscribe(rmcp::model::SubscribeRequestParams::new(
+            "test://watched-resource",
+        )),
+    )
+    .await
+    .expect("subscribe answers");
+    for _ in 0..2 {
+        let uri = common::within(10.0, "an update before the loss", updates.recv())
+            .await
+            .expect("the client is there");
+        assert_eq!(uri, "test://watched-resource");
+    }
+    // The path the subscription's call took goes.
+    let via = wait_for(
+        "the subscription's call at A",
+        Duration::from_secs(10),
+        || {
+            procs[0]
+                .try_get("/v1/calls")?
+                .as_array()?
+                .iter()
+                .find(|c| {
+                    c["target"]
+                        .as_str()
+                        .is_some_and(|t| t.starts_with("conformance/resource/"))
+                })?["to"]
+                .as_str()
+                .map(str::to_string)
+        },
+    );
+    let transit = if via == b.peer_id { 1 } else { 2 };
+    assert!(via == b.peer_id || via == d.peer_id, "{via}");
+    procs[transit].kill();
+    while updates.try_recv().is_ok() {}
+    for _ in 0..3 {
+        let uri = common::within(20.0, "an update after its path died", updates.recv())
+            .await
+            .expect("the client is there");
+        assert_eq!(uri, "test://watched-resource");
+    }
+    let _ = client.cancel().await;
+}
