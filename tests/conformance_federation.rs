@@ -280,7 +280,7 @@ async fn a_subscription_survives_the_loss_of_its_path() {
             },
         );
     }
-    let mut procs = vec![
+    let mut procs = [
         Proc::start(&a),
         Proc::start(&b),
         Proc::start(&d),
