@@ -12,6 +12,7 @@
 //!   front shows to clients.
 //! - [`items`]: prompts, resources and resource templates as routed items:
 //!   descriptors, hashes, route prefixes, front names, URI templates.
+//! - [`log_level`]: MCP log levels as the call protocol's numbers.
 //! - [`front`]: the MCP server local clients use (streamable HTTP, and the
 //!   stdio bridge of `abgp mcp`), its tool table and meta tools.
 //! - [`plane`]: what the node task does for MCP: tool routes of hosted
@@ -28,6 +29,7 @@ pub mod config;
 pub mod example_agent;
 pub mod front;
 pub mod items;
+pub mod log_level;
 pub mod plane;
 pub mod stdio;
 pub mod upstream;

@@ -1165,25 +1165,12 @@ fn build_request(
         }
     }
     if let (Some(level), Value::Object(p)) = (log_level, &mut params) {
-        const NAMES: [&str; 8] = [
-            "debug",
-            "info",
-            "notice",
-            "warning",
-            "error",
-            "critical",
-            "alert",
-            "emergency",
-        ];
-        let name = NAMES[usize::from(level.min(7))];
+        let name = serde_json::to_value(crate::mcp::log_level::level(level)).unwrap_or(Value::Null);
         let meta = p
             .entry("_meta")
             .or_insert_with(|| Value::Object(Map::new()));
         if let Value::Object(m) = meta {
-            m.insert(
-                "io.modelcontextprotocol/logLevel".into(),
-                Value::String(name.into()),
-            );
+            m.insert("io.modelcontextprotocol/logLevel".into(), name);
         }
     }
     Ok(match op {

@@ -41,6 +41,7 @@ use super::input_required::{
     self, Needs, StateSeal, elicit_request, sampled, sampling_request, sampling_text,
 };
 use super::schema;
+use crate::mcp::log_level::severity;
 
 /// A 1x1 red PNG.
 const PNG_1X1: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==";
@@ -133,19 +134,6 @@ pub enum Call {
     Done(Result<CallToolResponse, ErrorData>),
     /// Done, and the tool list changed: the agent announces it.
     ToolsChanged(Result<CallToolResponse, ErrorData>),
-}
-
-fn severity(level: LoggingLevel) -> u8 {
-    match level {
-        LoggingLevel::Debug => 0,
-        LoggingLevel::Info => 1,
-        LoggingLevel::Notice => 2,
-        LoggingLevel::Warning => 3,
-        LoggingLevel::Error => 4,
-        LoggingLevel::Critical => 5,
-        LoggingLevel::Alert => 6,
-        LoggingLevel::Emergency => 7,
-    }
 }
 
 /// Whether the request comes from a 2026-07-28 client (no `initialize`,

@@ -351,13 +351,13 @@ impl FrontServer {
     #[allow(deprecated)]
     fn wanted_log_level(&self, ctx: &RequestContext<RoleServer>) -> Option<u8> {
         if ctx.protocol_version().is_some_and(|v| !v.has_initialize()) {
-            return ctx.meta.log_level().map(side::severity);
+            return ctx.meta.log_level().map(crate::mcp::log_level::severity);
         }
         let set = *self
             .log_level
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        Some(set.map_or(0, side::severity))
+        Some(set.map_or(0, crate::mcp::log_level::severity))
     }
 
     /// Deadline of calls that give none (the node's default otherwise).

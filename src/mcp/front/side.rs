@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{FrontLink, FrontSide};
 use crate::core::call::{CallError, CallErrorKind, CallOutcome};
+use crate::mcp::log_level::severity;
 
 /// Side-channel messages queued per call before log lines are dropped.
 pub(super) const SIDE_BUFFER: usize = 64;
@@ -77,20 +78,6 @@ pub(super) async fn relay(
                 });
             }
         }
-    }
-}
-
-/// RFC 5424 order, as MCP uses it: debug is the least severe.
-pub(super) fn severity(l: LoggingLevel) -> u8 {
-    match l {
-        LoggingLevel::Debug => 0,
-        LoggingLevel::Info => 1,
-        LoggingLevel::Notice => 2,
-        LoggingLevel::Warning => 3,
-        LoggingLevel::Error => 4,
-        LoggingLevel::Critical => 5,
-        LoggingLevel::Alert => 6,
-        LoggingLevel::Emergency => 7,
     }
 }
 
