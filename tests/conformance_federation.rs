@@ -22,7 +22,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::conformance::{SuiteResult, run_suite, start_conformance_agent};
-use node_harness::{BIN, NodeDir, Proc, Spec, configure, init, wait_for};
+use node_harness::{BIN, NodeDir, Proc, Spec, chain, configure, init, wait_for};
 
 /// `[[agents]]` entry for the example agent with the suite's fixtures.
 fn conformance_agent() -> String {
@@ -80,38 +80,9 @@ fn single(root: &Path) -> (Vec<NodeDir>, Vec<Proc>) {
     (vec![a], procs)
 }
 
-fn chain(root: &Path) -> (Vec<NodeDir>, Vec<Proc>) {
-    let a = init(root, "A", "test");
-    let b = init(root, "B", "test");
-    let c = init(root, "C", "test");
-    let hold = 30;
-    configure(
-        &a,
-        &Spec {
-            hold,
-            neighbors: vec![(b.clone(), false)],
-            ..Default::default()
-        },
-    );
-    configure(
-        &b,
-        &Spec {
-            hold,
-            neighbors: vec![(a.clone(), false), (c.clone(), false)],
-            ..Default::default()
-        },
-    );
-    configure(
-        &c,
-        &Spec {
-            hold,
-            neighbors: vec![(b.clone(), false)],
-            extra: conformance_agent(),
-            ..Default::default()
-        },
-    );
-    let procs = vec![Proc::start(&a), Proc::start(&b), Proc::start(&c)];
-    (vec![a, b, c], procs)
+/// A - B - C with the agent on C.
+fn chain3(root: &Path) -> (Vec<NodeDir>, Vec<Proc>) {
+    chain(root, &conformance_agent(), "")
 }
 
 fn report(what: &str, r: &SuiteResult) {
@@ -145,7 +116,7 @@ async fn through_the_federation(spec_version: &str) {
     type Build = fn(&Path) -> (Vec<NodeDir>, Vec<Proc>);
     for (what, build, path_len) in [
         ("through one node", single as Build, 0),
-        ("through a 3-node chain", chain as Build, 2),
+        ("through a 3-node chain", chain3 as Build, 2),
     ] {
         let root = tempfile::tempdir().unwrap();
         let (_nodes, procs) = build(root.path());
@@ -188,7 +159,7 @@ async fn the_2026_07_28_suite_passes_through_a_node_and_a_chain() {
 #[test]
 fn log_lines_cross_a_chain_before_the_result() {
     let root = tempfile::tempdir().unwrap();
-    let (_nodes, procs) = chain(root.path());
+    let (_nodes, procs) = chain3(root.path());
     let a = &procs[0];
     wait_front_ready(a, 2);
     let script = r#"

@@ -15,11 +15,10 @@
 mod common;
 mod node_harness;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use node_harness::{BIN, NodeDir, Proc, Spec, configure, init, wait_for};
+use node_harness::{BIN, NodeDir, Proc, Spec, chain, configure, init, wait_for};
 use serde_json::{Value, json};
 
 use common::{inspector_cli, mcp_server_time, server_everything, venv_python};
@@ -38,43 +37,6 @@ restart_backoff_min = "200ms"
 restart_backoff_max = "2s"
 "#
     )
-}
-
-/// A - B - C, each peered with its neighbours; `c_extra` and `a_mcp` go
-/// into C's file and A's `[mcp]` section.
-fn chain(root: &Path, c_extra: &str, a_mcp: &str) -> (Vec<NodeDir>, Vec<Proc>) {
-    let a = init(root, "A", "test");
-    let b = init(root, "B", "test");
-    let c = init(root, "C", "test");
-    let hold = 30;
-    configure(
-        &a,
-        &Spec {
-            hold,
-            neighbors: vec![(b.clone(), false)],
-            mcp: a_mcp.into(),
-            ..Default::default()
-        },
-    );
-    configure(
-        &b,
-        &Spec {
-            hold,
-            neighbors: vec![(a.clone(), false), (c.clone(), false)],
-            ..Default::default()
-        },
-    );
-    configure(
-        &c,
-        &Spec {
-            hold,
-            neighbors: vec![(b.clone(), false)],
-            extra: c_extra.into(),
-            ..Default::default()
-        },
-    );
-    let procs = vec![Proc::start(&a), Proc::start(&b), Proc::start(&c)];
-    (vec![a, b, c], procs)
 }
 
 /// Waits until A's Loc-RIB has `prefix` through B and C.

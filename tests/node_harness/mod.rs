@@ -564,3 +564,40 @@ pub fn abgp(args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stderr).into(),
     )
 }
+
+/// A - B - C, each peered with its neighbours; `c_extra` and `a_mcp` go
+/// into C's file and A's `[mcp]` section.
+pub fn chain(root: &Path, c_extra: &str, a_mcp: &str) -> (Vec<NodeDir>, Vec<Proc>) {
+    let a = init(root, "A", "test");
+    let b = init(root, "B", "test");
+    let c = init(root, "C", "test");
+    let hold = 30;
+    configure(
+        &a,
+        &Spec {
+            hold,
+            neighbors: vec![(b.clone(), false)],
+            mcp: a_mcp.into(),
+            ..Default::default()
+        },
+    );
+    configure(
+        &b,
+        &Spec {
+            hold,
+            neighbors: vec![(a.clone(), false), (c.clone(), false)],
+            ..Default::default()
+        },
+    );
+    configure(
+        &c,
+        &Spec {
+            hold,
+            neighbors: vec![(b.clone(), false)],
+            extra: c_extra.into(),
+            ..Default::default()
+        },
+    );
+    let procs = vec![Proc::start(&a), Proc::start(&b), Proc::start(&c)];
+    (vec![a, b, c], procs)
+}
