@@ -10,7 +10,7 @@
 //! Route prefixes: a prompt `p` of an agent under `a/b/*` is announced as
 //! `a/b/prompt/<segment of p>`, a resource as `a/b/resource/<segment of its
 //! URI>`, a template as `a/b/template/<segment of its URI template>` (the
-//! segment rules are [`tool_route_prefix`]'s). Tool routes have one segment
+//! segment rules are [`tool_route_prefix`](crate::mcp::catalog::tool_route_prefix)'s). Tool routes have one segment
 //! after the agent's base, these two, so an item never takes a tool's
 //! route.
 
@@ -108,7 +108,7 @@ impl ItemDescriptor {
             .unwrap_or_default()
     }
 
-    /// First 16 bytes of SHA-256("agent-bgp/<kind>-descriptor/v1\0" ||
+    /// First 16 bytes of SHA-256(`"agent-bgp/<kind>-descriptor/v1\0"` ||
     /// canonical JSON of the listed object).
     pub fn hash(&self) -> DescriptorHash {
         descriptor_hash(self.kind, &self.json)
