@@ -18,6 +18,10 @@
 //! | `DELETE /v1/agents/{id}` | removes an agent (its routes are withdrawn) |
 //! | `GET /v1/calls` | the tool calls in flight at this node: where from, where to, age |
 //! | `GET /v1/mcp` | the MCP front's URL, calls in flight, forwarder counters, call metrics |
+//! | `GET /v1/why?prefix=P` | [`WhyView`]: every path of P, why the best won, import and export decisions |
+//! | `GET /v1/paths` | every path of every Loc-RIB prefix with its decision ([`PathView`]s) |
+//! | `POST /v1/policy/check` | body `{"policy": TEXT, "file": NAME}`: the file's errors and warnings, and what it would change (a dry run; nothing changes) |
+//! | `GET /v1/tools` | what the MCP front lists ([`ToolView`]s) |
 //! | `GET /metrics` | call metrics in the Prometheus text format |
 //!
 //! `{peer}` is a PeerId (base58) or a node id (64 hex digits). Handlers do
@@ -26,6 +30,7 @@
 //! a slow client cannot hold it up.
 
 mod error;
+pub mod explain;
 pub mod guard;
 pub mod token;
 pub mod views;
@@ -43,6 +48,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 pub use error::AdminError;
+pub use explain::{PathView, PolicyCheckView, ToolView, WhyView};
 pub use guard::Guard;
 pub use token::AdminToken;
 pub use views::{
@@ -52,6 +58,9 @@ pub use views::{
 
 /// Largest request body (an `[[agents]]` entry as JSON).
 pub const MAX_BODY: usize = 64 * 1024;
+
+/// Largest policy file `POST /v1/policy/check` takes (as JSON).
+pub const MAX_POLICY_BODY: usize = 1024 * 1024;
 
 /// How long a handler waits for the node task.
 const ASK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -81,6 +90,18 @@ pub enum AdminRequest {
         reply: oneshot::Sender<Result<(), AdminError>>,
     },
     Mcp(oneshot::Sender<McpView>),
+    Why {
+        prefix: String,
+        reply: oneshot::Sender<Result<WhyView, AdminError>>,
+    },
+    Paths(oneshot::Sender<Vec<PathView>>),
+    Tools(oneshot::Sender<Vec<ToolView>>),
+    PolicyCheck {
+        /// The policy file's text and its name (for error positions).
+        text: String,
+        file: String,
+        reply: oneshot::Sender<Result<PolicyCheckView, AdminError>>,
+    },
     Calls(oneshot::Sender<Vec<CallInFlight>>),
 }
 
@@ -196,6 +217,64 @@ async fn metrics(State(tx): State<Tx>) -> Response {
     }
 }
 
+#[derive(serde::Deserialize)]
+struct WhyQuery {
+    prefix: String,
+}
+
+async fn why(
+    State(tx): State<Tx>,
+    query: Result<axum::extract::Query<WhyQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(axum::extract::Query(q)) = query else {
+        return AdminError::BadRequest("give the prefix: /v1/why?prefix=P".into()).into_response();
+    };
+    ask_result(&tx, ASK_TIMEOUT, StatusCode::OK, |reply| AdminRequest::Why {
+        prefix: q.prefix,
+        reply,
+    })
+    .await
+}
+
+async fn paths(State(tx): State<Tx>) -> Response {
+    ask(&tx, AdminRequest::Paths).await
+}
+
+async fn tools(State(tx): State<Tx>) -> Response {
+    ask(&tx, AdminRequest::Tools).await
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyCheckBody {
+    policy: String,
+    #[serde(default)]
+    file: Option<String>,
+}
+
+/// A dry run over a big Adj-RIB-In takes a while.
+const DRY_RUN_TIMEOUT: Duration = Duration::from_secs(30);
+
+async fn policy_check(State(tx): State<Tx>, body: String) -> Response {
+    let b: PolicyCheckBody = match serde_json::from_str(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            return AdminError::BadRequest(format!(
+                "the body is {{\"policy\": TEXT, \"file\": NAME}}: {e}"
+            ))
+            .into_response();
+        }
+    };
+    ask_result(&tx, DRY_RUN_TIMEOUT, StatusCode::OK, |reply| {
+        AdminRequest::PolicyCheck {
+            text: b.policy,
+            file: b.file.unwrap_or_else(|| "policy.toml".into()),
+            reply,
+        }
+    })
+    .await
+}
+
 async fn not_found() -> Response {
     AdminError::NotFound("no such endpoint; see docs/operations.md".into()).into_response()
 }
@@ -211,6 +290,13 @@ pub fn router(tx: Tx, guard: Arc<Guard>) -> Router {
         .route("/v1/agents/{id}", axum::routing::delete(remove_agent))
         .route("/v1/mcp", get(mcp))
         .route("/v1/calls", get(calls))
+        .route("/v1/why", get(why))
+        .route("/v1/paths", get(paths))
+        .route("/v1/tools", get(tools))
+        .route(
+            "/v1/policy/check",
+            axum::routing::post(policy_check).layer(DefaultBodyLimit::max(MAX_POLICY_BODY)),
+        )
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .with_state(tx)

@@ -80,6 +80,18 @@ impl Node {
                 });
                 let _ = reply.send(r);
             }
+            AdminRequest::Why { prefix, reply } => {
+                let _ = reply.send(self.why_view(&prefix));
+            }
+            AdminRequest::Paths(tx) => {
+                let _ = tx.send(self.path_views());
+            }
+            AdminRequest::Tools(tx) => {
+                let _ = tx.send(self.tool_views());
+            }
+            AdminRequest::PolicyCheck { text, file, reply } => {
+                let _ = reply.send(Ok(self.policy_check(&text, &file)));
+            }
             AdminRequest::RoutesOut { peer, reply } => {
                 let r = self.parse_peer(&peer).map(|n| AdjOutView {
                     peer: peer_label(&n),

@@ -35,6 +35,7 @@
 mod admin;
 pub mod calls;
 pub mod clock;
+mod explain;
 pub mod mcp;
 mod peering;
 mod run;
@@ -224,6 +225,8 @@ struct Node {
     restored: (usize, usize),
     previous_clean: bool,
     policy_path: Option<PathBuf>,
+    /// The policy in force, for `why` and policy dry runs.
+    explain_policy: NodePolicy,
     mcp: mcp::NodeMcp,
     /// Route signature checks off the node task.
     verifier: verify::Verifier<HeldUpdate>,

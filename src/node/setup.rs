@@ -191,8 +191,15 @@ impl Node {
         let asn = security.asn();
 
         let policy_path = cfg.policy_path();
+        // The policy in force, also kept for explanations (`abgp why`,
+        // `abgp policy check`); without a file, the empty set is the RFC
+        // 8212 default the engine's DefaultPolicy runs.
+        let explain_policy = match &policy_path {
+            Some(p) => NodePolicy::new(asn, crate::config::load_policy_file(p)?),
+            None => NodePolicy::new(asn, crate::core::policy::PolicySet::empty()),
+        };
         let policy: Arc<dyn RoutePolicy> = match &policy_path {
-            Some(p) => Arc::new(NodePolicy::new(asn, crate::config::load_policy_file(p)?)),
+            Some(_) => Arc::new(explain_policy.clone()),
             None => Arc::new(DefaultPolicy),
         };
 
@@ -269,6 +276,7 @@ impl Node {
             restored,
             previous_clean,
             policy_path,
+            explain_policy,
             mcp,
             verifier: verify::Verifier::new(verify::VerifyBudget {
                 per_second: f64::from(c.trust.verify_checks_per_peer_per_sec),

@@ -16,6 +16,7 @@
 //! ```
 
 mod aggregate;
+mod explain;
 mod export;
 mod import;
 mod peer;
@@ -29,6 +30,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use aggregate::AggregateConfig;
+pub use explain::{Change, DryRun, RejectedPath, RouteChange, Why, WhyExport, WhyPath};
 pub use export::NotExported;
 pub use peer::{PeerConfig, PeerInfo, PeerState};
 

@@ -35,6 +35,7 @@ mod compile;
 mod config;
 mod error;
 mod eval;
+mod lint;
 mod model;
 mod node;
 
@@ -47,6 +48,7 @@ use std::sync::Arc;
 use crate::core::ids::{Asn, NodeId};
 
 pub use error::{Diagnostic, ErrorKind, PolicyLoadError, SetKind};
+pub use lint::Lint;
 pub use model::{Chain, MAX_PREPEND, Policy, PolicySet};
 pub use node::NodePolicy;
 
