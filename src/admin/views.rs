@@ -104,6 +104,8 @@ pub struct PeerView {
     pub internal: bool,
     pub source: Option<Source>,
     pub accepted_routes: u32,
+    /// Routes in our Adj-RIB-Out towards it.
+    pub advertised_routes: usize,
     pub stale_until: Option<u64>,
     pub established_since: Option<u64>,
     pub last_error: Option<String>,
@@ -122,6 +124,7 @@ impl PeerView {
             internal: p.internal,
             source: None,
             accepted_routes: p.accepted,
+            advertised_routes: 0,
             stale_until: p.stale_until.map(|m| m.0),
             established_since: None,
             last_error: None,

@@ -11,7 +11,8 @@
 //! | `abgp asn authority-init\|whoami\|issue\|verify` | ASN certificates (see `asn.rs`) |
 //! | `abgp example-agent [--http ADDR] [--conformance]` | (hidden) the example MCP agent the demo runs |
 //!
-//! Later commands (`why`) are added as further [`Command`] variants.
+//! | `abgp status\|peers\|routes\|why\|tools\|call\|calls\|policy check` | the running node, for operators (see `ops`; exit codes there) |
+//! | `abgp completions SHELL` | a shell completion script |
 
 mod admin_http;
 mod agent;
@@ -19,6 +20,7 @@ mod asn;
 mod demo;
 mod init;
 mod mcp;
+mod ops;
 mod run;
 mod store;
 
@@ -57,6 +59,26 @@ enum Command {
     /// ASN certificates: authority keys, issuing and checking certificates.
     #[command(subcommand)]
     Asn(asn::AsnCommand),
+    /// The running node at a glance: identity, peers, routes, store, front.
+    Status(ops::Target),
+    /// The sessions (state, ASN, uptime, routes in/out, last error), or one peer.
+    Peers(ops::peers::PeersArgs),
+    /// The Loc-RIB with every path and its markers, or a peer's Adj-RIB-In/Out.
+    Routes(ops::routes::RoutesArgs),
+    /// Why a prefix is routed as it is: every path, the step each lost at,
+    /// the policy statements that decided, what is exported to whom.
+    Why(ops::why::WhyArgs),
+    /// What the node's MCP front offers: names, prefixes, origins.
+    Tools(ops::tools::ToolsArgs),
+    /// Call a tool through the node's MCP front; prints the result and hops.
+    Call(ops::call::CallArgs),
+    /// Calls in flight at this node, and recent ones with their hops.
+    Calls(ops::Target),
+    /// Policy files: parse, lint and dry-run against the running node.
+    #[command(subcommand)]
+    Policy(ops::policy::PolicyCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
     /// The example MCP agent (echo, add, slow_count, ...), on stdio or HTTP.
     #[command(hide = true)]
     ExampleAgent {
@@ -103,13 +125,29 @@ pub fn main() -> ExitCode {
         Command::Mcp(a) => mcp::mcp(a),
         Command::Agent(c) => agent::agent(c),
         Command::Asn(c) => asn::asn(c),
+        Command::Status(t) => ops::status::status(t),
+        Command::Peers(a) => ops::peers::peers(a),
+        Command::Routes(a) => ops::routes::routes(a),
+        Command::Why(a) => ops::why::why(a),
+        Command::Tools(a) => ops::tools::tools(a),
+        Command::Call(a) => ops::call::call(a),
+        Command::Calls(t) => ops::calls::calls(t),
+        Command::Policy(c) => ops::policy::policy(c),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "abgp", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::ExampleAgent { http, conformance } => example_agent(http, conformance),
     };
     match r {
         Ok(code) => code,
         Err(e) => {
             eprintln!("abgp: {}", error_text(&e));
-            ExitCode::FAILURE
+            match e.downcast_ref::<ops::Failure>() {
+                Some(f) => ExitCode::from(f.code),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }

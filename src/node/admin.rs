@@ -126,6 +126,7 @@ impl Node {
                     .map(|a| a.to_string())
                     .collect();
                 view.link = self.net.link_info(&p.node);
+                view.advertised_routes = self.engine.adj_rib_out(&p.node).len();
                 if let Some(m) = self.meta.get(&p.node) {
                     view.established_since = m.established_since.map(|t| t.0);
                     view.last_error = m.last_error.clone();

@@ -302,10 +302,7 @@ impl Engine {
                         asn: info.asn,
                         direction: Direction::Export,
                         change,
-                        route: Route {
-                            attrs,
-                            ..b.clone()
-                        },
+                        route: Route { attrs, ..b.clone() },
                         before,
                         after,
                     });

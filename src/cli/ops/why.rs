@@ -1,0 +1,154 @@
+//! `abgp why PREFIX`: every candidate path of a prefix, the decision step
+//! at which each lost, exclusions and their reasons, the import policy
+//! statement that decided each path (rejected ones too), and for every
+//! established peer whether the best path is advertised and what decided.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use serde_json::Value;
+
+use super::{Node, Target, as_path, print_json, short_peer, text};
+
+#[derive(Debug, Args)]
+pub struct WhyArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// A routed prefix, or a name under one (the prefix a call would use
+    /// is explained).
+    pub prefix: String,
+}
+
+/// Percent-encodes a query value.
+fn encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn decision(d: &Value) -> String {
+    format!("{} by {}", text(&d["verdict"]), text(&d["decided_by"]))
+}
+
+fn via(v: &Value) -> String {
+    match v["peer"].as_str() {
+        Some(p) => format!("via {} (AS{})", short_peer(p), first_as(v)),
+        None => "originated here".into(),
+    }
+}
+
+fn first_as(v: &Value) -> String {
+    v["as_path"]
+        .as_array()
+        .and_then(|a| a.first())
+        .map_or_else(|| "own".into(), |a| a.to_string())
+}
+
+pub fn why(a: WhyArgs) -> anyhow::Result<ExitCode> {
+    let node = Node::open(&a.target)?;
+    let w = node.get(&format!("/v1/why?prefix={}", encode(&a.prefix)))?;
+    if a.target.json {
+        print_json(&w)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    match w["longest_match"].as_str() {
+        Some(m) => println!("{} is routed by {m}", a.prefix),
+        None => println!("{}", text(&w["prefix"])),
+    }
+    let paths = w["paths"].as_array().cloned().unwrap_or_default();
+    println!("\npaths ({}), best first:", paths.len());
+    for p in &paths {
+        let mark = match p["status"].as_str() {
+            Some("best") => "*>",
+            Some("lost") if p["multipath"] == true => "*=",
+            Some("lost") => "* ",
+            _ => "x ",
+        };
+        println!(
+            "  {mark} {}  as-path {}  local-pref {}  med {}{}",
+            via(p),
+            as_path(&p["as_path"]),
+            text(&p["local_pref"]),
+            text(&p["med"]),
+            if p["stale"] == true { "  stale" } else { "" }
+        );
+        match p["status"].as_str() {
+            Some("best") => println!("       best path"),
+            Some("lost") => println!(
+                "       lost at {}: {}{}",
+                text(&p["reason"]),
+                text(&p["reason_text"]),
+                if p["multipath"] == true {
+                    " (tie-breaker only: in the multipath set)"
+                } else {
+                    ""
+                }
+            ),
+            _ => println!(
+                "       excluded: {} ({})",
+                text(&p["reason_text"]),
+                text(&p["reason"])
+            ),
+        }
+        if p["import"].is_object() {
+            println!(
+                "       import: {}{}",
+                decision(&p["import"]),
+                if p["modified_on_import"] == true {
+                    " (attributes changed)"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    let rejected = w["rejected"].as_array().cloned().unwrap_or_default();
+    if !rejected.is_empty() {
+        println!("\nrejected on import ({}):", rejected.len());
+        for r in &rejected {
+            println!(
+                "  r  via {} (AS{})  as-path {}",
+                short_peer(r["peer"].as_str().unwrap_or("?")),
+                r["asn"],
+                as_path(&r["route"]["as_path"])
+            );
+            println!("       import: {}", decision(&r["import"]));
+        }
+    }
+    let exports = w["exports"].as_array().cloned().unwrap_or_default();
+    println!("\nexport to established peers ({}):", exports.len());
+    for e in &exports {
+        let who = format!(
+            "{} (AS{})",
+            short_peer(e["peer"].as_str().unwrap_or("?")),
+            e["asn"]
+        );
+        if e["advertised"] == true {
+            println!(
+                "  -> {who}: advertised, as-path {}",
+                as_path(&e["route"]["as_path"])
+            );
+        } else {
+            println!("  -- {who}: not advertised: {}", text(&e["reason_text"]));
+        }
+        if e["export"].is_object() {
+            println!("       export: {}", decision(&e["export"]));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(super::encode("tools/c/*"), "tools%2Fc%2F%2A");
+        assert_eq!(super::encode("a b&c"), "a%20b%26c");
+    }
+}

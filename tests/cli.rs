@@ -1,0 +1,375 @@
+//! The operator commands (`abgp status|peers|routes|why|tools|call|calls|
+//! policy check|completions`) against running nodes: a triangle A, B, C
+//! with the example agent on C, so A has two paths to C's tools (direct,
+//! and through B) and `why` has a loser to explain.
+
+mod node_harness;
+
+use std::process::Command;
+use std::time::Duration;
+
+use node_harness::*;
+use serde_json::Value;
+
+const CONVERGE: Duration = Duration::from_secs(60);
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(node: &NodeDir, args: &[&str]) -> Run {
+    let config = node.dir.join("node.toml");
+    let out = Command::new(BIN)
+        .args(args)
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .expect("run abgp");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    }
+}
+
+fn ok(node: &NodeDir, args: &[&str]) -> String {
+    let r = run(node, args);
+    assert_eq!(
+        r.code, 0,
+        "abgp {args:?} failed ({}): {}{}",
+        r.code, r.stdout, r.stderr
+    );
+    r.stdout
+}
+
+fn json(node: &NodeDir, args: &[&str]) -> Value {
+    let mut a = args.to_vec();
+    a.push("--json");
+    let out = ok(node, &a);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("abgp {a:?}: not JSON ({e}): {out}"))
+}
+
+fn agent(prefix: &str) -> String {
+    format!(
+        r#"
+[[agents]]
+id = "ex"
+prefix = "{prefix}"
+command = {BIN:?}
+args = ["example-agent"]
+"#
+    )
+}
+
+struct Triangle {
+    _root: tempfile::TempDir,
+    a: NodeDir,
+    b: NodeDir,
+    c: NodeDir,
+    _procs: Vec<Proc>,
+}
+
+fn triangle() -> Triangle {
+    let root = tempfile::tempdir().unwrap();
+    let a = init(root.path(), "a", "test");
+    let b = init(root.path(), "b", "test");
+    let c = init(root.path(), "c", "test");
+    let spec = |n: Vec<&NodeDir>, extra: String| Spec {
+        hold: 30,
+        neighbors: n.into_iter().map(|x| (x.clone(), false)).collect(),
+        extra,
+        ..Spec::default()
+    };
+    configure(&a, &spec(vec![&b, &c], String::new()));
+    configure(&b, &spec(vec![&a, &c], String::new()));
+    configure(&c, &spec(vec![&a, &b], agent("ex")));
+    let procs = vec![Proc::start(&a), Proc::start(&b), Proc::start(&c)];
+    // A has C's echo route directly and through B.
+    wait_for("A to hold two paths to ex/echo", CONVERGE, || {
+        let v = procs[0].try_get("/v1/why?prefix=ex/echo")?;
+        (v["paths"].as_array()?.len() == 2).then_some(())
+    });
+    wait_for(
+        "A's front to list echo with its descriptor",
+        CONVERGE,
+        || {
+            let v = procs[0].try_get("/v1/tools")?;
+            v.as_array()?
+                .iter()
+                .any(|t| t["name"] == "echo" && t["descriptor_missing"] == false)
+                .then_some(())
+        },
+    );
+    Triangle {
+        _root: root,
+        a,
+        b,
+        c,
+        _procs: procs,
+    }
+}
+
+#[test]
+fn operator_commands_against_a_running_triangle() {
+    let t = triangle();
+    let (a, b, c) = (&t.a, &t.b, &t.c);
+
+    // status
+    let s = ok(a, &["status"]);
+    assert!(s.contains(&format!("AS{}", a.asn)), "{s}");
+    assert!(s.contains("2 established of 2"), "{s}");
+    let sj = json(a, &["status"]);
+    assert_eq!(sj["status"]["asn"], a.asn);
+    assert!(sj["mcp"]["url"].is_string(), "{sj}");
+
+    // peers: a table, one peer in full, a peer that is not there
+    let p = ok(a, &["peers"]);
+    let rows: Vec<&str> = p.lines().filter(|l| l.contains("established")).collect();
+    assert_eq!(rows.len(), 2, "{p}");
+    assert!(p.contains(&format!("AS{}", b.asn)) && p.contains(&format!("AS{}", c.asn)));
+    let pj = json(a, &["peers"]);
+    let pc = pj
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["peer_id"] == c.peer_id.as_str())
+        .expect("C in peers");
+    assert!(pc["advertised_routes"].as_u64().is_some(), "{pc}");
+    assert!(pc["accepted_routes"].as_u64().unwrap() >= 1, "{pc}");
+    let one = ok(a, &["peers", &c.peer_id]);
+    assert!(one.contains(&c.node_id), "{one}");
+    let by_asn = ok(a, &["peers", &format!("AS{}", b.asn)]);
+    assert!(by_asn.contains(&b.peer_id), "{by_asn}");
+    let missing = run(a, &["peers", "12D3KooWnothere"]);
+    assert_eq!(missing.code, 4, "{}{}", missing.stdout, missing.stderr);
+    assert!(missing.stderr.contains("no peer"), "{}", missing.stderr);
+
+    // routes: both paths of ex/echo, the direct one best
+    let r = ok(a, &["routes", "ex/echo"]);
+    let best: Vec<&str> = r.lines().filter(|l| l.starts_with("*>")).collect();
+    assert_eq!(best.len(), 1, "{r}");
+    assert!(best[0].contains(&format!(" {} ", c.asn)), "{r}");
+    assert!(
+        r.lines().any(|l| l.starts_with('*')
+            && !l.starts_with("*>")
+            && l.contains(&format!("{} {}", b.asn, c.asn))),
+        "the path through B is listed as a loser: {r}"
+    );
+    let rj = json(a, &["routes", "ex/echo"]);
+    assert_eq!(rj.as_array().unwrap().len(), 2, "{rj}");
+    let under = json(a, &["routes", "ex/*", "--longer"]);
+    let prefixes: Vec<&str> = under
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|x| x["prefix"].as_str())
+        .collect();
+    assert!(
+        prefixes.contains(&"ex/echo") && prefixes.contains(&"ex/add"),
+        "{prefixes:?}"
+    );
+    assert!(
+        prefixes.iter().all(|p| p.starts_with("ex/")),
+        "{prefixes:?}"
+    );
+    let none = run(a, &["routes", "nothing/here"]);
+    assert_eq!(none.code, 4, "{}", none.stderr);
+    let detail = ok(a, &["routes", "ex/echo", "--detail"]);
+    assert!(
+        detail.contains("lost: longer AS path (as-path-length)"),
+        "{detail}"
+    );
+    assert!(detail.contains("import       accept by"), "{detail}");
+    let rin = ok(a, &["routes", "--in", &c.peer_id]);
+    assert!(
+        rin.lines()
+            .any(|l| l.starts_with('a') && l.contains("ex/echo")),
+        "{rin}"
+    );
+    let rout = json(b, &["routes", "--out", &a.peer_id]);
+    assert!(
+        rout["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["prefix"] == "ex/echo"),
+        "{rout}"
+    );
+
+    // why: the step the loser lost at, and the export reasons
+    let w = ok(a, &["why", "ex/echo"]);
+    assert!(w.contains("best path"), "{w}");
+    assert!(w.contains("lost at as-path-length: longer AS path"), "{w}");
+    assert!(
+        w.contains("import: accept by the configured default"),
+        "{w}"
+    );
+    assert!(w.contains("not advertised: learned from this peer"), "{w}");
+    let wb = json(b, &["why", "ex/echo"]);
+    let to_a = wb["exports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["peer"] == a.peer_id.as_str())
+        .expect("B's export to A");
+    assert_eq!(to_a["advertised"], true, "{wb}");
+    assert_eq!(to_a["route"]["as_path"][0], b.asn, "{wb}");
+    let unknown = run(a, &["why", "nothing/here"]);
+    assert_eq!(unknown.code, 4, "{}", unknown.stderr);
+
+    // tools
+    let tl = ok(a, &["tools"]);
+    let echo = tl
+        .lines()
+        .find(|l| l.starts_with("echo "))
+        .expect("echo listed");
+    assert!(
+        echo.contains("ex/echo") && echo.contains(&format!("AS{}", c.asn)),
+        "{tl}"
+    );
+    assert!(echo.contains("Returns its text"), "{tl}");
+
+    // call, with the hops it took
+    let out = ok(a, &["call", "add", "--args", r#"{"a": 2, "b": 3}"#]);
+    assert!(out.lines().next() == Some("5"), "{out}");
+    assert!(out.contains("hops (this node first):"), "{out}");
+    assert!(out.contains(&format!("AS{} origin", c.asn)), "{out}");
+    let cj = json(a, &["call", "echo", "--args", r#"{"text": "hi"}"#]);
+    assert_eq!(cj["structuredContent"]["text"], "hi", "{cj}");
+    let bad = run(a, &["call", "echo", "--args", "[1]"]);
+    assert_eq!(bad.code, 1, "{}", bad.stderr);
+    let absent = run(a, &["call", "no_such_tool"]);
+    assert!(
+        absent.code == 4 || absent.code == 1,
+        "{} {}",
+        absent.code,
+        absent.stderr
+    );
+    assert!(absent.stderr.contains("no_such_tool"), "{}", absent.stderr);
+
+    // calls: nothing in flight now; recent calls when the node keeps them
+    let calls = json(a, &["calls"]);
+    assert_eq!(calls["in_flight"], serde_json::json!([]), "{calls}");
+    let text = ok(a, &["calls"]);
+    assert!(text.starts_with("in flight (0):"), "{text}");
+
+    // policy check: a deny-all dry run shows what would go
+    let deny = a.dir.join("deny.toml");
+    std::fs::write(
+        &deny,
+        "[[apply]]\nneighbors = [\"*\"]\ndefault-import = \"reject\"\ndefault-export = \"reject\"\n",
+    )
+    .unwrap();
+    let pc = json(a, &["policy", "check", deny.to_str().unwrap()]);
+    assert_eq!(pc["valid"], true, "{pc}");
+    let routes_in: u64 = pj
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["accepted_routes"].as_u64().unwrap())
+        .sum();
+    assert_eq!(pc["import"]["rejected"], routes_in, "{pc}");
+    assert_eq!(pc["import"]["accepted"], 0, "{pc}");
+    let human = ok(a, &["policy", "check", deny.to_str().unwrap()]);
+    assert!(human.contains("newly rejected"), "{human}");
+    assert!(
+        human
+            .lines()
+            .any(|l| l.starts_with("import") && l.contains("rejected") && l.contains("ex/echo")),
+        "{human}"
+    );
+}
+
+#[test]
+fn policy_check_reports_errors_and_lints_without_a_node() {
+    let root = tempfile::tempdir().unwrap();
+    let n = init(root.path(), "n", "test");
+    let broken = root.path().join("broken.toml");
+    std::fs::write(&broken, "[[apply]]\nneighbors = []\n").unwrap();
+    let r = run(&n, &["policy", "check", broken.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let first = r.stdout.lines().next().unwrap_or("");
+    assert!(
+        first.starts_with("error: ") && first.contains("broken.toml:2:"),
+        "an error with file:line: {}",
+        r.stdout
+    );
+
+    let lint = root.path().join("lint.toml");
+    std::fs::write(
+        &lint,
+        r#"[[policy]]
+name = "never-used"
+
+  [[policy.statement]]
+  name = "all"
+  then = { verdict = "accept" }
+
+  [[policy.statement]]
+  name = "late"
+  then = { verdict = "reject" }
+"#,
+    )
+    .unwrap();
+    let r = run(
+        &n,
+        &["policy", "check", "--offline", lint.to_str().unwrap()],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let expected = format!(
+        "warning[no-apply]: no [[apply]] entry: every peer gets the RFC 8212 defaults (internal peers accept, external peers exchange nothing)
+warning[unused-policy]: policy \"never-used\" is defined but no [[apply]] uses it
+warning[unreachable-statement]: policy \"never-used\", statement \"late\" is never reached: statement \"all\" before it matches every route and decides
+{}: valid (3 warnings)
+",
+        lint.display()
+    );
+    assert_eq!(r.stdout, expected);
+}
+
+#[test]
+fn commands_say_when_the_node_is_not_running() {
+    let root = tempfile::tempdir().unwrap();
+    let n = init(root.path(), "n", "test");
+    configure(&n, &Spec::default());
+    for args in [
+        &["status"][..],
+        &["peers"],
+        &["routes"],
+        &["why", "x/*"],
+        &["tools"],
+        &["calls"],
+    ] {
+        let r = run(&n, args);
+        assert_eq!(r.code, 3, "abgp {args:?}: {}{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.contains("is `abgp run` up?"),
+            "abgp {args:?}: {}",
+            r.stderr
+        );
+    }
+    let missing = Command::new(BIN)
+        .args(["status", "--config", "/nonexistent/node.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/node.toml"));
+}
+
+#[test]
+fn completions_are_generated_for_the_common_shells() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = Command::new(BIN)
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{shell}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("abgp") && text.contains("why"),
+            "{shell}: {text}"
+        );
+    }
+}
