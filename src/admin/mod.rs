@@ -23,6 +23,7 @@
 //! | `POST /v1/policy/check` | body `{"policy": TEXT, "file": NAME}`: the file's errors and warnings, and what it would change (a dry run; nothing changes) |
 //! | `GET /v1/tools` | what the MCP front lists ([`ToolView`]s) |
 //! | `GET /metrics` | call metrics in the Prometheus text format |
+//! | `GET /glass` | the [looking glass](glass) page (no token for the page; its data requests carry it) |
 //!
 //! `{peer}` is a PeerId (base58) or a node id (64 hex digits). Handlers do
 //! not touch the engine: each request goes to the node task over a bounded
@@ -31,6 +32,7 @@
 
 mod error;
 pub mod explain;
+pub mod glass;
 pub mod guard;
 pub mod token;
 pub mod views;
@@ -301,7 +303,8 @@ pub fn router(tx: Tx, guard: Arc<Guard>) -> Router {
         .fallback(not_found)
         .with_state(tx)
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(axum::middleware::from_fn_with_state(guard, guard::enforce))
+        .layer(axum::middleware::from_fn_with_state(guard.clone(), guard::enforce))
+        .merge(glass::router(guard))
 }
 
 /// A bound admin listener, not yet serving.
