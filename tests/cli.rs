@@ -373,3 +373,84 @@ fn completions_are_generated_for_the_common_shells() {
         );
     }
 }
+
+#[test]
+fn the_explaining_endpoints_refuse_hostile_requests() {
+    let root = tempfile::tempdir().unwrap();
+    let n = init(root.path(), "n", "test");
+    configure(&n, &Spec::default());
+    let p = Proc::start(&n);
+    let hp = p.admin_hostport().to_string();
+    let auth = format!("Bearer {}", admin_token(&n.dir));
+    let json_headers = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let get = |path: &str| raw_http(&hp, "GET", path, &[("Authorization", &auth)], None).unwrap();
+    // No token: refused before anything is parsed.
+    let (code, _) = raw_http(&hp, "GET", "/v1/why?prefix=x/*", &[], None).unwrap();
+    assert_eq!(code, 401);
+    let (code, _) = raw_http(
+        &hp,
+        "POST",
+        "/v1/policy/check",
+        &[("Content-Type", "application/json")],
+        Some(r#"{"policy": ""}"#),
+    )
+    .unwrap();
+    assert_eq!(code, 401);
+    // A foreign origin: refused.
+    let (code, _) = raw_http(
+        &hp,
+        "GET",
+        "/v1/tools",
+        &[("Authorization", &auth), ("Origin", "https://evil.example")],
+        None,
+    )
+    .unwrap();
+    assert_eq!(code, 403);
+    // Malformed queries and prefixes.
+    assert_eq!(get("/v1/why").0, 400);
+    assert_eq!(get("/v1/why?prefix=").0, 400);
+    let (code, body) = get("/v1/why?prefix=%00%ff%2F%2F");
+    assert_eq!(code, 400, "{body}");
+    let long = format!("/v1/why?prefix={}", "a".repeat(60_000));
+    assert!(
+        matches!(get(&long).0, 400 | 414 | 431),
+        "an over-long prefix"
+    );
+    assert_eq!(get("/v1/why?prefix=nothing/*").0, 404);
+    // Bodies that are not the policy check's shape.
+    for body in [
+        "not json",
+        "[]",
+        r#"{"policy": 5}"#,
+        r#"{"policy": "", "extra": 1}"#,
+    ] {
+        let (code, text) =
+            raw_http(&hp, "POST", "/v1/policy/check", &json_headers, Some(body)).unwrap();
+        assert_eq!(code, 400, "{body}: {text}");
+    }
+    // A policy that does not compile is an answer, not a failure.
+    let (code, text) = raw_http(
+        &hp,
+        "POST",
+        "/v1/policy/check",
+        &json_headers,
+        Some(r#"{"policy": "[[apply]]\nneighbors = 7\n", "file": "x.toml"}"#),
+    )
+    .unwrap();
+    assert_eq!(code, 200, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["valid"], false);
+    assert!(
+        v["errors"][0].as_str().unwrap().starts_with("x.toml:2:"),
+        "{v}"
+    );
+    // Over the 1 MiB bound.
+    let big = format!(r#"{{"policy": "{}"}}"#, "#".repeat(1024 * 1024 + 10));
+    let (code, _) = raw_http(&hp, "POST", "/v1/policy/check", &json_headers, Some(&big)).unwrap();
+    assert_eq!(code, 413);
+    // The node is still fine.
+    assert_eq!(get("/v1/status").0, 200);
+}

@@ -312,3 +312,186 @@ impl Engine {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::attrs::PathAttrs;
+    use crate::core::decision::Step;
+    use crate::core::engine::{EngineConfig, Event, PeerConfig};
+    use crate::core::ids::{AgentId, Millis};
+    use crate::core::policy::{DecidedBy, DefaultReason, PolicySet, Verdict};
+    use crate::sim::SimNet;
+
+    const T0: Millis = Millis(1_700_000_000_000);
+
+    const OPEN: &str = r#"
+[[policy]]
+name = "tag"
+  [[policy.statement]]
+  name = "med"
+  match = { prefix.exact = ["x/y"] }
+  then = { verdict = "next", med = 7 }
+
+[[apply]]
+neighbors = ["*"]
+import = ["tag"]
+default-import = "accept"
+default-export = "accept"
+"#;
+
+    fn id(n: u64) -> NodeId {
+        NodeId::from_u64(n)
+    }
+
+    fn p(s: &str) -> Prefix {
+        Prefix::new(s).unwrap()
+    }
+
+    fn policy(asn: u32, text: &str) -> NodePolicy {
+        NodePolicy::new(Asn(asn), PolicySet::from_toml_str(text, "p.toml").unwrap())
+    }
+
+    fn route(prefix: &str) -> Route {
+        Route::new(
+            p(prefix),
+            Arc::new(PathAttrs {
+                agent: AgentId::new("a"),
+                ..Default::default()
+            }),
+        )
+    }
+
+    /// A triangle 1-2-3 of three ASes, every node on `OPEN`; node 1
+    /// originates x/y and x/z.
+    fn triangle() -> SimNet {
+        let mut net = SimNet::new(T0, 1);
+        for (n, asn) in [(1, 65001), (2, 65002), (3, 65003)] {
+            let e = Engine::new(EngineConfig::new(Asn(asn), id(n)))
+                .with_policy(Arc::new(policy(asn, OPEN)));
+            net.add_node(e);
+        }
+        for (a, b) in [
+            ((1, 65001), (2, 65002)),
+            ((2, 65002), (3, 65003)),
+            ((1, 65001), (3, 65003)),
+        ] {
+            net.link(id(a.0), id(b.0));
+            net.inject(
+                id(a.0),
+                Event::AddPeer(PeerConfig::new(id(b.0)).with_asn(Asn(b.1))),
+            );
+            net.inject(
+                id(b.0),
+                Event::AddPeer(PeerConfig::new(id(a.0)).with_asn(Asn(a.1))),
+            );
+        }
+        net.inject(id(1), Event::Originate(route("x/y")));
+        net.inject(id(1), Event::Originate(route("x/z")));
+        net.run_for(3_000);
+        net
+    }
+
+    #[test]
+    fn why_names_the_step_the_loser_lost_at_and_the_statements_that_decided() {
+        let mut net = triangle();
+        let pol = policy(65003, OPEN);
+        let e3 = net.engine_mut(&id(3)).unwrap();
+        let w = e3.why(&p("x/y"), &pol);
+        assert_eq!(w.paths.len(), 2);
+        assert_eq!(w.paths[0].report.status, Status::Best);
+        assert_eq!(w.paths[0].report.peer, Some(id(1)));
+        assert_eq!(w.paths[1].report.status, Status::Lost(Step::AsPathLength));
+        for path in &w.paths {
+            let d = path.import.as_ref().expect("an import decision");
+            assert_eq!(d.verdict, Verdict::Accept);
+            assert_eq!(d.decided_by, DecidedBy::Default(DefaultReason::Configured));
+            assert_eq!(path.report.route.attrs.med, 7);
+        }
+        // The statement set the MED on the direct path; the path through 2
+        // arrived with the MED node 2's import had already set (MED crosses
+        // AS borders here: it is the origin's health metric).
+        assert!(w.paths[0].modified);
+        assert!(!w.paths[1].modified);
+        assert!(w.rejected.is_empty());
+        // Node 3 advertises its best path (from 1) to 2, not back to 1.
+        let to1 = w.exports.iter().find(|e| e.peer == id(1)).unwrap();
+        assert_eq!(
+            to1.outcome.as_ref().err(),
+            Some(&NotExported::LearnedFromPeer)
+        );
+        let to2 = w.exports.iter().find(|e| e.peer == id(2)).unwrap();
+        let sent = to2.outcome.as_ref().expect("advertised to 2");
+        assert_eq!(
+            sent.attrs.as_path.iter().map(|a| a.0).collect::<Vec<_>>(),
+            vec![65003, 65001]
+        );
+        assert!(to2.decision.as_ref().is_some_and(Decision::is_accept));
+        // x/z matches no statement: not modified.
+        let wz = e3.why(&p("x/z"), &pol);
+        assert!(wz.paths.iter().all(|p| !p.modified));
+    }
+
+    #[test]
+    fn a_deny_all_dry_run_lists_every_accepted_path_and_every_export() {
+        let mut net = triangle();
+        let old = policy(65003, OPEN);
+        let deny = policy(
+            65003,
+            "[[apply]]\nneighbors = [\"*\"]\ndefault-import = \"reject\"\ndefault-export = \"reject\"\n",
+        );
+        let e3 = net.engine_mut(&id(3)).unwrap();
+        let before = e3.loc_rib();
+        let run = e3.policy_dry_run(&old, &deny);
+        // Two prefixes, each from both peers.
+        assert_eq!(run.import_evaluated, 4);
+        assert_eq!(run.count(Direction::Import, Change::Rejected), 4);
+        assert_eq!(run.count(Direction::Import, Change::Accepted), 0);
+        // Both best paths go to node 2 today (not to 1, where they came from).
+        assert_eq!(run.count(Direction::Export, Change::Rejected), 2);
+        assert!(
+            run.changes
+                .iter()
+                .all(|c| c.after.verdict == Verdict::Reject)
+        );
+        // Nothing changed.
+        assert_eq!(e3.loc_rib(), before);
+        // The same policy changes nothing; dropping the MED statement
+        // modifies x/y only.
+        assert!(e3.policy_dry_run(&old, &old).changes.is_empty());
+        let plain = policy(
+            65003,
+            "[[apply]]\nneighbors = [\"*\"]\ndefault-import = \"accept\"\ndefault-export = \"accept\"\n",
+        );
+        let run = e3.policy_dry_run(&old, &plain);
+        // Only the direct x/y path: the one through 2 keeps node 2's MED.
+        assert_eq!(run.count(Direction::Import, Change::Modified), 1);
+        assert!(run.changes.iter().all(|c| c.route.prefix == p("x/y")));
+        assert!(run.changes.iter().all(|c| c.route.attrs.med == 0));
+    }
+
+    #[test]
+    fn a_stricter_policy_shows_what_it_would_newly_accept_from_rejected_paths() {
+        let mut net = triangle();
+        let deny = policy(
+            65003,
+            "[[apply]]\nneighbors = [\"*\"]\ndefault-import = \"reject\"\ndefault-export = \"reject\"\n",
+        );
+        let open = policy(65003, OPEN);
+        // Run node 3 on the deny policy for real, then ask what OPEN would do.
+        net.inject(id(3), Event::PolicyReloaded(Arc::new(deny.clone())));
+        net.run_for(10);
+        let e3 = net.engine_mut(&id(3)).unwrap();
+        assert!(e3.loc_rib().is_empty());
+        let w = e3.why(&p("x/y"), &deny);
+        assert!(w.paths.is_empty());
+        assert_eq!(w.rejected.len(), 2, "both rejected paths are explained");
+        assert!(
+            w.rejected
+                .iter()
+                .all(|r| r.decision.decided_by == DecidedBy::Default(DefaultReason::Configured))
+        );
+        let run = e3.policy_dry_run(&deny, &open);
+        assert_eq!(run.count(Direction::Import, Change::Accepted), 4);
+    }
+}

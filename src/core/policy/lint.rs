@@ -76,3 +76,74 @@ impl PolicySet {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lints(text: &str) -> Vec<&'static str> {
+        PolicySet::from_toml_str(text, "p.toml")
+            .unwrap()
+            .lint()
+            .iter()
+            .map(|l| l.code)
+            .collect()
+    }
+
+    #[test]
+    fn a_clean_file_has_no_warnings() {
+        assert!(
+            lints(
+                r#"
+[[policy]]
+name = "p"
+  [[policy.statement]]
+  name = "a"
+  match = { prefix.exact = ["x/y"] }
+  then = { verdict = "reject" }
+  [[policy.statement]]
+  name = "b"
+  then = { verdict = "accept" }
+
+[[apply]]
+neighbors = ["external"]
+import = ["p"]
+"#
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn missing_apply_unused_policies_and_unreachable_statements_are_flagged() {
+        assert_eq!(lints(""), vec!["no-apply"]);
+        assert_eq!(
+            lints("[[apply]]\nneighbors = [\"internal\"]\n"),
+            vec!["no-external-apply"]
+        );
+        let l = lints(
+            r#"
+[[policy]]
+name = "p"
+  [[policy.statement]]
+  name = "all"
+  then = { verdict = "next", med = 5 }
+  [[policy.statement]]
+  name = "stop"
+  then = { verdict = "accept" }
+  [[policy.statement]]
+  name = "never"
+  then = { verdict = "reject" }
+
+[[policy]]
+name = "spare"
+
+[[apply]]
+neighbors = ["*"]
+export = ["p"]
+"#,
+        );
+        // `all` only sets a MED and goes on; `stop` decides everything.
+        assert_eq!(l, vec!["unreachable-statement", "unused-policy"]);
+    }
+}
