@@ -249,11 +249,40 @@ fn operator_commands_against_a_running_triangle() {
     );
     assert!(absent.stderr.contains("no_such_tool"), "{}", absent.stderr);
 
-    // calls: nothing in flight now; recent calls when the node keeps them
+    // calls: nothing in flight now; then a slow call while it runs
     let calls = json(a, &["calls"]);
     assert_eq!(calls["in_flight"], serde_json::json!([]), "{calls}");
     let text = ok(a, &["calls"]);
     assert!(text.starts_with("in flight (0):"), "{text}");
+    let mut slow = Command::new(BIN)
+        .args(["call", "wait", "--args", r#"{"ms": 4000}"#, "--config"])
+        .arg(a.dir.join("node.toml"))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let seen = wait_for("the slow call in flight at A", CONVERGE, || {
+        let v = json(a, &["calls"]);
+        let f = v["in_flight"].as_array()?.first()?.clone();
+        Some(f)
+    });
+    assert_eq!(seen["target"], "ex/wait", "{seen}");
+    assert_eq!(seen["from"], Value::Null, "from the front");
+    assert_eq!(seen["to"], c.peer_id.as_str(), "to C, the best path");
+    let text = ok(a, &["calls"]);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("ex/wait") && l.contains("front") && l.contains(&c.peer_id[..8])),
+        "{text}"
+    );
+    assert!(slow.wait().unwrap().success());
+    if let Some(recent) = json(a, &["calls"])["recent"].as_array() {
+        assert!(
+            recent
+                .iter()
+                .any(|r| r["target"] == "ex/wait" && r["outcome"] == "ok"),
+            "{recent:?}"
+        );
+    }
 
     // policy check: a deny-all dry run shows what would go
     let deny = a.dir.join("deny.toml");

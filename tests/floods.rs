@@ -423,6 +423,7 @@ fn call(h: &Hostile, leg: u64, target: &Prefix, tool: &str, args: Value, ms: u64
         progress: false,
         origin: Arc::new(origin),
         arguments: args,
+        trace: None,
     };
     wire::encode(&Frame::Call(CallMessage::Call(c)), &Limits::default()).unwrap()
 }

@@ -618,3 +618,57 @@ fn limits_can_be_tightened() {
     ));
     assert!(decode(&f, &Limits::default()).is_ok());
 }
+
+/// A CALL's trace context (optional key 32) that is not exactly
+/// `[bytes(16), bytes(8), uint8]` with non-zero ids is dropped: the call
+/// decodes and runs, in a trace of its own. Tracing never fails a call.
+#[test]
+fn a_calls_malformed_trace_context_is_dropped_not_refused() {
+    use agent_bgp::wire::call::{CallMessage, decode_call};
+    let origin = map(vec![
+        (0, Value::Bytes(vec![0x11; 16])),
+        (1, Value::Bytes(vec![0x01; 32])),
+        (2, int(65001)),
+        (4, text("a/b")),
+        (5, int(0)),
+        (8, Value::Bytes(vec![0x22; 32])),
+        (9, int(1)),
+        (10, int(2)),
+    ]);
+    let body = |trace: Option<Value>| {
+        let mut e = vec![(0, int(7)), (1, int(8)), (3, origin.clone())];
+        if let Some(t) = trace {
+            e.push((32, t));
+        }
+        map(e)
+    };
+    let plain = decode_call(&body(None), &Limits::default()).expect("a plain CALL");
+    assert_eq!(plain.trace, None);
+    let huge = Value::Bytes(vec![0xab; 60_000]);
+    for bad in [
+        huge.clone(),
+        Value::Array(vec![huge, Value::Bytes(vec![2; 8]), int(1)]),
+        Value::Array(vec![Value::Bytes(vec![1; 16]); 3]),
+        Value::Array(vec![
+            Value::Bytes(vec![0; 16]),
+            Value::Bytes(vec![2; 8]),
+            int(1),
+        ]),
+        Value::Array(vec![
+            Value::Bytes(vec![1; 16]),
+            Value::Bytes(vec![2; 8]),
+            int(u64::MAX),
+        ]),
+        map(vec![(0, Value::Bytes(vec![1; 16]))]),
+        Value::Null,
+    ] {
+        let f = frame(16, Some(body(Some(bad.clone()))));
+        match decode(&f, &Limits::default()) {
+            Ok(Frame::Call(CallMessage::Call(c))) => {
+                assert_eq!(c.trace, None, "{bad:?}");
+                assert_eq!(c.origin, plain.origin);
+            }
+            other => panic!("{bad:?}: {other:?}"),
+        }
+    }
+}

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use agent_bgp::core::attrs::{AttrValue, ExtraAttr};
-use agent_bgp::core::call::{Ask, Notify, Reply};
+use agent_bgp::core::call::{Ask, Notify, Reply, TraceContext};
 use agent_bgp::core::community::Community;
 use agent_bgp::core::message::{
     Capabilities, ErrorCode, Message, Notification, Open, PROTOCOL_VERSION, Update, subcode,
@@ -264,6 +264,27 @@ fn call_vectors() {
             progress: true,
             origin: Arc::new(signed_call_origin()),
             arguments: json!({"path": "src/main.ts", "fix": true, "max": 3}),
+            trace: None,
+        })),
+    );
+    // The same CALL in a W3C trace (optional key 32; old nodes ignore it).
+    check_frame(
+        "call-traced",
+        Frame::Call(CallMessage::Call(Call {
+            leg,
+            hop_limit: 16,
+            log_level: None,
+            progress: true,
+            origin: Arc::new(signed_call_origin()),
+            arguments: json!({"path": "src/main.ts", "fix": true, "max": 3}),
+            trace: Some(TraceContext {
+                trace_id: [
+                    0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e,
+                    0x0e, 0x47, 0x36,
+                ],
+                span_id: [0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7],
+                flags: 1,
+            }),
         })),
     );
     let trace = vec![

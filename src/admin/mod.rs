@@ -22,7 +22,8 @@
 //! | `GET /v1/paths` | every path of every Loc-RIB prefix with its decision ([`PathView`]s) |
 //! | `POST /v1/policy/check` | body `{"policy": TEXT, "file": NAME}`: the file's errors and warnings, and what it would change (a dry run; nothing changes) |
 //! | `GET /v1/tools` | what the MCP front lists ([`ToolView`]s) |
-//! | `GET /metrics` | call metrics in the Prometheus text format |
+//! | `GET /v1/calls/recent` | the last calls that finished here ([`RecentCallView`]s, newest first; `?limit=N`) |
+//! | `GET /metrics` | the node's [metrics](metrics) in the Prometheus text format |
 //! | `GET /glass` | the [looking glass](glass) page (no token for the page; its data requests carry it) |
 //!
 //! `{peer}` is a PeerId (base58) or a node id (64 hex digits). Handlers do
@@ -34,6 +35,7 @@ mod error;
 pub mod explain;
 pub mod glass;
 pub mod guard;
+pub mod metrics;
 pub mod token;
 pub mod views;
 
@@ -105,6 +107,13 @@ pub enum AdminRequest {
         reply: oneshot::Sender<Result<PolicyCheckView, AdminError>>,
     },
     Calls(oneshot::Sender<Vec<CallInFlight>>),
+    /// The last `limit` calls that finished here, newest first.
+    RecentCalls {
+        limit: usize,
+        reply: oneshot::Sender<Vec<views::RecentCallView>>,
+    },
+    /// What `/metrics` renders.
+    Metrics(oneshot::Sender<metrics::MetricsSnapshot>),
 }
 
 /// Sends a request to the node task and waits `wait` for its answer.
@@ -205,14 +214,33 @@ async fn mcp(State(tx): State<Tx>) -> Response {
     ask(&tx, AdminRequest::Mcp).await
 }
 
+#[derive(serde::Deserialize)]
+struct RecentQuery {
+    limit: Option<usize>,
+}
+
+/// `GET /v1/calls/recent[?limit=N]`: at most `N` (default and most
+/// [`RECENT_CALLS`](crate::mcp::plane::RECENT_CALLS)).
+async fn recent_calls(
+    State(tx): State<Tx>,
+    query: Result<axum::extract::Query<RecentQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(axum::extract::Query(q)) = query else {
+        return AdminError::BadRequest("limit must be a non-negative integer".into())
+            .into_response();
+    };
+    let limit = q
+        .limit
+        .unwrap_or(crate::mcp::plane::RECENT_CALLS)
+        .min(crate::mcp::plane::RECENT_CALLS);
+    ask(&tx, |reply| AdminRequest::RecentCalls { limit, reply }).await
+}
+
 async fn metrics(State(tx): State<Tx>) -> Response {
-    match ask_for(&tx, ASK_TIMEOUT, AdminRequest::Mcp).await {
-        Ok(v) => (
-            [(
-                axum::http::header::CONTENT_TYPE,
-                "text/plain; version=0.0.4",
-            )],
-            v.metrics.prometheus(),
+    match ask_for(&tx, ASK_TIMEOUT, AdminRequest::Metrics).await {
+        Ok(m) => (
+            [(axum::http::header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+            metrics::render(&m),
         )
             .into_response(),
         Err(e) => e.into_response(),
@@ -231,9 +259,11 @@ async fn why(
     let Ok(axum::extract::Query(q)) = query else {
         return AdminError::BadRequest("give the prefix: /v1/why?prefix=P".into()).into_response();
     };
-    ask_result(&tx, ASK_TIMEOUT, StatusCode::OK, |reply| AdminRequest::Why {
-        prefix: q.prefix,
-        reply,
+    ask_result(&tx, ASK_TIMEOUT, StatusCode::OK, |reply| {
+        AdminRequest::Why {
+            prefix: q.prefix,
+            reply,
+        }
     })
     .await
 }
@@ -292,6 +322,7 @@ pub fn router(tx: Tx, guard: Arc<Guard>) -> Router {
         .route("/v1/agents/{id}", axum::routing::delete(remove_agent))
         .route("/v1/mcp", get(mcp))
         .route("/v1/calls", get(calls))
+        .route("/v1/calls/recent", get(recent_calls))
         .route("/v1/why", get(why))
         .route("/v1/paths", get(paths))
         .route("/v1/tools", get(tools))
@@ -303,7 +334,10 @@ pub fn router(tx: Tx, guard: Arc<Guard>) -> Router {
         .fallback(not_found)
         .with_state(tx)
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(axum::middleware::from_fn_with_state(guard.clone(), guard::enforce))
+        .layer(axum::middleware::from_fn_with_state(
+            guard.clone(),
+            guard::enforce,
+        ))
         .merge(glass::router(guard))
 }
 

@@ -300,3 +300,81 @@ pub struct VerifyView {
     pub budget_waits: u64,
     pub budget_wait_ms: u64,
 }
+
+/// A call that finished at this node (`GET /v1/calls/recent`). The field
+/// names are what `abgp calls` and the looking glass read.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecentCallView {
+    pub call_id: String,
+    /// The prefix the call was routed on.
+    pub target: String,
+    /// The MCP operation: `tools/call`, `prompts/get`, `resources/read`,
+    /// `completion/complete`, `resources/subscribe`, or `describe` (a
+    /// node's own descriptor fetch).
+    pub op: &'static str,
+    /// The tool (or prompt, or resource URI) the caller named, if any.
+    pub tool: Option<String>,
+    /// The peer it came from (`null`: the local MCP front).
+    pub from: Option<String>,
+    /// The peer it went to (`null`: an agent on this node, or nowhere).
+    pub to: Option<String>,
+    /// The agent here that ran it (at the origin).
+    pub agent: Option<String>,
+    /// `ok` or the error kind.
+    pub outcome: &'static str,
+    /// From this hop taking the call to it passing the result back.
+    pub elapsed_us: u64,
+    pub retries: u32,
+    /// When it finished here, ms since the Unix epoch (node clock).
+    pub finished_ms: u64,
+    /// The W3C trace id (32 hex digits): the same at every hop of the call.
+    pub trace_id: String,
+    /// This hop's span id and its parent's (16 hex digits; `null`: the
+    /// call started here without a client trace).
+    pub span_id: String,
+    pub parent_span_id: Option<String>,
+    /// The hops the result crossed up to here, origin first (empty when
+    /// the call ended without one, e.g. cancelled).
+    pub trace: Vec<HopView>,
+}
+
+/// One hop of a call's trace.
+#[derive(Debug, Clone, Serialize)]
+pub struct HopView {
+    pub asn: u32,
+    /// Node id (64 hex digits).
+    pub node: String,
+    /// From the hop taking the call to it passing the result back.
+    pub elapsed_us: u64,
+}
+
+impl RecentCallView {
+    pub fn new(c: &crate::mcp::plane::RecentCall) -> Self {
+        let r = &c.record;
+        RecentCallView {
+            call_id: r.call_id.to_string(),
+            target: r.target.to_string(),
+            op: r.op.method(),
+            tool: r.tool.clone(),
+            from: r.from.as_ref().map(peer_str),
+            to: r.to.as_ref().map(peer_str),
+            agent: r.agent.as_ref().map(|a| a.to_string()),
+            outcome: r.outcome,
+            elapsed_us: r.elapsed_us,
+            retries: r.retries,
+            finished_ms: c.finished_ms,
+            trace_id: r.trace.trace_id_hex(),
+            span_id: hex::encode(r.trace.span_id),
+            parent_span_id: r.parent_span.map(hex::encode),
+            trace: r
+                .hops
+                .iter()
+                .map(|h| HopView {
+                    asn: h.asn.0,
+                    node: h.node.to_string(),
+                    elapsed_us: h.elapsed_us,
+                })
+                .collect(),
+        }
+    }
+}

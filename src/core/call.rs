@@ -32,6 +32,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
+use sha2::{Digest, Sha256};
 
 use super::community::Community;
 use super::ids::{Asn, Millis, NodeId};
@@ -187,6 +188,129 @@ pub struct Call {
     pub origin: Arc<CallOrigin>,
     /// The tool's arguments (an MCP `arguments` object, or null).
     pub arguments: Json,
+    /// The W3C trace context: the call's trace id and the span id of the
+    /// hop that sent this CALL (`None`: the sender did not say; the hop
+    /// then uses the call id as the trace id). Not signed: it only names
+    /// the call in traces and logs.
+    pub trace: Option<TraceContext>,
+}
+
+/// A W3C trace context (<https://www.w3.org/TR/trace-context/>) as a call
+/// carries it: one call is one trace; each hop is one span whose parent is
+/// the span of the hop (or client) before it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TraceContext {
+    /// 16 bytes, never all zero.
+    pub trace_id: [u8; 16],
+    /// The span of the sender: the parent of the receiver's span. All zero
+    /// only in a call from the local front whose client started no trace
+    /// (the front's span then has no parent); never on the wire.
+    pub span_id: [u8; 8],
+    /// W3C trace flags (bit 0: sampled).
+    pub flags: u8,
+}
+
+impl fmt::Debug for TraceContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.traceparent())
+    }
+}
+
+/// Domain tag of the hash a hop derives its span id from.
+const SPAN_DOMAIN: &[u8] = b"agent-bgp/v1/span\0";
+
+impl TraceContext {
+    /// Bit 0 of the trace flags: the caller records this trace.
+    pub const SAMPLED: u8 = 0x01;
+
+    /// A `traceparent` header value, strictly as W3C trace context level
+    /// 1 writes it: version `00`, lower-case hex, non-zero trace and parent
+    /// ids, exactly 55 characters. Anything else is `None` (the caller then
+    /// starts a new trace; a bad header never fails a call).
+    pub fn parse_traceparent(s: &str) -> Option<TraceContext> {
+        let b = s.as_bytes();
+        if b.len() != 55 || b[2] != b'-' || b[35] != b'-' || b[52] != b'-' {
+            return None;
+        }
+        let lower_hex = |r: &[u8]| r.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
+        if !lower_hex(&b[0..2]) || !lower_hex(&b[3..35]) || !lower_hex(&b[36..52]) {
+            return None;
+        }
+        if !lower_hex(&b[53..55]) || &b[0..2] != b"00" {
+            return None;
+        }
+        let mut t = TraceContext {
+            trace_id: [0; 16],
+            span_id: [0; 8],
+            flags: 0,
+        };
+        hex::decode_to_slice(&b[3..35], &mut t.trace_id).ok()?;
+        hex::decode_to_slice(&b[36..52], &mut t.span_id).ok()?;
+        let mut fl = [0u8; 1];
+        hex::decode_to_slice(&b[53..55], &mut fl).ok()?;
+        t.flags = fl[0];
+        t.is_valid().then_some(t)
+    }
+
+    /// Non-zero trace id and span id: what W3C requires of a traceparent.
+    pub fn is_valid(&self) -> bool {
+        self.trace_id != [0; 16] && self.span_id != [0; 8]
+    }
+
+    /// `00-{trace id}-{span id}-{flags}`.
+    pub fn traceparent(&self) -> String {
+        format!(
+            "00-{}-{}-{:02x}",
+            hex::encode(self.trace_id),
+            hex::encode(self.span_id),
+            self.flags
+        )
+    }
+
+    /// The trace id as 32 lower-case hex digits.
+    pub fn trace_id_hex(&self) -> String {
+        hex::encode(self.trace_id)
+    }
+
+    /// The context a hop receiving `call` works in: the call's trace (or,
+    /// when the sender carried none, a trace named by the call id), with
+    /// this hop's own span id (derived from the trace, the call and the
+    /// node, so every hop of a call has its own and no randomness is
+    /// needed here). Returns it with the parent span, if any.
+    pub fn for_hop(call: &Call, node: &NodeId) -> (TraceContext, Option<[u8; 8]>) {
+        let (trace_id, parent, flags) = match call.trace {
+            Some(t) => (
+                t.trace_id,
+                (t.span_id != [0; 8]).then_some(t.span_id),
+                t.flags,
+            ),
+            None => (call.origin.id.0, None, Self::SAMPLED),
+        };
+        let trace_id = if trace_id == [0; 16] {
+            call.origin.id.0
+        } else {
+            trace_id
+        };
+        let mut h = Sha256::new();
+        h.update(SPAN_DOMAIN);
+        h.update(trace_id);
+        h.update(call.origin.id.0);
+        h.update(node.as_bytes());
+        let d = h.finalize();
+        let mut span_id = [0u8; 8];
+        span_id.copy_from_slice(&d[..8]);
+        if span_id == [0; 8] {
+            span_id[7] = 1;
+        }
+        (
+            TraceContext {
+                trace_id,
+                span_id,
+                flags,
+            },
+            parent,
+        )
+    }
 }
 
 /// Why a call failed outside the tool. Each kind says whether the tool may
@@ -622,6 +746,87 @@ mod tests {
         assert!(CallErrorKind::Timeout.may_have_run());
         assert!(!CallErrorKind::AccessDenied.may_have_run());
         assert!(!CallErrorKind::NoRoute.may_have_run());
+    }
+
+    #[test]
+    fn traceparent_is_parsed_strictly() {
+        let ok = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let t = TraceContext::parse_traceparent(ok).expect("valid");
+        assert_eq!(t.trace_id_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(t.span_id, [0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7]);
+        assert_eq!(t.flags, 1);
+        assert_eq!(t.traceparent(), ok);
+        for bad in [
+            "",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-",
+            "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0\u{e9}",
+        ] {
+            assert_eq!(TraceContext::parse_traceparent(bad), None, "{bad:?}");
+        }
+    }
+
+    fn call_with(trace: Option<TraceContext>) -> Call {
+        Call {
+            leg: LegId(1),
+            hop_limit: 4,
+            progress: false,
+            log_level: None,
+            origin: Arc::new(CallOrigin {
+                id: CallId([5; 16]),
+                caller: NodeId::from_u64(1),
+                caller_asn: Asn(65001),
+                communities: Vec::new(),
+                target: Prefix::new("a/b").unwrap(),
+                op: CallOp::Tool,
+                idempotent: false,
+                tool: None,
+                args_digest: [0; 32],
+                issued: Millis(0),
+                deadline: Millis(1),
+                cert: None,
+                signature: None,
+            }),
+            arguments: Json::Null,
+            trace,
+        }
+    }
+
+    #[test]
+    fn each_hop_has_its_own_span_in_the_callers_trace() {
+        let client = TraceContext {
+            trace_id: [9; 16],
+            span_id: [3; 8],
+            flags: 0,
+        };
+        let (a, parent) = TraceContext::for_hop(&call_with(Some(client)), &NodeId::from_u64(1));
+        assert_eq!(a.trace_id, client.trace_id);
+        assert_eq!(a.flags, 0);
+        assert_eq!(parent, Some([3; 8]));
+        // The next hop gets a's span as its parent.
+        let (b, parent) = TraceContext::for_hop(&call_with(Some(a)), &NodeId::from_u64(2));
+        assert_eq!((b.trace_id, parent), (client.trace_id, Some(a.span_id)));
+        assert_ne!(b.span_id, a.span_id);
+        assert!(a.is_valid() && b.is_valid());
+        // No parent from a front whose client started no trace.
+        let fresh = TraceContext {
+            span_id: [0; 8],
+            ..client
+        };
+        assert_eq!(
+            TraceContext::for_hop(&call_with(Some(fresh)), &NodeId::from_u64(1)).1,
+            None
+        );
+        // A sender that carried none: the call id names the trace.
+        let (c, parent) = TraceContext::for_hop(&call_with(None), &NodeId::from_u64(3));
+        assert_eq!((c.trace_id, parent), ([5; 16], None));
     }
 
     #[test]

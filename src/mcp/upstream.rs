@@ -59,7 +59,7 @@ use tokio_util::sync::CancellationToken;
 use super::catalog::ToolDescriptor;
 use super::config::AgentConfig;
 use super::items::ItemDescriptor;
-use crate::core::call::CallOp;
+use crate::core::call::{CallOp, TraceContext};
 use crate::core::ids::AgentId;
 use calls::{call_on_session, server_result};
 pub use client::SideEvent;
@@ -283,6 +283,8 @@ pub struct ToolCall {
     progress: Option<mpsc::Sender<Progress>>,
     side: Option<mpsc::Sender<SideEvent>>,
     log_level: Option<u8>,
+    /// The W3C trace context to hand the agent (its `traceparent`).
+    trace: Option<TraceContext>,
     cancel: CancellationToken,
     timeout: Option<Duration>,
 }
@@ -297,6 +299,7 @@ impl ToolCall {
             progress: None,
             side: None,
             log_level: None,
+            trace: None,
             cancel: CancellationToken::new(),
             timeout: None,
         }
@@ -323,6 +326,16 @@ impl ToolCall {
     /// what its session level allows.
     pub fn with_log_level(mut self, level: Option<u8>) -> Self {
         self.log_level = level;
+        self
+    }
+
+    /// The call's trace context: it goes to the agent as
+    /// `params._meta.traceparent` of the request (the MCP community's
+    /// OpenTelemetry convention), and the call's log lines carry its trace
+    /// id. (Not as an HTTP `traceparent` header: rmcp's streamable HTTP
+    /// client sets headers per transport, not per request.)
+    pub fn with_trace(mut self, trace: Option<TraceContext>) -> Self {
+        self.trace = trace;
         self
     }
 
@@ -648,6 +661,18 @@ impl UpstreamHandle {
     /// a tool result as [`ToolCallResult`] serialises it, anything else as
     /// the agent sent it.
     pub async fn request(&self, call: ToolCall) -> Result<Value, UpstreamError> {
+        // The call's log lines carry its trace id, so the logs of every
+        // hop of one call can be joined.
+        let span = match &call.trace {
+            Some(t) => {
+                tracing::info_span!("call", trace_id = %t.trace_id_hex(), agent = %call.agent)
+            }
+            None => tracing::Span::none(),
+        };
+        tracing::Instrument::instrument(self.request_in_span(call), span).await
+    }
+
+    async fn request_in_span(&self, call: ToolCall) -> Result<Value, UpstreamError> {
         if call.op == CallOp::Subscribe {
             return self.subscribe(call).await;
         }

@@ -106,6 +106,7 @@ fn call(from: &Side, leg: u64) -> Call {
             signature: None,
         }),
         arguments: json!({"text": "hi"}),
+        trace: None,
     }
 }
 

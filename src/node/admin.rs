@@ -54,6 +54,20 @@ impl Node {
             AdminRequest::Calls(tx) => {
                 let _ = tx.send(self.calls_view());
             }
+            AdminRequest::RecentCalls { limit, reply } => {
+                let v = self
+                    .mcp
+                    .plane
+                    .recent_calls()
+                    .newest_first()
+                    .take(limit)
+                    .map(crate::admin::views::RecentCallView::new)
+                    .collect();
+                let _ = reply.send(v);
+            }
+            AdminRequest::Metrics(tx) => {
+                let _ = tx.send(self.metrics_snapshot());
+            }
             AdminRequest::Status(tx) => {
                 let _ = tx.send(self.status());
             }
@@ -340,6 +354,39 @@ impl Node {
                 retries: c.retries,
             })
             .collect()
+    }
+
+    /// What `/metrics` shows: counters read from the engine, the
+    /// verifier, the forwarder and the plane.
+    pub(super) fn metrics_snapshot(&self) -> crate::admin::metrics::MetricsSnapshot {
+        let mut routes: std::collections::HashMap<NodeId, _> =
+            self.engine.rib_counts().into_iter().collect();
+        let mut messages: std::collections::HashMap<NodeId, _> =
+            self.engine.peer_messages().into_iter().collect();
+        let peers = self
+            .engine
+            .peers()
+            .iter()
+            .map(|p| crate::admin::metrics::PeerMetrics {
+                peer: peer_id_of(&p.node).to_string(),
+                state: p.state,
+                routes: routes.remove(&p.node).unwrap_or_default(),
+                messages: messages.remove(&p.node).unwrap_or_default(),
+            })
+            .collect();
+        crate::admin::metrics::MetricsSnapshot {
+            asn: self.security.asn().0,
+            peer_id: self.net.local_peer_id().to_string(),
+            uptime_ms: self.clock.now().saturating_sub(self.started_at),
+            loc_rib_routes: self.engine.loc_rib_len(),
+            peers,
+            engine: self.engine.stats().clone(),
+            verify: self.security.verify_view(),
+            calls: self.mcp.metrics(),
+            forwarder: self.mcp.plane.forwarder().stats(),
+            calls_in_flight: self.mcp.plane.forwarder().in_flight(),
+            recent_calls: self.mcp.plane.recent_calls().len(),
+        }
     }
 
     pub(super) fn mcp_view(&self) -> McpView {

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::token::{AdminToken, TokenError};
 use crate::config::LoadedConfig;
 use crate::core::call::{
     CallError, CallErrorKind, CallKind, CallMessage, CallOutcome, CallReturn, ProgressInfo,
@@ -33,9 +34,11 @@ use crate::core::forward::{CallAction, CallEvent, ForwardConfig, Forwarder, Fron
 use crate::core::ids::{AgentId, NodeId};
 use crate::core::route::Route;
 use crate::mcp::config::AgentConfig;
+use crate::mcp::config::BearerToken;
 use crate::mcp::front::FrontSide;
 use crate::mcp::front::http::{self, HttpFront};
 use crate::mcp::front::table::ToolTable;
+use crate::mcp::front::view::View;
 use crate::mcp::front::{FrontCallRequest, FrontInfo, FrontLink, FrontRequest, FrontServer};
 use crate::mcp::plane::{
     CallMetrics, FrontCall, FrontReply, HostedAgent, LocalEvent, LocalRun, McpPlane, PlaneConfig,
@@ -186,16 +189,54 @@ impl NodeMcp {
         let Some(addr) = c.listen.0 else {
             return Ok(());
         };
-        let server = FrontServer::new(self.link.clone());
+        let server = FrontServer::for_view(
+            self.link.clone(),
+            View::everything(c.front_mode, &c.front_pinned),
+        );
         let access = http::FrontAccess {
             token: c.bearer_token.clone(),
             allowed_hosts: c.allowed_hosts.clone(),
             allowed_origins: c.allowed_origins.clone(),
         };
-        let front = http::serve(addr, access, server, self.stop.clone()).await?;
+        let views = self.front_views(cfg)?;
+        let front = http::serve_with_views(addr, access, server, views, self.stop.clone()).await?;
         tracing::info!(url = %front.url(), "MCP front listening");
         self.http = Some(front);
         Ok(())
+    }
+
+    /// The `[[mcp.views]]` endpoints: each view compiled, with its token
+    /// (read from its file, or created there, 0600, at the first start).
+    fn front_views(&self, cfg: &LoadedConfig) -> Result<Vec<http::ViewEndpoint>, NodeError> {
+        let own = self.link.info().asn;
+        let mut out = Vec::with_capacity(cfg.config.mcp.views.len());
+        for v in &cfg.config.mcp.views {
+            let bad = |message: String| http::FrontHttpError::View {
+                view: v.name.clone(),
+                message,
+            };
+            let view = View::compile(v, own).map_err(|p| {
+                let all: Vec<String> = p.iter().map(|(k, m)| format!("{k}: {m}")).collect();
+                bad(all.join("; "))
+            })?;
+            let path = cfg.resolve(&v.token_file());
+            let (token, created) = AdminToken::load_or_create(&path).map_err(|e| {
+                bad(match e {
+                    TokenError::File(e) => format!("token file: {e}"),
+                    TokenError::Malformed { path } => format!(
+                        "token file {path}: must be 16 to 256 printable ASCII characters on one line"
+                    ),
+                })
+            })?;
+            if created {
+                tracing::info!(view = %v.name, file = %path.display(), "created the token of an MCP front view");
+            }
+            out.push(http::ViewEndpoint {
+                server: FrontServer::for_view(self.link.clone(), view),
+                token: BearerToken::new(token.expose()),
+            });
+        }
+        Ok(out)
     }
 
     pub fn front_addr(&self) -> Option<SocketAddr> {
@@ -291,11 +332,13 @@ fn start_run(
                     },
                     s = srx.recv(), if side_open => match s {
                         Some(SideEvent::Notify { method, params }) => {
+        trace,
                             RunReport::Event(LocalEvent::Notify { id, method, params })
                         }
                         Some(SideEvent::Ask { method, params, reply }) => RunReport::Ask {
                             id,
                             method,
+        .with_trace(Some(trace))
                             params,
                             reply,
                         },
@@ -558,7 +601,9 @@ impl Node {
                         side,
                     },
                 );
-                self.mcp.plane.on_front_call(now, &self.engine, call)
+                self.mcp
+                    .plane
+                    .on_front_call_traced(now, &self.engine, call, trace)
             }
             FrontRequest::Reply { id, ask, outcome } => {
                 self.mcp
@@ -571,19 +616,20 @@ impl Node {
                     .plane
                     .on_front_cancel(now, &self.engine, id, reason)
             }
-            FrontRequest::FindAgents { query, reply } => {
-                let _ = reply.send(self.mcp.plane.find_agents(&self.engine, &query));
+            FrontRequest::FindAgents { query, view, reply } => {
+                let _ = reply.send(self.mcp.plane.find_agents(&self.engine, &query, &view));
                 return Ok(());
             }
-            FrontRequest::ListAgents { reply } => {
+            FrontRequest::ListAgents { view, reply } => {
                 let agents = self.hosted_agents();
-                let _ = reply.send(self.mcp.plane.list_agents(&agents));
+                let _ = reply.send(self.mcp.plane.list_agents(&agents, &view));
                 return Ok(());
             }
         };
         self.carry(out).await
     }
 
+                    trace,
     pub(super) async fn on_local(&mut self, report: RunReport) -> Result<(), NodeError> {
         let ev = match report {
             RunReport::Event(ev) => ev,

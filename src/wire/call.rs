@@ -26,7 +26,7 @@ use super::cbor::{
 use super::error::{Bound, EncodeError, FieldError, FieldErrorKind};
 use super::limits::Limits;
 use super::schema::{decode_cert, decode_community, encode_cert, encode_community};
-use crate::core::call::{ASK_METHODS, Ask, NOTIFY_METHODS, Notify, Reply};
+use crate::core::call::{ASK_METHODS, Ask, NOTIFY_METHODS, Notify, Reply, TraceContext};
 pub use crate::core::call::{
     Answer, Call, CallAnswer, CallError, CallErrorKind, CallId, CallMessage, CallOp, CallOrigin,
     CallOutcome, CallResult, CallReturn, Cancel, HopTrace, LegId, Progress, ProgressInfo,
@@ -49,6 +49,8 @@ mod k {
         pub const ORIGIN: u64 = 3;
         pub const ARGUMENTS: u64 = 4;
         pub const LOG_LEVEL: u64 = 5;
+        /// Optional (32 and up): old nodes ignore it.
+        pub const TRACE: u64 = 32;
     }
     pub mod origin {
         pub const ID: u64 = 0;
@@ -474,6 +476,9 @@ pub fn encode_call_message(m: &CallMessage, limits: &Limits) -> Result<Value, En
             if let Some(l) = c.log_level {
                 b.put(LOG_LEVEL, uint(l.min(7)));
             }
+            if let Some(t) = c.trace.filter(TraceContext::is_valid) {
+                b.put(TRACE, encode_trace(&t));
+            }
         }
         CallMessage::Answer(a) => {
             use k::answer::*;
@@ -619,7 +624,36 @@ pub fn decode_call(v: &Value, limits: &Limits) -> Result<Call, FieldError> {
             }
             .into()),
         })?,
+        // Tracing never fails a call: a trace context that is not exactly
+        // the W3C shape is dropped, and the next hop starts from the call id.
+        trace: f.opt(TRACE).and_then(decode_trace),
     })
+}
+
+/// `[trace id (bytes 16), span id of the sender (bytes 8), flags (uint8)]`.
+fn encode_trace(t: &TraceContext) -> Value {
+    Value::Array(vec![
+        bytes(&t.trace_id),
+        bytes(&t.span_id),
+        uint(u64::from(t.flags)),
+    ])
+}
+
+/// The trace context of a CALL, or `None` when it is not exactly
+/// [`encode_trace`]'s shape with non-zero ids.
+fn decode_trace(v: &Value) -> Option<TraceContext> {
+    let Value::Array(a) = v else {
+        return None;
+    };
+    let [id, span, flags] = a.as_slice() else {
+        return None;
+    };
+    let t = TraceContext {
+        trace_id: fixed_bytes::<16>(id).ok()?,
+        span_id: fixed_bytes::<8>(span).ok()?,
+        flags: u8_of(flags).ok()?,
+    };
+    t.is_valid().then_some(t)
 }
 
 pub fn decode_answer(v: &Value, limits: &Limits) -> Result<Answer, FieldError> {
@@ -756,6 +790,11 @@ mod tests {
             progress: true,
             origin: Arc::new(origin()),
             arguments: json!({"tz": "UTC", "n": [1, 2.5]}),
+            trace: Some(TraceContext {
+                trace_id: [0x4b; 16],
+                span_id: [0x0f; 8],
+                flags: 1,
+            }),
         }));
         let ret = CallReturn {
             sent_back: 3,
@@ -840,8 +879,58 @@ mod tests {
                 progress: false,
                 origin: Arc::new(o),
                 arguments: json!({"uri": "test://x"}),
+                trace: None,
             }));
         }
+    }
+
+    #[test]
+    fn a_malformed_trace_context_is_dropped_not_refused() {
+        let l = Limits::default();
+        let call = Call {
+            leg: LegId(3),
+            hop_limit: 2,
+            log_level: None,
+            progress: false,
+            origin: Arc::new(origin()),
+            arguments: Json::Null,
+            trace: None,
+        };
+        let Value::Map(mut body) =
+            encode_call_message(&CallMessage::Call(call.clone()), &l).unwrap()
+        else {
+            panic!("a CALL is a map");
+        };
+        let id = || Value::Bytes(vec![1; 16]);
+        let span = || Value::Bytes(vec![2; 8]);
+        for bad in [
+            Value::Text("00-01-02-01".into()),
+            Value::Array(vec![id(), span()]),
+            Value::Array(vec![Value::Bytes(vec![1; 15]), span(), uint(1u64)]),
+            Value::Array(vec![id(), Value::Bytes(vec![0; 8]), uint(1u64)]),
+            Value::Array(vec![Value::Bytes(vec![0; 16]), span(), uint(1u64)]),
+            Value::Array(vec![id(), span(), uint(256u64)]),
+            Value::Array(vec![id(), span(), uint(1u64), uint(1u64)]),
+        ] {
+            let mut b = body.clone();
+            b.push((uint(k::call::TRACE), bad.clone()));
+            let c = decode_call(&Value::Map(b), &l).expect("the call still decodes");
+            assert_eq!(c.trace, None, "{bad:?}");
+            assert_eq!(c.origin, call.origin);
+        }
+        body.push((
+            uint(k::call::TRACE),
+            Value::Array(vec![id(), span(), uint(1u64)]),
+        ));
+        let c = decode_call(&Value::Map(body), &l).unwrap();
+        assert_eq!(
+            c.trace,
+            Some(TraceContext {
+                trace_id: [1; 16],
+                span_id: [2; 8],
+                flags: 1
+            })
+        );
     }
 
     #[test]

@@ -523,6 +523,7 @@ impl Settle<'_> {
     /// Loc-RIB index, records the change, marks the prefix for export and
     /// flags covering aggregates.
     fn run(&mut self, prefix: &Prefix, dest: &mut Dest, old: Option<BestSnapshot>) {
+        self.stats.decision_runs += 1;
         let peers = self.peers;
         let best = {
             // Only eligible paths compete; `index` maps back to candidates.

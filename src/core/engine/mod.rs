@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 pub use aggregate::AggregateConfig;
 pub use explain::{Change, DryRun, RejectedPath, RouteChange, Why, WhyExport, WhyPath};
 pub use export::NotExported;
-pub use peer::{PeerConfig, PeerInfo, PeerState};
+pub use peer::{MessageCounts, PeerConfig, PeerInfo, PeerState};
 
 use super::attrs::{AttrInterner, PathAttrs};
 use super::decision::{DecisionConfig, Learned, MedMode, PathView, Status, multipath, select};
@@ -294,6 +294,17 @@ pub struct EngineStats {
     pub route_refresh_deferred: u64,
     /// UPDATEs refused for carrying path ids without ADD-PATH.
     pub path_id_refused: u64,
+    /// Runs of the decision process (one per prefix whose paths changed).
+    #[serde(default)]
+    pub decision_runs: u64,
+}
+
+/// Routes held for one peer (see [`Engine::rib_counts`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RibCounts {
+    pub adj_in_pre: usize,
+    pub adj_in_post: usize,
+    pub adj_out: usize,
 }
 
 /// One path to a prefix as the looking glass shows it.
@@ -674,6 +685,53 @@ impl Engine {
 
     pub fn peers(&self) -> Vec<PeerInfo> {
         self.peers.iter().flatten().map(|p| p.info()).collect()
+    }
+
+    /// Routing messages exchanged with each peer, by type.
+    pub fn peer_messages(&self) -> Vec<(NodeId, MessageCounts)> {
+        self.peers
+            .iter()
+            .flatten()
+            .map(|p| (p.cfg.node, p.msgs))
+            .collect()
+    }
+
+    /// Route counts per peer in one pass over the RIB: (peer, Adj-RIB-In
+    /// before import policy, after it, Adj-RIB-Out).
+    pub fn rib_counts(&self) -> Vec<(NodeId, RibCounts)> {
+        let mut counts: Vec<RibCounts> = vec![RibCounts::default(); self.peers.len()];
+        for (prefix, d) in &self.rib.dests {
+            for c in &d.candidates {
+                let Some(n) = counts.get_mut(c.peer.0 as usize) else {
+                    continue;
+                };
+                n.adj_in_post += 1;
+                let in_pre = self.peer(c.peer).is_some_and(|p| {
+                    p.rib.pre_policy.contains_key(&RouteKey {
+                        prefix: prefix.clone(),
+                        path_id: c.path_id,
+                    })
+                });
+                if !in_pre {
+                    // Kept as accepted only: also part of what came in.
+                    n.adj_in_pre += 1;
+                }
+            }
+            for (i, n) in counts.iter_mut().enumerate().skip(1) {
+                if d.out_for(PeerIdx(i as u32)).is_some() {
+                    n.adj_out += 1;
+                }
+            }
+        }
+        self.peers
+            .iter()
+            .zip(counts)
+            .filter_map(|(p, mut n)| {
+                let p = p.as_ref()?;
+                n.adj_in_pre += p.rib.pre_policy.len();
+                Some((p.cfg.node, n))
+            })
+            .collect()
     }
 
     pub fn peer_info(&self, node: &NodeId) -> Option<PeerInfo> {

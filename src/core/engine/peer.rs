@@ -150,6 +150,40 @@ pub(crate) struct Peer {
     /// due (one at most; more in between are merged into it).
     pub refresh_served: Option<Millis>,
     pub refresh_due: Option<Millis>,
+    /// Routing messages received from and sent to the peer (all sessions
+    /// of this peer entry).
+    pub msgs: MessageCounts,
+}
+
+/// Routing messages exchanged with one peer, by type (the order of
+/// [`MessageCounts::KINDS`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageCounts {
+    pub received: [u64; 5],
+    pub sent: [u64; 5],
+}
+
+impl MessageCounts {
+    /// Message types, as [`Message::kind`](crate::core::message::Message::kind)
+    /// names them.
+    pub const KINDS: [&'static str; 5] = [
+        "OPEN",
+        "UPDATE",
+        "NOTIFICATION",
+        "KEEPALIVE",
+        "ROUTE-REFRESH",
+    ];
+
+    pub(super) fn slot(m: &crate::core::message::Message) -> usize {
+        use crate::core::message::Message::*;
+        match m {
+            Open(_) => 0,
+            Update(_) => 1,
+            Notification(_) => 2,
+            Keepalive => 3,
+            RouteRefresh => 4,
+        }
+    }
 }
 
 impl Peer {

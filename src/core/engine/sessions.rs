@@ -9,7 +9,7 @@ use super::super::rib::{PeerIdx, PeerRib};
 use super::super::session::{
     self, Action as SAction, Direction, DownReason, Event as SEvent, Session, SessionConfig,
 };
-use super::peer::{Peer, PeerConfig};
+use super::peer::{MessageCounts, Peer, PeerConfig};
 use super::{Action, Engine};
 
 impl Engine {
@@ -93,6 +93,7 @@ impl Engine {
                 add_path: false,
                 refresh_served: None,
                 refresh_due: None,
+                msgs: Default::default(),
             };
             let idx = match self.peers.iter().skip(1).position(|p| p.is_none()) {
                 Some(free) => {
@@ -199,6 +200,9 @@ impl Engine {
 
     pub(super) fn on_message(&mut self, now: Millis, node: NodeId, msg: Message) {
         if let Some(idx) = self.idx(&node) {
+            if let Some(p) = self.peer_mut(idx) {
+                p.msgs.received[MessageCounts::slot(&msg)] += 1;
+            }
             self.session_event(now, idx, SEvent::Received(msg));
         }
     }
@@ -244,6 +248,11 @@ impl Engine {
         };
         let node = peer.cfg.node;
         let actions = peer.session.handle(now, ev);
+        for a in &actions {
+            if let SAction::Send(m) = a {
+                peer.msgs.sent[MessageCounts::slot(m)] += 1;
+            }
+        }
         for a in actions {
             match a {
                 SAction::Connect => self.pending.push(Action::Dial(node)),

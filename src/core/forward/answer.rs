@@ -4,7 +4,7 @@
 use super::*;
 use crate::core::call::{
     Ask, Call, CallAnswer, CallError, CallErrorKind, CallOutcome, CallResult, CallReturn, Cancel,
-    HopTrace, LegId, Notify, Progress, ProgressInfo, Reply,
+    HopTrace, LegId, Notify, Progress, ProgressInfo, Reply, TraceContext,
 };
 
 /// A message on the way back to the caller.
@@ -329,6 +329,11 @@ impl Forwarder {
             outcome: ret.outcome.label(),
             elapsed_us: elapsed,
             retries: e.retries,
+            op: e.origin.op,
+            tool: e.origin.tool.clone(),
+            trace: e.trace,
+            parent_span: e.parent_span,
+            hops: ret.trace.clone(),
         }));
         match key {
             InKey::Front(id) => out.push(CallAction::FrontDone { id, ret }),
@@ -390,6 +395,7 @@ impl Forwarder {
         outcome: &'static str,
         out: &mut Vec<CallAction>,
     ) {
+        let (trace, parent_span) = TraceContext::for_hop(call, &self.cfg.node);
         out.push(CallAction::Finished(CallRecord {
             call_id: call.origin.id,
             target: call.origin.target.clone(),
@@ -399,6 +405,15 @@ impl Forwarder {
             outcome,
             elapsed_us: 0,
             retries: 0,
+            op: call.origin.op,
+            tool: call.origin.tool.clone(),
+            trace,
+            parent_span,
+            hops: vec![HopTrace {
+                node: self.cfg.node,
+                asn: self.cfg.asn,
+                elapsed_us: 0,
+            }],
         }));
     }
 
@@ -458,6 +473,11 @@ impl Forwarder {
             outcome: CallErrorKind::Cancelled.name(),
             elapsed_us: now.0.saturating_sub(e.started.0),
             retries: e.retries,
+            op: e.origin.op,
+            tool: e.origin.tool.clone(),
+            trace: e.trace,
+            parent_span: e.parent_span,
+            hops: Vec::new(),
         }));
     }
 

@@ -9,7 +9,7 @@ use super::retry::pick;
 use super::*;
 use crate::core::access::Caller;
 use crate::core::call::{
-    Call, CallAnswer, CallError, CallErrorKind, CallOutcome, CallReturn, LegId,
+    Call, CallAnswer, CallError, CallErrorKind, CallOutcome, CallReturn, LegId, TraceContext,
 };
 use crate::core::ids::{AgentId, NodeId};
 use crate::core::prefix::Prefix;
@@ -222,10 +222,13 @@ impl Forwarder {
         let mut entry = self.entry(now, key, &call, Down::Peer { peer, leg });
         entry.idempotent = call.origin.idempotent;
         entry.balance = balance;
+        // The next hop's parent span is this hop's.
+        let trace = entry.trace;
         self.insert(key, entry);
         self.stats.forwarded += 1;
         let mut call = call;
         call.hop_limit -= 1;
+        call.trace = Some(trace);
         self.sent(key, peer, leg, call, out);
     }
 
@@ -278,6 +281,7 @@ impl Forwarder {
     /// CALL owed for up to the hold time.
     fn entry(&self, now: Micros, key: InKey, call: &Call, down: Down) -> Entry {
         let cap = now.millis().saturating_add_ms(self.cfg.max_call_ms);
+        let (trace, parent_span) = TraceContext::for_hop(call, &self.cfg.node);
         Entry {
             call_id: call.origin.id,
             target: call.origin.target.clone(),
@@ -300,6 +304,9 @@ impl Forwarder {
             back_out: 0,
             back_in: 0,
             held_return: None,
+            origin: call.origin.clone(),
+            trace,
+            parent_span,
         }
     }
 
@@ -372,6 +379,7 @@ impl Forwarder {
         let mut entry = self.entry(now, key, &call, Down::Local(id));
         entry.agent = Some(agent.clone());
         let deadline = entry.deadline.millis();
+        let trace = entry.trace;
         self.insert(key, entry);
         self.stats.delivered += 1;
         out.push(CallAction::Deliver(Delivery {
@@ -383,6 +391,7 @@ impl Forwarder {
             deadline,
             progress: call.progress,
             log_level: call.log_level,
+            trace,
             caller: o.caller,
             caller_asn: o.caller_asn,
             prefix,

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::quota::QuotaStats;
 use crate::core::call::{
-    Ask, Call, CallAnswer, CallId, CallOp, CallOutcome, CallResult, CallReturn, Cancel, LegId,
-    Notify, Progress, ProgressInfo, Reply,
+    Ask, Call, CallAnswer, CallId, CallOp, CallOutcome, CallResult, CallReturn, Cancel, HopTrace,
+    LegId, Notify, Progress, ProgressInfo, Reply, TraceContext,
 };
 use crate::core::ids::{AgentId, Asn, Millis, NodeId};
 use crate::core::prefix::Prefix;
@@ -152,6 +152,9 @@ pub struct Delivery {
     pub progress: bool,
     /// The calling client's log level ([`Call::log_level`]).
     pub log_level: Option<u8>,
+    /// The origin hop's trace context: what the agent gets as its
+    /// `traceparent` (its parent span is this hop's).
+    pub trace: TraceContext,
     pub caller: NodeId,
     pub caller_asn: Asn,
     /// The route prefix the tool is served under.
@@ -186,6 +189,15 @@ pub struct CallRecord {
     pub outcome: &'static str,
     pub elapsed_us: u64,
     pub retries: u32,
+    pub op: CallOp,
+    /// The tool the caller named in its signed origin, if any.
+    pub tool: Option<String>,
+    /// This hop's trace context (its own span) and its parent's span.
+    pub trace: TraceContext,
+    pub parent_span: Option<[u8; 8]>,
+    /// The hops the return crossed up to and including this one, origin
+    /// first (only this hop when the call ended here).
+    pub hops: Vec<HopTrace>,
 }
 
 /// An output of the forwarder, for the driver to carry out.

@@ -17,7 +17,9 @@ use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 use super::events::{InKey, LocalId, Micros};
 use super::quota::Claim;
-use crate::core::call::{Call, CallId, CallReturn, LegId, ProgressInfo};
+use std::sync::Arc;
+
+use crate::core::call::{Call, CallId, CallOrigin, CallReturn, LegId, ProgressInfo, TraceContext};
 use crate::core::ids::{AgentId, NodeId};
 use crate::core::prefix::Prefix;
 
@@ -75,6 +77,11 @@ pub(super) struct Entry {
     /// A return that came before all the PROGRESS it says preceded it,
     /// with when its Hold timer is due; released when they arrive or then.
     pub held_return: Option<(Micros, CallReturn)>,
+    /// What the caller signed (the tool and operation it named).
+    pub origin: Arc<CallOrigin>,
+    /// This hop's trace context (its own span id) and its parent's span.
+    pub trace: TraceContext,
+    pub parent_span: Option<[u8; 8]>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -398,6 +405,27 @@ mod tests {
             back_out: 0,
             back_in: 0,
             held_return: None,
+            origin: Arc::new(crate::core::call::CallOrigin {
+                id: CallId([7; 16]),
+                caller: node(9),
+                caller_asn: crate::core::ids::Asn(65009),
+                communities: Vec::new(),
+                target: "a/b".parse().expect("prefix"),
+                op: crate::core::call::CallOp::Tool,
+                idempotent: false,
+                tool: None,
+                args_digest: [0; 32],
+                issued: crate::core::ids::Millis(0),
+                deadline: crate::core::ids::Millis(deadline / 1000),
+                cert: None,
+                signature: None,
+            }),
+            trace: TraceContext {
+                trace_id: [7; 16],
+                span_id: [1; 8],
+                flags: 1,
+            },
+            parent_span: None,
         }
     }
 

@@ -236,6 +236,7 @@ impl Rig {
             log_level: None,
             origin: Arc::new(origin),
             arguments: json!({"text": "hi"}),
+            trace: None,
         };
         self.send(
             id(from),
@@ -871,6 +872,7 @@ fn a_peer_cannot_use_a_node_as_relay_for_a_prefix_it_was_not_advertised() {
         progress: false,
         origin: Arc::new(origin),
         arguments: Json::Null,
+        trace: None,
     };
     r.send(
         id(B),

@@ -271,6 +271,25 @@ fn text_result(text: impl Into<String>, structured: Value) -> CallToolResponse {
     r.into()
 }
 
+/// The W3C trace context the request came with, for `echo` to show in
+/// its result's `_meta`: `traceparent` from the request's `_meta`, and
+/// `traceparentHeader` from the HTTP header (with `--http`). `None` when
+/// neither came.
+fn trace_seen(ctx: &RequestContext<RoleServer>) -> Option<rmcp::model::MetaObject> {
+    let mut m = JsonObject::new();
+    if let Some(tp) = ctx.meta.get("traceparent") {
+        m.insert("traceparent".into(), tp.clone());
+    }
+    let header = ctx
+        .extensions
+        .get::<http::request::Parts>()
+        .and_then(|p| p.headers.get("traceparent")?.to_str().ok());
+    if let Some(h) = header {
+        m.insert("traceparentHeader".into(), Value::String(h.to_string()));
+    }
+    (!m.is_empty()).then_some(rmcp::model::MetaObject(m))
+}
+
 fn arg_f64(args: &JsonObject, key: &str) -> Result<f64, ErrorData> {
     args.get(key)
         .and_then(Value::as_f64)
@@ -320,7 +339,10 @@ impl ServerHandler for EchoAgent {
                     .get("text")
                     .and_then(Value::as_str)
                     .ok_or_else(|| ErrorData::invalid_params("`text` must be a string", None))?;
-                Ok(text_result(text, json!({ "text": text })))
+                let mut r = CallToolResult::success(vec![ContentBlock::text(text)]);
+                r.structured_content = Some(json!({ "text": text }));
+                r.meta = trace_seen(&ctx);
+                Ok(r.into())
             }
             "add" => {
                 let sum = arg_f64(&args, "a")? + arg_f64(&args, "b")?;

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use super::{INTERNAL_FRONT, McpPlane, PlaneOut};
 use crate::core::call::{
     Call, CallError, CallErrorKind, CallId, CallOp, CallOrigin, CallOutcome, CallReturn, LegId,
-    ProgressInfo,
+    ProgressInfo, TraceContext,
 };
 use crate::core::engine::Engine;
 use crate::core::forward::{CallAction, CallEvent, Delivery, FrontId, FrontOpts, LocalId, Micros};
@@ -99,6 +99,8 @@ pub struct LocalRun {
     pub progress: bool,
     /// The calling client's log level (see [`Call::log_level`]).
     pub log_level: Option<u8>,
+    /// The origin hop's trace context: the agent's `traceparent`.
+    pub trace: TraceContext,
 }
 
 /// What a local run reports.
@@ -134,6 +136,7 @@ pub(super) struct FrontWait {
     target: Prefix,
     call_id: CallId,
     started: Micros,
+    trace_id: [u8; 16],
 }
 
 /// What a call this node makes carries, before it is signed.
@@ -153,6 +156,19 @@ pub(super) struct NewCall {
 impl McpPlane {
     /// A tool call from the front.
     pub fn on_front_call(&mut self, now: Micros, engine: &Engine, c: FrontCall) -> PlaneOut {
+        self.on_front_call_traced(now, engine, c, None)
+    }
+
+    /// A tool call from the front in the client's trace (`None`: the
+    /// client started none, so the call starts a new one with a random
+    /// trace id).
+    pub fn on_front_call_traced(
+        &mut self,
+        now: Micros,
+        engine: &Engine,
+        c: FrontCall,
+        trace: Option<TraceContext>,
+    ) -> PlaneOut {
         let FrontCall {
             id,
             spec:
@@ -175,7 +191,7 @@ impl McpPlane {
             .forwarding(&target)
             .and_then(|f| f.paths.first().map(|(n, _)| n.is_none()))
             .unwrap_or(false);
-        let (call, call_id) = self.make_call(
+        let (mut call, call_id) = self.make_call(
             now,
             NewCall {
                 target: target.clone(),
@@ -189,12 +205,17 @@ impl McpPlane {
                 sign: !local,
             },
         );
+        let trace = trace
+            .filter(TraceContext::is_valid)
+            .unwrap_or_else(new_trace);
+        call.trace = Some(trace);
         self.fronts.insert(
             id,
             FrontWait {
                 target,
                 call_id,
                 started: now,
+                trace_id: trace.trace_id,
             },
         );
         self.forward(
@@ -295,6 +316,7 @@ impl McpPlane {
                 log_level: c.log_level,
                 origin: Arc::new(origin),
                 arguments: c.arguments,
+                trace: None,
             },
             call_id,
         )
@@ -353,7 +375,7 @@ impl McpPlane {
                             out.front.push(FrontReply::Done { id, ret });
                         }
                     }
-                    CallAction::Finished(r) => self.finished(&r),
+                    CallAction::Finished(r) => self.finished(now, r),
                 }
             }
         }
@@ -370,7 +392,7 @@ impl McpPlane {
         let w = self.fronts.remove(&id)?;
         let us = now.0.saturating_sub(w.started.0);
         self.metrics.observe_front(ret.outcome.label(), us);
-        log_trace(&w.target, &w.call_id, &ret, us);
+        log_trace(&w.target, &w.call_id, &w.trace_id, &ret, us);
         Some(ret)
     }
 
@@ -426,6 +448,7 @@ impl McpPlane {
             timeout: Duration::from_millis(left_ms),
             progress: d.progress,
             log_level: d.log_level,
+            trace: d.trace,
         })
     }
 }
@@ -478,8 +501,22 @@ enum Delivered {
     Now(CallEvent),
 }
 
+/// A new trace for a call whose client started none: a random trace id,
+/// no parent span, sampled.
+fn new_trace() -> TraceContext {
+    let mut trace_id = [0u8; 16];
+    while trace_id == [0; 16] {
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut trace_id);
+    }
+    TraceContext {
+        trace_id,
+        span_id: [0; 8],
+        flags: TraceContext::SAMPLED,
+    }
+}
+
 /// Logs a finished front call with its path and each hop's share.
-fn log_trace(target: &Prefix, id: &CallId, ret: &CallReturn, total_us: u64) {
+fn log_trace(target: &Prefix, id: &CallId, trace_id: &[u8; 16], ret: &CallReturn, total_us: u64) {
     if !tracing::enabled!(tracing::Level::INFO) {
         return;
     }
@@ -491,6 +528,7 @@ fn log_trace(target: &Prefix, id: &CallId, ret: &CallReturn, total_us: u64) {
         .join(", ");
     tracing::info!(
         call = %id.short(),
+        trace_id = %hex::encode(trace_id),
         %target,
         outcome = ret.outcome.label(),
         path = %path.join(" -> "),

@@ -1,19 +1,55 @@
-//! Counters and latency histograms of the calls this node handles, and
-//! their Prometheus text.
+//! Counters and latency histograms of the calls this node handles: the
+//! front's calls by outcome and latency, every hop's calls by where they
+//! came from and how they ended, and each hop's own latency by where the
+//! call went. The Prometheus text is written by [`crate::admin::metrics`].
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use super::McpPlane;
-use crate::core::forward::CallRecord;
+use crate::admin::metrics::Exposition;
+use crate::core::forward::{CallRecord, Micros};
+use crate::core::ids::NodeId;
 
 /// Latency histogram bucket bounds, microseconds.
-const BUCKETS_US: [u64; 12] = [
+pub const BUCKETS_US: [u64; 12] = [
     250, 500, 1_000, 2_000, 5_000, 10_000, 25_000, 50_000, 100_000, 500_000, 1_000_000, 10_000_000,
 ];
 
-/// Call metrics for the admin API (`/metrics`).
+/// A latency histogram over [`BUCKETS_US`]: a count per bucket (not
+/// cumulative; the last one is past the largest bound), the sum and the
+/// count.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Histogram {
+    pub buckets: [u64; BUCKETS_US.len() + 1],
+    pub sum_us: u64,
+    pub count: u64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            buckets: [0; BUCKETS_US.len() + 1],
+            sum_us: 0,
+            count: 0,
+        }
+    }
+}
+
+impl Histogram {
+    pub fn observe(&mut self, us: u64) {
+        let i = BUCKETS_US
+            .iter()
+            .position(|b| us <= *b)
+            .unwrap_or(BUCKETS_US.len());
+        self.buckets[i] += 1;
+        self.sum_us = self.sum_us.saturating_add(us);
+        self.count += 1;
+    }
+}
+
+/// Call metrics for the admin API (`/v1/mcp` and `/metrics`).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct CallMetrics {
     /// Calls from the local front, by outcome.
@@ -27,9 +63,11 @@ pub struct CallMetrics {
     /// `peer`.
     pub hop_calls: BTreeMap<String, u64>,
     /// Sum and count of this node's own share of each call, by peer the
-    /// call went to (`local` for agents here), microseconds.
+    /// call went to (its peer id; `local` for agents here), microseconds.
     pub hop_latency_sum_us: BTreeMap<String, u64>,
     pub hop_latency_count: BTreeMap<String, u64>,
+    /// The same calls' latency histograms, by the same keys.
+    pub hop_latency: BTreeMap<String, Histogram>,
     pub descriptor_fetches: u64,
     pub descriptor_fetch_failures: u64,
     pub descriptors_cached: usize,
@@ -50,52 +88,35 @@ impl CallMetrics {
         self.front_latency_count += 1;
     }
 
-    /// The metrics in the Prometheus text format.
-    pub fn prometheus(&self) -> String {
-        let mut s = String::new();
-        s.push_str("# TYPE abgp_front_calls_total counter\n");
-        for (o, n) in &self.front_calls {
-            s.push_str(&format!("abgp_front_calls_total{{outcome=\"{o}\"}} {n}\n"));
+    /// The front's latency as a [`Histogram`].
+    pub fn front_latency(&self) -> Histogram {
+        let mut h = Histogram {
+            sum_us: self.front_latency_sum_us,
+            count: self.front_latency_count,
+            ..Default::default()
+        };
+        for (b, n) in h.buckets.iter_mut().zip(&self.front_latency_buckets) {
+            *b = *n;
         }
-        s.push_str("# TYPE abgp_front_call_seconds histogram\n");
-        let mut cum = 0;
-        for (i, b) in BUCKETS_US.iter().enumerate() {
-            cum += self.front_latency_buckets.get(i).copied().unwrap_or(0);
-            s.push_str(&format!(
-                "abgp_front_call_seconds_bucket{{le=\"{}\"}} {cum}\n",
-                *b as f64 / 1e6
-            ));
-        }
-        s.push_str(&format!(
-            "abgp_front_call_seconds_bucket{{le=\"+Inf\"}} {}\n",
-            self.front_latency_count
-        ));
-        s.push_str(&format!(
-            "abgp_front_call_seconds_sum {}\nabgp_front_call_seconds_count {}\n",
-            self.front_latency_sum_us as f64 / 1e6,
-            self.front_latency_count
-        ));
-        s.push_str("# TYPE abgp_hop_calls_total counter\n");
-        for (k, n) in &self.hop_calls {
-            let (from, outcome) = k.split_once('/').unwrap_or((k, ""));
-            s.push_str(&format!(
-                "abgp_hop_calls_total{{from=\"{from}\",outcome=\"{outcome}\"}} {n}\n"
-            ));
-        }
-        s.push_str("# TYPE abgp_hop_seconds summary\n");
-        for (to, sum) in &self.hop_latency_sum_us {
-            let n = self.hop_latency_count.get(to).copied().unwrap_or(0);
-            s.push_str(&format!(
-                "abgp_hop_seconds_sum{{to=\"{to}\"}} {}\nabgp_hop_seconds_count{{to=\"{to}\"}} {n}\n",
-                *sum as f64 / 1e6
-            ));
-        }
-        s.push_str(&format!(
-            "# TYPE abgp_descriptor_fetches_total counter\nabgp_descriptor_fetches_total {}\nabgp_descriptor_fetch_failures_total {}\n# TYPE abgp_descriptors_cached gauge\nabgp_descriptors_cached {}\n",
-            self.descriptor_fetches, self.descriptor_fetch_failures, self.descriptors_cached
-        ));
-        s
+        h
     }
+
+    /// The call families alone in the Prometheus text format (the node's
+    /// `/metrics` has them with the rest).
+    pub fn prometheus(&self) -> String {
+        let mut e = Exposition::new();
+        crate::admin::metrics::write_calls(&mut e, self);
+        e.finish()
+    }
+}
+
+/// The label of a next hop in call metrics: its peer id, `local` for an
+/// agent on this node.
+pub fn hop_label(to: Option<&NodeId>) -> String {
+    to.map_or_else(
+        || "local".to_string(),
+        |n| crate::identity::peer_id_of(n).to_string(),
+    )
 }
 
 impl McpPlane {
@@ -106,35 +127,49 @@ impl McpPlane {
             let from = if *peer { "peer" } else { "front" };
             m.hop_calls.insert(format!("{from}/{outcome}"), *n);
         }
-        for (to, (sum, count)) in &self.hop_latency {
-            let to = to.map_or_else(|| "local".to_string(), |n| n.short());
-            m.hop_latency_sum_us.insert(to.clone(), *sum);
-            m.hop_latency_count.insert(to, *count);
+        for (to, h) in &self.hop_latency {
+            let to = hop_label(to.as_ref());
+            m.hop_latency_sum_us.insert(to.clone(), h.sum_us);
+            m.hop_latency_count.insert(to.clone(), h.count);
+            m.hop_latency.insert(to, h.clone());
         }
         m
     }
 
-    pub(super) fn finished(&mut self, r: &CallRecord) {
+    /// A call ended at this hop: counted, logged with its trace id, and
+    /// kept among the recent calls.
+    pub(super) fn finished(&mut self, now: Micros, r: crate::core::forward::CallRecord) {
         *self
             .hop_calls
             .entry((r.from.is_some(), r.outcome))
             .or_default() += 1;
-        if r.elapsed_us > 0 {
-            let e = self.hop_latency.entry(r.to).or_default();
-            e.0 += r.elapsed_us;
-            e.1 += 1;
+        // A call that went somewhere (a next hop or an agent here); one
+        // refused on arrival has no latency of its own.
+        if r.to.is_some() || r.agent.is_some() {
+            self.hop_latency
+                .entry(r.to)
+                .or_default()
+                .observe(r.elapsed_us);
         }
-        if r.from.is_some() {
-            tracing::debug!(
-                call = %r.call_id.short(),
-                target = %r.target,
-                from = %r.from.map(|n| n.short()).unwrap_or_default(),
-                to = %r.to.map_or_else(|| "local".into(), |n| n.short()),
-                outcome = r.outcome,
-                elapsed_us = r.elapsed_us,
-                retries = r.retries,
-                "call passed through"
-            );
-        }
+        log_finished(&r);
+        self.recent.push(now, r);
     }
+}
+
+fn log_finished(r: &CallRecord) {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    tracing::debug!(
+        call = %r.call_id.short(),
+        trace_id = %r.trace.trace_id_hex(),
+        span_id = %hex::encode(r.trace.span_id),
+        target = %r.target,
+        from = %r.from.map_or_else(|| "front".into(), |n| n.short()),
+        to = %r.to.map_or_else(|| "local".into(), |n| n.short()),
+        outcome = r.outcome,
+        elapsed_us = r.elapsed_us,
+        retries = r.retries,
+        "call finished at this hop"
+    );
 }

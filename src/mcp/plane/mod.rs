@@ -22,7 +22,8 @@
 //! Files: `config` (settings), `hosted` (hosted agents to routes), `calls`
 //! (front calls, signing, the forwarder, local runs), `descriptors` (the
 //! cache and the front's table), `meta` (the meta tools' queries),
-//! `metrics` (counters and Prometheus text).
+//! `metrics` (call counters and latency histograms), `recent` (the last
+//! calls that finished here).
 //!
 //! # Descriptors
 //!
@@ -40,6 +41,7 @@ mod descriptors;
 mod hosted;
 mod meta;
 mod metrics;
+mod recent;
 #[cfg(test)]
 mod tests;
 
@@ -58,7 +60,8 @@ pub use calls::{CallSigner, FrontCall, FrontReply, LocalEvent, LocalRun, args_di
 pub use config::PlaneConfig;
 pub use descriptors::MAX_DESCRIPTOR_BYTES;
 pub use meta::HostedAgent;
-pub use metrics::CallMetrics;
+pub use metrics::{BUCKETS_US, CallMetrics, Histogram, hop_label};
+pub use recent::{RECENT_CALLS, RecentCall, RecentCalls};
 
 use calls::FrontWait;
 use descriptors::DescriptorCache;
@@ -128,7 +131,9 @@ pub struct McpPlane {
     /// [`CallMetrics`] when asked: (from a peer?, outcome) and, per next
     /// hop (`None`: a local agent), (sum of this hop's share, count).
     hop_calls: HashMap<(bool, &'static str), u64>,
-    hop_latency: HashMap<Option<crate::core::ids::NodeId>, (u64, u64)>,
+    hop_latency: HashMap<Option<crate::core::ids::NodeId>, Histogram>,
+    /// The calls that finished here last, newest last.
+    recent: RecentCalls,
     routes_dirty: bool,
 }
 
@@ -162,12 +167,18 @@ impl McpPlane {
             metrics: CallMetrics::default(),
             hop_calls: HashMap::new(),
             hop_latency: HashMap::new(),
+            recent: RecentCalls::default(),
             routes_dirty: true,
         }
     }
 
     pub fn forwarder(&self) -> &Forwarder {
         &self.fwd
+    }
+
+    /// The calls that finished at this hop most recently.
+    pub fn recent_calls(&self) -> &RecentCalls {
+        &self.recent
     }
 
     /// The table the front reads.

@@ -118,8 +118,8 @@ impl UpstreamHandle {
         }
         let (sub, first) = session.side.add_subscriber(&uri, side);
         if first {
-            let request =
-                build_request(CallOp::Subscribe, &tool, arguments, None, None).map_err(rejected)?;
+            let request = build_request(CallOp::Subscribe, &tool, arguments, None, None, None)
+                .map_err(rejected)?;
             let r = send_once(
                 &session,
                 request,
@@ -197,9 +197,11 @@ pub(super) async fn call_on_session(
         progress,
         side,
         log_level,
+        trace,
         cancel,
         ..
     } = call;
+    let traceparent = trace.map(|t| t.traceparent());
     let started = tokio::time::Instant::now();
 
     // A slot first: it bounds what one agent has in flight.
@@ -238,16 +240,21 @@ pub(super) async fn call_on_session(
         } else {
             arguments.take().unwrap_or_default()
         };
-        let request =
-            build_request(op, &tool, args, retry.take(), log_level).map_err(|detail| {
-                UpstreamError::Rejected {
-                    agent: agent.clone(),
-                    tool: tool.clone(),
-                    code: ErrorCode::INVALID_PARAMS.0,
-                    message: detail,
-                    data: None,
-                }
-            })?;
+        let request = build_request(
+            op,
+            &tool,
+            args,
+            retry.take(),
+            log_level,
+            traceparent.as_deref(),
+        )
+        .map_err(|detail| UpstreamError::Rejected {
+            agent: agent.clone(),
+            tool: tool.clone(),
+            code: ErrorCode::INVALID_PARAMS.0,
+            message: detail,
+            data: None,
+        })?;
         let result = send_once(
             session,
             request,
@@ -423,20 +430,29 @@ async fn send_once(
     }
 }
 
+/// The `_meta` key of a request that carries the W3C trace context.
+pub(super) const TRACEPARENT_META: &str = "traceparent";
+
 /// The request an operation sends; `retry` carries the answers to an
-/// earlier `input_required` round and the agent's state.
+/// earlier `input_required` round and the agent's state; `traceparent`
+/// goes in the request's `_meta`.
 fn build_request(
     op: CallOp,
     name: &str,
     args: Map<String, Value>,
     retry: Option<(Map<String, Value>, Option<String>)>,
     log_level: Option<u8>,
+    traceparent: Option<&str>,
 ) -> Result<ClientRequest, String> {
     if let (CallOp::Tool, None, None) = (op, &retry, log_level) {
         // The common case, without a detour through JSON.
-        return Ok(ClientRequest::CallToolRequest(Request::new(
-            CallToolRequestParams::new(name.to_string()).with_arguments(args),
-        )));
+        let mut p = CallToolRequestParams::new(name.to_string()).with_arguments(args);
+        if let Some(tp) = traceparent {
+            let mut meta = rmcp::model::RequestMetaObject::new();
+            meta.insert(TRACEPARENT_META.into(), Value::String(tp.to_string()));
+            p.meta = Some(meta);
+        }
+        return Ok(ClientRequest::CallToolRequest(Request::new(p)));
     }
     let mut params = match op {
         CallOp::Tool => serde_json::json!({"name": name, "arguments": args}),
@@ -448,6 +464,14 @@ fn build_request(
         p.insert("inputResponses".into(), Value::Object(answers));
         if let Some(state) = state {
             p.insert("requestState".into(), Value::String(state));
+        }
+    }
+    if let (Some(tp), Value::Object(p)) = (traceparent, &mut params) {
+        let meta = p
+            .entry("_meta")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(m) = meta {
+            m.insert(TRACEPARENT_META.into(), Value::String(tp.to_string()));
         }
     }
     if let (Some(level), Value::Object(p)) = (log_level, &mut params) {
