@@ -51,7 +51,9 @@ use serde_json::{Value as Json, json};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::core::call::{CallErrorKind, CallOp, CallOutcome, CallReturn, ProgressInfo};
+use crate::core::call::{
+    CallErrorKind, CallOp, CallOutcome, CallReturn, ProgressInfo, TraceContext,
+};
 use crate::core::forward::FrontId;
 use crate::core::ids::Asn;
 use crate::core::prefix::Prefix;
@@ -94,6 +96,8 @@ pub struct FrontCallRequest {
     pub progress: Option<mpsc::Sender<ProgressInfo>>,
     /// Where the agent's notifications and requests for the client go.
     pub side: Option<mpsc::Sender<FrontSide>>,
+    /// The client's W3C trace context (`None`: the call starts a trace).
+    pub trace: Option<TraceContext>,
     pub reply: oneshot::Sender<CallReturn>,
 }
 
@@ -227,6 +231,18 @@ impl FrontLink {
         side: Option<mpsc::Sender<FrontSide>>,
         cancel: &CancellationToken,
     ) -> Result<CallReturn, FrontError> {
+        self.call_traced(spec, None, progress, side, cancel).await
+    }
+
+    /// [`FrontLink::call_with_side`] in the client's trace.
+    pub async fn call_traced(
+        &self,
+        spec: CallSpec,
+        trace: Option<TraceContext>,
+        progress: Option<mpsc::Sender<ProgressInfo>>,
+        side: Option<mpsc::Sender<FrontSide>>,
+        cancel: &CancellationToken,
+    ) -> Result<CallReturn, FrontError> {
         let id = FrontId(self.next_id.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = oneshot::channel();
         let req = FrontCallRequest {
@@ -234,6 +250,7 @@ impl FrontLink {
             spec,
             progress,
             side,
+            trace,
             reply: tx,
         };
         tokio::select! {
@@ -521,7 +538,10 @@ impl FrontServer {
             self.link.clone(),
             self.log_level.clone(),
         );
-        let call = self.link.call_with_side(spec, progress, Some(stx), &ctx.ct);
+        let trace = client_trace(ctx);
+        let call = self
+            .link
+            .call_traced(spec, trace, progress, Some(stx), &ctx.ct);
         // In this task, no spawn per call. The node drops its sender with
         // the call, so the relay ends after it, and what was queued goes to
         // the client before the result.
@@ -565,6 +585,27 @@ impl FrontServer {
         }
         Ok(hits)
     }
+}
+
+/// The client's W3C trace context: `params._meta.traceparent` (the MCP
+/// community's OpenTelemetry convention), else the HTTP request's
+/// `traceparent` header. One that is not strictly valid is ignored (the
+/// call starts a new trace; it never fails for it).
+fn client_trace(ctx: &RequestContext<RoleServer>) -> Option<TraceContext> {
+    let from_meta = ctx
+        .meta
+        .get("traceparent")
+        .and_then(Json::as_str)
+        .and_then(TraceContext::parse_traceparent);
+    from_meta.or_else(|| {
+        ctx.extensions
+            .get::<::http::request::Parts>()?
+            .headers
+            .get("traceparent")?
+            .to_str()
+            .ok()
+            .and_then(TraceContext::parse_traceparent)
+    })
 }
 
 fn placeholder_tool(name: &str) -> Tool {
