@@ -216,6 +216,12 @@ fn operator_commands_against_a_running_triangle() {
         .expect("B's export to A");
     assert_eq!(to_a["advertised"], true, "{wb}");
     assert_eq!(to_a["route"]["as_path"][0], b.asn, "{wb}");
+    let by_name = ok(a, &["why", "add"]);
+    assert_eq!(json(a, &["why", "add"])["prefix"], "ex/add");
+    assert!(
+        by_name.starts_with("add is the front's name for ex/add"),
+        "{by_name}"
+    );
     let unknown = run(a, &["why", "nothing/here"]);
     assert_eq!(unknown.code, 4, "{}", unknown.stderr);
 

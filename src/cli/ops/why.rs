@@ -14,8 +14,8 @@ use super::{Node, Target, as_path, print_json, short_peer, text};
 pub struct WhyArgs {
     #[command(flatten)]
     pub target: Target,
-    /// A routed prefix, or a name under one (the prefix a call would use
-    /// is explained).
+    /// A routed prefix, a name under one (the prefix a call would use is
+    /// explained), or a tool's name as the MCP front lists it.
     pub prefix: String,
 }
 
@@ -30,6 +30,22 @@ fn encode(s: &str) -> String {
         }
     }
     out
+}
+
+fn is_not_found(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<super::Failure>()
+        .is_some_and(|f| f.code == super::EXIT_NOT_FOUND)
+}
+
+/// The prefix of the tool the MCP front lists under `name`.
+fn front_prefix(node: &Node, name: &str) -> anyhow::Result<Option<String>> {
+    let tools = node.get("/v1/tools")?;
+    Ok(tools
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|t| t["name"] == name)
+        .and_then(|t| t["prefix"].as_str().map(str::to_string)))
 }
 
 fn decision(d: &Value) -> String {
@@ -52,7 +68,20 @@ fn first_as(v: &Value) -> String {
 
 pub fn why(a: WhyArgs) -> anyhow::Result<ExitCode> {
     let node = Node::open(&a.target)?;
-    let w = node.get(&format!("/v1/why?prefix={}", encode(&a.prefix)))?;
+    let w = match node.get(&format!("/v1/why?prefix={}", encode(&a.prefix))) {
+        Ok(w) => w,
+        // Not a prefix with paths: maybe the name a client calls.
+        Err(e) if is_not_found(&e) => match front_prefix(&node, &a.prefix)? {
+            Some(p) => {
+                if !a.target.json {
+                    println!("{} is the front's name for {p}", a.prefix);
+                }
+                node.get(&format!("/v1/why?prefix={}", encode(&p)))?
+            }
+            None => return Err(e),
+        },
+        Err(e) => return Err(e),
+    };
     if a.target.json {
         print_json(&w)?;
         return Ok(ExitCode::SUCCESS);
