@@ -378,6 +378,15 @@ pub struct McpSection {
     /// Spread transit calls over equally good paths too.
     #[serde(alias = "balance-transit")]
     pub balance_transit: bool,
+    /// What `tools/list` at `/mcp` shows: every tool ("full"), or the
+    /// meta tools and `front_pinned` ("discovery").
+    #[serde(alias = "front-mode")]
+    pub front_mode: crate::mcp::front::view::FrontMode,
+    /// Tools `/mcp` lists in discovery mode besides the meta tools.
+    #[serde(alias = "front-pinned")]
+    pub front_pinned: Vec<String>,
+    /// More endpoints, `/mcp/<name>` (`[[mcp.views]]`, at most 64).
+    pub views: Vec<crate::mcp::front::view::ViewConfig>,
 }
 
 impl McpSection {
@@ -423,6 +432,9 @@ impl Default for McpSection {
             call_request_timeout: Duration::from_secs(30),
             max_concurrent_calls: 1024,
             balance_transit: false,
+            front_mode: crate::mcp::front::view::FrontMode::Full,
+            front_pinned: Vec::new(),
+            views: Vec::new(),
         }
     }
 }

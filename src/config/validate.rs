@@ -311,6 +311,17 @@ fn mcp(k: &mut Check, c: &NodeConfig) {
             k.fail(format!("mcp.allowed_origins[{i}]"), e);
         }
     }
+    use crate::mcp::front::view;
+    let pinned = view::check_pinned(m.front_mode, &m.front_pinned);
+    for (key, e) in pinned
+        .into_iter()
+        .map(|(k, e)| (format!("mcp.front_{k}"), e))
+    {
+        k.fail(key, e);
+    }
+    for (key, e) in view::problems(&m.views) {
+        k.fail(key, e);
+    }
     let second = Duration::from_secs(1);
     k.duration_at_least("mcp.call_timeout", m.call_timeout, second);
     k.at_least("mcp.hop_limit", m.hop_limit, 1);

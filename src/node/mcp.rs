@@ -291,11 +291,13 @@ fn start_run(
         timeout,
         progress,
         log_level,
+        trace,
     } = run;
     let (stx, mut srx) = mpsc::channel::<SideEvent>(64);
     let mut call = ToolCall::new(agent.clone(), tool)
         .with_op(op)
         .with_log_level(log_level)
+        .with_trace(Some(trace))
         .with_arguments(arguments)
         .with_cancel(cancel)
         .with_timeout(timeout)
@@ -332,13 +334,11 @@ fn start_run(
                     },
                     s = srx.recv(), if side_open => match s {
                         Some(SideEvent::Notify { method, params }) => {
-        trace,
                             RunReport::Event(LocalEvent::Notify { id, method, params })
                         }
                         Some(SideEvent::Ask { method, params, reply }) => RunReport::Ask {
                             id,
                             method,
-        .with_trace(Some(trace))
                             params,
                             reply,
                         },
@@ -586,6 +586,7 @@ impl Node {
                     spec,
                     progress,
                     side,
+                    trace,
                     reply,
                 } = c;
                 let call = FrontCall {
@@ -629,7 +630,6 @@ impl Node {
         self.carry(out).await
     }
 
-                    trace,
     pub(super) async fn on_local(&mut self, report: RunReport) -> Result<(), NodeError> {
         let ev = match report {
             RunReport::Event(ev) => ev,

@@ -15,6 +15,14 @@
 //! are not JSON, which a page cannot send cross-origin without a preflight.
 //! Connections are capped and slow headers cut off ([`crate::local_http`]).
 //!
+//! Views: each [`ViewEndpoint`] is served at `/mcp/<name>` with its own
+//! token (always required, whatever the listen address), its own sessions
+//! and its own [`View`](super::view::View); the Host and Origin checks are
+//! the same as `/mcp`'s. A view's token opens that view only: `/mcp` and the
+//! other views refuse it (tokens must differ; the front does not start
+//! otherwise). Any other path gets 404 (`/mcp/../x`, an unknown view, a
+//! name too long to be one), after the Host and Origin checks.
+//!
 //! Sessions: 2025-11-25 clients get a session (`Mcp-Session-Id`) with a GET
 //! stream for `notifications/tools/list_changed`; 2026-07-28 clients are
 //! served statelessly and subscribe with `subscriptions/listen`.
@@ -44,6 +52,14 @@ pub enum FrontHttpError {
         "refusing to serve the MCP front on {0} without a bearer token: set [mcp] bearer-token, or listen on a loopback address"
     )]
     OpenWithoutToken(SocketAddr),
+    #[error(
+        "view {view:?} has the same bearer token as {other}: each endpoint needs its own token"
+    )]
+    SharedToken { view: String, other: String },
+    #[error("{0} views; at most {max}", max = super::view::MAX_VIEWS)]
+    TooManyViews(usize),
+    #[error("view {view:?}: {message}")]
+    View { view: String, message: String },
     #[error("MCP front on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -96,6 +112,12 @@ impl HttpFront {
     }
 }
 
+/// A view's endpoint: its handler (which holds the view) and its token.
+pub struct ViewEndpoint {
+    pub server: FrontServer,
+    pub token: BearerToken,
+}
+
 /// Who may reach the front over HTTP.
 #[derive(Debug, Clone, Default)]
 pub struct FrontAccess {
@@ -114,6 +136,17 @@ pub async fn serve(
     server: FrontServer,
     stop: CancellationToken,
 ) -> Result<HttpFront, FrontHttpError> {
+    serve_with_views(listen, access, server, Vec::new(), stop).await
+}
+
+/// [`serve`], and each view at `/mcp/<name>` behind its own token.
+pub async fn serve_with_views(
+    listen: SocketAddr,
+    access: FrontAccess,
+    server: FrontServer,
+    views: Vec<ViewEndpoint>,
+    stop: CancellationToken,
+) -> Result<HttpFront, FrontHttpError> {
     let FrontAccess {
         token,
         allowed_hosts,
@@ -122,6 +155,10 @@ pub async fn serve(
     if !listen.ip().is_loopback() && token.is_none() {
         return Err(FrontHttpError::OpenWithoutToken(listen));
     }
+    if views.len() > super::view::MAX_VIEWS {
+        return Err(FrontHttpError::TooManyViews(views.len()));
+    }
+    check_tokens_differ(token.as_ref(), &views)?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|source| FrontHttpError::Bind {
@@ -166,24 +203,41 @@ pub async fn serve(
         // Reachable under names we cannot know; the token guards it.
         cfg = cfg.disable_allowed_hosts();
     }
-    let service = StreamableHttpService::new(
-        move || Ok(server.for_session()),
-        LocalSessionManager::default().into(),
-        cfg,
-    );
     let refused = Arc::new(FrontRefusals::default());
-    let gate = Arc::new(Gate {
-        browser: BrowserGuard::new(
-            addr.ip().is_loopback().then_some(allowed_hosts.as_slice()),
-            &allowed_origins,
-        ),
-        token,
-        refused: refused.clone(),
-        log: Throttle::per_second(),
-    });
-    let app = axum::Router::new()
-        .nest_service("/mcp", service)
-        .layer(middleware::from_fn_with_state(gate, check_gate));
+    let gate = |token: Option<BearerToken>| {
+        Arc::new(Gate {
+            browser: BrowserGuard::new(
+                addr.ip().is_loopback().then_some(allowed_hosts.as_slice()),
+                &allowed_origins,
+            ),
+            token,
+            refused: refused.clone(),
+            log: Throttle::per_second(),
+        })
+    };
+    // One route per endpoint, each behind its own gate (its own token),
+    // with its own sessions; paths are exact, so `/mcp/<other>` never
+    // reaches `/mcp`.
+    let endpoint = |path: &str, server: FrontServer, token: Option<BearerToken>| {
+        let service = StreamableHttpService::new(
+            move || Ok(server.for_session()),
+            LocalSessionManager::default().into(),
+            cfg.clone(),
+        );
+        axum::Router::new()
+            .route_service(path, service)
+            .layer(middleware::from_fn_with_state(gate(token), check_gate))
+    };
+    let mut app = endpoint("/mcp", server, token);
+    for v in views {
+        let path = v.server.view().path();
+        app = app.merge(endpoint(&path, v.server, Some(v.token)));
+    }
+    let app = app.merge(
+        axum::Router::new()
+            .fallback(no_endpoint)
+            .layer(middleware::from_fn_with_state(gate(None), check_gate)),
+    );
     let task = tokio::spawn(crate::local_http::serve(
         listener,
         app,
@@ -196,6 +250,40 @@ pub async fn serve(
         task,
         refused,
     })
+}
+
+/// Refuses to start when two endpoints share a token: one would open the
+/// other.
+fn check_tokens_differ(
+    default: Option<&BearerToken>,
+    views: &[ViewEndpoint],
+) -> Result<(), FrontHttpError> {
+    for (i, v) in views.iter().enumerate() {
+        let name = v.server.view().name.clone().unwrap_or_default();
+        let same = |t: &BearerToken| t.matches(v.token.expose().as_bytes());
+        if default.is_some_and(same) {
+            return Err(FrontHttpError::SharedToken {
+                view: name,
+                other: "[mcp] bearer_token".into(),
+            });
+        }
+        if let Some(o) = views[..i].iter().find(|o| same(&o.token)) {
+            return Err(FrontHttpError::SharedToken {
+                view: name,
+                other: format!("view {:?}", o.server.view().name.as_deref().unwrap_or("")),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A path that is no endpoint (after the Host and Origin checks).
+async fn no_endpoint() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        "no MCP endpoint at this path: the front serves /mcp and /mcp/<view> for the views of [[mcp.views]]\n",
+    )
+        .into_response()
 }
 
 /// Host and Origin first (403, as for the admin API), then the bearer
@@ -297,5 +385,61 @@ mod tests {
         .unwrap_err();
         assert!(matches!(e, FrontHttpError::OpenWithoutToken(_)));
         assert!(e.to_string().contains("bearer-token"));
+    }
+
+    #[tokio::test]
+    async fn endpoints_that_share_a_token_do_not_start() {
+        let (link, _end) = super::super::FrontLink::channel(
+            super::super::FrontInfo {
+                asn: crate::core::Asn(1),
+                node: "n".into(),
+            },
+            4,
+        );
+        let view = |name: &str| {
+            let cfg = super::super::view::ViewConfig {
+                name: name.into(),
+                ..Default::default()
+            };
+            FrontServer::for_view(
+                link.clone(),
+                super::super::view::View::compile(&cfg, crate::core::Asn(1)).unwrap(),
+            )
+        };
+        let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let access = FrontAccess {
+            token: Some(BearerToken::new("default-token-0123")),
+            ..Default::default()
+        };
+        let shared = [
+            (("a", "default-token-0123"), ("b", "b-token-0123456789")),
+            (("a", "a-token-0123456789"), ("b", "a-token-0123456789")),
+        ];
+        for ((a, ta), (b, tb)) in shared {
+            let views = vec![
+                ViewEndpoint {
+                    server: view(a),
+                    token: BearerToken::new(ta),
+                },
+                ViewEndpoint {
+                    server: view(b),
+                    token: BearerToken::new(tb),
+                },
+            ];
+            let e = serve_with_views(
+                addr,
+                access.clone(),
+                FrontServer::new(link.clone()),
+                views,
+                CancellationToken::new(),
+            )
+            .await
+            .unwrap_err();
+            assert!(matches!(e, FrontHttpError::SharedToken { .. }), "{e}");
+            assert!(
+                !e.to_string().contains("token-0123"),
+                "never the token: {e}"
+            );
+        }
     }
 }

@@ -75,19 +75,31 @@ fn listed<T: DeserializeOwned>(i: &FrontItem) -> Option<T> {
 impl FrontServer {
     pub(super) fn prompts(&self) -> ListPromptsResult {
         let t = self.link.table();
-        let p: Vec<Prompt> = t.items(ItemKind::Prompt).filter_map(listed).collect();
+        let p: Vec<Prompt> = self
+            .view
+            .items(&t, ItemKind::Prompt)
+            .filter_map(listed)
+            .collect();
         ListPromptsResult::with_all_items(p)
     }
 
     pub(super) fn resources(&self) -> ListResourcesResult {
         let t = self.link.table();
-        let r: Vec<Resource> = t.items(ItemKind::Resource).filter_map(listed).collect();
+        let r: Vec<Resource> = self
+            .view
+            .items(&t, ItemKind::Resource)
+            .filter_map(listed)
+            .collect();
         ListResourcesResult::with_all_items(r)
     }
 
     pub(super) fn templates(&self) -> ListResourceTemplatesResult {
         let t = self.link.table();
-        let r: Vec<ResourceTemplate> = t.items(ItemKind::Template).filter_map(listed).collect();
+        let r: Vec<ResourceTemplate> = self
+            .view
+            .items(&t, ItemKind::Template)
+            .filter_map(listed)
+            .collect();
         ListResourceTemplatesResult::with_all_items(r)
     }
 
@@ -131,7 +143,7 @@ impl FrontServer {
         ctx: &RequestContext<RoleServer>,
     ) -> Result<GetPromptResult, ErrorData> {
         let table = self.link.table();
-        let Some(item) = table.item(ItemKind::Prompt, &req.name) else {
+        let Some(item) = self.view.item(&table, ItemKind::Prompt, &req.name) else {
             return Err(ErrorData::invalid_params(
                 format!(
                     "no prompt {:?} is routed to this node (list the prompts again: routes change)",
@@ -150,7 +162,7 @@ impl FrontServer {
         ctx: &RequestContext<RoleServer>,
     ) -> Result<ReadResourceResult, ErrorData> {
         let table = self.link.table();
-        let Some((item, origin_uri)) = table.resolve_uri(&req.uri) else {
+        let Some((item, origin_uri)) = self.view.resolve_uri(&table, &req.uri) else {
             return Err(ErrorData::new(
                 ErrorCode(RESOURCE_NOT_FOUND),
                 format!(
@@ -191,7 +203,7 @@ impl FrontServer {
     ) -> Result<(), ErrorData> {
         let uri = req.uri;
         let table = self.link.table();
-        let Some((item, origin_uri)) = table.resolve_uri(&uri) else {
+        let Some((item, origin_uri)) = self.view.resolve_uri(&table, &uri) else {
             return Err(ErrorData::new(
                 ErrorCode(RESOURCE_NOT_FOUND),
                 format!("Resource not found: nothing routed to this node serves {uri}"),
@@ -227,6 +239,7 @@ impl FrontServer {
                 origin_uri,
                 uri: uri.clone(),
                 token: token.clone(),
+                view: self.view.clone(),
             },
             ack,
         ));
@@ -283,14 +296,14 @@ impl FrontServer {
         let (item, field) = match ty {
             "ref/prompt" => {
                 let name = r.get("name").and_then(Json::as_str).unwrap_or_default();
-                (table.item(ItemKind::Prompt, name), "name")
+                (self.view.item(&table, ItemKind::Prompt, name), "name")
             }
             "ref/resource" => {
                 let uri = r.get("uri").and_then(Json::as_str).unwrap_or_default();
                 (
-                    table
-                        .item(ItemKind::Template, uri)
-                        .or_else(|| table.item(ItemKind::Resource, uri)),
+                    self.view
+                        .item(&table, ItemKind::Template, uri)
+                        .or_else(|| self.view.item(&table, ItemKind::Resource, uri)),
                     "uri",
                 )
             }
@@ -326,6 +339,9 @@ struct Subscription {
     /// The URI the client subscribed to (its front name).
     uri: String,
     token: CancellationToken,
+    /// The endpoint's view: the subscription ends when the resource
+    /// leaves it.
+    view: std::sync::Arc<super::view::View>,
 }
 
 async fn hold_subscription(s: Subscription, ack: oneshot::Sender<Result<(), ErrorData>>) {
@@ -383,7 +399,7 @@ async fn hold_subscription(s: Subscription, ack: oneshot::Sender<Result<(), Erro
             return;
         }
         // Renewed, or moved to another path; it ends when the route goes.
-        if s.link.table().resolve_uri(&s.uri).is_none() {
+        if s.view.resolve_uri(&s.link.table(), &s.uri).is_none() {
             tracing::info!(uri = %s.uri, "subscription ended: the resource is no longer routed here");
             return;
         }

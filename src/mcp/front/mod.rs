@@ -25,12 +25,16 @@
 //! - [`bridge`]: `abgp mcp`, a stdio server that relays to a node's HTTP
 //!   front.
 //! - [`table`]: the snapshot of routed tools and their front names.
+//! - [`view`]: what one endpoint offers (`/mcp`, `/mcp/<name>`): its filter
+//!   and its mode (full, or discovery: meta and pinned tools listed,
+//!   `find_agents` finds the rest).
 
 pub mod bridge;
 pub mod http;
 mod items;
 mod side;
 pub mod table;
+pub mod view;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -59,6 +63,7 @@ use crate::core::ids::Asn;
 use crate::core::prefix::Prefix;
 use crate::mcp::catalog::tool_segment;
 use table::{FrontTool, ToolTable};
+use view::{FrontMode, View, ViewFilter};
 
 /// The `_meta` key of a result that lists the hops a call took.
 pub const TRACE_META: &str = "agent-bgp/trace";
@@ -136,10 +141,14 @@ pub enum FrontRequest {
     /// best one won.
     FindAgents {
         query: String,
+        /// Only routes the asking endpoint's view admits.
+        view: Arc<ViewFilter>,
         reply: oneshot::Sender<Json>,
     },
-    /// The agents hosted here and the agents routes lead to.
+    /// The agents hosted here and the agents routes lead to (within the
+    /// view).
     ListAgents {
+        view: Arc<ViewFilter>,
         reply: oneshot::Sender<Json>,
     },
 }
@@ -284,19 +293,27 @@ impl FrontLink {
             .map_err(|_| FrontError::NodeGone)
     }
 
-    pub async fn find_agents(&self, query: String) -> Result<Json, FrontError> {
+    pub async fn find_agents(
+        &self,
+        query: String,
+        view: Arc<ViewFilter>,
+    ) -> Result<Json, FrontError> {
         let (tx, rx) = oneshot::channel();
         self.requests
-            .send(FrontRequest::FindAgents { query, reply: tx })
+            .send(FrontRequest::FindAgents {
+                query,
+                view,
+                reply: tx,
+            })
             .await
             .map_err(|_| FrontError::NodeGone)?;
         rx.await.map_err(|_| FrontError::NoAnswer)
     }
 
-    pub async fn list_agents(&self) -> Result<Json, FrontError> {
+    pub async fn list_agents(&self, view: Arc<ViewFilter>) -> Result<Json, FrontError> {
         let (tx, rx) = oneshot::channel();
         self.requests
-            .send(FrontRequest::ListAgents { reply: tx })
+            .send(FrontRequest::ListAgents { view, reply: tx })
             .await
             .map_err(|_| FrontError::NodeGone)?;
         rx.await.map_err(|_| FrontError::NoAnswer)
@@ -333,22 +350,49 @@ pub struct FrontServer {
     log_level: Arc<Mutex<Option<LoggingLevel>>>,
     /// The session's resource subscriptions (one set per session).
     subs: Arc<items::SessionSubs>,
+    /// What this endpoint offers.
+    view: Arc<View>,
+    /// The view's filter, as sent with `find_agents` and `list_agents`.
+    filter: Arc<ViewFilter>,
 }
 
 impl FrontServer {
     /// A handler, and the task that tells sessions about table changes
     /// (it ends when the node's end of the link goes away).
     pub fn new(link: FrontLink) -> FrontServer {
+        Self::for_view(link, View::everything(FrontMode::Full, &[]))
+    }
+
+    /// A handler for one endpoint's view (see [`FrontServer::new`]); its
+    /// sessions hear `list_changed` only when what the view lists changed.
+    pub fn for_view(link: FrontLink, view: View) -> FrontServer {
         let listeners = Arc::new(Listeners::default());
+        let view = Arc::new(view);
         let server = FrontServer {
             link: link.clone(),
             listeners: listeners.clone(),
             default_timeout: None,
             log_level: Arc::new(Mutex::new(None)),
             subs: Arc::default(),
+            filter: Arc::new(view.filter.clone()),
+            view: view.clone(),
         };
-        tokio::spawn(notify_changes(link, listeners));
+        tokio::spawn(notify_changes(link, listeners, view));
         server
+    }
+
+    /// The endpoint's view.
+    pub fn view(&self) -> &View {
+        &self.view
+    }
+
+    /// What `tools/list` answers: the meta tools, then the view's routed
+    /// tools (full mode) or its pinned ones (discovery mode).
+    pub fn listed_tools(&self) -> Vec<Tool> {
+        let table = self.link.table();
+        let mut tools = self.meta_tools();
+        tools.extend(self.view.listed(&table).map(|t| self.routed_tool(t)));
+        tools
     }
 
     /// The handler for a new session: shares the link and listeners, has
@@ -393,10 +437,10 @@ impl FrontServer {
         vec![
             Tool::new(
                 "find_agents",
-                "Finds routes by capability prefix (`utility/time`, `coding/*`) or capability tag. Returns each matching route with every path this node knows: AS path, MED (the origin's health metric), local preference, communities, and why the best path won over the others.",
+                "Finds routes by capability prefix (`utility/time`, `coding/*`) or capability tag, and tools by words of their name or description. Returns each matching route with every path this node knows (AS path, MED (the origin's health metric), local preference, communities, and why the best path won over the others) and the matching tools (at most 50: front name, description, input schema), which tools/call takes by name.",
                 obj(json!({
                     "type": "object",
-                    "properties": {"query": {"type": "string", "description": "A capability prefix or a capability tag"}},
+                    "properties": {"query": {"type": "string", "description": "A capability prefix, a capability tag, or words to look for in tool names and descriptions", "maxLength": 256}},
                     "required": ["query"]
                 })),
             )
@@ -556,9 +600,9 @@ impl FrontServer {
         tool: Option<&str>,
         asn: Option<u32>,
     ) -> Result<Vec<&'a FrontTool>, ErrorData> {
-        let hits: Vec<&FrontTool> = table
-            .tools()
-            .iter()
+        let hits: Vec<&FrontTool> = self
+            .view
+            .tools(table)
             .filter(|t| t.routed.agent.as_str() == agent)
             .filter(|t| asn.is_none_or(|a| t.routed.origin_asn.0 == a))
             .filter(|t| tool.is_none_or(|n| t.routed.tool == n))
@@ -752,17 +796,20 @@ struct Changed {
     resources: bool,
 }
 
-async fn notify_changes(mut link: FrontLink, listeners: Arc<Listeners>) {
+async fn notify_changes(mut link: FrontLink, listeners: Arc<Listeners>, view: Arc<View>) {
     let mut prev = link.table();
     while link.changed().await.is_ok() {
         let next = link.table();
+        let (tools, prompts, resources) = view.changed(&prev, &next);
         let c = Changed {
-            tools: next.tools_differ(&prev),
-            prompts: next.items_differ(&prev, crate::mcp::items::ItemKind::Prompt),
-            resources: next.items_differ(&prev, crate::mcp::items::ItemKind::Resource)
-                || next.items_differ(&prev, crate::mcp::items::ItemKind::Template),
+            tools,
+            prompts,
+            resources,
         };
         prev = next;
+        if !(c.tools || c.prompts || c.resources) {
+            continue;
+        }
         let peers: Vec<Peer<RoleServer>> = {
             let mut p = listeners
                 .peers
@@ -837,12 +884,24 @@ impl ServerHandler for FrontServer {
                 .enable_tool_list_changed()
                 .build()
         });
-        ServerConfig::new(caps)
-        .with_server_info(Implementation::new("agent-bgp", env!("CARGO_PKG_VERSION")))
-        .with_instructions(format!(
+        let mut text = format!(
             "agent-bgp node {} ({}). Tools here are routed from agents across the federation; each description says where the tool lives. find_agents searches routes by capability; call_capability calls by capability name.",
             info.node, info.asn
-        ))
+        );
+        if let Some(v) = &self.view.name {
+            text.push_str(&format!(
+                " This endpoint is view {v:?}: it offers only the routes its filter admits."
+            ));
+        }
+        if self.view.mode == FrontMode::Discovery {
+            text.push_str(&format!(
+                " Discovery mode: tools/list shows the meta tools and pinned tools only; {} more tools are here. find_agents finds them by capability or by words of their name or description, and tools/call takes any of them by name.",
+                self.view.tools(&self.link.table()).count()
+            ));
+        }
+        ServerConfig::new(caps)
+            .with_server_info(Implementation::new("agent-bgp", env!("CARGO_PKG_VERSION")))
+            .with_instructions(text)
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
@@ -860,10 +919,7 @@ impl ServerHandler for FrontServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let table = self.link.table();
-        let mut tools = self.meta_tools();
-        tools.extend(table.tools().iter().map(|t| self.routed_tool(t)));
-        Ok(ListToolsResult::with_all_items(tools))
+        Ok(ListToolsResult::with_all_items(self.listed_tools()))
     }
 
     async fn call_tool(
@@ -876,17 +932,40 @@ impl ServerHandler for FrontServer {
         match request.name.as_ref() {
             "find_agents" => {
                 let q = arg_str(&args, "query")?.to_string();
-                let v = self
+                if q.len() > view::MAX_QUERY_LEN {
+                    return Err(ErrorData::invalid_params(
+                        format!("`query` is longer than {} bytes", view::MAX_QUERY_LEN),
+                        None,
+                    ));
+                }
+                let mut v = self
                     .link
-                    .find_agents(q)
+                    .find_agents(q.clone(), self.filter.clone())
                     .await
                     .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+                let (found, more) = self.view.search(&table, &q);
+                let tools: Vec<Json> = found
+                    .into_iter()
+                    .map(|t| {
+                        let listed = self.routed_tool(t);
+                        json!({
+                            "name": t.name,
+                            "description": listed.description,
+                            "inputSchema": listed.input_schema,
+                            "prefix": t.routed.prefix.as_str(),
+                        })
+                    })
+                    .collect();
+                if let Json::Object(m) = &mut v {
+                    m.insert("tools".into(), Json::Array(tools));
+                    m.insert("toolsTruncated".into(), Json::Bool(more));
+                }
                 Ok(text_json(v))
             }
             "list_agents" => {
                 let v = self
                     .link
-                    .list_agents()
+                    .list_agents(self.filter.clone())
                     .await
                     .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
                 Ok(text_json(v))
@@ -953,17 +1032,32 @@ impl ServerHandler for FrontServer {
                 };
                 let balance = args.get("balance").and_then(Json::as_bool).unwrap_or(false);
                 let arguments = arg_object(&args, "arguments")?;
-                let known = table.by_prefix(&target);
+                let known = self.view.tool_by_prefix(&table, &target);
+                if known.is_none() && !self.view.filter.is_all() {
+                    // The node would route it by longest-prefix match, maybe
+                    // out of the view: a filtering view only calls its own.
+                    return Err(ErrorData::invalid_params(
+                        format!(
+                            "no tool of this endpoint ({}) is routed under {target} (find_agents lists them)",
+                            self.view.label()
+                        ),
+                        None,
+                    ));
+                }
                 let tool = tool.or_else(|| known.map(|t| t.routed.tool.clone()));
                 let idempotent = known.is_some_and(|t| t.routed.idempotent());
                 self.call_routed(target, tool, arguments, idempotent, balance, &ctx)
                     .await
             }
             name => {
-                let Some(t) = table.get(name) else {
+                let Some(t) = self.view.tool(&table, name) else {
+                    let here = match &self.view.name {
+                        Some(v) => format!(" in view {v:?}"),
+                        None => String::new(),
+                    };
                     return Err(ErrorData::invalid_params(
                         format!(
-                            "no tool {name:?} is routed to this node (list the tools again: routes change)"
+                            "no tool {name:?} is routed to this node{here} (list the tools again: routes change)"
                         ),
                         None,
                     ));

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::core::community::Community;
 use crate::core::forward::Micros;
 use crate::core::ids::{AgentId, Asn};
 use crate::core::prefix::Prefix;
@@ -50,6 +51,8 @@ pub struct RoutedTool {
     /// This node runs the tool itself.
     pub local: bool,
     pub med: u32,
+    /// The route's communities (views filter on them).
+    pub communities: Vec<Community>,
     pub capabilities: Vec<Arc<str>>,
     pub hash: Option<DescriptorHash>,
     /// `None` until fetched (remote tools) or when it cannot be had.
@@ -120,6 +123,8 @@ pub struct RoutedItem {
     pub origin_asn: Asn,
     pub as_path: Vec<Asn>,
     pub local: bool,
+    /// The route's communities (views filter on them).
+    pub communities: Vec<Community>,
     pub hash: Option<DescriptorHash>,
     /// `None` until fetched (remote items) or when it cannot be had.
     #[serde(skip)]
@@ -329,10 +334,20 @@ impl ToolTable {
     /// that URI, else a template that can produce it; with the URI the
     /// origin knows it by.
     pub fn resolve_uri(&self, uri: &str) -> Option<(&FrontItem, String)> {
-        if let Some(r) = self.item(ItemKind::Resource, uri) {
+        self.resolve_uri_where(uri, |_| true)
+    }
+
+    /// [`ToolTable::resolve_uri`] among the items `keep` accepts.
+    pub fn resolve_uri_where(
+        &self,
+        uri: &str,
+        keep: impl Fn(&FrontItem) -> bool,
+    ) -> Option<(&FrontItem, String)> {
+        if let Some(r) = self.item(ItemKind::Resource, uri).filter(|r| keep(r)) {
             return Some((r, r.routed.key.clone()));
         }
         self.items(ItemKind::Template)
+            .filter(|t| keep(t))
             .find(|t| match_template(&t.name, uri).is_some())
             .map(|t| (t, strip_uri_tag(uri).to_string()))
     }
@@ -397,6 +412,7 @@ mod tests {
             as_path: vec![Asn(65002), Asn(65003)],
             local: false,
             med: 0,
+            communities: Vec::new(),
             capabilities: Vec::new(),
             hash: None,
             descriptor: None,

@@ -138,6 +138,7 @@ impl McpPlane {
                         origin_asn: r.attrs.origin_asn().unwrap_or(self.cfg.asn),
                         as_path: r.attrs.as_path.clone(),
                         local,
+                        communities: r.attrs.communities.clone(),
                         hash,
                         descriptor,
                     });
@@ -182,6 +183,7 @@ impl McpPlane {
                 as_path: r.attrs.as_path.clone(),
                 local,
                 med: r.attrs.med,
+                communities: r.attrs.communities.clone(),
                 capabilities: r.attrs.capabilities.clone(),
                 hash,
                 descriptor,

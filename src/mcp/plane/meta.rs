@@ -12,6 +12,7 @@ use crate::core::engine::Engine;
 use crate::core::forward::route_tool;
 use crate::core::ids::AgentId;
 use crate::core::prefix::Prefix;
+use crate::mcp::front::view::ViewFilter;
 
 /// A hosted agent as the node's supervisor sees it, for `list_agents`.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,8 +26,8 @@ pub struct HostedAgent {
 impl McpPlane {
     /// Routes whose prefix is covered by the query (a capability prefix)
     /// or that carry it as a capability tag, with every path and why the
-    /// best one won.
-    pub fn find_agents(&self, engine: &Engine, query: &str) -> Json {
+    /// best one won; only routes whose best path `view` admits.
+    pub fn find_agents(&self, engine: &Engine, query: &str, view: &ViewFilter) -> Json {
         let q = query.trim();
         let mut prefixes: Vec<Prefix> = Vec::new();
         if let Ok(p) = Prefix::new(q) {
@@ -49,6 +50,17 @@ impl McpPlane {
             if r.attrs.has_capability(q) && !prefixes.contains(&r.prefix) {
                 prefixes.push(r.prefix.clone());
             }
+        }
+        if !view.is_all() {
+            prefixes.retain(|p| {
+                engine.best(p).is_some_and(|r| {
+                    view.admits(
+                        &r.prefix,
+                        &r.attrs.communities,
+                        r.attrs.origin_asn().unwrap_or(self.cfg.asn),
+                    )
+                })
+            });
         }
         prefixes.sort();
         prefixes.truncate(200);
@@ -104,10 +116,19 @@ impl McpPlane {
     }
 
     /// The agents hosted here (as the node's supervisor reports them)
-    /// and the agents routes lead to.
-    pub fn list_agents(&self, agents: &[HostedAgent]) -> Json {
+    /// and the agents routes lead to; in a view that filters, only the
+    /// agents with a tool in it.
+    pub fn list_agents(&self, agents: &[HostedAgent], view: &ViewFilter) -> Json {
+        let table = self.table.clone();
+        let in_view: std::collections::HashSet<&AgentId> = table
+            .tools()
+            .iter()
+            .filter(|t| t.routed.local && view.admits_tool(&t.routed))
+            .map(|t| &t.routed.agent)
+            .collect();
         let hosted: Vec<Json> = agents
             .iter()
+            .filter(|a| view.is_all() || in_view.contains(&a.id))
             .map(|a| {
                 json!({
                     "agent": a.id.as_str(),
@@ -117,7 +138,6 @@ impl McpPlane {
                 })
             })
             .collect();
-        let table = self.table.clone();
         #[derive(Serialize)]
         #[serde(rename_all = "camelCase")]
         struct RoutedAgent {
@@ -130,7 +150,7 @@ impl McpPlane {
             capabilities: Vec<String>,
         }
         let mut routed: BTreeMap<(u32, String), RoutedAgent> = BTreeMap::new();
-        for t in table.tools() {
+        for t in table.tools().iter().filter(|t| view.admits_tool(&t.routed)) {
             let r = &t.routed;
             let e = routed
                 .entry((r.origin_asn.0, r.agent.to_string()))
