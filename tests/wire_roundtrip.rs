@@ -411,17 +411,30 @@ fn arb_call_message() -> impl Strategy<Value = CallMessage> {
             arb_origin(),
             arb_json(),
             proptest::option::of(0u8..8),
+            proptest::option::of(any::<([u8; 16], [u8; 8], u8)>()),
         )
-            .prop_map(|(leg, hop_limit, progress, origin, arguments, log_level)| {
-                CallMessage::Call(Call {
-                    leg,
-                    hop_limit,
-                    progress,
-                    log_level,
-                    origin: Arc::new(origin),
-                    arguments,
-                })
-            }),
+            .prop_map(
+                |(leg, hop_limit, progress, origin, arguments, log_level, trace)| {
+                    CallMessage::Call(Call {
+                        leg,
+                        hop_limit,
+                        progress,
+                        log_level,
+                        origin: Arc::new(origin),
+                        arguments,
+                        // Only valid trace contexts are sent (ids not all zero).
+                        trace: trace.map(|(mut trace_id, mut span_id, flags)| {
+                            trace_id[0] |= 1;
+                            span_id[0] |= 1;
+                            agent_bgp::core::call::TraceContext {
+                                trace_id,
+                                span_id,
+                                flags,
+                            }
+                        }),
+                    })
+                },
+            ),
         (
             leg.clone(),
             prop_oneof![
