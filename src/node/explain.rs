@@ -32,7 +32,7 @@ impl Node {
         Ok(WhyView::new(&why, longest))
     }
 
-    pub(super) fn path_views(&mut self) -> Vec<PathView> {
+    pub(super) fn path_views(&self) -> Vec<PathView> {
         let prefixes: Vec<Prefix> = self
             .engine
             .loc_rib()
@@ -41,9 +41,9 @@ impl Node {
             .collect();
         let mut out = Vec::new();
         for p in prefixes {
-            let why = self.engine.why(&p, &self.explain_policy);
+            let paths = self.engine.explain_paths(&p, &self.explain_policy);
             out.extend(
-                why.paths
+                paths
                     .iter()
                     .map(|w| PathView::new(&w.report, w.multipath, w.import.as_ref(), w.modified)),
             );

@@ -151,58 +151,28 @@ impl Engine {
     /// decided for each and what export decides for each peer. `policy`
     /// must be the policy the engine runs (for the statement names).
     pub fn why(&mut self, prefix: &Prefix, policy: &NodePolicy) -> Why {
-        let reports = self.paths(prefix);
-        let multipath: Vec<(Option<NodeId>, u32)> = self
-            .forwarding(prefix)
-            .filter(|f| &f.prefix == prefix)
-            .map(|f| {
-                f.paths
-                    .iter()
-                    .take(f.multipath)
-                    .map(|(n, r)| (*n, r.path_id))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let paths = self.explain_paths(prefix, policy);
         let peers = self.peers();
-        let mut paths = Vec::with_capacity(reports.len());
-        for report in reports {
-            let in_set = multipath.len() > 1
-                && multipath.contains(&(report.peer, report.route.path_id))
-                && !matches!(report.status, Status::Excluded(_));
-            let (import, modified) = match report
-                .peer
-                .as_ref()
-                .and_then(|n| peers.iter().find(|p| p.node == *n))
-            {
-                Some(info) => {
-                    let pre = self
-                        .adj_rib_in_pre(&info.node)
-                        .into_iter()
-                        .find(|r| r.prefix == *prefix && r.path_id == report.route.path_id);
-                    match pre {
-                        Some(pre) => {
-                            let mut attrs = pre.attrs.clone();
-                            let d = policy.decide(Direction::Import, info, prefix, &mut attrs);
-                            (Some(d), *attrs != *pre.attrs)
-                        }
-                        None => (None, false),
-                    }
-                }
-                None => (None, false),
-            };
-            paths.push(WhyPath {
-                report,
-                multipath: in_set,
-                import,
-                modified,
-            });
-        }
         let mut rejected = Vec::new();
         for info in &peers {
-            for r in self.adj_rib_in_pre(&info.node) {
-                if r.prefix != *prefix {
-                    continue;
-                }
+            let kept: Vec<Route> = self
+                .idx(&info.node)
+                .and_then(|i| self.peer(i))
+                .map(|p| {
+                    p.rib
+                        .pre_policy
+                        .iter()
+                        .filter(|(k, pre)| k.prefix == *prefix && !pre.accepted)
+                        .map(|(k, pre)| Route {
+                            prefix: k.prefix.clone(),
+                            path_id: k.path_id,
+                            attrs: pre.attrs.clone(),
+                            proof: pre.proof.clone(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            for r in kept {
                 let mut attrs = r.attrs.clone();
                 let d = policy.decide(Direction::Import, info, prefix, &mut attrs);
                 if !d.is_accept() {
@@ -239,6 +209,63 @@ impl Engine {
             rejected,
             exports,
         }
+    }
+
+    /// Every candidate path of `prefix` with its status, multipath
+    /// membership and import decision (re-run on the attributes as
+    /// received): the part of [`Engine::why`] that `routes --detail` needs
+    /// for every prefix, so it costs a lookup per path, not a table scan.
+    pub fn explain_paths(&self, prefix: &Prefix, policy: &NodePolicy) -> Vec<WhyPath> {
+        let reports = self.paths(prefix);
+        let multipath: Vec<(Option<NodeId>, u32)> = self
+            .forwarding(prefix)
+            .filter(|f| &f.prefix == prefix)
+            .map(|f| {
+                f.paths
+                    .iter()
+                    .take(f.multipath)
+                    .map(|(n, r)| (*n, r.path_id))
+                    .collect()
+            })
+            .unwrap_or_default();
+        reports
+            .into_iter()
+            .map(|report| {
+                let in_set = multipath.len() > 1
+                    && multipath.contains(&(report.peer, report.route.path_id))
+                    && !matches!(report.status, Status::Excluded(_));
+                let peer = report
+                    .peer
+                    .as_ref()
+                    .and_then(|n| self.idx(n))
+                    .and_then(|i| self.peer(i));
+                let (import, modified) = match peer {
+                    Some(p) => {
+                        let key = crate::core::route::RouteKey {
+                            prefix: prefix.clone(),
+                            path_id: report.route.path_id,
+                        };
+                        // Kept pre-policy when policy changed it; else
+                        // what was received is what is held.
+                        let pre = p
+                            .rib
+                            .pre_policy
+                            .get(&key)
+                            .map_or_else(|| report.route.attrs.clone(), |pre| pre.attrs.clone());
+                        let mut attrs = pre.clone();
+                        let d = policy.decide(Direction::Import, &p.info(), prefix, &mut attrs);
+                        (Some(d), *attrs != *pre)
+                    }
+                    None => (None, false),
+                };
+                WhyPath {
+                    report,
+                    multipath: in_set,
+                    import,
+                    modified,
+                }
+            })
+            .collect()
     }
 
     /// What `new` would change if it replaced `old` (the policy in force):
