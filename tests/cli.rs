@@ -281,14 +281,34 @@ fn operator_commands_against_a_running_triangle() {
         "{text}"
     );
     assert!(slow.wait().unwrap().success());
-    if let Some(recent) = json(a, &["calls"])["recent"].as_array() {
-        assert!(
-            recent
-                .iter()
-                .any(|r| r["target"] == "ex/wait" && r["outcome"] == "ok"),
-            "{recent:?}"
-        );
-    }
+    let calls = json(a, &["calls"]);
+    let recent = calls["recent"].as_array().expect("recent calls");
+    let done = recent
+        .iter()
+        .find(|r| r["target"] == "ex/wait")
+        .unwrap_or_else(|| panic!("the slow call among the recent: {calls}"));
+    assert_eq!(done["outcome"], "ok", "{done}");
+    assert_eq!(done["trace_id"].as_str().map(str::len), Some(32), "{done}");
+    let hops: Vec<u64> = done["trace"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["asn"].as_u64())
+        .collect();
+    assert_eq!(
+        hops,
+        vec![u64::from(c.asn), u64::from(a.asn)],
+        "origin first: {done}"
+    );
+    let text = ok(a, &["calls"]);
+    let line = text
+        .lines()
+        .find(|l| l.contains("ex/wait"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.contains(&format!("AS{} ", a.asn)) && line.contains(&format!("> AS{} ", c.asn)),
+        "hops caller first: {line}"
+    );
 
     // policy check: a deny-all dry run shows what would go
     let deny = a.dir.join("deny.toml");
