@@ -9,6 +9,7 @@
 //! | `abgp mcp --config DIR/node.toml` | the running node's MCP front on stdio |
 //! | `abgp agent list\|add\|remove --config DIR/node.toml` | the agents of a running node |
 //! | `abgp asn authority-init\|whoami\|issue\|verify` | ASN certificates (see `asn.rs`) |
+//! | `abgp federation create\|invite\|status` | federations joined with one command (see `federation.rs`) |
 //! | `abgp example-agent [--http ADDR] [--conformance]` | (hidden) the example MCP agent the demo runs |
 //!
 //! | `abgp status\|peers\|routes\|why\|tools\|call\|calls\|policy check` | the running node, for operators (see `ops`; exit codes there) |
@@ -18,6 +19,7 @@ mod admin_http;
 mod agent;
 mod asn;
 mod demo;
+mod federation;
 mod init;
 mod mcp;
 mod ops;
@@ -59,6 +61,9 @@ enum Command {
     /// ASN certificates: authority keys, issuing and checking certificates.
     #[command(subcommand)]
     Asn(asn::AsnCommand),
+    /// Federations joined with one command: create, invite, status.
+    #[command(subcommand)]
+    Federation(federation::FederationCommand),
     /// The running node at a glance: identity, peers, routes, store, front.
     Status(ops::Target),
     /// The sessions (state, ASN, uptime, routes in/out, last error), or one peer.
@@ -125,6 +130,7 @@ pub fn main() -> ExitCode {
         Command::Mcp(a) => mcp::mcp(a),
         Command::Agent(c) => agent::agent(c),
         Command::Asn(c) => asn::asn(c),
+        Command::Federation(c) => federation::federation(c),
         Command::Status(t) => ops::status::status(t),
         Command::Peers(a) => ops::peers::peers(a),
         Command::Routes(a) => ops::routes::routes(a),

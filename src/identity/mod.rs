@@ -6,6 +6,7 @@
 //! - [`cert`]: ASN certificates, derived (self-certifying, private range),
 //!   issued (signed by an authority) or self-signed for a pin.
 //! - [`cert_file`]: certificate files (`abgp asn issue` writes them).
+//! - [`invite`]: federation invitation tokens and the claims that redeem them.
 //! - [`trust`]: which certificates this node believes and why it refuses
 //!   the others, as typed errors that map onto OPEN NOTIFICATIONs.
 //! - [`route_sign`]: origin attestations and BGPsec-style path signatures
@@ -19,6 +20,7 @@
 
 pub mod cert;
 pub mod cert_file;
+pub mod invite;
 pub mod key;
 pub mod route_sign;
 pub mod trust;

@@ -155,12 +155,12 @@ impl NamedSet for PrefixSet {
 
 impl NamedSet for AsnSet {
     type Item = AsnCfg;
-    type Value = Asn;
+    type Value = (u32, u32);
     const KIND: SetKind = SetKind::Asns;
-    fn parse(item: &AsnCfg) -> Result<Asn, ErrorKind> {
-        parse_asn(item)
+    fn parse(item: &AsnCfg) -> Result<(u32, u32), ErrorKind> {
+        parse_asn_or_range(item)
     }
-    fn build(values: Vec<Asn>) -> Self {
+    fn build(values: Vec<(u32, u32)>) -> Self {
         AsnSet::new(values)
     }
     fn named(sets: &Sets) -> &HashMap<String, Arc<Self>> {
@@ -452,7 +452,18 @@ impl Compiler<'_> {
             if let Some(v) = &a.contains_all
                 && let Some(s) = self.resolve::<AsnSet>(v, &format!("{f}.contains-all"), true)
             {
-                out.push(Cond::PathContainsAll(s));
+                if s.has_ranges() {
+                    self.rep.report(
+                        &v.span(),
+                        format!("{f}.contains-all"),
+                        ErrorKind::Asn(
+                            "contains-all takes single AS numbers, not ranges (a path holds only a few ASes)"
+                                .into(),
+                        ),
+                    );
+                } else {
+                    out.push(Cond::PathContainsAll(s));
+                }
             }
             if a.min_length.is_some() || a.max_length.is_some() {
                 let range = RangeCfg {
@@ -873,6 +884,24 @@ fn parse_prefix(s: &str) -> Result<Prefix, ErrorKind> {
 
 fn parse_community(s: &str) -> Result<Community, ErrorKind> {
     s.parse::<Community>().map_err(ErrorKind::Community)
+}
+
+/// An AS number, or an inclusive range written `"64512-65534"` (also
+/// `"AS64512-AS65534"`), as `(first, last)`.
+fn parse_asn_or_range(a: &AsnCfg) -> Result<(u32, u32), ErrorKind> {
+    if let AsnCfg::Text(t) = a
+        && let Some((lo, hi)) = t.split_once('-')
+    {
+        let lo = parse_asn(&AsnCfg::Text(lo.trim().to_string()))?;
+        let hi = parse_asn(&AsnCfg::Text(hi.trim().to_string()))?;
+        if lo > hi {
+            return Err(ErrorKind::Asn(format!(
+                "range {t:?} is empty: its first ASN is greater than its last"
+            )));
+        }
+        return Ok((lo.0, hi.0));
+    }
+    parse_asn(a).map(|x| (x.0, x.0))
 }
 
 fn parse_asn(a: &AsnCfg) -> Result<Asn, ErrorKind> {

@@ -20,21 +20,37 @@ pub const MAX_PREPEND: u32 = 32;
 /// walking the trie (a hash lookup per segment).
 const LINEAR_PREFIX_SCAN: usize = 8;
 
-/// A set of AS numbers, sorted for binary search.
+/// A set of AS numbers: inclusive ranges (a single ASN is a range of
+/// one), sorted, with overlaps merged, so membership is one binary search.
+/// Adjacent entries are not merged: `[7, 8]` stays two single ASNs.
 #[derive(Debug)]
-pub(crate) struct AsnSet(Box<[Asn]>);
+pub(crate) struct AsnSet(Box<[(u32, u32)]>);
 
 impl AsnSet {
-    pub(crate) fn new(mut v: Vec<Asn>) -> Self {
+    pub(crate) fn new(mut v: Vec<(u32, u32)>) -> Self {
         v.sort_unstable();
-        v.dedup();
-        AsnSet(v.into_boxed_slice())
+        let mut merged: Vec<(u32, u32)> = Vec::with_capacity(v.len());
+        for (lo, hi) in v {
+            match merged.last_mut() {
+                Some(last) if lo <= last.1 => last.1 = last.1.max(hi),
+                _ => merged.push((lo, hi)),
+            }
+        }
+        AsnSet(merged.into_boxed_slice())
     }
     pub(crate) fn contains(&self, a: Asn) -> bool {
-        self.0.binary_search(&a).is_ok()
+        // The first range that does not end before `a`.
+        let i = self.0.partition_point(|&(_, hi)| hi < a.0);
+        self.0.get(i).is_some_and(|&(lo, _)| lo <= a.0)
     }
+    /// Whether some entry is a range of more than one ASN.
+    pub(crate) fn has_ranges(&self) -> bool {
+        self.0.iter().any(|&(lo, hi)| lo != hi)
+    }
+    /// Every ASN; only for sets without ranges (`contains-all` refuses
+    /// ranges at load time).
     pub(crate) fn iter(&self) -> impl Iterator<Item = Asn> + '_ {
-        self.0.iter().copied()
+        self.0.iter().flat_map(|&(lo, hi)| (lo..=hi).map(Asn))
     }
 }
 

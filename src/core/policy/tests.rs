@@ -427,6 +427,96 @@ default-import = "reject"
     assert!(!hits_with(&set, internal(), "x", "a", a()));
 }
 
+fn peer_in(asn: u32) -> PeerCtx {
+    PeerCtx {
+        asn: Asn(asn),
+        node: NodeId::from_u64(7),
+        internal: false,
+    }
+}
+
+#[test]
+fn asn_ranges_match_every_asn_inside_and_none_outside() {
+    let set = load(
+        r#"
+[sets.asns]
+federation = ["64512-65534", 4200000000, "AS100-AS102"]
+[[policy]]
+name = "p"
+[[policy.statement]]
+name = "s"
+match = { neighbor.asn = "federation" }
+then = { verdict = "accept" }
+[[apply]]
+neighbors = ["*"]
+import = ["p"]
+default-import = "reject"
+"#,
+    );
+    let a = PathAttrs::default;
+    for inside in [64512, 64513, 65000, 65534, 4200000000, 100, 101, 102] {
+        assert!(hits_with(&set, peer_in(inside), "x", "a", a()), "{inside}");
+    }
+    for outside in [64511, 65535, 4199999999, 4200000001, 99, 103, 1] {
+        assert!(
+            !hits_with(&set, peer_in(outside), "x", "a", a()),
+            "{outside}"
+        );
+    }
+}
+
+#[test]
+fn overlapping_and_adjacent_asn_ranges_all_match() {
+    let set = matcher(r#"neighbor.asn = ["10-20", "15-30", "31", "40-40", "5"]"#);
+    let a = PathAttrs::default;
+    for inside in [5, 10, 20, 25, 30, 31, 40] {
+        assert!(hits_with(&set, peer_in(inside), "x", "a", a()), "{inside}");
+    }
+    for outside in [4, 6, 9, 32, 39, 41] {
+        assert!(
+            !hits_with(&set, peer_in(outside), "x", "a", a()),
+            "{outside}"
+        );
+    }
+}
+
+#[test]
+fn asn_ranges_work_in_path_conditions_except_contains_all() {
+    let set = matcher(r#"as-path.from = ["65000-65010"]"#);
+    assert!(hits(&set, path(&[1, 65005])));
+    assert!(!hits(&set, path(&[65005, 1])));
+    let e = load_err(
+        r#"
+[[policy]]
+name = "p"
+[[policy.statement]]
+name = "s"
+match = { as-path.contains-all = ["1-100000"] }
+then = { verdict = "accept" }
+"#,
+    );
+    assert!(e.contains("contains-all takes single AS numbers"), "{e}");
+}
+
+#[test]
+fn bad_asn_ranges_are_load_errors() {
+    for (range, want) in [
+        ("65010-65000", "is empty"),
+        ("0-10", "AS 0 is reserved"),
+        ("10-x", "invalid AS number"),
+        ("-10", "invalid AS number"),
+        ("10-4294967296", "invalid AS number"),
+    ] {
+        let e = load_err(&format!(
+            r#"
+[sets.asns]
+f = ["{range}"]
+"#
+        ));
+        assert!(e.contains(want), "{range}: {e}");
+    }
+}
+
 #[test]
 fn neighbor_node_matches_the_peer_node_id() {
     let node = NodeId::from_u64(2);
