@@ -242,6 +242,23 @@ mod tests {
     }
 
     #[test]
+    fn docs_policy_shows_the_federation_policy_as_written() {
+        let doc = include_str!("../../docs/policy.md");
+        let start = doc
+            .find("### Federation members")
+            .and_then(|i| doc[i..].find("```toml\n").map(|j| i + j + "```toml\n".len()))
+            .expect("the federation members example");
+        let block = &doc[start..start + doc[start..].find("```").unwrap()];
+        let strip = |t: &str| -> Vec<String> {
+            t.lines()
+                .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
+        assert_eq!(strip(block), strip(&federation_policy("home", (64512, 65534))));
+    }
+
+    #[test]
     fn the_federation_policy_exchanges_with_members_only() {
         let set =
             PolicySet::from_toml_str(&federation_policy("home", (64512, 65534)), "p.toml").unwrap();

@@ -1435,7 +1435,7 @@ fn every_complete_toml_example_in_the_docs_loads() {
         blocks += 1;
         rest = &body[end + 3..];
     }
-    assert_eq!(blocks, 4);
+    assert_eq!(blocks, 5);
 }
 
 #[test]
