@@ -24,7 +24,12 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use node_harness::{NodeDir, Proc, Spec, configure, init, wait_for};
+use node_harness::{BIN, NodeDir, Proc, Spec, abgp, configure, init, wait_for};
+use rmcp::model::CallToolRequestParams;
+use rmcp::service::{ClientLifecycleMode, serve_client_with_lifecycle_and_ct};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use tokio_util::sync::CancellationToken;
 
 /// One HTTP/1.1 request: (status, lower-case headers, body).
 fn request(
@@ -76,7 +81,7 @@ fn one_node(root: &Path) -> (NodeDir, Proc) {
 #[test]
 fn the_page_needs_no_token_and_its_data_does() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let (_a, a) = one_node(tmp.path());
+    let (node, a) = one_node(tmp.path());
     let hp = a.admin_hostport().to_string();
     let auth = format!("Bearer {}", a.token);
 
@@ -102,6 +107,16 @@ fn the_page_needs_no_token_and_its_data_does() {
         assert_eq!(header(&h, "cache-control"), Some("no-store"));
         assert!(!body.is_empty());
     }
+    // `abgp glass` prints the address, with the token unless told not to.
+    let cfg = node.dir.join("node.toml");
+    let cfg = cfg.to_str().expect("a UTF-8 path");
+    let (ok, out, err) = abgp(&["glass", "--config", cfg]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), format!("{}/glass#token={}", a.admin, a.token));
+    assert!(err.contains("carries the admin token"), "{err}");
+    let (ok, out, _) = abgp(&["glass", "--config", cfg, "--no-token"]);
+    assert!(ok);
+    assert_eq!(out.trim(), format!("{}/glass", a.admin));
     let (_, _, html) = request(&hp, "GET", "/glass", &[]);
     assert!(html.contains(r#"<script src="/glass/glass.js" defer></script>"#));
     // Only GET (and HEAD): the shell changes nothing.
@@ -159,6 +174,13 @@ fn the_page_needs_no_token_and_its_data_does() {
     let grew = |k: &str| after[k].as_u64().unwrap_or(0) - before[k].as_u64().unwrap_or(0);
     assert_eq!(grew("origin"), 3, "{before} -> {after}");
     assert_eq!(grew("host"), 2, "{before} -> {after}");
+
+    // A node that is not running: a clear error, no address.
+    let mut a = a;
+    a.terminate();
+    let (ok, out, err) = abgp(&["glass", "--config", cfg]);
+    assert!(!ok && out.is_empty(), "{out}");
+    assert!(err.contains("is `abgp run` up?"), "{err}");
 }
 
 // ---- the browser ------------------------------------------------------------
@@ -310,6 +332,43 @@ fn png_size(bytes: &[u8]) -> Option<(u32, u32)> {
     Some((be(16), be(20)))
 }
 
+/// One `call_capability` through the MCP front at `url` (rmcp's client):
+/// the answer's text, or the error.
+fn call_capability(url: &str, capability: &str, arguments: Value) -> Result<String, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    rt.block_on(async {
+        let run = async {
+            let client = serve_client_with_lifecycle_and_ct(
+                (),
+                StreamableHttpClientTransport::from_config(
+                    StreamableHttpClientTransportConfig::with_uri(url),
+                ),
+                ClientLifecycleMode::Initialize,
+                CancellationToken::new(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            let args = json!({"capability": capability, "arguments": arguments});
+            let r = client
+                .peer()
+                .call_tool(
+                    CallToolRequestParams::new("call_capability".to_string())
+                        .with_arguments(args.as_object().cloned().unwrap_or_default()),
+                )
+                .await
+                .map_err(|e| e.to_string());
+            let _ = client.cancel().await;
+            r.map(|r| serde_json::to_string(&r).unwrap_or_default())
+        };
+        tokio::time::timeout(Duration::from_secs(30), run)
+            .await
+            .map_err(|_| "no answer in 30 s".to_string())?
+    })
+}
+
 const HOSTILE_AGENT: &str = r#"<img src=x onerror="window.__glass_pwned=1">"#;
 const HOSTILE_CAP: &str = "<script>window.__glass_pwned=2</script>";
 
@@ -351,7 +410,10 @@ fn the_glass_in_headless_chromium() {
         &Spec {
             hold,
             neighbors: vec![(b.clone(), false)],
-            originate: vec!["c/tools/*".into()],
+            extra: format!(
+                "\n[[agents]]\nid = \"echo\"\nprefix = \"c/echo/*\"\ncommand = {BIN:?}\n\
+                 args = [\"example-agent\"]\n"
+            ),
             ..Default::default()
         },
     );
@@ -386,7 +448,7 @@ fn the_glass_in_headless_chromium() {
     assert!(row.contains(&b.asn.to_string()), "{row}");
     assert_eq!(
         browser.attrs("#peers-table tbody tr", "data-peer"),
-        [b.peer_id.clone()]
+        [b.peer_id.as_str()]
     );
     // The routes: b/hostile through B's AS, a/local originated here.
     browser.wait_count(r#"#routes-table tr[data-prefix="b/hostile"]"#, 1);
@@ -419,17 +481,21 @@ fn the_glass_in_headless_chromium() {
         browser.attrs("#graph g.as-node.remote", "data-asn"),
         [c.asn.to_string()]
     );
-    browser.wait_count(r#"#routes-table tr[data-prefix="c/tools/*"]"#, 1);
+    browser.wait_count(r#"#routes-table tr[data-prefix="c/echo/echo"]"#, 1);
     assert_eq!(
-        browser.texts(r#"#routes-table tr[data-prefix="c/tools/*"] td.path .asn"#),
+        browser.texts(r#"#routes-table tr[data-prefix="c/echo/echo"] td.path .asn"#),
         [b.asn.to_string(), c.asn.to_string()]
     );
     assert_eq!(browser.eval("window.__glass_same_page"), 1);
     let updated = browser.texts("#updated");
     assert!(updated[0].starts_with("updated "), "{updated:?}");
 
-    // Recent calls: shown, or said to be unavailable on this node.
-    let (code, _, _) = request(
+    // A call from A's MCP front to C's agent, and its trace hop by hop
+    // (or, on a node without /v1/calls/recent, a note saying so).
+    let answer = call_capability(&pa.mcp_url(), "c/echo/echo", json!({"text": "via B"}))
+        .expect("the call through B");
+    assert!(answer.contains("via B"), "{answer}");
+    let (code, _, recent) = request(
         pa.admin_hostport(),
         "GET",
         "/v1/calls/recent",
@@ -440,7 +506,23 @@ fn the_glass_in_headless_chromium() {
             browser.wait_text("#recent-note", "Not available");
         }
         200 => {
-            browser.wait_text("#recent-count", "(");
+            let recent: Value = serde_json::from_str(&recent).expect("recent calls JSON");
+            let ours = recent
+                .as_array()
+                .and_then(|a| a.iter().find(|c| c["op"] == "tools/call"))
+                .unwrap_or_else(|| panic!("no tools/call in {recent}"));
+            let hops: Vec<String> = ours["trace"]
+                .as_array()
+                .map(|t| t.iter().map(|h| format!("AS {}", h["asn"])).collect())
+                .unwrap_or_default();
+            assert!(
+                hops.len() >= 2 && hops[0] == format!("AS {}", c.asn),
+                "the trace starts at C: {ours}"
+            );
+            let id = ours["call_id"].as_str().expect("a call id");
+            let li = format!(r#"#recent-list li.trace[data-call="{id}"]"#);
+            browser.wait_text(&li, "c/echo/echo");
+            assert_eq!(browser.texts(&format!("{li} .hop .asn")), hops);
         }
         other => panic!("/v1/calls/recent answered {other}"),
     }

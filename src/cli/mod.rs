@@ -9,6 +9,7 @@
 //! | `abgp mcp --config DIR/node.toml` | the running node's MCP front on stdio |
 //! | `abgp agent list\|add\|remove --config DIR/node.toml` | the agents of a running node |
 //! | `abgp asn authority-init\|whoami\|issue\|verify` | ASN certificates (see `asn.rs`) |
+//! | `abgp glass --config DIR/node.toml [--no-token]` | the address of the node's looking glass, with the admin token |
 //! | `abgp federation create\|invite\|status` | federations joined with one command (see `federation.rs`) |
 //! | `abgp example-agent [--http ADDR] [--conformance]` | (hidden) the example MCP agent the demo runs |
 //!
@@ -20,6 +21,7 @@ mod agent;
 mod asn;
 mod demo;
 mod federation;
+mod glass;
 mod init;
 mod mcp;
 mod ops;
@@ -61,6 +63,8 @@ enum Command {
     /// ASN certificates: authority keys, issuing and checking certificates.
     #[command(subcommand)]
     Asn(asn::AsnCommand),
+    /// Print the address of the running node's looking glass (a web page).
+    Glass(glass::GlassArgs),
     /// Federations joined with one command: create, invite, status.
     #[command(subcommand)]
     Federation(federation::FederationCommand),
@@ -130,6 +134,7 @@ pub fn main() -> ExitCode {
         Command::Mcp(a) => mcp::mcp(a),
         Command::Agent(c) => agent::agent(c),
         Command::Asn(c) => asn::asn(c),
+        Command::Glass(a) => glass::glass(a),
         Command::Federation(c) => federation::federation(c),
         Command::Status(t) => ops::status::status(t),
         Command::Peers(a) => ops::peers::peers(a),

@@ -240,7 +240,8 @@
     if (state.paused || !token || running) return;
     running = true;
     const t0 = performance.now();
-    const paths = ['/v1/status', '/v1/peers', '/v1/routes', '/v1/calls', '/v1/calls/recent'];
+    const recent = '/v1/calls/recent?limit=' + LIMITS.recentCalls;
+    const paths = ['/v1/status', '/v1/peers', '/v1/routes', '/v1/calls', recent];
     const peer = state.selectedPeer;
     if (peer) paths.push('/v1/routes/in/' + encodeURIComponent(peer));
     const answers = await Promise.all(paths.map(getJson));
@@ -492,13 +493,19 @@
     note('recent-note', msg);
     const items = calls.slice(0, LIMITS.recentCalls).map((c) => {
       const outcome = text(c.outcome);
-      const ok = /^(ok|success|done)$/i.test(outcome);
+      const ok = outcome === 'ok';
+      const finished = num(c.finished_ms);
+      const route = [c.from ? `from ${short(c.from)}` : 'from the MCP front', c.to ? `to ${short(c.to)}` : c.agent ? `to agent ${text(c.agent)}` : ''];
       const head = h(
         'div',
         { class: 'trace-head' },
         h('span', { class: 'badge ' + (ok ? 'outcome-ok' : 'outcome-bad') }, outcome || '?'),
+        h('span', { class: 'dim' }, c.op || ''),
         h('span', { class: 'mono target' }, c.target),
+        c.tool ? h('span', { class: 'mono' }, c.tool) : null,
         h('span', { class: 'num' }, micros(num(c.elapsed_us))),
+        h('span', { class: 'dim' }, route.filter(Boolean).join(' ')),
+        finished !== null ? h('span', { class: 'dim' }, clock(new Date(finished))) : null,
         h('span', { class: 'dim mono', title: `call ${text(c.call_id)} · trace ${text(c.trace_id)}` }, `trace ${short(c.trace_id)}`),
       );
       const hops = arr(c.trace);
@@ -509,14 +516,18 @@
           h(
             'li',
             { class: 'hop', title: hop && hop.node ? `node ${text(hop.node)}` : '' },
-            h('span', { class: 'asn' }, `AS ${asn}`),
-            h('span', { class: 'mono dim' }, hop && hop.node ? short(hop.node) : ''),
-            h('span', { class: 'num' }, micros(num(hop && hop.elapsed_us))),
+            h(
+              'span',
+              { class: 'pill' },
+              h('span', { class: 'asn' }, `AS ${asn}`),
+              h('span', { class: 'mono dim' }, hop && hop.node ? short(hop.node) : ''),
+              h('span', { class: 'num' }, micros(num(hop && hop.elapsed_us))),
+            ),
           ),
         );
       }
       if (hops.length > LIMITS.traceHops) ol.append(h('li', { class: 'hop dim' }, `+${hops.length - LIMITS.traceHops} hops`));
-      return h('li', { class: 'trace' }, head, ol);
+      return h('li', { class: 'trace', data: { call: c.call_id, op: c.op } }, head, ol);
     });
     list.replaceChildren(...items);
   }
