@@ -12,7 +12,6 @@
 //! `direction`, `from` and `outcome` come from fixed lists, and `reason`
 //! from the fixed list of route verification failures.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::admin::views::VerifyView;
@@ -387,27 +386,26 @@ pub fn write_calls(e: &mut Exposition, m: &CallMetrics) {
     e.family(
         "abgp_hop_calls_total",
         Kind::Counter,
-        "Calls that ended at this hop (made here, passing through, or run here), by where they came from (front or peer) and outcome.",
+        "Calls that ended at this hop (made here, passing through, or run here), by where they came from (front or peer), MCP operation (describe: a node's descriptor fetch) and outcome.",
     );
-    let mut hop: BTreeMap<(&str, &str), u64> = BTreeMap::new();
-    for (k, n) in &m.hop_calls {
-        let (from, outcome) = k.split_once('/').unwrap_or((k, ""));
-        hop.insert((from, outcome), *n);
-    }
-    for ((from, outcome), n) in hop {
+    for h in &m.hop_calls {
         e.sample(
             "abgp_hop_calls_total",
-            &[("from", from), ("outcome", outcome)],
-            n as f64,
+            &[("from", h.from), ("op", h.op), ("outcome", h.outcome)],
+            h.count as f64,
         );
     }
     e.family(
         "abgp_hop_call_seconds",
         Kind::Histogram,
-        "Time a call spent at and beyond this hop, by next hop (a peer id, or local for an agent here).",
+        "Time a call spent at and beyond this hop, by next hop (a peer id, or local for an agent here) and MCP operation.",
     );
-    for (to, h) in &m.hop_latency {
-        e.histogram("abgp_hop_call_seconds", &[("next_hop", to)], h);
+    for h in &m.hop_latency {
+        e.histogram(
+            "abgp_hop_call_seconds",
+            &[("next_hop", &h.next_hop), ("op", h.op)],
+            &h.latency,
+        );
     }
     e.single(
         "abgp_descriptor_fetches_total",

@@ -59,18 +59,35 @@ pub struct CallMetrics {
     pub front_latency_buckets: Vec<u64>,
     pub front_latency_sum_us: u64,
     pub front_latency_count: u64,
-    /// Calls passing through or ending here, by (from, outcome): `front`,
-    /// `peer`.
-    pub hop_calls: BTreeMap<String, u64>,
-    /// Sum and count of this node's own share of each call, by peer the
-    /// call went to (its peer id; `local` for agents here), microseconds.
-    pub hop_latency_sum_us: BTreeMap<String, u64>,
-    pub hop_latency_count: BTreeMap<String, u64>,
-    /// The same calls' latency histograms, by the same keys.
-    pub hop_latency: BTreeMap<String, Histogram>,
+    /// Calls that ended at this hop (made here, passing through, run
+    /// here), by where they came from, operation and outcome.
+    pub hop_calls: Vec<HopCalls>,
+    /// Their time at and beyond this hop, by next hop and operation (calls
+    /// that went somewhere: refused ones have no latency).
+    pub hop_latency: Vec<HopLatency>,
     pub descriptor_fetches: u64,
     pub descriptor_fetch_failures: u64,
     pub descriptors_cached: usize,
+}
+
+/// Calls that ended at this hop, for one (from, op, outcome).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HopCalls {
+    /// `front` or `peer`.
+    pub from: &'static str,
+    /// The MCP method (`tools/call`, ...; `describe` for descriptor fetches).
+    pub op: &'static str,
+    pub outcome: &'static str,
+    pub count: u64,
+}
+
+/// The latency of calls at this hop, for one (next hop, op).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HopLatency {
+    /// The peer id the calls went to, or `local` for an agent here.
+    pub next_hop: String,
+    pub op: &'static str,
+    pub latency: Histogram,
 }
 
 impl CallMetrics {
@@ -123,16 +140,28 @@ impl McpPlane {
     pub fn metrics(&self) -> CallMetrics {
         let mut m = self.metrics.clone();
         m.descriptors_cached = self.cache.len() + self.item_cache.len();
-        for ((peer, outcome), n) in &self.hop_calls {
-            let from = if *peer { "peer" } else { "front" };
-            m.hop_calls.insert(format!("{from}/{outcome}"), *n);
-        }
-        for (to, h) in &self.hop_latency {
-            let to = hop_label(to.as_ref());
-            m.hop_latency_sum_us.insert(to.clone(), h.sum_us);
-            m.hop_latency_count.insert(to.clone(), h.count);
-            m.hop_latency.insert(to, h.clone());
-        }
+        m.hop_calls = self
+            .hop_calls
+            .iter()
+            .map(|((peer, op, outcome), n)| HopCalls {
+                from: if *peer { "peer" } else { "front" },
+                op: op.method(),
+                outcome,
+                count: *n,
+            })
+            .collect();
+        m.hop_calls.sort_by_key(|h| (h.from, h.op, h.outcome));
+        m.hop_latency = self
+            .hop_latency
+            .iter()
+            .map(|((to, op), h)| HopLatency {
+                next_hop: hop_label(to.as_ref()),
+                op: op.method(),
+                latency: h.clone(),
+            })
+            .collect();
+        m.hop_latency
+            .sort_by(|a, b| (&a.next_hop, a.op).cmp(&(&b.next_hop, b.op)));
         m
     }
 
@@ -141,13 +170,13 @@ impl McpPlane {
     pub(super) fn finished(&mut self, now: Micros, r: crate::core::forward::CallRecord) {
         *self
             .hop_calls
-            .entry((r.from.is_some(), r.outcome))
+            .entry((r.from.is_some(), r.op, r.outcome))
             .or_default() += 1;
         // A call that went somewhere (a next hop or an agent here); one
         // refused on arrival has no latency of its own.
         if r.to.is_some() || r.agent.is_some() {
             self.hop_latency
-                .entry(r.to)
+                .entry((r.to, r.op))
                 .or_default()
                 .observe(r.elapsed_us);
         }

@@ -60,7 +60,7 @@ pub use calls::{CallSigner, FrontCall, FrontReply, LocalEvent, LocalRun, args_di
 pub use config::PlaneConfig;
 pub use descriptors::MAX_DESCRIPTOR_BYTES;
 pub use meta::HostedAgent;
-pub use metrics::{BUCKETS_US, CallMetrics, Histogram, hop_label};
+pub use metrics::{BUCKETS_US, CallMetrics, Histogram, HopCalls, HopLatency, hop_label};
 pub use recent::{RECENT_CALLS, RecentCall, RecentCalls};
 
 use calls::FrontWait;
@@ -130,8 +130,8 @@ pub struct McpPlane {
     /// Per-hop counters, kept without allocating per call and turned into
     /// [`CallMetrics`] when asked: (from a peer?, outcome) and, per next
     /// hop (`None`: a local agent), (sum of this hop's share, count).
-    hop_calls: HashMap<(bool, &'static str), u64>,
-    hop_latency: HashMap<Option<crate::core::ids::NodeId>, Histogram>,
+    hop_calls: HashMap<(bool, crate::core::call::CallOp, &'static str), u64>,
+    hop_latency: HashMap<(Option<crate::core::ids::NodeId>, crate::core::call::CallOp), Histogram>,
     /// The calls that finished here last, newest last.
     recent: RecentCalls,
     routes_dirty: bool,
