@@ -575,3 +575,135 @@ fn the_glass_in_headless_chromium() {
         .collect();
     assert!(unexpected.is_empty(), "{unexpected:#?}");
 }
+
+/// What the page does with answers too big to draw whole or full of markup:
+/// the admin API's answers replaced, in the browser, by big and hostile
+/// ones (a node's RIB is the network's to fill).
+#[test]
+fn the_glass_bounds_what_it_draws_and_shows_markup_as_text() {
+    let mut browser = Browser::start();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (node, a) = one_node(tmp.path());
+    let url = browser.open(&format!("{}/glass#token={}", a.admin, a.token));
+    assert!(!url.contains("token"), "{url}");
+    browser.wait_count("#graph g.as-node.me", 1);
+    assert_eq!(
+        browser.attrs("#graph g.as-node", "data-asn"),
+        [node.asn.to_string()]
+    );
+
+    // 3,000 routes through 190 ASes, and one of markup.
+    let mut routes: Vec<Value> = (0..3000u32)
+        .map(|i| {
+            json!({
+                "prefix": format!("big/p{i:04}"), "path_id": 0, "agent": "bulk",
+                "as_path": [64512 + i % 150, 4_200_000_000u32 + i % 40],
+                "local_pref": 100, "med": 0, "communities": [], "capabilities": [],
+                "peer": "12D3KooWbulk", "stale": i % 2 == 0, "signed": false,
+                "path_signatures": 0,
+            })
+        })
+        .collect();
+    routes.push(json!({
+        "prefix": r#"<img src=x onerror="window.__glass_pwned=3">"#, "path_id": 0,
+        "agent": "</td><script>window.__glass_pwned=4</script>",
+        "as_path": ["<b>1</b>", -5, 1.5, 64999],
+        "communities": ["<svg onload=window.__glass_pwned=5>"],
+        "capabilities": [{"html": "<b>x</b>"}], "local_pref": "<i>", "med": null,
+    }));
+    let mut peers: Vec<Value> = (0..250u32)
+        .map(|i| {
+            json!({
+                "peer_id": format!("12D3KooWpeer{i:03}"), "node_id": "00", "asn": 65000 + i,
+                "state": "established", "internal": false, "accepted_routes": 1,
+                "source": "configured",
+            })
+        })
+        .collect();
+    peers.push(json!({
+        "peer_id": "<img src=x onerror=window.__glass_pwned=6>", "asn": "65001",
+        "state": "<b>weird</b>", "last_error": "<iframe src=javascript:alert(1)>",
+    }));
+    let hops: Vec<Value> = (0..40u32)
+        .map(|i| json!({"asn": 64512 + i, "node": format!("{i:064}"), "elapsed_us": i * 100}))
+        .collect();
+    let recent: Vec<Value> = (0..80u32)
+        .map(|i| {
+            json!({
+                "call_id": format!("call-{i}"), "target": "<script>window.__glass_pwned=7</script>",
+                "op": "tools/call", "outcome": "ok", "elapsed_us": 1500 + i,
+                "trace_id": "t", "trace": hops,
+            })
+        })
+        .collect();
+    for (path, body) in [
+        ("/v1/routes", Value::from(routes)),
+        ("/v1/peers", Value::from(peers)),
+        ("/v1/calls/recent", Value::from(recent)),
+    ] {
+        browser.run(json!({"op": "intercept", "path": path, "body": body.to_string()}));
+    }
+
+    browser.wait_text("#routes-note", "Showing 500 of 3001 routes");
+    assert_eq!(browser.wait_count("#routes-table tbody tr", 500), 500);
+    browser.wait_text(
+        "#graph-note",
+        "Showing the 60 ASes nearest this node of 441",
+    );
+    assert_eq!(browser.wait_count("#graph g.as-node", 60), 60);
+    browser.wait_text("#peers-note", "Showing 200 of 251 peers");
+    assert_eq!(browser.wait_count("#peers-table tbody tr", 200), 200);
+    browser.wait_text("#recent-note", "Showing 50 of 80 calls");
+    assert_eq!(browser.wait_count("#recent-list li.trace", 50), 50);
+    let first = browser.texts("#recent-list li.trace:first-child .hop");
+    assert_eq!(first.len(), 33, "32 hops and a note");
+    assert_eq!(first[32], "+8 hops");
+
+    // The markup is text: in the cells, and nowhere an element.
+    let row = browser.texts(r#"#routes-table tbody tr:first-child"#);
+    for t in [
+        r#"<img src=x onerror="window.__glass_pwned=3">"#,
+        "</td><script>window.__glass_pwned=4</script>",
+        "<svg onload=window.__glass_pwned=5>",
+        r#"{"html":"<b>x</b>"}"#,
+    ] {
+        assert!(row[0].contains(t), "{t} not in {row:?}");
+    }
+    assert_eq!(
+        browser.texts(r#"#routes-table tbody tr:first-child td.path .asn"#),
+        ["?", "?", "?", "64999"]
+    );
+    browser.wait_text("#recent-list", "<script>window.__glass_pwned=7</script>");
+    for (what, expr) in [
+        ("img", "document.querySelectorAll('img').length"),
+        ("iframe", "document.querySelectorAll('iframe').length"),
+        ("svg", "document.querySelectorAll('svg').length"),
+        ("script", "document.scripts.length"),
+        ("b or i", "document.querySelectorAll('b, i').length"),
+    ] {
+        let want = if what == "svg" || what == "script" {
+            1
+        } else {
+            0
+        };
+        assert_eq!(browser.eval(expr), want, "{what} elements");
+    }
+    assert_eq!(
+        browser.eval("typeof window.__glass_pwned"),
+        json!("undefined")
+    );
+
+    // An answer over the page's 32 MiB is not read; the page says so and
+    // keeps what it showed.
+    browser.run(json!({"op": "intercept", "path": "/v1/routes", "bytes": 33 << 20}));
+    browser.wait_text("#error", "over this page's 32 MiB");
+    assert_eq!(browser.texts("#routes-count"), ["(3001)"]);
+
+    // The only failed request is that answer, cut off once over the limit.
+    let problems = strings(&browser.run(json!({"op": "problems"})));
+    let unexpected: Vec<&String> = problems
+        .iter()
+        .filter(|p| !p.contains("/v1/routes net::ERR_ABORTED"))
+        .collect();
+    assert!(unexpected.is_empty(), "{unexpected:#?}");
+}

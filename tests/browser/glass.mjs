@@ -11,6 +11,8 @@
 //   {"op":"eval","expr":E}                     -> the value of E in the page
 //   {"op":"screenshot","path":P}               -> P (a full-page PNG)
 //   {"op":"pixels","path":P,"colors":[[r,g,b],...]} -> pixels of P near each colour
+//   {"op":"intercept","path":P,"body":B}       -> null; the page's GETs of path P get B
+//   {"op":"intercept","path":P,"bytes":N}      -> null; ... get a JSON array of N bytes
 //   {"op":"problems"}                          -> page errors, CSP violations, failed requests
 //
 // Answers are {"ok":true,"value":...} or {"ok":false,"error":...}; the
@@ -100,6 +102,8 @@ async function waitFor(check, what) {
   }
 }
 
+const intercepted = new Map();
+
 const ops = {
   async open({ url }) {
     await page.goto(url, { waitUntil: 'load', timeout: WAIT_MS });
@@ -168,6 +172,20 @@ const ops = {
     } finally {
       await blank.close();
     }
+  },
+  // Answers the page's requests for one path with a given body, for the
+  // tests of what the page does with a big or hostile answer.
+  async intercept({ path: wanted, body, bytes }) {
+    let text = body;
+    if (text === undefined) {
+      const n = Math.max(2, Number(bytes));
+      text = '[' + '0,'.repeat(Math.floor((n - 2) / 2)) + '0]';
+    }
+    if (intercepted.has(wanted)) await page.unroute(intercepted.get(wanted));
+    const matcher = (url) => url.pathname === wanted;
+    intercepted.set(wanted, matcher);
+    await page.route(matcher, (route) => route.fulfill({ status: 200, contentType: 'application/json', body: text }));
+    return null;
   },
   problems() {
     return problems;
