@@ -14,7 +14,9 @@
 //! Command: `cargo bench --bench front_views`. Options via environment:
 //! `TOOLS` (default 10000), `RUNS` (list builds timed per case, default
 //! 20). Prints one line per case: tools listed, bytes of the JSON-RPC
-//! response, and the median time to build and serialise it.
+//! response, and the median time to build and serialise it; then the
+//! `tools` part of a `find_agents` answer (what a discovery client reads
+//! instead) for three queries, with the time of the search.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -85,13 +87,13 @@ fn descriptor(d: usize, a: usize, i: usize) -> (String, ToolDescriptor) {
         "limit".into(),
         json!({"type": "integer", "minimum": 1, "maximum": 500, "default": 50, "description": "At most this many results."}),
     );
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         props.insert(
             "query".into(),
             json!({"type": "string", "description": format!("Free text matched against the {noun}'s fields.")}),
         );
     }
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         props.insert(
             "since".into(),
             json!({"type": "string", "format": "date-time", "description": "Only items changed after this time (RFC 3339)."}),
@@ -241,6 +243,27 @@ fn main() {
                 "| {label} | {n} | {} bytes ({:.1} KiB) | {:.2} ms |",
                 body.len(),
                 body.len() as f64 / 1024.0,
+                median(times).as_secs_f64() * 1e3
+            );
+        }
+        // What a discovery client reads instead: the tools part of a
+        // find_agents answer, for a query that matches more than the bound.
+        let server = FrontServer::for_view(link.clone(), View::everything(FrontMode::Discovery, &[]));
+        for query in ["invoice", "get customer", "domain7/agent307"] {
+            let mut times = Vec::with_capacity(runs);
+            let mut last = (Vec::new(), false);
+            for _ in 0..runs {
+                let t0 = Instant::now();
+                last = server.found_tools(query);
+                times.push(t0.elapsed());
+            }
+            let (tools, more) = last;
+            let bytes = serde_json::to_vec(&tools).map(|b| b.len()).unwrap_or(0);
+            println!(
+                "| find_agents {query:?}: tools part | {}{} | {bytes} bytes ({:.1} KiB) | {:.2} ms |",
+                tools.len(),
+                if more { " (truncated)" } else { "" },
+                bytes as f64 / 1024.0,
                 median(times).as_secs_f64() * 1e3
             );
         }

@@ -386,6 +386,28 @@ impl FrontServer {
         &self.view
     }
 
+    /// The `tools` of a `find_agents` answer: the view's tools matching
+    /// `query` (see [`View::search`]) as the client would list them (front
+    /// name, description, input schema) with their route prefix, and
+    /// whether more matched than [`view::FIND_TOOLS_LIMIT`].
+    pub fn found_tools(&self, query: &str) -> (Vec<Json>, bool) {
+        let table = self.link.table();
+        let (found, more) = self.view.search(&table, query);
+        let tools = found
+            .into_iter()
+            .map(|t| {
+                let listed = self.routed_tool(t);
+                json!({
+                    "name": t.name,
+                    "description": listed.description,
+                    "inputSchema": listed.input_schema,
+                    "prefix": t.routed.prefix.as_str(),
+                })
+            })
+            .collect();
+        (tools, more)
+    }
+
     /// What `tools/list` answers: the meta tools, then the view's routed
     /// tools (full mode) or its pinned ones (discovery mode).
     pub fn listed_tools(&self) -> Vec<Tool> {
@@ -943,19 +965,7 @@ impl ServerHandler for FrontServer {
                     .find_agents(q.clone(), self.filter.clone())
                     .await
                     .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
-                let (found, more) = self.view.search(&table, &q);
-                let tools: Vec<Json> = found
-                    .into_iter()
-                    .map(|t| {
-                        let listed = self.routed_tool(t);
-                        json!({
-                            "name": t.name,
-                            "description": listed.description,
-                            "inputSchema": listed.input_schema,
-                            "prefix": t.routed.prefix.as_str(),
-                        })
-                    })
-                    .collect();
+                let (tools, more) = self.found_tools(&q);
                 if let Json::Object(m) = &mut v {
                     m.insert("tools".into(), Json::Array(tools));
                     m.insert("toolsTruncated".into(), Json::Bool(more));
