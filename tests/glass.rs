@@ -487,6 +487,19 @@ fn the_glass_in_headless_chromium() {
         [b.asn.to_string(), c.asn.to_string()]
     );
     assert_eq!(browser.eval("window.__glass_same_page"), 1);
+    // B's Adj-RIB-In: every path it sent, the chosen ones marked best.
+    browser.run(json!({"op": "click", "selector": "#peers-table tbody tr button"}));
+    let adj = pa.get(&format!("/v1/routes/in/{}", b.peer_id));
+    let post = adj["post_policy"].as_array().map_or(0, Vec::len);
+    assert!(post >= 10, "b/hostile and C's tools: {adj}");
+    assert_eq!(
+        browser.wait_count("#adj-in-table tbody tr.adj-best", post),
+        post as u64
+    );
+    let title = browser.texts("#adj-in-title");
+    assert!(title[0].starts_with("Paths from 12D3KooW"), "{title:?}");
+    browser.run(json!({"op": "click", "selector": "#adj-in-title button"}));
+    browser.wait_count("#adj-in[hidden]", 1);
     let updated = browser.texts("#updated");
     assert!(updated[0].starts_with("updated "), "{updated:?}");
 
@@ -539,7 +552,7 @@ fn the_glass_in_headless_chromium() {
     let found = browser.run(json!({
         "op": "pixels",
         "path": shot,
-        "colors": [[0xf5, 0x9e, 0x0b], [0x02, 0x84, 0xc7], [0x64, 0x74, 0x8b]],
+        "colors": [[0xf5, 0x9e, 0x0b], [0x02, 0x84, 0xc7], [0x6d, 0x5b, 0xd0]],
     }));
     for (i, what) in ["this node", "its peer", "the remote AS"]
         .iter()
