@@ -7,6 +7,8 @@
 //! - each view's token opens that view only, and `/mcp`'s opens no view;
 //! - a discovery view lists the meta tools and its pinned tool, and
 //!   `find_agents` finds the others, which `tools/call` then calls by name;
+//! - a view's sessions hear `list_changed` when what it lists changes (an
+//!   agent added at run time under its prefix), another view's do not;
 //! - hostile paths (`/mcp/../x`, very long names, unknown views, foreign
 //!   Host or Origin) are refused with a clear answer.
 
@@ -19,12 +21,14 @@ mod node_harness;
 use std::os::unix::fs::PermissionsExt;
 
 use node_harness::{BIN, Proc, Spec, configure, init, raw_http};
-use rmcp::RoleClient;
 use rmcp::model::{CallToolRequestParams, ProtocolVersion, ReadResourceRequestParams};
+use rmcp::service::NotificationContext;
 use rmcp::service::{ClientLifecycleMode, RunningService, serve_client_with_lifecycle_and_ct};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::{ClientHandler, RoleClient};
 use serde_json::{Value, json};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 const TOKEN: &str = "front-views-default-token-5d1c";
@@ -108,6 +112,37 @@ pinned = ["test_simple_text"]
         _p: p,
         base,
     }
+}
+
+/// Counts `notifications/tools/list_changed`.
+#[derive(Clone)]
+struct Watcher(mpsc::UnboundedSender<()>);
+
+impl ClientHandler for Watcher {
+    async fn on_tool_list_changed(&self, _: NotificationContext<RoleClient>) {
+        let _ = self.0.send(());
+    }
+}
+
+/// A 2025-11-25 session (it hears `list_changed` unsolicited).
+async fn watch(
+    url: &str,
+    token: &str,
+) -> (
+    RunningService<RoleClient, Watcher>,
+    mpsc::UnboundedReceiver<()>,
+) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let cfg = StreamableHttpClientTransportConfig::with_uri(url).auth_header(token);
+    let c = serve_client_with_lifecycle_and_ct(
+        Watcher(tx),
+        StreamableHttpClientTransport::from_config(cfg),
+        ClientLifecycleMode::Initialize,
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    (c, rx)
 }
 
 async fn connect(url: &str, token: &str) -> Result<RunningService<RoleClient, ()>, String> {
@@ -414,6 +449,56 @@ async fn a_discovery_view_lists_meta_and_pinned_tools_and_finds_the_rest() {
         .to_string();
     assert!(e.contains("longer than 256"), "{e}");
     let _ = (c.cancel().await, all.cancel().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_changed_reaches_the_views_whose_list_changed() {
+    let n = node();
+    let all = connect(&n.url("/mcp"), TOKEN).await.unwrap();
+    wait_for_tools(all.peer()).await;
+    let (fin, mut fin_changed) = watch(&n.url("/mcp/fin"), &n.view_token("fin")).await;
+    let (disc, mut disc_changed) = watch(
+        &n.url("/mcp/conf-discovery"),
+        &n.view_token("conf-discovery"),
+    )
+    .await;
+    let cfg = n.dir.join("node.toml");
+    let out = std::process::Command::new(BIN)
+        .args(["agent", "add", "--config"])
+        .arg(&cfg)
+        .args([
+            "--id",
+            "fin2",
+            "--prefix",
+            "fin/two/*",
+            "--command",
+            BIN,
+            "--arg",
+            "example-agent",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    common::within(20.0, "list_changed at /mcp/fin", fin_changed.recv())
+        .await
+        .unwrap();
+    let listed = routed_tools(fin.peer()).await;
+    assert!(
+        listed.iter().any(|(_, c)| c.starts_with("fin/two/")),
+        "{listed:?}"
+    );
+    // The same table change told the discovery view nothing: its list
+    // (meta tools, test_simple_text) did not change.
+    assert!(
+        disc_changed.try_recv().is_err(),
+        "/mcp/conf-discovery heard list_changed"
+    );
+    assert_eq!(routed_tools(disc.peer()).await.len(), 1);
+    let _ = (fin.cancel().await, disc.cancel().await, all.cancel().await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
