@@ -104,6 +104,21 @@ fn front() -> Front {
         },
     );
     let p = Proc::start(&n);
+    // The front lists what its table holds; wait until the agent's tools
+    // are in it (the agent starts after the node).
+    wait_for(
+        "the echo agent's tools at the front",
+        Duration::from_secs(30),
+        || {
+            let tools = p.try_get("/v1/tools")?;
+            let names: Vec<&str> = tools
+                .as_array()?
+                .iter()
+                .filter_map(|t| t["name"].as_str())
+                .collect();
+            (names.contains(&"echo") && names.contains(&"add")).then_some(())
+        },
+    );
     let url = p.mcp_url();
     let cfg = n.dir.join("node.toml").to_str().unwrap().to_string();
     Front {
