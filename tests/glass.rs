@@ -500,6 +500,27 @@ fn the_glass_in_headless_chromium() {
     assert!(title[0].starts_with("Paths from 12D3KooW"), "{title:?}");
     browser.run(json!({"op": "click", "selector": "#adj-in-title button"}));
     browser.wait_count("#adj-in[hidden]", 1);
+    // Clicking an AS filters the routes to those through it.
+    browser.run(json!({"op": "click", "selector": "#graph g.as-node.remote"}));
+    let rib = pa.routes();
+    let through_c = rib
+        .iter()
+        .filter(|r| {
+            r["as_path"]
+                .as_array()
+                .is_some_and(|p| p.contains(&json!(c.asn)))
+        })
+        .count();
+    assert!(through_c >= 1);
+    browser.wait_text("#routes-count", &format!("({through_c} of {})", rib.len()));
+    assert_eq!(
+        browser.eval("document.getElementById('route-filter').value"),
+        json!(c.asn.to_string())
+    );
+    let shown = browser.attrs("#routes-table tbody tr", "data-prefix");
+    assert!(shown.iter().all(|p| p.starts_with("c/echo/")), "{shown:?}");
+    browser.run(json!({"op": "click", "selector": "#filter-clear"}));
+    browser.wait_text("#routes-count", &format!("({})", rib.len()));
     let updated = browser.texts("#updated");
     assert!(updated[0].starts_with("updated "), "{updated:?}");
 

@@ -237,7 +237,8 @@
 
   async function tick() {
     timer = null;
-    if (state.paused || !token || running) return;
+    // A hidden tab asks nothing; it catches up when shown again.
+    if (state.paused || !token || running || document.visibilityState === 'hidden') return;
     running = true;
     const t0 = performance.now();
     const recent = '/v1/calls/recent?limit=' + LIMITS.recentCalls;
@@ -677,6 +678,9 @@
         svg('text', { class: 'label', y: kind === 'me' ? 40 : 35 }, `AS ${a}`),
       );
       node.addEventListener('click', () => setFilter(String(a)));
+      node.addEventListener('keydown', (ev) => {
+        if (ev.key === 'Enter' || ev.key === ' ') setFilter(String(a));
+      });
       dots.append(node);
     }
     root.replaceChildren(lines, dots);
@@ -716,6 +720,9 @@
       renderRoutes();
     });
     $('filter-clear').addEventListener('click', () => setFilter(''));
+    document.addEventListener('visibilitychange', () => {
+      if (document.visibilityState === 'visible' && token && !state.paused) schedule(0);
+    });
 
     const fromUrl = tokenFromFragment();
     if (fromUrl !== undefined) {
