@@ -585,3 +585,64 @@ fn join_over_mdns_between_network_namespaces() {
         );
     }
 }
+
+#[test]
+fn nodes_outside_the_federation_get_no_session_and_no_routes() {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    let a_dir = create(r, "a", "home", free_base());
+    let a = node_dir(&a_dir, "a");
+    let a_addr = {
+        let base: u16 = std::fs::read_to_string(a_dir.join("node.toml"))
+            .unwrap()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("listen = [\"/ip4/0.0.0.0/tcp/")
+                    .and_then(|v| v.split('"').next())
+                    .and_then(|p| p.parse().ok())
+            })
+            .unwrap();
+        format!("/ip4/127.0.0.1/tcp/{base}/p2p/{}", a.peer_id)
+    };
+    let pa = Proc::start(&a);
+    // A stranger with the federation's name and a derived ASN, and the
+    // creator of another federation of the same name (its own authority,
+    // the same first ASN): both dial a, both accept everything.
+    let s = init(r, "s", "home");
+    let mut x = node_dir(&create(r, "x", "home", free_base()), "x");
+    x.port = free_port();
+    for (n, asn) in [(&s, None), (&x, Some(64512))] {
+        configure(
+            n,
+            &Spec {
+                federation: "home".into(),
+                asn,
+                certificate: asn.map(|_| "node.cert".to_string()),
+                kademlia: true,
+                mdns: false,
+                bootstrap: vec![a_addr.clone()],
+                policy: Some(OPEN_POLICY.into()),
+                originate: vec![format!("tools/{}/*", n.name)],
+                ..Spec::default()
+            },
+        );
+    }
+    let ps = Proc::start(&s);
+    let px = Proc::start(&x);
+    let log = |p: &Proc| std::fs::read_to_string(&p.log).unwrap_or_default();
+    for (p, other, why) in [
+        (&ps, &s, "derived ASNs are not accepted"),
+        (&px, &x, "is not a trust anchor"),
+    ] {
+        wait_for(&format!("a to refuse {}", other.name), CONVERGE, || {
+            let seen = log(&pa)
+                .lines()
+                .any(|l| l.contains(&other.peer_id) && l.contains(why))
+                || log(p).lines().any(|l| l.contains(why));
+            seen.then_some(())
+        });
+        assert!(!pa.established_with(&other.peer_id));
+        assert!(pa.route(&format!("tools/{}/*", other.name)).is_none());
+    }
+    assert_eq!(pa.established_count(), 0);
+}

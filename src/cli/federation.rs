@@ -115,10 +115,6 @@ pub struct InviteArgs {
     /// mDNS (on a LAN) or its own bootstrap configuration only.
     #[arg(long)]
     pub no_bootstrap: bool,
-    /// Print the token and exit without waiting (the invitation then
-    /// cannot be claimed until `abgp federation invite` runs again).
-    #[arg(long, hide = true)]
-    pub no_wait: bool,
 }
 
 pub fn federation(c: FederationCommand) -> anyhow::Result<ExitCode> {
@@ -501,9 +497,6 @@ fn invite_cmd(a: InviteArgs) -> anyhow::Result<ExitCode> {
         asn.0
     );
     eprintln!("On the joining machine run:  abgp init --dir <new node dir> --join <token>");
-    if a.no_wait {
-        return Ok(ExitCode::SUCCESS);
-    }
     eprintln!(
         "waiting for the claim on {} (until {}s from now; Ctrl-C to stop)",
         claim
