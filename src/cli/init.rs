@@ -48,8 +48,8 @@ pub struct InitArgs {
     /// Default: an ASN derived from the new key.
     #[arg(long, conflicts_with = "join")]
     pub asn: Option<String>,
-    /// The federation this node joins.
-    #[arg(long, default_value = "default")]
+    /// The federation this node joins (with --join: the token's).
+    #[arg(long, default_value = "default", conflicts_with = "join")]
     pub federation: String,
     /// First port: libp2p on it (TCP and QUIC), the admin API on it + 80,
     /// the MCP front on it + 81. 0: free ports, picked at each start.
