@@ -705,6 +705,11 @@ fn the_glass_bounds_what_it_draws_and_shows_markup_as_text() {
     browser.wait_text("#peers-note", "Showing 200 of 251 peers");
     assert_eq!(browser.wait_count("#peers-table tbody tr", 200), 200);
     browser.wait_text("#recent-note", "Showing 50 of 80 calls");
+    // A figure, not a bound: how long one update (fetch and draw) took.
+    eprintln!(
+        "glass test: one update of the big answers: {:?}",
+        browser.texts("#updated")
+    );
     assert_eq!(browser.wait_count("#recent-list li.trace", 50), 50);
     let first = browser.texts("#recent-list li.trace:first-child .hop");
     assert_eq!(first.len(), 33, "32 hops and a note");

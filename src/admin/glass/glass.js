@@ -286,7 +286,7 @@
     // A node with a big RIB is asked less often than every 2 s.
     const spent = performance.now() - t0;
     const every = Math.max(POLL_MS, Math.round(5 * spent));
-    const when = state.lastOk ? `updated ${clock(state.lastOk)}` : 'not updated yet';
+    const when = state.lastOk ? `updated ${clock(state.lastOk)} in ${Math.round(spent)} ms` : 'not updated yet';
     $('updated').textContent = `${when} · every ${(every / 1000).toFixed(every % 1000 ? 1 : 0)} s`;
     document.body.dataset.updates = String(state.updates);
     schedule(every);
