@@ -509,3 +509,59 @@ fn the_explaining_endpoints_refuse_hostile_requests() {
     // The node is still fine.
     assert_eq!(get("/v1/status").0, 200);
 }
+
+#[test]
+fn call_goes_through_a_front_view_with_its_token() {
+    let root = tempfile::tempdir().unwrap();
+    let n = init(root.path(), "n", "test");
+    let extra = format!(
+        "{}\n[[mcp.views]]\nname = \"adds\"\nprefixes = [\"ex/add\"]\n",
+        agent("ex")
+    );
+    // The view sits in [mcp]; the agent entry after it would land inside
+    // the view's table, so the agent goes first.
+    configure(
+        &n,
+        &Spec {
+            extra,
+            ..Spec::default()
+        },
+    );
+    let p = Proc::start(&n);
+    wait_for("the agent's tools at the front", CONVERGE, || {
+        let v = p.try_get("/v1/tools")?;
+        (v.as_array()?.len() >= 2).then_some(())
+    });
+    let out = ok(
+        &n,
+        &[
+            "call",
+            "add",
+            "--view",
+            "adds",
+            "--args",
+            r#"{"a": 1, "b": 2}"#,
+        ],
+    );
+    assert_eq!(out.lines().next(), Some("3"), "{out}");
+    let outside = run(
+        &n,
+        &[
+            "call",
+            "echo",
+            "--view",
+            "adds",
+            "--args",
+            r#"{"text": "x"}"#,
+        ],
+    );
+    assert_ne!(
+        outside.code, 0,
+        "echo is outside the view: {}",
+        outside.stdout
+    );
+    assert!(outside.stderr.contains("echo"), "{}", outside.stderr);
+    let none = run(&n, &["call", "add", "--view", "nosuch"]);
+    assert_eq!(none.code, 4, "{}", none.stderr);
+    assert!(none.stderr.contains("views: adds"), "{}", none.stderr);
+}

@@ -26,6 +26,10 @@ pub struct McpArgs {
     /// The front's URL, when it cannot be found from the config.
     #[arg(long)]
     pub url: Option<String>,
+    /// Serve this front view (`[[mcp.views]]`, `/mcp/<name>`) with its
+    /// token, instead of `/mcp`.
+    #[arg(long)]
+    pub view: Option<String>,
 }
 
 fn front_url(a: &McpArgs) -> anyhow::Result<(String, Option<agent_bgp::mcp::config::BearerToken>)> {
@@ -58,6 +62,14 @@ pub fn mcp(a: McpArgs) -> anyhow::Result<ExitCode> {
         )
         .init();
     let (url, token) = front_url(&a)?;
+    let (url, token) = match &a.view {
+        Some(v) => {
+            let cfg = NodeConfig::load(&a.config)?;
+            let (u, t) = super::ops::view_endpoint(&cfg, &url, v)?;
+            (u, Some(t))
+        }
+        None => (url, token),
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -28,6 +28,10 @@ pub struct CallArgs {
     /// The arguments, a JSON object.
     #[arg(long, default_value = "{}")]
     pub args: String,
+    /// Call through this front view (`[[mcp.views]]`) with its token,
+    /// instead of `/mcp`.
+    #[arg(long)]
+    pub view: Option<String>,
     /// How long to wait for the answer.
     #[arg(long, default_value = "60s", value_parser = humantime_secs)]
     pub timeout: Duration,
@@ -66,7 +70,13 @@ pub fn call(a: CallArgs) -> anyhow::Result<ExitCode> {
             "the node's MCP front is off ([mcp] listen = \"off\")",
         ));
     };
-    let token = node.cfg.config.mcp.bearer_token.clone();
+    let (url, token) = match &a.view {
+        Some(v) => {
+            let (u, t) = super::view_endpoint(&node.cfg, &url, v)?;
+            (u, Some(t))
+        }
+        None => (url, node.cfg.config.mcp.bearer_token.clone()),
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -136,6 +136,50 @@ impl Node {
     }
 }
 
+/// The endpoint of a front view (`[[mcp.views]]`): its URL under the
+/// front's `/mcp` URL and its token from its file.
+pub fn view_endpoint(
+    cfg: &LoadedConfig,
+    front_url: &str,
+    name: &str,
+) -> anyhow::Result<(String, agent_bgp::mcp::config::BearerToken)> {
+    let Some(v) = cfg.config.mcp.views.iter().find(|v| v.name == name) else {
+        let names: Vec<&str> = cfg
+            .config
+            .mcp
+            .views
+            .iter()
+            .map(|v| v.name.as_str())
+            .collect();
+        return Err(fail(
+            EXIT_NOT_FOUND,
+            format!(
+                "{}: no [[mcp.views]] named {name:?} (views: {})",
+                cfg.path.display(),
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            ),
+        ));
+    };
+    let path = cfg.resolve(&v.token_file());
+    let token = agent_bgp::admin::AdminToken::load(&path).map_err(|e| {
+        fail(
+            EXIT_UNREACHABLE,
+            format!(
+                "the token of view {name:?} ({}): {e} (the node writes it at its first start)",
+                path.display()
+            ),
+        )
+    })?;
+    Ok((
+        format!("{}/{name}", front_url.trim_end_matches('/')),
+        agent_bgp::mcp::config::BearerToken::new(token.expose()),
+    ))
+}
+
 /// Prints a JSON value the way `--json` promises: pretty, one document.
 pub fn print_json(v: &Value) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
