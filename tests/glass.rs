@@ -620,7 +620,14 @@ fn the_glass_bounds_what_it_draws_and_shows_markup_as_text() {
     // A token of the operator's own, with the characters a URL treats
     // specially: `abgp glass` encodes it, the page decodes it.
     let node = init(tmp.path(), "A", "test");
-    configure(&node, &Spec::default());
+    // A real Loc-RIB longer than the page draws.
+    configure(
+        &node,
+        &Spec {
+            originate: (0..600).map(|i| format!("many/p{i:03}")).collect(),
+            ..Default::default()
+        },
+    );
     let token = "glass+token%41&x#y=z/~!?";
     let file = node.dir.join("admin.token");
     std::fs::write(&file, format!("{token}\n")).expect("write admin.token");
@@ -638,6 +645,12 @@ fn the_glass_bounds_what_it_draws_and_shows_markup_as_text() {
         json!(token)
     );
     browser.wait_count("#graph g.as-node.me", 1);
+    browser.wait_text("#routes-note", "Showing 500 of 600 routes");
+    assert_eq!(browser.wait_count("#routes-table tbody tr", 500), 500);
+    browser.run(json!({"op": "fill", "selector": "#route-filter", "text": "many/p59"}));
+    browser.wait_text("#routes-count", "(10 of 600)");
+    browser.run(json!({"op": "click", "selector": "#filter-clear"}));
+    browser.wait_text("#routes-count", "(600)");
     assert_eq!(
         browser.attrs("#graph g.as-node", "data-asn"),
         [node.asn.to_string()]
