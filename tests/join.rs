@@ -413,6 +413,37 @@ fn hostile_tokens_are_refused_with_clear_errors() {
     assert!(ok, "{err}");
     assert!(second.wait());
 
+    // An interrupted join (no inviter answered) keeps its new key and
+    // says so; the same command later claims with that key.
+    let port2 = free_port();
+    let listen2 = format!("127.0.0.1:{port2}");
+    let gone = Inviter::start(Command::new(BIN), &a_dir, &listen2, "10m");
+    let token = gone.token.clone();
+    drop(gone);
+    let (ok, _, err) = join(r, "g", &token);
+    assert!(!ok);
+    assert!(
+        err.contains("could not reach the inviter") && err.contains("run the same command again"),
+        "{err}"
+    );
+    let g = r.join("g");
+    assert!(g.join("node.key").exists() && !g.join("node.toml").exists());
+    let (_, before, _) = run(&["asn", "whoami", "--dir", g.to_str().unwrap()]);
+    let back = Inviter::start(Command::new(BIN), &a_dir, &listen2, "10m");
+    let (ok, out, err) = join(r, "g", &token);
+    assert!(ok, "{err}");
+    let peer = |t: &str| {
+        t.lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("peer id")
+                    .map(|v| v.trim().to_string())
+            })
+            .unwrap()
+    };
+    assert_eq!(peer(&out), peer(&before), "the resumed join kept its key");
+    drop(back);
+
     let (ok, status, _) = run(&["federation", "status", "--dir", a_dir.to_str().unwrap()]);
     assert!(ok);
     assert!(status.contains(&b_peer), "{status}");

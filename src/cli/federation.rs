@@ -322,6 +322,7 @@ fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
     let written = write_node(NewNode {
         dir: &a.dir,
         key: &key,
+        key_on_disk: false,
         cert: Some(&cert),
         config: &config,
         policy: Some(&policy),
@@ -678,23 +679,33 @@ fn process_claim(dir: &Path, claim: &Claim, now: Millis) -> anyhow::Result<Answe
 
 // ---- the joiner's side ----
 
+/// Why a claim got no certificate.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ClaimFailure {
+    /// The inviter answered no: final.
+    #[error("the federation refused the invitation: {0}")]
+    Refused(String),
+    /// No inviter answered: worth retrying with the same key.
+    #[error(
+        "could not reach the inviter ({0}): is `abgp federation invite` still waiting on the \
+         inviting machine, and can this machine reach it?"
+    )]
+    Unreachable(String),
+}
+
 /// Sends `claim` to the inviter's claim addresses in turn; the first that
 /// answers decides.
-pub(crate) fn claim_cert(invite: &Invite, claim: &Claim) -> anyhow::Result<AsnCert> {
+pub(crate) fn claim_cert(invite: &Invite, claim: &Claim) -> Result<AsnCert, ClaimFailure> {
     let frame = claim.to_frame();
     let mut errors = Vec::new();
     for addr in &invite.claim {
         match try_claim(addr, &frame) {
             Ok(Answer::Cert(c)) => return Ok(c),
-            Ok(Answer::Refused(why)) => bail!("the federation refused the invitation: {why}"),
+            Ok(Answer::Refused(why)) => return Err(ClaimFailure::Refused(why)),
             Err(e) => errors.push(format!("{addr}: {e}")),
         }
     }
-    bail!(
-        "could not reach the inviter ({}): is `abgp federation invite` still waiting on the \
-         inviting machine, and can this machine reach it?",
-        errors.join("; ")
-    )
+    Err(ClaimFailure::Unreachable(errors.join("; ")))
 }
 
 fn try_claim(addr: &SocketAddr, frame: &[u8]) -> anyhow::Result<Answer> {

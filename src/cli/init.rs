@@ -65,6 +65,8 @@ pub struct InitArgs {
 pub(crate) struct NewNode<'a> {
     pub dir: &'a Path,
     pub key: &'a NodeKey,
+    /// The key file is already there (an interrupted join being resumed).
+    pub key_on_disk: bool,
     /// An issued certificate, written to [`CERT_FILE_NAME`].
     pub cert: Option<&'a AsnCert>,
     pub config: &'a str,
@@ -106,6 +108,10 @@ fn refuse_existing(dir: &Path) -> anyhow::Result<()> {
             key_path.display()
         );
     }
+    refuse_existing_config(dir)
+}
+
+fn refuse_existing_config(dir: &Path) -> anyhow::Result<()> {
     let cfg_path = dir.join(CONFIG_FILE_NAME);
     if cfg_path.exists() {
         bail!(
@@ -133,12 +139,16 @@ fn create_new(path: &Path, text: &str) -> anyhow::Result<()> {
 pub(crate) fn write_node(n: NewNode<'_>) -> anyhow::Result<Written> {
     let cfg_path = n.dir.join(CONFIG_FILE_NAME);
     NodeConfig::parse(n.config, &cfg_path).context("the requested settings are not valid")?;
-    refuse_existing(n.dir)?;
-    // The node directory holds the key, the admin token and the store.
-    secret_file::create_private_dir(n.dir)
-        .with_context(|| format!("creating {}", n.dir.display()))?;
     let key_path = n.dir.join(KEY_FILE_NAME);
-    NodeKey::create(&key_path, n.key)?;
+    if n.key_on_disk {
+        refuse_existing_config(n.dir)?;
+    } else {
+        refuse_existing(n.dir)?;
+        // The node directory holds the key, the admin token and the store.
+        secret_file::create_private_dir(n.dir)
+            .with_context(|| format!("creating {}", n.dir.display()))?;
+        NodeKey::create(&key_path, n.key)?;
+    }
     let token_path = n.dir.join(TOKEN_FILE_NAME);
     AdminToken::load_or_create(&token_path)?;
     if let Some(c) = n.cert {
@@ -181,6 +191,7 @@ pub fn init(a: InitArgs) -> anyhow::Result<ExitCode> {
     let w = write_node(NewNode {
         dir: &a.dir,
         key: &key,
+        key_on_disk: false,
         cert: None,
         config: &text,
         policy: None,
@@ -223,9 +234,8 @@ fn join(a: &InitArgs, arg: &str) -> anyhow::Result<ExitCode> {
     token
         .check_expiry(federation::now())
         .map_err(|e| anyhow::anyhow!("--join: {e}"))?;
-    refuse_existing(&a.dir)?;
+    refuse_existing_config(&a.dir)?;
     let inv = &token.invite;
-    let key = NodeKey::generate();
     let (config, policy) = federation::member_settings(
         &inv.federation,
         inv.anchor,
@@ -237,12 +247,46 @@ fn join(a: &InitArgs, arg: &str) -> anyhow::Result<ExitCode> {
     // Check the settings before the claim uses the invitation up.
     NodeConfig::parse(&config, &a.dir.join(CONFIG_FILE_NAME))
         .context("the invitation's settings are not valid")?;
+    // The key goes to disk before the claim, so a claim whose answer was
+    // lost can be made again with the same key (the inviter then sends the
+    // same certificate). A key without a node.toml is such a join.
+    let key_path = a.dir.join(KEY_FILE_NAME);
+    let resumed = key_path.exists();
+    let created_dir = !a.dir.exists();
+    let key = if resumed {
+        NodeKey::load(&key_path).with_context(|| format!("loading {}", key_path.display()))?
+    } else {
+        secret_file::create_private_dir(&a.dir)
+            .with_context(|| format!("creating {}", a.dir.display()))?;
+        let key = NodeKey::generate();
+        NodeKey::create(&key_path, &key)?;
+        key
+    };
     let claim = token.claim(key.node_id());
-    let cert = federation::claim_cert(inv, &claim)?;
+    let cert = match federation::claim_cert(inv, &claim) {
+        Ok(c) => c,
+        Err(e @ federation::ClaimFailure::Refused(_)) => {
+            if !resumed {
+                // Ours and useless: leave nothing behind.
+                let _ = std::fs::remove_file(&key_path);
+                if created_dir {
+                    let _ = std::fs::remove_dir(&a.dir);
+                }
+            }
+            return Err(e.into());
+        }
+        Err(e @ federation::ClaimFailure::Unreachable(_)) => {
+            return Err(anyhow::anyhow!(
+                "{e}\nThe new node key stays in {}: run the same command again to retry.",
+                key_path.display()
+            ));
+        }
+    };
     federation::check_issued(inv, &cert, key.node_id(), federation::now())?;
     let w = write_node(NewNode {
         dir: &a.dir,
         key: &key,
+        key_on_disk: true,
         cert: Some(&cert),
         config: &config,
         policy: Some(&policy),
