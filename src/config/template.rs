@@ -246,7 +246,11 @@ mod tests {
         let doc = include_str!("../../docs/policy.md");
         let start = doc
             .find("### Federation members")
-            .and_then(|i| doc[i..].find("```toml\n").map(|j| i + j + "```toml\n".len()))
+            .and_then(|i| {
+                doc[i..]
+                    .find("```toml\n")
+                    .map(|j| i + j + "```toml\n".len())
+            })
             .expect("the federation members example");
         let block = &doc[start..start + doc[start..].find("```").unwrap()];
         let strip = |t: &str| -> Vec<String> {
@@ -255,7 +259,10 @@ mod tests {
                 .map(str::to_owned)
                 .collect()
         };
-        assert_eq!(strip(block), strip(&federation_policy("home", (64512, 65534))));
+        assert_eq!(
+            strip(block),
+            strip(&federation_policy("home", (64512, 65534)))
+        );
     }
 
     #[test]
