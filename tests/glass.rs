@@ -192,7 +192,7 @@ struct Browser {
     lines: mpsc::Receiver<String>,
 }
 
-/// How long one driver command may take (its own waits stop at 20 s).
+/// How long one driver command may take (its own waits stop at 30 s).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Browser {

@@ -17,7 +17,7 @@
 //
 // Answers are {"ok":true,"value":...} or {"ok":false,"error":...}; the
 // first line is {"ok":true,"value":{"browser":VERSION}} once Chromium is up.
-// Waits give up after ABGP_GLASS_WAIT_MS (default 20000). The script exits
+// Waits give up after ABGP_GLASS_WAIT_MS (default 30000). The script exits
 // when stdin closes, and after ABGP_GLASS_MAX_MS (default 180000) whatever
 // happens. Chromium resolves no host name but loopback ones
 // (--host-resolver-rules) and its background services are off, so it
@@ -37,7 +37,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..', '..');
 const pwDir = process.env.ABGP_PLAYWRIGHT_DIR || path.join(repo, '.tools', 'browser');
 const chromiumPath = process.env.ABGP_CHROMIUM || '/usr/bin/chromium';
-const WAIT_MS = Number(process.env.ABGP_GLASS_WAIT_MS || 20000);
+const WAIT_MS = Number(process.env.ABGP_GLASS_WAIT_MS || 30000);
 const MAX_MS = Number(process.env.ABGP_GLASS_MAX_MS || 180000);
 
 const say = (o) => process.stdout.write(JSON.stringify(o) + '\n');
