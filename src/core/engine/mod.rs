@@ -717,8 +717,8 @@ impl Engine {
                     n.adj_in_pre += 1;
                 }
             }
-            for (i, n) in counts.iter_mut().enumerate().skip(1) {
-                if d.out_for(PeerIdx(i as u32)).is_some() {
+            for o in &d.out {
+                if let Some(n) = counts.get_mut(o.peer.0 as usize) {
                     n.adj_out += 1;
                 }
             }
