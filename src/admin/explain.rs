@@ -7,7 +7,8 @@ use serde::Serialize;
 
 use super::views::RouteView;
 use crate::core::decision::Status;
-use crate::core::engine::{DryRun, PathReport, Why};
+use crate::core::engine::PathReport;
+use crate::core::explain::{DryRun, Why};
 use crate::core::policy::{Decision, Direction};
 use crate::identity::peer_id_of;
 use crate::mcp::front::table::FrontTool;
@@ -212,7 +213,7 @@ impl PolicyCheckView {
     }
 
     pub fn new(warnings: Vec<String>, d: &DryRun) -> Self {
-        use crate::core::engine::Change;
+        use crate::core::explain::Change;
         let counts = |dir| ChangeCounts {
             accepted: d.count(dir, Change::Accepted),
             rejected: d.count(dir, Change::Rejected),

@@ -9,6 +9,7 @@ pub mod call;
 pub mod community;
 pub mod decision;
 pub mod engine;
+pub mod explain;
 pub mod forward;
 pub mod ids;
 pub mod message;

@@ -23,7 +23,7 @@ impl Node {
         } else {
             (wanted.clone(), None)
         };
-        let why = self.engine.why(&exact, &self.explain_policy);
+        let why = crate::core::explain::why(&mut self.engine, &exact, &self.explain_policy);
         if why.paths.is_empty() && why.rejected.is_empty() {
             return Err(AdminError::NotFound(format!(
                 "no path to {prefix}, accepted or rejected"
@@ -41,7 +41,7 @@ impl Node {
             .collect();
         let mut out = Vec::new();
         for p in prefixes {
-            let paths = self.engine.explain_paths(&p, &self.explain_policy);
+            let paths = crate::core::explain::explain_paths(&self.engine, &p, &self.explain_policy);
             out.extend(
                 paths
                     .iter()
@@ -65,7 +65,7 @@ impl Node {
         let warnings = set.lint().iter().map(|l| l.to_string()).collect();
         let new = NodePolicy::new(self.security.asn(), set);
         let old = self.explain_policy.clone();
-        let run = self.engine.policy_dry_run(&old, &new);
+        let run = crate::core::explain::policy_dry_run(&mut self.engine, &old, &new);
         PolicyCheckView::new(warnings, &run)
     }
 

@@ -191,7 +191,7 @@ pub fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_preset(comfy_table::presets::NOTHING)
         .set_content_arrangement(comfy_table::ContentArrangement::Disabled)
-        .set_header(header.iter().map(|h| Cell::new(h)));
+        .set_header(header.iter().map(Cell::new));
     // Two spaces between columns, none before the first.
     for col in t.column_iter_mut() {
         col.set_padding((0, 2));

@@ -33,6 +33,40 @@ pub enum NotExported {
     NoRoute,
 }
 
+impl NotExported {
+    /// The reason in words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            NotExported::SessionDown => "session not established",
+            NotExported::LearnedFromPeer => "learned from this peer",
+            NotExported::NoAdvertise => "NO_ADVERTISE community",
+            NotExported::NoExport => "NO_EXPORT community (peer in another AS)",
+            NotExported::InternalToInternal => {
+                "learned from an internal peer; not reflected to another internal peer"
+            }
+            NotExported::PeerAsInPath => "the peer's AS is already in the AS path",
+            NotExported::SuppressedByAggregate => "suppressed by an aggregate",
+            NotExported::Policy => "rejected by export policy",
+            NotExported::NoRoute => "no best path",
+        }
+    }
+
+    /// A short stable name (JSON, scripts).
+    pub fn name(self) -> &'static str {
+        match self {
+            NotExported::SessionDown => "session-down",
+            NotExported::LearnedFromPeer => "learned-from-peer",
+            NotExported::NoAdvertise => "no-advertise",
+            NotExported::NoExport => "no-export",
+            NotExported::InternalToInternal => "internal-to-internal",
+            NotExported::PeerAsInPath => "peer-as-in-path",
+            NotExported::SuppressedByAggregate => "suppressed-by-aggregate",
+            NotExported::Policy => "policy",
+            NotExported::NoRoute => "no-route",
+        }
+    }
+}
+
 /// A live peer as the export pass sees it, computed once per flush.
 struct Target {
     idx: PeerIdx,

@@ -16,7 +16,6 @@
 //! ```
 
 mod aggregate;
-mod explain;
 mod export;
 mod import;
 mod peer;
@@ -30,7 +29,6 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use aggregate::AggregateConfig;
-pub use explain::{Change, DryRun, RejectedPath, RouteChange, Why, WhyExport, WhyPath};
 pub use export::NotExported;
 pub use peer::{MessageCounts, PeerConfig, PeerInfo, PeerState};
 
@@ -646,6 +644,36 @@ impl Engine {
             }
         }
         v.sort_by_key(|a| a.key());
+        v
+    }
+
+    /// The attributes of a path from `peer` as received, when import
+    /// policy changed or rejected it (the engine keeps those pre-policy);
+    /// `None` when what was received is what the candidate holds.
+    pub fn pre_policy_attrs(&self, peer: &NodeId, key: &RouteKey) -> Option<Arc<PathAttrs>> {
+        let p = self.idx(peer).and_then(|i| self.peer(i))?;
+        p.rib.pre_policy.get(key).map(|pre| pre.attrs.clone())
+    }
+
+    /// The paths `peer` sent for `prefix` that import policy rejected (as
+    /// far as they are kept: `max_rejected_per_peer`).
+    pub fn rejected_paths(&self, peer: &NodeId, prefix: &Prefix) -> Vec<Route> {
+        let Some(p) = self.idx(peer).and_then(|i| self.peer(i)) else {
+            return Vec::new();
+        };
+        let mut v: Vec<Route> = p
+            .rib
+            .pre_policy
+            .iter()
+            .filter(|(k, pre)| k.prefix == *prefix && !pre.accepted)
+            .map(|(k, pre)| Route {
+                prefix: k.prefix.clone(),
+                path_id: k.path_id,
+                attrs: pre.attrs.clone(),
+                proof: pre.proof.clone(),
+            })
+            .collect();
+        v.sort_by_key(|r| r.path_id);
         v
     }
 
