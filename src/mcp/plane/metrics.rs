@@ -1,14 +1,14 @@
 //! Counters and latency histograms of the calls this node handles: the
 //! front's calls by outcome and latency, every hop's calls by where they
 //! came from and how they ended, and each hop's own latency by where the
-//! call went. The Prometheus text is written by [`crate::admin::metrics`].
+//! call went; and their Prometheus families (with [`super::exposition`]).
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use super::McpPlane;
-use crate::admin::metrics::Exposition;
+use super::exposition::{Exposition, Kind};
 use crate::core::forward::{CallRecord, Micros};
 use crate::core::ids::NodeId;
 
@@ -122,8 +122,71 @@ impl CallMetrics {
     /// `/metrics` has them with the rest).
     pub fn prometheus(&self) -> String {
         let mut e = Exposition::new();
-        crate::admin::metrics::write_calls(&mut e, self);
+        self.write_to(&mut e);
         e.finish()
+    }
+
+    /// The call families: front calls by outcome and latency, every hop's
+    /// calls by origin and outcome, each hop's latency by next hop, and the
+    /// descriptor cache.
+    pub fn write_to(&self, e: &mut Exposition) {
+        let m = self;
+        e.family(
+            "abgp_front_calls_total",
+            Kind::Counter,
+            "Calls made through this node's MCP front, by outcome (ok or the error kind).",
+        );
+        for (o, n) in &m.front_calls {
+            e.sample("abgp_front_calls_total", &[("outcome", o)], *n as f64);
+        }
+        e.family(
+            "abgp_front_call_seconds",
+            Kind::Histogram,
+            "Latency of calls made through the MCP front, end to end.",
+        );
+        e.histogram("abgp_front_call_seconds", &[], &m.front_latency());
+        e.family(
+            "abgp_hop_calls_total",
+            Kind::Counter,
+            "Calls that ended at this hop (made here, passing through, or run here), by where they came from (front or peer), MCP operation (describe: a node's descriptor fetch) and outcome.",
+        );
+        for h in &m.hop_calls {
+            e.sample(
+                "abgp_hop_calls_total",
+                &[("from", h.from), ("op", h.op), ("outcome", h.outcome)],
+                h.count as f64,
+            );
+        }
+        e.family(
+            "abgp_hop_call_seconds",
+            Kind::Histogram,
+            "Time a call spent at and beyond this hop, by next hop (a peer id, or local for an agent here) and MCP operation.",
+        );
+        for h in &m.hop_latency {
+            e.histogram(
+                "abgp_hop_call_seconds",
+                &[("next_hop", &h.next_hop), ("op", h.op)],
+                &h.latency,
+            );
+        }
+        e.single(
+            "abgp_descriptor_fetches_total",
+            Kind::Counter,
+            "DESCRIBE calls made for descriptors of remote tools and items.",
+            m.descriptor_fetches as f64,
+        );
+        e.single(
+            "abgp_descriptor_fetch_failures_total",
+            Kind::Counter,
+            "DESCRIBE calls that failed or answered a descriptor of the wrong hash.",
+            m.descriptor_fetch_failures as f64,
+        );
+        e.single(
+            "abgp_descriptors_cached",
+            Kind::Gauge,
+            "Descriptors in the cache.",
+            m.descriptors_cached as f64,
+        );
     }
 }
 

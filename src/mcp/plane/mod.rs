@@ -22,8 +22,8 @@
 //! Files: `config` (settings), `hosted` (hosted agents to routes), `calls`
 //! (front calls, signing, the forwarder, local runs), `descriptors` (the
 //! cache and the front's table), `meta` (the meta tools' queries),
-//! `metrics` (call counters and latency histograms), `recent` (the last
-//! calls that finished here).
+//! `metrics` (call counters and latency histograms), `exposition` (the
+//! Prometheus text writer), `recent` (the last calls that finished here).
 //!
 //! # Descriptors
 //!
@@ -38,6 +38,7 @@
 mod calls;
 mod config;
 mod descriptors;
+mod exposition;
 mod hosted;
 mod meta;
 mod metrics;
@@ -59,6 +60,7 @@ use crate::mcp::items::{ItemDescriptor, ItemKind};
 pub use calls::{CallSigner, FrontCall, FrontReply, LocalEvent, LocalRun, args_digest};
 pub use config::PlaneConfig;
 pub use descriptors::MAX_DESCRIPTOR_BYTES;
+pub use exposition::{Exposition, Kind, escape_label};
 pub use meta::HostedAgent;
 pub use metrics::{BUCKETS_US, CallMetrics, Histogram, HopCalls, HopLatency, hop_label};
 pub use recent::{RECENT_CALLS, RecentCall, RecentCalls};
