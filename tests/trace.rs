@@ -84,11 +84,21 @@ async fn echo(
     text: &str,
     traceparent: Option<&str>,
 ) -> CallToolResult {
+    echo_meta(c, name, text, traceparent.map(|t| Value::String(t.into()))).await
+}
+
+/// `echo` with any value as `params._meta.traceparent`.
+async fn echo_meta(
+    c: &RunningService<RoleClient, ()>,
+    name: &str,
+    text: &str,
+    traceparent: Option<Value>,
+) -> CallToolResult {
     let mut p = CallToolRequestParams::new(name.to_string())
         .with_arguments(json!({"text": text}).as_object().cloned().unwrap());
     if let Some(tp) = traceparent {
         let mut meta = RequestMetaObject::new();
-        meta.insert("traceparent".into(), Value::String(tp.into()));
+        meta.insert("traceparent".into(), tp);
         p.meta = Some(meta);
     }
     within("the echo call", c.call_tool(p))
@@ -240,6 +250,23 @@ async fn one_call_is_one_trace_across_three_nodes_and_the_agent() {
     assert_ne!(other, TRACE_ID);
     assert_ne!(other, fresh);
     check_hops(&nodes, &procs, &other, None, &seen);
+
+    // Hostile ones: not text, far too long, a valid one padded. Each is
+    // ignored (the agent gets a new trace's traceparent, not the junk).
+    let long = format!("00-{TRACE_ID}-{CLIENT_SPAN}-01{}", "0".repeat(100_000));
+    for junk in [
+        json!({"trace": TRACE_ID}),
+        json!(12),
+        Value::String(long),
+        json!(format!(" 00-{TRACE_ID}-{CLIENT_SPAN}-01")),
+    ] {
+        let r = echo_meta(&c, &name, "junk", Some(junk.clone())).await;
+        let seen = agent_saw(&r, "traceparent");
+        assert_eq!(seen.len(), 55, "{junk}: {seen}");
+        let (t, _, _) = parts(&seen);
+        assert_ne!(t, TRACE_ID, "{junk}");
+        check_hops(&nodes, &procs, &t, None, &seen);
+    }
     c.cancel().await.ok();
 
     // The HTTP traceparent header, for clients that trace the transport.
