@@ -369,6 +369,20 @@ fn call_capability(url: &str, capability: &str, arguments: Value) -> Result<Stri
     })
 }
 
+/// The least distance between the centres of two AS circles of the graph,
+/// as drawn (r = 17 px, so under 34 they overlap).
+const CLOSEST_CIRCLES: &str = "(() => {
+  const c = [...document.querySelectorAll('#graph g.as-node circle')].map((e) => {
+    const r = e.getBoundingClientRect();
+    return [r.x + r.width / 2, r.y + r.height / 2];
+  });
+  let min = Infinity;
+  for (let i = 0; i < c.length; i++)
+    for (let j = i + 1; j < c.length; j++)
+      min = Math.min(min, Math.hypot(c[i][0] - c[j][0], c[i][1] - c[j][1]));
+  return min;
+})()";
+
 const HOSTILE_AGENT: &str = r#"<img src=x onerror="window.__glass_pwned=1">"#;
 const HOSTILE_CAP: &str = "<script>window.__glass_pwned=2</script>";
 
@@ -715,6 +729,9 @@ fn the_glass_bounds_what_it_draws_and_shows_markup_as_text() {
         "Showing the 60 ASes nearest this node of 441",
     );
     assert_eq!(browser.wait_count("#graph g.as-node", 60), 60);
+    // Drawn around this node, no two circles overlapping.
+    let closest = browser.eval(CLOSEST_CIRCLES).as_f64().unwrap_or(0.0);
+    assert!(closest >= 34.0, "two AS circles {closest} px apart");
     browser.wait_text("#peers-note", "Showing 200 of 251 peers");
     assert_eq!(browser.wait_count("#peers-table tbody tr", 200), 200);
     browser.wait_text("#recent-note", "Showing 50 of 80 calls");

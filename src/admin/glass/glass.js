@@ -596,32 +596,60 @@
     return { me, order, depth, parent, info, edges, total: info.size };
   }
 
-  /** A tidy tree laid out left to right: depth is the column; leaves take rows in turn. */
+  /**
+   * A tidy tree: leaves take slots in turn, a parent sits between its first
+   * and last child. Up to RADIAL_LEAVES leaves it runs left to right (depth
+   * is the column); past that it is drawn radially around this node, so a
+   * wide fan-out stays compact. Each position carries where its label goes.
+   */
+  const RADIAL_LEAVES = 12;
   function layout(g) {
     const kids = new Map(g.order.map((a) => [a, []]));
     for (const a of g.order) if (g.parent.has(a)) kids.get(g.parent.get(a)).push(a);
-    const row = new Map();
-    let next = 0;
+    const slot = new Map();
+    let leaves = 0;
     const place = (a) => {
       const k = kids.get(a);
       if (k.length === 0) {
-        row.set(a, next++);
+        slot.set(a, leaves++);
         return;
       }
       k.forEach(place);
-      row.set(a, (row.get(k[0]) + row.get(k[k.length - 1])) / 2);
+      slot.set(a, (slot.get(k[0]) + slot.get(k[k.length - 1])) / 2);
     };
     place(g.me);
-    const COL = 170;
-    const ROW = 64;
-    const pos = new Map();
     let maxDepth = 0;
+    for (const a of g.order) maxDepth = Math.max(maxDepth, g.depth.get(a));
+    const pos = new Map();
+    if (leaves <= RADIAL_LEAVES) {
+      const COL = 170;
+      const ROW = 64;
+      for (const a of g.order) {
+        const below = a === g.me ? 40 : 35;
+        pos.set(a, { x: 70 + g.depth.get(a) * COL, y: 44 + slot.get(a) * ROW, lx: 0, ly: below, anchor: 'middle' });
+      }
+      return { pos, width: 140 + maxDepth * COL, height: 100 + Math.max(0, leaves - 1) * ROW };
+    }
+    // Radial: ring d at d * gap, wide enough for every leaf 40 px apart on
+    // the first ring; labels point outwards.
+    const gap = Math.max(150, (leaves * 40) / (2 * Math.PI));
+    const LABEL = 130;
+    const c = maxDepth * gap + LABEL;
     for (const a of g.order) {
       const d = g.depth.get(a);
-      maxDepth = Math.max(maxDepth, d);
-      pos.set(a, { x: 70 + d * COL, y: 44 + row.get(a) * ROW });
+      const t = -Math.PI / 2 + (2 * Math.PI * slot.get(a)) / leaves;
+      const x = c + Math.cos(t) * d * gap;
+      const y = c + Math.sin(t) * d * gap;
+      if (a === g.me) {
+        pos.set(a, { x, y, lx: 0, ly: 40, anchor: 'middle' });
+      } else {
+        // Along the ray, never upside down.
+        const deg = (t * 180) / Math.PI;
+        const right = Math.cos(t) >= 0;
+        pos.set(a, { x, y, lx: right ? 24 : -24, ly: 4, anchor: right ? 'start' : 'end', rot: right ? deg : deg + 180 });
+      }
     }
-    return { pos, width: 140 + maxDepth * COL, height: 100 + Math.max(0, next - 1) * ROW };
+    return { pos, width: 2 * c, height: 2 * c };
   }
 
   function kindOf(g, a) {
@@ -675,7 +703,11 @@
         svg('title', {}, tip),
         svg('circle', { r: kind === 'me' ? 22 : 17 }),
         svg('text', { class: 'count', y: 4 }, n.origin ? String(n.origin) : ''),
-        svg('text', { class: 'label', y: kind === 'me' ? 40 : 35 }, `AS ${a}`),
+        svg(
+          'text',
+          { class: 'label', x: p.lx, y: p.ly, 'text-anchor': p.anchor, transform: `rotate(${(p.rot || 0).toFixed(1)})` },
+          `AS ${a}`,
+        ),
       );
       node.addEventListener('click', () => setFilter(String(a)));
       node.addEventListener('keydown', (ev) => {
