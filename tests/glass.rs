@@ -622,6 +622,12 @@ fn the_glass_in_headless_chromium() {
         })
         .collect();
     assert!(unexpected.is_empty(), "{unexpected:#?}");
+
+    // The node goes away: the page says so and keeps what it showed.
+    let mut pa = pa;
+    pa.kill();
+    browser.wait_text("#error", "Not updated since");
+    assert_eq!(browser.texts("#routes-count"), [format!("({})", rib.len())]);
 }
 
 /// What the page does with answers too big to draw whole or full of markup:

@@ -273,7 +273,7 @@
       if (!state.failingSince) state.failingSince = new Date();
       const last = state.lastOk ? `; showing what it said at ${clock(state.lastOk)}` : '';
       const e = $('error');
-      e.textContent = `The node is not answering since ${clock(state.failingSince)}: ${text(failed.error)}${last}.`;
+      e.textContent = `Not updated since ${clock(state.failingSince)}: ${text(failed.error)}${last}.`;
       e.hidden = false;
     } else {
       state.failingSince = null;
