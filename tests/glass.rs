@@ -538,8 +538,7 @@ fn the_glass_in_headless_chromium() {
     let updated = browser.texts("#updated");
     assert!(updated[0].starts_with("updated "), "{updated:?}");
 
-    // A call from A's MCP front to C's agent, and its trace hop by hop
-    // (or, on a node without /v1/calls/recent, a note saying so).
+    // A call from A's MCP front to C's agent, and its trace hop by hop.
     let answer = call_capability(&pa.mcp_url(), "c/echo/echo", json!({"text": "via B"}))
         .expect("the call through B");
     assert!(answer.contains("via B"), "{answer}");
@@ -549,31 +548,24 @@ fn the_glass_in_headless_chromium() {
         "/v1/calls/recent",
         &[("Authorization", &format!("Bearer {}", pa.token))],
     );
-    match code {
-        404 => {
-            browser.wait_text("#recent-note", "Not available");
-        }
-        200 => {
-            let recent: Value = serde_json::from_str(&recent).expect("recent calls JSON");
-            let ours = recent
-                .as_array()
-                .and_then(|a| a.iter().find(|c| c["op"] == "tools/call"))
-                .unwrap_or_else(|| panic!("no tools/call in {recent}"));
-            let hops: Vec<String> = ours["trace"]
-                .as_array()
-                .map(|t| t.iter().map(|h| format!("AS {}", h["asn"])).collect())
-                .unwrap_or_default();
-            assert!(
-                hops.len() >= 2 && hops[0] == format!("AS {}", c.asn),
-                "the trace starts at C: {ours}"
-            );
-            let id = ours["call_id"].as_str().expect("a call id");
-            let li = format!(r#"#recent-list li.trace[data-call="{id}"]"#);
-            browser.wait_text(&li, "c/echo/echo");
-            assert_eq!(browser.texts(&format!("{li} .hop .asn")), hops);
-        }
-        other => panic!("/v1/calls/recent answered {other}"),
-    }
+    assert_eq!(code, 200, "/v1/calls/recent: {recent}");
+    let recent: Value = serde_json::from_str(&recent).expect("recent calls JSON");
+    let ours = recent
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["op"] == "tools/call"))
+        .unwrap_or_else(|| panic!("no tools/call in {recent}"));
+    let hops: Vec<String> = ours["trace"]
+        .as_array()
+        .map(|t| t.iter().map(|h| format!("AS {}", h["asn"])).collect())
+        .unwrap_or_default();
+    assert!(
+        hops.len() >= 2 && hops[0] == format!("AS {}", c.asn),
+        "the trace starts at C: {ours}"
+    );
+    let id = ours["call_id"].as_str().expect("a call id");
+    let li = format!(r#"#recent-list li.trace[data-call="{id}"]"#);
+    browser.wait_text(&li, "c/echo/echo");
+    assert_eq!(browser.texts(&format!("{li} .hop .asn")), hops);
 
     // The screenshot, with the graph's circles in it.
     let shot = std::env::var("ABGP_GLASS_SCREENSHOT")
@@ -611,15 +603,11 @@ fn the_glass_in_headless_chromium() {
     browser.wait_count("#views:not([hidden]) #graph g.as-node", 3);
 
     // No page error and no CSP violation; the only failed loads are the
-    // wrong token's 401s and, on a node without it, /v1/calls/recent.
+    // wrong token's 401s.
     let problems = strings(&browser.run(json!({"op": "problems"})));
     let unexpected: Vec<&String> = problems
         .iter()
-        .filter(|p| {
-            !(p.contains("status of 401")
-                || p.contains("net::ERR_ABORTED")
-                || (code == 404 && p.contains("status of 404")))
-        })
+        .filter(|p| !(p.contains("status of 401") || p.contains("net::ERR_ABORTED")))
         .collect();
     assert!(unexpected.is_empty(), "{unexpected:#?}");
 
