@@ -22,8 +22,8 @@
 //! | `GET /v1/paths` | every path of every Loc-RIB prefix with its decision ([`PathView`]s) |
 //! | `POST /v1/policy/check` | body `{"policy": TEXT, "file": NAME}`: the file's errors and warnings, and what it would change (a dry run; nothing changes) |
 //! | `GET /v1/tools` | what the MCP front lists ([`ToolView`]s) |
-//! | `GET /v1/calls/recent` | the last calls that finished here ([`RecentCallView`]s, newest first; `?limit=N`) |
-//! | `GET /metrics` | the node's [metrics](metrics) in the Prometheus text format |
+//! | `GET /v1/calls/recent` | the last calls that finished here ([`RecentCallView`](views::RecentCallView)s, newest first; `?limit=N`) |
+//! | `GET /metrics` | the node's [`metrics`] in the Prometheus text format |
 //! | `GET /glass` | the [looking glass](glass) page (no token for the page; its data requests carry it) |
 //!
 //! `{peer}` is a PeerId (base58) or a node id (64 hex digits). Handlers do
