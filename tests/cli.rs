@@ -561,6 +561,43 @@ fn call_goes_through_a_front_view_with_its_token() {
         outside.stdout
     );
     assert!(outside.stderr.contains("echo"), "{}", outside.stderr);
+    let listed = json(&n, &["tools", "--view", "adds"]);
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"add") && !names.contains(&"echo"),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"find_agents"),
+        "the meta tools too: {names:?}"
+    );
+    let human = ok(&n, &["tools", "--view", "adds"]);
+    assert!(human.lines().any(|l| l.starts_with("add ")), "{human}");
+    let status = ok(&n, &["status"]);
+    assert!(status.contains("views      adds (full)"), "{status}");
+    let mcp = json(&n, &["status"])["mcp"].clone();
+    assert_eq!(mcp["views"][0]["name"], "adds", "{mcp}");
+    assert!(
+        mcp["views"][0]["url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/mcp/adds"),
+        "{mcp}"
+    );
+    assert!(
+        !mcp.to_string().contains(
+            &std::fs::read_to_string(n.dir.join("mcp-adds.token"))
+                .unwrap()
+                .trim()
+                .to_string()
+        ),
+        "the view's token is never shown"
+    );
     let none = run(&n, &["call", "add", "--view", "nosuch"]);
     assert_eq!(none.code, 4, "{}", none.stderr);
     assert!(none.stderr.contains("views: adds"), "{}", none.stderr);

@@ -263,6 +263,24 @@ pub struct McpView {
     pub front_refused: FrontRefusedView,
     /// What the front lists: routed tools, prompts, resources, templates.
     pub front_lists: FrontListsView,
+    /// `/mcp`'s mode (`full` or `discovery`).
+    pub mode: crate::mcp::front::view::FrontMode,
+    /// The front views (`[[mcp.views]]`), each at `<url>/<name>` with its
+    /// own token file.
+    pub views: Vec<FrontViewView>,
+}
+
+/// A front view as the admin API shows it (never its token).
+#[derive(Debug, Clone, Serialize)]
+pub struct FrontViewView {
+    pub name: String,
+    pub url: Option<String>,
+    pub mode: crate::mcp::front::view::FrontMode,
+    pub prefixes: Vec<String>,
+    pub communities: Vec<String>,
+    pub origin_asns: Vec<String>,
+    pub pinned: Vec<String>,
+    pub token_file: String,
 }
 
 /// How many routed items the front lists, and how many of them still wait

@@ -390,8 +390,35 @@ impl Node {
     }
 
     pub(super) fn mcp_view(&self) -> McpView {
+        let url = self.mcp.front_addr().map(|a| format!("http://{a}/mcp"));
+        let views = self
+            .cfg
+            .config
+            .mcp
+            .views
+            .iter()
+            .map(|v| crate::admin::views::FrontViewView {
+                name: v.name.clone(),
+                url: url.as_ref().map(|u| format!("{u}/{}", v.name)),
+                mode: v.mode,
+                prefixes: v.prefixes.clone(),
+                communities: v.communities.clone(),
+                origin_asns: v
+                    .origin_asns
+                    .iter()
+                    .map(|a| match a {
+                        crate::core::access::AsnSpec::Number(n) => n.to_string(),
+                        crate::core::access::AsnSpec::Text(t) => t.clone(),
+                    })
+                    .collect(),
+                pinned: v.pinned.clone(),
+                token_file: self.cfg.resolve(&v.token_file()).display().to_string(),
+            })
+            .collect();
         McpView {
-            url: self.mcp.front_addr().map(|a| format!("http://{a}/mcp")),
+            mode: self.cfg.config.mcp.front_mode,
+            views,
+            url,
             bearer_token_required: self.mcp.bearer,
             asn: self.security.asn(),
             calls_in_flight: self.mcp.plane.forwarder().in_flight(),

@@ -63,42 +63,14 @@ pub fn call(a: CallArgs) -> anyhow::Result<ExitCode> {
         return Err(fail(EXIT_FAILED, "--args must be a JSON object"));
     };
     let node = Node::open(&a.target)?;
-    let mcp = node.get("/v1/mcp")?;
-    let Some(url) = mcp["url"].as_str().map(str::to_string) else {
-        return Err(fail(
-            EXIT_UNREACHABLE,
-            "the node's MCP front is off ([mcp] listen = \"off\")",
-        ));
-    };
-    let (url, token) = match &a.view {
-        Some(v) => {
-            let (u, t) = super::view_endpoint(&node.cfg, &url, v)?;
-            (u, Some(t))
-        }
-        None => (url, node.cfg.config.mcp.bearer_token.clone()),
-    };
+    let (url, token) = front_endpoint(&node, a.view.as_deref())?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     let name = a.name.clone();
     let result = rt.block_on(async move {
-        let mut cfg = StreamableHttpClientTransportConfig::with_uri(url.as_str());
-        if let Some(t) = &token {
-            cfg = cfg.auth_header(t.expose());
-        }
-        let client = tokio::time::timeout(
-            a.timeout,
-            ().serve(StreamableHttpClientTransport::from_config(cfg)),
-        )
-        .await
-        .map_err(|_| {
-            fail(
-                EXIT_UNREACHABLE,
-                format!("no MCP session with {url} in time"),
-            )
-        })?
-        .map_err(|e| fail(EXIT_UNREACHABLE, format!("MCP session with {url}: {e}")))?;
+        let client = session(&url, token.as_ref(), a.timeout).await?;
         let mut params = CallToolRequestParams::new(Cow::Owned(name.clone()));
         params.arguments = Some(args);
         let r = tokio::time::timeout(a.timeout, client.call_tool(params)).await;
@@ -133,6 +105,51 @@ pub fn call(a: CallArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The URL and token of `/mcp`, or of the front view `view`.
+pub fn front_endpoint(
+    node: &Node,
+    view: Option<&str>,
+) -> anyhow::Result<(String, Option<agent_bgp::mcp::config::BearerToken>)> {
+    let mcp = node.get("/v1/mcp")?;
+    let Some(url) = mcp["url"].as_str().map(str::to_string) else {
+        return Err(fail(
+            EXIT_UNREACHABLE,
+            "the node's MCP front is off ([mcp] listen = \"off\")",
+        ));
+    };
+    Ok(match view {
+        Some(v) => {
+            let (u, t) = super::view_endpoint(&node.cfg, &url, v)?;
+            (u, Some(t))
+        }
+        None => (url, node.cfg.config.mcp.bearer_token.clone()),
+    })
+}
+
+/// An MCP client session with the front at `url`, as any client makes one.
+pub async fn session(
+    url: &str,
+    token: Option<&agent_bgp::mcp::config::BearerToken>,
+    timeout: Duration,
+) -> anyhow::Result<rmcp::service::RunningService<rmcp::RoleClient, ()>> {
+    let mut cfg = StreamableHttpClientTransportConfig::with_uri(url);
+    if let Some(t) = token {
+        cfg = cfg.auth_header(t.expose());
+    }
+    tokio::time::timeout(
+        timeout,
+        ().serve(StreamableHttpClientTransport::from_config(cfg)),
+    )
+    .await
+    .map_err(|_| {
+        fail(
+            EXIT_UNREACHABLE,
+            format!("no MCP session with {url} in time"),
+        )
+    })?
+    .map_err(|e| fail(EXIT_UNREACHABLE, format!("MCP session with {url}: {e}")))
 }
 
 fn print_result(v: &Value) {

@@ -97,6 +97,14 @@ pub fn status(t: Target) -> anyhow::Result<ExitCode> {
             },
         ),
     ];
+    let mut rows = rows;
+    if let Some(views) = mcp["views"].as_array().filter(|v| !v.is_empty()) {
+        let list: Vec<String> = views
+            .iter()
+            .map(|v| format!("{} ({})", text(&v["name"]), text(&v["mode"])))
+            .collect();
+        rows.push(("views", list.join(", ")));
+    }
     for (k, v) in rows {
         println!("{k:<10} {v}");
     }

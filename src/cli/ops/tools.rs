@@ -1,7 +1,9 @@
 //! `abgp tools`: what the node's MCP front lists, with the name a client
-//! calls, the prefix it is routed under, and where it comes from.
+//! calls, the prefix it is routed under, and where it comes from; with
+//! `--view V`, what a front view's `tools/list` gives its clients.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Args;
 
@@ -14,6 +16,10 @@ pub struct ToolsArgs {
     /// Show the full descriptions (else cut at 60 characters).
     #[arg(long)]
     pub long: bool,
+    /// What the front view V (`[[mcp.views]]`) lists, asked over MCP with
+    /// the view's token, as its clients see it (meta tools included).
+    #[arg(long, value_name = "V")]
+    pub view: Option<String>,
 }
 
 /// At most `n` characters, with an ellipsis when cut; on one line.
@@ -29,6 +35,9 @@ fn cut(s: &str, n: usize) -> String {
 
 pub fn tools(a: ToolsArgs) -> anyhow::Result<ExitCode> {
     let node = Node::open(&a.target)?;
+    if let Some(view) = &a.view {
+        return view_tools(&node, view, &a);
+    }
     let v = node.get("/v1/tools")?;
     if a.target.json {
         print_json(&v)?;
@@ -60,6 +69,39 @@ pub fn tools(a: ToolsArgs) -> anyhow::Result<ExitCode> {
         "\n{} routed tools (the front also lists its meta tools)",
         list.len()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `tools/list` of a front view, over MCP.
+fn view_tools(node: &Node, view: &str, a: &ToolsArgs) -> anyhow::Result<ExitCode> {
+    let (url, token) = super::call::front_endpoint(node, Some(view))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let tools = rt.block_on(async {
+        let client = super::call::session(&url, token.as_ref(), Duration::from_secs(30)).await?;
+        let r = client.list_all_tools().await;
+        let _ = client.cancel().await;
+        r.map_err(|e| super::fail(super::EXIT_FAILED, format!("tools/list at {url}: {e}")))
+    })?;
+    if a.target.json {
+        print_json(&serde_json::to_value(&tools)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut t = table(&["NAME", "DESCRIPTION"]);
+    for tool in &tools {
+        let d = tool.description.as_deref().unwrap_or("-");
+        t.add_row(vec![
+            tool.name.to_string(),
+            if a.long {
+                d.split_whitespace().collect::<Vec<_>>().join(" ")
+            } else {
+                cut(d, 60)
+            },
+        ]);
+    }
+    print_table(&t);
+    println!("\n{} tools at {url}", tools.len());
     Ok(ExitCode::SUCCESS)
 }
 
