@@ -602,3 +602,77 @@ fn call_goes_through_a_front_view_with_its_token() {
     assert_eq!(none.code, 4, "{}", none.stderr);
     assert!(none.stderr.contains("views: adds"), "{}", none.stderr);
 }
+
+#[test]
+fn a_policy_reload_puts_a_new_file_in_force_and_a_broken_one_changes_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let a = init(root.path(), "a", "test");
+    let b = init(root.path(), "b", "test");
+    configure(
+        &a,
+        &Spec {
+            hold: 30,
+            neighbors: vec![(b.clone(), false)],
+            originate: vec!["tools/a/*".into()],
+            ..Spec::default()
+        },
+    );
+    configure(
+        &b,
+        &Spec {
+            hold: 30,
+            neighbors: vec![(a.clone(), false)],
+            ..Spec::default()
+        },
+    );
+    let pa = Proc::start(&a);
+    let pb = Proc::start(&b);
+    wait_for("B to learn A's route", CONVERGE, || pb.route("tools/a/*"));
+    let policy = a.dir.join("policy.toml");
+    let open = std::fs::read_to_string(&policy).unwrap();
+
+    // A broken file: refused with its error, nothing changes.
+    std::fs::write(&policy, "[[apply]]\nneighbors = 5\n").unwrap();
+    let r = run(&a, &["policy", "reload"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("policy.toml:2:"), "{}", r.stderr);
+    assert!(r.stderr.contains("unchanged"), "{}", r.stderr);
+    assert!(pb.route("tools/a/*").is_some(), "B still has A's route");
+
+    // Deny export: B loses A's route; the answer says what went.
+    std::fs::write(
+        &policy,
+        "[[apply]]\nneighbors = [\"*\"]\ndefault-import = \"accept\"\ndefault-export = \"reject\"\n",
+    )
+    .unwrap();
+    let v = json(&a, &["policy", "reload"]);
+    assert_eq!(v["export"]["rejected"], 1, "{v}");
+    wait_for("B to lose A's route", CONVERGE, || {
+        pb.route("tools/a/*").is_none().then_some(())
+    });
+    let why = json(&a, &["why", "tools/a/*"]);
+    assert_eq!(why["exports"][0]["reason"], "policy", "{why}");
+
+    // SIGHUP with the open file back: B has it again.
+    std::fs::write(&policy, open).unwrap();
+    let rc = unsafe { libc::kill(pa.pid() as i32, libc::SIGHUP) };
+    assert_eq!(rc, 0);
+    wait_for("B to learn A's route again", CONVERGE, || {
+        pb.route("tools/a/*")
+    });
+    assert!(pa.status()["peers"]["established"] == 1, "A kept running");
+
+    // A node without a policy file says so.
+    let c = init(root.path(), "c", "test");
+    configure(
+        &c,
+        &Spec {
+            policy: None,
+            ..Spec::default()
+        },
+    );
+    let _pc = Proc::start(&c);
+    let r = run(&c, &["policy", "reload"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("no [policy] file"), "{}", r.stderr);
+}

@@ -21,6 +21,7 @@
 //! | `GET /v1/why?prefix=P` | [`WhyView`]: every path of P, why the best won, import and export decisions |
 //! | `GET /v1/paths` | every path of every Loc-RIB prefix with its decision ([`PathView`]s) |
 //! | `POST /v1/policy/check` | body `{"policy": TEXT, "file": NAME}`: the file's errors and warnings, and what it would change (a dry run; nothing changes) |
+//! | `POST /v1/policy/reload` | re-reads the `[policy]` file: a file with errors changes nothing (`400`); else it is in force at once, and the answer is what changed (as `/v1/policy/check`) |
 //! | `GET /v1/tools` | what the MCP front lists ([`ToolView`]s) |
 //! | `GET /v1/calls/recent` | the last calls that finished here ([`RecentCallView`](views::RecentCallView)s, newest first; `?limit=N`) |
 //! | `GET /metrics` | the node's [`metrics`] in the Prometheus text format |
@@ -100,6 +101,8 @@ pub enum AdminRequest {
     },
     Paths(oneshot::Sender<Vec<PathView>>),
     Tools(oneshot::Sender<Vec<ToolView>>),
+    /// Re-reads the `[policy]` file and puts it in force.
+    PolicyReload(oneshot::Sender<Result<PolicyCheckView, AdminError>>),
     PolicyCheck {
         /// The policy file's text and its name (for error positions).
         text: String,
@@ -307,6 +310,16 @@ async fn policy_check(State(tx): State<Tx>, body: String) -> Response {
     .await
 }
 
+async fn policy_reload(State(tx): State<Tx>) -> Response {
+    ask_result(
+        &tx,
+        DRY_RUN_TIMEOUT,
+        StatusCode::OK,
+        AdminRequest::PolicyReload,
+    )
+    .await
+}
+
 async fn not_found() -> Response {
     AdminError::NotFound("no such endpoint; see docs/operations.md".into()).into_response()
 }
@@ -326,6 +339,7 @@ pub fn router(tx: Tx, guard: Arc<Guard>) -> Router {
         .route("/v1/why", get(why))
         .route("/v1/paths", get(paths))
         .route("/v1/tools", get(tools))
+        .route("/v1/policy/reload", axum::routing::post(policy_reload))
         .route(
             "/v1/policy/check",
             axum::routing::post(policy_check).layer(DefaultBodyLimit::max(MAX_POLICY_BODY)),

@@ -36,8 +36,20 @@ impl Node {
         routes.iter().map(RouteView::new).collect()
     }
 
-    pub(super) async fn on_admin(&mut self, req: AdminRequest) {
+    pub(super) async fn on_admin(&mut self, req: AdminRequest) -> Result<(), NodeError> {
         match req {
+            AdminRequest::PolicyReload(reply) => match self.reload_policy().await {
+                Ok(v) => {
+                    let _ = reply.send(Ok(v));
+                }
+                Err(super::policy::ReloadError::Refused(e)) => {
+                    let _ = reply.send(Err(e));
+                }
+                Err(super::policy::ReloadError::Node(e)) => {
+                    let _ = reply.send(Err(AdminError::Failed(e.to_string())));
+                    return Err(e);
+                }
+            },
             AdminRequest::Agents(tx) => {
                 let _ = tx.send(self.agent_views());
             }
@@ -114,6 +126,7 @@ impl Node {
                 let _ = reply.send(r);
             }
         }
+        Ok(())
     }
 
     pub(super) fn peer_views(&self) -> Vec<PeerView> {

@@ -38,6 +38,7 @@ pub mod clock;
 mod explain;
 pub mod mcp;
 mod peering;
+mod policy;
 mod run;
 pub mod security;
 mod setup;

@@ -18,6 +18,9 @@ impl Node {
         }
         let mut maintenance = tokio::time::interval(Duration::from_secs(1));
         maintenance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        // SIGHUP reloads the policy file (where signals can be had).
+        let mut hangup =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         let result = loop {
             let deadline = self
                 .engine
@@ -35,10 +38,8 @@ impl Node {
                     Err(_) => Err(NodeError::StoreFailed("store thread stopped".into())),
                 },
                 ev = self.net.next() => self.on_net(ev).await,
-                Some(req) = self.admin_rx.recv() => {
-                    self.on_admin(req).await;
-                    Ok(())
-                }
+                Some(req) = self.admin_rx.recv() => self.on_admin(req).await,
+                Some(()) = next_hangup(&mut hangup) => self.reload_policy_on_signal().await,
                 Some(req) = self.mcp.front_rx.recv() => self.on_front(req).await,
                 Some(ev) = self.mcp.local_rx.recv() => self.on_local(ev).await,
                 Some(ev) = self.mcp.agent_rx.recv() => self.on_agent(ev).await,
@@ -317,6 +318,14 @@ pub(super) fn stalled(stall: Duration) -> NodeError {
 pub(super) async fn sleep_until_opt(at: Option<Instant>) {
     match at {
         Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next SIGHUP, or never when the handler could not be installed.
+async fn next_hangup(s: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+    match s {
+        Some(s) => s.recv().await,
         None => std::future::pending().await,
     }
 }

@@ -23,6 +23,9 @@ const MAX_POLICY_FILE: u64 = 1024 * 1024 - 1024;
 pub enum PolicyCommand {
     /// Parse and lint a policy file, then dry-run it on the running node.
     Check(CheckArgs),
+    /// Re-read the node's `[policy]` file and put it in force (as SIGHUP
+    /// does); a file with errors changes nothing.
+    Reload(Target),
 }
 
 #[derive(Debug, Args)]
@@ -39,7 +42,26 @@ pub struct CheckArgs {
 pub fn policy(c: PolicyCommand) -> anyhow::Result<ExitCode> {
     match c {
         PolicyCommand::Check(a) => check(a),
+        PolicyCommand::Reload(t) => reload(t),
     }
+}
+
+fn reload(t: Target) -> anyhow::Result<ExitCode> {
+    let node = Node::open(&t)?;
+    let v = node.post("/v1/policy/reload", &json!({}))?;
+    if t.json {
+        print_json(&v)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let name = node
+        .cfg
+        .policy_path()
+        .map_or_else(|| "the policy".to_string(), |p| p.display().to_string());
+    for w in v["warnings"].as_array().into_iter().flatten() {
+        println!("{}", text(w));
+    }
+    print_changes(&format!("{name}: reloaded, in force now"), &v);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
@@ -124,8 +146,16 @@ fn print_check(name: &str, v: &Value) {
     for w in v["warnings"].as_array().into_iter().flatten() {
         println!("{}", text(w));
     }
+    print_changes(
+        &format!("{name}: valid; dry run against the running node"),
+        v,
+    );
+}
+
+/// The counts and the routes of a dry run (or of a reload just done).
+fn print_changes(title: &str, v: &Value) {
     println!(
-        "{name}: valid; dry run against the running node ({} paths in, {} best-path x peer pairs out):",
+        "{title} ({} paths in, {} best-path x peer pairs out):",
         v["import_evaluated"], v["export_evaluated"]
     );
     let (i, e) = (&v["import"], &v["export"]);
