@@ -630,6 +630,11 @@ fn a_policy_reload_puts_a_new_file_in_force_and_a_broken_one_changes_nothing() {
     wait_for("B to learn A's route", CONVERGE, || pb.route("tools/a/*"));
     let policy = a.dir.join("policy.toml");
     let open = std::fs::read_to_string(&policy).unwrap();
+    let since = |p: &Proc, peer: &NodeDir| {
+        p.peer(&peer.peer_id).expect("peer")["established_since"].clone()
+    };
+    let (a_since, b_since) = (since(&pa, &b), since(&pb, &a));
+    assert!(a_since.is_u64(), "{a_since}");
 
     // A broken file: refused with its error, nothing changes.
     std::fs::write(&policy, "[[apply]]\nneighbors = 5\n").unwrap();
@@ -661,6 +666,11 @@ fn a_policy_reload_puts_a_new_file_in_force_and_a_broken_one_changes_nothing() {
         pb.route("tools/a/*")
     });
     assert!(pa.status()["peers"]["established"] == 1, "A kept running");
+    assert_eq!(
+        (since(&pa, &b), since(&pb, &a)),
+        (a_since, b_since),
+        "two reloads and no session was reset"
+    );
 
     // A node without a policy file says so.
     let c = init(root.path(), "c", "test");
