@@ -150,7 +150,10 @@ impl Engine {
         let record = cfg.emit_rib_changes;
         for t in targets {
             let wanted = match &best {
-                Some(b) if !suppressed => {
+                // A stale best path (its peer's transport is gone) is not
+                // advertised onward: it is withdrawn, and announced again
+                // when the peer re-sends it (docs/protocol.md).
+                Some(b) if !suppressed && !b.stale => {
                     let ctx = ExportCtx {
                         cfg,
                         policy: policy.as_ref(),
@@ -226,6 +229,7 @@ impl Engine {
             .dests
             .get(prefix)
             .and_then(|d| d.best())
+            .filter(|b| !b.stale)
             .cloned()
             .ok_or(NotExported::NoRoute)?;
         let source = self.peer(best.peer).map(|p| (p.cfg.node, p.cfg.rr_client));

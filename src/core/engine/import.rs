@@ -481,6 +481,9 @@ pub(super) struct BestSnapshot {
     path_id: PathId,
     attrs: usize,
     proof: usize,
+    /// A best path turning stale (or fresh again) is a change: it stops
+    /// (or starts) being offered to calls, the front and other peers.
+    stale: bool,
 }
 
 impl BestSnapshot {
@@ -490,6 +493,7 @@ impl BestSnapshot {
             path_id: c.path_id,
             attrs: Arc::as_ptr(&c.attrs) as usize,
             proof: c.proof.as_ref().map_or(0, |p| Arc::as_ptr(p) as usize),
+            stale: c.stale,
         }
     }
 }

@@ -18,6 +18,8 @@
 mod aggregate;
 mod export;
 mod import;
+#[cfg(test)]
+mod nexthop_tests;
 mod peer;
 mod sessions;
 #[cfg(test)]
@@ -487,11 +489,14 @@ impl Engine {
     /// usable path to it, best first, with how many of the first paths are
     /// equal up to the tie-breakers (the multipath set). Paths that lost
     /// follow in decision order: the alternatives a retry may use. Excluded
-    /// paths (loops, stale ones beside fresh ones) are left out.
+    /// paths (loops, stale ones) are left out: a stale path's peer has no
+    /// transport, so when the best path is stale there is nowhere to go
+    /// (`None`) although the Loc-RIB keeps it for the peer's re-sync
+    /// (next-hop tracking, docs/protocol.md).
     pub fn forwarding(&self, wanted: &Prefix) -> Option<Forwarding> {
         let p = self.rib.loc_index.longest_match(wanted)?;
         let d = self.rib.dests.get(&p)?;
-        let best = d.best()?;
+        let best = d.best().filter(|c| !c.stale)?;
         if d.candidates.len() == 1 {
             return Some(Forwarding {
                 paths: vec![(self.node_of(best.peer), candidate_route(&p, best))],

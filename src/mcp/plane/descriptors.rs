@@ -106,10 +106,12 @@ impl McpPlane {
                 }
                 _ => None,
             };
-            let local = engine
-                .forwarding(&r.prefix)
-                .and_then(|f| f.paths.first().map(|(n, _)| n.is_none()))
-                .unwrap_or(false);
+            // A route whose only paths are stale (their peer's transport is
+            // gone) cannot carry a call: not listed until the peer re-syncs.
+            let Some(fwd) = engine.forwarding(&r.prefix) else {
+                continue;
+            };
+            let local = fwd.paths.first().is_some_and(|(n, _)| n.is_none());
             match route_leads(&r) {
                 Leads::Tool => {}
                 Leads::Unknown => continue,
