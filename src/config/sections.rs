@@ -481,6 +481,34 @@ impl Default for LogSection {
     }
 }
 
+/// The audit log: one JSON line per call that finished at this node
+/// (docs/operations.md, "Audit log").
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSection {
+    pub enabled: bool,
+    /// Relative to the node's directory.
+    pub file: PathBuf,
+    /// The file is rotated when a line would take it past this size.
+    pub max_file_kb: u64,
+    /// Rotated files kept (`file.1` newest ... `file.N`); older ones go.
+    pub keep_files: u32,
+    /// Log each call's arguments too (they may hold secrets).
+    pub log_arguments: bool,
+}
+
+impl Default for AuditSection {
+    fn default() -> Self {
+        AuditSection {
+            enabled: false,
+            file: PathBuf::from("audit.jsonl"),
+            max_file_kb: 65_536,
+            keep_files: 5,
+            log_arguments: false,
+        }
+    }
+}
+
 /// A configured neighbour: a peer we always try to keep a session with.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -564,6 +592,7 @@ pub struct NodeConfig {
     pub admin: AdminSection,
     pub store: StoreSection,
     pub log: LogSection,
+    pub audit: AuditSection,
     #[serde(rename = "neighbor")]
     pub neighbors: Vec<NeighborConfig>,
     pub originate: Vec<OriginateConfig>,

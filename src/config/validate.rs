@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use super::Problem;
-use super::sections::{NodeConfig, SessionSection};
+use super::sections::{AuditSection, NodeConfig, SessionSection};
 use super::values::{AsnSetting, CertSource};
 use crate::core::ids::Asn;
 
@@ -248,6 +248,17 @@ fn admin_and_store(k: &mut Check, c: &NodeConfig) {
         }
     }
     k.duration_at_least("store.stall", c.store.stall, Duration::from_secs(5));
+    audit(k, &c.audit);
+}
+
+fn audit(k: &mut Check, a: &AuditSection) {
+    if a.file.as_os_str().is_empty() {
+        k.fail("audit.file", "must name a file");
+    }
+    k.at_least("audit.max_file_kb", a.max_file_kb, 1);
+    if a.keep_files > 1000 {
+        k.fail("audit.keep_files", "at most 1000");
+    }
 }
 
 fn neighbors(k: &mut Check, c: &NodeConfig) {

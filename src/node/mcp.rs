@@ -137,11 +137,20 @@ impl NodeMcp {
             .with_hop_limit(c.mcp.hop_limit)
             .with_caller_communities(c.mcp.caller_communities.clone())
             .with_descriptor_fetch(c.mcp.listen.0.is_some());
-        let plane = McpPlane::new(
+        let mut plane = McpPlane::new(
             pcfg,
             fwd,
             Box::new(NodeCallSigner::new(security.shared_identity())),
         );
+        if c.audit.enabled {
+            let path = cfg.resolve(&c.audit.file);
+            let log = super::audit::AuditLog::start(super::audit::AuditOptions::new(
+                &c.audit,
+                path.clone(),
+            ))
+            .map_err(|source| NodeError::StoreDir { path, source })?;
+            plane = plane.with_audit(Box::new(log), c.audit.log_arguments);
+        }
         let (local_tx, local_rx) = mpsc::channel(LOCAL_QUEUE);
         let configured = c.agent_configs()?;
         let mut run_time = std::collections::BTreeSet::new();

@@ -25,7 +25,8 @@
 //! maintenance), `admin` (the admin API's views and operations), `mcp` (the
 //! plane's output carried out: front answers, local runs, the tool table),
 //! `calls` (call signing and caller checks with the node's keys), `verify`
-//! (route signature checks off the task), `security`, `clock`.
+//! (route signature checks off the task), `audit` (the audit log's writer
+//! thread), `security`, `clock`.
 //!
 //! On SIGTERM/SIGINT the store is closed first (everything durable, clean
 //! shutdown recorded), then every session gets a Cease: peers drop our
@@ -33,6 +34,7 @@
 //! restored as stale at the next start.
 
 mod admin;
+pub mod audit;
 pub mod calls;
 pub mod clock;
 mod explain;

@@ -322,6 +322,8 @@ impl Forwarder {
         let to = e.down.peer();
         out.push(CallAction::Finished(CallRecord {
             call_id: e.call_id,
+            caller: e.origin.caller,
+            caller_asn: e.origin.caller_asn,
             target: e.target.clone(),
             from: key.peer(),
             to,
@@ -398,6 +400,8 @@ impl Forwarder {
         let (trace, parent_span) = TraceContext::for_hop(call, &self.cfg.node);
         out.push(CallAction::Finished(CallRecord {
             call_id: call.origin.id,
+            caller: call.origin.caller,
+            caller_asn: call.origin.caller_asn,
             target: call.origin.target.clone(),
             from,
             to,
@@ -466,6 +470,8 @@ impl Forwarder {
         }
         out.push(CallAction::Finished(CallRecord {
             call_id: e.call_id,
+            caller: e.origin.caller,
+            caller_asn: e.origin.caller_asn,
             target: e.target,
             from: key.peer(),
             to: e.down.peer(),

@@ -180,6 +180,9 @@ pub struct CallView {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallRecord {
     pub call_id: CallId,
+    /// The caller's node and AS, from the call's signed origin.
+    pub caller: NodeId,
+    pub caller_asn: Asn,
     pub target: Prefix,
     /// `None`: from the local front.
     pub from: Option<NodeId>,

@@ -325,6 +325,7 @@ impl McpPlane {
     /// Runs the forwarder and turns what it asks into the plane's output.
     pub(super) fn forward(&mut self, now: Micros, engine: &Engine, ev: CallEvent) -> PlaneOut {
         let mut out = PlaneOut::default();
+        self.recent.arriving(&ev);
         let mut pending = VecDeque::from([ev]);
         while let Some(ev) = pending.pop_front() {
             for a in self.fwd.handle(now, engine, ev) {

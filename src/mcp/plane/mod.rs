@@ -63,7 +63,7 @@ pub use descriptors::MAX_DESCRIPTOR_BYTES;
 pub use exposition::{Exposition, Kind, escape_label};
 pub use meta::HostedAgent;
 pub use metrics::{BUCKETS_US, CallMetrics, Histogram, HopCalls, HopLatency, hop_label};
-pub use recent::{RECENT_CALLS, RecentCall, RecentCalls};
+pub use recent::{AUDIT_ARGUMENTS_HELD, AuditSink, RECENT_CALLS, RecentCall, RecentCalls};
 
 use calls::FrontWait;
 use descriptors::DescriptorCache;

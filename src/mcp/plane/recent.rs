@@ -1,11 +1,30 @@
 //! The calls that finished at this hop most recently (from the front,
 //! passing through, or ending here), for operators: the admin API's
 //! `GET /v1/calls/recent`, the `abgp calls` command and the looking glass.
-//! A ring of at most [`RECENT_CALLS`] records, oldest out first.
+//! A ring of at most [`RECENT_CALLS`] records, oldest out first. Each
+//! finished call is also handed to the audit sink when the node has one
+//! ([`AuditSink`], the `[audit]` log; the sink does no I/O on the caller's
+//! thread), with the call's arguments when the node logs them.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
-use crate::core::forward::{CallRecord, Micros};
+use serde_json::Value as Json;
+
+use super::McpPlane;
+use crate::core::call::CallId;
+use crate::core::forward::{CallEvent, CallRecord, Micros};
+
+/// Calls whose arguments are held for the audit sink at once; the
+/// arguments of calls beyond this are not logged (the line says so).
+pub const AUDIT_ARGUMENTS_HELD: usize = 1024;
+
+/// Where finished calls go besides the ring: the node's audit log. Must
+/// not block (the node's task calls it).
+pub trait AuditSink: Send {
+    /// `arguments`: `None` when the node does not log them; `Some(None)`
+    /// when it does but they were not held.
+    fn finished(&mut self, call: &RecentCall, arguments: Option<Option<Json>>);
+}
 
 /// How many finished calls a node keeps.
 pub const RECENT_CALLS: usize = 256;
@@ -23,6 +42,26 @@ pub struct RecentCall {
 pub struct RecentCalls {
     calls: VecDeque<RecentCall>,
     cap: usize,
+    audit: Option<Box<dyn AuditSink>>,
+    /// The arguments of calls in flight, by call id, when the audit log
+    /// records them (at most [`AUDIT_ARGUMENTS_HELD`]).
+    arguments: Option<HashMap<CallId, Json>>,
+}
+
+impl std::fmt::Debug for dyn AuditSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuditSink")
+    }
+}
+
+impl McpPlane {
+    /// Hands every finished call to `sink` too; with `log_arguments`, with
+    /// the call's arguments.
+    pub fn with_audit(mut self, sink: Box<dyn AuditSink>, log_arguments: bool) -> Self {
+        self.recent.audit = Some(sink);
+        self.recent.arguments = log_arguments.then(HashMap::new);
+        self
+    }
 }
 
 impl Default for RecentCalls {
@@ -36,20 +75,43 @@ impl RecentCalls {
         RecentCalls {
             calls: VecDeque::with_capacity(cap.min(RECENT_CALLS)),
             cap,
+            audit: None,
+            arguments: None,
+        }
+    }
+
+    /// A call arriving (from the front or a peer): its arguments are held
+    /// until it finishes when the audit log records them.
+    pub fn arriving(&mut self, ev: &CallEvent) {
+        let Some(held) = self.arguments.as_mut() else {
+            return;
+        };
+        if let CallEvent::Front { call, .. } | CallEvent::Inbound { call, .. } = ev
+            && held.len() < AUDIT_ARGUMENTS_HELD
+        {
+            held.insert(call.origin.id, call.arguments.clone());
         }
     }
 
     pub fn push(&mut self, now: Micros, record: CallRecord) {
+        let call = RecentCall {
+            record,
+            finished_ms: now.millis().0,
+        };
+        if let Some(sink) = self.audit.as_mut() {
+            let args = self
+                .arguments
+                .as_mut()
+                .map(|held| held.remove(&call.record.call_id));
+            sink.finished(&call, args);
+        }
         if self.cap == 0 {
             return;
         }
         if self.calls.len() == self.cap {
             self.calls.pop_front();
         }
-        self.calls.push_back(RecentCall {
-            record,
-            finished_ms: now.millis().0,
-        });
+        self.calls.push_back(call);
     }
 
     /// Newest first.
@@ -69,12 +131,14 @@ impl RecentCalls {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::call::{CallId, CallOp, TraceContext};
+    use crate::core::call::{CallOp, TraceContext};
     use crate::core::prefix::Prefix;
 
     fn record(n: u8) -> CallRecord {
         CallRecord {
             call_id: CallId([n; 16]),
+            caller: crate::core::ids::NodeId([n; 32]),
+            caller_asn: crate::core::ids::Asn(65001),
             target: Prefix::new("a/b").unwrap(),
             from: None,
             to: None,
