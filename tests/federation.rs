@@ -276,7 +276,8 @@ fn a_restarted_node_keeps_restored_routes_stale_until_the_peer_returns() {
         "{out}"
     );
     let pb = Proc::start(&b);
-    // The restored route is usable but marked stale: a has not re-sent it.
+    // The restored route is kept, marked stale (a has not re-sent it): in
+    // the table for re-sync, not offered for calls or listed at the front.
     let r = wait_for("b to restore a's route", CONVERGE, || pb.route("tools/a/*"));
     assert_eq!(r["stale"], true);
     assert_eq!(r["as_path"][0], a.asn);
