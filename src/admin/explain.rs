@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::views::RouteView;
 use crate::core::decision::Status;
-use crate::core::engine::PathReport;
+use crate::core::engine::{DampingReport, PathReport};
 use crate::core::explain::{DryRun, Why};
 use crate::core::policy::{Decision, Direction};
 use crate::identity::peer_id_of;
@@ -44,6 +44,9 @@ pub struct PathView {
     pub learned: String,
     pub import: Option<DecisionView>,
     pub modified_on_import: bool,
+    /// The flap-damping record (penalty now, suppressed, reuse time in ms
+    /// since the epoch), when the path has one.
+    pub damping: Option<DampingReport>,
 }
 
 fn status_of(s: &Status) -> (&'static str, Option<String>, Option<&'static str>) {
@@ -80,6 +83,7 @@ impl PathView {
             learned: format!("{:?}", report.learned).to_lowercase(),
             import: import.map(DecisionView::from),
             modified_on_import: modified,
+            damping: report.damping,
         }
     }
 }

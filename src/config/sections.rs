@@ -156,6 +156,49 @@ impl SessionSection {
     }
 }
 
+/// Route flap damping of paths from external peers (RFC 2439 with RFC
+/// 7196's thresholds; see docs/protocol.md, "Flap damping").
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DampingSection {
+    pub enabled: bool,
+    #[serde(deserialize_with = "values::secs", serialize_with = "values::ser")]
+    pub half_life: Duration,
+    /// Penalty over which a path is suppressed (1000 per withdrawal).
+    pub suppress: u32,
+    /// Penalty under which a suppressed path is used again.
+    pub reuse: u32,
+    #[serde(deserialize_with = "values::secs", serialize_with = "values::ser")]
+    pub max_suppress: Duration,
+}
+
+impl Default for DampingSection {
+    fn default() -> Self {
+        let d = crate::core::engine::DampingConfig::default();
+        DampingSection {
+            enabled: d.enabled,
+            half_life: d.half_life,
+            suppress: d.suppress,
+            reuse: d.reuse,
+            max_suppress: d.max_suppress,
+        }
+    }
+}
+
+impl DampingSection {
+    /// The engine's damping settings.
+    pub fn engine(&self) -> crate::core::engine::DampingConfig {
+        crate::core::engine::DampingConfig {
+            enabled: self.enabled,
+            half_life: self.half_life,
+            suppress: self.suppress,
+            reuse: self.reuse,
+            max_suppress: self.max_suppress,
+            ..Default::default()
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DiscoverySection {
@@ -586,6 +629,7 @@ pub struct NodeConfig {
     pub node: NodeSection,
     pub network: NetworkSection,
     pub session: SessionSection,
+    pub damping: DampingSection,
     pub discovery: DiscoverySection,
     pub trust: TrustSection,
     pub policy: PolicySection,

@@ -448,3 +448,42 @@ fn worker_threads_defaults_to_one_and_is_bounded() {
         ["node.worker_threads"]
     );
 }
+
+#[test]
+fn damping_is_off_by_default_and_takes_small_test_parameters() {
+    let d = parse("").unwrap().damping.engine();
+    assert!(!d.enabled);
+    assert_eq!((d.suppress, d.reuse), (6000, 750));
+    let c = parse(
+        "[damping]\nenabled = true\nhalf_life = \"2s\"\nsuppress = 2500\nreuse = 750\nmax_suppress = \"20s\"\n",
+    )
+    .unwrap();
+    let d = c.damping.engine();
+    assert!(d.enabled);
+    assert_eq!(d.half_life, Duration::from_secs(2));
+    assert_eq!(d.max_suppress, Duration::from_secs(20));
+}
+
+#[test]
+fn damping_thresholds_that_cannot_work_are_refused() {
+    // Suppress at or under reuse: a path would be reused as it is suppressed.
+    assert_eq!(
+        invalid_keys("[damping]\nsuppress = 700\nreuse = 750\n"),
+        vec!["damping.suppress"]
+    );
+    // Out of reach: the cap 750 * 2^(15m/15m) = 1500 is under 6000.
+    assert_eq!(
+        invalid_keys("[damping]\nmax_suppress = \"15m\"\n"),
+        vec!["damping.suppress"]
+    );
+    assert_eq!(
+        invalid_keys("[damping]\nhalf_life = \"0s\"\nmax_suppress = \"1s\"\n"),
+        vec!["damping.half_life"]
+    );
+    assert_eq!(
+        invalid_keys("[damping]\nmax_suppress = \"2d\"\n"),
+        vec!["damping.max_suppress"]
+    );
+    assert!(parse("[damping]\nsuppress = -1\n").is_err());
+    assert!(parse("[damping]\npenalty = 5\n").is_err());
+}

@@ -85,6 +85,7 @@ pub fn problems(c: &NodeConfig) -> Vec<Problem> {
     node(&mut k, c);
     network(&mut k, c);
     session(&mut k, &c.session);
+    damping(&mut k, &c.damping);
     discovery(&mut k, c);
     trust(&mut k, c);
     admin_and_store(&mut k, c);
@@ -154,6 +155,29 @@ fn network(k: &mut Check, c: &NodeConfig) {
         k.fail(
             "network.inbound_buffer_mb",
             "must be at least inbound_buffer_per_connection_mb",
+        );
+    }
+}
+
+fn damping(k: &mut Check, d: &super::sections::DampingSection) {
+    k.duration_at_least("damping.half_life", d.half_life, Duration::from_secs(1));
+    k.at_least("damping.reuse", d.reuse, 1);
+    if d.suppress <= d.reuse {
+        k.fail(
+            "damping.suppress",
+            format!("{} must be above reuse ({})", d.suppress, d.reuse),
+        );
+    }
+    if d.max_suppress < d.half_life || d.max_suppress > Duration::from_secs(86_400) {
+        k.fail(
+            "damping.max_suppress",
+            "must be between half_life and a day",
+        );
+    }
+    if f64::from(d.suppress) >= d.engine().ceiling() {
+        k.fail(
+            "damping.suppress",
+            "is out of reach: the penalty is capped at reuse * 2^(max_suppress / half_life)",
         );
     }
 }

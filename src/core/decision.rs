@@ -103,6 +103,8 @@ pub enum Exclusion {
     /// Kept from a peer that went away during graceful restart; used only
     /// when nothing fresh exists.
     Stale,
+    /// Suppressed by route flap damping until its penalty decays.
+    Damped,
 }
 
 impl Exclusion {
@@ -112,6 +114,7 @@ impl Exclusion {
             Exclusion::ClusterLoop => "cluster list contains our cluster id (reflection loop)",
             Exclusion::OriginatorIsUs => "originator id is this node",
             Exclusion::Stale => "stale (peer restarting)",
+            Exclusion::Damped => "suppressed by flap damping (flapped too often)",
         }
     }
 }

@@ -57,6 +57,7 @@ fn engine_config(c: &NodeConfig, security: &Security) -> EngineConfig {
         .with_max_routes_per_update(c.session.max_routes_per_update)
         .with_cert(security.cert())
         .with_graceful_restart(c.session.graceful_restart_secs())
+        .with_damping(c.damping.engine())
         .with_seed(rand::random())
 }
 

@@ -28,11 +28,13 @@ impl Engine {
         self.stats.updates_in += 1;
         for key in update.withdraw {
             self.stats.withdrawals_in += 1;
+            self.damp_withdrawal(idx, &key);
             self.withdraw_path(idx, &key, true);
         }
         if let Some(info) = self.peer(idx).map(|p| p.info()) {
             for route in update.announce {
                 self.stats.routes_in += 1;
+                self.damp_announcement(idx, &route);
                 self.receive_path_as(idx, &info, route, false);
             }
         }
@@ -149,7 +151,15 @@ impl Engine {
             );
             return;
         }
-        let excluded = exclusion(&self.decision, &post, learned);
+        let excluded = exclusion(&self.decision, &post, learned).or_else(|| {
+            self.damped(
+                idx,
+                &RouteKey {
+                    prefix: prefix.clone(),
+                    path_id,
+                },
+            )
+        });
         let cand = Candidate {
             peer: idx,
             path_id,
@@ -586,7 +596,7 @@ impl Settle<'_> {
     }
 }
 
-fn snapshot(d: &Dest) -> Option<BestSnapshot> {
+pub(super) fn snapshot(d: &Dest) -> Option<BestSnapshot> {
     d.best().map(BestSnapshot::of)
 }
 

@@ -16,6 +16,7 @@
 //! ```
 
 mod aggregate;
+mod damping;
 mod export;
 mod import;
 #[cfg(test)]
@@ -31,11 +32,14 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use aggregate::AggregateConfig;
+pub use damping::{DampingConfig, DampingReport};
 pub use export::NotExported;
 pub use peer::{MessageCounts, PeerConfig, PeerInfo, PeerState};
 
 use super::attrs::{AttrInterner, PathAttrs};
-use super::decision::{DecisionConfig, Learned, MedMode, PathView, Status, multipath, select};
+use super::decision::{
+    DecisionConfig, Exclusion, Learned, MedMode, PathView, Status, multipath, select,
+};
 use super::ids::{Asn, ClusterId, Millis, NodeId};
 use super::message::{Capabilities, Message, Notification};
 use super::prefix::Prefix;
@@ -104,6 +108,8 @@ pub struct EngineConfig {
     /// ROUTE-REFRESH requests from one peer are answered at most this often
     /// (10 s); one that comes sooner is answered when the interval is over.
     pub min_route_refresh_interval: Duration,
+    /// Route flap damping for paths from external peers (off by default).
+    pub damping: DampingConfig,
 }
 
 impl EngineConfig {
@@ -131,6 +137,7 @@ impl EngineConfig {
             max_rejected_per_peer: 10_000,
             max_peer_restart_time: 600,
             min_route_refresh_interval: Duration::from_secs(10),
+            damping: DampingConfig::default(),
         }
     }
 
@@ -163,6 +170,11 @@ impl EngineConfig {
     /// The graceful-restart time offered in OPEN, in seconds (0: none).
     pub fn with_graceful_restart(mut self, secs: u16) -> Self {
         self.capabilities.graceful_restart = (secs > 0).then_some(secs);
+        self
+    }
+
+    pub fn with_damping(mut self, damping: DampingConfig) -> Self {
+        self.damping = damping;
         self
     }
 
@@ -316,6 +328,9 @@ pub struct PathReport {
     pub route: Route,
     pub stale: bool,
     pub status: Status,
+    /// The flap record of the path, if it has one (see `damping`).
+    #[serde(default)]
+    pub damping: Option<DampingReport>,
 }
 
 /// Where calls for a prefix can go; see [`Engine::forwarding`].
@@ -352,6 +367,9 @@ pub struct Engine {
     export_cache: export::ExportCache,
     /// Size of the interner and export cache after the last sweep.
     gc_watermark: usize,
+    damping: damping::Damping,
+    /// The time of the event being handled (for damping).
+    now: Millis,
 }
 
 impl Engine {
@@ -378,6 +396,8 @@ impl Engine {
             recent_attrs: FastMap::default(),
             export_cache: Default::default(),
             gc_watermark: 0,
+            damping: Default::default(),
+            now: Millis(0),
         }
     }
 
@@ -414,6 +434,7 @@ impl Engine {
 
     /// Handles one event without flushing route output.
     pub fn apply(&mut self, now: Millis, event: Event) {
+        self.now = now;
         match event {
             Event::AddPeer(cfg) => self.add_peer(now, cfg),
             Event::RemovePeer(node) => self.remove_peer(now, node),
@@ -432,7 +453,10 @@ impl Engine {
             } => self.restore_stale(now, peer, asn, routes, until),
             Event::PolicyReloaded(p) => self.reload_policy(p),
             Event::AdminEnable { peer, enabled } => self.admin_enable(now, peer, enabled),
-            Event::Tick => self.on_tick(now),
+            Event::Tick => {
+                self.reuse_damped(now);
+                self.on_tick(now)
+            }
         }
     }
 
@@ -442,6 +466,7 @@ impl Engine {
             .iter()
             .flatten()
             .filter_map(|p| p.next_deadline())
+            .chain(self.damping.next_deadline())
             .min()
     }
 
@@ -504,10 +529,14 @@ impl Engine {
                 multipath: 1,
             });
         }
-        let nodes: Vec<Option<NodeId>> =
-            d.candidates.iter().map(|c| self.node_of(c.peer)).collect();
-        let views: Vec<PathView<'_>> = d
+        // Damped paths are excluded by the engine, not by their attributes.
+        let cands: Vec<&super::rib::Candidate> = d
             .candidates
+            .iter()
+            .filter(|c| c.excluded != Some(Exclusion::Damped))
+            .collect();
+        let nodes: Vec<Option<NodeId>> = cands.iter().map(|c| self.node_of(c.peer)).collect();
+        let views: Vec<PathView<'_>> = cands
             .iter()
             .zip(&nodes)
             .map(|(c, n)| PathView {
@@ -532,7 +561,7 @@ impl Engine {
         Some(Forwarding {
             paths: order
                 .into_iter()
-                .map(|i| (nodes[i], candidate_route(&p, &d.candidates[i])))
+                .map(|i| (nodes[i], candidate_route(&p, cands[i])))
                 .collect(),
             prefix: p,
             multipath: equal.len(),
@@ -564,10 +593,13 @@ impl Engine {
         let Some(d) = self.rib.dests.get(prefix) else {
             return Vec::new();
         };
-        let nodes: Vec<Option<NodeId>> =
-            d.candidates.iter().map(|c| self.node_of(c.peer)).collect();
-        let views: Vec<PathView<'_>> = d
+        // Damped paths do not compete; they are reported as excluded.
+        let (damped, cands): (Vec<&super::rib::Candidate>, Vec<&super::rib::Candidate>) = d
             .candidates
+            .iter()
+            .partition(|c| c.excluded == Some(Exclusion::Damped));
+        let nodes: Vec<Option<NodeId>> = cands.iter().map(|c| self.node_of(c.peer)).collect();
+        let views: Vec<PathView<'_>> = cands
             .iter()
             .zip(&nodes)
             .map(|(c, n)| PathView {
@@ -580,18 +612,27 @@ impl Engine {
             .collect();
         let mut status = Vec::new();
         select(&self.decision, &views, &mut status);
-        let mut out: Vec<PathReport> = d
-            .candidates
+        let report = |c: &super::rib::Candidate, peer: Option<NodeId>, status| {
+            let route = candidate_route(prefix, c);
+            PathReport {
+                damping: self.damping_report(peer, &route.key()),
+                peer,
+                learned: c.learned,
+                route,
+                stale: c.stale,
+                status,
+            }
+        };
+        let mut out: Vec<PathReport> = cands
             .iter()
             .zip(nodes)
             .zip(status)
-            .map(|((c, peer), status)| PathReport {
-                peer,
-                learned: c.learned,
-                route: candidate_route(prefix, c),
-                stale: c.stale,
-                status,
-            })
+            .map(|((c, peer), status)| report(c, peer, status))
+            .chain(
+                damped
+                    .iter()
+                    .map(|c| report(c, self.node_of(c.peer), Status::Excluded(Exclusion::Damped))),
+            )
             .collect();
         out.sort_by_key(|r| !matches!(r.status, Status::Best));
         out
