@@ -20,6 +20,7 @@ mod damping;
 mod export;
 mod import;
 #[cfg(test)]
+#[path = "nexthop/tests.rs"]
 mod nexthop_tests;
 mod peer;
 mod sessions;
