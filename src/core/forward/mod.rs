@@ -81,7 +81,7 @@ use crate::core::ids::NodeId;
 use answer::Back;
 use quota::{Claim, Quotas};
 use replay::ReplayWindow;
-use table::{CallTable, Down, Entry, MAX_SIDE_MESSAGES, PROGRESS_BURST, RETURN_HOLD_US, Timer};
+use table::{CallTable, Down, Entry, MAX_SIDE_MESSAGES, RETURN_HOLD_US, Timer};
 
 pub use config::ForwardConfig;
 pub use events::{
@@ -89,7 +89,9 @@ pub use events::{
     LocalId, Micros,
 };
 pub use routes::{CallRoutes, CallerRefused, CallerVerifier, NextHop, Resolution, route_tool};
-pub use table::{MAX_SIDE_MESSAGES as SIDE_MESSAGES_PER_CALL, PROGRESS_INTERVAL_US};
+pub use table::{
+    MAX_SIDE_MESSAGES as SIDE_MESSAGES_PER_CALL, PROGRESS_BURST, PROGRESS_INTERVAL_US,
+};
 
 /// The per-hop call table and its rules. See the module documentation.
 pub struct Forwarder {
