@@ -72,6 +72,22 @@ impl RoutePolicy for DefaultPolicy {
     }
 }
 
+/// Accepts every route in both directions: the open policy tests and the
+/// simulator use.
+#[cfg(test)]
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct AcceptAll;
+
+#[cfg(test)]
+impl RoutePolicy for AcceptAll {
+    fn import(&self, _: &PeerInfo, _: &Prefix, _: &mut Arc<PathAttrs>) -> bool {
+        true
+    }
+    fn export(&self, _: &PeerInfo, _: &Prefix, _: &mut Arc<PathAttrs>) -> bool {
+        true
+    }
+}
+
 /// Node-wide engine settings.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {

@@ -9,18 +9,6 @@ use crate::core::ids::AgentId;
 use crate::core::message::{ErrorCode, Update, subcode};
 use crate::sim::SimNet;
 
-#[derive(Debug)]
-struct AcceptAll;
-
-impl RoutePolicy for AcceptAll {
-    fn import(&self, _: &PeerInfo, _: &Prefix, _: &mut Arc<PathAttrs>) -> bool {
-        true
-    }
-    fn export(&self, _: &PeerInfo, _: &Prefix, _: &mut Arc<PathAttrs>) -> bool {
-        true
-    }
-}
-
 const T0: Millis = Millis(1_700_000_000_000);
 
 fn id(n: u64) -> NodeId {

@@ -16,26 +16,14 @@ use crate::core::call::{
     CallReturn, LegId, Progress, ProgressInfo, TOOL_ATTR,
 };
 use crate::core::engine::Engine;
+use crate::core::engine::{AcceptAll, Event, PeerConfig};
 use crate::core::engine::{EngineConfig, PeerState};
-use crate::core::engine::{Event, PeerConfig, PeerInfo, RoutePolicy};
 use crate::core::ids::{AgentId, Asn, Millis, NodeId};
 use crate::core::prefix::Prefix;
 use crate::core::route::Route;
 use crate::sim::SimNet;
 use retry::MAX_RETRIES;
 use serde_json::Value as Json;
-
-#[derive(Debug)]
-struct AcceptAll;
-
-impl RoutePolicy for AcceptAll {
-    fn import(&self, _: &PeerInfo, _: &Prefix, _: &mut Arc<PathAttrs>) -> bool {
-        true
-    }
-    fn export(&self, _: &PeerInfo, _: &Prefix, _: &mut Arc<PathAttrs>) -> bool {
-        true
-    }
-}
 
 /// Unsigned simulator links carry no signatures; this verifier accepts
 /// exactly those and refuses anything claiming one it cannot check.

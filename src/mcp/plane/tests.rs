@@ -153,19 +153,9 @@ fn an_oversized_descriptor_is_refused_and_the_cache_is_bounded_in_bytes() {
 /// still be fetched, not marked unavailable.
 #[test]
 fn a_refused_fetch_does_not_mark_a_namesake_route_unavailable() {
-    use crate::core::engine::{EngineConfig, PeerInfo, RoutePolicy};
+    use crate::core::engine::{AcceptAll, EngineConfig};
     use crate::core::message::{Message, Update};
 
-    #[derive(Debug)]
-    struct AcceptAll;
-    impl RoutePolicy for AcceptAll {
-        fn import(&self, _: &PeerInfo, _: &Prefix, _: &mut Arc<PathAttrs>) -> bool {
-            true
-        }
-        fn export(&self, _: &PeerInfo, _: &Prefix, _: &mut Arc<PathAttrs>) -> bool {
-            true
-        }
-    }
     let now = Millis(1_700_000_000_000);
     let mut e = Engine::new(EngineConfig::new(Asn(65001), NodeId::from_u64(1)))
         .with_policy(Arc::new(AcceptAll));
