@@ -49,7 +49,7 @@ pub fn glass(a: GlassArgs) -> anyhow::Result<ExitCode> {
         println!("{url}");
     } else {
         let token = read_token(&cfg.admin_token_path())?;
-        println!("{url}#token={}", fragment_value(token.expose()));
+        println!("{url}#token={}", super::ops::percent_encode(token.expose()));
         eprintln!(
             "abgp glass: the address carries the admin token after '#': open it in a browser on this machine, do not share it"
         );
@@ -57,28 +57,13 @@ pub fn glass(a: GlassArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `s` percent-encoded but for the unreserved characters, as the page's
-/// `URLSearchParams` decodes it (a token may hold any printable ASCII,
-/// `+`, `&`, `%` and `#` included).
-fn fragment_value(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
     fn the_token_is_percent_encoded_in_the_fragment() {
-        assert_eq!(super::fragment_value("ab09-._~"), "ab09-._~");
+        assert_eq!(super::super::ops::percent_encode("ab09-._~"), "ab09-._~");
         assert_eq!(
-            super::fragment_value("a+b%c&d#e=f g"),
+            super::super::ops::percent_encode("a+b%c&d#e=f g"),
             "a%2Bb%25c%26d%23e%3Df%20g"
         );
     }

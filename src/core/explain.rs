@@ -7,10 +7,8 @@
 //! message. A module of its own because it needs both the engine and the
 //! policy language, which must not depend on each other both ways.
 
-use std::sync::Arc;
-
 use crate::core::decision::Status;
-use crate::core::engine::{Engine, NotExported, PathReport, PeerState};
+use crate::core::engine::{Engine, NotExported, PathReport, PeerInfo, PeerState};
 use crate::core::ids::{Asn, NodeId};
 use crate::core::policy::{Decision, Direction, NodePolicy};
 use crate::core::prefix::Prefix;
@@ -224,28 +222,8 @@ pub fn policy_dry_run(engine: &mut Engine, old: &NodePolicy, new: &NodePolicy) -
     for info in &peers {
         for r in engine.adj_rib_in_pre(&info.node) {
             out.import_evaluated += 1;
-            let mut a_old = r.attrs.clone();
-            let mut a_new = r.attrs.clone();
-            let before = old.decide(Direction::Import, info, &r.prefix, &mut a_old);
-            let after = new.decide(Direction::Import, info, &r.prefix, &mut a_new);
-            let change = match (before.is_accept(), after.is_accept()) {
-                (false, true) => Some(Change::Accepted),
-                (true, false) => Some(Change::Rejected),
-                (true, true) if *a_old != *a_new => Some(Change::Modified),
-                _ => None,
-            };
-            if let Some(change) = change {
-                let attrs = if after.is_accept() { a_new } else { a_old };
-                out.changes.push(RouteChange {
-                    peer: info.node,
-                    asn: info.asn,
-                    direction: Direction::Import,
-                    change,
-                    route: Route { attrs, ..r },
-                    before,
-                    after,
-                });
-            }
+            out.changes
+                .extend(compare(Direction::Import, info, &r, old, new));
         }
     }
     let best = engine.loc_rib();
@@ -257,35 +235,52 @@ pub fn policy_dry_run(engine: &mut Engine, old: &NodePolicy, new: &NodePolicy) -
                 // Not a policy matter: no policy can change it.
                 Err(_) => continue,
             }
-            let mut a_old = b.attrs.clone();
-            let mut a_new = b.attrs.clone();
-            let before = old.decide(Direction::Export, info, &b.prefix, &mut a_old);
-            let after = new.decide(Direction::Export, info, &b.prefix, &mut a_new);
-            let change = match (before.is_accept(), after.is_accept()) {
-                (false, true) => Some(Change::Accepted),
-                (true, false) => Some(Change::Rejected),
-                (true, true) if *a_old != *a_new => Some(Change::Modified),
-                _ => None,
-            };
-            if let Some(change) = change {
-                let attrs: Arc<_> = if after.is_accept() { a_new } else { a_old };
-                out.changes.push(RouteChange {
-                    peer: info.node,
-                    asn: info.asn,
-                    direction: Direction::Export,
-                    change,
-                    route: Route { attrs, ..b.clone() },
-                    before,
-                    after,
-                });
-            }
+            out.changes
+                .extend(compare(Direction::Export, info, b, old, new));
         }
     }
     out
 }
 
+/// Runs `route` through both policies in one direction; the difference,
+/// if any, with the route as the new policy leaves it (as the old one left
+/// it, for a newly rejected route).
+fn compare(
+    direction: Direction,
+    info: &PeerInfo,
+    route: &Route,
+    old: &NodePolicy,
+    new: &NodePolicy,
+) -> Option<RouteChange> {
+    let mut a_old = route.attrs.clone();
+    let mut a_new = route.attrs.clone();
+    let before = old.decide(direction, info, &route.prefix, &mut a_old);
+    let after = new.decide(direction, info, &route.prefix, &mut a_new);
+    let change = match (before.is_accept(), after.is_accept()) {
+        (false, true) => Change::Accepted,
+        (true, false) => Change::Rejected,
+        (true, true) if *a_old != *a_new => Change::Modified,
+        _ => return None,
+    };
+    let attrs = if after.is_accept() { a_new } else { a_old };
+    Some(RouteChange {
+        peer: info.node,
+        asn: info.asn,
+        direction,
+        change,
+        route: Route {
+            attrs,
+            ..route.clone()
+        },
+        before,
+        after,
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::core::attrs::PathAttrs;
     use crate::core::decision::Step;

@@ -55,10 +55,7 @@ impl Node {
         let set = match PolicySet::from_toml_str(text, file) {
             Ok(s) => s,
             Err(e) => {
-                let errors = match e.diagnostics() {
-                    [] => vec![e.to_string()],
-                    d => d.iter().map(|d| d.to_string()).collect(),
-                };
+                let errors = e.messages();
                 return PolicyCheckView::invalid(errors);
             }
         };

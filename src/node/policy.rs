@@ -29,10 +29,7 @@ impl Node {
             ))));
         };
         let set = crate::config::load_policy_file(&path).map_err(|e| {
-            let errors: Vec<String> = match e.diagnostics() {
-                [] => vec![e.to_string()],
-                d => d.iter().map(|d| d.to_string()).collect(),
-            };
+            let errors: Vec<String> = e.messages();
             ReloadError::Refused(AdminError::BadRequest(format!(
                 "the policy in force is unchanged: {}",
                 errors.join("; ")

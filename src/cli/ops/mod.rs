@@ -180,6 +180,21 @@ pub fn view_endpoint(
     ))
 }
 
+/// `s` percent-encoded but for the unreserved characters (RFC 3986): a
+/// query value for the admin API, or the token in the looking glass's
+/// fragment (which may hold any printable ASCII, `+ & % #` included).
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Prints a JSON value the way `--json` promises: pretty, one document.
 pub fn print_json(v: &Value) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);

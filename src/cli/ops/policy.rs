@@ -87,13 +87,7 @@ fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
                 Vec::new(),
                 set.lint().iter().map(|l| l.to_string()).collect(),
             ),
-            Err(e) => (
-                match e.diagnostics() {
-                    [] => vec![e.to_string()],
-                    d => d.iter().map(|d| d.to_string()).collect(),
-                },
-                Vec::new(),
-            ),
+            Err(e) => (e.messages(), Vec::new()),
         };
     if !errors.is_empty() || a.offline {
         if a.target.json {

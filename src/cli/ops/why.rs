@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Args;
 use serde_json::Value;
 
-use super::{Node, Target, as_path, print_json, short_peer, text};
+use super::{Node, Target, as_path, percent_encode, print_json, short_peer, text};
 
 #[derive(Debug, Args)]
 pub struct WhyArgs {
@@ -17,19 +17,6 @@ pub struct WhyArgs {
     /// A routed prefix, a name under one (the prefix a call would use is
     /// explained), or a tool's name as the MCP front lists it.
     pub prefix: String,
-}
-
-/// Percent-encodes a query value.
-fn encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 fn is_not_found(e: &anyhow::Error) -> bool {
@@ -68,7 +55,7 @@ fn first_as(v: &Value) -> String {
 
 pub fn why(a: WhyArgs) -> anyhow::Result<ExitCode> {
     let node = Node::open(&a.target)?;
-    let w = match node.get(&format!("/v1/why?prefix={}", encode(&a.prefix))) {
+    let w = match node.get(&format!("/v1/why?prefix={}", percent_encode(&a.prefix))) {
         Ok(w) => w,
         // Not a prefix with paths: maybe the name a client calls.
         Err(e) if is_not_found(&e) => match front_prefix(&node, &a.prefix)? {
@@ -76,7 +63,7 @@ pub fn why(a: WhyArgs) -> anyhow::Result<ExitCode> {
                 if !a.target.json {
                     println!("{} is the front's name for {p}", a.prefix);
                 }
-                node.get(&format!("/v1/why?prefix={}", encode(&p)))?
+                node.get(&format!("/v1/why?prefix={}", percent_encode(&p)))?
             }
             None => return Err(e),
         },
@@ -177,7 +164,7 @@ pub fn why(a: WhyArgs) -> anyhow::Result<ExitCode> {
 mod tests {
     #[test]
     fn query_values_are_percent_encoded() {
-        assert_eq!(super::encode("tools/c/*"), "tools%2Fc%2F%2A");
-        assert_eq!(super::encode("a b&c"), "a%20b%26c");
+        assert_eq!(super::super::percent_encode("tools/c/*"), "tools%2Fc%2F%2A");
+        assert_eq!(super::super::percent_encode("a b&c"), "a%20b%26c");
     }
 }

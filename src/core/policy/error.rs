@@ -39,6 +39,15 @@ impl PolicyLoadError {
             PolicyLoadError::Invalid(d) => d,
         }
     }
+
+    /// One message per problem (`file:line:col: field: reason`), or the
+    /// error itself when it has no diagnostics (the file unreadable).
+    pub fn messages(&self) -> Vec<String> {
+        match self.diagnostics() {
+            [] => vec![self.to_string()],
+            d => d.iter().map(|d| d.to_string()).collect(),
+        }
+    }
 }
 
 /// Prints one diagnostic per line.
