@@ -11,6 +11,7 @@ pub mod decision;
 pub mod engine;
 pub mod explain;
 pub mod forward;
+pub mod health;
 pub mod ids;
 pub mod message;
 pub mod policy;
