@@ -155,10 +155,10 @@ node() {
 # get NAME.KEY: a recorded value.
 get() { awk -F= -v k="$1" '$1 == k { sub(/^[^=]*=/, ""); print; exit }' "$WORK/values"; }
 
-# render NAME TEMPLATE POLICY: NAME's node.toml from TEMPLATE (every @KEY@
+# render NAME TEMPLATE [POLICY]: NAME's node.toml from TEMPLATE (every @KEY@
 # replaced; an unknown key is an error) and its policy.toml from POLICY.
 render() {
-    local name=$1 template=$2 policy=$3
+    local name=$1 template=$2 policy=${3:-}
     python3 - "$WORK/values" "$template" "$WORK/$name/node.toml" <<'EOF' ||
 import re, sys
 values = dict(l.rstrip("\n").split("=", 1) for l in open(sys.argv[1]) if "=" in l)
@@ -170,9 +170,11 @@ out = re.sub(r"@([A-Za-z0-9_.-]+)@", lambda m: values[m.group(1)], text)
 open(sys.argv[3], "w").write(out)
 EOF
         die "rendering $template failed"
-    cp "$policy" "$WORK/$name/policy.toml"
-    "$ABGP" policy check --offline "$WORK/$name/policy.toml" >/dev/null ||
-        die "$policy does not compile"
+    if [[ -n $policy ]]; then
+        cp "$policy" "$WORK/$name/policy.toml"
+        "$ABGP" policy check --offline "$WORK/$name/policy.toml" >/dev/null ||
+            die "$policy does not compile"
+    fi
 }
 
 # start NAME: runs the node in the background (stdout and log in its dir).
@@ -349,16 +351,16 @@ route_field() {
         py "next((($3) for r in d if r['prefix'] == '$2' and r['status'] == 'best'), 'no route')"
 }
 
-# not_exported NAME PREFIX PEER STATEMENT: `abgp why PREFIX` at NAME says
-# the best path is not advertised to node PEER, rejected by export policy
-# statement STATEMENT.
+# not_exported NAME PREFIX PEER WHY: `abgp why PREFIX` at NAME says
+# the best path is not advertised to node PEER, for a reason that says
+# WHY (the export statement, the default, a community).
 not_exported() {
     local peer got
     peer=$(get "$3.peer_id")
     got=$(abgp_json "$1" why "$2" |
         py "next((('advertised' if e['advertised'] else 'not advertised') + ': ' + ((e.get('export') or {}).get('decided_by') or str(e.get('reason_text'))) for e in d['exports'] if e['peer'] == '$peer'), 'no session with $3')")
     say "      $1 -> $3: $got"
-    [[ $got == "not advertised: "*"statement \"$4\""* ]]
+    [[ $got == "not advertised: "*"$4"* ]]
 }
 
 # call_ok NAME TOOL ARGS TEXT: the call succeeds and echoes TEXT.
@@ -406,4 +408,62 @@ audited() { eventually audit_has "$@"; }
 # "Front names"): the same at every node, so a name only that route has.
 hashed_name() {
     python3 -c 'import hashlib, sys; print(sys.argv[2] + "_" + hashlib.sha256(f"{sys.argv[1]}\0{sys.argv[2]}".encode()).hexdigest()[:8])' "$1" "$2"
+}
+
+# token: 64 random hex digits (a bearer token).
+token() { python3 -c 'import secrets; print(secrets.token_hex(32))'; }
+
+# front_url NAME: NAME's MCP front, from its start-up summary.
+front_url() { awk '$1 == "mcp" && $2 == "front" { print $3; exit }' "$WORK/$1/stdout.log"; }
+
+# http_status URL METHOD [TOKEN]: the HTTP status of a request to URL (an
+# MCP initialize for POST), with `Authorization: Bearer TOKEN` if given.
+http_status() {
+    python3 - "$@" <<'PY'
+import json, sys, urllib.error, urllib.request
+url, method = sys.argv[1], sys.argv[2]
+body = None
+headers = {"Accept": "application/json, text/event-stream"}
+if method == "POST":
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "run.sh", "version": "1"}}}).encode()
+    headers["Content-Type"] = "application/json"
+if len(sys.argv) > 3:
+    headers["Authorization"] = "Bearer " + sys.argv[3]
+req = urllib.request.Request(url, data=body, method=method, headers=headers)
+try:
+    with urllib.request.urlopen(req, timeout=10) as r:
+        print(r.status)
+except urllib.error.HTTPError as e:
+    print(e.code)
+PY
+}
+
+# import_rejected NAME PREFIX PEER WHY: `abgp why PREFIX` at NAME lists the
+# path from node PEER among those import policy rejected, decided by WHY.
+import_rejected() {
+    local peer got
+    peer=$(get "$3.peer_id")
+    got=$(abgp_json "$1" why "$2" |
+        py "next((str((p.get('import') or {}).get('decided_by')) for p in d['rejected'] if p['peer'] == '$peer'), 'not among the rejected paths')")
+    say "      $1 <- $3: $got"
+    [[ $got == *"$4"* ]]
+}
+
+# verified_clean NAME: NAME checks route signatures, some routes passed
+# and none was dropped for a failed check.
+verified_clean() {
+    local v
+    v=$(abgp_json "$1" status | py 'd["status"]["verify"]')
+    say "      $1: $(py '"enabled %(enabled)s, routes ok %(routes_ok)s, dropped %(routes_dropped)s" % d' <<<"$v")"
+    [[ $(py 'd["enabled"] and d["routes_ok"] > 0 and d["routes_dropped"] == 0' <<<"$v") == true ]]
+}
+
+# opens_refused NAME: how many OPENs NAME refused for their certificate.
+opens_refused() { abgp_json "$1" status | py 'd["status"]["verify"]["opens_refused"]'; }
+
+# refused NAME TEXT: a session of NAME ended with an error saying TEXT.
+refused() {
+    [[ $(abgp_json "$1" peers | py "any('$2' in str(p.get('last_error')) for p in d)") == true ]]
 }

@@ -63,9 +63,9 @@ check "at Finance, Engineering's routes come through the core: AS path 65000 650
 check "at the core, Finance's routes have AS path 65001" \
     same "65001" "$(as_path core-2 finance/report/echo)"
 check "core-2 does not advertise Finance to eng-1: the export statement finance-routes rejects it" \
-    not_exported core-2 finance/budget/echo eng-1 finance-routes
+    not_exported core-2 finance/budget/echo eng-1 'statement "finance-routes"'
 check "fin-1 keeps the audit agent inside Finance: statement confidential rejects it towards core-1" \
-    not_exported fin-1 finance/audit/echo core-1 confidential
+    not_exported fin-1 finance/audit/echo core-1 'statement "confidential"'
 
 say "-- the route reflector"
 check "core-2 learned Finance's routes reflected by core-rr: originator core-1, cluster list [1]" \

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# The design seed's multi-cloud federation on loopback: AWS (AS 65100) and
+# Azure (AS 65200) joined by an Internet BGP core (AS 65300). Starts the
+# nodes, waits for them to converge, checks every policy and security rule
+# README.md describes (PASS/FAIL lines), stops them. Exit 0 only when every
+# check passed. ABGP=path picks the binary; KEEP=1 keeps the node dirs.
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=../common.sh
+source "$HERE/../common.sh"
+
+setup multi-cloud multicloud
+
+# Keys, ports and ASN certificates issued by the registry; the impostor's
+# certificate is replaced by one it signs itself.
+node aws-1 65100
+node azure-1 65200
+node ix-1 65300
+node impostor 65100
+rm -f "$WORK/impostor/node.cert"
+for n in aws-1 azure-1 ix-1; do value "$n.token" "$(token)"; done
+value aws-1.neighbor ""
+value azure-1.neighbor ""
+value ix-1.routing ""
+value ix-1.client ""
+
+render aws-1 "$HERE/nodes/aws-1.toml" "$HERE/policies/aws.toml"
+render azure-1 "$HERE/nodes/azure-1.toml" "$HERE/policies/azure.toml"
+render ix-1 "$HERE/nodes/ix-1.toml" "$HERE/policies/core.toml"
+render impostor "$HERE/nodes/impostor.toml"
+
+for n in aws-1 azure-1 ix-1; do start "$n"; done
+NODES=(aws-1 azure-1 ix-1)
+wait_running
+say "-- waiting for the sessions and the routes"
+wait_for "ix-1's 2 sessions" established ix-1 2
+AWS="aws/api aws/data aws/ml"
+AWS_PUBLIC="aws/api aws/ml"
+AZURE="azure/analytics azure/compute azure/storage"
+AZURE_PUBLIC="azure/analytics azure/storage"
+wait_for "the core to see both clouds' public agents" has_agents ix-1 "$AWS_PUBLIC $AZURE_PUBLIC"
+wait_for "AWS to see Azure's" has_agents aws-1 "$AWS $AZURE_PUBLIC"
+wait_for "Azure to see AWS's" has_agents azure-1 "$AZURE aws/billing $AWS_PUBLIC"
+
+say "-- routes at each node"
+check "aws-1 sees its own agents and Azure's analytics and storage (not compute)" \
+    same "$(words "$AWS $AZURE_PUBLIC")" "$(agents aws-1)"
+check "azure-1 sees its own agents and AWS's API and ML (not data processing)" \
+    same "$(words "$AZURE aws/billing $AWS_PUBLIC")" "$(agents azure-1)"
+check "the core sees each cloud's public agents only" \
+    same "$(words "$AWS_PUBLIC $AZURE_PUBLIC")" "$(agents ix-1)"
+check "at Azure, AWS's ML agent has AS path 65300 65100" \
+    same "65300 65100" "$(as_path azure-1 aws/ml/echo)"
+check "at AWS, Azure's analytics agent has AS path 65300 65200" \
+    same "65300 65200" "$(as_path aws-1 azure/analytics/echo)"
+
+say "-- what crosses between clouds, and why"
+check "aws-1 does not export data processing: only the prefix list aws/api/*, aws/ml/* goes out" \
+    not_exported aws-1 aws/data/echo ix-1 "the configured default"
+check "azure-1 does not export compute: its routes carry no-export" \
+    not_exported azure-1 azure/compute/echo ix-1 "NO_EXPORT community"
+check "the core refuses Azure's announcement in AWS's space (aws/billing/echo): no statement of from-azure accepts it" \
+    import_rejected ix-1 aws/billing/echo azure-1 "the configured default"
+check "the core tags what it learned from AWS with 65300:100 (Azure's import requires it)" \
+    same "65300:100" "$(route_field azure-1 aws/ml/echo '" ".join(r["communities"])')"
+check "and what it learned from Azure with 65300:200" \
+    same "65300:200" "$(route_field aws-1 azure/analytics/echo '" ".join(r["communities"])')"
+
+say "-- signatures"
+check "at Azure, AWS's route is signed by its origin and carries path signatures" \
+    same true "$(route_field azure-1 aws/ml/echo 'r["signed"] and r["path_signatures"] >= 1')"
+for n in aws-1 azure-1 ix-1; do
+    check "$n verified routes and dropped none for a bad signature" verified_clean "$n"
+done
+
+say "-- calls"
+T=$(front_name azure-1 aws/ml/echo)
+check "Azure calls AWS's ML agent ($T) through the core" \
+    call_ok azure-1 "$T" '{"text":"from azure"}' "from azure"
+check "the call crossed AS 65200, 65300, 65100" same "65200 65300 65100" "$(hops)"
+T=$(front_name aws-1 azure/analytics/echo)
+check "AWS calls Azure's analytics agent ($T)" \
+    call_ok aws-1 "$T" '{"text":"from aws"}' "from aws"
+T=$(front_name aws-1 azure/storage/echo)
+check "AWS may not call Azure's storage (routed, but not on Azure's allow-list)" \
+    call_fails aws-1 "$T" '{"text":"from aws"}' 1 "access to azure/storage/echo denied to AS65100"
+T=$(front_name ix-1 aws/ml/echo)
+check "the core may not call AWS's ML agent: default deny" \
+    call_fails ix-1 "$T" '{"text":"from the core"}' 1 "access to aws/ml/echo denied to AS65300"
+T=$(hashed_name aws/data/echo echo)
+check "Azure cannot reach AWS's data processing: no route for $T" \
+    call_fails azure-1 "$T" '{"text":"from azure"}' '1|4' "no tool \"$T\" is routed to this node"
+
+say "-- tokens and identities"
+check "aws-1's MCP front refuses a client without its bearer token (401)" \
+    same 401 "$(http_status "$(front_url aws-1)" POST)"
+check "aws-1's MCP front takes the token" \
+    same 200 "$(http_status "$(front_url aws-1)" POST "$(get aws-1.token)")"
+check "aws-1's admin API refuses a request without the admin token (401)" \
+    same 401 "$(http_status "http://$(cat "$WORK/aws-1/admin.addr")/v1/status" GET)"
+start impostor
+NODES+=(impostor)
+wait_for "impostor to start" running impostor
+check "an impostor claiming AS 65100 with a self-signed certificate is refused in OPEN" \
+    eventually refused impostor "Open/18"
+check "the core counts the refused OPEN" eval '(($(opens_refused ix-1) >= 1))'
+check "and never gives it a session (still 2 established)" established ix-1 2
