@@ -13,6 +13,7 @@
 //! error. Relative paths in the file are relative to its directory
 //! ([`LoadedConfig::resolve`]).
 
+pub mod routing;
 pub mod sections;
 pub mod template;
 pub mod validate;

@@ -572,8 +572,16 @@ pub struct NeighborConfig {
     pub hold_time: Option<Duration>,
     #[serde(default)]
     pub max_prefix: Option<u32>,
-    #[serde(default)]
+    #[serde(default, alias = "rr-client")]
     pub rr_client: bool,
+    /// We are this neighbour's route server (needs `[routing]
+    /// route_server`): its routes go to our other clients unchanged.
+    #[serde(default, alias = "route-server-client")]
+    pub route_server_client: bool,
+    /// This neighbour is our transparent route server: its routes are
+    /// accepted without its ASN in the path, its pcount-0 signatures trusted.
+    #[serde(default, alias = "route-server")]
+    pub route_server: bool,
     #[serde(default)]
     pub description: String,
     /// Reconnect back-off for this neighbour; default: `[session]`'s.
@@ -630,6 +638,7 @@ pub struct NodeConfig {
     pub network: NetworkSection,
     pub session: SessionSection,
     pub damping: DampingSection,
+    pub routing: super::routing::RoutingSection,
     pub discovery: DiscoverySection,
     pub trust: TrustSection,
     pub policy: PolicySection,

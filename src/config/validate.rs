@@ -92,6 +92,7 @@ pub fn problems(c: &NodeConfig) -> Vec<Problem> {
     neighbors(&mut k, c);
     mcp(&mut k, c);
     originate(&mut k, c);
+    k.out.extend(super::routing::problems(c));
     k.out
 }
 

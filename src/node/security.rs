@@ -129,6 +129,10 @@ impl Security {
                 trust = trust.with_pin(node, Asn(n.asn));
             }
         }
+        // Our transparent route servers may sign path hops with pcount 0.
+        for n in crate::config::routing::route_servers(c) {
+            trust = trust.with_transparent(Asn(n.asn));
+        }
         Ok(Security {
             identity: Arc::new(identity),
             trust,

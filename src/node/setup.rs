@@ -58,6 +58,7 @@ fn engine_config(c: &NodeConfig, security: &Security) -> EngineConfig {
         .with_cert(security.cert())
         .with_graceful_restart(c.session.graceful_restart_secs())
         .with_damping(c.damping.engine())
+        .with_cluster_id(c.routing.cluster_id())
         .with_seed(rand::random())
 }
 

@@ -195,6 +195,12 @@ impl EngineConfig {
         self
     }
 
+    /// A route reflector for peers marked `rr_client` (`None`: not one).
+    pub fn with_cluster_id(mut self, id: Option<ClusterId>) -> Self {
+        self.cluster_id = id;
+        self
+    }
+
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = seed;
         self
