@@ -320,6 +320,17 @@ impl Forwarder {
             }
         }
         let to = e.down.peer();
+        // The round trip from the CALL to its result: the latency
+        // balancer's sample. A timeout counts its whole wait; other errors
+        // are not samples (a hop that fails fast must not look fast).
+        let sample = match &ret.outcome {
+            CallOutcome::Ok(_) => true,
+            CallOutcome::Err(err) => err.kind == CallErrorKind::Timeout,
+        };
+        if let (Some(peer), true) = (to, sample) {
+            self.balancer
+                .observe(now, peer, now.0.saturating_sub(e.sent_at.0));
+        }
         out.push(CallAction::Finished(CallRecord {
             call_id: e.call_id,
             caller: e.origin.caller,

@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use super::retry::pick;
 use super::*;
 use crate::core::access::Caller;
 use crate::core::call::{
@@ -183,8 +182,7 @@ impl Forwarder {
             };
             return self.deliver(now, key, call, here, out);
         }
-        let (peers, equal) = res.peer_hops();
-        let Some(peer) = pick(&peers, equal, &call.origin.id, balance, from.as_ref(), &[]) else {
+        let Some(peer) = self.choose(now, &res, &call, balance, from.as_ref(), &[]) else {
             let e = CallError::new(
                 CallErrorKind::NoRoute,
                 format!(
@@ -229,7 +227,7 @@ impl Forwarder {
         let mut call = call;
         call.hop_limit -= 1;
         call.trace = Some(trace);
-        self.sent(key, peer, leg, call, out);
+        self.sent(now, key, peer, leg, call, out);
     }
 
     /// Sends the entry's call (its hop limit already decremented) to
@@ -237,6 +235,7 @@ impl Forwarder {
     /// same copy).
     pub(super) fn send_to(
         &mut self,
+        now: Micros,
         key: InKey,
         peer: NodeId,
         call: Call,
@@ -252,13 +251,14 @@ impl Forwarder {
         if let Some(old) = before {
             self.quotas.sent_to(old, false);
         }
-        self.sent(key, peer, leg, call, out);
+        self.sent(now, key, peer, leg, call, out);
     }
 
     /// The entry's call goes to `peer` on `leg`: counted against the peer,
     /// kept for a resend, and sent.
     pub(super) fn sent(
         &mut self,
+        now: Micros,
         key: InKey,
         peer: NodeId,
         leg: LegId,
@@ -269,6 +269,7 @@ impl Forwarder {
         self.quotas.sent_to(peer, true);
         if let Some(e) = self.table.get_mut(&key) {
             e.tried.push(peer);
+            e.sent_at = now;
             // Keep a copy until the peer has it for sure; keep it for good
             // if the call may be retried after that.
             e.resend = Some(call.clone());
@@ -286,6 +287,7 @@ impl Forwarder {
             call_id: call.origin.id,
             target: call.origin.target.clone(),
             started: now,
+            sent_at: now,
             deadline: Micros::from_millis(call.origin.deadline.min(cap)),
             ack_until: key.peer().map(|_| now.plus_us(self.cfg.ack_hold_us)),
             progress: call.progress,

@@ -1,5 +1,6 @@
 //! Forwarder settings, built with documented defaults and `with_*`.
 
+use super::balance::BalanceRules;
 use super::quota::QuotaConfig;
 use crate::core::ids::{Asn, NodeId};
 
@@ -18,6 +19,7 @@ pub struct ForwardConfig {
     pub(super) replay_window: usize,
     pub(super) balance_transit: bool,
     pub(super) seed: u64,
+    pub(super) balance: BalanceRules,
 }
 
 impl ForwardConfig {
@@ -32,6 +34,7 @@ impl ForwardConfig {
             replay_window: 100_000,
             balance_transit: false,
             seed: 0,
+            balance: BalanceRules::default(),
         }
     }
 
@@ -73,10 +76,22 @@ impl ForwardConfig {
         self
     }
 
-    /// Seeds leg ids, so a restarted node does not reuse its last run's.
+    /// Seeds leg ids, so a restarted node does not reuse its last run's,
+    /// and the balancer's RNG ([`balance`](super::balance)).
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = seed;
         self
+    }
+
+    /// The load-balancing rules (`[[balance]]`; none: calls are balanced
+    /// only when they ask, by call id).
+    pub fn with_balance(mut self, rules: BalanceRules) -> Self {
+        self.balance = rules;
+        self
+    }
+
+    pub fn balance(&self) -> &BalanceRules {
+        &self.balance
     }
 
     pub fn node(&self) -> NodeId {

@@ -62,6 +62,7 @@
 //! in), encoding, or choosing a timeout for the front (callers set the
 //! deadline in the signed origin).
 
+pub mod balance;
 pub mod quota;
 #[cfg(test)]
 mod tests;
@@ -104,6 +105,7 @@ pub struct Forwarder {
     quotas: Quotas,
     /// The claim of the call being admitted, until its entry takes it.
     admitting: Option<Claim>,
+    balancer: balance::Balancer,
 }
 
 impl std::fmt::Debug for Forwarder {
@@ -120,6 +122,7 @@ impl Forwarder {
         let cfg_quotas = cfg.quotas.clone();
         Forwarder {
             table: CallTable::new(cfg.seed),
+            balancer: balance::Balancer::new(cfg.balance.clone(), cfg.seed),
             replay: ReplayWindow::new(cfg.replay_window),
             cfg,
             access: AccessPolicy::default(),
@@ -155,6 +158,36 @@ impl Forwarder {
     /// Calls in flight that came from `peer`, and that went to it.
     pub fn peer_load(&self, peer: &NodeId) -> (usize, usize) {
         (self.quotas.from_peer(peer), self.quotas.to_peer(peer))
+    }
+
+    /// The load balancer: its rules, and the latency it measured per
+    /// next hop.
+    pub fn balancer(&self) -> &balance::Balancer {
+        &self.balancer
+    }
+
+    /// How calls for `target` are balanced over the paths of `routes`: the
+    /// method, the set and each member's weight and latency (for
+    /// operators: `abgp why`). `None` when there is no route, or the
+    /// route is local.
+    pub fn balance_view(
+        &self,
+        routes: &impl CallRoutes,
+        target: &crate::core::prefix::Prefix,
+    ) -> Option<balance::BalanceView> {
+        let res = routes.resolve(target)?;
+        let (paths, nearest) = res.balance_paths(|n| self.quotas.to_peer(n));
+        if paths.is_empty() {
+            return None;
+        }
+        let (_, multipath) = res.peer_hops();
+        let ps = balance::Paths {
+            matched: &res.matched,
+            paths: &paths,
+            multipath,
+            nearest,
+        };
+        Some(self.balancer.view(target, ps))
     }
 
     /// Calls in flight at this hop.

@@ -3,7 +3,7 @@
 //! and the cap on retries.
 
 use super::*;
-use crate::core::call::{CallErrorKind, CallId, CallOutcome, CallReturn, LegId};
+use crate::core::call::{Call, CallErrorKind, CallOutcome, CallReturn, LegId};
 use crate::core::ids::NodeId;
 
 /// A CALL this hop sent that is lost: to which peer, whether the peer may
@@ -137,28 +137,21 @@ impl Forwarder {
         };
         let from = key.peer();
         let next = routes.resolve(&call.origin.target).and_then(|res| {
-            let (peers, equal) = res.peer_hops();
-            pick(
-                &peers,
-                equal,
-                &call.origin.id,
-                balance,
-                from.as_ref(),
-                &tried,
-            )
-            .or_else(|| {
-                // Every path was tried once. One that failed earlier (a
-                // neighbour restarting refuses until its routes are back)
-                // may work now; only the hop that just failed is skipped,
-                // and the retries are capped.
-                if retries >= MAX_RETRIES {
-                    return None;
-                }
-                peers
-                    .iter()
-                    .copied()
-                    .find(|n| *n != failed && Some(n) != from.as_ref())
-            })
+            self.choose(now, &res, &call, balance, from.as_ref(), &tried)
+                .or_else(|| {
+                    // Every path was tried once. One that failed earlier (a
+                    // neighbour restarting refuses until its routes are back)
+                    // may work now; only the hop that just failed is skipped,
+                    // and the retries are capped.
+                    if retries >= MAX_RETRIES {
+                        return None;
+                    }
+                    let (peers, _) = res.peer_hops();
+                    peers
+                        .iter()
+                        .copied()
+                        .find(|n| *n != failed && Some(n) != from.as_ref())
+                })
         });
         let Some(next) = next.filter(|n| self.quotas.next_hop_has_room(n)) else {
             return false;
@@ -168,7 +161,7 @@ impl Forwarder {
         }
         self.stats.retries += 1;
         tracing::info!(call = %call.origin.id.short(), failed = %failed.short(), next = %next.short(), %reason, "retrying the call on another path");
-        self.send_to(key, next, call, out);
+        self.send_to(now, key, next, call, out);
         true
     }
 }
@@ -179,33 +172,36 @@ impl Forwarder {
 /// until its deadline. (The first round over untried paths is not capped.)
 pub(super) const MAX_RETRIES: u32 = 3;
 
-/// Chooses a next hop: among the first `equal` candidates (by call id when
-/// balancing, else the first), skipping the sender and peers already tried;
-/// if those are all excluded, the next usable one in order.
-pub(super) fn pick(
-    peers: &[NodeId],
-    equal: usize,
-    id: &CallId,
-    balance: bool,
-    sender: Option<&NodeId>,
-    tried: &[NodeId],
-) -> Option<NodeId> {
-    let usable = |n: &NodeId| Some(n) != sender && !tried.contains(n);
-    let head: Vec<NodeId> = peers
-        .iter()
-        .take(equal)
-        .copied()
-        .filter(|n| usable(n))
-        .collect();
-    if !head.is_empty() {
-        let i = if balance && head.len() > 1 {
-            let mut h = [0u8; 8];
-            h.copy_from_slice(&id.0[..8]);
-            (u64::from_le_bytes(h) % head.len() as u64) as usize
-        } else {
-            0
+impl Forwarder {
+    /// Chooses a next hop for `call` among the paths of `res` with the
+    /// balancing method of its prefix ([`balance`](super::balance)),
+    /// skipping the sender and the peers already tried; if the whole
+    /// balancing set is excluded, the next usable path in order.
+    pub(super) fn choose(
+        &mut self,
+        now: Micros,
+        res: &Resolution,
+        call: &Call,
+        balance: bool,
+        sender: Option<&NodeId>,
+        tried: &[NodeId],
+    ) -> Option<NodeId> {
+        let (paths, nearest) = res.balance_paths(|n| self.quotas.to_peer(n));
+        let (_, multipath) = res.peer_hops();
+        let ps = super::balance::Paths {
+            matched: &res.matched,
+            paths: &paths,
+            multipath,
+            nearest,
         };
-        return Some(head[i]);
+        let ask = super::balance::Ask {
+            target: &call.origin.target,
+            id: &call.origin.id,
+            asked: balance,
+            wants: &[],
+            sender,
+            tried,
+        };
+        self.balancer.pick(now, ps, &ask)
     }
-    peers.iter().skip(equal).copied().find(|n| usable(n))
 }

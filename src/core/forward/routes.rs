@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::Value as Json;
 
-use crate::core::attrs::AttrValue;
+use crate::core::attrs::{AttrValue, PathAttrs};
 use crate::core::call::{CallOrigin, TOOL_ATTR};
 use crate::core::engine::Engine;
 use crate::core::ids::{AgentId, Asn, Millis, NodeId};
@@ -33,6 +33,8 @@ pub struct Resolution {
     /// Best first; the first `multipath` are equally good.
     pub hops: Vec<NextHop>,
     pub multipath: usize,
+    /// The attributes of each hop's route, in the order of `hops`.
+    pub attrs: Vec<Arc<PathAttrs>>,
 }
 
 impl Resolution {
@@ -49,6 +51,46 @@ impl Resolution {
             .collect();
         let equal = self.multipath.clamp(1, peers.len().max(1));
         (peers, equal)
+    }
+
+    /// The peer hops with what balancing weighs (MED, capabilities; calls
+    /// in flight from `in_flight`), and how many of the first are "equally
+    /// near": equal to the best in local preference and AS-path length
+    /// (decision steps 1 and 3; step 2, local origin, never differs between
+    /// two peer hops), at least 1.
+    pub fn balance_paths(
+        &self,
+        in_flight: impl Fn(&NodeId) -> usize,
+    ) -> (Vec<super::balance::Path<'_>>, usize) {
+        let paths: Vec<super::balance::Path<'_>> = self
+            .hops
+            .iter()
+            .zip(&self.attrs)
+            .filter_map(|(h, a)| match h {
+                NextHop::Peer(n) => Some(super::balance::Path {
+                    peer: *n,
+                    med: a.med,
+                    capabilities: &a.capabilities,
+                    in_flight: in_flight(n),
+                }),
+                NextHop::Local { .. } => None,
+            })
+            .collect();
+        let peer_attrs: Vec<&PathAttrs> = self
+            .hops
+            .iter()
+            .zip(&self.attrs)
+            .filter(|(h, _)| matches!(h, NextHop::Peer(_)))
+            .map(|(_, a)| a.as_ref())
+            .collect();
+        let nearest = match peer_attrs.first() {
+            Some(b) => peer_attrs
+                .iter()
+                .take_while(|a| a.local_pref == b.local_pref && a.path_len() == b.path_len())
+                .count(),
+            None => 1,
+        };
+        (paths, nearest.max(1))
     }
 }
 
@@ -70,6 +112,7 @@ pub fn route_tool(route: &Route) -> Option<Arc<str>> {
 impl CallRoutes for Engine {
     fn resolve(&self, wanted: &Prefix) -> Option<Resolution> {
         let f = self.forwarding(wanted)?;
+        let attrs = f.paths.iter().map(|(_, r)| r.attrs.clone()).collect();
         let hops = f
             .paths
             .iter()
@@ -85,6 +128,7 @@ impl CallRoutes for Engine {
             matched: f.prefix,
             hops,
             multipath: f.multipath,
+            attrs,
         })
     }
 

@@ -44,6 +44,9 @@ pub(super) struct Entry {
     pub call_id: CallId,
     pub target: Prefix,
     pub started: Micros,
+    /// When the CALL went to the current next hop (the start of its
+    /// round trip, for the latency balancer).
+    pub sent_at: Micros,
     /// Effective deadline at this hop (capped by `max_call_ms`).
     pub deadline: Micros,
     /// An inbound CALL whose answer is still owed, until this time.
@@ -387,6 +390,7 @@ mod tests {
             call_id: CallId([7; 16]),
             target: "a/b".parse().expect("prefix"),
             started: Micros(0),
+            sent_at: Micros(0),
             deadline: Micros(deadline),
             ack_until: ack.map(Micros),
             progress: false,
