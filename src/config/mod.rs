@@ -13,6 +13,8 @@
 //! error. Relative paths in the file are relative to its directory
 //! ([`LoadedConfig::resolve`]).
 
+pub mod health;
+pub mod balance;
 pub mod routing;
 pub mod sections;
 pub mod template;
@@ -290,6 +292,7 @@ impl NodeConfig {
     /// Every value that makes no sense (empty when the file is good).
     pub fn problems(&self) -> Vec<Problem> {
         let mut out = validate::problems(self);
+        out.extend(health::problems(self));
         if let Err(e) = self.agent_configs() {
             out.push(e.problem());
         }

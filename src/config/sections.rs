@@ -646,6 +646,7 @@ pub struct NodeConfig {
     pub store: StoreSection,
     pub log: LogSection,
     pub audit: AuditSection,
+    pub health: super::health::HealthSection,
     #[serde(rename = "neighbor")]
     pub neighbors: Vec<NeighborConfig>,
     pub originate: Vec<OriginateConfig>,
