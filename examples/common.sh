@@ -467,3 +467,17 @@ opens_refused() { abgp_json "$1" status | py 'd["status"]["verify"]["opens_refus
 refused() {
     [[ $(abgp_json "$1" peers | py "any('$2' in str(p.get('last_error')) for p in d)") == true ]]
 }
+
+# trace_names: the nodes the last call crossed, caller first, by name.
+trace_names() {
+    python3 - "$WORK/values" "$WORK/call.out" <<'PY'
+import json, sys
+names = {}
+for l in open(sys.argv[1]):
+    k, _, v = l.rstrip("\n").partition("=")
+    if k.endswith(".node_id"):
+        names[v[:8]] = k[: -len(".node_id")]
+trace = json.load(open(sys.argv[2]))["_meta"]["agent-bgp/trace"]
+print(" ".join(names.get(h["node"][:8], h["node"]) for h in trace))
+PY
+}

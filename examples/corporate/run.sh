@@ -81,6 +81,8 @@ check "Finance calls Engineering's code agent ($T at fin-1) across the core" \
     call_ok fin-1 "$T" '{"text":"from finance"}' "from finance"
 check "the call crossed AS 65001, the core AS 65000, then AS 65002" same "65001 65000 65002" "$(hops)"
 FIN_TRACE=$(trace_id)
+FIN_PATH=$(trace_names)
+say "      nodes crossed: $FIN_PATH"
 T=$(hashed_name finance/budget/echo echo)
 check "eng-1's front lists no Finance tool (none under finance/, none named $T)" \
     same "" "$(abgp_json eng-1 tools | py "' '.join(t['name'] for t in d if t['name'] == '$T' or t['prefix'].startswith('finance/'))")"
@@ -95,7 +97,10 @@ check "the core may not call Finance's budget agent: access_denied by fin-1's de
 
 
 say "-- the core's audit log"
-for n in core-1 core-2; do
+check "the call crossed both core borders, core-1 and core-2" \
+    eval '[[ " $FIN_PATH " == *" core-1 "* && " $FIN_PATH " == *" core-2 "* ]]'
+for n in $FIN_PATH; do
+    [[ $n == core-* ]] || continue
     check "$n's audit log has Finance's call to Engineering (caller AS 65001, node fin-1, ok)" \
         audited "$n" "$FIN_TRACE" caller_asn=65001 "caller_node=$(get fin-1.node_id)" \
         target=eng/code/echo outcome=ok
