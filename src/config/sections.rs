@@ -659,3 +659,5 @@ pub struct NodeConfig {
     /// [`crate::core::access`]).
     pub access: Vec<AccessRuleConfig>,
 }
+    /// How calls are spread over the paths to a prefix (`[[balance]]`).
+    pub balance: Vec<super::balance::BalanceEntry>,

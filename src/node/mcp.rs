@@ -127,6 +127,7 @@ impl NodeMcp {
             .with_ack_hold(c.mcp.answer_hold)
             .with_quotas(c.mcp.call_quotas())
             .with_transit_balancing(c.mcp.balance_transit)
+            .with_balance(crate::config::balance::rules(&c.balance))
             .with_seed(rand::random());
         let fwd = Forwarder::new(fcfg, Box::new(TrustVerifier::new(security.trust().clone())))
             .with_access(access);
