@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by examples/*/run.sh (sourced, not run): find or build abgp, make
 # node directories with issued ASN certificates, render node.toml templates,
 # start and stop nodes, wait on observable state, and report checks.
@@ -70,7 +71,7 @@ cleanup() {
     trap - EXIT INT TERM
     for name in "${NODES[@]}"; do
         pid=${PID[$name]:-}
-        [[ -n $pid ]] && kill -TERM "$pid" 2>/dev/null || true
+        if [[ -n $pid ]]; then kill -TERM "$pid" 2>/dev/null || true; fi
     done
     for name in "${NODES[@]}"; do
         pid=${PID[$name]:-}
@@ -481,3 +482,18 @@ trace = json.load(open(sys.argv[2]))["_meta"]["agent-bgp/trace"]
 print(" ".join(names.get(h["node"][:8], h["node"]) for h in trace))
 PY
 }
+
+# contains LIST WORD...: every WORD is a word of LIST.
+contains() {
+    local list=" $1 " w
+    shift
+    for w in "$@"; do
+        [[ $list == *" $w "* ]] || return 1
+    done
+}
+
+# at_least N M: N >= M (numbers).
+at_least() { (($1 >= $2)); }
+
+# lacks FILE TEXT: FILE exists and does not contain TEXT.
+lacks() { [[ -f $1 ]] && ! grep -qF -- "$2" "$1"; }

@@ -6,7 +6,7 @@
 # check passed. ABGP=path picks the binary; KEEP=1 keeps the node dirs.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=../common.sh
+# shellcheck source=SCRIPTDIR/../common.sh
 source "$HERE/../common.sh"
 
 setup corporate corporate
@@ -98,7 +98,7 @@ check "the core may not call Finance's budget agent: access_denied by fin-1's de
 
 say "-- the core's audit log"
 check "the call crossed both core borders, core-1 and core-2" \
-    eval '[[ " $FIN_PATH " == *" core-1 "* && " $FIN_PATH " == *" core-2 "* ]]'
+    contains "$FIN_PATH" core-1 core-2
 for n in $FIN_PATH; do
     [[ $n == core-* ]] || continue
     check "$n's audit log has Finance's call to Engineering (caller AS 65001, node fin-1, ok)" \
@@ -108,5 +108,5 @@ done
 check "core-1's audit log has its own refused call (caller AS 65000, access_denied)" \
     audited core-1 any caller_asn=65000 target=finance/budget/echo outcome=access_denied
 check "no arguments in the audit log (log_arguments is off)" \
-    eval '! grep -q "from finance" "$WORK/core-1/audit.jsonl"'
+    lacks "$WORK/core-1/audit.jsonl" "from finance"
 check "the audit log is 0600" same 600 "$(stat -c %a "$WORK/core-1/audit.jsonl")"
