@@ -24,6 +24,8 @@
 //! | `POST /v1/policy/reload` | re-reads the `[policy]` file: a file with errors changes nothing (`400`); else it is in force at once, and the answer is what changed (as `/v1/policy/check`) |
 //! | `GET /v1/tools` | what the MCP front lists ([`ToolView`]s) |
 //! | `GET /v1/calls/recent` | the last calls that finished here ([`RecentCallView`](views::RecentCallView)s, newest first; `?limit=N`) |
+//! | `GET /v1/trust/asns` | the first-seen keys of derived ASNs ([`KnownAsnView`](views::KnownAsnView)s) |
+//! | `POST /v1/trust/rekey` | body `{"asn": N, "node": HEX or null}`: accepts a re-key of a derived ASN (`null`: forget it; the next key seen holds it); durable before the answer |
 //! | `GET /metrics` | the node's [`metrics`] in the Prometheus text format |
 //! | `GET /glass` | the [looking glass](glass) page (no token for the page; its data requests carry it) |
 //!
@@ -117,6 +119,14 @@ pub enum AdminRequest {
     },
     /// What `/metrics` renders.
     Metrics(oneshot::Sender<metrics::MetricsSnapshot>),
+    /// The first-seen keys of derived ASNs.
+    KnownAsns(oneshot::Sender<Vec<views::KnownAsnView>>),
+    /// Accepts a re-key of a derived ASN (`node: None` forgets it).
+    Rekey {
+        asn: u32,
+        node: Option<String>,
+        reply: oneshot::Sender<Result<views::RekeyView, AdminError>>,
+    },
 }
 
 /// Sends a request to the node task and waits `wait` for its answer.
@@ -320,6 +330,35 @@ async fn policy_reload(State(tx): State<Tx>) -> Response {
     .await
 }
 
+async fn known_asns(State(tx): State<Tx>) -> Response {
+    ask(&tx, AdminRequest::KnownAsns).await
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RekeyBody {
+    asn: u32,
+    node: Option<String>,
+}
+
+async fn rekey(State(tx): State<Tx>, body: String) -> Response {
+    let b: RekeyBody = match serde_json::from_str(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            return AdminError::BadRequest(format!(
+                "want {{\"asn\": N, \"node\": \"64 hex digits\" or null}}: {e}"
+            ))
+            .into_response();
+        }
+    };
+    ask_result(&tx, CHANGE_TIMEOUT, StatusCode::OK, |reply| AdminRequest::Rekey {
+        asn: b.asn,
+        node: b.node,
+        reply,
+    })
+    .await
+}
+
 async fn not_found() -> Response {
     AdminError::NotFound("no such endpoint; see docs/operations.md".into()).into_response()
 }
@@ -344,6 +383,8 @@ pub fn router(tx: Tx, guard: Arc<Guard>) -> Router {
             "/v1/policy/check",
             axum::routing::post(policy_check).layer(DefaultBodyLimit::max(MAX_POLICY_BODY)),
         )
+        .route("/v1/trust/asns", get(known_asns))
+        .route("/v1/trust/rekey", axum::routing::post(rekey))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .with_state(tx)

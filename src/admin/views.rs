@@ -314,6 +314,12 @@ pub struct VerifyView {
     pub aborted_updates: u64,
     /// Signature checks the cache could not answer, run off the node task.
     pub checks_off_task: u64,
+    /// OPENs refused because another key holds the derived ASN they claim.
+    pub asn_key_conflicts: u64,
+    /// Derived ASNs whose first-seen key is recorded, and keys not recorded
+    /// because the registry was full.
+    pub known_asns: usize,
+    pub known_asns_not_recorded: u64,
     /// Jobs that waited for their peer's budget, and for how long in all.
     pub budget_waits: u64,
     pub budget_wait_ms: u64,
@@ -323,6 +329,27 @@ pub struct VerifyView {
 /// names are what `abgp calls` and the looking glass read.
 #[derive(Debug, Clone, Serialize)]
 pub struct RecentCallView {
+/// A derived ASN and the key that holds it (`GET /v1/trust/asns`).
+#[derive(Debug, Clone, Serialize)]
+pub struct KnownAsnView {
+    pub asn: u32,
+    /// 64 hex digits.
+    pub node: String,
+    pub peer_id: String,
+    /// When the key was first seen (or accepted by a re-key), Unix ms.
+    pub first_seen_ms: u64,
+}
+
+/// What `POST /v1/trust/rekey` changed.
+#[derive(Debug, Clone, Serialize)]
+pub struct RekeyView {
+    pub asn: u32,
+    /// The key recorded before (none: the ASN was not known).
+    pub before: Option<String>,
+    /// The key recorded now (none: forgotten; the next key seen holds it).
+    pub now: Option<String>,
+}
+
     pub call_id: String,
     /// The prefix the call was routed on.
     pub target: String,

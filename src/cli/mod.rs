@@ -86,6 +86,9 @@ enum Command {
     /// Policy files: parse, lint and dry-run against the running node.
     #[command(subcommand)]
     Policy(ops::policy::PolicyCommand),
+    /// The keys that hold derived ASNs (first seen), and accepting a re-key.
+    #[command(subcommand)]
+    Trust(ops::trust::TrustCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
     /// The example MCP agent (echo, add, slow_count, ...), on stdio or HTTP.
@@ -144,6 +147,7 @@ pub fn main() -> ExitCode {
         Command::Call(a) => ops::call::call(a),
         Command::Calls(t) => ops::calls::calls(t),
         Command::Policy(c) => ops::policy::policy(c),
+        Command::Trust(c) => ops::trust::trust(c),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "abgp", &mut std::io::stdout());

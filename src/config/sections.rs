@@ -294,6 +294,9 @@ pub struct TrustSection {
     pub verify_checks_per_peer_per_sec: u32,
     /// Bad signatures after which the rest of an UPDATE is dropped unchecked.
     pub max_bad_signatures_per_update: usize,
+    /// Derived ASNs whose first-seen key is recorded (`<data dir>/known-asns`).
+    #[serde(alias = "max-known-asns")]
+    pub max_known_asns: usize,
     pub anchors: Vec<AnchorConfig>,
 }
 
@@ -306,6 +309,7 @@ impl Default for TrustSection {
             route_signature_validity: Duration::from_secs(86_400),
             verify_checks_per_peer_per_sec: 20_000,
             max_bad_signatures_per_update: 16,
+            max_known_asns: crate::identity::known_asns::DEFAULT_MAX_KNOWN_ASNS,
             anchors: Vec::new(),
         }
     }

@@ -7,6 +7,8 @@
 //!   issued (signed by an authority) or self-signed for a pin.
 //! - [`cert_file`]: certificate files (`abgp asn issue` writes them).
 //! - [`invite`]: federation invitation tokens and the claims that redeem them.
+//! - [`known_asns`]: the first key seen for each derived ASN (trust on
+//!   first use), and this node's own, so a colliding or ground key is refused.
 //! - [`trust`]: which certificates this node believes and why it refuses
 //!   the others, as typed errors that map onto OPEN NOTIFICATIONs.
 //! - [`route_sign`]: origin attestations and BGPsec-style path signatures
@@ -22,6 +24,7 @@ pub mod cert;
 pub mod cert_file;
 pub mod invite;
 pub mod key;
+pub mod known_asns;
 pub mod route_sign;
 pub mod trust;
 pub mod verify_cache;
@@ -32,6 +35,7 @@ use crate::core::proof::AsnCert;
 
 pub use cert::{derive_asn, derived_cert, issue_cert, self_signed_cert};
 pub use cert_file::{CertFileError, read_cert_file, write_cert_file};
+pub use known_asns::{KnownAsns, KnownAsnsError, KnownKey, Observed};
 pub use key::{KEY_FILE_NAME, KeyFileError, NodeKey, node_id_of, peer_id_of, peer_of_addr};
 pub use route_sign::{
     RouteVerifyError, SignError, VerifyContext, sign_origin, sign_path_hop, verify_route,

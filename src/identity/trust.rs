@@ -16,13 +16,18 @@
 //!   self-signed or other-issuer certificate there is refused;
 //! - the store remembers every issued certificate it has verified (or was
 //!   configured with); a derived certificate for an ASN some authority has
-//!   issued to other keys is refused.
+//!   issued to other keys is refused;
+//! - the first key seen for a derived ASN, and this node's own key for its
+//!   own derived ASN, hold it ([`KnownAsns`]): another key deriving the same
+//!   ASN (an accidental collision or a ground key) is refused.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ops::RangeInclusive;
+use std::sync::Arc;
 
 use super::cert::{self, CertKind};
 use super::key::{self, SigError};
+use super::known_asns::{DEFAULT_MAX_KNOWN_ASNS, KnownAsns};
 use crate::core::message::{ErrorCode, Notification, Open, subcode};
 use crate::core::proof::AsnCert;
 use crate::core::{Asn, Millis, NodeId};
@@ -91,6 +96,19 @@ pub enum CertError {
     ClaimedByAnchor { asn: Asn, anchor: String },
     #[error("{asn} was issued by a trusted authority to other keys")]
     IssuedToOthers { asn: Asn },
+    #[error(
+        "{asn} is this node's own derived ASN, held by its own key: a stranger's key that derives it (a collision or a ground key) is not an internal peer"
+    )]
+    OwnAsnCollision { asn: Asn },
+    #[error(
+        "{asn} is held by key {known} (first seen {first_seen}); this key also derives it (a collision or a ground key). If the AS was re-keyed, accept it with `abgp trust rekey {asn_number} NODE-ID`",
+        asn_number = asn.0
+    )]
+    KeyChanged {
+        asn: Asn,
+        known: NodeId,
+        first_seen: Millis,
+    },
     #[error("certificate issuer {issuer} is not a trust anchor")]
     UntrustedIssuer { issuer: NodeId },
     #[error("trust anchor {anchor} is not authoritative for {asn}")]
@@ -123,7 +141,10 @@ impl CertError {
             | MissingCertificate
             | CertForOtherKey { .. } => subcode::BAD_CERTIFICATE,
             Expired { .. } | NotYetValid { .. } => subcode::CERTIFICATE_EXPIRED,
-            ClaimedByAnchor { .. } | IssuedToOthers { .. } => subcode::ASN_CLAIMED_BY_OTHER_KEY,
+            ClaimedByAnchor { .. }
+            | IssuedToOthers { .. }
+            | OwnAsnCollision { .. }
+            | KeyChanged { .. } => subcode::ASN_CLAIMED_BY_OTHER_KEY,
             UntrustedIssuer { .. } | IssuerNotAuthoritative { .. } | DerivedNotAccepted => {
                 subcode::UNTRUSTED_ISSUER
             }
@@ -142,6 +163,8 @@ impl CertError {
             Expired { .. } => "cert_expired",
             NotYetValid { .. } => "cert_not_yet_valid",
             ClaimedByAnchor { .. } | IssuedToOthers { .. } => "asn_claimed_by_other_key",
+            OwnAsnCollision { .. } => "own_asn_collision",
+            KeyChanged { .. } => "asn_key_changed",
             UntrustedIssuer { .. } => "untrusted_issuer",
             IssuerNotAuthoritative { .. } => "issuer_not_authoritative",
             DerivedNotAccepted => "derived_not_accepted",
@@ -163,7 +186,8 @@ impl From<&CertError> for Notification {
 /// The certificates and bindings this node trusts.
 ///
 /// Defaults: no anchors, no pins, derived ASNs accepted, no transparent
-/// route servers, 5 minutes of clock skew tolerated.
+/// route servers, 5 minutes of clock skew tolerated, first-seen keys kept
+/// in memory only (the node gives it a persisted [`KnownAsns`]).
 #[derive(Debug, Clone)]
 pub struct TrustStore {
     anchors: Vec<TrustAnchor>,
@@ -173,6 +197,8 @@ pub struct TrustStore {
     clock_skew_ms: u64,
     /// Issued bindings seen so far: ASN -> keys an anchor certified for it.
     issued: HashMap<Asn, BTreeSet<NodeId>>,
+    /// First-seen keys of derived ASNs, shared by every copy of the store.
+    known: Arc<KnownAsns>,
 }
 
 impl Default for TrustStore {
@@ -184,6 +210,7 @@ impl Default for TrustStore {
             transparent: HashSet::new(),
             clock_skew_ms: DEFAULT_CLOCK_SKEW_MS,
             issued: HashMap::new(),
+            known: Arc::new(KnownAsns::in_memory(DEFAULT_MAX_KNOWN_ASNS)),
         }
     }
 }
@@ -218,6 +245,18 @@ impl TrustStore {
     pub fn with_transparent(mut self, asn: Asn) -> Self {
         self.transparent.insert(asn);
         self
+    }
+
+    /// Uses `known` for first-seen keys of derived ASNs (shared: every
+    /// clone of this store sees what any of them records).
+    pub fn with_known_asns(mut self, known: Arc<KnownAsns>) -> Self {
+        self.known = known;
+        self
+    }
+
+    /// The first-seen keys of derived ASNs.
+    pub fn known_asns(&self) -> &Arc<KnownAsns> {
+        &self.known
     }
 
     /// How far apart clocks may be before a validity window is enforced.
@@ -326,6 +365,16 @@ impl TrustStore {
                     .is_some_and(|keys| !keys.contains(&c.node))
                 {
                     return Err(CertError::IssuedToOthers { asn: c.asn });
+                }
+                if let Some(k) = self.known.conflict(c.asn, &c.node) {
+                    if self.known.is_own(c.asn) {
+                        return Err(CertError::OwnAsnCollision { asn: c.asn });
+                    }
+                    return Err(CertError::KeyChanged {
+                        asn: c.asn,
+                        known: k.node,
+                        first_seen: k.first_seen,
+                    });
                 }
                 Ok(Binding::Derived)
             }
@@ -631,6 +680,97 @@ mod tests {
         assert!(matches!(
             trust.check_open(&open_with(&k, Asn(65011), None), k.node_id(), NOW),
             Err(CertError::PinMismatch { .. })
+        ));
+    }
+
+    /// Two keys that derive the same ASN (4274475037), found by a birthday
+    /// search over seeds SHA-256("collision" || i) for i < 12,286: a real
+    /// collision, no test-only derivation hook. About 12,000 keys make one
+    /// likely, which is the federation size docs/security.md warns about.
+    const COLLIDING: [&str; 2] = [
+        "dd6e999e9a9231916da3d883bef48e1e7ad9d0f661fcc158454ef27b1685098c",
+        "8fbb1b3c68f13635bc54e02f39307cf284ced7a07df68fdc034deb2d242ce4b1",
+    ];
+
+    fn colliding(i: usize) -> NodeKey {
+        let mut seed = [0u8; 32];
+        hex::decode_to_slice(COLLIDING[i], &mut seed).unwrap();
+        NodeKey::from_seed(&seed)
+    }
+
+    fn derived_open(k: &NodeKey) -> Open {
+        let (nb, na) = window();
+        let c = derived_cert(k, nb, na).unwrap();
+        open_with(k, c.asn, Some(c))
+    }
+
+    #[test]
+    fn the_two_fixture_keys_really_derive_the_same_asn() {
+        let (a, b) = (colliding(0), colliding(1));
+        assert_ne!(a.node_id(), b.node_id());
+        assert_eq!(derive_asn(&a.node_id()), Asn(4_274_475_037));
+        assert_eq!(derive_asn(&b.node_id()), Asn(4_274_475_037));
+    }
+
+    #[test]
+    fn a_stranger_whose_key_derives_our_own_asn_is_refused_not_internal() {
+        let (ours, stranger) = (colliding(0), colliding(1));
+        let trust = TrustStore::new();
+        trust
+            .known_asns()
+            .set_own(derive_asn(&ours.node_id()), ours.node_id());
+        let open = derived_open(&stranger);
+        let e = trust
+            .check_open(&open, stranger.node_id(), NOW)
+            .unwrap_err();
+        assert!(matches!(e, CertError::OwnAsnCollision { .. }), "{e}");
+        assert_eq!(e.subcode(), subcode::ASN_CLAIMED_BY_OTHER_KEY);
+        // The same check covers route path certificates and callers, which
+        // go through check_binding.
+        let c = open.cert.clone().unwrap();
+        assert!(trust.check_binding(&c, NOW).is_err());
+    }
+
+    #[test]
+    fn the_first_key_seen_for_a_derived_asn_holds_it_until_a_rekey() {
+        let (first, second) = (colliding(0), colliding(1));
+        let trust = TrustStore::new();
+        let copy = trust.clone();
+        let asn = derive_asn(&first.node_id());
+        assert!(
+            trust
+                .check_open(&derived_open(&second), second.node_id(), NOW)
+                .is_ok(),
+            "nothing known yet"
+        );
+        trust
+            .known_asns()
+            .observe(asn, first.node_id(), NOW)
+            .unwrap();
+        // Every copy shares what is known (the call verifier holds one).
+        let e = copy
+            .check_open(&derived_open(&second), second.node_id(), NOW)
+            .unwrap_err();
+        match &e {
+            CertError::KeyChanged { known, .. } => assert_eq!(*known, first.node_id()),
+            other => panic!("{other}"),
+        }
+        assert!(e.to_string().contains("abgp trust rekey 4274475037"), "{e}");
+        assert!(
+            copy.check_open(&derived_open(&first), first.node_id(), NOW)
+                .is_ok()
+        );
+        trust
+            .known_asns()
+            .rekey(asn, Some(second.node_id()), NOW)
+            .unwrap();
+        assert!(
+            copy.check_open(&derived_open(&second), second.node_id(), NOW)
+                .is_ok()
+        );
+        assert!(matches!(
+            copy.check_open(&derived_open(&first), first.node_id(), NOW),
+            Err(CertError::KeyChanged { .. })
         ));
     }
 }

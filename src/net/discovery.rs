@@ -129,6 +129,11 @@ impl Discovery {
             .map(|c| c.reason.as_str())
     }
 
+    /// Lets `p` auto-peer again at once (an operator accepted its key).
+    pub fn unblock(&mut self, p: &PeerId) -> bool {
+        self.cooldown.remove(p).is_some()
+    }
+
     /// Keeps `p` out of auto-peering until `now + for_`.
     pub fn block(&mut self, p: PeerId, now: Instant, for_: Duration, reason: impl Into<String>) {
         if self.cooldown.len() >= MAX_REMEMBERED && !self.cooldown.contains_key(&p) {

@@ -80,6 +80,23 @@ impl Node {
             AdminRequest::Metrics(tx) => {
                 let _ = tx.send(self.metrics_snapshot());
             }
+            AdminRequest::KnownAsns(tx) => {
+                let known = self.security.trust().known_asns();
+                let v = known
+                    .list()
+                    .into_iter()
+                    .map(|(asn, k)| crate::admin::views::KnownAsnView {
+                        asn: asn.0,
+                        node: k.node.to_string(),
+                        peer_id: peer_label(&k.node),
+                        first_seen_ms: k.first_seen.0,
+                    })
+                    .collect();
+                let _ = tx.send(v);
+            }
+            AdminRequest::Rekey { asn, node, reply } => {
+                let _ = reply.send(self.rekey(asn, node));
+            }
             AdminRequest::Status(tx) => {
                 let _ = tx.send(self.status());
             }
@@ -127,6 +144,37 @@ impl Node {
             }
         }
         Ok(())
+    }
+
+    /// Accepts a re-key of a derived ASN (or forgets its key), durably.
+    fn rekey(
+        &mut self,
+        asn: u32,
+        node: Option<String>,
+    ) -> Result<crate::admin::views::RekeyView, AdminError> {
+        let node = match node {
+            Some(n) => Some(n.parse::<NodeId>().map_err(AdminError::BadRequest)?),
+            None => None,
+        };
+        let known = self.security.trust().known_asns();
+        let before = known
+            .rekey(Asn(asn), node, self.clock.now())
+            .map_err(|e| match e {
+                crate::identity::KnownAsnsError::Own { .. } => {
+                    AdminError::BadRequest(e.to_string())
+                }
+                other => AdminError::Failed(other.to_string()),
+            })?;
+        tracing::warn!(asn, before = ?before.map(|b| b.node.short()), now = ?node.map(|n| n.short()), "operator accepted a re-key of a derived ASN");
+        if let Some(n) = node {
+            // Its refused OPEN kept it out of auto-peering; let it back in.
+            self.discovery.unblock(&peer_id_of(&n));
+        }
+        Ok(crate::admin::views::RekeyView {
+            asn,
+            before: before.map(|b| b.node.to_string()),
+            now: node.map(|n| n.to_string()),
+        })
     }
 
     pub(super) fn peer_views(&self) -> Vec<PeerView> {

@@ -23,9 +23,10 @@ use crate::core::ids::{Asn, Millis, NodeId};
 use crate::core::message::{Open, Update};
 use crate::core::proof::{AsnCert, RouteProof};
 use crate::core::route::Route;
+use crate::identity::cert::{CertKind, cert_kind};
 use crate::identity::verify_cache::{Pending, Verdicts};
 use crate::identity::{
-    Binding, CertError, LocalIdentity, NodeKey, TrustAnchor, TrustStore, derived_cert,
+    Binding, CertError, LocalIdentity, NodeKey, Observed, TrustAnchor, TrustStore, derived_cert,
     self_signed_cert,
 };
 use crate::identity::{VerifyCache, VerifyContext, VerifyStats, sign_origin, sign_path_hop};
@@ -39,6 +40,8 @@ pub enum IdentityError {
     Issue(String),
     #[error("{0}")]
     Mismatch(String),
+    #[error("known derived ASNs: {0}")]
+    KnownAsns(#[from] crate::identity::KnownAsnsError),
 }
 
 pub struct Security {
@@ -48,6 +51,8 @@ pub struct Security {
     verify_routes: bool,
     origin_validity_ms: u64,
     opens_refused: u64,
+    /// OPENs refused because another key already holds the derived ASN.
+    asn_key_conflicts: u64,
     aborted_updates: u64,
     /// Off-task work, counted by the node.
     pub off_task: OffTaskStats,
@@ -71,6 +76,9 @@ impl std::fmt::Debug for Security {
 }
 
 const HOUR_MS: u64 = 3_600_000;
+
+/// The first-seen keys of derived ASNs, in the node's data directory.
+pub const KNOWN_ASNS_FILE: &str = "known-asns";
 
 impl Security {
     /// Our identity (key + certificate) and trust store from the config.
@@ -110,7 +118,17 @@ impl Security {
         };
         let identity =
             LocalIdentity::new(key, cert).map_err(|e| IdentityError::Mismatch(e.to_string()))?;
-        let mut trust = TrustStore::new().accept_derived(c.trust.accept_derived);
+        let known = crate::identity::KnownAsns::load(
+            &cfg.data_dir().join(KNOWN_ASNS_FILE),
+            c.trust.max_known_asns,
+        )?;
+        if cert_kind(identity.cert()) == CertKind::Derived {
+            // Our own derived ASN is ours alone.
+            known.set_own(identity.asn(), identity.node_id());
+        }
+        let mut trust = TrustStore::new()
+            .accept_derived(c.trust.accept_derived)
+            .with_known_asns(Arc::new(known));
         for a in &c.trust.anchors {
             // Validated when the config was loaded.
             let Ok(key) = a.key.parse::<NodeId>() else {
@@ -140,6 +158,7 @@ impl Security {
             verify_routes: c.trust.verify_routes,
             origin_validity_ms: c.trust.route_signature_validity.as_millis() as u64,
             opens_refused: 0,
+            asn_key_conflicts: 0,
             aborted_updates: 0,
             off_task: OffTaskStats::default(),
         })
@@ -183,8 +202,34 @@ impl Security {
                     self.trust.learn(c, now);
                 }
             }
-            Ok(_) => {}
-            Err(_) => self.opens_refused += 1,
+            Ok(Binding::Derived) => {
+                // The first key seen for a derived ASN holds it from now on
+                // (durable before the session goes on).
+                let known = self.trust.known_asns();
+                match known.observe(open.asn, open.node, now) {
+                    Ok(Observed::New) => {
+                        tracing::info!(asn = %open.asn, node = %open.node.short(), "first key seen for this derived ASN; it holds the ASN from now on");
+                    }
+                    Ok(Observed::Known) => {}
+                    Ok(Observed::Full) => {
+                        tracing::warn!(asn = %open.asn, max = known.max(), "known derived ASNs are full; this key is checked but not recorded (raise trust.max_known_asns)");
+                    }
+                    Err(e) => {
+                        tracing::error!(asn = %open.asn, error = %e, "could not record the key of a derived ASN; it holds for this run only");
+                    }
+                }
+            }
+            Ok(Binding::Pinned) => {}
+            Err(e) => {
+                self.opens_refused += 1;
+                if matches!(
+                    e,
+                    CertError::KeyChanged { .. } | CertError::OwnAsnCollision { .. }
+                ) {
+                    self.asn_key_conflicts += 1;
+                    tracing::warn!(alert = "asn_key_conflict", peer = %authenticated.short(), asn = %open.asn, error = %e, "ALERT: a second key claims a derived ASN");
+                }
+            }
         }
         r
     }
@@ -271,6 +316,9 @@ impl Security {
                 .map(|(k, v)| (k.to_string(), *v))
                 .collect(),
             opens_refused: self.opens_refused,
+            asn_key_conflicts: self.asn_key_conflicts,
+            known_asns: self.trust.known_asns().list().len(),
+            known_asns_not_recorded: self.trust.known_asns().not_recorded(),
             aborted_updates: self.aborted_updates,
             checks_off_task: self.off_task.checks,
             budget_waits: self.off_task.budget_waits,

@@ -1,6 +1,6 @@
 //! The operator commands that read a running node through its admin API:
 //! `status`, `peers`, `routes`, `why`, `tools`, `call`, `calls`, `policy
-//! check`. Human tables by default, the admin API's JSON with `--json`.
+//! check`, `trust`. Human tables by default, the admin API's JSON with `--json`.
 //!
 //! Exit codes (docs/operations.md):
 //!
@@ -19,6 +19,7 @@ pub mod policy;
 pub mod routes;
 pub mod status;
 pub mod tools;
+pub mod trust;
 pub mod why;
 
 use std::path::PathBuf;
