@@ -7,8 +7,10 @@
 //! 1. [`Step::LocalPref`]: highest local preference.
 //! 2. [`Step::LocallyOriginated`]: a path this node originated beats a learned one.
 //! 3. [`Step::AsPathLength`]: shortest AS path (an aggregate's AS set counts one).
-//! 4. [`Step::OriginTime`]: oldest origin time (a long-lived agent over a new one).
-//! 5. [`Step::Med`]: lowest MED, compared as [`MedMode`] says.
+//! 4. [`Step::Med`]: lowest MED, compared as [`MedMode`] says. MED is the
+//!    origin's measured health (`core::health`), banded and rate-limited
+//!    there, so a degraded agent loses to a healthy one whatever their ages.
+//! 5. [`Step::OriginTime`]: oldest origin time (a long-lived agent over a new one).
 //! 6. [`Step::Internal`]: a path learned inside our AS beats one from another AS.
 //! 7. [`Step::Capabilities`]: the path whose agent advertises more capability tags.
 //! 8. [`Step::ClusterListLength`]: shortest cluster list (RFC 4456).
@@ -61,8 +63,8 @@ pub enum Step {
     LocalPref,
     LocallyOriginated,
     AsPathLength,
-    OriginTime,
     Med,
+    OriginTime,
     Internal,
     Capabilities,
     ClusterListLength,
@@ -197,10 +199,10 @@ pub fn compare(
         (b.learned == Learned::Local).cmp(&(a.learned == Learned::Local))
     );
     step!(Step::AsPathLength, x.path_len().cmp(&y.path_len()));
-    step!(Step::OriginTime, x.origin_time.cmp(&y.origin_time));
     if compare_med {
         step!(Step::Med, x.med.cmp(&y.med));
     }
+    step!(Step::OriginTime, x.origin_time.cmp(&y.origin_time));
     step!(
         Step::Internal,
         (b.learned == Learned::Internal).cmp(&(a.learned == Learned::Internal))
@@ -445,7 +447,8 @@ mod tests {
     }
 
     #[test]
-    fn older_origin_time_wins_over_lower_med() {
+    fn lower_med_wins_over_older_origin_time() {
+        // Health as MED: the healthier agent wins, however new it is.
         let a = PathAttrs {
             origin_time: Millis(10),
             med: 50,
@@ -456,6 +459,11 @@ mod tests {
             med: 90,
             ..attrs(&[2])
         };
+        let (best, st) = run(&[ext(&a, 1), ext(&b, 2)]);
+        assert_eq!(best, Some(0));
+        assert_eq!(st[1], Status::Lost(Step::Med));
+        // With equal MEDs the older one wins.
+        let b = PathAttrs { med: 50, ..b };
         let (best, st) = run(&[ext(&a, 1), ext(&b, 2)]);
         assert_eq!(best, Some(1));
         assert_eq!(st[0], Status::Lost(Step::OriginTime));
