@@ -51,6 +51,11 @@ impl Node {
             if let Err(e) = r {
                 break Err(e);
             }
+            if !self.mcp.sessions_lost.is_empty()
+                && let Err(e) = self.end_calls_of_lost_sessions().await
+            {
+                break Err(e);
+            }
             self.report_started_if_ready();
         };
         let _ = stop_admin_tx.send(());
@@ -232,6 +237,7 @@ impl Node {
                     m.last_error = Some(reason);
                     m.epoch += 1;
                     self.net.set_session(&peer, false);
+                    self.mcp.sessions_lost.push(peer);
                     self.discovery
                         .session_down(&peer_id_of(&peer), Instant::now());
                 }
