@@ -121,6 +121,52 @@ pub struct WhyView {
     pub paths: Vec<PathView>,
     pub rejected: Vec<RejectedView>,
     pub exports: Vec<ExportView>,
+    /// How calls for the prefix are spread over its paths (`None`: no
+    /// path to a peer, e.g. it is originated here).
+    pub balance: Option<BalanceJson>,
+}
+
+/// `/v1/why`'s `balance`: the method, the rule that chose it, the set
+/// (`multipath`, or `nearest`: equal through AS-path length) and each
+/// member with its weight (`weighted`) and latency EWMA (`latency`).
+#[derive(Debug, Clone, Serialize)]
+pub struct BalanceJson {
+    pub method: &'static str,
+    pub rule: Option<String>,
+    pub set: &'static str,
+    pub members: Vec<BalanceMemberJson>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BalanceMemberJson {
+    /// The next hop's peer id.
+    pub peer: String,
+    pub weight: Option<u32>,
+    /// `config` or `med`.
+    pub weight_from: Option<&'static str>,
+    pub latency_ewma_us: Option<u64>,
+    pub latency_samples: Option<u64>,
+}
+
+impl From<&crate::core::forward::balance::BalanceView> for BalanceJson {
+    fn from(v: &crate::core::forward::balance::BalanceView) -> Self {
+        BalanceJson {
+            method: v.method.name(),
+            rule: v.rule.as_ref().map(|r| r.to_string()),
+            set: v.set,
+            members: v
+                .members
+                .iter()
+                .map(|m| BalanceMemberJson {
+                    peer: peer_id_of(&m.peer).to_string(),
+                    weight: m.weight,
+                    weight_from: m.weight_from,
+                    latency_ewma_us: m.latency.map(|l| l.ewma_us),
+                    latency_samples: m.latency.map(|l| l.samples),
+                })
+                .collect(),
+        }
+    }
 }
 
 impl WhyView {
@@ -156,6 +202,7 @@ impl WhyView {
                     route: e.outcome.as_ref().ok().map(RouteView::new),
                 })
                 .collect(),
+            balance: None,
         }
     }
 }

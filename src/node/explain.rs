@@ -29,7 +29,15 @@ impl Node {
                 "no path to {prefix}, accepted or rejected"
             )));
         }
-        Ok(WhyView::new(&why, longest))
+        let mut view = WhyView::new(&why, longest);
+        view.balance = self
+            .mcp
+            .plane
+            .forwarder()
+            .balance_view(&self.engine, &wanted)
+            .as_ref()
+            .map(Into::into);
+        Ok(view)
     }
 
     pub(super) fn path_views(&self) -> Vec<PathView> {

@@ -124,6 +124,9 @@ pub fn why(a: WhyArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    if w["balance"].is_object() {
+        print_balance(&w["balance"]);
+    }
     let rejected = w["rejected"].as_array().cloned().unwrap_or_default();
     if !rejected.is_empty() {
         println!("\nrejected on import ({}):", rejected.len());
@@ -158,6 +161,43 @@ pub fn why(a: WhyArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `balancing: METHOD (rule P) over N equally near paths:` and a line per
+/// member with its weight and latency.
+fn print_balance(b: &Value) {
+    let members = b["members"].as_array().cloned().unwrap_or_default();
+    let rule = match b["rule"].as_str() {
+        Some(r) => format!(" (rule {r})"),
+        None => " (no [[balance]] rule: only calls that ask, by call id)".into(),
+    };
+    let set = if b["set"] == "nearest" {
+        "equally near"
+    } else {
+        "multipath"
+    };
+    println!(
+        "\nbalancing: {}{rule} over {} {set} path{}:",
+        text(&b["method"]),
+        members.len(),
+        if members.len() == 1 { "" } else { "s" }
+    );
+    for m in &members {
+        let mut line = format!("  {}", short_peer(m["peer"].as_str().unwrap_or("?")));
+        if let Some(w) = m["weight"].as_u64() {
+            line.push_str(&format!("  weight {w} ({})", text(&m["weight_from"])));
+        }
+        match (m["latency_ewma_us"].as_u64(), m["latency_samples"].as_u64()) {
+            (Some(us), Some(n)) => line.push_str(&format!(
+                "  latency {:.1} ms ({n} sample{})",
+                us as f64 / 1000.0,
+                if n == 1 { "" } else { "s" }
+            )),
+            _ if b["method"] == "latency" => line.push_str("  latency not measured yet"),
+            _ => {}
+        }
+        println!("{line}");
+    }
 }
 
 #[cfg(test)]
