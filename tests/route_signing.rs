@@ -611,3 +611,87 @@ fn an_update_full_of_bad_signatures_stops_after_the_failure_limit() {
             .all(|r| *r == Err(RouteVerifyError::BadOriginSignature))
     );
 }
+
+/// A tool route as an origin announces it: the tool's name, the kind (for
+/// prompts, resources and templates) and the descriptor hash.
+fn tool_route_two_hops(kind: Option<&str>) -> Route {
+    use agent_bgp::core::attrs::{AttrValue, ExtraAttr};
+    let o = issued(1, O);
+    let a = issued(2, A);
+    let mut r = origin_route("remote/echo/echo", "echo");
+    let mut attrs = (*r.attrs).clone();
+    let mut put = |name: &str, value: AttrValue| {
+        attrs.extra.insert(
+            name.into(),
+            ExtraAttr {
+                transitive: true,
+                value,
+            },
+        );
+    };
+    put("mcp.tool", AttrValue::Text("echo".into()));
+    put("mcp.desc", AttrValue::Bytes(Arc::from(&[7u8; 32][..])));
+    if let Some(k) = kind {
+        put("mcp.kind", AttrValue::Text(k.into()));
+    }
+    r.attrs = Arc::new(attrs);
+    let r = originate(&r, &o);
+    let r = send(&r, &o, A, 1);
+    send(&r, &a, B, 1)
+}
+
+#[test]
+fn a_transit_cannot_rewrite_add_or_drop_what_a_tool_route_leads_to() {
+    use agent_bgp::core::attrs::{AttrValue, ExtraAttr};
+    let t = trust();
+    let c = ctx(&t, B, A);
+    for kind in [None, Some("prompt")] {
+        let r = tool_route_two_hops(kind);
+        assert_eq!(verify_route(&r, &c), Ok(()), "as the origin sent it");
+        let set = |name: &str, value: AttrValue| {
+            with_attrs(&r, |a| {
+                a.extra.insert(
+                    name.into(),
+                    ExtraAttr {
+                        transitive: true,
+                        value,
+                    },
+                );
+            })
+        };
+        // A poisoned descriptor needs another hash: refused.
+        let desc = set("mcp.desc", AttrValue::Bytes(Arc::from(&[8u8; 32][..])));
+        assert_eq!(
+            verify_route(&desc, &c),
+            Err(RouteVerifyError::BadOriginSignature)
+        );
+        // Another tool name (calls for it would reach this route).
+        let tool = set("mcp.tool", AttrValue::Text("rm_rf".into()));
+        assert_eq!(
+            verify_route(&tool, &c),
+            Err(RouteVerifyError::BadOriginSignature)
+        );
+        // Another kind, or a value of another type.
+        let k = set("mcp.kind", AttrValue::Text("resource".into()));
+        assert_eq!(
+            verify_route(&k, &c),
+            Err(RouteVerifyError::BadOriginSignature)
+        );
+        let typed = set("mcp.tool", AttrValue::Int(1));
+        assert_eq!(
+            verify_route(&typed, &c),
+            Err(RouteVerifyError::BadOriginSignature)
+        );
+        // Dropping the hash (so nothing is checked) is caught too.
+        let dropped = with_attrs(&r, |a| {
+            a.extra.remove("mcp.desc");
+        });
+        assert_eq!(
+            verify_route(&dropped, &c),
+            Err(RouteVerifyError::BadOriginSignature)
+        );
+        // Other extra attributes stay the transit's to add.
+        let other = set("x.note", AttrValue::Text("hello".into()));
+        assert_eq!(verify_route(&other, &c), Ok(()));
+    }
+}

@@ -20,7 +20,9 @@
 //! Exact signed bytes (docs/wire.md):
 //! - origin: `"agent-bgp/v1/origin\0"` ‖ CBOR `[prefix, agent,
 //!   [capabilities…], origin ASN, origin node (32 bytes), origin time,
-//!   expires]`;
+//!   expires, [[name, value]…]]`, the last the origin-bound extra
+//!   attributes present ([`ORIGIN_BOUND_ATTRS`]: `mcp.desc`, `mcp.kind`,
+//!   `mcp.tool`, in that order);
 //! - path hop i: `"agent-bgp/v1/path\0"` ‖ CBOR `[origin signature (64
 //!   bytes), [[asn₁, pcount₁], …, [asnᵢ, pcountᵢ]], target ASN, previous
 //!   hop's signature (64 bytes) / null]`, oldest hop first.
@@ -31,6 +33,8 @@ use super::LocalIdentity;
 use super::cert;
 use super::key::{self, SigError};
 use super::trust::{CertError, TrustStore};
+use crate::core::attrs::AttrValue;
+use crate::core::call::{DESCRIPTOR_ATTR, KIND_ATTR, TOOL_ATTR};
 use crate::core::proof::{AsnCert, OriginAttestation, PathSignature, RouteProof, Signature};
 use crate::core::route::Route;
 use crate::core::{Asn, Millis, NodeId};
@@ -41,10 +45,17 @@ pub const ORIGIN_DOMAIN: &[u8] = b"agent-bgp/v1/origin\0";
 /// Domain tag of path signatures.
 pub const PATH_DOMAIN: &[u8] = b"agent-bgp/v1/path\0";
 
+/// The extra attributes the origin signs, sorted by name: what the route
+/// leads to (tool, prompt, URI or template name), its kind, and the hash of
+/// its descriptor. A transit AS that rewrites, adds or drops one breaks the
+/// origin signature, so a descriptor fetched through any path is checked
+/// against a hash the origin signed.
+pub const ORIGIN_BOUND_ATTRS: [&str; 3] = [DESCRIPTOR_ATTR, KIND_ATTR, TOOL_ATTR];
+
 /// The bytes an origin attestation signs.
 pub fn origin_signed_bytes(route: &Route, origin: &AsnCert, expires: Millis) -> Vec<u8> {
     let mut w = CanonWriter::with_domain(ORIGIN_DOMAIN);
-    w.array(7)
+    w.array(8)
         .text(route.prefix.as_str())
         .text(route.attrs.agent.as_str())
         .array(route.attrs.capabilities.len());
@@ -55,6 +66,21 @@ pub fn origin_signed_bytes(route: &Route, origin: &AsnCert, expires: Millis) -> 
         .bytes(origin.node.as_bytes())
         .uint(route.attrs.origin_time.0)
         .uint(expires.0);
+    let bound: Vec<(&str, &AttrValue)> = ORIGIN_BOUND_ATTRS
+        .iter()
+        .filter_map(|name| route.attrs.extra.get(*name).map(|a| (*name, &a.value)))
+        .collect();
+    w.array(bound.len());
+    for (name, value) in bound {
+        w.array(2).text(name);
+        match value {
+            AttrValue::Text(t) => w.text(t),
+            AttrValue::Bytes(b) => w.bytes(b),
+            // The origin sets only text and bytes here; any other value
+            // is signed as null (consumers ignore such values).
+            AttrValue::Bool(_) | AttrValue::Int(_) => w.null(),
+        };
+    }
     w.finish()
 }
 
