@@ -735,6 +735,44 @@ impl UpstreamHandle {
             (session, slot.config.call_timeout())
         })
     }
+
+    /// Sends an MCP `ping` to a connected agent (a health-as-MED probe) and
+    /// says how long the answer took. Any correlated answer counts, an
+    /// error included, as in the supervisor's health check. Whether the
+    /// agent is alive is the supervisor's to decide: this only measures.
+    pub async fn ping(&self, agent: &AgentId, timeout: Duration) -> PingOutcome {
+        let Ok((session, _)) = self.up_session(agent) else {
+            return PingOutcome::NotUp;
+        };
+        let started = tokio::time::Instant::now();
+        let request = ClientRequest::PingRequest(rmcp::model::PingRequest::default());
+        let ask = async {
+            let handle = session
+                .peer
+                .send_request_with_option(request, PeerRequestOptions::with_timeout(timeout))
+                .await?;
+            handle.await_response().await
+        };
+        match tokio::time::timeout(timeout + Duration::from_secs(1), ask).await {
+            Ok(Ok(_)) | Ok(Err(ServiceError::McpError(_))) => {
+                PingOutcome::Answered(started.elapsed())
+            }
+            Err(_) | Ok(Err(ServiceError::Timeout { .. })) => PingOutcome::Unanswered,
+            Ok(Err(_)) => PingOutcome::NotUp,
+        }
+    }
+}
+
+/// What [`UpstreamHandle::ping`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PingOutcome {
+    /// Answered after this long.
+    Answered(Duration),
+    /// No answer within the timeout.
+    Unanswered,
+    /// Not connected (starting, down, the connection closed meanwhile):
+    /// says nothing about its health.
+    NotUp,
 }
 
 async fn stop_slot(slot: AgentSlot, reason: DownReason) -> Result<(), UpstreamError> {

@@ -45,8 +45,8 @@ use crate::mcp::plane::{
     PlaneOut,
 };
 use crate::mcp::upstream::{
-    AgentEvent, AgentState, Progress, SideEvent, ToolCall, UpstreamError, UpstreamHandle,
-    UpstreamOptions,
+    AgentEvent, AgentState, PingOutcome, Progress, SideEvent, ToolCall, UpstreamError,
+    UpstreamHandle, UpstreamOptions,
 };
 use crate::net::NetEvent;
 use serde_json::Value as Json;
@@ -79,6 +79,8 @@ pub(super) enum RunReport {
         params: Json,
         reply: oneshot::Sender<Result<Json, CallError>>,
     },
+    /// A health-as-MED probe of a hosted agent ended.
+    Probe { agent: AgentId, outcome: PingOutcome },
 }
 
 /// Outstanding requests of one agent run for its caller's client.
@@ -141,7 +143,8 @@ impl NodeMcp {
             .with_call_timeout(c.mcp.call_timeout)
             .with_hop_limit(c.mcp.hop_limit)
             .with_caller_communities(c.mcp.caller_communities.clone())
-            .with_descriptor_fetch(c.mcp.listen.0.is_some());
+            .with_descriptor_fetch(c.mcp.listen.0.is_some())
+            .with_health(c.health.core());
         let mut plane = McpPlane::new(
             pcfg,
             fwd,
@@ -385,6 +388,21 @@ fn start_run(
     });
 }
 
+/// Pings a hosted agent in a task for health as MED (one at a time per
+/// agent: the plane asks again only after this one reported), within the
+/// agent's `health_timeout`.
+fn start_probe(upstream: &UpstreamHandle, tx: &mpsc::Sender<RunReport>, agent: AgentId) {
+    let upstream = upstream.clone();
+    let tx = tx.clone();
+    tokio::spawn(async move {
+        let timeout = upstream
+            .config(&agent)
+            .map_or(std::time::Duration::from_secs(5), |c| c.health_timeout());
+        let outcome = upstream.ping(&agent, timeout).await;
+        let _ = tx.send(RunReport::Probe { agent, outcome }).await;
+    });
+}
+
 /// How an upstream failure ends a call.
 fn upstream_outcome(agent: &AgentId, e: UpstreamError) -> CallOutcome {
     use crate::core::call::CallError;
@@ -532,6 +550,9 @@ impl Node {
             self.mcp.runs.insert(run.id, token.clone());
             start_run(&self.mcp.upstream, &self.mcp.local_tx, run, token);
         }
+        for agent in out.probes.drain(..) {
+            start_probe(&self.mcp.upstream, &self.mcp.local_tx, agent);
+        }
     }
 
     /// The hosted agents as their supervisor reports them.
@@ -648,6 +669,21 @@ impl Node {
     pub(super) async fn on_local(&mut self, report: RunReport) -> Result<(), NodeError> {
         let ev = match report {
             RunReport::Event(ev) => ev,
+            RunReport::Probe { agent, outcome } => {
+                let now = self.clock.now_micros();
+                let rtt = match outcome {
+                    PingOutcome::Answered(d) => Some(d),
+                    PingOutcome::Unanswered => None,
+                    // Nothing measured; the supervisor reports it Down if
+                    // it is.
+                    PingOutcome::NotUp => {
+                        self.mcp.plane.probe_skipped(now, &agent);
+                        return Ok(());
+                    }
+                };
+                let out = self.mcp.plane.on_probe(now, &agent, rtt);
+                return self.carry(out).await;
+            }
             RunReport::Ask {
                 id,
                 method,

@@ -260,6 +260,11 @@ impl McpPlane {
 
     /// A local run reported.
     pub fn on_local(&mut self, now: Micros, engine: &Engine, ev: LocalEvent) -> PlaneOut {
+        // The run's end measures its agent (health as MED).
+        let remed = match &ev {
+            LocalEvent::Done { id, outcome } => self.health_run_done(now, *id, outcome),
+            _ => Vec::new(),
+        };
         let ev = match ev {
             LocalEvent::Progress { id, info } => CallEvent::LocalProgress { id, info },
             LocalEvent::Notify { id, method, params } => {
@@ -278,7 +283,9 @@ impl McpPlane {
             },
             LocalEvent::Done { id, outcome } => CallEvent::LocalDone { id, outcome },
         };
-        self.forward(now, engine, ev)
+        let mut out = self.forward(now, engine, ev);
+        out.engine.extend(remed);
+        out
     }
 
     pub(super) fn make_call(&self, now: Micros, c: NewCall) -> (Call, CallId) {
@@ -362,7 +369,10 @@ impl McpPlane {
                         out.replies.push((id, ask, outcome))
                     }
                     CallAction::Deliver(d) => match self.deliver(now, d) {
-                        Delivered::Run(run) => out.runs.push(run),
+                        Delivered::Run(run) => {
+                            self.health_run_started(now, run.id, &run.agent);
+                            out.runs.push(run)
+                        }
                         Delivered::Now(done) => pending.push_back(done),
                     },
                     CallAction::CancelLocal { id } => out.cancel.push(id),

@@ -21,6 +21,8 @@ pub struct PlaneConfig {
     pub(super) describe_parallel: usize,
     pub(super) describe_retry: Duration,
     pub(super) fetch_descriptors: bool,
+    /// Health as MED; off unless set ([`PlaneConfig::with_health`]).
+    pub(super) health: crate::core::health::HealthConfig,
 }
 
 impl PlaneConfig {
@@ -36,7 +38,17 @@ impl PlaneConfig {
             describe_parallel: 16,
             describe_retry: Duration::from_secs(30),
             fetch_descriptors: true,
+            health: crate::core::health::HealthConfig {
+                enabled: false,
+                ..Default::default()
+            },
         }
+    }
+
+    /// Health as MED for the hosted agents (the node's `[health]`).
+    pub fn with_health(mut self, h: crate::core::health::HealthConfig) -> Self {
+        self.health = h;
+        self
     }
 
     /// Deadline of calls whose client gives none.

@@ -63,6 +63,9 @@ impl McpPlane {
                 for (tool, why) in &routes.rejected {
                     tracing::warn!(%agent, %tool, error = %why, "tool not routed");
                 }
+                self.health
+                    .agent_up(now, &agent, cfg_slots(cfg));
+                let med = self.health.advertised(&agent);
                 let h = self.hosted.entry(agent.clone()).or_default();
                 h.up = true;
                 h.tools = tools
@@ -72,6 +75,7 @@ impl McpPlane {
                 let base = |now| {
                     PathAttrs {
                         agent: agent.clone(),
+                        med,
                         origin_time: now,
                         ..Default::default()
                     }
@@ -130,6 +134,7 @@ impl McpPlane {
             AgentEvent::Down { agent, reason } => {
                 // Removed (or shut down) is an agent's last event: forget it.
                 let gone = matches!(reason, DownReason::Removed | DownReason::Shutdown);
+                self.health.agent_down(&agent);
                 if let Some(h) = self.hosted.get_mut(&agent) {
                     h.up = false;
                     for p in std::mem::take(&mut h.routes).into_keys() {
@@ -198,6 +203,11 @@ pub fn route_leads(r: &Route) -> Leads {
         Some(AttrValue::Text(t)) => ItemKind::from_name(t).map_or(Leads::Unknown, Leads::Item),
         Some(_) => Leads::Unknown,
     }
+}
+
+/// An agent's call slots, for the load term of its health.
+fn cfg_slots(cfg: &AgentConfig) -> u32 {
+    u32::try_from(cfg.max_concurrent_calls()).unwrap_or(u32::MAX)
 }
 
 fn same_but_time(a: &PathAttrs, b: &PathAttrs) -> bool {

@@ -23,7 +23,9 @@
 //! (front calls, signing, the forwarder, local runs), `descriptors` (the
 //! cache and the front's table), `meta` (the meta tools' queries),
 //! `metrics` (call counters and latency histograms), `exposition` (the
-//! Prometheus text writer), `recent` (the last calls that finished here).
+//! Prometheus text writer), `recent` (the last calls that finished here),
+//! `health` (health as MED: runs and probes measured, routes re-originated
+//! with a new MED).
 //!
 //! # Descriptors
 //!
@@ -39,6 +41,7 @@ mod calls;
 mod config;
 mod descriptors;
 mod exposition;
+mod health;
 mod hosted;
 mod meta;
 mod metrics;
@@ -91,6 +94,9 @@ pub struct PlaneOut {
     pub replies: Vec<(LocalId, u32, crate::core::call::CallOutcome)>,
     /// The front's table, when it changed.
     pub table: Option<Arc<ToolTable>>,
+    /// Hosted agents to probe (an MCP `ping`); each result comes back with
+    /// [`McpPlane::on_probe`].
+    pub probes: Vec<AgentId>,
 }
 
 impl PlaneOut {
@@ -104,6 +110,7 @@ impl PlaneOut {
         if o.table.is_some() {
             self.table = o.table;
         }
+        self.probes.extend(o.probes);
     }
 }
 
@@ -137,6 +144,10 @@ pub struct McpPlane {
     /// The calls that finished here last, newest last.
     recent: RecentCalls,
     routes_dirty: bool,
+    /// Health as MED of the hosted agents, and the runs on them in flight
+    /// (agent, start), bounded by the forwarder's local runs.
+    health: crate::core::health::Health,
+    runs_started: HashMap<LocalId, (AgentId, Micros)>,
 }
 
 impl std::fmt::Debug for McpPlane {
@@ -152,7 +163,10 @@ impl McpPlane {
     pub fn new(cfg: PlaneConfig, fwd: Forwarder, signer: Box<dyn CallSigner>) -> McpPlane {
         let cache = DescriptorCache::new(cfg.descriptor_cache, cfg.descriptor_cache_bytes);
         let item_cache = DescriptorCache::new(cfg.descriptor_cache, cfg.descriptor_cache_bytes);
+        let health = crate::core::health::Health::new(cfg.health.clone());
         McpPlane {
+            health,
+            runs_started: HashMap::new(),
             cfg,
             fwd,
             signer,
@@ -190,12 +204,16 @@ impl McpPlane {
 
     /// When the forwarder needs a tick.
     pub fn next_deadline(&self) -> Option<Micros> {
-        self.fwd.next_deadline()
+        match (self.fwd.next_deadline(), self.health_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Time passed: the forwarder's timers, failed fetches due again.
     pub fn tick(&mut self, now: Micros, engine: &Engine) -> PlaneOut {
         let mut out = self.forward(now, engine, crate::core::forward::CallEvent::Tick);
+        out.extend(self.health_tick(now));
         if !self.failed.is_empty() {
             let before = self.failed.len();
             self.failed.retain(|_, (at, _)| *at > now);
