@@ -44,6 +44,8 @@ pub struct MetricsSnapshot {
     pub forwarder: ForwardStats,
     pub calls_in_flight: usize,
     pub recent_calls: usize,
+    /// Health as MED of the hosted agents (empty when off).
+    pub health: Vec<crate::core::health::HealthReport>,
 }
 
 fn state_label(s: PeerState) -> &'static str {
@@ -91,6 +93,7 @@ pub fn render(m: &MetricsSnapshot) -> String {
     m.calls.write_to(&mut e);
     write_forwarder(&mut e, m);
     write_messages(&mut e, m);
+    write_health(&mut e, &m.health);
     e.finish()
 }
 
@@ -280,6 +283,65 @@ fn write_forwarder(e: &mut Exposition, m: &MetricsSnapshot) {
         ("cancelled", f.cancelled),
     ] {
         e.sample("abgp_forwarder_calls_total", &[("event", event)], n as f64);
+    }
+}
+
+/// Health as MED: one series per hosted agent (the `agent` label is one of
+/// the node's configured or added agents).
+fn write_health(e: &mut Exposition, agents: &[crate::core::health::HealthReport]) {
+    type Get = fn(&crate::core::health::HealthReport) -> Option<f64>;
+    let gauges: [(&str, &str, Get); 5] = [
+        (
+            "abgp_agent_latency_seconds",
+            "Smoothed latency of the agent's calls (EWMA), seconds; absent when none recently.",
+            |r| r.call_latency_ms.map(|ms| ms / 1000.0),
+        ),
+        (
+            "abgp_agent_probe_seconds",
+            "Smoothed round trip of the agent's probes (EWMA), seconds.",
+            |r| r.probe_latency_ms.map(|ms| ms / 1000.0),
+        ),
+        (
+            "abgp_agent_success_ratio",
+            "Smoothed success rate of the agent's calls and probes (EWMA), 0 to 1.",
+            |r| Some(r.success_rate),
+        ),
+        (
+            "abgp_agent_calls_in_flight",
+            "Calls running or queued on the agent.",
+            |r| Some(r.in_flight as f64),
+        ),
+        (
+            "abgp_agent_med_computed",
+            "The MED the agent's health gives now.",
+            |r| Some(f64::from(r.computed_med)),
+        ),
+    ];
+    for (name, help, get) in gauges {
+        e.family(name, Kind::Gauge, help);
+        for r in agents {
+            if let Some(v) = get(r) {
+                e.sample(name, &[("agent", r.agent.as_str())], v);
+            }
+        }
+    }
+    e.family(
+        "abgp_agent_med_advertised",
+        Kind::Gauge,
+        "The MED the agent's routes carry.",
+    );
+    for r in agents {
+        let v = f64::from(r.advertised_med);
+        e.sample("abgp_agent_med_advertised", &[("agent", r.agent.as_str())], v);
+    }
+    e.family(
+        "abgp_agent_med_changes_total",
+        Kind::Counter,
+        "Times the agent's advertised MED changed (each a re-advertisement of its routes).",
+    );
+    for r in agents {
+        let v = r.med_changes as f64;
+        e.sample("abgp_agent_med_changes_total", &[("agent", r.agent.as_str())], v);
     }
 }
 

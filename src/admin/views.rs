@@ -232,6 +232,10 @@ pub struct AgentView {
     pub state: String,
     pub sessions: u64,
     pub routes: usize,
+    /// Health as MED (`null`: `[health]` off, or the agent is not up):
+    /// latency and success EWMAs, calls in flight, computed and advertised
+    /// MED, when it may change next.
+    pub health: Option<crate::core::health::HealthReport>,
 }
 
 /// A call in flight, as the admin API shows it.

@@ -298,6 +298,13 @@ impl Node {
     // ----- MCP: agents, calls, the front -----
 
     pub(super) fn agent_views(&self) -> Vec<AgentView> {
+        let mut health: std::collections::HashMap<AgentId, _> = self
+            .mcp
+            .plane
+            .health_reports()
+            .into_iter()
+            .map(|r| (r.agent.clone(), r))
+            .collect();
         let up = &self.mcp.upstream;
         up.agent_ids()
             .into_iter()
@@ -325,6 +332,7 @@ impl Node {
                     state,
                     sessions: status.map_or(0, |s| s.sessions),
                     routes,
+                    health: health.remove(&id),
                 }
             })
             .collect()
@@ -447,6 +455,7 @@ impl Node {
             forwarder: self.mcp.plane.forwarder().stats(),
             calls_in_flight: self.mcp.plane.forwarder().in_flight(),
             recent_calls: self.mcp.plane.recent_calls().len(),
+            health: self.mcp.plane.health_reports(),
         }
     }
 
