@@ -87,9 +87,10 @@ cleanup() {
         wait "$pid" 2>/dev/null || true
     done
     if ((rc != 0 || FAILED > 0)); then
-        for name in "${!PID[@]}"; do
+        for name in "${NODES[@]}"; do
+            [[ -f $WORK/$name/node.log ]] || continue
             say "---- last lines of $name's log ($WORK/$name/node.log)"
-            tail -n 25 "$WORK/$name/node.log" 2>/dev/null || true
+            tail -n 25 "$WORK/$name/node.log"
         done
         ((rc != 0)) || rc=1
     fi
@@ -497,3 +498,22 @@ at_least() { (($1 >= $2)); }
 
 # lacks FILE TEXT: FILE exists and does not contain TEXT.
 lacks() { [[ -f $1 ]] && ! grep -qF -- "$2" "$1"; }
+
+# stop NAME: stops node NAME (SIGTERM: it sends its peers a Cease) and
+# waits for it to exit.
+stop() {
+    local pid=${PID[$1]} i
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 150; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -0 "$pid" 2>/dev/null && die "$1 did not stop on SIGTERM within 15 s"
+    wait "$pid" 2>/dev/null || true
+    unset "PID[$1]"
+}
+
+# best_via NAME PREFIX PEER: NAME's best path for PREFIX came from node PEER.
+best_via() {
+    [[ $(route_field "$1" "$2" 'r["peer"]') == "$(get "$3.peer_id")" ]]
+}

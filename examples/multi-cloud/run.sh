@@ -16,29 +16,37 @@ setup multi-cloud multicloud
 node aws-1 65100
 node azure-1 65200
 node ix-1 65300
+node ix-2 65300
 node impostor 65100
 rm -f "$WORK/impostor/node.cert"
-for n in aws-1 azure-1 ix-1; do value "$n.token" "$(token)"; done
+for n in aws-1 azure-1 ix-1 ix-2; do value "$n.token" "$(token)"; done
 value aws-1.neighbor ""
 value azure-1.neighbor ""
 value ix-1.routing ""
 value ix-1.client ""
+value ix-2.routing ""
+value ix-2.client ""
 
 render aws-1 "$HERE/nodes/aws-1.toml" "$HERE/policies/aws.toml"
 render azure-1 "$HERE/nodes/azure-1.toml" "$HERE/policies/azure.toml"
 render ix-1 "$HERE/nodes/ix-1.toml" "$HERE/policies/core.toml"
+render ix-2 "$HERE/nodes/ix-2.toml" "$HERE/policies/core.toml"
 render impostor "$HERE/nodes/impostor.toml"
 
-for n in aws-1 azure-1 ix-1; do start "$n"; done
-NODES=(aws-1 azure-1 ix-1)
+for n in aws-1 azure-1 ix-1 ix-2; do start "$n"; done
+NODES=(aws-1 azure-1 ix-1 ix-2)
 wait_running
 say "-- waiting for the sessions and the routes"
-wait_for "ix-1's 2 sessions" established ix-1 2
+for n in aws-1 azure-1 ix-1 ix-2; do
+    wait_for "$n's 2 sessions" established "$n" 2
+done
 AWS="aws/api aws/data aws/ml"
 AWS_PUBLIC="aws/api aws/ml"
 AZURE="azure/analytics azure/compute azure/storage"
 AZURE_PUBLIC="azure/analytics azure/storage"
-wait_for "the core to see both clouds' public agents" has_agents ix-1 "$AWS_PUBLIC $AZURE_PUBLIC"
+for n in ix-1 ix-2; do
+    wait_for "$n to see both clouds' public agents" has_agents "$n" "$AWS_PUBLIC $AZURE_PUBLIC"
+done
 wait_for "AWS to see Azure's" has_agents aws-1 "$AWS $AZURE_PUBLIC"
 wait_for "Azure to see AWS's" has_agents azure-1 "$AZURE aws/billing $AWS_PUBLIC"
 
@@ -47,8 +55,10 @@ check "aws-1 sees its own agents and Azure's analytics and storage (not compute)
     same "$(words "$AWS $AZURE_PUBLIC")" "$(agents aws-1)"
 check "azure-1 sees its own agents and AWS's API and ML (not data processing)" \
     same "$(words "$AZURE aws/billing $AWS_PUBLIC")" "$(agents azure-1)"
-check "the core sees each cloud's public agents only" \
-    same "$(words "$AWS_PUBLIC $AZURE_PUBLIC")" "$(agents ix-1)"
+for n in ix-1 ix-2; do
+    check "the core ($n) sees each cloud's public agents only" \
+        same "$(words "$AWS_PUBLIC $AZURE_PUBLIC")" "$(agents "$n")"
+done
 check "at Azure, AWS's ML agent has AS path 65300 65100" \
     same "65300 65100" "$(as_path azure-1 aws/ml/echo)"
 check "at AWS, Azure's analytics agent has AS path 65300 65200" \
@@ -69,7 +79,7 @@ check "and what it learned from Azure with 65300:200" \
 say "-- signatures"
 check "at Azure, AWS's route is signed by its origin and carries path signatures" \
     same true "$(route_field azure-1 aws/ml/echo 'r["signed"] and r["path_signatures"] >= 1')"
-for n in aws-1 azure-1 ix-1; do
+for n in aws-1 azure-1 ix-1 ix-2; do
     check "$n verified routes and dropped none for a bad signature" verified_clean "$n"
 done
 
@@ -105,3 +115,12 @@ check "an impostor claiming AS 65100 with a self-signed certificate is refused i
     eventually refused impostor "Open/18"
 check "the core counts the refused OPEN" at_least "$(opens_refused ix-1)" 1
 check "and never gives it a session (still 2 established)" established ix-1 2
+
+say "-- one node of the core stops"
+stop ix-1
+check "Azure still has AWS's ML agent, through ix-2" eventually best_via azure-1 aws/ml/echo ix-2
+check "AWS still has Azure's analytics agent, through ix-2" eventually best_via aws-1 azure/analytics/echo ix-2
+T=$(front_name azure-1 aws/ml/echo)
+check "Azure calls AWS's ML agent again ($T)" \
+    call_ok azure-1 "$T" '{"text":"after ix-1 stopped"}' "after ix-1 stopped"
+check "the call crossed ix-2" contains "$(trace_names)" azure-1 ix-2 aws-1
