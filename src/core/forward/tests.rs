@@ -1261,3 +1261,137 @@ fn retries_between_refusing_paths_are_capped() {
     assert_eq!(calls, 1 + MAX_RETRIES as usize, "{:?}", r.wire);
     assert!(r.delivered.is_empty());
 }
+
+/// A's forwarder with these `[[balance]]` rules (seed 1).
+fn with_rules(r: &mut Rig, rules: Vec<balance::Rule>) {
+    r.set(A, |f| {
+        let cfg = f
+            .config()
+            .clone()
+            .with_seed(1)
+            .with_balance(balance::BalanceRules::new(rules));
+        Forwarder::new(cfg, Box::new(UnsignedOnly))
+    });
+}
+
+/// The peer A sent the last CALL to.
+fn last_hop_from_a(r: &Rig) -> NodeId {
+    r.wire
+        .iter()
+        .rev()
+        .find(|(fr, _, k)| *fr == id(A) && *k == "CALL")
+        .map(|w| w.1)
+        .expect("A sent a CALL")
+}
+
+#[test]
+fn a_round_robin_rule_alternates_calls_that_did_not_ask() {
+    let mut r = Rig::new(true, std::time::Duration::ZERO);
+    with_rules(
+        &mut r,
+        vec![balance::Rule::new(
+            p("utility/*"),
+            balance::Method::RoundRobin,
+        )],
+    );
+    let mut hops = Vec::new();
+    for _ in 0..10 {
+        let f = r.call(A, "utility/echo/echo", 5_000, false);
+        hops.push(last_hop_from_a(&r));
+        r.finish_local(C, ok_result());
+        assert_eq!(r.result_of(f).outcome, ok_result());
+    }
+    let first = preferred_hop(&r);
+    let expect: Vec<NodeId> = (0..10)
+        .map(|i| if i % 2 == 0 { first } else { other_path(first) })
+        .collect();
+    assert_eq!(hops, expect, "in decision order, one after the other");
+    // The admin view says so.
+    let e = r.sim.engine(&id(A)).expect("A");
+    let v = r.fwd[&id(A)]
+        .balance_view(e, &p("utility/echo/echo"))
+        .expect("a view");
+    assert_eq!(
+        (v.method, v.set, v.members.len()),
+        (balance::Method::RoundRobin, "nearest", 2)
+    );
+    // Without the rule a call that does not ask takes the best path.
+    let mut r = Rig::new(true, std::time::Duration::ZERO);
+    for _ in 0..4 {
+        r.call(A, "utility/echo/echo", 5_000, false);
+        assert_eq!(last_hop_from_a(&r), first);
+        r.finish_local(C, ok_result());
+    }
+}
+
+#[test]
+fn the_latency_rule_measures_round_trips_and_prefers_the_faster_hop() {
+    let mut r = Rig::new(true, std::time::Duration::from_secs(10));
+    with_rules(
+        &mut r,
+        vec![balance::Rule::new(p("utility/*"), balance::Method::Latency)],
+    );
+    let fast = preferred_hop(&r);
+    let slow = other_path(fast);
+    let mut count: HashMap<NodeId, u32> = HashMap::new();
+    for _ in 0..50 {
+        r.call(A, "utility/echo/echo", 60_000, true);
+        let hop = last_hop_from_a(&r);
+        *count.entry(hop).or_default() += 1;
+        // The agent answers in 2 ms through the fast hop, 40 ms through
+        // the slow one; calls are 100 ms apart.
+        let ms = if hop == fast { 2 } else { 40 };
+        r.advance(ms);
+        r.finish_local(C, ok_result());
+        r.advance(100 - ms);
+    }
+    let a = &r.fwd[&id(A)];
+    let lat = |n: &NodeId| a.balancer().latency(n).expect("measured");
+    // Round trips measured from the CALL to the result (whole ms here:
+    // the simulator's clock).
+    assert!(
+        (2_000..3_000).contains(&lat(&fast).ewma_us),
+        "{:?}",
+        lat(&fast)
+    );
+    assert!(
+        (40_000..41_000).contains(&lat(&slow).ewma_us),
+        "{:?}",
+        lat(&slow)
+    );
+    // 50 calls in 5 s: the slow hop gets its first call and no probe (10 s).
+    assert_eq!(count.get(&slow).copied(), Some(1), "{count:?}");
+    assert_eq!(count.get(&fast).copied(), Some(49), "{count:?}");
+    let e = r.sim.engine(&id(A)).expect("A");
+    let v = a.balance_view(e, &p("utility/echo/echo")).expect("a view");
+    let ewma: Vec<Option<u64>> = v
+        .members
+        .iter()
+        .map(|m| m.latency.map(|l| l.samples))
+        .collect();
+    assert_eq!(ewma.iter().flatten().sum::<u64>(), 50, "{v:?}");
+}
+
+#[test]
+fn balanced_calls_still_fail_over_when_the_chosen_hop_dies() {
+    // Round-robin sends the call to one hop; it dies mid-call; the
+    // idempotent call is retried on the other.
+    let mut r = Rig::new(true, std::time::Duration::from_millis(100));
+    with_rules(
+        &mut r,
+        vec![balance::Rule::new(
+            p("utility/*"),
+            balance::Method::RoundRobin,
+        )],
+    );
+    for _ in 0..2 {
+        let f = r.call(A, "utility/echo/echo", 60_000, true);
+        let hop = last_hop_from_a(&r);
+        r.advance(200);
+        r.send(id(A), CallEvent::PeerDown { peer: hop });
+        assert_eq!(last_hop_from_a(&r), other_path(hop));
+        r.finish_local(C, ok_result());
+        assert_eq!(r.result_of(f).outcome, ok_result());
+        r.dead.clear();
+    }
+}
