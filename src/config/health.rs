@@ -13,7 +13,6 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::Problem;
-use super::sections::NodeConfig;
 use super::values;
 use crate::core::health::HealthConfig;
 
@@ -93,8 +92,7 @@ impl HealthSection {
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 
 /// The problems of `[health]`, with their key paths.
-pub(super) fn problems(c: &NodeConfig) -> Vec<Problem> {
-    let h = &c.health;
+pub(super) fn problems(h: &HealthSection) -> Vec<Problem> {
     let mut out = Vec::new();
     for (key, d) in [
         ("health.probe_interval", h.probe_interval),
@@ -122,6 +120,7 @@ pub(super) fn problems(c: &NodeConfig) -> Vec<Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::NodeConfig;
 
     fn parse(text: &str) -> Result<NodeConfig, String> {
         NodeConfig::parse(text, std::path::Path::new("node.toml")).map_err(|e| e.to_string())
