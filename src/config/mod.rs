@@ -292,7 +292,7 @@ impl NodeConfig {
     /// Every value that makes no sense (empty when the file is good).
     pub fn problems(&self) -> Vec<Problem> {
         let mut out = validate::problems(self);
-        out.extend(health::problems(self));
+        out.extend(health::problems(&self.health));
         if let Err(e) = self.agent_configs() {
             out.push(e.problem());
         }
