@@ -419,6 +419,15 @@ pub struct McpSection {
         serialize_with = "values::ser"
     )]
     pub call_request_timeout: Duration,
+    /// The longest any call runs at this node, whatever deadline its
+    /// caller set; a CALL issued longer ago (plus the clock skew) is
+    /// refused at the origin, which bounds the replay window.
+    #[serde(
+        alias = "max-call-duration-secs",
+        deserialize_with = "values::secs",
+        serialize_with = "values::ser"
+    )]
+    pub max_call_duration: Duration,
     /// Call-protocol streams per connection.
     #[serde(alias = "max-concurrent-calls")]
     pub max_concurrent_calls: usize,
@@ -477,6 +486,7 @@ impl Default for McpSection {
             max_call_rate_per_peer: 5000,
             max_call_bytes_per_peer_mb: 64,
             call_request_timeout: Duration::from_secs(30),
+            max_call_duration: Duration::from_secs(3600),
             max_concurrent_calls: 1024,
             balance_transit: false,
             front_mode: crate::mcp::front::view::FrontMode::Full,

@@ -363,6 +363,13 @@ fn mcp(k: &mut Check, c: &NodeConfig) {
     k.duration_at_least("mcp.call_timeout", m.call_timeout, second);
     k.at_least("mcp.hop_limit", m.hop_limit, 1);
     k.duration_at_least("mcp.call_request_timeout", m.call_request_timeout, second);
+    k.duration_at_least("mcp.max_call_duration", m.max_call_duration, second);
+    if m.call_timeout > m.max_call_duration {
+        k.fail(
+            "mcp.call_timeout",
+            "must not be longer than max_call_duration (no call runs longer)",
+        );
+    }
     if m.answer_hold >= m.call_request_timeout / 2 {
         k.fail(
             "mcp.answer_hold",

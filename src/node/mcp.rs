@@ -134,6 +134,13 @@ impl NodeMcp {
             .with_quotas(c.mcp.call_quotas())
             .with_transit_balancing(c.mcp.balance_transit)
             .with_balance(crate::config::balance::rules(&c.balance))
+            .with_max_call_duration(c.mcp.max_call_duration)
+            .with_clock_skew(std::time::Duration::from_millis(
+                security.trust().clock_skew_ms(),
+            ))
+            // Calls issued before now cannot have been seen by this run's
+            // replay window.
+            .with_started(super::clock::Clock::start().now())
             .with_seed(rand::random());
         let fwd = Forwarder::new(fcfg, Box::new(TrustVerifier::new(security.trust().clone())))
             .with_access(access);

@@ -334,19 +334,16 @@ impl Forwarder {
                 );
                 return self.refuse(key, &call, e, out);
             }
-            if !self
-                .replay
-                .first_time(now.millis(), o.caller, o.id, o.deadline)
-                && !o.idempotent
-            {
-                let e = CallError::new(
-                    CallErrorKind::BadCaller,
-                    format!(
-                        "{}: call {} was already received (replay)",
-                        self.here(),
-                        o.id
-                    ),
-                );
+            let arrival = Arrival {
+                caller: o.caller,
+                id: o.id,
+                issued: o.issued,
+                deadline: o.deadline,
+                idempotent: o.idempotent,
+            };
+            if let Verdict::Refuse(why) = self.replay.check(now.millis(), arrival) {
+                self.stats.replays_refused += 1;
+                let e = CallError::new(CallErrorKind::BadCaller, format!("{}: {why}", self.here()));
                 return self.refuse(key, &call, e, out);
             }
         }

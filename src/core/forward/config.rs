@@ -2,12 +2,12 @@
 
 use super::balance::BalanceRules;
 use super::quota::QuotaConfig;
-use crate::core::ids::{Asn, NodeId};
+use crate::core::ids::{Asn, Millis, NodeId};
 
 /// Forwarder settings. Defaults: answers held up to 1 s, 10,000 calls in
 /// flight, deadlines capped at one hour from arrival, 100,000 remembered
-/// call ids against replays, multipath balancing only for front calls that
-/// ask for it.
+/// call ids against replays, 5 minutes of clock skew, multipath balancing
+/// only for front calls that ask for it.
 #[derive(Debug, Clone)]
 pub struct ForwardConfig {
     pub(super) node: NodeId,
@@ -20,6 +20,8 @@ pub struct ForwardConfig {
     pub(super) balance_transit: bool,
     pub(super) seed: u64,
     pub(super) balance: BalanceRules,
+    pub(super) started: Millis,
+    pub(super) clock_skew_ms: u64,
 }
 
 impl ForwardConfig {
@@ -35,6 +37,8 @@ impl ForwardConfig {
             balance_transit: false,
             seed: 0,
             balance: BalanceRules::default(),
+            started: Millis(0),
+            clock_skew_ms: 300_000,
         }
     }
 
@@ -73,6 +77,21 @@ impl ForwardConfig {
     /// calls that ask for it.
     pub fn with_transit_balancing(mut self, on: bool) -> Self {
         self.balance_transit = on;
+        self
+    }
+
+    /// When this node started: a non-idempotent CALL issued before is
+    /// refused at the origin ([`replay`](super::replay)). Default 0 (the
+    /// node sets it; tests that restart nothing need not).
+    pub fn with_started(mut self, t: Millis) -> Self {
+        self.started = t;
+        self
+    }
+
+    /// How far a caller's clock may be ahead of ours, and how much older
+    /// than the longest call a CALL may be (5 min; the trust store's).
+    pub fn with_clock_skew(mut self, d: std::time::Duration) -> Self {
+        self.clock_skew_ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         self
     }
 

@@ -306,4 +306,9 @@ pub struct ForwardStats {
     /// a call's share ([`MAX_SIDE_MESSAGES`](super::table::MAX_SIDE_MESSAGES)).
     #[serde(default)]
     pub side_dropped: u64,
+    /// CALLs the replay guard refused at this origin: replays, issued in
+    /// the future, too long ago, or before this node started
+    /// ([`replay`](super::replay)).
+    #[serde(default)]
+    pub replays_refused: u64,
 }

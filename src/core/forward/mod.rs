@@ -71,7 +71,7 @@ mod answer;
 mod arrive;
 mod config;
 mod events;
-mod replay;
+pub mod replay;
 mod retry;
 mod routes;
 mod table;
@@ -81,7 +81,7 @@ use crate::core::call::{CallReturn, Cancel};
 use crate::core::ids::NodeId;
 use answer::Back;
 use quota::{Claim, Quotas};
-use replay::ReplayWindow;
+use replay::{Arrival, ReplayWindow, Verdict};
 use table::{CallTable, Down, Entry, MAX_SIDE_MESSAGES, RETURN_HOLD_US, Timer};
 
 pub use config::ForwardConfig;
@@ -123,7 +123,12 @@ impl Forwarder {
         Forwarder {
             table: CallTable::new(cfg.seed),
             balancer: balance::Balancer::new(cfg.balance.clone(), cfg.seed),
-            replay: ReplayWindow::new(cfg.replay_window),
+            replay: ReplayWindow::new(
+                cfg.replay_window,
+                cfg.started,
+                cfg.clock_skew_ms,
+                cfg.max_call_ms,
+            ),
             cfg,
             access: AccessPolicy::default(),
             verifier,
