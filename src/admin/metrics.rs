@@ -332,7 +332,11 @@ fn write_health(e: &mut Exposition, agents: &[crate::core::health::HealthReport]
     );
     for r in agents {
         let v = f64::from(r.advertised_med);
-        e.sample("abgp_agent_med_advertised", &[("agent", r.agent.as_str())], v);
+        e.sample(
+            "abgp_agent_med_advertised",
+            &[("agent", r.agent.as_str())],
+            v,
+        );
     }
     e.family(
         "abgp_agent_med_changes_total",
@@ -341,7 +345,11 @@ fn write_health(e: &mut Exposition, agents: &[crate::core::health::HealthReport]
     );
     for r in agents {
         let v = r.med_changes as f64;
-        e.sample("abgp_agent_med_changes_total", &[("agent", r.agent.as_str())], v);
+        e.sample(
+            "abgp_agent_med_changes_total",
+            &[("agent", r.agent.as_str())],
+            v,
+        );
     }
 }
 

@@ -13,8 +13,8 @@
 //! error. Relative paths in the file are relative to its directory
 //! ([`LoadedConfig::resolve`]).
 
-pub mod health;
 pub mod balance;
+pub mod health;
 pub mod routing;
 pub mod sections;
 pub mod template;

@@ -80,7 +80,10 @@ pub(super) enum RunReport {
         reply: oneshot::Sender<Result<Json, CallError>>,
     },
     /// A health-as-MED probe of a hosted agent ended.
-    Probe { agent: AgentId, outcome: PingOutcome },
+    Probe {
+        agent: AgentId,
+        outcome: PingOutcome,
+    },
 }
 
 /// Outstanding requests of one agent run for its caller's client.
