@@ -22,7 +22,6 @@ use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 
 use super::Problem;
-use super::sections::NodeConfig;
 use crate::core::forward::balance::{BalanceRules, MAX_WEIGHT, Method, Rule};
 use crate::core::prefix::Prefix;
 use crate::identity::node_id_of;
@@ -57,17 +56,17 @@ fn method_list() -> String {
 }
 
 /// The problems of every `[[balance]]` entry, with their key paths.
-pub(super) fn problems(c: &NodeConfig) -> Vec<Problem> {
+pub(super) fn problems(entries: &[BalanceEntry]) -> Vec<Problem> {
     let mut out = Vec::new();
-    if c.balance.len() > MAX_BALANCE_ENTRIES {
+    if entries.len() > MAX_BALANCE_ENTRIES {
         out.push(Problem::new(
             "balance",
-            format!("{} entries; at most {MAX_BALANCE_ENTRIES}", c.balance.len()),
+            format!("{} entries; at most {MAX_BALANCE_ENTRIES}", entries.len()),
         ));
     }
-    for (i, e) in c.balance.iter().enumerate() {
+    for (i, e) in entries.iter().enumerate() {
         let key = |k: &str| format!("balance[{i}].{k}");
-        if c.balance[..i].iter().any(|x| x.prefix == e.prefix) {
+        if entries[..i].iter().any(|x| x.prefix == e.prefix) {
             out.push(Problem::new(
                 key("prefix"),
                 format!("{} has an entry already", e.prefix),
@@ -162,6 +161,7 @@ pub fn rules(entries: &[BalanceEntry]) -> BalanceRules {
 
 #[cfg(test)]
 mod tests {
+    use super::super::sections::NodeConfig;
     use super::*;
     use crate::core::forward::balance::Method;
     use crate::core::ids::NodeId;

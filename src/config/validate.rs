@@ -93,7 +93,7 @@ pub fn problems(c: &NodeConfig) -> Vec<Problem> {
     mcp(&mut k, c);
     originate(&mut k, c);
     k.out.extend(super::routing::problems(c));
-    k.out.extend(super::balance::problems(c));
+    k.out.extend(super::balance::problems(&c.balance));
     k.out
 }
 
