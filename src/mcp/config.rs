@@ -276,6 +276,9 @@ pub struct AgentConfig {
     restart_backoff_min: Duration,
     restart_backoff_max: Duration,
     max_concurrent_calls: usize,
+    /// The MED of the agent's routes until health as MED measures it
+    /// (`None`: `[health] base_med`).
+    med: Option<u32>,
 }
 
 impl AgentConfig {
@@ -331,6 +334,7 @@ impl AgentConfig {
             restart_backoff_min: DEFAULT_RESTART_BACKOFF_MIN,
             restart_backoff_max: DEFAULT_RESTART_BACKOFF_MAX,
             max_concurrent_calls: DEFAULT_MAX_CONCURRENT_CALLS,
+            med: None,
         }
     }
 
@@ -375,6 +379,17 @@ impl AgentConfig {
     }
     pub fn max_concurrent_calls(&self) -> usize {
         self.max_concurrent_calls
+    }
+
+    /// The configured MED: the base of this agent's health MED.
+    pub fn med(&self) -> Option<u32> {
+        self.med
+    }
+
+    /// Sets the configured MED (the base of the agent's health MED).
+    pub fn with_med(mut self, med: u32) -> Self {
+        self.med = Some(med);
+        self
     }
 
     /// Replaces the capability tags (validated, sorted, deduplicated).
@@ -645,6 +660,7 @@ struct RawAgentConfig {
     restart_backoff_max: Option<String>,
     #[serde(alias = "max-concurrent-calls")]
     max_concurrent_calls: Option<usize>,
+    med: Option<u32>,
 }
 
 impl TryFrom<RawAgentConfig> for AgentConfig {
@@ -763,6 +779,7 @@ impl TryFrom<RawAgentConfig> for AgentConfig {
         config.capabilities = capabilities;
         config.communities = communities.into_iter().collect();
         config.protocol = raw.protocol;
+        config.med = raw.med;
         // The builders carry the cross-field checks; run them once here so
         // a file and code are held to the same rules.
         config

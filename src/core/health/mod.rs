@@ -33,7 +33,8 @@
 //! ```
 //!
 //! integer arithmetic (rounded down), computed in `u128`: no input overflows
-//! it. An agent with no observation at all has `base_med`.
+//! it. `base_med` is the agent's configured `med` when it has one, else
+//! `[health] base_med`; an agent with no observation at all has it.
 //!
 //! # When the advertised MED changes
 //!
@@ -141,16 +142,21 @@ pub struct Inputs {
     pub slots: u32,
 }
 
-/// The formula (see the module documentation).
+/// The formula (see the module documentation), on `cfg.base_med`.
 pub fn compute_med(cfg: &HealthConfig, i: &Inputs) -> u32 {
+    compute_med_on(cfg, cfg.base_med, i)
+}
+
+/// The formula on an agent's own base MED (its configured `med`).
+pub fn compute_med_on(cfg: &HealthConfig, base_med: u32, i: &Inputs) -> u32 {
     let latency_ms = u128::from(i.latency_us.unwrap_or(0).min(MAX_LATENCY_US) / 1000);
     let lat = latency_ms * u128::from(cfg.latency_weight) / 100;
     let failure = u128::from(PPM - i.success_ppm.min(PPM));
     let err = failure * u128::from(cfg.error_weight) / u128::from(PPM);
     let slots = u128::from(cfg_slots(i.slots));
     let load = u128::from(i.in_flight).min(2 * slots) * u128::from(cfg.load_weight) / slots;
-    let med = u128::from(cfg.base_med) + lat + err + load;
-    u32::try_from(med.min(u128::from(cfg.max_med.max(cfg.base_med)))).unwrap_or(u32::MAX)
+    let med = u128::from(base_med) + lat + err + load;
+    u32::try_from(med.min(u128::from(cfg.max_med.max(base_med)))).unwrap_or(u32::MAX)
 }
 
 fn cfg_slots(s: u32) -> u32 {
@@ -178,6 +184,8 @@ fn ewma(old: u64, sample: u64, (num, den): (u64, u64)) -> u64 {
 /// One agent's health.
 #[derive(Debug, Clone)]
 struct Agent {
+    /// Its configured MED, else `base_med`.
+    base: u32,
     slots: u32,
     call_latency_us: Option<u64>,
     probe_latency_us: Option<u64>,
@@ -245,15 +253,17 @@ impl Health {
     }
 
     /// The agent came up (its routes are first advertised now, with
-    /// [`Health::advertised`]). An agent already known keeps its state (a
+    /// [`Health::advertised`]), with `slots` call slots and its configured
+    /// MED (`None`: `base_med`). An agent already known keeps its state (a
     /// re-list of its tools).
-    pub fn agent_up(&mut self, now: Millis, agent: &AgentId, slots: u32) {
+    pub fn agent_up(&mut self, now: Millis, agent: &AgentId, slots: u32, med: Option<u32>) {
         if !self.cfg.enabled {
             return;
         }
-        let base = self.cfg.base_med;
+        let base = med.unwrap_or(self.cfg.base_med);
         let first_probe = now.saturating_add_ms(self.cfg.probe_interval_ms);
         let a = self.agents.entry(agent.clone()).or_insert_with(|| Agent {
+            base,
             slots,
             call_latency_us: None,
             probe_latency_us: None,
@@ -280,12 +290,12 @@ impl Health {
         self.agents.remove(agent);
     }
 
-    /// The MED the agent's routes carry: the base MED for an agent not
-    /// measured (or health off).
-    pub fn advertised(&self, agent: &AgentId) -> u32 {
+    /// The MED the agent's routes carry: for an agent not tracked (health
+    /// off, or not up) its configured MED, else `base_med`.
+    pub fn advertised(&self, agent: &AgentId, configured: Option<u32>) -> u32 {
         self.agents
             .get(agent)
-            .map_or(self.cfg.base_med, |a| a.advertised)
+            .map_or(configured.unwrap_or(self.cfg.base_med), |a| a.advertised)
     }
 
     pub fn call_started(&mut self, agent: &AgentId) {
@@ -349,6 +359,16 @@ impl Health {
         }
     }
 
+    /// A probe asked for could not be sent (the agent is not connected):
+    /// nothing measured; the next one is due an interval from now.
+    pub fn probe_skipped(&mut self, now: Millis, agent: &AgentId) {
+        let interval = self.cfg.probe_interval_ms;
+        if let Some(a) = self.agents.get_mut(agent) {
+            a.probing = false;
+            a.next_probe = now.saturating_add_ms(interval);
+        }
+    }
+
     /// Agents due a probe now; each is marked as being probed until its
     /// [`Health::probe_done`].
     pub fn probes_due(&mut self, now: Millis) -> Vec<AgentId> {
@@ -379,9 +399,9 @@ impl Health {
 
     fn computed(&self, a: &Agent) -> u32 {
         if !a.observed && a.in_flight == 0 {
-            return self.cfg.base_med;
+            return a.base;
         }
-        compute_med(&self.cfg, &self.inputs(a))
+        compute_med_on(&self.cfg, a.base, &self.inputs(a))
     }
 
     fn allowed_at(&self, a: &Agent) -> Millis {

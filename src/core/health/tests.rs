@@ -11,7 +11,7 @@ fn cfg() -> HealthConfig {
 
 fn up(cfg: HealthConfig, now: u64) -> Health {
     let mut h = Health::new(cfg);
-    h.agent_up(Millis(now), &agent(), 4);
+    h.agent_up(Millis(now), &agent(), 4, None);
     h
 }
 
@@ -30,8 +30,8 @@ fn an_agent_with_no_observations_keeps_the_base_med() {
         },
         0,
     );
-    assert_eq!(h.advertised(&agent()), 40);
-    assert_eq!(h.advertised(&AgentId::new("unknown")), 40);
+    assert_eq!(h.advertised(&agent(), None), 40);
+    assert_eq!(h.advertised(&AgentId::new("unknown"), None), 40);
     for t in [0, 30_000, 1_000_000] {
         assert!(h.poll(Millis(t)).is_empty());
     }
@@ -95,7 +95,7 @@ fn slow_calls_raise_the_med_after_the_minimum_interval_from_the_first_advertisem
     );
     assert!(h.poll(Millis(30_999)).is_empty());
     assert_eq!(h.poll(Millis(31_000)), vec![(agent(), 50)]);
-    assert_eq!(h.advertised(&agent()), 50);
+    assert_eq!(h.advertised(&agent(), None), 50);
     let r = h.report(&agent()).unwrap();
     assert_eq!((r.med_changes, r.next_change_at), (1, 61_000));
     assert!(!r.change_pending);
@@ -219,9 +219,14 @@ fn probes_are_due_every_interval_one_at_a_time() {
     assert_eq!((r.probes, r.probe_failures), (1, 1));
     assert!((r.success_rate - 0.9).abs() < 1e-9);
     assert!(h.probes_due(Millis(59_999)).is_empty());
+    // One that could not be sent counts nothing and is asked again later.
     assert_eq!(h.probes_due(Millis(60_000)), vec![agent()]);
+    h.probe_skipped(Millis(60_000), &agent());
+    assert_eq!(h.report(&agent()).unwrap().probes, 1);
+    assert!(h.probes_due(Millis(69_999)).is_empty());
+    assert_eq!(h.probes_due(Millis(70_000)), vec![agent()]);
     // A slow probe counts as latency.
-    h.probe_done(Millis(60_000), &agent(), Some(900_000));
+    h.probe_done(Millis(70_000), &agent(), Some(900_000));
     let r = h.report(&agent()).unwrap();
     assert_eq!(r.probe_latency_ms, Some(900.0));
     // 900 ms: 90 points; 9 % failure (0.9, then a success): 45.
@@ -243,7 +248,7 @@ fn health_off_tracks_nothing() {
     assert!(h.probes_due(Millis(1_000_000)).is_empty());
     assert!(h.poll(Millis(1_000_000)).is_empty());
     assert_eq!(h.next_deadline(), None);
-    assert_eq!(h.advertised(&agent()), 5);
+    assert_eq!(h.advertised(&agent(), None), 5);
 }
 
 #[test]
@@ -252,13 +257,13 @@ fn a_restarted_agent_starts_afresh() {
     call(&mut h, 10, 5_000, CallEnd::Ok);
     assert_eq!(h.poll(Millis(30_000)).len(), 1);
     h.agent_down(&agent());
-    assert_eq!(h.advertised(&agent()), 0);
-    h.agent_up(Millis(40_000), &agent(), 4);
+    assert_eq!(h.advertised(&agent(), None), 0);
+    h.agent_up(Millis(40_000), &agent(), 4, None);
     let r = h.report(&agent()).unwrap();
     assert_eq!((r.advertised_med, r.computed_med, r.calls), (0, 0, 0));
     // A re-list (Up again while known) keeps the state.
     call(&mut h, 40_001, 5_000, CallEnd::Ok);
-    h.agent_up(Millis(40_002), &agent(), 8);
+    h.agent_up(Millis(40_002), &agent(), 8, None);
     let r = h.report(&agent()).unwrap();
     assert_eq!((r.calls, r.slots), (1, 8));
 }
@@ -287,7 +292,7 @@ fn hostile_values_do_not_overflow() {
     assert_eq!(compute_med(&c, &i), u32::MAX);
     assert_eq!(band(&c, u32::MAX), u32::MAX);
     let mut h = Health::new(c);
-    h.agent_up(Millis(u64::MAX), &agent(), 0);
+    h.agent_up(Millis(u64::MAX), &agent(), 0, None);
     for _ in 0..3 {
         h.call_started(&agent());
     }
@@ -380,7 +385,7 @@ proptest! {
         let mut h = Health::new(c.clone());
         let id = agent();
         let mut now = 1_000u64;
-        h.agent_up(Millis(now), &id, 2);
+        h.agent_up(Millis(now), &id, 2, None);
         let mut advertised = c.base_med;
         let mut last_change = now;
         for op in ops {
@@ -415,8 +420,27 @@ proptest! {
                     prop_assert!(d.is_some_and(|d| d.0 <= last_change + c.min_interval_ms));
                 }
             }
-            prop_assert_eq!(h.advertised(&id), advertised);
+            prop_assert_eq!(h.advertised(&id, None), advertised);
             prop_assert!(advertised <= c.max_med.max(c.base_med));
         }
     }
+}
+
+#[test]
+fn a_configured_med_is_the_agents_base() {
+    let mut h = Health::new(cfg());
+    h.agent_up(Millis(0), &agent(), 4, Some(300));
+    assert_eq!(h.advertised(&agent(), Some(300)), 300);
+    assert!(h.poll(Millis(1_000_000)).is_empty(), "not measured: kept");
+    // 500 ms on top of it: 350, outside the band of 30 around 300.
+    call(&mut h, 1_000_001, 500, CallEnd::Ok);
+    assert_eq!(h.poll(Millis(1_000_001)), vec![(agent(), 350)]);
+    // Not tracked (health off): the configured MED, else base_med.
+    let off = Health::new(HealthConfig {
+        enabled: false,
+        base_med: 9,
+        ..cfg()
+    });
+    assert_eq!(off.advertised(&agent(), Some(300)), 300);
+    assert_eq!(off.advertised(&agent(), None), 9);
 }

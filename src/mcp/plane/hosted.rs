@@ -63,8 +63,8 @@ impl McpPlane {
                 for (tool, why) in &routes.rejected {
                     tracing::warn!(%agent, %tool, error = %why, "tool not routed");
                 }
-                self.health.agent_up(now, &agent, cfg_slots(cfg));
-                let med = self.health.advertised(&agent);
+                self.health.agent_up(now, &agent, cfg_slots(cfg), cfg.med());
+                let med = self.health.advertised(&agent, cfg.med());
                 let h = self.hosted.entry(agent.clone()).or_default();
                 h.up = true;
                 h.tools = tools
