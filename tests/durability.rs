@@ -193,3 +193,67 @@ fn bad_config_values_are_reported_with_their_key_path() {
         "{err}"
     );
 }
+
+/// Restored routes are verified again before they are used: here b's
+/// operator changed the ASN pinned for a while b was down, so a's stored
+/// routes (signed by a key certified for its real ASN) no longer verify.
+/// Without the check they would come back as stale for the graceful-restart
+/// time (120 s) and be offered to b's callers.
+#[test]
+fn restored_routes_are_verified_again() {
+    let root = tempfile::tempdir().unwrap();
+    let a = init(root.path(), "a", "test");
+    let b = init(root.path(), "b", "test");
+    configure(
+        &a,
+        &Spec {
+            neighbors: vec![(b.clone(), false)],
+            originate: vec!["a/tool".into(), "a/other".into()],
+            ..Spec::default()
+        },
+    );
+    configure(
+        &b,
+        &Spec {
+            neighbors: vec![(a.clone(), false)],
+            ..Spec::default()
+        },
+    );
+    let mut pa = Proc::start(&a);
+    let mut pb = Proc::start(&b);
+    wait_for("b to learn a's routes", Duration::from_secs(30), || {
+        (pb.route("a/tool").is_some() && pb.route("a/other").is_some()).then_some(())
+    });
+    pb.terminate();
+    pa.terminate();
+    assert_eq!(stored_from(&b.dir, &a.peer_id).len(), 2, "stored");
+
+    // a restarted with the same key but b now pins it to another ASN.
+    let mut moved = a.clone();
+    moved.asn = a.asn.wrapping_add(1);
+    configure(
+        &b,
+        &Spec {
+            neighbors: vec![(moved, false)],
+            ..Spec::default()
+        },
+    );
+    let pb = Proc::start(&b);
+    wait_for("b's admin API", Duration::from_secs(30), || {
+        pb.try_get("/v1/status")
+    });
+    assert!(
+        pb.route("a/tool").is_none() && pb.route("a/other").is_none(),
+        "routes that no longer verify are not restored: {:?}",
+        pb.routes()
+    );
+    assert!(
+        pb.log_tail(400).contains("no longer verify"),
+        "the log says why"
+    );
+    drop(pb);
+    assert!(
+        stored_from(&b.dir, &a.peer_id).is_empty(),
+        "and they are gone from the store"
+    );
+}

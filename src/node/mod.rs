@@ -218,6 +218,8 @@ struct Node {
     /// Static routes without their signature; re-signed periodically.
     originated: Vec<Route>,
     last_signed: Millis,
+    /// When routes with expired origin attestations were last dropped.
+    last_expiry_sweep: Millis,
     started_at: Millis,
     started_info: Option<Started>,
     on_started: Option<StartedHook>,

@@ -453,6 +453,14 @@ impl Node {
         // Descriptor fetches that failed are retried from here.
         self.on_call_tick().await?;
         let now = self.clock.now();
+        if self.security.verifies_routes()
+            && now.saturating_sub(self.last_expiry_sweep) >= EXPIRY_SWEEP_MS
+        {
+            // Paths whose origin attestation ran out leave the RIBs.
+            self.last_expiry_sweep = now;
+            let skew_ms = self.security.trust().clock_skew_ms();
+            self.step(vec![Event::ExpireAttested { skew_ms }], None).await?;
+        }
         let agent_routes = self.mcp.originated();
         if (!self.originated.is_empty() || !agent_routes.is_empty())
             && now.saturating_sub(self.last_signed) >= self.security.resign_every_ms()
@@ -467,3 +475,8 @@ impl Node {
         Ok(())
     }
 }
+
+/// How often paths whose origin attestation expired are looked for (the
+/// scan reads the whole table; attestations last a day by default and are
+/// re-signed at half-life, so a lapse is found well within its minute).
+const EXPIRY_SWEEP_MS: u64 = 30_000;

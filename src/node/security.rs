@@ -165,6 +165,11 @@ impl Security {
     }
 
     pub fn identity(&self) -> &LocalIdentity {
+    /// Whether received routes' signatures are checked (`trust.verify_routes`).
+    pub fn verifies_routes(&self) -> bool {
+        self.verify_routes
+    }
+
         &self.identity
     }
 

@@ -272,6 +272,7 @@ impl Node {
             started_info: None,
             on_started: None,
             startup_deadline: Instant::now() + STARTUP_WAIT,
+            last_expiry_sweep: now,
             next_discovery: Instant::now(),
             shutting_down: false,
             store_dir,
@@ -330,7 +331,48 @@ impl Node {
                 tracing::warn!(peer = %p.node.short(), routes = p.routes.len(), "stored routes of a peer with no known ASN; not restored");
                 continue;
             };
-            tracing::info!(peer = %p.node.short(), %asn, routes = p.routes.len(), "restoring routes as stale");
+            // Restored routes are verified again before they are used: an
+            // origin attestation may have expired while the node was down,
+            // the trust settings may have changed, the store may have been
+            // edited. Those that fail are not restored.
+            let stored_count = p.routes.len();
+            let mut u = crate::core::message::Update {
+                announce: p.routes,
+                withdraw: Vec::new(),
+                end_of_rib: false,
+            };
+            if let Some(pending) = self.security.plan_update(&u, asn, now) {
+                let job = tokio::task::spawn_blocking(move || {
+                    let v = pending.verify(usize::MAX);
+                    (pending, v)
+                });
+                match job.await {
+                    Ok((pending, v)) => {
+                        let failed = self.security.apply_verdicts(&mut u, pending, v);
+                        if failed > 0 {
+                            tracing::warn!(peer = %p.node.short(), %asn, failed, "stored routes that no longer verify (expired attestations, changed trust, or an edited store); not restored, and removed from the store");
+                            let changes = std::mem::take(&mut u.withdraw)
+                                .into_iter()
+                                .map(|key| RibChange::AdjIn {
+                                    peer: p.node,
+                                    key,
+                                    route: None,
+                                })
+                                .collect();
+                            let batch = crate::store::WriteBatch {
+                                changes,
+                                ..Default::default()
+                            };
+                            self.commit(batch, None).await?;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(peer = %p.node.short(), error = %e, "verifying stored routes failed; none of this peer's are restored");
+                        u.announce.clear();
+                    }
+                }
+            }
+            tracing::info!(peer = %p.node.short(), %asn, routes = u.announce.len(), stored = stored_count, "restoring routes as stale");
             events.push(Event::RestoreStale {
                 peer: p.node,
                 asn,

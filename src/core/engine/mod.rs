@@ -17,6 +17,7 @@
 
 mod aggregate;
 mod damping;
+mod expiry;
 mod export;
 mod import;
 #[cfg(test)]
@@ -261,6 +262,9 @@ pub enum Action {
     Dial(NodeId),
     /// Abandon a dial in progress (a connection that completes anyway is
     /// reported as usual and refused or kept by collision resolution).
+    /// Drop every peer path whose origin attestation expired before
+    /// `now - skew_ms`, as withdrawn ([`expiry`]).
+    ExpireAttested { skew_ms: u64 },
     CancelDial(NodeId),
     /// Send on the peer's current transport.
     Send(NodeId, Message),
@@ -339,6 +343,9 @@ pub struct EngineStats {
 pub struct RibCounts {
     pub adj_in_pre: usize,
     pub adj_in_post: usize,
+    /// Peer paths dropped because their origin attestation expired.
+    #[serde(default)]
+    pub expired_paths: u64,
     pub adj_out: usize,
 }
 
@@ -488,6 +495,9 @@ impl Engine {
         self.peers
             .iter()
             .flatten()
+            Event::ExpireAttested { skew_ms } => {
+                self.expire_attested(now, skew_ms);
+            }
             .filter_map(|p| p.next_deadline())
             .chain(self.damping.next_deadline())
             .min()
