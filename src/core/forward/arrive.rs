@@ -64,7 +64,7 @@ impl Forwarder {
                 },
             });
         }
-        self.route(now, routes, key, call, opts.balance, out);
+        self.route(now, routes, key, call, (opts.balance, opts.wants), out);
         self.end_admission();
     }
 
@@ -121,7 +121,8 @@ impl Forwarder {
                 answer: CallAnswer::Refused(e),
             });
         }
-        self.route(now, routes, key, call, self.cfg.balance_transit, out);
+        let how = (self.cfg.balance_transit, Vec::new());
+        self.route(now, routes, key, call, how, out);
         self.end_admission();
     }
 
@@ -157,13 +158,15 @@ impl Forwarder {
     }
 
     /// Picks where a call goes and sends it there (or refuses it).
+    /// `(balance, wants)`: the call asked to be balanced, and the
+    /// capability tags it wants.
     pub(super) fn route(
         &mut self,
         now: Micros,
         routes: &impl CallRoutes,
         key: InKey,
         call: Call,
-        balance: bool,
+        (balance, wants): (bool, Vec<Arc<str>>),
         out: &mut Vec<CallAction>,
     ) {
         let from = key.peer();
@@ -182,7 +185,8 @@ impl Forwarder {
             };
             return self.deliver(now, key, call, here, out);
         }
-        let Some(peer) = self.choose(now, &res, &call, balance, from.as_ref(), &[]) else {
+        let Some(peer) = self.choose(now, &res, &call, (balance, &wants), from.as_ref(), &[])
+        else {
             let e = CallError::new(
                 CallErrorKind::NoRoute,
                 format!(
@@ -220,6 +224,7 @@ impl Forwarder {
         let mut entry = self.entry(now, key, &call, Down::Peer { peer, leg });
         entry.idempotent = call.origin.idempotent;
         entry.balance = balance;
+        entry.wants = wants;
         // The next hop's parent span is this hop's.
         let trace = entry.trace;
         self.insert(key, entry);
@@ -298,6 +303,7 @@ impl Forwarder {
             tried: Vec::new(),
             retries: 0,
             balance: false,
+            wants: Vec::new(),
             claim: None,
             progress_sent: None,
             progress_held: None,

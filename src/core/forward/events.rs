@@ -62,6 +62,10 @@ impl InKey {
 pub struct FrontOpts {
     /// Spread over equal paths (by call id) instead of always the best.
     pub balance: bool,
+    /// Capability tags the caller wants (sorted, deduplicated): the
+    /// `capability` balancing method prefers the paths whose routes have
+    /// the most of them ([`balance`](super::balance)).
+    pub wants: Vec<Arc<str>>,
 }
 
 /// An input to the forwarder.

@@ -5,6 +5,7 @@
 use super::*;
 use crate::core::call::{Call, CallErrorKind, CallOutcome, CallReturn, LegId};
 use crate::core::ids::NodeId;
+use std::sync::Arc;
 
 /// A CALL this hop sent that is lost: to which peer, whether the peer may
 /// have received it (then only an idempotent call is retried), and why.
@@ -129,6 +130,7 @@ impl Forwarder {
         };
         let resend = e.resend.clone().filter(|_| now < e.deadline);
         let (tried, retries, balance) = (e.tried.clone(), e.retries, e.balance);
+        let wants = e.wants.clone();
         // The old leg is given up either way: a late PROGRESS on it gets
         // one CANCEL back.
         self.table.unlink(key);
@@ -137,7 +139,7 @@ impl Forwarder {
         };
         let from = key.peer();
         let next = routes.resolve(&call.origin.target).and_then(|res| {
-            self.choose(now, &res, &call, balance, from.as_ref(), &tried)
+            self.choose(now, &res, &call, (balance, &wants), from.as_ref(), &tried)
                 .or_else(|| {
                     // Every path was tried once. One that failed earlier (a
                     // neighbour restarting refuses until its routes are back)
@@ -182,7 +184,7 @@ impl Forwarder {
         now: Micros,
         res: &Resolution,
         call: &Call,
-        balance: bool,
+        (balance, wants): (bool, &[Arc<str>]),
         sender: Option<&NodeId>,
         tried: &[NodeId],
     ) -> Option<NodeId> {
@@ -198,7 +200,7 @@ impl Forwarder {
             target: &call.origin.target,
             id: &call.origin.id,
             asked: balance,
-            wants: &[],
+            wants,
             sender,
             tried,
         };

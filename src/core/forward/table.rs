@@ -61,6 +61,8 @@ pub(super) struct Entry {
     pub tried: Vec<NodeId>,
     pub retries: u32,
     pub balance: bool,
+    /// Capability tags the caller wants (front calls; for retries).
+    pub wants: Vec<Arc<str>>,
     /// What the call holds of the quotas.
     pub claim: Option<Claim>,
     /// When the last PROGRESS went back, and the newest one held since
@@ -401,6 +403,7 @@ mod tests {
             tried: Vec::new(),
             retries: 0,
             balance: false,
+            wants: Vec::new(),
             claim: None,
             progress_sent: None,
             progress_held: None,

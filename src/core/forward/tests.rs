@@ -1175,7 +1175,15 @@ fn balancing_spreads_front_calls_over_equal_paths() {
     for i in 0..16u8 {
         let mut o = r.origin(A, "utility/echo/echo", 5_000);
         o.id = CallId([i.wrapping_mul(37); 16]);
-        r.call_with(A, o, 16, FrontOpts { balance: true });
+        r.call_with(
+            A,
+            o,
+            16,
+            FrontOpts {
+                balance: true,
+                ..Default::default()
+            },
+        );
         via.insert(r.wire.first().map(|w| w.1));
         r.wire.clear();
     }
@@ -1394,4 +1402,48 @@ fn balanced_calls_still_fail_over_when_the_chosen_hop_dies() {
         assert_eq!(r.result_of(f).outcome, ok_result());
         r.dead.clear();
     }
+}
+
+#[test]
+fn the_capability_rule_follows_the_tags_the_front_call_wants() {
+    let mut r = Rig::new(true, std::time::Duration::from_millis(100));
+    // B and D both originate gpu/run, with different tags.
+    for (n, tag) in [(B, "cpu"), (D, "gpu")] {
+        let mut route = tool_route("gpu/run", "runner", "run");
+        let mut a = (*route.attrs).clone();
+        a.capabilities = vec![Arc::from(tag)];
+        route.attrs = Arc::new(a);
+        r.sim.inject(id(n), Event::Originate(route));
+    }
+    r.sim.run_for(3_000);
+    with_rules(
+        &mut r,
+        vec![balance::Rule::new(p("gpu/*"), balance::Method::Capability)],
+    );
+    let call = |r: &mut Rig, tag: &str| {
+        let mut o = r.origin(A, "gpu/run", 60_000);
+        o.idempotent = true;
+        let opts = FrontOpts {
+            balance: false,
+            wants: vec![Arc::from(tag)],
+        };
+        let f = r.call_with(A, o, 16, opts);
+        (f, last_hop_from_a(r))
+    };
+    for _ in 0..3 {
+        let (_, hop) = call(&mut r, "gpu");
+        assert_eq!(hop, id(D));
+        r.finish_local(D, ok_result());
+        let (_, hop) = call(&mut r, "cpu");
+        assert_eq!(hop, id(B));
+        r.finish_local(B, ok_result());
+    }
+    // The best match dies mid-call: the retry takes the other path.
+    let (f, hop) = call(&mut r, "gpu");
+    assert_eq!(hop, id(D));
+    r.advance(200);
+    r.send(id(A), CallEvent::PeerDown { peer: id(D) });
+    assert_eq!(last_hop_from_a(&r), id(B));
+    r.finish_local(B, ok_result());
+    assert_eq!(r.result_of(f).outcome, ok_result());
 }

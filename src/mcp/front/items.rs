@@ -119,6 +119,7 @@ impl FrontServer {
             // Reads: safe to retry on another path.
             idempotent: true,
             balance: false,
+            capabilities: Vec::new(),
             timeout: self.default_timeout,
             log_level: None,
         };
@@ -356,6 +357,7 @@ async fn hold_subscription(s: Subscription, ack: oneshot::Sender<Result<(), Erro
             arguments: json!({"uri": s.origin_uri}),
             idempotent: true,
             balance: false,
+            capabilities: Vec::new(),
             timeout: Some(SUBSCRIPTION_RENEW),
             log_level: None,
         };

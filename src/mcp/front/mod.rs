@@ -85,6 +85,9 @@ pub struct CallSpec {
     pub idempotent: bool,
     /// Spread over equal paths.
     pub balance: bool,
+    /// Capability tags the caller wants: the `capability` balancing method
+    /// prefers the paths whose routes carry the most of them.
+    pub capabilities: Vec<String>,
     /// The node's default call timeout when `None`.
     pub timeout: Option<Duration>,
     /// The client wants the agent's log messages from this severity up
@@ -476,7 +479,8 @@ impl FrontServer {
                         "capability": {"type": "string", "description": "A capability prefix, e.g. utility/time/get_current_time"},
                         "tool": {"type": "string", "description": "Optional tool name appended to the capability"},
                         "arguments": {"type": "object"},
-                        "balance": {"type": "boolean", "description": "Spread calls over equally good paths"}
+                        "balance": {"type": "boolean", "description": "Spread calls over equally good paths"},
+                        "capabilities": {"type": "array", "items": {"type": "string", "maxLength": 256}, "maxItems": 64, "description": "Capability tags wanted: where this node balances the prefix by capability, the paths whose routes carry the most of them are used first"}
                     },
                     "required": ["capability"]
                 })),
@@ -553,7 +557,7 @@ impl FrontServer {
         tool: Option<String>,
         arguments: Json,
         idempotent: bool,
-        balance: bool,
+        (balance, capabilities): (bool, Vec<String>),
         ctx: &RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let token = ctx.meta.get_progress_token();
@@ -575,6 +579,7 @@ impl FrontServer {
             arguments,
             idempotent,
             balance,
+            capabilities,
             timeout: self.default_timeout,
             log_level: None,
         };
@@ -799,6 +804,27 @@ fn arg_asn(args: &JsonObject) -> Result<Option<u32>, ErrorData> {
     }
 }
 
+/// An optional list of capability tags: at most 64, each 1 to 256 bytes.
+fn arg_tags(args: &JsonObject, key: &str) -> Result<Vec<String>, ErrorData> {
+    let bad = || {
+        ErrorData::invalid_params(
+            format!("`{key}` must be a list of at most 64 tags of 1 to 256 bytes"),
+            None,
+        )
+    };
+    match args.get(key) {
+        None | Some(Json::Null) => Ok(Vec::new()),
+        Some(Json::Array(v)) if v.len() <= 64 => v
+            .iter()
+            .map(|t| match t.as_str() {
+                Some(s) if !s.is_empty() && s.len() <= 256 => Ok(s.to_string()),
+                _ => Err(bad()),
+            })
+            .collect(),
+        Some(_) => Err(bad()),
+    }
+}
+
 fn arg_object(args: &JsonObject, key: &str) -> Result<Json, ErrorData> {
     match args.get(key) {
         None | Some(Json::Null) => Ok(Json::Object(Default::default())),
@@ -1012,7 +1038,7 @@ impl ServerHandler for FrontServer {
                     Some(t.routed.tool.clone()),
                     arguments,
                     t.routed.idempotent(),
-                    false,
+                    (false, Vec::new()),
                     &ctx,
                 )
                 .await
@@ -1041,6 +1067,7 @@ impl ServerHandler for FrontServer {
                     None => None,
                 };
                 let balance = args.get("balance").and_then(Json::as_bool).unwrap_or(false);
+                let wants = arg_tags(&args, "capabilities")?;
                 let arguments = arg_object(&args, "arguments")?;
                 let known = self.view.tool_by_prefix(&table, &target);
                 if known.is_none() && !self.view.filter.is_all() {
@@ -1056,7 +1083,8 @@ impl ServerHandler for FrontServer {
                 }
                 let tool = tool.or_else(|| known.map(|t| t.routed.tool.clone()));
                 let idempotent = known.is_some_and(|t| t.routed.idempotent());
-                self.call_routed(target, tool, arguments, idempotent, balance, &ctx)
+                let how = (balance, wants);
+                self.call_routed(target, tool, arguments, idempotent, how, &ctx)
                     .await
             }
             name => {
@@ -1078,7 +1106,7 @@ impl ServerHandler for FrontServer {
                     Some(t.routed.tool.clone()),
                     arguments,
                     t.routed.idempotent(),
-                    false,
+                    (false, Vec::new()),
                     &ctx,
                 )
                 .await

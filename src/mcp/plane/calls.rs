@@ -179,6 +179,7 @@ impl McpPlane {
                     arguments,
                     idempotent,
                     balance,
+                    capabilities,
                     timeout,
                     log_level,
                 },
@@ -224,7 +225,10 @@ impl McpPlane {
             CallEvent::Front {
                 id,
                 call,
-                opts: FrontOpts { balance },
+                opts: FrontOpts {
+                    balance,
+                    wants: wanted_tags(capabilities),
+                },
             },
         )
     }
@@ -547,4 +551,12 @@ fn log_trace(target: &Prefix, id: &CallId, trace_id: &[u8; 16], ret: &CallReturn
         total_ms = total_us as f64 / 1000.0,
         "call"
     );
+}
+
+/// The tags a front call wants, as balancing takes them: sorted, each once.
+fn wanted_tags(tags: Vec<String>) -> Vec<std::sync::Arc<str>> {
+    let mut v: Vec<std::sync::Arc<str>> = tags.into_iter().map(Into::into).collect();
+    v.sort();
+    v.dedup();
+    v
 }

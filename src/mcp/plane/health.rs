@@ -244,6 +244,7 @@ mod tests {
                 timeout: None,
             },
             progress: false,
+                capabilities: Vec::new(),
         };
         // A 2 s run inside the first interval: measured, not advertised.
         let out = p.on_front_call(us(10), &e, call(1));

@@ -310,6 +310,7 @@ fn a_front_call_to_a_hosted_tool_is_a_run_for_the_node_and_its_end_goes_back() {
             arguments: serde_json::json!({"text": "hi"}),
             idempotent: false,
             balance: false,
+            capabilities: Vec::new(),
             timeout: None,
         },
         progress: true,
