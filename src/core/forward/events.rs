@@ -58,7 +58,7 @@ impl InKey {
 }
 
 /// How the front wants a call handled.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FrontOpts {
     /// Spread over equal paths (by call id) instead of always the best.
     pub balance: bool,
