@@ -119,6 +119,7 @@ impl McpPlane {
             let Some(h) = self.hosted.get_mut(&agent) else {
                 continue;
             };
+            let before = out.len();
             for r in h.routes.values_mut() {
                 if r.attrs.med == med {
                     continue;
@@ -128,7 +129,8 @@ impl McpPlane {
                 *r = Route::new(r.prefix.clone(), Arc::new(attrs));
                 out.push(Event::Originate(r.clone()));
             }
-            tracing::info!(%agent, med, routes = out.len(), "agent health moved its MED; re-advertising");
+            let routes = out.len() - before;
+            tracing::info!(%agent, med, routes, "agent health moved its MED; re-advertising");
         }
         out
     }
@@ -242,9 +244,9 @@ mod tests {
                 idempotent: false,
                 balance: false,
                 timeout: None,
+                capabilities: Vec::new(),
             },
             progress: false,
-                capabilities: Vec::new(),
         };
         // A 2 s run inside the first interval: measured, not advertised.
         let out = p.on_front_call(us(10), &e, call(1));
