@@ -132,12 +132,13 @@ fn arb_attrs() -> impl Strategy<Value = PathAttrs> {
                 prop::collection::vec(any::<u32>().prop_map(Asn), 0..5),
             )),
             extras,
+            prop::option::of(arb_node()),
         ),
     )
         .prop_map(
             |(
                 (agent, as_path, local_pref, med, communities, caps, t),
-                (originator, cluster_list, aggregator, extra),
+                (originator, cluster_list, aggregator, extra, next_hop),
             )| {
                 let mut a = PathAttrs {
                     agent: AgentId::new(&agent),
@@ -155,6 +156,7 @@ fn arb_attrs() -> impl Strategy<Value = PathAttrs> {
                         as_set,
                     }),
                     extra,
+                    next_hop,
                 };
                 a.normalize();
                 a

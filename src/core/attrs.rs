@@ -74,6 +74,13 @@ pub struct PathAttrs {
     pub cluster_list: Vec<ClusterId>,
     pub aggregator: Option<Aggregator>,
     pub extra: BTreeMap<Arc<str>, ExtraAttr>,
+    /// A third-party next hop, set only by a transparent route server: the
+    /// route-server client that announced the route, to which calls go
+    /// directly (docs/protocol.md, "Reflector vs route server vs transit").
+    /// Kept only on paths from a peer configured as our route server, and
+    /// never passed on.
+    #[serde(default)]
+    pub next_hop: Option<NodeId>,
 }
 
 impl Default for PathAttrs {
@@ -90,6 +97,7 @@ impl Default for PathAttrs {
             cluster_list: Vec::new(),
             aggregator: None,
             extra: BTreeMap::new(),
+            next_hop: None,
         }
     }
 }

@@ -26,6 +26,19 @@ impl Net {
                 return fail(self, format!("does not encode: {e}"));
             }
         };
+        if !self.swarm.is_connected(&peer) {
+            // A third-party next hop (a route server's client) is not one
+            // of our links: dial it with what the book knows of it; the
+            // request goes out once the connection is up.
+            let opts = DialOpts::peer_id(peer)
+                .addresses(self.addresses_of(&peer))
+                .extend_addresses_through_behaviour()
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            if let Err(e) = self.swarm.dial(opts) {
+                tracing::debug!(%peer, error = %e, "call dial not started");
+            }
+        }
         let id = self
             .swarm
             .behaviour_mut()

@@ -98,6 +98,10 @@ struct Shared {
     over_node: AtomicU64,
     /// The peer of the connection whose handlers are being built.
     slot: Mutex<Option<PeerId>>,
+    /// Call streams from nodes without a session are read too (a client
+    /// of a transparent route server: calls come straight from the nodes
+    /// the route server gave our routes to).
+    open_calls: std::sync::atomic::AtomicBool,
 }
 
 /// The node's gate; cheap to clone.
@@ -116,7 +120,15 @@ impl Gate {
             over_conn: AtomicU64::new(0),
             over_node: AtomicU64::new(0),
             slot: Mutex::new(None),
+            open_calls: std::sync::atomic::AtomicBool::new(false),
         }))
+    }
+
+    /// Reads call streams from nodes without a session too (`true`), still
+    /// within the byte budgets; the forwarder then decides (it refuses a
+    /// CALL for anything not advertised to the sender or a route server).
+    pub fn set_open_calls(&self, open: bool) {
+        self.0.open_calls.store(open, Ordering::Relaxed);
     }
 
     pub fn config(&self) -> GateConfig {
@@ -258,7 +270,7 @@ impl CodecGate {
 
     /// Refuses a call stream from a peer without a session, counting it.
     pub fn require_session(&self) -> std::io::Result<()> {
-        if self.has_session() {
+        if self.has_session() || self.gate.0.open_calls.load(Ordering::Relaxed) {
             return Ok(());
         }
         self.gate.0.no_session.fetch_add(1, Ordering::Relaxed);

@@ -456,6 +456,12 @@ impl Net {
         self.gate.set_session(peer_id_of(node), up);
     }
 
+    /// Take call streams from nodes without a session too (a client of a
+    /// transparent route server; see [`gate::Gate::set_open_calls`]).
+    pub fn set_open_calls(&mut self, open: bool) {
+        self.gate.set_open_calls(open);
+    }
+
     /// What the gate refused and holds (for the admin API).
     pub fn gate_stats(&self) -> gate::GateStats {
         self.gate.stats()

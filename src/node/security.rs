@@ -29,6 +29,7 @@ use crate::identity::{
     Binding, CertError, LocalIdentity, NodeKey, Observed, TrustAnchor, TrustStore, derived_cert,
     self_signed_cert,
 };
+use crate::identity::route_sign::sign_path_hop_with_pcount;
 use crate::identity::{VerifyCache, VerifyContext, VerifyStats, sign_origin, sign_path_hop};
 
 /// Why the node's identity could not be set up.
@@ -300,7 +301,16 @@ impl Security {
             return;
         }
         for r in u.announce.iter_mut() {
-            match sign_path_hop(r, &self.identity, peer_asn) {
+            // A route server relays without prepending (the engine then
+            // names the announcing client as next hop): a pcount-0 hop.
+            let relayed = r.attrs.next_hop.is_some()
+                && r.attrs.as_path.first() != Some(&self.identity.asn());
+            let signed = if relayed {
+                sign_path_hop_with_pcount(r, &self.identity, peer_asn, 0)
+            } else {
+                sign_path_hop(r, &self.identity, peer_asn)
+            };
+            match signed {
                 Ok(p) => r.proof = Some(p),
                 Err(e) => {
                     tracing::debug!(prefix = %r.prefix, error = %e, "route leaves without our path signature")

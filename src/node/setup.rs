@@ -59,6 +59,7 @@ fn engine_config(c: &NodeConfig, security: &Security) -> EngineConfig {
         .with_graceful_restart(c.session.graceful_restart_secs())
         .with_damping(c.damping.engine())
         .with_cluster_id(c.routing.cluster_id())
+        .with_route_server(c.routing.route_server)
         .with_seed(rand::random())
 }
 
@@ -222,7 +223,10 @@ impl Node {
         let engine = Engine::new(engine_config(&c, &security)).with_policy(policy);
         let mut ncfg = net_config(&c);
         ncfg.transport = transport;
-        let net = Net::new(keypair, ncfg)?;
+        let mut net = Net::new(keypair, ncfg)?;
+        // Calls for routes given to our route server come straight from
+        // the nodes it gave them to (docs/protocol.md).
+        net.set_open_calls(c.neighbors.iter().any(|n| n.route_server));
 
         let (admin_tx, admin_rx) = mpsc::channel(ADMIN_QUEUE);
         let (admin_listener, admin_guard) = open_admin(&cfg).await?;
@@ -317,6 +321,8 @@ impl Node {
                 auto_start: true,
                 connect_retry: Some(n.connect_retry(&c.session)),
                 require_hold: false,
+                route_server_client: n.route_server_client,
+                route_server: n.route_server,
             };
             if let Some(a) = &n.address {
                 self.net.add_addresses(n.peer_id, [a.clone()]);

@@ -108,6 +108,7 @@ mod k {
         pub const AGGREGATOR: u64 = 8;
         pub const EXTRA: u64 = 9;
         pub const AGENT: u64 = 10;
+        pub const NEXT_HOP: u64 = 11;
     }
     pub mod aggregator {
         pub const ASN: u64 = 0;
@@ -462,6 +463,9 @@ pub fn encode_attrs(a: &PathAttrs, limits: &Limits) -> Result<Value, EncodeError
     m.put_if(!a.agent.as_str().is_empty(), AGENT, || {
         text(a.agent.as_str())
     });
+    if let Some(n) = &a.next_hop {
+        m.put(NEXT_HOP, bytes(n.as_bytes()));
+    }
     carried.sort_by_key(|(k, _)| *k);
     for (key, v) in carried {
         m.put(key, v);
@@ -484,6 +488,7 @@ pub fn decode_attrs(v: &Value, limits: &Limits) -> Result<PathAttrs, FieldError>
         AGGREGATOR,
         EXTRA,
         AGENT,
+        NEXT_HOP,
     ])?;
     let asns = |v| list_of(v, Bound::PathLen, limits.max_path_len, asn_of);
     let as_path = f
@@ -604,6 +609,7 @@ pub fn decode_attrs(v: &Value, limits: &Limits) -> Result<PathAttrs, FieldError>
             }))
         })?,
         extra,
+        next_hop: f.read_or(NEXT_HOP, "next_hop", None, |v| node_of(v).map(Some))?,
     };
     // Sets are sorted and deduplicated in the core; a sender that did not
     // sort loses nothing by our sorting (signatures cover the sorted form).

@@ -369,6 +369,24 @@ impl ExportCtx<'_> {
             // Shared, so the transform cache below hits for it next time.
             attrs = interner.intern(attrs);
         }
+        if self.route_server_relay(best, t) {
+            // A transparent route server (RFC 7947): the route goes on as
+            // an AS border would send it, but without our ASN, and names
+            // the client that announced it as the next hop for calls.
+            let m = Arc::make_mut(&mut attrs);
+            m.local_pref = DEFAULT_LOCAL_PREF;
+            m.originator = None;
+            m.cluster_list.clear();
+            m.extra.retain(|_, x| x.transitive);
+            m.next_hop = self.source.map(|(n, _)| n);
+            return Ok((interner.intern(attrs), best.proof.clone()));
+        }
+        if attrs.next_hop.is_some() {
+            // A route server's next hop is for us alone: calls from our
+            // peers come to us, and we send them on to it.
+            Arc::make_mut(&mut attrs).next_hop = None;
+            attrs = interner.intern(attrs);
+        }
         let out = if !info.internal {
             let key = Arc::as_ptr(&attrs) as usize;
             match cache.get(&key) {
@@ -399,6 +417,24 @@ impl ExportCtx<'_> {
             attrs
         };
         Ok((out, best.proof.clone()))
+    }
+}
+
+impl ExportCtx<'_> {
+    /// Does this node, a route server, relay `best` to `t` transparently:
+    /// both are its route-server clients (in other ASes)?
+    fn route_server_relay(&self, best: &Candidate, t: &Target) -> bool {
+        let client = |idx: PeerIdx| {
+            self.peers
+                .get(idx.0 as usize)
+                .and_then(|p| p.as_ref())
+                .is_some_and(|p| p.cfg.route_server_client)
+        };
+        self.cfg.route_server
+            && !t.info.internal
+            && best.learned == Learned::External
+            && client(best.peer)
+            && client(t.idx)
     }
 }
 

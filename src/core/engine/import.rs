@@ -69,6 +69,30 @@ impl Engine {
         interned
     }
 
+    /// A third-party next hop is kept only on a path from a peer we
+    /// configured as our route server, only when the path signatures name
+    /// it (the route server's pcount-0 signature follows that of the node
+    /// it names), and never when it names us; otherwise it is removed and
+    /// calls for the path go to the peer it came from.
+    fn checked_next_hop(
+        &self,
+        idx: PeerIdx,
+        attrs: Arc<PathAttrs>,
+        proof: Option<&RouteProof>,
+    ) -> Arc<PathAttrs> {
+        let Some(nh) = attrs.next_hop else {
+            return attrs;
+        };
+        let from_route_server = self.peer(idx).is_some_and(|p| p.cfg.route_server);
+        let signed_by_it = proof.is_none_or(|p| announcer_before_route_server(p) == Some(nh));
+        if from_route_server && signed_by_it && nh != self.cfg.node {
+            return attrs;
+        }
+        let mut attrs = attrs;
+        Arc::make_mut(&mut attrs).next_hop = None;
+        attrs
+    }
+
     /// One announced path from a peer: implicit withdraw of the previous
     /// path with the same key, import policy, decision.
     fn receive_path_as(&mut self, idx: PeerIdx, info: &PeerInfo, route: Route, stale: bool) {
@@ -86,6 +110,7 @@ impl Engine {
             attrs,
             proof,
         } = route;
+        let attrs = self.checked_next_hop(idx, attrs, proof.as_deref());
         let pre_attrs = self.intern_received(attrs);
         let mut post = pre_attrs.clone();
         let accepted = self.policy.import(info, &prefix, &mut post);
@@ -615,4 +640,15 @@ pub(super) fn attrs_same(a: &Arc<PathAttrs>, b: &Arc<PathAttrs>) -> bool {
 
 pub(super) fn proof_same(a: &Option<Arc<RouteProof>>, b: &Option<Arc<RouteProof>>) -> bool {
     opt_ptr_eq(a, b) || a == b
+}
+
+/// The node whose path signature precedes a transparent route server's
+/// (the last signature, pcount 0): the client that announced the route to
+/// the route server.
+fn announcer_before_route_server(proof: &RouteProof) -> Option<NodeId> {
+    let (last, before) = proof.path.split_last()?;
+    if last.pcount != 0 {
+        return None;
+    }
+    Some(before.last()?.cert.node)
 }

@@ -24,6 +24,9 @@ mod import;
 #[path = "nexthop/tests.rs"]
 mod nexthop_tests;
 mod peer;
+#[cfg(test)]
+#[path = "route_server/tests.rs"]
+mod route_server_tests;
 mod sessions;
 #[cfg(test)]
 mod tests;
@@ -128,6 +131,8 @@ pub struct EngineConfig {
     pub min_route_refresh_interval: Duration,
     /// Route flap damping for paths from external peers (off by default).
     pub damping: DampingConfig,
+    /// A transparent route server for peers marked `route_server_client`.
+    pub route_server: bool,
 }
 
 impl EngineConfig {
@@ -156,6 +161,7 @@ impl EngineConfig {
             max_peer_restart_time: 600,
             min_route_refresh_interval: Duration::from_secs(10),
             damping: DampingConfig::default(),
+            route_server: false,
         }
     }
 
@@ -199,6 +205,12 @@ impl EngineConfig {
     /// A route reflector for peers marked `rr_client` (`None`: not one).
     pub fn with_cluster_id(mut self, id: Option<ClusterId>) -> Self {
         self.cluster_id = id;
+        self
+    }
+
+    /// A transparent route server for peers marked `route_server_client`.
+    pub fn with_route_server(mut self, on: bool) -> Self {
+        self.route_server = on;
         self
     }
 
@@ -331,6 +343,9 @@ pub struct EngineStats {
     pub rejected_not_kept: u64,
     /// ROUTE-REFRESH requests merged into a later answer.
     pub route_refresh_deferred: u64,
+    /// Peer paths dropped because their origin attestation expired.
+    #[serde(default)]
+    pub expired_paths: u64,
     /// UPDATEs refused for carrying path ids without ADD-PATH.
     pub path_id_refused: u64,
     /// Runs of the decision process (one per prefix whose paths changed).
@@ -343,9 +358,6 @@ pub struct EngineStats {
 pub struct RibCounts {
     pub adj_in_pre: usize,
     pub adj_in_post: usize,
-    /// Peer paths dropped because their origin attestation expired.
-    #[serde(default)]
-    pub expired_paths: u64,
     pub adj_out: usize,
 }
 
@@ -550,14 +562,33 @@ impl Engine {
     /// paths (loops, stale ones) are left out: a stale path's peer has no
     /// transport, so when the best path is stale there is nowhere to go
     /// (`None`) although the Loc-RIB keeps it for the peer's re-sync
-    /// (next-hop tracking, docs/protocol.md).
+    /// (next-hop tracking, docs/protocol.md). A path from our route server
+    /// that names a third-party next hop goes to that node, not to the
+    /// route server, and stays usable while the route server restarts (its
+    /// transport is not the one calls use).
     pub fn forwarding(&self, wanted: &Prefix) -> Option<Forwarding> {
         let p = self.rib.loc_index.longest_match(wanted)?;
         let d = self.rib.dests.get(&p)?;
-        let best = d.best().filter(|c| !c.stale)?;
+        let best = d
+            .best()
+            .filter(|c| !c.stale || c.attrs.next_hop.is_some())?;
+        let hop = |c: &super::rib::Candidate| {
+            self.node_of(c.peer)
+                .map(|peer| c.attrs.next_hop.unwrap_or(peer))
+        };
+        // After the direct paths, the route servers themselves (while
+        // their sessions are up): a call the named node cannot be reached
+        // for is retried through the route server, as through a transit.
+        let via_route_servers = |cs: &mut dyn Iterator<Item = &super::rib::Candidate>| {
+            cs.filter(|c| c.attrs.next_hop.is_some() && !c.stale)
+                .filter_map(|c| Some((Some(self.node_of(c.peer)?), candidate_route(&p, c))))
+                .collect::<Vec<_>>()
+        };
         if d.candidates.len() == 1 {
+            let mut paths = vec![(hop(best), candidate_route(&p, best))];
+            paths.extend(via_route_servers(&mut std::iter::once(best)));
             return Some(Forwarding {
-                paths: vec![(self.node_of(best.peer), candidate_route(&p, best))],
+                paths,
                 prefix: p,
                 multipath: 1,
             });
@@ -591,11 +622,13 @@ impl Engine {
             super::decision::compare(&self.decision, &views[i], &views[j], true).0
         });
         order.extend(losers);
+        let mut paths: Vec<_> = order
+            .iter()
+            .map(|&i| (hop(cands[i]), candidate_route(&p, cands[i])))
+            .collect();
+        paths.extend(via_route_servers(&mut order.iter().map(|&i| cands[i])));
         Some(Forwarding {
-            paths: order
-                .into_iter()
-                .map(|i| (nodes[i], candidate_route(&p, cands[i])))
-                .collect(),
+            paths,
             prefix: p,
             multipath: equal.len(),
         })
@@ -780,6 +813,23 @@ impl Engine {
 
     /// Did we advertise `prefix` (exactly) to `peer`? Used to refuse calls a
     /// peer sends for routes it was never offered.
+    /// The peers configured as our transparent route servers.
+    pub fn route_server_peers(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.peers
+            .iter()
+            .flatten()
+            .filter(|p| p.cfg.route_server)
+            .map(|p| p.cfg.node)
+    }
+
+    /// Is one of our route servers configured but not established?
+    pub fn route_server_down(&self) -> bool {
+        self.peers
+            .iter()
+            .flatten()
+            .any(|p| p.cfg.route_server && !p.is_established())
+    }
+
     pub fn advertised_to(&self, peer: &NodeId, prefix: &Prefix) -> bool {
         let Some(idx) = self.idx(peer) else {
             return false;

@@ -35,6 +35,14 @@ pub struct PeerConfig {
     /// Refuse an OPEN with hold time 0 (set for discovered peers).
     #[serde(default)]
     pub require_hold: bool,
+    /// We are this peer's route server (the engine must be one): routes
+    /// from it go to our other clients without our ASN, with it as next hop.
+    #[serde(default)]
+    pub route_server_client: bool,
+    /// This peer is our transparent route server: the next hop it names
+    /// on a route is kept (and calls for the route go there).
+    #[serde(default)]
+    pub route_server: bool,
 }
 
 impl PeerConfig {
@@ -49,6 +57,8 @@ impl PeerConfig {
             auto_start: true,
             connect_retry: None,
             require_hold: false,
+            route_server_client: false,
+            route_server: false,
         }
     }
 
@@ -68,6 +78,18 @@ impl PeerConfig {
 
     pub fn with_rr_client(mut self, on: bool) -> Self {
         self.rr_client = on;
+        self
+    }
+
+    /// See [`PeerConfig::route_server_client`].
+    pub fn with_route_server_client(mut self, on: bool) -> Self {
+        self.route_server_client = on;
+        self
+    }
+
+    /// See [`PeerConfig::route_server`].
+    pub fn with_route_server(mut self, on: bool) -> Self {
+        self.route_server = on;
         self
     }
 

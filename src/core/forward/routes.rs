@@ -133,22 +133,42 @@ impl CallRoutes for Engine {
     }
 
     fn advertised_cover(&self, peer: &NodeId, wanted: &Prefix) -> bool {
-        if self.advertised_to(peer, wanted) {
+        // What we gave a transparent route server, it gave its clients, who
+        // call us directly (we cannot know which of them it chose).
+        // While a route server restarts, its clients keep our routes
+        // (graceful restart) and keep calling: our own routes stay open.
+        advertised_cover_to(self, peer, wanted)
+            || self
+                .route_server_peers()
+                .any(|rs| advertised_cover_to(self, &rs, wanted))
+            || (self.route_server_down() && originated_here(self, wanted))
+    }
+}
+
+/// Is the route for `wanted` one this node originates?
+fn originated_here(engine: &Engine, wanted: &Prefix) -> bool {
+    engine
+        .forwarding(wanted)
+        .is_some_and(|f| f.paths.first().is_some_and(|(n, _)| n.is_none()))
+}
+
+/// Did this node advertise a prefix covering `wanted` to `peer`?
+fn advertised_cover_to(engine: &Engine, peer: &NodeId, wanted: &Prefix) -> bool {
+    if engine.advertised_to(peer, wanted) {
+        return true;
+    }
+    let mut p = if wanted.is_wildcard() {
+        wanted.parent()
+    } else {
+        Some(wanted.to_wildcard())
+    };
+    while let Some(q) = p {
+        if engine.advertised_to(peer, &q) {
             return true;
         }
-        let mut p = if wanted.is_wildcard() {
-            wanted.parent()
-        } else {
-            Some(wanted.to_wildcard())
-        };
-        while let Some(q) = p {
-            if self.advertised_to(peer, &q) {
-                return true;
-            }
-            p = q.parent();
-        }
-        false
+        p = q.parent();
     }
+    false
 }
 
 /// Checks the signed origin of a CALL: signature, certificate, argument
