@@ -15,6 +15,9 @@
 //! - the same while C is frozen (SIGSTOP): C leaves the rotation within one
 //!   hold time (3 s), still with no failed call; the calls caught on C wait
 //!   for the hold timer and are retried on B.
+//! - `capability`: B's agent tagged `on-b`, C's `on-c`; calls through
+//!   `call_capability` wanting `on-b` all run at B, calls naming no tags
+//!   take the rule's `on-c` and all run at C.
 //! - `abgp why` on A shows the method and each member's weight.
 
 #![allow(clippy::duplicate_mod)]
@@ -38,12 +41,14 @@ const PREFIX: &str = "remote/echo/echo";
 const HOLD: u16 = 3;
 const CONVERGE: Duration = Duration::from_secs(30);
 
-fn example_agent() -> String {
+/// The example agent under `remote/echo`, advertising `tag`.
+fn example_agent(tag: &str) -> String {
     format!(
         r#"
 [[agents]]
 id = "echo"
 prefix = "remote/echo"
+capabilities = [{tag:?}]
 command = {BIN:?}
 args = ["example-agent"]
 "#
@@ -68,13 +73,13 @@ fn two_origins(
             ..Default::default()
         },
     );
-    for o in [&b, &c] {
+    for (o, tag) in [(&b, "on-b"), (&c, "on-c")] {
         configure(
             o,
             &Spec {
                 hold: HOLD,
                 neighbors: vec![(a.clone(), false)],
-                extra: example_agent(),
+                extra: example_agent(tag),
                 ..Default::default()
             },
         );
@@ -253,6 +258,67 @@ async fn weighted_spreads_calls_over_two_origins_as_configured() {
         .collect();
     assert_eq!(weights.get(&d[1].peer_id), Some(&3), "{bal}");
     assert_eq!(weights.get(&d[2].peer_id), Some(&1), "{bal}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capability_sends_each_call_to_the_origin_with_the_tags_it_wants() {
+    let root = tempfile::tempdir().unwrap();
+    // B's agent is tagged on-b, C's on-c; the rule wants on-c unless the
+    // call names its own tags.
+    let (_d, procs) = two_origins(root.path(), |_, _| {
+        "\n[[balance]]\nprefix = \"remote/echo/*\"\nmethod = \"capability\"\ncapabilities = [\"on-c\"]\n"
+            .into()
+    });
+    wait_two_paths(&procs[0]);
+    let c = client(&procs[0].mcp_url()).await;
+    echo_name(&c).await;
+    let before = [
+        wait_for("B's recent calls", CONVERGE, || ran_here(&procs[1])),
+        wait_for("C's recent calls", CONVERGE, || ran_here(&procs[2])),
+    ];
+    let by_capability = |tags: Option<&[&str]>, i: usize| {
+        let mut args = json!({
+            "capability": "remote/echo",
+            "tool": "echo",
+            "arguments": {"text": format!("c{i}")},
+        });
+        if let Some(t) = tags {
+            args["capabilities"] = json!(t);
+        }
+        CallToolRequestParams::new("call_capability")
+            .with_arguments(args.as_object().cloned().expect("object"))
+    };
+    // 10 calls wanting on-b, 10 naming none (the rule's on-c).
+    for i in 0..20 {
+        let tags: Option<&[&str]> = if i < 10 { Some(&["on-b"]) } else { None };
+        let r = within(
+            "a call_capability call",
+            CONVERGE,
+            c.call_tool(by_capability(tags, i)),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("call {i}: {e}"));
+        assert_ne!(r.is_error, Some(true), "call {i}: {r:?}");
+    }
+    let after = [
+        wait_for("B's recent calls", CONVERGE, || ran_here(&procs[1])),
+        wait_for("C's recent calls", CONVERGE, || ran_here(&procs[2])),
+    ];
+    let (at_b, at_c) = (after[0] - before[0], after[1] - before[1]);
+    println!("capability: calls wanting on-b ran at B {at_b}, the rule's on-c at C {at_c}");
+    assert_eq!((at_b, at_c), (10, 10));
+    // A bad list of tags is refused with the reason.
+    let mut bad = by_capability(None, 99);
+    if let Some(a) = bad.arguments.as_mut() {
+        a.insert("capabilities".into(), json!([""]));
+    }
+    let e = within("a refused call", CONVERGE, c.call_tool(bad))
+        .await
+        .expect_err("an empty tag is refused");
+    assert!(
+        e.to_string().contains("at most 64 tags of 1 to 256 bytes"),
+        "{e}"
+    );
 }
 
 /// A stream of echo calls from `workers` clients until `stop`; counts
