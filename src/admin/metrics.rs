@@ -238,6 +238,24 @@ fn write_verify(e: &mut Exposition, v: &VerifyView) {
     e.single(
         "abgp_asn_key_conflicts_total",
         Kind::Counter,
+    e.family(
+        "abgp_route_origin_validation_total",
+        Kind::Counter,
+        "Received routes by origin validity against the origin authorisations (only where some exist).",
+    );
+    for (state, n) in [
+        ("valid", v.origins_valid),
+        ("invalid", v.origins_invalid),
+        ("not_found", v.origins_not_found),
+    ] {
+        e.sample("abgp_route_origin_validation_total", &[("state", state)], n as f64);
+    }
+    e.single(
+        "abgp_route_origin_invalid_rejected_total",
+        Kind::Counter,
+        "Routes treated as withdrawn because no authorisation allows their origin ASN.",
+        v.origins_rejected as f64,
+    );
         "OPENs refused because another key already holds the derived ASN they claim (a collision or a ground key).",
         v.asn_key_conflicts as f64,
     );

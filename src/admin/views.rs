@@ -320,6 +320,17 @@ pub struct VerifyView {
     pub checks_off_task: u64,
     /// OPENs refused because another key holds the derived ASN they claim.
     pub asn_key_conflicts: u64,
+    /// Route origin validation: origin authorisations loaded, and routes
+    /// found valid, invalid (of which rejected) and not found.
+    pub authorizations: usize,
+    pub origins_valid: u64,
+    pub origins_invalid: u64,
+    pub origins_not_found: u64,
+    pub origins_rejected: u64,
+    /// UPDATEs whose checks stopped at the limit on bad signatures.
+    pub aborted_updates: u64,
+    /// Signature checks the cache could not answer, run off the node task.
+    pub checks_off_task: u64,
     /// Derived ASNs whose first-seen key is recorded, and keys not recorded
     /// because the registry was full.
     pub known_asns: usize,

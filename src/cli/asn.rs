@@ -7,6 +7,7 @@
 //! | `abgp asn whoami --dir DIR` | prints a node's PeerId, node id and derived ASN (what an authority needs) |
 //! | `abgp asn issue --authority-key FILE --asn N --node ID --out FILE [--days D]` | signs a certificate binding ASN N to that node |
 //! | `abgp asn verify --cert FILE [--anchor HEX]... [--node ID]` | checks a certificate: signature, validity window, issuer, node |
+//! | `abgp asn authorize --authority-key FILE --prefix P --asn N [--max-depth D] [--days D]` | signs an origin authorisation (AS N may originate P) and prints its token for `[trust] authorizations` |
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,6 +44,30 @@ pub enum AsnCommand {
     Issue(IssueArgs),
     /// Check a certificate file.
     Verify(VerifyArgs),
+    /// Sign an origin authorisation: AS N may originate PREFIX (and what is
+    /// under it, to --max-depth segments); prints the token.
+    Authorize(AuthorizeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuthorizeArgs {
+    /// The authority's key file (a `[[trust.anchors]]` key of the nodes
+    /// that will check it).
+    #[arg(long)]
+    authority_key: PathBuf,
+    /// The prefix, e.g. `finance/*`.
+    #[arg(long)]
+    prefix: String,
+    /// The AS number that may originate it.
+    #[arg(long)]
+    asn: String,
+    /// The deepest prefix (in segments) it covers; default: the prefix's
+    /// own depth plus 8.
+    #[arg(long)]
+    max_depth: Option<u8>,
+    /// Days it is valid, from now (and from one hour ago, for clock skew).
+    #[arg(long, default_value_t = 365)]
+    days: u64,
 }
 
 #[derive(Debug, Args)]
@@ -85,6 +110,7 @@ pub fn asn(c: AsnCommand) -> anyhow::Result<ExitCode> {
         AsnCommand::Whoami { dir } => whoami(dir),
         AsnCommand::Issue(a) => issue(a),
         AsnCommand::Verify(a) => verify(a),
+        AsnCommand::Authorize(a) => authorize(a),
     }
 }
 
@@ -165,6 +191,40 @@ fn issue(a: IssueArgs) -> anyhow::Result<ExitCode> {
         "  [node]\n  asn = {}\n  certificate = {:?}",
         asn.0,
         a.out.display().to_string()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn authorize(a: AuthorizeArgs) -> anyhow::Result<ExitCode> {
+    use agent_bgp::identity::roa::Authorization;
+    let asn: Asn = a.asn.parse().map_err(|e| anyhow::anyhow!("--asn: {e}"))?;
+    let prefix =
+        agent_bgp::core::Prefix::new(&a.prefix).map_err(|e| anyhow::anyhow!("--prefix: {e}"))?;
+    if a.days == 0 {
+        bail!("--days must be at least 1");
+    }
+    let depth = u8::try_from(prefix.depth()).unwrap_or(u8::MAX);
+    let max_depth = a.max_depth.unwrap_or(depth.saturating_add(8));
+    let authority = NodeKey::load(&a.authority_key)
+        .with_context(|| format!("loading {}", a.authority_key.display()))?;
+    let t = now();
+    let roa = Authorization::issue(
+        &authority,
+        prefix,
+        max_depth,
+        asn,
+        Millis(t.0.saturating_sub(3_600_000)),
+        t.saturating_add_ms(a.days.saturating_mul(DAY_MS)),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("{}", roa.to_token());
+    eprintln!(
+        "AS{} may originate {} (to depth {}), signed by {}, for {} days. Nodes that trust this authority add the line above to [trust] authorizations.",
+        asn.0,
+        roa.prefix,
+        max_depth,
+        authority.node_id(),
+        a.days
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -35,8 +35,8 @@ use crate::mcp::config::{AgentConfig, AgentConfigError};
 
 pub use sections::{
     AdminSection, AnchorConfig, DiscoverySection, LogSection, McpSection, NeighborConfig,
-    NetworkSection, NodeConfig, NodeSection, OriginateConfig, PolicySection, SessionSection,
-    StoreSection, TrustSection,
+    NetworkSection, NodeConfig, NodeSection, OriginValidation, OriginateConfig, PolicySection,
+    SessionSection, StoreSection, TrustSection,
 };
 pub use template::template;
 pub use validate::parse_asn_range;

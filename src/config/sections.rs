@@ -298,6 +298,26 @@ pub struct TrustSection {
     #[serde(alias = "max-known-asns")]
     pub max_known_asns: usize,
     pub anchors: Vec<AnchorConfig>,
+    /// Origin authorisations (`abgp asn authorize` tokens) signed by an
+    /// anchor: who may originate which prefix.
+    pub authorizations: Vec<String>,
+    /// What route origin validation does where authorisations exist.
+    #[serde(alias = "origin-validation")]
+    pub origin_validation: OriginValidation,
+}
+
+/// What route origin validation does with a route no authorisation allows
+/// (docs/security.md, "Who may originate what").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OriginValidation {
+    /// Treat it as withdrawn; mark the others for policy.
+    #[default]
+    RejectInvalid,
+    /// Keep it, marked `origin-invalid`, for policy to decide.
+    Mark,
+    /// No validation.
+    Off,
 }
 
 impl Default for TrustSection {
@@ -311,6 +331,8 @@ impl Default for TrustSection {
             max_bad_signatures_per_update: 16,
             max_known_asns: crate::identity::known_asns::DEFAULT_MAX_KNOWN_ASNS,
             anchors: Vec::new(),
+            authorizations: Vec::new(),
+            origin_validation: OriginValidation::RejectInvalid,
         }
     }
 }

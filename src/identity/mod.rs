@@ -9,6 +9,8 @@
 //! - [`invite`]: federation invitation tokens and the claims that redeem them.
 //! - [`known_asns`]: the first key seen for each derived ASN (trust on
 //!   first use), and this node's own, so a colliding or ground key is refused.
+//! - [`roa`]: origin authorisations signed by an anchor (who may
+//!   originate which prefix) and route origin validation.
 //! - [`trust`]: which certificates this node believes and why it refuses
 //!   the others, as typed errors that map onto OPEN NOTIFICATIONs.
 //! - [`route_sign`]: origin attestations and BGPsec-style path signatures
@@ -25,6 +27,7 @@ pub mod cert_file;
 pub mod invite;
 pub mod key;
 pub mod known_asns;
+pub mod roa;
 pub mod route_sign;
 pub mod trust;
 pub mod verify_cache;

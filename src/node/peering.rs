@@ -315,6 +315,7 @@ impl Node {
                     let dropped = self.security.apply_verdicts(&mut u, pending, v);
                     self.note_dropped(peer, dropped);
                 }
+                self.security.validate_origins(&mut u, now);
                 events.push(Event::Message {
                     peer: node,
                     msg: Message::Update(u),
@@ -371,6 +372,8 @@ impl Node {
             .security
             .apply_verdicts(&mut update, done.pending, done.verdicts);
         self.note_dropped(reply.peer(), dropped);
+        let now = self.clock.now();
+        self.security.validate_origins(&mut update, now);
         let peer = done.peer;
         self.step(
             vec![Event::Message {

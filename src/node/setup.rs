@@ -378,6 +378,8 @@ impl Node {
                     }
                 }
             }
+            // Authorisations may have changed while the node was down.
+            self.security.validate_origins(&mut u, now);
             tracing::info!(peer = %p.node.short(), %asn, routes = u.announce.len(), stored = stored_count, "restoring routes as stale");
             events.push(Event::RestoreStale {
                 peer: p.node,
