@@ -114,12 +114,12 @@ pub(super) struct NodeMcp {
     /// Agents added at run time (removable, persisted).
     pub run_time: std::collections::BTreeSet<AgentId>,
     pub bearer: bool,
-}
-
     /// Peers whose session went down since the last loop turn: their
     /// calls are ended as if the connection closed (see
     /// [`Node::end_calls_of_lost_sessions`]).
     pub sessions_lost: Vec<NodeId>,
+}
+
 impl NodeMcp {
     /// Builds the plane and starts the agents of node.toml and the store.
     pub fn start(
@@ -207,10 +207,10 @@ impl NodeMcp {
             routes_changed: true,
             run_time,
             bearer: c.mcp.bearer_token.is_some(),
+            sessions_lost: Vec::new(),
         })
     }
 
-            sessions_lost: Vec::new(),
     /// Starts the HTTP front if configured.
     pub async fn serve_front(&mut self, cfg: &LoadedConfig) -> Result<(), NodeError> {
         let c = &cfg.config.mcp;
@@ -746,6 +746,18 @@ impl Node {
         self.carry(out).await
     }
 
+    /// Calls sent to (or received from) a peer whose session went down end
+    /// as when its connection closes: retried elsewhere if they may be,
+    /// else failed. A frozen peer (SIGSTOP, a hung host) keeps its
+    /// connection open until the transport's request timeout; its hold
+    /// timer is what notices, and calls must not wait longer than that.
+    pub(super) async fn end_calls_of_lost_sessions(&mut self) -> Result<(), NodeError> {
+        for peer in std::mem::take(&mut self.mcp.sessions_lost) {
+            self.on_call_net(NetEvent::PeerGone { peer }).await?;
+        }
+        Ok(())
+    }
+
     /// The call-protocol events of the network.
     pub(super) async fn on_call_net(&mut self, ev: NetEvent) -> Result<(), NodeError> {
         let ev = match ev {
@@ -782,18 +794,6 @@ impl Node {
                     return Ok(());
                 }
                 CallEvent::SendFailed {
-    /// Calls sent to (or received from) a peer whose session went down end
-    /// as when its connection closes: retried elsewhere if they may be,
-    /// else failed. A frozen peer (SIGSTOP, a hung host) keeps its
-    /// connection open until the transport's request timeout; its hold
-    /// timer is what notices, and calls must not wait longer than that.
-    pub(super) async fn end_calls_of_lost_sessions(&mut self) -> Result<(), NodeError> {
-        for peer in std::mem::take(&mut self.mcp.sessions_lost) {
-            self.on_call_net(NetEvent::PeerGone { peer }).await?;
-        }
-        Ok(())
-    }
-
                     peer,
                     leg,
                     maybe_received,
