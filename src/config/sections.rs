@@ -694,6 +694,6 @@ pub struct NodeConfig {
     /// Who may call the tools this node originates (see
     /// [`crate::core::access`]).
     pub access: Vec<AccessRuleConfig>,
-}
     /// How calls are spread over the paths to a prefix (`[[balance]]`).
     pub balance: Vec<super::balance::BalanceEntry>,
+}
