@@ -197,6 +197,28 @@ fn a_route_server_relays_without_its_asn_and_stays_off_the_call_path() {
     let converged = t0.elapsed();
     assert_eq!(bp.as_path("a/echo/echo"), Some(vec![u64::from(A_ASN)]));
     assert_eq!(ap.as_path("b/echo/echo"), Some(vec![u64::from(B_ASN)]));
+    // The route names A as the next hop for calls (the route server's own
+    // table has none: it learned the route from A itself).
+    let r = bp.route("a/echo/echo").expect("B's route");
+    assert_eq!(r["next_hop"], a.node_id.as_str(), "{r}");
+    assert_eq!(r["peer_node"], rs.node_id.as_str(), "{r}");
+    assert_eq!(
+        rsp.route("a/echo/echo").expect("RS's route")["next_hop"],
+        Value::Null
+    );
+    let out = Command::new(BIN)
+        .args(["routes", "a/echo/echo", "--detail", "--config"])
+        .arg(b.dir.join("node.toml"))
+        .output()
+        .expect("run abgp routes");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!(
+            "next hop     {} (named by our route server",
+            a.node_id
+        )),
+        "{text}"
+    );
     // The route server's own table has them as an ordinary transit would.
     assert_eq!(rsp.as_path("a/echo/echo"), Some(vec![u64::from(A_ASN)]));
     // No session between the clients: only the route server.

@@ -31,6 +31,8 @@ pub struct RouteView {
     pub origin_time: u64,
     pub originator: Option<String>,
     pub cluster_list: Vec<u32>,
+    /// A route server's third-party next hop: the node calls go to.
+    pub next_hop: Option<String>,
     /// Origin attestation present.
     pub signed: bool,
     /// Path signatures carried (one per AS hop that signed).
@@ -56,6 +58,7 @@ impl RouteView {
             origin_time: a.origin_time.0,
             originator: a.originator.map(|n| n.to_string()),
             cluster_list: a.cluster_list.iter().map(|c| c.0).collect(),
+            next_hop: a.next_hop.map(|n| n.to_string()),
             signed: r.proof.is_some(),
             path_signatures: r.proof.as_ref().map_or(0, |p| p.path.len()),
             peer: None,

@@ -173,6 +173,12 @@ fn print_detail(routes: &[Value], now_ms: u64) {
                 joined(&r["cluster_list"], " ")
             );
         }
+        if r["next_hop"].is_string() {
+            println!(
+                "  next hop     {} (named by our route server: calls go there directly)",
+                text(&r["next_hop"])
+            );
+        }
         if r["stale"] == true {
             println!("  stale        yes (its peer is restarting)");
         }
