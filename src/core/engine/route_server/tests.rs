@@ -9,6 +9,8 @@ use std::sync::Arc;
 use super::*;
 use crate::core::forward::CallRoutes;
 use crate::core::ids::AgentId;
+use crate::core::message::Update;
+use crate::core::proof::RouteProof;
 use crate::sim::SimNet;
 
 const T0: Millis = Millis(1_700_000_000_000);
@@ -181,4 +183,80 @@ fn the_origin_takes_calls_for_what_it_gave_its_route_server_from_anyone() {
     let e3 = net.engine(&id(3)).unwrap();
     assert!(!e3.advertised_cover(&id(1), &p(TOOL)));
     assert!(e3.advertised_cover(&id(RS), &p(TOOL)) == e3.advertised_to(&id(RS), &p(TOOL)));
+}
+
+/// A proof as a route server's client receives it: signed by `announcer`
+/// (AS of node 1, pcount 1) and then by the route server (pcount 0). The
+/// engine does not check signatures (the node does, before); it reads who
+/// signed which hop.
+fn relayed_proof(announcer: u64) -> Arc<RouteProof> {
+    use crate::core::proof::{AsnCert, OriginAttestation, PathSignature, Signature};
+    let cert = |n: u64, a: Asn| {
+        Arc::new(AsnCert {
+            asn: a,
+            node: id(n),
+            not_before: Millis(0),
+            not_after: Millis(u64::MAX),
+            issuer: None,
+            signature: Signature([0; 64]),
+        })
+    };
+    let hop = |n: u64, a: Asn, pcount: u8, target: Asn| PathSignature {
+        cert: cert(n, a),
+        pcount,
+        target,
+        signature: Signature([0; 64]),
+    };
+    Arc::new(RouteProof {
+        origin: OriginAttestation {
+            cert: cert(announcer, asn(1)),
+            expires: Millis(u64::MAX),
+            signature: Signature([0; 64]),
+        },
+        path: vec![
+            hop(announcer, asn(1), 1, asn(RS)),
+            hop(RS, asn(RS), 0, asn(2)),
+        ],
+    })
+}
+
+#[test]
+fn a_next_hop_the_path_signatures_do_not_name_is_dropped() {
+    let mut net = ix(true);
+    let send = |net: &mut SimNet, prefix: &str, next_hop: u64| {
+        let attrs = PathAttrs {
+            agent: AgentId::new("agent"),
+            as_path: vec![asn(1)],
+            next_hop: Some(id(next_hop)),
+            ..Default::default()
+        };
+        let mut route = Route::new(p(prefix), Arc::new(attrs));
+        route.proof = Some(relayed_proof(1));
+        net.inject(
+            id(2),
+            Event::Message {
+                peer: id(RS),
+                msg: Message::Update(Update {
+                    announce: vec![route],
+                    ..Default::default()
+                }),
+            },
+        );
+        net.run_for(10);
+    };
+    // Signed by node 1, naming node 1: kept.
+    send(&mut net, "a/signed", 1);
+    let e2 = net.engine(&id(2)).unwrap();
+    assert_eq!(e2.best(&p("a/signed")).unwrap().attrs.next_hop, Some(id(1)));
+    // Signed by node 1, naming node 7 (a route server redirecting calls):
+    // the next hop is dropped, calls go to the route server.
+    send(&mut net, "a/redirected", 7);
+    let e2 = net.engine(&id(2)).unwrap();
+    assert_eq!(e2.best(&p("a/redirected")).unwrap().attrs.next_hop, None);
+    let f = e2.forwarding(&p("a/redirected")).unwrap();
+    assert_eq!(f.paths[0].0, Some(id(RS)));
+    // Naming the receiver itself: dropped too.
+    send(&mut net, "a/self", 2);
+    let e2 = net.engine(&id(2)).unwrap();
+    assert_eq!(e2.best(&p("a/self")).unwrap().attrs.next_hop, None);
 }
