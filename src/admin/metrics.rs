@@ -233,11 +233,11 @@ fn write_verify(e: &mut Exposition, v: &VerifyView) {
         v.opens_refused as f64,
     );
     e.single(
-        "abgp_signature_checks_off_task_total",
-        Kind::Counter,
-    e.single(
         "abgp_asn_key_conflicts_total",
         Kind::Counter,
+        "OPENs refused because another key already holds the derived ASN they claim (a collision or a ground key).",
+        v.asn_key_conflicts as f64,
+    );
     e.family(
         "abgp_route_origin_validation_total",
         Kind::Counter,
@@ -256,15 +256,15 @@ fn write_verify(e: &mut Exposition, v: &VerifyView) {
         "Routes treated as withdrawn because no authorisation allows their origin ASN.",
         v.origins_rejected as f64,
     );
-        "OPENs refused because another key already holds the derived ASN they claim (a collision or a ground key).",
-        v.asn_key_conflicts as f64,
-    );
     e.single(
         "abgp_known_asns",
         Kind::Gauge,
         "Derived ASNs whose first-seen key this node has recorded.",
         v.known_asns as f64,
     );
+    e.single(
+        "abgp_signature_checks_off_task_total",
+        Kind::Counter,
         "Signature checks the cache could not answer, run off the node task.",
         v.checks_off_task as f64,
     );

@@ -317,12 +317,12 @@ pub struct VerifyView {
     pub routes_dropped: u64,
     pub dropped_by_reason: std::collections::BTreeMap<String, u64>,
     pub opens_refused: u64,
-    /// UPDATEs whose checks stopped at the limit on bad signatures.
-    pub aborted_updates: u64,
-    /// Signature checks the cache could not answer, run off the node task.
-    pub checks_off_task: u64,
     /// OPENs refused because another key holds the derived ASN they claim.
     pub asn_key_conflicts: u64,
+    /// Derived ASNs whose first-seen key is recorded, and keys not recorded
+    /// because the registry was full.
+    pub known_asns: usize,
+    pub known_asns_not_recorded: u64,
     /// Route origin validation: origin authorisations loaded, and routes
     /// found valid, invalid (of which rejected) and not found.
     pub authorizations: usize,
@@ -334,19 +334,11 @@ pub struct VerifyView {
     pub aborted_updates: u64,
     /// Signature checks the cache could not answer, run off the node task.
     pub checks_off_task: u64,
-    /// Derived ASNs whose first-seen key is recorded, and keys not recorded
-    /// because the registry was full.
-    pub known_asns: usize,
-    pub known_asns_not_recorded: u64,
     /// Jobs that waited for their peer's budget, and for how long in all.
     pub budget_waits: u64,
     pub budget_wait_ms: u64,
 }
 
-/// A call that finished at this node (`GET /v1/calls/recent`). The field
-/// names are what `abgp calls` and the looking glass read.
-#[derive(Debug, Clone, Serialize)]
-pub struct RecentCallView {
 /// A derived ASN and the key that holds it (`GET /v1/trust/asns`).
 #[derive(Debug, Clone, Serialize)]
 pub struct KnownAsnView {
@@ -368,6 +360,10 @@ pub struct RekeyView {
     pub now: Option<String>,
 }
 
+/// A call that finished at this node (`GET /v1/calls/recent`). The field
+/// names are what `abgp calls` and the looking glass read.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecentCallView {
     pub call_id: String,
     /// The prefix the call was routed on.
     pub target: String,

@@ -193,6 +193,12 @@ impl LoadedConfig {
 }
 
 impl NodeConfig {
+    /// The neighbours that are our transparent route servers (their ASNs go
+    /// into the trust store as allowed to sign with pcount 0).
+    pub fn route_servers(&self) -> impl Iterator<Item = &NeighborConfig> {
+        self.neighbors.iter().filter(|n| n.route_server)
+    }
+
     /// The `[[agents]]` entries, validated.
     pub fn agent_configs(&self) -> Result<Vec<AgentConfig>, AgentsError> {
         let mut out = Vec::with_capacity(self.agents.len());

@@ -20,8 +20,6 @@
 use serde::{Deserialize, Serialize};
 
 use super::Problem;
-use super::sections::{NeighborConfig, NodeConfig};
-use super::values::AsnSetting;
 use crate::core::ids::ClusterId;
 
 /// The `[routing]` section.
@@ -44,22 +42,31 @@ impl RoutingSection {
     }
 }
 
+/// The routing flags of one `[[neighbor]]` (taken apart by the caller, so
+/// this module needs nothing of `sections`: no module cycle inside config).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct NeighborFlags {
+    pub asn: u32,
+    pub rr_client: bool,
+    pub route_server_client: bool,
+    pub route_server: bool,
+}
+
 /// The problems of `[routing]` and of the routing flags of each
-/// `[[neighbor]]`, with their key paths.
-pub(super) fn problems(c: &NodeConfig) -> Vec<Problem> {
+/// `[[neighbor]]` (`own`: our ASN when chosen), with their key paths.
+pub(super) fn problems(
+    own: Option<u32>,
+    r: &RoutingSection,
+    neighbors: impl Iterator<Item = NeighborFlags>,
+) -> Vec<Problem> {
     let mut out = Vec::new();
-    let own = match c.node.asn {
-        AsnSetting::Number(a) => Some(a.0),
-        AsnSetting::Derived => None,
-    };
-    let r = &c.routing;
     if r.cluster_id.is_some() && r.route_server {
         out.push(Problem::new(
             "routing.route_server",
             "a node is either a route reflector (cluster_id) or a route server, not both",
         ));
     }
-    for (i, n) in c.neighbors.iter().enumerate() {
+    for (i, n) in neighbors.enumerate() {
         let key = |f: &str| format!("neighbor[{i}].{f}");
         let internal = own.map(|a| a == n.asn);
         if n.rr_client {
@@ -108,18 +115,12 @@ pub(super) fn problems(c: &NodeConfig) -> Vec<Problem> {
     out
 }
 
-/// The neighbours that are our transparent route servers (their ASNs go
-/// into the trust store as allowed to sign with pcount 0).
-pub fn route_servers(c: &NodeConfig) -> impl Iterator<Item = &NeighborConfig> {
-    c.neighbors.iter().filter(|n| n.route_server)
-}
-
 #[cfg(test)]
 mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::config::ConfigError;
+    use crate::config::{ConfigError, NodeConfig};
 
     fn parse(text: &str) -> Result<NodeConfig, ConfigError> {
         NodeConfig::parse(text, Path::new("node.toml"))
@@ -175,7 +176,7 @@ mod tests {
         ))
         .unwrap();
         assert!(client.neighbors[0].route_server);
-        assert_eq!(route_servers(&client).count(), 1);
+        assert_eq!(client.route_servers().count(), 1);
         assert!(parse("[routing]\ncluster_id = -1\n").is_err());
         assert!(parse("[routing]\nreflector = true\n").is_err());
     }

@@ -92,7 +92,20 @@ pub fn problems(c: &NodeConfig) -> Vec<Problem> {
     neighbors(&mut k, c);
     mcp(&mut k, c);
     originate(&mut k, c);
-    k.out.extend(super::routing::problems(c));
+    let own = match c.node.asn {
+        AsnSetting::Number(a) => Some(a.0),
+        AsnSetting::Derived => None,
+    };
+    k.out.extend(super::routing::problems(
+        own,
+        &c.routing,
+        c.neighbors.iter().map(|n| super::routing::NeighborFlags {
+            asn: n.asn,
+            rr_client: n.rr_client,
+            route_server_client: n.route_server_client,
+            route_server: n.route_server,
+        }),
+    ));
     k.out.extend(super::balance::problems(&c.balance));
     k.out
 }

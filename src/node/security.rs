@@ -19,11 +19,13 @@ use std::sync::Arc;
 
 use crate::admin::views::VerifyView;
 use crate::config::{AsnSetting, CertSource, LoadedConfig, parse_asn_range};
+use crate::core::community::Community;
 use crate::core::ids::{Asn, Millis, NodeId};
 use crate::core::message::{Open, Update};
 use crate::core::proof::{AsnCert, RouteProof};
 use crate::core::route::Route;
 use crate::identity::cert::{CertKind, cert_kind};
+use crate::identity::roa::{Authorizations, Validity};
 use crate::identity::route_sign::sign_path_hop_with_pcount;
 use crate::identity::verify_cache::{Pending, Verdicts};
 use crate::identity::{
@@ -54,6 +56,11 @@ pub struct Security {
     opens_refused: u64,
     /// OPENs refused because another key already holds the derived ASN.
     asn_key_conflicts: u64,
+    /// Origin authorisations routes are validated against.
+    authorizations: Authorizations,
+    origin_validation: OriginValidation,
+    /// Routes by origin validity, and invalid ones rejected.
+    pub origins: OriginCounts,
     aborted_updates: u64,
     /// Off-task work, counted by the node.
     pub off_task: OffTaskStats,
@@ -148,8 +155,11 @@ impl Security {
                 trust = trust.with_pin(node, Asn(n.asn));
             }
         }
+        let anchor_keys: Vec<NodeId> = trust.anchors().iter().map(|a| a.key).collect();
+        let authorizations = Authorizations::new(&c.trust.authorizations, &anchor_keys)
+            .map_err(|(i, e)| IdentityError::Issue(format!("trust.authorizations[{i}]: {e}")))?;
         // Our transparent route servers may sign path hops with pcount 0.
-        for n in crate::config::routing::route_servers(c) {
+        for n in c.route_servers() {
             trust = trust.with_transparent(Asn(n.asn));
         }
         Ok(Security {
@@ -160,17 +170,20 @@ impl Security {
             origin_validity_ms: c.trust.route_signature_validity.as_millis() as u64,
             opens_refused: 0,
             asn_key_conflicts: 0,
+            authorizations,
+            origin_validation: c.trust.origin_validation,
+            origins: OriginCounts::default(),
             aborted_updates: 0,
             off_task: OffTaskStats::default(),
         })
     }
 
-    pub fn identity(&self) -> &LocalIdentity {
     /// Whether received routes' signatures are checked (`trust.verify_routes`).
     pub fn verifies_routes(&self) -> bool {
         self.verify_routes
     }
 
+    pub fn identity(&self) -> &LocalIdentity {
         &self.identity
     }
 
@@ -280,6 +293,67 @@ impl Security {
         failed
     }
 
+    /// Route origin validation of an UPDATE's routes against the origin
+    /// authorisations ([`crate::identity::roa`]). Marks a peer put on a
+    /// route are removed first; then, where authorisations exist, each
+    /// route is marked `origin-valid`, `origin-not-found` or (in `mark`
+    /// mode) `origin-invalid`, for policy to match; in `reject-invalid`
+    /// mode (the default) an invalid route becomes a withdrawal. Returns
+    /// how many were rejected.
+    pub fn validate_origins(&mut self, u: &mut Update, now: Millis) -> usize {
+        if u.announce.is_empty() {
+            return 0;
+        }
+        let marks = origin_marks();
+        let validate =
+            !self.authorizations.is_empty() && self.origin_validation != OriginValidation::Off;
+        let skew = self.trust.clock_skew_ms();
+        let mut rejected = 0;
+        let mut kept = Vec::with_capacity(u.announce.len());
+        for mut r in std::mem::take(&mut u.announce) {
+            let marked = r.attrs.communities.iter().any(|c| marks.contains(c));
+            if !validate && !marked {
+                kept.push(r);
+                continue;
+            }
+            let v = validate.then(|| {
+                let origin = r
+                    .proof
+                    .as_ref()
+                    .map(|p| p.origin.cert.asn)
+                    .or_else(|| r.attrs.as_path.last().copied())
+                    .unwrap_or(self.identity.asn());
+                self.authorizations.validate(&r.prefix, origin, now, skew)
+            });
+            match v {
+                Some(Validity::Valid) => self.origins.valid += 1,
+                Some(Validity::NotFound) => self.origins.not_found += 1,
+                Some(Validity::Invalid) => self.origins.invalid += 1,
+                None => {}
+            }
+            if v == Some(Validity::Invalid)
+                && self.origin_validation == OriginValidation::RejectInvalid
+            {
+                rejected += 1;
+                self.origins.rejected += 1;
+                tracing::debug!(prefix = %r.prefix, "route origin invalid: no authorisation for its origin ASN; treated as withdrawn");
+                u.withdraw.push(r.key());
+                continue;
+            }
+            let mut a = (*r.attrs).clone();
+            for m in &marks {
+                a.remove_community(m);
+            }
+            if let Some(v) = v {
+                a.add_community(origin_mark(v));
+            }
+            r.attrs = Arc::new(a);
+            kept.push(r);
+        }
+        u.announce = kept;
+        rejected
+    }
+
     /// The origin signature for a route we originate.
     pub fn sign_origin(&self, route: &Route, now: Millis) -> Arc<RouteProof> {
         sign_origin(
@@ -334,10 +408,48 @@ impl Security {
             asn_key_conflicts: self.asn_key_conflicts,
             known_asns: self.trust.known_asns().list().len(),
             known_asns_not_recorded: self.trust.known_asns().not_recorded(),
+            authorizations: self.authorizations.len(),
+            origins_valid: self.origins.valid,
+            origins_invalid: self.origins.invalid,
+            origins_not_found: self.origins.not_found,
+            origins_rejected: self.origins.rejected,
             aborted_updates: self.aborted_updates,
             checks_off_task: self.off_task.checks,
             budget_waits: self.off_task.budget_waits,
             budget_wait_ms: self.off_task.budget_wait_ms,
         }
     }
+}
+
+/// What route origin validation does (`[trust] origin_validation`).
+pub use crate::config::OriginValidation;
+
+/// Routes by origin validity (where authorisations exist).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OriginCounts {
+    pub valid: u64,
+    pub invalid: u64,
+    pub not_found: u64,
+    /// Invalid routes treated as withdrawn.
+    pub rejected: u64,
+}
+
+/// The community that marks a route's origin validity.
+pub fn origin_mark(v: Validity) -> Community {
+    Community::Named(
+        match v {
+            Validity::Valid => "origin-valid",
+            Validity::Invalid => "origin-invalid",
+            Validity::NotFound => "origin-not-found",
+        }
+        .into(),
+    )
+}
+
+fn origin_marks() -> [Community; 3] {
+    [
+        origin_mark(Validity::Valid),
+        origin_mark(Validity::Invalid),
+        origin_mark(Validity::NotFound),
+    ]
 }

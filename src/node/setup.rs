@@ -272,11 +272,11 @@ impl Node {
             removals: VecDeque::new(),
             originated: Vec::new(),
             last_signed: now,
+            last_expiry_sweep: now,
             started_at: now,
             started_info: None,
             on_started: None,
             startup_deadline: Instant::now() + STARTUP_WAIT,
-            last_expiry_sweep: now,
             next_discovery: Instant::now(),
             shutting_down: false,
             store_dir,
@@ -384,7 +384,7 @@ impl Node {
             events.push(Event::RestoreStale {
                 peer: p.node,
                 asn,
-                routes: p.routes,
+                routes: u.announce,
                 until,
             });
         }

@@ -262,6 +262,9 @@ pub enum Event {
     PolicyReloaded(Arc<dyn RoutePolicy>),
     /// Administratively stop (`false`) or start (`true`) a peer's session.
     AdminEnable { peer: NodeId, enabled: bool },
+    /// Drop every peer path whose origin attestation expired before
+    /// `now - skew_ms`, as withdrawn ([`expiry`]).
+    ExpireAttested { skew_ms: u64 },
     /// Time passed; run due timers.
     Tick,
 }
@@ -274,9 +277,6 @@ pub enum Action {
     Dial(NodeId),
     /// Abandon a dial in progress (a connection that completes anyway is
     /// reported as usual and refused or kept by collision resolution).
-    /// Drop every peer path whose origin attestation expired before
-    /// `now - skew_ms`, as withdrawn ([`expiry`]).
-    ExpireAttested { skew_ms: u64 },
     CancelDial(NodeId),
     /// Send on the peer's current transport.
     Send(NodeId, Message),
@@ -495,6 +495,9 @@ impl Engine {
             } => self.restore_stale(now, peer, asn, routes, until),
             Event::PolicyReloaded(p) => self.reload_policy(p),
             Event::AdminEnable { peer, enabled } => self.admin_enable(now, peer, enabled),
+            Event::ExpireAttested { skew_ms } => {
+                self.expire_attested(now, skew_ms);
+            }
             Event::Tick => {
                 self.reuse_damped(now);
                 self.on_tick(now)
@@ -507,9 +510,6 @@ impl Engine {
         self.peers
             .iter()
             .flatten()
-            Event::ExpireAttested { skew_ms } => {
-                self.expire_attested(now, skew_ms);
-            }
             .filter_map(|p| p.next_deadline())
             .chain(self.damping.next_deadline())
             .min()
