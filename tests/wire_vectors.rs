@@ -164,6 +164,49 @@ fn update_vector_is_signed_and_verifies() {
     }
 }
 
+/// A route as AS65003 receives it from a transparent route server
+/// (node 4, AS65100): originated by node 1 in AS65001, signed by it towards
+/// the route server (pcount 1), then by the route server towards AS65003
+/// with pcount 0, AS path `[65001]`, and node 1 as the next hop (key 11).
+#[test]
+fn route_server_update_vector() {
+    let o = issued(1, 65001);
+    let rs = issued(4, 65100);
+    let to_rs = send(
+        &originate(&origin_route("coding/typescript/lint", "eslint"), &o),
+        &o,
+        65100,
+        1,
+    );
+    let mut relayed = to_rs.clone();
+    let mut attrs = (*relayed.attrs).clone();
+    attrs.next_hop = Some(o.node_id());
+    relayed.attrs = Arc::new(attrs);
+    relayed.proof = Some(
+        agent_bgp::identity::route_sign::sign_path_hop_with_pcount(&relayed, &rs, Asn(65003), 0)
+            .unwrap(),
+    );
+    assert_eq!(relayed.attrs.as_path, vec![Asn(65001)]);
+    let ctx = |t| VerifyContext {
+        trust: t,
+        local_asn: Asn(65003),
+        peer_asn: Asn(65100),
+        now: NOW,
+    };
+    let transparent = trust().with_transparent(Asn(65100));
+    assert_eq!(verify_route(&relayed, &ctx(&transparent)), Ok(()));
+    // Only a receiver that configured the route server as one accepts it.
+    assert!(matches!(
+        verify_route(&relayed, &ctx(&trust())),
+        Err(agent_bgp::identity::RouteVerifyError::TransparentNotAllowed { index: 1, .. })
+    ));
+    let u = Update {
+        announce: vec![relayed],
+        ..Default::default()
+    };
+    check_frame("update-route-server", Frame::Routing(Message::Update(u)));
+}
+
 #[test]
 fn withdraw_vector() {
     check_frame(
