@@ -517,3 +517,31 @@ stop() {
 best_via() {
     [[ $(route_field "$1" "$2" 'r["peer"]') == "$(get "$3.peer_id")" ]]
 }
+
+# sessions NAME: the peer ids NAME has an established session with, sorted.
+sessions() {
+    abgp_json "$1" peers | py '" ".join(sorted(p["peer_id"] for p in d if p.get("state") == "established"))'
+}
+
+# call_via NAME TOOL ARGS TEXT NODES: the call echoes TEXT and crossed
+# exactly NODES (names, caller first).
+call_via() {
+    call_ok "$1" "$2" "$3" "$4" || return 1
+    local got
+    got=$(trace_names)
+    [[ $got == "$5" ]] && return 0
+    say "      crossed $got, want $5"
+    return 1
+}
+
+# crash NAME: kills node NAME (SIGKILL: no Cease; its peers see the
+# transport close) and waits for it to be gone.
+crash() {
+    local pid=${PID[$1]}
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    unset "PID[$1]"
+}
+
+# route_stale NAME PREFIX: NAME's best path for PREFIX is marked stale.
+route_stale() { [[ $(route_field "$1" "$2" 'r["stale"]') == true ]]; }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The design seed's multi-cloud federation on loopback: AWS (AS 65100) and
-# Azure (AS 65200) joined by an Internet BGP core (AS 65300). Starts the
+# Azure (AS 65200) joined by the route servers of an Internet BGP core
+# (AS 65300). Starts the
 # nodes, waits for them to converge, checks every policy and security rule
 # README.md describes (PASS/FAIL lines), stops them. Exit 0 only when every
 # check passed. ABGP=path picks the binary; KEEP=1 keeps the node dirs.
@@ -20,12 +21,6 @@ node ix-2 65300
 node impostor 65100
 rm -f "$WORK/impostor/node.cert"
 for n in aws-1 azure-1 ix-1 ix-2; do value "$n.token" "$(token)"; done
-value aws-1.neighbor ""
-value azure-1.neighbor ""
-value ix-1.routing ""
-value ix-1.client ""
-value ix-2.routing ""
-value ix-2.client ""
 
 render aws-1 "$HERE/nodes/aws-1.toml" "$HERE/policies/aws.toml"
 render azure-1 "$HERE/nodes/azure-1.toml" "$HERE/policies/azure.toml"
@@ -59,10 +54,14 @@ for n in ix-1 ix-2; do
     check "the core ($n) sees each cloud's public agents only" \
         same "$(words "$AWS_PUBLIC $AZURE_PUBLIC")" "$(agents "$n")"
 done
-check "at Azure, AWS's ML agent has AS path 65300 65100" \
-    same "65300 65100" "$(as_path azure-1 aws/ml/echo)"
-check "at AWS, Azure's analytics agent has AS path 65300 65200" \
-    same "65300 65200" "$(as_path aws-1 azure/analytics/echo)"
+check "at Azure, AWS's ML agent has AS path 65100: the route servers add no ASN" \
+    same "65100" "$(as_path azure-1 aws/ml/echo)"
+check "at AWS, Azure's analytics agent has AS path 65200" \
+    same "65200" "$(as_path aws-1 azure/analytics/echo)"
+for n in aws-1 azure-1; do
+    check "$n's only sessions are the two route servers (no session between the clouds)" \
+        same "$(words "$(get ix-1.peer_id) $(get ix-2.peer_id)")" "$(sessions "$n")"
+done
 
 say "-- what crosses between clouds, and why"
 check "aws-1 does not export data processing: only the prefix list aws/api/*, aws/ml/* goes out" \
@@ -84,13 +83,17 @@ for n in aws-1 azure-1 ix-1 ix-2; do
 done
 
 say "-- calls"
+# A route server names the announcing cloud as the next hop: calls go from
+# cloud to cloud. Until a cloud has found the other's addresses in the
+# route servers' DHT, a call goes through a route server instead (its
+# second path); the checks wait for the direct one.
 T=$(front_name azure-1 aws/ml/echo)
-check "Azure calls AWS's ML agent ($T) through the core" \
-    call_ok azure-1 "$T" '{"text":"from azure"}' "from azure"
-check "the call crossed AS 65200, 65300, 65100" same "65200 65300 65100" "$(hops)"
+check "Azure calls AWS's ML agent ($T) straight to aws-1: the route servers are not on the call path" \
+    eventually call_via azure-1 "$T" '{"text":"from azure"}' "from azure" "azure-1 aws-1"
+check "the call crossed AS 65200 then AS 65100" same "65200 65100" "$(hops)"
 T=$(front_name aws-1 azure/analytics/echo)
-check "AWS calls Azure's analytics agent ($T)" \
-    call_ok aws-1 "$T" '{"text":"from aws"}' "from aws"
+check "AWS calls Azure's analytics agent ($T) straight to azure-1" \
+    eventually call_via aws-1 "$T" '{"text":"from aws"}' "from aws" "aws-1 azure-1"
 T=$(front_name aws-1 azure/storage/echo)
 check "AWS may not call Azure's storage (routed, but not on Azure's allow-list)" \
     call_fails aws-1 "$T" '{"text":"from aws"}' 1 "access to azure/storage/echo denied to AS65100"
@@ -111,16 +114,22 @@ check "aws-1's admin API refuses a request without the admin token (401)" \
 start impostor
 NODES+=(impostor)
 wait_for "impostor to start" running impostor
-check "an impostor claiming AS 65100 with a self-signed certificate is refused in OPEN" \
+check "an impostor with ix-1's neighbour entry for AWS's second node but a self-signed certificate for AS 65100 is refused in OPEN" \
     eventually refused impostor "Open/18"
 check "the core counts the refused OPEN" at_least "$(opens_refused ix-1)" 1
 check "and never gives it a session (still 2 established)" established ix-1 2
 
-say "-- one node of the core stops"
+say "-- the route servers go away"
 stop ix-1
-check "Azure still has AWS's ML agent, through ix-2" eventually best_via azure-1 aws/ml/echo ix-2
-check "AWS still has Azure's analytics agent, through ix-2" eventually best_via aws-1 azure/analytics/echo ix-2
+check "ix-1 stopped (a Cease): Azure keeps AWS's ML agent, learned through ix-2" \
+    eventually best_via azure-1 aws/ml/echo ix-2
+check "and AWS keeps Azure's analytics agent through ix-2" \
+    eventually best_via aws-1 azure/analytics/echo ix-2
 T=$(front_name azure-1 aws/ml/echo)
-check "Azure calls AWS's ML agent again ($T)" \
-    call_ok azure-1 "$T" '{"text":"after ix-1 stopped"}' "after ix-1 stopped"
-check "the call crossed ix-2" contains "$(trace_names)" azure-1 ix-2 aws-1
+check "Azure still calls AWS's ML agent straight to aws-1" \
+    call_via azure-1 "$T" '{"text":"after ix-1 stopped"}' "after ix-1 stopped" "azure-1 aws-1"
+crash ix-2
+check "ix-2 killed (no Cease): Azure keeps AWS's route, stale, for the graceful-restart time" \
+    eventually route_stale azure-1 aws/ml/echo
+check "and still calls AWS's ML agent straight to aws-1: no route server was on the call path" \
+    call_via azure-1 "$T" '{"text":"no route server left"}' "no route server left" "azure-1 aws-1"
