@@ -130,9 +130,10 @@ fn short(n: &NodeDir) -> String {
     n.node_id[..8].to_string()
 }
 
-#[test]
-fn a_route_server_relays_without_its_asn_and_stays_off_the_call_path() {
-    let t0 = Instant::now();
+/// The route server RS and its clients A and B, started; with
+/// `discovery` the clients find each other's addresses in the DHT RS
+/// serves, without it they have none.
+fn exchange(discovery: bool) -> (tempfile::TempDir, [NodeDir; 3], [Proc; 3]) {
     let root = tempfile::tempdir().unwrap();
     let (akey, public) = authority(root.path());
     let node = |name: &str, asn: u32| NodeDir {
@@ -173,8 +174,12 @@ fn a_route_server_relays_without_its_asn_and_stays_off_the_call_path() {
         configure(
             nd,
             &Spec {
-                kademlia: true,
-                bootstrap: vec![rs.p2p_addr()],
+                kademlia: discovery,
+                bootstrap: if discovery {
+                    vec![rs.p2p_addr()]
+                } else {
+                    Vec::new()
+                },
                 ..spec(
                     nd,
                     format!(
@@ -187,9 +192,14 @@ fn a_route_server_relays_without_its_asn_and_stays_off_the_call_path() {
             },
         );
     }
-    let mut rsp = Proc::start(&rs);
-    let ap = Proc::start(&a);
-    let bp = Proc::start(&b);
+    let procs = [Proc::start(&rs), Proc::start(&a), Proc::start(&b)];
+    (root, [rs, a, b], procs)
+}
+
+#[test]
+fn a_route_server_relays_without_its_asn_and_stays_off_the_call_path() {
+    let t0 = Instant::now();
+    let (_root, [rs, a, b], [mut rsp, ap, bp]) = exchange(true);
 
     // Routes cross, with the route server's ASN nowhere in the path.
     let at_b = front_name(&bp, "a/echo/echo");
@@ -265,5 +275,27 @@ fn a_route_server_relays_without_its_asn_and_stays_off_the_call_path() {
     println!(
         "route server: converged in {converged:?}, total {:?}",
         t0.elapsed()
+    );
+}
+
+#[test]
+fn without_the_other_client_s_address_calls_fall_back_through_the_route_server() {
+    let (_root, [rs, a, b], [_rsp, ap, bp]) = exchange(false);
+    let at_b = front_name(&bp, "a/echo/echo");
+    let at_a = front_name(&ap, "b/echo/echo");
+    assert_eq!(
+        bp.route("a/echo/echo").expect("B's route")["next_hop"],
+        a.node_id.as_str()
+    );
+    // The direct dial finds no address: the call is not delivered and is
+    // retried on the next path, the route server, which forwards it as a
+    // transit would.
+    assert_eq!(
+        call(&b, &at_b, "b to a"),
+        [short(&b), short(&rs), short(&a)]
+    );
+    assert_eq!(
+        call(&a, &at_a, "a to b"),
+        [short(&a), short(&rs), short(&b)]
     );
 }
