@@ -268,6 +268,11 @@ anyio.run(main)
         let asns: Vec<u64> = trace.iter().map(|h| h["asn"].as_u64().unwrap()).collect();
         let want: Vec<u64> = nodes.iter().map(|n| u64::from(n.asn)).collect();
         assert_eq!(asns, want, "path A, B, C");
+        // A checked the origin's seal on the answer before returning it.
+        let answer = &call["_meta"]["agent-bgp/answer"];
+        assert_eq!(answer["verified"], true, "{call}");
+        assert_eq!(answer["origin_asn"], u64::from(nodes[2].asn), "{call}");
+        assert_eq!(answer["origin_node"], nodes[2].node_id.as_str(), "{call}");
 
         let cancel = step(&lines, "cancel", mode);
         assert_eq!(cancel["cancelled"], true);

@@ -397,6 +397,7 @@ fn arb_return() -> impl Strategy<Value = CallReturn> {
         ),
     )
         .prop_map(|(outcome, trace)| CallReturn {
+            seal: None,
             outcome,
             trace,
             sent_back: 0,

@@ -354,6 +354,7 @@ fn call_vectors() {
         Frame::Call(CallMessage::Answer(Answer {
             leg,
             answer: CallAnswer::Done(CallReturn {
+                seal: None,
                 sent_back: 0,
                 outcome: CallOutcome::Ok(
                     json!({"content": [{"type": "text", "text": "0 problems"}], "isError": false}),
@@ -377,6 +378,7 @@ fn call_vectors() {
         Frame::Call(CallMessage::Result(CallResult {
             leg,
             ret: CallReturn {
+                seal: None,
                 sent_back: 0,
                 outcome: CallOutcome::Ok(
                     json!({"content": [{"type": "text", "text": "0 problems"}], "isError": false}),
@@ -390,6 +392,7 @@ fn call_vectors() {
         Frame::Call(CallMessage::Result(CallResult {
             leg,
             ret: CallReturn {
+                seal: None,
                 sent_back: 0,
                 outcome: CallOutcome::Err(CallError::upstream(
                     -32602,

@@ -347,6 +347,9 @@ pub enum CallErrorKind {
     UpstreamLost,
     /// A bug or an unexpected answer.
     Internal,
+    /// An answer that does not carry a valid seal of the route's origin
+    /// (made up or changed on the way); the tool may have run.
+    BadAnswer,
 }
 
 impl CallErrorKind {
@@ -367,6 +370,7 @@ impl CallErrorKind {
             Upstream => 11,
             UpstreamLost => 12,
             Internal => 13,
+            BadAnswer => 14,
         }
     }
 
@@ -386,6 +390,7 @@ impl CallErrorKind {
             11 => Upstream,
             12 => UpstreamLost,
             13 => Internal,
+            14 => BadAnswer,
             _ => return None,
         })
     }
@@ -407,6 +412,7 @@ impl CallErrorKind {
             Upstream => "upstream_error",
             UpstreamLost => "upstream_lost",
             Internal => "internal",
+            BadAnswer => "bad_answer",
         }
     }
 
@@ -426,6 +432,7 @@ impl CallErrorKind {
             Overloaded => -32009,
             Cancelled => -32010,
             UpstreamLost => -32011,
+            BadAnswer => -32012,
             Upstream | Internal => -32603,
         }
     }
@@ -433,7 +440,10 @@ impl CallErrorKind {
     /// Whether the tool may have run when a call ends with this error.
     pub fn may_have_run(self) -> bool {
         use CallErrorKind::*;
-        matches!(self, Timeout | NextHopDown | Cancelled | UpstreamLost)
+        matches!(
+            self,
+            Timeout | NextHopDown | Cancelled | UpstreamLost | BadAnswer
+        )
     }
 }
 
@@ -510,11 +520,25 @@ pub struct HopTrace {
     pub elapsed_us: u64,
 }
 
+/// The origin's signature over its answer (`crate::wire::call::
+/// answer_signed_bytes`): bound to the caller's signed origin, the
+/// outcome and the origin's own hop of the trace. The calling node checks
+/// it before its front returns anything.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnswerSeal {
+    pub cert: Arc<AsnCert>,
+    pub signature: Signature,
+}
+
 /// What comes back: the outcome and the hops it crossed, origin first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallReturn {
     pub outcome: CallOutcome,
     pub trace: Vec<HopTrace>,
+    /// The origin's seal (none: an answer made by a hop, an error; or a
+    /// node that does not sign).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal: Option<Arc<AnswerSeal>>,
     /// PROGRESS, NOTIFY and ASK messages the sender sent back for the call
     /// on this leg before this return. Each travels on a stream of its own
     /// and can be overtaken by the return; a hop that has seen fewer holds

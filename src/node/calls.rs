@@ -13,14 +13,14 @@ use std::sync::Arc;
 
 use serde_json::Value as Json;
 
-use crate::core::call::CallOrigin;
-use crate::core::forward::{CallerRefused, CallerVerifier};
-use crate::core::ids::Millis;
+use crate::core::call::{AnswerSeal, CallOrigin, CallOutcome, CallReturn};
+use crate::core::forward::{AnswerSealer, CallerRefused, CallerVerifier};
+use crate::core::ids::{Asn, Millis, NodeId};
 use crate::core::proof::{AsnCert, Signature};
 use crate::identity::key;
 use crate::identity::{LocalIdentity, TrustStore};
 use crate::mcp::plane::{CallSigner, args_digest};
-use crate::wire::call::call_signed_bytes;
+use crate::wire::call::{answer_signed_bytes, call_signed_bytes, outcome_digest};
 
 /// Signs calls with the node key.
 pub struct NodeCallSigner {
@@ -108,10 +108,86 @@ impl CallerVerifier for TrustVerifier {
     }
 }
 
+/// Seals this origin's answers with the node key, and checks the seals of
+/// answers to calls this node made against the trust store (the same
+/// binding rules as for an OPEN) and the ASNs that originate the route.
+pub struct NodeAnswers {
+    identity: Arc<LocalIdentity>,
+    certs: TrustVerifier,
+}
+
+impl NodeAnswers {
+    pub fn new(identity: Arc<LocalIdentity>, trust: TrustStore) -> Self {
+        NodeAnswers {
+            identity,
+            certs: TrustVerifier::new(trust),
+        }
+    }
+}
+
+impl AnswerSealer for NodeAnswers {
+    fn seal(&self, origin: &CallOrigin, ret: &CallReturn) -> Option<Arc<AnswerSeal>> {
+        let hop = ret.trace.first()?;
+        let msg = answer_signed_bytes(origin, &outcome_digest(&ret.outcome), hop);
+        Some(Arc::new(AnswerSeal {
+            cert: self.identity.cert().clone(),
+            signature: self.identity.key().sign(&msg),
+        }))
+    }
+
+    fn check(
+        &self,
+        now: Millis,
+        origin: &CallOrigin,
+        ret: &CallReturn,
+        origins: &[Asn],
+    ) -> Result<Option<(NodeId, Asn)>, String> {
+        let Some(seal) = &ret.seal else {
+            return match ret.outcome {
+                // A hop's own error (no route, timeout, ...): unsealed.
+                CallOutcome::Err(_) => Ok(None),
+                CallOutcome::Ok(_) => Err("it is not sealed by the origin".into()),
+            };
+        };
+        let hop = ret
+            .trace
+            .first()
+            .ok_or_else(|| "its trace names no origin".to_string())?;
+        let c = &seal.cert;
+        if hop.node != c.node || hop.asn != c.asn {
+            return Err(format!(
+                "sealed by {} in {} but its trace starts at {} in {}",
+                c.node.short(),
+                c.asn,
+                hop.node.short(),
+                hop.asn
+            ));
+        }
+        if !origins.is_empty() && !origins.contains(&c.asn) {
+            return Err(format!(
+                "sealed by {}, which does not originate the route (its origins: {})",
+                c.asn,
+                origins
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        self.certs
+            .check_cert(c, now)
+            .map_err(|e| format!("its seal's certificate: {e}"))?;
+        let msg = answer_signed_bytes(origin, &outcome_digest(&ret.outcome), hop);
+        key::verify(&c.node, &msg, &seal.signature)
+            .map_err(|_| "its seal does not verify (the answer was changed)".to_string())?;
+        Ok(Some((c.node, c.asn)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::call::{CallId, CallOp};
+    use crate::core::call::{CallErrorKind, CallId, CallOp, HopTrace};
     use crate::core::ids::Asn;
     use crate::core::prefix::Prefix;
     use crate::identity::{NodeKey, derived_cert};
@@ -228,5 +304,104 @@ mod tests {
             strict.verify(Millis(2000), &o, &args),
             Err(CallerRefused::Certificate(_))
         ));
+    }
+
+    fn answer(origin_id: &Arc<LocalIdentity>, o: &CallOrigin, result: Json) -> CallReturn {
+        let mut ret = CallReturn {
+            seal: None,
+            sent_back: 0,
+            outcome: CallOutcome::Ok(result),
+            trace: vec![HopTrace {
+                node: origin_id.node_id(),
+                asn: origin_id.asn(),
+                elapsed_us: 120,
+            }],
+        };
+        let a = NodeAnswers::new(origin_id.clone(), TrustStore::new());
+        ret.seal = a.seal(o, &ret);
+        // A transit on the way back adds its hop.
+        ret.trace.push(HopTrace {
+            node: NodeId([9; 32]),
+            asn: Asn(65009),
+            elapsed_us: 300,
+        });
+        ret
+    }
+
+    #[test]
+    fn a_sealed_answer_verifies_and_every_forgery_is_caught() {
+        let (caller, origin, other) = (identity(1), identity(2), identity(3));
+        let args = json!({"text": "hi"});
+        let o = signed(&caller, &args);
+        let checker = NodeAnswers::new(caller.clone(), TrustStore::new());
+        let origins = [origin.asn()];
+        let now = Millis(2000);
+        let good = answer(
+            &origin,
+            &o,
+            json!({"content": [{"type": "text", "text": "hi"}]}),
+        );
+        assert_eq!(
+            checker.check(now, &o, &good, &origins),
+            Ok(Some((origin.node_id(), origin.asn())))
+        );
+        // The transit changes the output.
+        let mut changed = good.clone();
+        changed.outcome = CallOutcome::Ok(json!({"content": [{"type": "text", "text": "pwned"}]}));
+        let e = checker.check(now, &o, &changed, &origins).unwrap_err();
+        assert!(e.contains("does not verify"), "{e}");
+        // It answers without forwarding: nothing sealed it.
+        let mut unsealed = good.clone();
+        unsealed.seal = None;
+        assert!(checker.check(now, &o, &unsealed, &origins).is_err());
+        // It seals the made-up answer itself: not an origin of the route.
+        let own = answer(&other, &o, json!({"content": []}));
+        let e = checker.check(now, &o, &own, &origins).unwrap_err();
+        assert!(e.contains("does not originate"), "{e}");
+        // It hands over the origin's answer to another call.
+        let mut other_call = o.clone();
+        other_call.id = CallId([2; 16]);
+        assert!(checker.check(now, &other_call, &good, &origins).is_err());
+        // It rewrites the origin's hop (its time) in the trace.
+        let mut retimed = good.clone();
+        retimed.trace[0].elapsed_us = 1;
+        assert!(checker.check(now, &o, &retimed, &origins).is_err());
+        // A hop's own error is not sealed and passes as an error.
+        let mut hop_error = good.clone();
+        hop_error.seal = None;
+        hop_error.outcome = CallOutcome::err(CallErrorKind::NoRoute, "AS65009: no route");
+        assert_eq!(checker.check(now, &o, &hop_error, &origins), Ok(None));
+    }
+
+    #[test]
+    fn the_seal_survives_the_wire() {
+        let (caller, origin) = (identity(1), identity(2));
+        let o = signed(&caller, &json!({}));
+        let ret = answer(
+            &origin,
+            &o,
+            json!({"content": [{"type": "text", "text": "é ✓"}], "n": 1.5, "big": u64::MAX, "neg": -3, "z": 2.0}),
+        );
+        let frame = crate::wire::Frame::Call(crate::core::call::CallMessage::Result(
+            crate::core::call::CallResult {
+                leg: crate::core::call::LegId(1),
+                ret: ret.clone(),
+            },
+        ));
+        let limits = crate::wire::Limits::default();
+        let bytes = crate::wire::encode(&frame, &limits).unwrap();
+        let Ok(crate::wire::Frame::Call(crate::core::call::CallMessage::Result(r))) =
+            crate::wire::decode(&bytes, &limits)
+        else {
+            panic!("decodes");
+        };
+        assert_eq!(r.ret.seal, ret.seal);
+        let checker = NodeAnswers::new(caller, TrustStore::new());
+        assert!(
+            checker
+                .check(Millis(2000), &o, &r.ret, &[origin.asn()])
+                .unwrap()
+                .is_some()
+        );
     }
 }

@@ -146,6 +146,10 @@ impl NodeMcp {
             .with_started(super::clock::Clock::start().now())
             .with_seed(rand::random());
         let fwd = Forwarder::new(fcfg, Box::new(TrustVerifier::new(security.trust().clone())))
+            .with_answers(Box::new(super::calls::NodeAnswers::new(
+                security.shared_identity(),
+                security.trust().clone(),
+            )))
             .with_access(access);
         let (upstream, agent_rx) = UpstreamHandle::new(UpstreamOptions::default());
         let (link, end) = FrontLink::channel(FrontInfo { asn, node: peer_id }, FRONT_QUEUE);

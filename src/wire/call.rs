@@ -26,7 +26,9 @@ use super::cbor::{
 use super::error::{Bound, EncodeError, FieldError, FieldErrorKind};
 use super::limits::Limits;
 use super::schema::{decode_cert, decode_community, encode_cert, encode_community};
-use crate::core::call::{ASK_METHODS, Ask, NOTIFY_METHODS, Notify, Reply, TraceContext};
+use crate::core::call::{
+    ASK_METHODS, AnswerSeal, Ask, NOTIFY_METHODS, Notify, Reply, TraceContext,
+};
 pub use crate::core::call::{
     Answer, Call, CallAnswer, CallError, CallErrorKind, CallId, CallMessage, CallOp, CallOrigin,
     CallOutcome, CallResult, CallReturn, Cancel, HopTrace, LegId, Progress, ProgressInfo,
@@ -77,6 +79,7 @@ mod k {
         pub const ERR: u64 = 1;
         pub const TRACE: u64 = 2;
         pub const SENT_BACK: u64 = 3;
+        pub const SEAL: u64 = 4;
     }
     pub mod err {
         pub const KIND: u64 = 0;
@@ -405,13 +408,76 @@ fn encode_return(r: &CallReturn, depth: usize, limits: &Limits) -> Result<Value,
     if r.sent_back > 0 {
         b.put(SENT_BACK, uint(u64::from(r.sent_back)));
     }
+    if let Some(seal) = &r.seal {
+        b.put(
+            SEAL,
+            Value::Array(vec![encode_cert(&seal.cert), bytes(&seal.signature.0)]),
+        );
+    }
     Ok(b.build())
+}
+
+/// Domain tag of an origin's signature over its answer.
+pub const ANSWER_DOMAIN: &[u8] = b"agent-bgp/v1/answer\0";
+
+/// SHA-256 of the outcome's CBOR encoding (as it travels: the digest a
+/// receiver computes from the decoded outcome is the same).
+pub fn outcome_digest(o: &CallOutcome) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let limits = Limits::default();
+    let depth = limits.max_depth.saturating_sub(3);
+    let v = match o {
+        CallOutcome::Ok(j) => json_to_cbor(j, depth).map(|j| Value::Array(vec![uint(0u64), j])),
+        CallOutcome::Err(e) => {
+            encode_error(e, depth, &limits).map(|e| Value::Array(vec![uint(1u64), e]))
+        }
+    };
+    let mut buf = Vec::new();
+    match v {
+        Ok(v) => {
+            let _ = ciborium::into_writer(&v, &mut buf);
+        }
+        // Too deep to travel at all: nothing real has this digest.
+        Err(_) => buf.extend_from_slice(b"unencodable"),
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&Sha256::digest(&buf));
+    out
+}
+
+/// The bytes an origin signs for its answer to the call `o`:
+/// `"agent-bgp/v1/answer\0"` ‖ CBOR `[call id (16 bytes), caller (32
+/// bytes), target, op, tool / null, args digest (32 bytes), the caller's
+/// signature (64 bytes) / null, outcome digest (32 bytes), [origin node
+/// (32 bytes), origin ASN, elapsed µs]]`.
+pub fn answer_signed_bytes(o: &CallOrigin, outcome: &[u8; 32], hop: &HopTrace) -> Vec<u8> {
+    let mut w = CanonWriter::with_domain(ANSWER_DOMAIN);
+    w.array(9)
+        .bytes(&o.id.0)
+        .bytes(o.caller.as_bytes())
+        .text(o.target.as_str())
+        .uint(op_number(o.op));
+    match &o.tool {
+        Some(t) => w.text(t),
+        None => w.null(),
+    };
+    w.bytes(&o.args_digest);
+    match &o.signature {
+        Some(sig) => w.bytes(&sig.0),
+        None => w.null(),
+    };
+    w.bytes(outcome)
+        .array(3)
+        .bytes(hop.node.as_bytes())
+        .uint(u64::from(hop.asn.0))
+        .uint(hop.elapsed_us);
+    w.finish()
 }
 
 fn decode_return(v: &Value, limits: &Limits) -> Result<CallReturn, FieldError> {
     use k::ret::*;
     let f = Fields::parse(v)?;
-    f.check_known(&[OK, ERR, TRACE, SENT_BACK])?;
+    f.check_known(&[OK, ERR, TRACE, SENT_BACK, SEAL])?;
     // `ok` may legitimately be JSON null, so look at presence, not value.
     let outcome = match (f.get(OK), f.opt(ERR)) {
         (Some(ok), None) => CallOutcome::Ok(cbor_to_json(ok).map_err(|e| e.within("ok"))?),
@@ -447,7 +513,26 @@ fn decode_return(v: &Value, limits: &Limits) -> Result<CallReturn, FieldError> {
         })
     })?;
     let sent_back = f.read_or(SENT_BACK, "sent_back", 0, u32_of)?;
+    let seal = f.read_or(SEAL, "seal", None, |v| {
+        let Value::Array(a) = v else {
+            return Err(FieldErrorKind::WrongType {
+                expected: "a seal [cert, signature]",
+            }
+            .into());
+        };
+        match a.as_slice() {
+            [c, sig] => Ok(Some(Arc::new(AnswerSeal {
+                cert: Arc::new(decode_cert(c)?),
+                signature: Signature(fixed_bytes::<64>(sig)?),
+            }))),
+            _ => Err(FieldErrorKind::WrongType {
+                expected: "a seal [cert, signature]",
+            }
+            .into()),
+        }
+    })?;
     Ok(CallReturn {
+        seal,
         outcome,
         trace,
         sent_back,
@@ -534,6 +619,7 @@ pub fn encode_call_message(m: &CallMessage, limits: &Limits) -> Result<Value, En
             use k::side::*;
             b.put(ASK, uint(u64::from(r.ask)));
             let ret = CallReturn {
+                seal: None,
                 sent_back: 0,
                 outcome: r.outcome.clone(),
                 trace: Vec::new(),
@@ -797,6 +883,7 @@ mod tests {
             }),
         }));
         let ret = CallReturn {
+            seal: None,
             sent_back: 3,
             outcome: CallOutcome::Ok(json!({"content": [], "isError": false})),
             trace: vec![HopTrace {
@@ -820,6 +907,7 @@ mod tests {
         round_trip(CallMessage::Result(CallResult {
             leg: LegId(3),
             ret: CallReturn {
+                seal: None,
                 sent_back: 0,
                 outcome: CallOutcome::Err(CallError::upstream(
                     -32602,

@@ -46,6 +46,9 @@ pub enum CallBehaviour {
     /// "Accepted", and then nothing: a black hole. DESCRIBEs are answered
     /// with `describe` when set.
     Accept { describe: Option<serde_json::Value> },
+    /// Answers every CALL (DESCRIBE too) at once with this made-up output,
+    /// unsealed: a transit that answers instead of forwarding.
+    Forge(serde_json::Value),
 }
 
 pub struct Hostile {
@@ -374,12 +377,19 @@ fn call_answer(c: &agent_bgp::core::call::Call, b: &CallBehaviour) -> Option<Vec
         CallBehaviour::Empty => return None,
         CallBehaviour::Accept { describe: Some(d) } if c.origin.op == CallOp::Describe => {
             CallAnswer::Done(CallReturn {
+                seal: None,
                 sent_back: 0,
                 outcome: CallOutcome::Ok(d.clone()),
                 trace: Vec::new(),
             })
         }
         CallBehaviour::Accept { .. } => CallAnswer::Accepted,
+        CallBehaviour::Forge(j) => CallAnswer::Done(CallReturn {
+            seal: None,
+            sent_back: 0,
+            outcome: CallOutcome::Ok(j.clone()),
+            trace: Vec::new(),
+        }),
     };
     let m = agent_bgp::wire::CallMessage::Answer(Answer { leg: c.leg, answer });
     wire::encode(&Frame::Call(m), &Limits::default()).ok()

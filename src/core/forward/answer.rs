@@ -3,9 +3,10 @@
 
 use super::*;
 use crate::core::call::{
-    Ask, Call, CallAnswer, CallError, CallErrorKind, CallOutcome, CallResult, CallReturn, Cancel,
-    HopTrace, LegId, Notify, Progress, ProgressInfo, Reply, TraceContext,
+    Ask, Call, CallAnswer, CallError, CallErrorKind, CallOp, CallOutcome, CallResult, CallReturn,
+    Cancel, HopTrace, LegId, Notify, Progress, ProgressInfo, Reply, TraceContext,
 };
+use serde_json::Value as Json;
 
 /// A message on the way back to the caller.
 pub(super) enum Back {
@@ -64,6 +65,7 @@ impl Forwarder {
                     now,
                     key,
                     CallReturn {
+                        seal: None,
                         sent_back: 0,
                         outcome: CallOutcome::Err(err),
                         trace: Vec::new(),
@@ -310,6 +312,7 @@ impl Forwarder {
             asn: self.cfg.asn,
             elapsed_us: elapsed,
         });
+        self.seal_or_check(now, key, &e, &mut ret);
         match &ret.outcome {
             CallOutcome::Ok(_) => self.stats.completed += 1,
             CallOutcome::Err(err) => {
@@ -367,6 +370,59 @@ impl Forwarder {
         }
     }
 
+    /// The origin seals its answer to a peer's call; the calling node
+    /// checks the seal of an answer that came back from a peer before its
+    /// front sees it (an answer without a valid seal of the route's origin
+    /// becomes a `bad_answer` error naming the hop that handed it over).
+    fn seal_or_check(&mut self, now: Micros, key: InKey, e: &Entry, ret: &mut CallReturn) {
+        let Some(a) = &self.answers else {
+            return;
+        };
+        match (key, &e.down) {
+            (InKey::Peer(..), Down::Local(_)) => ret.seal = a.seal(&e.origin, ret),
+            (InKey::Front(_), Down::Peer { peer, .. }) => {
+                match a.check(now.millis(), &e.origin, ret, &e.origins) {
+                    Ok(None) => {}
+                    Ok(Some((node, asn))) => {
+                        self.stats.answers_verified += 1;
+                        if e.origin.op == CallOp::Tool
+                            && let CallOutcome::Ok(Json::Object(m)) = &mut ret.outcome
+                        {
+                            let meta = m
+                                .entry("_meta")
+                                .or_insert_with(|| Json::Object(Default::default()));
+                            if let Json::Object(meta) = meta {
+                                meta.insert(
+                                    ANSWER_META.into(),
+                                    serde_json::json!({
+                                        "verified": true,
+                                        "origin_node": node.to_string(),
+                                        "origin_asn": asn.0,
+                                    }),
+                                );
+                            }
+                        }
+                    }
+                    Err(why) => {
+                        self.stats.answers_refused += 1;
+                        tracing::warn!(call = %e.call_id.short(), next_hop = %peer.short(), %why, "an answer failed its origin check");
+                        ret.seal = None;
+                        ret.outcome = CallOutcome::err(
+                            CallErrorKind::BadAnswer,
+                            format!(
+                                "{}: the answer handed over by next hop {} is not what the origin of {} said ({why}); not returned",
+                                self.here(),
+                                peer.short(),
+                                e.target
+                            ),
+                        );
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Refuses a call before it went anywhere.
     pub(super) fn refuse(
         &mut self,
@@ -379,6 +435,7 @@ impl Forwarder {
         let from = key.peer();
         self.record(call, from, None, e.kind.name(), out);
         let ret = CallReturn {
+            seal: None,
             sent_back: 0,
             outcome: CallOutcome::Err(e),
             trace: vec![HopTrace {
@@ -561,6 +618,7 @@ impl Forwarder {
                         now,
                         key,
                         CallReturn {
+                            seal: None,
                             sent_back: 0,
                             outcome: CallOutcome::err(CallErrorKind::Timeout, msg),
                             trace: Vec::new(),

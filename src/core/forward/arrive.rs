@@ -38,6 +38,7 @@ impl Forwarder {
             out.push(CallAction::FrontDone {
                 id,
                 ret: CallReturn {
+                    seal: None,
                     sent_back: 0,
                     outcome: CallOutcome::err(kind, msg),
                     trace: Vec::new(),
@@ -58,6 +59,7 @@ impl Forwarder {
             return out.push(CallAction::FrontDone {
                 id,
                 ret: CallReturn {
+                    seal: None,
                     sent_back: 0,
                     outcome: CallOutcome::Err(e),
                     trace: Vec::new(),
@@ -225,6 +227,7 @@ impl Forwarder {
         entry.idempotent = call.origin.idempotent;
         entry.balance = balance;
         entry.wants = wants;
+        entry.origins = res.origin_asns(self.cfg.asn);
         // The next hop's parent span is this hop's.
         let trace = entry.trace;
         self.insert(key, entry);
@@ -313,6 +316,7 @@ impl Forwarder {
             back_in: 0,
             held_return: None,
             origin: call.origin.clone(),
+            origins: Vec::new(),
             trace,
             parent_span,
         }

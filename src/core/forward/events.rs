@@ -315,4 +315,11 @@ pub struct ForwardStats {
     /// ([`replay`](super::replay)).
     #[serde(default)]
     pub replays_refused: u64,
+    /// Answers to calls made here whose origin seal was missing or did not
+    /// verify (returned as `bad_answer` errors).
+    #[serde(default)]
+    pub answers_refused: u64,
+    /// Answers whose origin seal verified.
+    #[serde(default)]
+    pub answers_verified: u64,
 }

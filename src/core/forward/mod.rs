@@ -89,7 +89,14 @@ pub use events::{
     CallAction, CallEvent, CallRecord, CallView, Delivery, ForwardStats, FrontId, FrontOpts, InKey,
     LocalId, Micros,
 };
-pub use routes::{CallRoutes, CallerRefused, CallerVerifier, NextHop, Resolution, route_tool};
+pub use routes::{
+    AnswerSealer, CallRoutes, CallerRefused, CallerVerifier, NextHop, Resolution, route_tool,
+};
+
+/// The key under a tool result's `_meta` where the calling node says the
+/// origin's seal on the answer verified (`{"verified", "origin_node",
+/// "origin_asn"}`).
+pub const ANSWER_META: &str = "agent-bgp/answer";
 pub use table::{
     MAX_SIDE_MESSAGES as SIDE_MESSAGES_PER_CALL, PROGRESS_BURST, PROGRESS_INTERVAL_US,
 };
@@ -99,6 +106,9 @@ pub struct Forwarder {
     cfg: ForwardConfig,
     access: AccessPolicy,
     verifier: Box<dyn CallerVerifier>,
+    /// Seals this origin's answers and checks those that come back (none:
+    /// nothing is sealed or checked; tests, tools).
+    answers: Option<Box<dyn AnswerSealer>>,
     table: CallTable,
     replay: ReplayWindow,
     stats: ForwardStats,
@@ -132,10 +142,18 @@ impl Forwarder {
             cfg,
             access: AccessPolicy::default(),
             verifier,
+            answers: None,
             stats: ForwardStats::default(),
             quotas: Quotas::new(cfg_quotas),
             admitting: None,
         }
+    }
+
+    /// Seal this origin's answers and check the seals of answers to calls
+    /// made here ([`AnswerSealer`]).
+    pub fn with_answers(mut self, a: Box<dyn AnswerSealer>) -> Self {
+        self.answers = Some(a);
+        self
     }
 
     pub fn with_access(mut self, access: AccessPolicy) -> Self {
@@ -332,6 +350,7 @@ impl Forwarder {
                         now,
                         key,
                         CallReturn {
+                            seal: None,
                             sent_back: 0,
                             outcome,
                             trace: Vec::new(),

@@ -105,6 +105,7 @@ impl Forwarder {
             now,
             key,
             CallReturn {
+                seal: None,
                 sent_back: 0,
                 outcome: CallOutcome::err(CallErrorKind::NextHopDown, msg),
                 trace: Vec::new(),
@@ -138,7 +139,10 @@ impl Forwarder {
             return false;
         };
         let from = key.peer();
+        let own = self.cfg.asn;
+        let mut origins = Vec::new();
         let next = routes.resolve(&call.origin.target).and_then(|res| {
+            origins = res.origin_asns(own);
             self.choose(now, &res, &call, (balance, &wants), from.as_ref(), &tried)
                 .or_else(|| {
                     // Every path was tried once. One that failed earlier (a
@@ -160,6 +164,11 @@ impl Forwarder {
         };
         if let Some(e) = self.table.get_mut(&key) {
             e.retries += 1;
+            for a in origins {
+                if !e.origins.contains(&a) {
+                    e.origins.push(a);
+                }
+            }
         }
         self.stats.retries += 1;
         tracing::info!(call = %call.origin.id.short(), failed = %failed.short(), next = %next.short(), %reason, "retrying the call on another path");

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::Value as Json;
 
 use crate::core::attrs::{AttrValue, PathAttrs};
-use crate::core::call::{CallOrigin, TOOL_ATTR};
+use crate::core::call::{AnswerSeal, CallOrigin, CallReturn, TOOL_ATTR};
 use crate::core::engine::Engine;
 use crate::core::ids::{AgentId, Asn, Millis, NodeId};
 use crate::core::prefix::Prefix;
@@ -38,6 +38,28 @@ pub struct Resolution {
 }
 
 impl Resolution {
+    /// The ASNs that originate these paths (the last AS of each path, our
+    /// own for a path inside our AS, and an aggregate's AS set): an answer
+    /// must be sealed by one of them.
+    pub fn origin_asns(&self, own: Asn) -> Vec<Asn> {
+        let mut v: Vec<Asn> = Vec::new();
+        for a in &self.attrs {
+            for asn in a
+                .as_path
+                .last()
+                .copied()
+                .or(Some(own))
+                .into_iter()
+                .chain(a.aggregator.iter().flat_map(|g| g.as_set.iter().copied()))
+            {
+                if !v.contains(&asn) {
+                    v.push(asn);
+                }
+            }
+        }
+        v
+    }
+
     /// The peers among the hops, in order, and how many of the first are
     /// equal (the multipath set, at least 1).
     pub fn peer_hops(&self) -> (Vec<NodeId>, usize) {
@@ -169,6 +191,25 @@ fn advertised_cover_to(engine: &Engine, peer: &NodeId, wanted: &Prefix) -> bool 
         p = q.parent();
     }
     false
+}
+
+/// Seals the answers this node gives as the origin, and checks the seal
+/// of answers that come back for calls it made (the crypto is the node's,
+/// `crate::node` with `crate::identity`; the core only asks).
+pub trait AnswerSealer: Send {
+    /// The seal on this origin's answer `ret` (its trace holds only this
+    /// node's hop) to the call `origin`.
+    fn seal(&self, origin: &CallOrigin, ret: &CallReturn) -> Option<Arc<AnswerSeal>>;
+    /// Checks an answer to a call this node made, sent on paths that
+    /// `origins` originate. `Ok(Some((node, asn)))`: sealed by that origin;
+    /// `Ok(None)`: an unsealed error (made by a hop on the way).
+    fn check(
+        &self,
+        now: Millis,
+        origin: &CallOrigin,
+        ret: &CallReturn,
+        origins: &[Asn],
+    ) -> Result<Option<(NodeId, Asn)>, String>;
 }
 
 /// Checks the signed origin of a CALL: signature, certificate, argument

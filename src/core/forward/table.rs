@@ -20,7 +20,7 @@ use super::quota::Claim;
 use std::sync::Arc;
 
 use crate::core::call::{Call, CallId, CallOrigin, CallReturn, LegId, ProgressInfo, TraceContext};
-use crate::core::ids::{AgentId, NodeId};
+use crate::core::ids::{AgentId, Asn, NodeId};
 use crate::core::prefix::Prefix;
 
 /// Where an entry's call went.
@@ -84,6 +84,9 @@ pub(super) struct Entry {
     pub held_return: Option<(Micros, CallReturn)>,
     /// What the caller signed (the tool and operation it named).
     pub origin: Arc<CallOrigin>,
+    /// The ASNs that originate the paths the call was sent on: an answer
+    /// must be sealed by one of them ([`AnswerSealer::check`]).
+    pub origins: Vec<Asn>,
     /// This hop's trace context (its own span id) and its parent's span.
     pub trace: TraceContext,
     pub parent_span: Option<[u8; 8]>,
@@ -412,6 +415,7 @@ mod tests {
             back_out: 0,
             back_in: 0,
             held_return: None,
+            origins: Vec::new(),
             origin: Arc::new(crate::core::call::CallOrigin {
                 id: CallId([7; 16]),
                 caller: node(9),
