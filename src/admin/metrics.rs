@@ -248,7 +248,11 @@ fn write_verify(e: &mut Exposition, v: &VerifyView) {
         ("invalid", v.origins_invalid),
         ("not_found", v.origins_not_found),
     ] {
-        e.sample("abgp_route_origin_validation_total", &[("state", state)], n as f64);
+        e.sample(
+            "abgp_route_origin_validation_total",
+            &[("state", state)],
+            n as f64,
+        );
     }
     e.single(
         "abgp_route_origin_invalid_rejected_total",

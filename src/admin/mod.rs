@@ -351,10 +351,12 @@ async fn rekey(State(tx): State<Tx>, body: String) -> Response {
             .into_response();
         }
     };
-    ask_result(&tx, CHANGE_TIMEOUT, StatusCode::OK, |reply| AdminRequest::Rekey {
-        asn: b.asn,
-        node: b.node,
-        reply,
+    ask_result(&tx, CHANGE_TIMEOUT, StatusCode::OK, |reply| {
+        AdminRequest::Rekey {
+            asn: b.asn,
+            node: b.node,
+            reply,
+        }
     })
     .await
 }

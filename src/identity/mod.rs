@@ -38,8 +38,8 @@ use crate::core::proof::AsnCert;
 
 pub use cert::{derive_asn, derived_cert, issue_cert, self_signed_cert};
 pub use cert_file::{CertFileError, read_cert_file, write_cert_file};
-pub use known_asns::{KnownAsns, KnownAsnsError, KnownKey, Observed};
 pub use key::{KEY_FILE_NAME, KeyFileError, NodeKey, node_id_of, peer_id_of, peer_of_addr};
+pub use known_asns::{KnownAsns, KnownAsnsError, KnownKey, Observed};
 pub use route_sign::{
     RouteVerifyError, SignError, VerifyContext, sign_origin, sign_path_hop, verify_route,
 };

@@ -462,7 +462,8 @@ impl Node {
             // Paths whose origin attestation ran out leave the RIBs.
             self.last_expiry_sweep = now;
             let skew_ms = self.security.trust().clock_skew_ms();
-            self.step(vec![Event::ExpireAttested { skew_ms }], None).await?;
+            self.step(vec![Event::ExpireAttested { skew_ms }], None)
+                .await?;
         }
         let agent_routes = self.mcp.originated();
         if (!self.originated.is_empty() || !agent_routes.is_empty())

@@ -83,7 +83,10 @@ pub fn call(a: CallArgs) -> anyhow::Result<ExitCode> {
             Ok(Err(e)) => {
                 let text = e.to_string();
                 // The front answers an unknown name with invalid params.
-                let code = if text.contains("unknown tool") || text.contains("not found") {
+                let code = if text.contains("unknown tool")
+                    || text.contains("not found")
+                    || text.contains("is routed to this node")
+                {
                     EXIT_NOT_FOUND
                 } else {
                     EXIT_FAILED
