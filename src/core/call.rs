@@ -761,7 +761,7 @@ mod tests {
                 assert!(seen.insert(k.name()));
             }
         }
-        assert_eq!(seen.len(), 13);
+        assert_eq!(seen.len(), 14);
     }
 
     #[test]
