@@ -201,15 +201,23 @@ async fn two_nodes_peer_over_memory_and_exchange_routes() {
         .await
         .expect("B learns alpha/* within 20 s");
     assert_eq!(path, vec![a_asn.0]);
-    assert!(
-        sb.lock()
+    // The Loc-RIB changes before the store thread has written the batch
+    // (the ACK to A waits for it, not the Loc-RIB): wait for the write.
+    let stored = async {
+        while !sb
+            .lock()
             .expect("state")
             .applied
             .adj_in
             .keys()
-            .any(|(_, k)| k.prefix == alpha),
-        "B stored the route it learned"
-    );
+            .any(|(_, k)| k.prefix == alpha)
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), stored)
+        .await
+        .expect("B stored the route it learned");
     stop_a.cancel();
     stop_b.cancel();
     ta.await.expect("A's task").expect("A stops cleanly");
