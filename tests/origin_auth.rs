@@ -38,12 +38,7 @@ fn communities(p: &Proc, prefix: &str) -> Vec<String> {
 #[test]
 fn a_prefix_originated_by_an_unauthorised_as_is_rejected_and_the_others_marked() {
     let root = tempfile::tempdir().unwrap();
-    let key = root.path().join("authority.key");
-    let out = run_abgp(&["asn", "authority-init", "--key", key.to_str().unwrap()]);
-    let anchor = out
-        .lines()
-        .find_map(|l| l.strip_prefix("public key").map(|k| k.trim().to_string()))
-        .expect("the authority's public key");
+    let (key, anchor) = authority(root.path());
 
     let fin = init(root.path(), "fin", "test");
     let rogue = init(root.path(), "rogue", "test");
@@ -52,7 +47,7 @@ fn a_prefix_originated_by_an_unauthorised_as_is_rejected_and_the_others_marked()
         "asn",
         "authorize",
         "--authority-key",
-        key.to_str().unwrap(),
+        &key,
         "--prefix",
         "finance/*",
         "--asn",

@@ -18,11 +18,12 @@
 
 mod node_harness;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use node_harness::{BIN, NodeDir, Proc, Spec, abgp, configure, init, wait_for};
+use node_harness::{
+    BIN, NodeDir, Proc, Spec, authority, configure, example_agent_entry, init, issue_cert, wait_for,
+};
 use serde_json::Value;
 
 const ASN: u32 = 65000;
@@ -30,48 +31,9 @@ const CLUSTER: u32 = 7;
 const CLIENTS: usize = 10;
 const CONVERGE: Duration = Duration::from_secs(60);
 
-fn field(out: &str, key: &str) -> String {
-    out.lines()
-        .find_map(|l| l.strip_prefix(key).map(|v| v.trim().to_string()))
-        .unwrap_or_else(|| panic!("no {key:?} in:\n{out}"))
-}
-
-/// The authority's key file and public key.
-fn authority(root: &Path) -> (String, String) {
-    let key = root.join("authority.key");
-    let (ok, out, err) = abgp(&["asn", "authority-init", "--key", key.to_str().unwrap()]);
-    assert!(ok, "{err}");
-    (key.display().to_string(), field(&out, "public key"))
-}
-
-/// Issues `nd` a certificate for [`ASN`]; returns its path.
-fn issue(authority_key: &str, nd: &NodeDir) -> String {
-    let out = nd.dir.join("node.cert");
-    let (ok, _, err) = abgp(&[
-        "asn",
-        "issue",
-        "--authority-key",
-        authority_key,
-        "--asn",
-        &ASN.to_string(),
-        "--node",
-        &nd.peer_id,
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(ok, "{err}");
-    out.display().to_string()
-}
-
 fn trust(public: &str) -> String {
     format!(
         "\n[trust]\naccept_derived = false\nanchors = [{{ name = \"corp\", key = \"{public}\", asns = [\"{ASN}\"] }}]\n"
-    )
-}
-
-fn agent(prefix: &str) -> String {
-    format!(
-        "\n[[agents]]\nid = \"echo\"\nprefix = \"{prefix}\"\ncommand = {BIN:?}\nargs = [\"example-agent\"]\n"
     )
 }
 
@@ -124,7 +86,7 @@ fn a_reflector_with_ten_clients_and_no_full_mesh() {
     let spec = |nd: &NodeDir, extra: String, neighbors: Vec<(NodeDir, bool)>| Spec {
         federation: "corp".into(),
         asn: Some(ASN),
-        certificate: Some(issue(&akey, nd)),
+        certificate: Some(issue_cert(&akey, nd, ASN)),
         max_auto_peers: 0,
         hold: 30,
         neighbors,
@@ -142,7 +104,11 @@ fn a_reflector_with_ten_clients_and_no_full_mesh() {
     }
     configure(&r, &spec(&r, rx, Vec::new()));
     for (i, c) in clients.iter().enumerate() {
-        let extra = format!("{}{}", trust(&public), agent(&format!("c{}/echo", i + 1)));
+        let extra = format!(
+            "{}{}",
+            trust(&public),
+            example_agent_entry(&format!("c{}/echo", i + 1))
+        );
         configure(c, &spec(c, extra, vec![(r.clone(), false)]));
     }
     let setup = t0.elapsed();

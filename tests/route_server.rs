@@ -20,11 +20,12 @@
 
 mod node_harness;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use node_harness::{BIN, NodeDir, Proc, Spec, abgp, configure, init, wait_for};
+use node_harness::{
+    BIN, NodeDir, Proc, Spec, authority, configure, example_agent_entry, init, issue_cert, wait_for,
+};
 use serde_json::Value;
 
 const RS_ASN: u32 = 65100;
@@ -32,47 +33,9 @@ const A_ASN: u32 = 65010;
 const B_ASN: u32 = 65020;
 const CONVERGE: Duration = Duration::from_secs(30);
 
-fn field(out: &str, key: &str) -> String {
-    out.lines()
-        .find_map(|l| l.strip_prefix(key).map(|v| v.trim().to_string()))
-        .unwrap_or_else(|| panic!("no {key:?} in:\n{out}"))
-}
-
-/// The authority's key file and public key.
-fn authority(root: &Path) -> (String, String) {
-    let key = root.join("authority.key");
-    let (ok, out, err) = abgp(&["asn", "authority-init", "--key", key.to_str().unwrap()]);
-    assert!(ok, "{err}");
-    (key.display().to_string(), field(&out, "public key"))
-}
-
-fn issue(authority_key: &str, nd: &NodeDir) -> String {
-    let out = nd.dir.join("node.cert");
-    let (ok, _, err) = abgp(&[
-        "asn",
-        "issue",
-        "--authority-key",
-        authority_key,
-        "--asn",
-        &nd.asn.to_string(),
-        "--node",
-        &nd.peer_id,
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(ok, "{err}");
-    out.display().to_string()
-}
-
 fn trust(public: &str) -> String {
     format!(
         "\n[trust]\naccept_derived = false\nanchors = [{{ name = \"ix\", key = \"{public}\", asns = [\"65000-65200\"] }}]\n"
-    )
-}
-
-fn agent(prefix: &str) -> String {
-    format!(
-        "\n[[agents]]\nid = \"echo\"\nprefix = \"{prefix}\"\ncommand = {BIN:?}\nargs = [\"example-agent\"]\n"
     )
 }
 
@@ -146,7 +109,7 @@ fn exchange(discovery: bool) -> (tempfile::TempDir, [NodeDir; 3], [Proc; 3]) {
     let spec = |nd: &NodeDir, extra: String| Spec {
         federation: "ix".into(),
         asn: Some(nd.asn),
-        certificate: Some(issue(&akey, nd)),
+        certificate: Some(issue_cert(&akey, nd, nd.asn)),
         max_auto_peers: 0,
         hold: 30,
         extra,
@@ -186,7 +149,7 @@ fn exchange(discovery: bool) -> (tempfile::TempDir, [NodeDir; 3], [Proc; 3]) {
                         "{}{}{}",
                         trust(&public),
                         neighbor(&rs, "route_server = true"),
-                        agent(prefix)
+                        example_agent_entry(prefix)
                     ),
                 )
             },

@@ -601,3 +601,46 @@ pub fn chain(root: &Path, c_extra: &str, a_mcp: &str) -> (Vec<NodeDir>, Vec<Proc
     let procs = vec![Proc::start(&a), Proc::start(&b), Proc::start(&c)];
     (vec![a, b, c], procs)
 }
+
+/// The value after `key` on a line of a command's output.
+pub fn field(out: &str, key: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix(key).map(|v| v.trim().to_string()))
+        .unwrap_or_else(|| panic!("no {key:?} in:\n{out}"))
+}
+
+/// A new authority (`abgp asn authority-init` in `root`): its key file and
+/// public key.
+pub fn authority(root: &Path) -> (String, String) {
+    let key = root.join("authority.key");
+    let (ok, out, err) = abgp(&["asn", "authority-init", "--key", key.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    (key.display().to_string(), field(&out, "public key"))
+}
+
+/// Issues `nd` a certificate for `asn` (`abgp asn issue`) into its
+/// directory; returns the file's path.
+pub fn issue_cert(authority_key: &str, nd: &NodeDir, asn: u32) -> String {
+    let out = nd.dir.join("node.cert");
+    let (ok, _, err) = abgp(&[
+        "asn",
+        "issue",
+        "--authority-key",
+        authority_key,
+        "--asn",
+        &asn.to_string(),
+        "--node",
+        &nd.peer_id,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    out.display().to_string()
+}
+
+/// An `[[agents]]` entry running the example agent under `prefix`.
+pub fn example_agent_entry(prefix: &str) -> String {
+    format!(
+        "\n[[agents]]\nid = \"echo\"\nprefix = \"{prefix}\"\ncommand = {BIN:?}\nargs = [\"example-agent\"]\n"
+    )
+}

@@ -11,11 +11,11 @@ use crate::sim::SimNet;
 
 const T0: Millis = Millis(1_700_000_000_000);
 
-fn id(n: u64) -> NodeId {
+pub(super) fn id(n: u64) -> NodeId {
     NodeId::from_u64(n)
 }
 
-fn p(s: &str) -> Prefix {
+pub(super) fn p(s: &str) -> Prefix {
     Prefix::new(s).unwrap()
 }
 
@@ -23,7 +23,7 @@ fn cfg(asn: u32, n: u64) -> EngineConfig {
     EngineConfig::new(Asn(asn), id(n))
 }
 
-fn open_engine(asn: u32, n: u64) -> Engine {
+pub(super) fn open_engine(asn: u32, n: u64) -> Engine {
     Engine::new(cfg(asn, n)).with_policy(Arc::new(AcceptAll))
 }
 
@@ -48,7 +48,7 @@ fn route_with(prefix: &str, f: impl FnOnce(&mut PathAttrs)) -> Route {
 }
 
 /// Peers two nodes (both sides configured, both dial).
-fn peer(net: &mut SimNet, a: (u64, u32), b: (u64, u32)) {
+pub(super) fn peer(net: &mut SimNet, a: (u64, u32), b: (u64, u32)) {
     net.link(id(a.0), id(b.0));
     net.inject(
         id(a.0),

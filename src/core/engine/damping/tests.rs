@@ -7,19 +7,12 @@ use std::time::Duration;
 
 use super::super::*;
 use crate::core::decision::{Exclusion, Status};
+use crate::core::engine::tests::{id, p, peer};
 use crate::core::ids::AgentId;
 use crate::sim::SimNet;
 
 const T0: Millis = Millis(1_700_000_000_000);
 const PREFIX: &str = "tools/flappy";
-
-fn id(n: u64) -> NodeId {
-    NodeId::from_u64(n)
-}
-
-fn p(s: &str) -> Prefix {
-    Prefix::new(s).unwrap()
-}
 
 /// Small parameters: a minute's half-life, suppressed over 2500.
 fn small() -> DampingConfig {
@@ -48,18 +41,6 @@ fn route(agent: &str, origin: u64) -> Route {
             ..Default::default()
         }),
     )
-}
-
-fn peer(net: &mut SimNet, a: (u64, u32), b: (u64, u32)) {
-    net.link(id(a.0), id(b.0));
-    net.inject(
-        id(a.0),
-        Event::AddPeer(PeerConfig::new(id(b.0)).with_asn(Asn(b.1))),
-    );
-    net.inject(
-        id(b.0),
-        Event::AddPeer(PeerConfig::new(id(a.0)).with_asn(Asn(a.1))),
-    );
 }
 
 /// Node 1 (damping as given) hears PREFIX from 2 (preferred, flapping) and

@@ -5,23 +5,12 @@
 use std::sync::Arc;
 
 use super::super::*;
+use crate::core::engine::tests::{id, open_engine as engine, p, peer};
 use crate::core::ids::AgentId;
 use crate::core::proof::{AsnCert, OriginAttestation, RouteProof, Signature};
 use crate::sim::SimNet;
 
 const T0: Millis = Millis(1_700_000_000_000);
-
-fn id(n: u64) -> NodeId {
-    NodeId::from_u64(n)
-}
-
-fn p(s: &str) -> Prefix {
-    Prefix::new(s).unwrap()
-}
-
-fn engine(asn: u32, n: u64) -> Engine {
-    Engine::new(EngineConfig::new(Asn(asn), id(n))).with_policy(Arc::new(AcceptAll))
-}
 
 /// A route of node `n` whose (unchecked, in the engine) attestation
 /// expires at `expires`.
@@ -49,18 +38,6 @@ fn attested(prefix: &str, n: u64, asn: u32, expires: Millis) -> Route {
         path: Vec::new(),
     }));
     r
-}
-
-fn peer(net: &mut SimNet, a: (u64, u32), b: (u64, u32)) {
-    net.link(id(a.0), id(b.0));
-    net.inject(
-        id(a.0),
-        Event::AddPeer(PeerConfig::new(id(b.0)).with_asn(Asn(b.1))),
-    );
-    net.inject(
-        id(b.0),
-        Event::AddPeer(PeerConfig::new(id(a.0)).with_asn(Asn(a.1))),
-    );
 }
 
 #[test]
