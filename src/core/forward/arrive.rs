@@ -227,7 +227,10 @@ impl Forwarder {
         entry.idempotent = call.origin.idempotent;
         entry.balance = balance;
         entry.wants = wants;
-        entry.origins = res.origin_asns(self.cfg.asn);
+        // Only the calling node checks the answer's seal against them.
+        if matches!(key, InKey::Front(_)) {
+            entry.origins = res.origin_asns(self.cfg.asn);
+        }
         // The next hop's parent span is this hop's.
         let trace = entry.trace;
         self.insert(key, entry);

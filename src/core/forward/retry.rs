@@ -142,7 +142,9 @@ impl Forwarder {
         let own = self.cfg.asn;
         let mut origins = Vec::new();
         let next = routes.resolve(&call.origin.target).and_then(|res| {
-            origins = res.origin_asns(own);
+            if matches!(key, InKey::Front(_)) {
+                origins = res.origin_asns(own);
+            }
             self.choose(now, &res, &call, (balance, &wants), from.as_ref(), &tried)
                 .or_else(|| {
                     // Every path was tried once. One that failed earlier (a
