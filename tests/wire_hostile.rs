@@ -3,6 +3,8 @@
 
 use agent_bgp::core::message::{ErrorCode, Message, Notification, subcode};
 use agent_bgp::core::prefix::PrefixError;
+use agent_bgp::core::role::Role;
+use agent_bgp::core::Asn;
 use agent_bgp::wire::error::Area;
 use agent_bgp::wire::{
     Bound, CborError, DecodeError, FieldErrorKind, Frame, Limits, MessageType, decode, encode,
@@ -492,6 +494,48 @@ fn withdraw_frames_carry_only_withdrawals() {
         .collect();
     let f = frame(6, Some(map(vec![(3, Value::Array(w))])));
     assert_eq!(code(&f), (ErrorCode::Update, subcode::TOO_MANY_ROUTES));
+}
+
+#[test]
+fn roles_and_only_to_customer_are_read_and_bad_values_refused() {
+    let open = |role: Value| {
+        frame(
+            1,
+            Some(map(vec![
+                (0, int(1)),
+                (1, int(65001)),
+                (2, Value::Bytes(vec![1; 32])),
+                (3, int(90)),
+                (4, map(vec![(4, role)])),
+                (5, text("fed")),
+            ])),
+        )
+    };
+    let Ok(Frame::Routing(Message::Open(o))) = decode(&open(int(3)), &Limits::default()) else {
+        panic!("an OPEN with role 3 decodes");
+    };
+    assert_eq!(o.capabilities.role, Some(Role::Customer));
+    // A role code RFC 9234 does not define, and a role that is not a number.
+    for bad in [int(5), int(1 << 20), text("customer")] {
+        let f = open(bad);
+        assert_eq!(code(&f), (ErrorCode::Open, subcode::UNSPECIFIC));
+        assert!(err(&f).to_string().contains("role"), "{}", err(&f));
+    }
+    // Only-to-customer is attribute key 35: read as an ASN...
+    let f = update(vec![map(vec![(35, int(65009))])], vec![route("a", 0)]);
+    let Ok(Frame::Routing(Message::Update(u))) = decode(&f, &Limits::default()) else {
+        panic!("an UPDATE with only-to-customer decodes");
+    };
+    assert_eq!(u.announce[0].attrs.otc, Some(Asn(65009)));
+    assert!(u.announce[0].attrs.extra.is_empty());
+    // ...and a value that is not one is a malformed attribute list.
+    for bad in [text("65009"), int(1 << 33)] {
+        let f = update(vec![map(vec![(35, bad)])], vec![route("a", 0)]);
+        assert_eq!(
+            code(&f),
+            (ErrorCode::Update, subcode::MALFORMED_ATTRIBUTE_LIST)
+        );
+    }
 }
 
 #[test]

@@ -11,6 +11,7 @@ use agent_bgp::core::message::{
     Capabilities, ErrorCode, Message, Notification, Open, PROTOCOL_VERSION, Update,
 };
 use agent_bgp::core::proof::{AsnCert, OriginAttestation, PathSignature, RouteProof, Signature};
+use agent_bgp::core::role::Role;
 use agent_bgp::core::route::{Route, RouteKey};
 use agent_bgp::core::{AgentId, Asn, ClusterId, Millis, NodeId, Prefix};
 use agent_bgp::wire::call::{
@@ -93,7 +94,12 @@ fn arb_attrs() -> impl Strategy<Value = PathAttrs> {
             (any::<bool>(), arb_extra_value()),
             0..4,
         ),
-        prop::collection::btree_map((16u64..60).prop_map(|k| 2 * k + 1), arb_carried(), 0..3),
+        // Odd keys from 33, except 35 (only-to-customer, a known attribute).
+        prop::collection::btree_map(
+            (16u64..60).prop_map(|k| 2 * k + 1).prop_filter("known", |k| *k != 35),
+            arb_carried(),
+            0..3,
+        ),
     )
         .prop_map(|(named, carried)| {
             let mut m: BTreeMap<Arc<str>, ExtraAttr> = named
@@ -133,12 +139,13 @@ fn arb_attrs() -> impl Strategy<Value = PathAttrs> {
             )),
             extras,
             prop::option::of(arb_node()),
+            prop::option::of(any::<u32>().prop_map(Asn)),
         ),
     )
         .prop_map(
             |(
                 (agent, as_path, local_pref, med, communities, caps, t),
-                (originator, cluster_list, aggregator, extra, next_hop),
+                (originator, cluster_list, aggregator, extra, next_hop, otc),
             )| {
                 let mut a = PathAttrs {
                     agent: AgentId::new(&agent),
@@ -157,6 +164,7 @@ fn arb_attrs() -> impl Strategy<Value = PathAttrs> {
                     }),
                     extra,
                     next_hop,
+                    otc,
                 };
                 a.normalize();
                 a
@@ -255,12 +263,13 @@ fn arb_open() -> impl Strategy<Value = Open> {
             prop::option::of(any::<u16>()),
             any::<bool>(),
             any::<bool>(),
+            prop::option::of(prop::sample::select(Role::ALL.to_vec())),
         ),
         "[a-z0-9-]{0,20}",
         prop::option::of(arb_cert()),
     )
         .prop_map(
-            |(version, asn, node, hold, (rr, gr, ap, mp), fed, cert)| Open {
+            |(version, asn, node, hold, (rr, gr, ap, mp, role), fed, cert)| Open {
                 version,
                 asn: Asn(asn),
                 node,
@@ -270,6 +279,7 @@ fn arb_open() -> impl Strategy<Value = Open> {
                     graceful_restart: gr,
                     add_path: ap,
                     multipath: mp,
+                    role,
                 },
                 federation: fed,
                 cert,

@@ -17,6 +17,7 @@ use agent_bgp::core::community::Community;
 use agent_bgp::core::message::{
     Capabilities, ErrorCode, Message, Notification, Open, PROTOCOL_VERSION, Update, subcode,
 };
+use agent_bgp::core::role::Role;
 use agent_bgp::core::route::RouteKey;
 use agent_bgp::core::{Asn, Millis};
 use agent_bgp::identity::cert::{cert_signed_bytes, derive_asn};
@@ -132,6 +133,7 @@ fn open_vector() {
                 graceful_restart: Some(120),
                 add_path: true,
                 multipath: false,
+                role: None,
             },
             federation: "laptops".into(),
             cert: Some(id.cert().clone()),
@@ -270,6 +272,40 @@ fn unknown_attributes_vector() {
     r.attrs = Arc::new(attrs);
     u.announce.push(r);
     check_frame("update-extra-attrs", Frame::Routing(Message::Update(u)));
+}
+
+/// Neighbour roles (RFC 9234): an OPEN announcing role `customer` (code
+/// 3, capability key 4), and an UPDATE whose route carries the
+/// only-to-customer mark of AS65001 (attribute key 35).
+#[test]
+fn role_and_only_to_customer_vectors() {
+    let id = derived(1);
+    check_frame(
+        "open-role",
+        Frame::Routing(Message::Open(Open {
+            version: PROTOCOL_VERSION,
+            asn: id.asn(),
+            node: id.node_id(),
+            hold_time: 90,
+            capabilities: Capabilities {
+                route_refresh: true,
+                graceful_restart: None,
+                add_path: false,
+                multipath: false,
+                role: Some(Role::Customer),
+            },
+            federation: "laptops".into(),
+            cert: None,
+        })),
+    );
+    let mut u = Update::default();
+    let mut r = origin_route("a/b", "agent");
+    let mut attrs = (*r.attrs).clone();
+    attrs.as_path = vec![Asn(65001)];
+    attrs.otc = Some(Asn(65001));
+    r.attrs = Arc::new(attrs);
+    u.announce.push(r);
+    check_frame("update-otc", Frame::Routing(Message::Update(u)));
 }
 
 /// The CALL every call vector refers to: key 3 (derived ASN) calls

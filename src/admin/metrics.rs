@@ -141,7 +141,7 @@ fn write_routes(e: &mut Exposition, m: &MetricsSnapshot) {
 }
 
 fn write_updates(e: &mut Exposition, s: &EngineStats) {
-    let counters: [(&str, &str, u64); 10] = [
+    let counters: [(&str, &str, u64); 11] = [
         (
             "abgp_updates_received_total",
             "UPDATE messages received.",
@@ -176,6 +176,11 @@ fn write_updates(e: &mut Exposition, s: &EngineStats) {
             "abgp_routes_rejected_total",
             "Received routes refused by import checks or policy.",
             s.routes_rejected,
+        ),
+        (
+            "abgp_route_leaks_total",
+            "Received routes found to be route leaks by the only-to-customer rules (RFC 9234).",
+            s.route_leaks,
         ),
         (
             "abgp_decision_runs_total",

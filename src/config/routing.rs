@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Problem;
 use crate::core::ids::ClusterId;
+use crate::core::role::Role;
 
 /// The `[routing]` section.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -50,6 +51,8 @@ pub(super) struct NeighborFlags {
     pub rr_client: bool,
     pub route_server_client: bool,
     pub route_server: bool,
+    pub local_role: Option<Role>,
+    pub strict_role: bool,
 }
 
 /// The problems of `[routing]` and of the routing flags of each
@@ -111,8 +114,49 @@ pub(super) fn problems(
                 ));
             }
         }
+        role_problems(&n, internal, &key, &mut out);
     }
     out
+}
+
+/// A role is for an AS border, and must agree with the route-server flags:
+/// `rs` is what we are to a `route_server_client`, `rs-client` what we are
+/// to a `route_server`.
+fn role_problems(
+    n: &NeighborFlags,
+    internal: Option<bool>,
+    key: &dyn Fn(&str) -> String,
+    out: &mut Vec<Problem>,
+) {
+    let Some(role) = n.local_role else {
+        if n.strict_role {
+            out.push(Problem::new(
+                key("strict_role"),
+                "needs local_role (the role the neighbour's must agree with)",
+            ));
+        }
+        return;
+    };
+    if internal == Some(true) {
+        out.push(Problem::new(
+            key("local_role"),
+            "roles are for neighbours in other ASes (AS borders)",
+        ));
+    }
+    let flag = |on: bool, name: &str, needs: Role| {
+        (on != (role == needs)).then(|| {
+            Problem::new(
+                key("local_role"),
+                if on {
+                    format!("{name} = true needs local_role = \"{needs}\", not \"{role}\"")
+                } else {
+                    format!("local_role = \"{role}\" needs {name} = true")
+                },
+            )
+        })
+    };
+    out.extend(flag(n.route_server_client, "route_server_client", Role::RouteServer));
+    out.extend(flag(n.route_server, "route_server", Role::RouteServerClient));
 }
 
 #[cfg(test)]
@@ -230,6 +274,40 @@ mod tests {
                 neighbor(1, 65001, "rr_client = true")
             ))
             .is_ok()
+        );
+    }
+
+    #[test]
+    fn roles_parse_and_must_fit_the_border_and_the_route_server_flags() {
+        let node = "[node]\nasn = 65100\ncertificate = \"self-signed\"\n";
+        let c = parse(&format!(
+            "{node}{}{}",
+            neighbor(1, 65010, "local_role = \"provider\"\nstrict_role = true"),
+            neighbor(2, 65020, "local-role = \"rs-client\"\nroute_server = true")
+        ))
+        .unwrap();
+        assert_eq!(c.neighbors[0].local_role, Some(Role::Provider));
+        assert!(c.neighbors[0].strict_role);
+        assert_eq!(c.neighbors[1].local_role, Some(Role::RouteServerClient));
+        assert!(parse(&format!("{node}{}", neighbor(1, 65010, "local_role = \"transit\""))).is_err());
+        assert_eq!(
+            invalid_keys(&format!(
+                "{node}{}{}{}{}",
+                // Inside our AS.
+                neighbor(1, 65100, "local_role = \"peer\""),
+                // A route server that is not our rs-client role.
+                neighbor(2, 65020, "local_role = \"customer\"\nroute_server = true"),
+                // rs without the client flag.
+                neighbor(3, 65030, "local_role = \"rs\""),
+                // Strict with no role.
+                neighbor(4, 65040, "strict_role = true")
+            )),
+            vec![
+                "neighbor[0].local_role",
+                "neighbor[1].local_role",
+                "neighbor[2].local_role",
+                "neighbor[3].strict_role"
+            ]
         );
     }
 }

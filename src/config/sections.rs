@@ -618,6 +618,16 @@ pub struct NeighborConfig {
     /// accepted without its ASN in the path, its pcount-0 signatures trusted.
     #[serde(default, alias = "route-server")]
     pub route_server: bool,
+    /// Our role towards this neighbour (RFC 9234): `provider` (it is our
+    /// customer), `customer` (it is our provider), `peer`, `rs` (we are
+    /// its route server) or `rs-client` (it is ours). Announced in OPEN,
+    /// checked against the neighbour's, and applied to routes with the
+    /// only-to-customer rules. Unset: no role.
+    #[serde(default, alias = "local-role")]
+    pub local_role: Option<crate::core::role::Role>,
+    /// Refuse the session when the neighbour announces no role.
+    #[serde(default, alias = "strict-role")]
+    pub strict_role: bool,
     #[serde(default)]
     pub description: String,
     /// Reconnect back-off for this neighbour; default: `[session]`'s.

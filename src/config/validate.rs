@@ -104,6 +104,8 @@ pub fn problems(c: &NodeConfig) -> Vec<Problem> {
             rr_client: n.rr_client,
             route_server_client: n.route_server_client,
             route_server: n.route_server,
+            local_role: n.local_role,
+            strict_role: n.strict_role,
         }),
     ));
     k.out.extend(super::balance::problems(&c.balance));

@@ -81,6 +81,11 @@ pub struct PathAttrs {
     /// never passed on.
     #[serde(default)]
     pub next_hop: Option<NodeId>,
+    /// Only-to-customer (RFC 9234): the AS that marked the route as one to
+    /// pass on to customers only ([`crate::core::role`]). Optional and
+    /// transitive; not covered by the path signatures.
+    #[serde(default)]
+    pub otc: Option<Asn>,
 }
 
 impl Default for PathAttrs {
@@ -98,6 +103,7 @@ impl Default for PathAttrs {
             aggregator: None,
             extra: BTreeMap::new(),
             next_hop: None,
+            otc: None,
         }
     }
 }

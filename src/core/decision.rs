@@ -107,6 +107,10 @@ pub enum Exclusion {
     Stale,
     /// Suppressed by route flap damping until its penalty decays.
     Damped,
+    /// A route leak by the only-to-customer rules (RFC 9234): marked for
+    /// customers only, yet it came from a customer, or from a lateral peer
+    /// that did not mark it itself.
+    RouteLeak,
 }
 
 impl Exclusion {
@@ -117,7 +121,17 @@ impl Exclusion {
             Exclusion::OriginatorIsUs => "originator id is this node",
             Exclusion::Stale => "stale (peer restarting)",
             Exclusion::Damped => "suppressed by flap damping (flapped too often)",
+            Exclusion::RouteLeak => {
+                "route leak: marked only-to-customer, yet received from a customer or another AS's lateral peer"
+            }
         }
+    }
+
+    /// Decided by the engine from where the path came (damping, the
+    /// neighbour's role), not by the path's attributes: the decision
+    /// process cannot recompute it, so such paths never compete.
+    pub fn by_engine(self) -> bool {
+        matches!(self, Exclusion::Damped | Exclusion::RouteLeak)
     }
 }
 

@@ -47,6 +47,9 @@ pub struct Capabilities {
     /// Willing to receive several paths per prefix (add-path style).
     pub add_path: bool,
     pub multipath: bool,
+    /// The sender's role towards the receiver (RFC 9234), when configured.
+    #[serde(default)]
+    pub role: Option<crate::core::role::Role>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,6 +128,8 @@ pub mod subcode {
     pub const BAD_PEER_AS: u8 = 2;
     pub const BAD_IDENTIFIER: u8 = 3;
     pub const UNACCEPTABLE_HOLD_TIME: u8 = 6;
+    /// The two ends' neighbour roles do not agree (RFC 9234).
+    pub const ROLE_MISMATCH: u8 = 11;
     pub const BAD_CERTIFICATE: u8 = 16;
     pub const CERTIFICATE_EXPIRED: u8 = 17;
     pub const ASN_CLAIMED_BY_OTHER_KEY: u8 = 18;

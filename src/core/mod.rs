@@ -18,6 +18,7 @@ pub mod policy;
 pub mod prefix;
 pub mod proof;
 pub mod rib;
+pub mod role;
 pub mod route;
 pub mod session;
 

@@ -323,6 +323,8 @@ impl Node {
                 require_hold: false,
                 route_server_client: n.route_server_client,
                 route_server: n.route_server,
+                local_role: n.local_role,
+                strict_role: n.strict_role,
             };
             if let Some(a) = &n.address {
                 self.net.add_addresses(n.peer_id, [a.clone()]);

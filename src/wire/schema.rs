@@ -31,6 +31,7 @@ use crate::core::community::Community;
 use crate::core::message::{Capabilities, ErrorCode, Notification, Open, Update};
 use crate::core::prefix::Prefix;
 use crate::core::proof::{AsnCert, OriginAttestation, PathSignature, RouteProof, Signature};
+use crate::core::role::Role;
 use crate::core::route::{Route, RouteKey};
 use crate::core::{AgentId, Asn, ClusterId, Millis, NodeId};
 
@@ -59,6 +60,8 @@ mod k {
         pub const GRACEFUL_RESTART: u64 = 1;
         pub const ADD_PATH: u64 = 2;
         pub const MULTIPATH: u64 = 3;
+        /// RFC 9234 role, by its code there.
+        pub const ROLE: u64 = 4;
     }
     pub mod cert {
         pub const ASN: u64 = 0;
@@ -109,6 +112,9 @@ mod k {
         pub const EXTRA: u64 = 9;
         pub const AGENT: u64 = 10;
         pub const NEXT_HOP: u64 = 11;
+        /// Only-to-customer: an optional transitive key (odd, above 32),
+        /// so nodes that do not know it carry it on; RFC 9234's type code.
+        pub const OTC: u64 = 35;
     }
     pub mod aggregator {
         pub const ASN: u64 = 0;
@@ -167,7 +173,10 @@ pub fn encode_open(o: &Open, limits: &Limits) -> Result<Value, EncodeError> {
         || uint(c.graceful_restart.unwrap_or(0)),
     )
     .put_if(c.add_path, k::caps::ADD_PATH, || Value::Bool(true))
-    .put_if(c.multipath, k::caps::MULTIPATH, || Value::Bool(true));
+    .put_if(c.multipath, k::caps::MULTIPATH, || Value::Bool(true))
+    .put_if(c.role.is_some(), k::caps::ROLE, || {
+        uint(c.role.map_or(0, |r| r.code()))
+    });
     let mut m = MapBuilder::new();
     m.put(k::open::VERSION, uint(o.version))
         .put(k::open::ASN, uint(o.asn.0))
@@ -207,6 +216,14 @@ pub fn decode_open(v: &Value, limits: &Limits) -> Result<Open, FieldError> {
             )?,
             add_path: c.read_or(k::caps::ADD_PATH, "add_path", false, bool_of)?,
             multipath: c.read_or(k::caps::MULTIPATH, "multipath", false, bool_of)?,
+            role: c.read_or(k::caps::ROLE, "role", None, |v| {
+                Role::from_code(u8_of(v)?).map(Some).ok_or_else(|| {
+                    FieldErrorKind::OutOfRange {
+                        expected: "an RFC 9234 role code (0-4)",
+                    }
+                    .into()
+                })
+            })?,
         })
     })?;
     Ok(Open {
@@ -430,9 +447,9 @@ pub fn encode_attrs(a: &PathAttrs, limits: &Limits) -> Result<Value, EncodeError
             reason,
         };
         if let Some(key) = carried_key(name) {
-            if key < cbor::FIRST_OPTIONAL_KEY || key % 2 == 0 || !x.transitive {
+            if key < cbor::FIRST_OPTIONAL_KEY || key % 2 == 0 || !x.transitive || key == OTC {
                 return Err(bad(
-                    "a carried-through attribute must have an odd key of 33 or more and be transitive",
+                    "a carried-through attribute must have an odd key of 33 or more that this version does not know, and be transitive",
                 ));
             }
             let AttrValue::Bytes(raw) = &x.value else {
@@ -465,6 +482,9 @@ pub fn encode_attrs(a: &PathAttrs, limits: &Limits) -> Result<Value, EncodeError
     });
     if let Some(n) = &a.next_hop {
         m.put(NEXT_HOP, bytes(n.as_bytes()));
+    }
+    if let Some(otc) = a.otc {
+        carried.push((OTC, uint(otc.0)));
     }
     carried.sort_by_key(|(k, _)| *k);
     for (key, v) in carried {
@@ -525,7 +545,7 @@ pub fn decode_attrs(v: &Value, limits: &Limits) -> Result<PathAttrs, FieldError>
     // Unknown optional attributes: odd keys are transitive and travel on
     // as raw CBOR; even keys are non-transitive and dropped here.
     for (key, raw) in f.extensions() {
-        if key % 2 == 0 {
+        if key % 2 == 0 || key == OTC {
             continue;
         }
         let raw = cbor::to_bytes(raw).map_err(|_| {
@@ -610,6 +630,7 @@ pub fn decode_attrs(v: &Value, limits: &Limits) -> Result<PathAttrs, FieldError>
         })?,
         extra,
         next_hop: f.read_or(NEXT_HOP, "next_hop", None, |v| node_of(v).map(Some))?,
+        otc: f.read_or(OTC, "otc", None, |v| asn_of(v).map(Some))?,
     };
     // Sets are sorted and deduplicated in the core; a sender that did not
     // sort loses nothing by our sorting (signatures cover the sorted form).

@@ -13,6 +13,7 @@ use super::super::message::Update;
 use super::super::prefix::Prefix;
 use super::super::proof::RouteProof;
 use super::super::rib::{Candidate, OutEntry, PeerIdx};
+use super::super::role;
 use super::super::route::{Route, RouteKey};
 use super::super::session::Event as SessionEvent;
 use super::import::{attrs_same, proof_same};
@@ -29,6 +30,9 @@ pub enum NotExported {
     InternalToInternal,
     PeerAsInPath,
     SuppressedByAggregate,
+    /// Marked only-to-customer, and the peer is our provider, a lateral
+    /// peer or our route server (RFC 9234).
+    OnlyToCustomer,
     Policy,
     NoRoute,
 }
@@ -46,6 +50,9 @@ impl NotExported {
             }
             NotExported::PeerAsInPath => "the peer's AS is already in the AS path",
             NotExported::SuppressedByAggregate => "suppressed by an aggregate",
+            NotExported::OnlyToCustomer => {
+                "marked only-to-customer, and the peer is our provider, a lateral peer or our route server"
+            }
             NotExported::Policy => "rejected by export policy",
             NotExported::NoRoute => "no best path",
         }
@@ -61,6 +68,7 @@ impl NotExported {
             NotExported::InternalToInternal => "internal-to-internal",
             NotExported::PeerAsInPath => "peer-as-in-path",
             NotExported::SuppressedByAggregate => "suppressed-by-aggregate",
+            NotExported::OnlyToCustomer => "only-to-customer",
             NotExported::Policy => "policy",
             NotExported::NoRoute => "no-route",
         }
@@ -360,6 +368,9 @@ impl ExportCtx<'_> {
         if !info.internal && a.path_contains(info.asn) {
             return Err(NotExported::PeerAsInPath);
         }
+        if info.local_role.is_some_and(|r| role::blocks_export(r, a)) {
+            return Err(NotExported::OnlyToCustomer);
+        }
         let mut attrs = best.attrs.clone();
         if !self.policy.export(info, prefix, &mut attrs) {
             return Err(NotExported::Policy);
@@ -379,7 +390,8 @@ impl ExportCtx<'_> {
             m.cluster_list.clear();
             m.extra.retain(|_, x| x.transitive);
             m.next_hop = self.source.map(|(n, _)| n);
-            return Ok((interner.intern(attrs), best.proof.clone()));
+            let out = self.otc_mark(info, interner.intern(attrs), interner);
+            return Ok((out, best.proof.clone()));
         }
         if attrs.next_hop.is_some() {
             // A route server's next hop is for us alone: calls from our
@@ -389,7 +401,7 @@ impl ExportCtx<'_> {
         }
         let out = if !info.internal {
             let key = Arc::as_ptr(&attrs) as usize;
-            match cache.get(&key) {
+            let out = match cache.get(&key) {
                 Some((_, out)) => out.clone(),
                 None => {
                     let input = attrs.clone();
@@ -403,7 +415,8 @@ impl ExportCtx<'_> {
                     cache.insert(key, (input, out.clone()));
                     out
                 }
-            }
+            };
+            self.otc_mark(info, out, interner)
         } else if reflected {
             let m = Arc::make_mut(&mut attrs);
             if m.originator.is_none() {
@@ -421,6 +434,29 @@ impl ExportCtx<'_> {
 }
 
 impl ExportCtx<'_> {
+    /// RFC 9234 egress: an unmarked route sent to a customer, a lateral
+    /// peer or a route-server client is marked only-to-customer with our
+    /// ASN (after the per-attribute-set cache: the mark depends on the
+    /// peer's role).
+    fn otc_mark(
+        &self,
+        info: &PeerInfo,
+        out: Arc<PathAttrs>,
+        interner: &mut super::super::attrs::AttrInterner,
+    ) -> Arc<PathAttrs> {
+        match info
+            .local_role
+            .and_then(|r| role::export_mark(r, self.cfg.asn, &out))
+        {
+            Some(mark) => {
+                let mut marked = (*out).clone();
+                marked.otc = Some(mark);
+                interner.intern_owned(marked)
+            }
+            None => out,
+        }
+    }
+
     /// Does this node, a route server, relay `best` to `t` transparently:
     /// both are its route-server clients (in other ASes)?
     fn route_server_relay(&self, best: &Candidate, t: &Target) -> bool {

@@ -16,6 +16,7 @@ use super::super::prefix::Prefix;
 use super::super::prefix::PrefixSet;
 use super::super::proof::RouteProof;
 use super::super::rib::{Candidate, Dest, FastMap, PeerIdx, PrePolicy, Rib, candidate_route};
+use super::super::role;
 use super::super::route::{PathId, Route, RouteKey};
 use super::aggregate::Aggregate;
 use super::peer::{Peer, PeerInfo};
@@ -69,6 +70,29 @@ impl Engine {
         interned
     }
 
+    /// RFC 9234 ingress for a peer we hold a role towards: a leak is
+    /// reported; an unmarked route from a provider, peer or route server is
+    /// marked only-to-customer as it arrives, so the mark is part of what
+    /// was received (and re-importing changes nothing).
+    fn role_ingress(
+        &mut self,
+        info: &PeerInfo,
+        attrs: Arc<PathAttrs>,
+    ) -> (Arc<PathAttrs>, Option<role::Leak>) {
+        let Some(local) = info.local_role else {
+            return (attrs, None);
+        };
+        match role::on_import(local, info.asn, &attrs) {
+            Ok(None) => (attrs, None),
+            Ok(Some(mark)) => {
+                let mut marked = (*attrs).clone();
+                marked.otc = Some(mark);
+                (self.interner.intern_owned(marked), None)
+            }
+            Err(leak) => (attrs, Some(leak)),
+        }
+    }
+
     /// A third-party next hop is kept only on a path from a peer we
     /// configured as our route server, only when the path signatures name
     /// it (the route server's pcount-0 signature follows that of the node
@@ -112,6 +136,7 @@ impl Engine {
         } = route;
         let attrs = self.checked_next_hop(idx, attrs, proof.as_deref());
         let pre_attrs = self.intern_received(attrs);
+        let (pre_attrs, leak) = self.role_ingress(info, pre_attrs);
         let mut post = pre_attrs.clone();
         let accepted = self.policy.import(info, &prefix, &mut post);
         if accepted && !Arc::ptr_eq(&post, &pre_attrs) {
@@ -176,7 +201,10 @@ impl Engine {
             );
             return;
         }
-        let excluded = exclusion(&self.decision, &post, learned).or_else(|| {
+        if leak.is_some() {
+            self.stats.route_leaks += 1;
+        }
+        let excluded = leak.map(|_| Exclusion::RouteLeak).or_else(|| exclusion(&self.decision, &post, learned)).or_else(|| {
             self.damped(
                 idx,
                 &RouteKey {

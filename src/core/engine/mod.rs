@@ -21,6 +21,9 @@ mod expiry;
 mod export;
 mod import;
 #[cfg(test)]
+#[path = "leaks/tests.rs"]
+mod leak_tests;
+#[cfg(test)]
 #[path = "nexthop/tests.rs"]
 mod nexthop_tests;
 mod peer;
@@ -151,6 +154,7 @@ impl EngineConfig {
                 graceful_restart: Some(120),
                 add_path: false,
                 multipath: false,
+                role: None,
             },
             cert: None,
             hold_time: Duration::from_secs(90),
@@ -351,6 +355,10 @@ pub struct EngineStats {
     /// Runs of the decision process (one per prefix whose paths changed).
     #[serde(default)]
     pub decision_runs: u64,
+    /// Received paths found to be route leaks by the only-to-customer
+    /// rules (kept, never selected).
+    #[serde(default)]
+    pub route_leaks: u64,
 }
 
 /// Routes held for one peer (see [`Engine::rib_counts`]).
@@ -593,11 +601,12 @@ impl Engine {
                 multipath: 1,
             });
         }
-        // Damped paths are excluded by the engine, not by their attributes.
+        // Damped and leaked paths are excluded by the engine, not by their
+        // attributes.
         let cands: Vec<&super::rib::Candidate> = d
             .candidates
             .iter()
-            .filter(|c| c.excluded != Some(Exclusion::Damped))
+            .filter(|c| !c.excluded.is_some_and(Exclusion::by_engine))
             .collect();
         let nodes: Vec<Option<NodeId>> = cands.iter().map(|c| self.node_of(c.peer)).collect();
         let views: Vec<PathView<'_>> = cands
@@ -659,11 +668,12 @@ impl Engine {
         let Some(d) = self.rib.dests.get(prefix) else {
             return Vec::new();
         };
-        // Damped paths do not compete; they are reported as excluded.
+        // Damped and leaked paths do not compete; they are reported as
+        // excluded.
         let (damped, cands): (Vec<&super::rib::Candidate>, Vec<&super::rib::Candidate>) = d
             .candidates
             .iter()
-            .partition(|c| c.excluded == Some(Exclusion::Damped));
+            .partition(|c| c.excluded.is_some_and(Exclusion::by_engine));
         let nodes: Vec<Option<NodeId>> = cands.iter().map(|c| self.node_of(c.peer)).collect();
         let views: Vec<PathView<'_>> = cands
             .iter()
@@ -695,9 +705,10 @@ impl Engine {
             .zip(status)
             .map(|((c, peer), status)| report(c, peer, status))
             .chain(
-                damped
-                    .iter()
-                    .map(|c| report(c, self.node_of(c.peer), Status::Excluded(Exclusion::Damped))),
+                damped.iter().map(|c| {
+                    let why = c.excluded.unwrap_or(Exclusion::Damped);
+                    report(c, self.node_of(c.peer), Status::Excluded(why))
+                }),
             )
             .collect();
         out.sort_by_key(|r| !matches!(r.status, Status::Best));

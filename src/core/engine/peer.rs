@@ -10,6 +10,7 @@ use super::super::decision::Learned;
 use super::super::ids::{Asn, Millis, NodeId};
 use super::super::message::Update;
 use super::super::rib::PeerRib;
+use super::super::role::Role;
 use super::super::session::{Session, State};
 
 /// How a peer is configured. Peers found by discovery get a default config
@@ -43,6 +44,14 @@ pub struct PeerConfig {
     /// on a route is kept (and calls for the route go there).
     #[serde(default)]
     pub route_server: bool,
+    /// Our role towards this (external) peer, announced in OPEN and
+    /// applied to routes with the only-to-customer rules
+    /// ([`crate::core::role`]). `None`: no role, no such rules.
+    #[serde(default)]
+    pub local_role: Option<Role>,
+    /// Refuse the session when the peer announces no role.
+    #[serde(default)]
+    pub strict_role: bool,
 }
 
 impl PeerConfig {
@@ -59,6 +68,8 @@ impl PeerConfig {
             require_hold: false,
             route_server_client: false,
             route_server: false,
+            local_role: None,
+            strict_role: false,
         }
     }
 
@@ -90,6 +101,13 @@ impl PeerConfig {
     /// See [`PeerConfig::route_server`].
     pub fn with_route_server(mut self, on: bool) -> Self {
         self.route_server = on;
+        self
+    }
+
+    /// See [`PeerConfig::local_role`] and [`PeerConfig::strict_role`].
+    pub fn with_role(mut self, role: Role, strict: bool) -> Self {
+        self.local_role = Some(role);
+        self.strict_role = strict;
         self
     }
 
@@ -142,6 +160,9 @@ pub struct PeerInfo {
     /// Same AS as this node.
     pub internal: bool,
     pub rr_client: bool,
+    /// Our role towards the peer, when one is configured (external peers).
+    #[serde(default)]
+    pub local_role: Option<Role>,
     pub state: PeerState,
     /// Paths from this peer that passed import policy.
     pub accepted: u32,
@@ -213,6 +234,12 @@ impl Peer {
         self.session.state() == State::Established
     }
 
+    /// The role the only-to-customer rules apply with: the configured one,
+    /// for an external peer only (roles are for AS borders).
+    pub fn role(&self) -> Option<Role> {
+        self.cfg.local_role.filter(|_| !self.internal)
+    }
+
     pub fn learned(&self) -> Learned {
         if self.internal {
             Learned::Internal
@@ -227,6 +254,7 @@ impl Peer {
             asn: self.asn.unwrap_or(Asn(0)),
             internal: self.internal,
             rr_client: self.cfg.rr_client,
+            local_role: self.role(),
             state: self.session.state().into(),
             accepted: self.rib.accepted,
             stale_until: self.stale_until,

@@ -14,9 +14,13 @@ use super::{Action, Engine};
 
 impl Engine {
     fn session_config(&self, pc: &PeerConfig) -> SessionConfig {
+        let mut caps = self.cfg.capabilities.clone();
+        // Roles are for AS borders: not announced to an internal peer.
+        caps.role = pc.local_role.filter(|_| pc.asn != Some(self.cfg.asn));
         let mut sc = SessionConfig::new(self.cfg.asn, self.cfg.node, self.cfg.federation.clone())
             .with_peer_node(pc.node)
-            .with_capabilities(self.cfg.capabilities.clone())
+            .with_capabilities(caps)
+            .with_strict_role(pc.strict_role)
             .with_hold_time(pc.hold_time.unwrap_or(self.cfg.hold_time))
             .with_passive(pc.passive);
         let (first, max) = pc.connect_retry.unwrap_or(self.cfg.connect_retry);

@@ -877,6 +877,7 @@ fn caps() -> Capabilities {
         graceful_restart: Some(u16::MAX),
         add_path: false,
         multipath: false,
+        role: None,
     }
 }
 

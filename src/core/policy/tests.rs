@@ -1718,6 +1718,7 @@ mod through_the_engine {
             asn: Asn(65002),
             internal: false,
             rr_client: false,
+            local_role: None,
             state: PeerState::Established,
             accepted: 0,
             stale_until: None,

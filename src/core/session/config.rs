@@ -29,6 +29,7 @@ use crate::core::proof::AsnCert;
 /// | passive | false | when true, never dial; only accept the peer's connection |
 /// | capabilities | route refresh only | what we offer in OPEN |
 /// | peer asn / peer node | not pinned | when pinned, an OPEN naming anything else is refused |
+/// | strict role | false | with a role in our capabilities, refuse a peer that announces none |
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionConfig {
     local_asn: Asn,
@@ -50,6 +51,7 @@ pub struct SessionConfig {
     max_prefix_warning_pct: u8,
     passive: bool,
     require_hold: bool,
+    strict_role: bool,
 }
 
 /// A [`SessionConfig`] the state machine cannot run with.
@@ -96,6 +98,7 @@ impl SessionConfig {
             max_prefix_warning_pct: 75,
             passive: false,
             require_hold: false,
+            strict_role: false,
         }
     }
 
@@ -181,6 +184,17 @@ impl SessionConfig {
 
     pub fn require_hold(&self) -> bool {
         self.require_hold
+    }
+
+    /// With our role set in the capabilities, refuse a peer whose OPEN
+    /// announces no role (RFC 9234 strict mode).
+    pub fn with_strict_role(mut self, on: bool) -> Self {
+        self.strict_role = on;
+        self
+    }
+
+    pub fn strict_role(&self) -> bool {
+        self.strict_role
     }
 
     pub fn with_passive(mut self, passive: bool) -> Self {

@@ -15,6 +15,7 @@ use crate::core::message::{
     Capabilities, ErrorCode, Notification, Open, PROTOCOL_VERSION, subcode,
 };
 use crate::core::proof::AsnCert;
+use crate::core::role::roles_agree;
 
 /// The parameters a session runs with once both OPENs have been accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +125,7 @@ pub(super) fn check_open(
             "hold time 0 (no keepalives) is not accepted from a discovered peer".into(),
         ));
     }
+    check_role(cfg, open)?;
     if open.hold_time == 1 || open.hold_time == 2 {
         return Err(reject(
             subcode::UNACCEPTABLE_HOLD_TIME,
@@ -134,6 +136,31 @@ pub(super) fn check_open(
         ));
     }
     Ok(())
+}
+
+/// RFC 9234 section 4.2: when we hold a role towards the peer, its role
+/// must be the counterpart (provider with customer, route server with
+/// client, peer with peer); in strict mode it must announce one.
+fn check_role(cfg: &SessionConfig, open: &Open) -> Result<(), Notification> {
+    let Some(ours) = cfg.capabilities().role else {
+        return Ok(());
+    };
+    match open.capabilities.role {
+        Some(theirs) if !roles_agree(ours, theirs) => Err(reject(
+            subcode::ROLE_MISMATCH,
+            format!(
+                "role mismatch: we are {ours} to the peer, so it must be {}, but its OPEN says {theirs}",
+                ours.counterpart()
+            ),
+        )),
+        None if cfg.strict_role() => Err(reject(
+            subcode::ROLE_MISMATCH,
+            format!(
+                "role mismatch: we are {ours} to the peer and require its role (strict), but its OPEN announces none"
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// RFC 4271 section 4.2: the session uses the smaller hold time; a
@@ -162,6 +189,8 @@ pub(super) fn negotiate(cfg: &SessionConfig, open: Open, direction: Direction) -
         graceful_restart: ours.graceful_restart.and(theirs.graceful_restart),
         add_path: ours.add_path && theirs.add_path,
         multipath: ours.multipath && theirs.multipath,
+        // The peer's role towards us, as it announced it.
+        role: theirs.role,
     };
     Negotiated {
         peer_asn: open.asn,

@@ -323,6 +323,7 @@ fn capabilities_are_intersected_and_keep_the_peers_restart_time() {
         graceful_restart: Some(120),
         add_path: true,
         multipath: false,
+        role: None,
     };
     let mut o = peer_open();
     o.capabilities = Capabilities {
@@ -330,6 +331,7 @@ fn capabilities_are_intersected_and_keep_the_peers_restart_time() {
         graceful_restart: Some(45),
         add_path: true,
         multipath: true,
+        role: None,
     };
     let s = up_with(cfg().with_capabilities(ours), o);
     assert_eq!(
@@ -339,6 +341,7 @@ fn capabilities_are_intersected_and_keep_the_peers_restart_time() {
             graceful_restart: Some(45),
             add_path: true,
             multipath: false,
+            role: None,
         })
     );
 }
