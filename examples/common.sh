@@ -453,6 +453,18 @@ import_rejected() {
     [[ $got == *"$4"* ]]
 }
 
+# excluded_as NAME PREFIX PEER REASON: `abgp why PREFIX` at NAME shows the
+# path from node PEER as excluded from selection, for REASON (its
+# kebab-case name, such as route-leak).
+excluded_as() {
+    local peer got
+    peer=$(get "$3.peer_id")
+    got=$(abgp_json "$1" why "$2" |
+        py "next((p['status'] + ' ' + str(p.get('reason')) + ', as path ' + ' '.join(str(a) for a in p['as_path']) for p in d['paths'] if p.get('peer') == '$peer'), 'no path from $3')")
+    say "      $1 <- $3: $got"
+    [[ $got == "excluded $4,"* ]]
+}
+
 # verified_clean NAME: NAME checks route signatures, some routes passed
 # and none was dropped for a failed check.
 verified_clean() {

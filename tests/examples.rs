@@ -89,7 +89,7 @@ fn the_corporate_network_holds_its_policies() {
 
 #[test]
 fn the_multi_cloud_federation_holds_its_policies() {
-    assert_passed("multi-cloud", 35);
+    assert_passed("multi-cloud", 42);
 }
 
 /// The corporate example runs the policy files the in-memory scenario

@@ -1,10 +1,10 @@
 //! Malformed, truncated, oversized and hostile frames: each is refused with
 //! a typed error and the NOTIFICATION it deserves, and none panics.
 
+use agent_bgp::core::Asn;
 use agent_bgp::core::message::{ErrorCode, Message, Notification, subcode};
 use agent_bgp::core::prefix::PrefixError;
 use agent_bgp::core::role::Role;
-use agent_bgp::core::Asn;
 use agent_bgp::wire::error::Area;
 use agent_bgp::wire::{
     Bound, CborError, DecodeError, FieldErrorKind, Frame, Limits, MessageType, decode, encode,

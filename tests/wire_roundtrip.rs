@@ -96,7 +96,9 @@ fn arb_attrs() -> impl Strategy<Value = PathAttrs> {
         ),
         // Odd keys from 33, except 35 (only-to-customer, a known attribute).
         prop::collection::btree_map(
-            (16u64..60).prop_map(|k| 2 * k + 1).prop_filter("known", |k| *k != 35),
+            (16u64..60)
+                .prop_map(|k| 2 * k + 1)
+                .prop_filter("known", |k| *k != 35),
             arb_carried(),
             0..3,
         ),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The design seed's multi-cloud federation on loopback: AWS (AS 65100) and
 # Azure (AS 65200) joined by the route servers of an Internet BGP core
-# (AS 65300). Starts the
+# (AS 65300), and a startup (AS 65400) that buys transit from both and
+# leaks one's routes to the other. Starts the
 # nodes, waits for them to converge, checks every policy and security rule
 # README.md describes (PASS/FAIL lines), stops them. Exit 0 only when every
 # check passed. ABGP=path picks the binary; KEEP=1 keeps the node dirs.
@@ -18,22 +19,27 @@ node aws-1 65100
 node azure-1 65200
 node ix-1 65300
 node ix-2 65300
+node startup 65400
 node impostor 65100
 rm -f "$WORK/impostor/node.cert"
-for n in aws-1 azure-1 ix-1 ix-2; do value "$n.token" "$(token)"; done
+for n in aws-1 azure-1 ix-1 ix-2 startup; do value "$n.token" "$(token)"; done
 
 render aws-1 "$HERE/nodes/aws-1.toml" "$HERE/policies/aws.toml"
 render azure-1 "$HERE/nodes/azure-1.toml" "$HERE/policies/azure.toml"
 render ix-1 "$HERE/nodes/ix-1.toml" "$HERE/policies/core.toml"
 render ix-2 "$HERE/nodes/ix-2.toml" "$HERE/policies/core.toml"
+render startup "$HERE/nodes/startup.toml" "$HERE/policies/startup.toml"
 render impostor "$HERE/nodes/impostor.toml"
 
-for n in aws-1 azure-1 ix-1 ix-2; do start "$n"; done
-NODES=(aws-1 azure-1 ix-1 ix-2)
+for n in aws-1 azure-1 ix-1 ix-2 startup; do start "$n"; done
+NODES=(aws-1 azure-1 ix-1 ix-2 startup)
 wait_running
 say "-- waiting for the sessions and the routes"
-for n in aws-1 azure-1 ix-1 ix-2; do
+for n in ix-1 ix-2 startup; do
     wait_for "$n's 2 sessions" established "$n" 2
+done
+for n in aws-1 azure-1; do
+    wait_for "$n's 3 sessions" established "$n" 3
 done
 AWS="aws/api aws/data aws/ml"
 AWS_PUBLIC="aws/api aws/ml"
@@ -42,14 +48,15 @@ AZURE_PUBLIC="azure/analytics azure/storage"
 for n in ix-1 ix-2; do
     wait_for "$n to see both clouds' public agents" has_agents "$n" "$AWS_PUBLIC $AZURE_PUBLIC"
 done
-wait_for "AWS to see Azure's" has_agents aws-1 "$AWS $AZURE_PUBLIC"
-wait_for "Azure to see AWS's" has_agents azure-1 "$AZURE aws/billing $AWS_PUBLIC"
+wait_for "AWS to see Azure's and the startup's" has_agents aws-1 "$AWS $AZURE_PUBLIC startup/app"
+wait_for "Azure to see AWS's and the startup's" has_agents azure-1 "$AZURE aws/billing $AWS_PUBLIC startup/app"
+wait_for "the startup to see both clouds' public agents" has_agents startup "$AWS_PUBLIC $AZURE_PUBLIC startup/app"
 
 say "-- routes at each node"
-check "aws-1 sees its own agents and Azure's analytics and storage (not compute)" \
-    same "$(words "$AWS $AZURE_PUBLIC")" "$(agents aws-1)"
-check "azure-1 sees its own agents and AWS's API and ML (not data processing)" \
-    same "$(words "$AZURE aws/billing $AWS_PUBLIC")" "$(agents azure-1)"
+check "aws-1 sees its own agents, Azure's analytics and storage (not compute), and its customer's" \
+    same "$(words "$AWS $AZURE_PUBLIC startup/app")" "$(agents aws-1)"
+check "azure-1 sees its own agents, AWS's API and ML (not data processing), and its customer's" \
+    same "$(words "$AZURE aws/billing $AWS_PUBLIC startup/app")" "$(agents azure-1)"
 for n in ix-1 ix-2; do
     check "the core ($n) sees each cloud's public agents only" \
         same "$(words "$AWS_PUBLIC $AZURE_PUBLIC")" "$(agents "$n")"
@@ -59,8 +66,8 @@ check "at Azure, AWS's ML agent has AS path 65100: the route servers add no ASN"
 check "at AWS, Azure's analytics agent has AS path 65200" \
     same "65200" "$(as_path aws-1 azure/analytics/echo)"
 for n in aws-1 azure-1; do
-    check "$n's only sessions are the two route servers (no session between the clouds)" \
-        same "$(words "$(get ix-1.peer_id) $(get ix-2.peer_id)")" "$(sessions "$n")"
+    check "$n's sessions are the two route servers and the startup (none between the clouds)" \
+        same "$(words "$(get ix-1.peer_id) $(get ix-2.peer_id) $(get startup.peer_id)")" "$(sessions "$n")"
 done
 
 say "-- what crosses between clouds, and why"
@@ -75,10 +82,24 @@ check "the core tags what it learned from AWS with 65300:100 (Azure's import req
 check "and what it learned from Azure with 65300:200" \
     same "65300:200" "$(route_field aws-1 azure/analytics/echo '" ".join(r["communities"])')"
 
+say "-- a route leak: the startup passes one provider's routes to the other"
+check "each cloud learns the startup's agent from it (AS path 65400)" \
+    same "65400 65400" "$(as_path aws-1 startup/app/echo) $(as_path azure-1 startup/app/echo)"
+check "the startup has AWS's ML route, marked only-to-customer by AWS (AS 65100)" \
+    same 65100 "$(route_field startup aws/ml/echo 'r["otc"]')"
+check "the startup (no roles, exports everything) leaks it to Azure, and Azure excludes it as a route leak" \
+    eventually excluded_as azure-1 aws/ml/echo startup route-leak
+check "so Azure, which prefers its customer's routes (local-pref 200), still goes to AWS direct (AS path 65100)" \
+    same "65100" "$(as_path azure-1 aws/ml/echo)"
+check "the other way: AWS excludes Azure's analytics route leaked by the startup" \
+    eventually excluded_as aws-1 azure/analytics/echo startup route-leak
+check "and AWS still reaches Azure's analytics direct (AS path 65200)" \
+    same "65200" "$(as_path aws-1 azure/analytics/echo)"
+
 say "-- signatures"
 check "at Azure, AWS's route is signed by its origin and carries path signatures" \
     same true "$(route_field azure-1 aws/ml/echo 'r["signed"] and r["path_signatures"] >= 1')"
-for n in aws-1 azure-1 ix-1 ix-2; do
+for n in aws-1 azure-1 ix-1 ix-2 startup; do
     check "$n verified routes and dropped none for a bad signature" verified_clean "$n"
 done
 

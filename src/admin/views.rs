@@ -33,6 +33,8 @@ pub struct RouteView {
     pub cluster_list: Vec<u32>,
     /// A route server's third-party next hop: the node calls go to.
     pub next_hop: Option<String>,
+    /// Only-to-customer (RFC 9234): the AS that marked the route.
+    pub otc: Option<u32>,
     /// Origin attestation present.
     pub signed: bool,
     /// Path signatures carried (one per AS hop that signed).
@@ -59,6 +61,7 @@ impl RouteView {
             originator: a.originator.map(|n| n.to_string()),
             cluster_list: a.cluster_list.iter().map(|c| c.0).collect(),
             next_hop: a.next_hop.map(|n| n.to_string()),
+            otc: a.otc.map(|x| x.0),
             signed: r.proof.is_some(),
             path_signatures: r.proof.as_ref().map_or(0, |p| p.path.len()),
             peer: None,
@@ -105,6 +108,8 @@ pub struct PeerView {
     pub asn: u32,
     pub state: PeerState,
     pub internal: bool,
+    /// Our role towards the peer (RFC 9234), when configured.
+    pub local_role: Option<crate::core::role::Role>,
     pub source: Option<Source>,
     pub accepted_routes: u32,
     /// Routes in our Adj-RIB-Out towards it.
@@ -125,6 +130,7 @@ impl PeerView {
             asn: p.asn.0,
             state: p.state,
             internal: p.internal,
+            local_role: p.local_role,
             source: None,
             accepted_routes: p.accepted,
             advertised_routes: 0,

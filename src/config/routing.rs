@@ -155,8 +155,16 @@ fn role_problems(
             )
         })
     };
-    out.extend(flag(n.route_server_client, "route_server_client", Role::RouteServer));
-    out.extend(flag(n.route_server, "route_server", Role::RouteServerClient));
+    out.extend(flag(
+        n.route_server_client,
+        "route_server_client",
+        Role::RouteServer,
+    ));
+    out.extend(flag(
+        n.route_server,
+        "route_server",
+        Role::RouteServerClient,
+    ));
 }
 
 #[cfg(test)]
@@ -289,7 +297,13 @@ mod tests {
         assert_eq!(c.neighbors[0].local_role, Some(Role::Provider));
         assert!(c.neighbors[0].strict_role);
         assert_eq!(c.neighbors[1].local_role, Some(Role::RouteServerClient));
-        assert!(parse(&format!("{node}{}", neighbor(1, 65010, "local_role = \"transit\""))).is_err());
+        assert!(
+            parse(&format!(
+                "{node}{}",
+                neighbor(1, 65010, "local_role = \"transit\"")
+            ))
+            .is_err()
+        );
         assert_eq!(
             invalid_keys(&format!(
                 "{node}{}{}{}{}",

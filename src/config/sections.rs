@@ -304,6 +304,10 @@ pub struct TrustSection {
     /// What route origin validation does where authorisations exist.
     #[serde(alias = "origin-validation")]
     pub origin_validation: OriginValidation,
+    /// ASes whose transparent route-server path signatures (pcount 0) are
+    /// accepted anywhere in a path, besides our own route servers'.
+    #[serde(alias = "transparent-asns")]
+    pub transparent_asns: Vec<u32>,
 }
 
 /// What route origin validation does with a route no authorisation allows
@@ -333,6 +337,7 @@ impl Default for TrustSection {
             anchors: Vec::new(),
             authorizations: Vec::new(),
             origin_validation: OriginValidation::RejectInvalid,
+            transparent_asns: Vec::new(),
         }
     }
 }

@@ -487,3 +487,15 @@ fn damping_thresholds_that_cannot_work_are_refused() {
     assert!(parse("[damping]\nsuppress = -1\n").is_err());
     assert!(parse("[damping]\npenalty = 5\n").is_err());
 }
+
+#[test]
+fn transparent_asns_are_read_and_checked() {
+    let c = parse("[trust]\ntransparent_asns = [65300, 65301]\n").unwrap();
+    assert_eq!(c.trust.transparent_asns, vec![65300, 65301]);
+    assert_eq!(
+        invalid_keys(
+            "[node]\nasn = 65000\ncertificate = \"self-signed\"\n[trust]\ntransparent_asns = [0, 65000]\n"
+        ),
+        vec!["trust.transparent_asns[0]", "trust.transparent_asns[1]"]
+    );
+}

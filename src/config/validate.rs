@@ -251,6 +251,23 @@ fn trust(k: &mut Check, c: &NodeConfig) {
         t.verify_checks_per_peer_per_sec,
         1,
     );
+    let own = match c.node.asn {
+        AsnSetting::Number(a) => Some(a.0),
+        AsnSetting::Derived => None,
+    };
+    for (i, &asn) in t.transparent_asns.iter().enumerate() {
+        if asn == 0 {
+            k.fail(
+                format!("trust.transparent_asns[{i}]"),
+                "AS 0 is reserved (RFC 7607)",
+            );
+        } else if Some(asn) == own {
+            k.fail(
+                format!("trust.transparent_asns[{i}]"),
+                "is our own AS: a route server is in another AS",
+            );
+        }
+    }
     for (i, a) in t.anchors.iter().enumerate() {
         if a.key.parse::<crate::core::NodeId>().is_err() {
             k.fail(

@@ -85,10 +85,7 @@ impl Role {
     /// The neighbour is one we send our customers' routes only: our
     /// provider, a lateral peer, or our route server.
     fn neighbour_is_upward_or_lateral(self) -> bool {
-        matches!(
-            self,
-            Role::Customer | Role::Peer | Role::RouteServerClient
-        )
+        matches!(self, Role::Customer | Role::Peer | Role::RouteServerClient)
     }
 }
 
@@ -238,10 +235,7 @@ mod tests {
     fn egress_follows_rfc_9234() {
         let me = Asn(65000);
         for local in Role::ALL {
-            let up = matches!(
-                local,
-                Role::Customer | Role::Peer | Role::RouteServerClient
-            );
+            let up = matches!(local, Role::Customer | Role::Peer | Role::RouteServerClient);
             assert_eq!(blocks_export(local, &attrs(Some(1))), up, "{local}");
             assert!(!blocks_export(local, &attrs(None)));
             let down = matches!(local, Role::Provider | Role::Peer | Role::RouteServer);

@@ -158,9 +158,14 @@ impl Security {
         let anchor_keys: Vec<NodeId> = trust.anchors().iter().map(|a| a.key).collect();
         let authorizations = Authorizations::new(&c.trust.authorizations, &anchor_keys)
             .map_err(|(i, e)| IdentityError::Issue(format!("trust.authorizations[{i}]: {e}")))?;
-        // Our transparent route servers may sign path hops with pcount 0.
-        for n in c.route_servers() {
-            trust = trust.with_transparent(Asn(n.asn));
+        // Our transparent route servers, and those the operator names, may
+        // sign path hops with pcount 0.
+        for asn in c
+            .route_servers()
+            .map(|n| n.asn)
+            .chain(c.trust.transparent_asns.iter().copied())
+        {
+            trust = trust.with_transparent(Asn(asn));
         }
         Ok(Security {
             identity: Arc::new(identity),

@@ -254,6 +254,7 @@ impl Hostile {
                 graceful_restart: None,
                 add_path: false,
                 multipath: false,
+                role: None,
             },
             federation: federation.into(),
             cert: Some(self.identity.cert().clone()),

@@ -87,6 +87,13 @@ pub fn peers(a: PeersArgs) -> anyhow::Result<ExitCode> {
                     }
                 ),
             ),
+            (
+                "role",
+                match p["local_role"].as_str() {
+                    Some(r) => format!("{r} (our role towards it, RFC 9234)"),
+                    None => "-".into(),
+                },
+            ),
             ("uptime", uptime(p, now_ms)),
             ("source", text(&p["source"])),
             ("routes in", text(&p["accepted_routes"])),

@@ -179,6 +179,9 @@ fn print_detail(routes: &[Value], now_ms: u64) {
                 text(&r["next_hop"])
             );
         }
+        if let Some(otc) = r["otc"].as_u64() {
+            println!("  only to customers, marked by AS{otc} (RFC 9234)");
+        }
         if r["stale"] == true {
             println!("  stale        yes (its peer is restarting)");
         }

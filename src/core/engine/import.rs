@@ -204,15 +204,18 @@ impl Engine {
         if leak.is_some() {
             self.stats.route_leaks += 1;
         }
-        let excluded = leak.map(|_| Exclusion::RouteLeak).or_else(|| exclusion(&self.decision, &post, learned)).or_else(|| {
-            self.damped(
-                idx,
-                &RouteKey {
-                    prefix: prefix.clone(),
-                    path_id,
-                },
-            )
-        });
+        let excluded = leak
+            .map(|_| Exclusion::RouteLeak)
+            .or_else(|| exclusion(&self.decision, &post, learned))
+            .or_else(|| {
+                self.damped(
+                    idx,
+                    &RouteKey {
+                        prefix: prefix.clone(),
+                        path_id,
+                    },
+                )
+            });
         let cand = Candidate {
             peer: idx,
             path_id,

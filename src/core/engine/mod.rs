@@ -704,12 +704,10 @@ impl Engine {
             .zip(nodes)
             .zip(status)
             .map(|((c, peer), status)| report(c, peer, status))
-            .chain(
-                damped.iter().map(|c| {
-                    let why = c.excluded.unwrap_or(Exclusion::Damped);
-                    report(c, self.node_of(c.peer), Status::Excluded(why))
-                }),
-            )
+            .chain(damped.iter().map(|c| {
+                let why = c.excluded.unwrap_or(Exclusion::Damped);
+                report(c, self.node_of(c.peer), Status::Excluded(why))
+            }))
             .collect();
         out.sort_by_key(|r| !matches!(r.status, Status::Best));
         out

@@ -137,7 +137,10 @@ fn a_leak_from_a_customer_without_roles_is_caught_by_the_next_provider() {
     assert_eq!(paths[0].status, Status::Excluded(Exclusion::RouteLeak));
     assert_eq!(paths[0].peer, Some(id(C.0)));
     assert_eq!(p2.stats().route_leaks, 1);
-    assert!(p2.forwarding(&p("p1/tool")).is_none_or(|f| f.paths.is_empty()));
+    assert!(
+        p2.forwarding(&p("p1/tool"))
+            .is_none_or(|f| f.paths.is_empty())
+    );
     // The customer's own route is accepted as usual.
     assert!(best(&net, P2.0, "c/tool").is_some());
 }
@@ -168,7 +171,11 @@ fn a_route_from_one_lateral_peer_goes_to_customers_only() {
     originate(&mut net, 1, "a/tool");
     net.run_for(3_000);
     let at_b = best(&net, 2, "a/tool").expect("B learns its peer's route");
-    assert_eq!(at_b.attrs.otc, Some(Asn(65001)), "marked by the peer itself");
+    assert_eq!(
+        at_b.attrs.otc,
+        Some(Asn(65001)),
+        "marked by the peer itself"
+    );
     assert_eq!(best(&net, 4, "a/tool"), None, "not passed to another peer");
     let at_e = best(&net, 5, "a/tool").expect("passed down to B's customer");
     assert_eq!(as_path(&at_e), vec![65002, 65001]);
@@ -182,16 +189,8 @@ fn a_lateral_peer_passing_on_another_ases_marked_route_is_a_leak() {
     for (n, asn) in [(1, 65001), (2, 65002), (4, 65004)] {
         net.add_node(engine(asn, n));
     }
-    link(
-        &mut net,
-        (1, 65001, Some(Role::Peer)),
-        (2, 65002, None),
-    );
-    link(
-        &mut net,
-        (2, 65002, None),
-        (4, 65004, Some(Role::Peer)),
-    );
+    link(&mut net, (1, 65001, Some(Role::Peer)), (2, 65002, None));
+    link(&mut net, (2, 65002, None), (4, 65004, Some(Role::Peer)));
     originate(&mut net, 1, "a/tool");
     net.run_for(3_000);
     assert!(best(&net, 2, "a/tool").is_some());
