@@ -182,14 +182,16 @@ fn arb_cert() -> impl Strategy<Value = Arc<AsnCert>> {
         any::<u64>(),
         prop::option::of(arb_node()),
         arb_sig(),
+        prop::collection::btree_set(arb_community(), 0..4),
     )
-        .prop_map(|(asn, node, a, b, issuer, signature)| {
+        .prop_map(|(asn, node, a, b, issuer, signature, communities)| {
             Arc::new(AsnCert {
                 asn: Asn(asn),
                 node,
                 not_before: Millis(a),
                 not_after: Millis(b),
                 issuer,
+                communities: communities.into_iter().collect(),
                 signature,
             })
         })

@@ -494,7 +494,30 @@ fn signed_bytes_vectors() {
     let c = o.cert();
     check_bytes(
         "signed-bytes-cert",
-        &cert_signed_bytes(c.asn, &c.node, c.not_before, c.not_after, c.issuer.as_ref()),
+        &cert_signed_bytes(
+            c.asn,
+            &c.node,
+            c.not_before,
+            c.not_after,
+            c.issuer.as_ref(),
+            &c.communities,
+        ),
+    );
+    // The same certificate vouching for two communities (the sixth
+    // element, as text).
+    check_bytes(
+        "signed-bytes-cert-communities",
+        &cert_signed_bytes(
+            c.asn,
+            &c.node,
+            c.not_before,
+            c.not_after,
+            c.issuer.as_ref(),
+            &[
+                Community::standard(65001, 7),
+                Community::named("finance").unwrap(),
+            ],
+        ),
     );
     let u = signed_update();
     let r = &u.announce[0];

@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `abgp asn authority-init --key FILE` | creates an authority key; prints the public key for `trust.anchors` |
 //! | `abgp asn whoami --dir DIR` | prints a node's PeerId, node id and derived ASN (what an authority needs) |
-//! | `abgp asn issue --authority-key FILE --asn N --node ID --out FILE [--days D]` | signs a certificate binding ASN N to that node |
+//! | `abgp asn issue --authority-key FILE --asn N --node ID --out FILE [--days D] [--community C]...` | signs a certificate binding ASN N to that node, vouching for the communities given (what `[[access]]` rules trust) |
 //! | `abgp asn verify --cert FILE [--anchor HEX]... [--node ID]` | checks a certificate: signature, validity window, issuer, node |
 //! | `abgp asn authorize --authority-key FILE --prefix P --asn N [--max-depth D] [--days D]` | signs an origin authorisation (AS N may originate P) and prints its token for `[trust] authorizations` |
 
@@ -16,12 +16,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
+use agent_bgp::core::community::Community;
 use agent_bgp::core::ids::{Asn, Millis, NodeId};
 use agent_bgp::core::proof::AsnCert;
-use agent_bgp::identity::cert::{in_derived_range, verify_cert_signature};
+use agent_bgp::identity::cert::{
+    in_derived_range, issue_cert_with_communities, verify_cert_signature,
+};
 use agent_bgp::identity::{
-    KEY_FILE_NAME, NodeKey, derive_asn, issue_cert, node_id_of, peer_id_of, read_cert_file,
-    write_cert_file,
+    KEY_FILE_NAME, NodeKey, derive_asn, node_id_of, peer_id_of, read_cert_file, write_cert_file,
 };
 
 const DAY_MS: u64 = 24 * 3_600_000;
@@ -88,6 +90,10 @@ pub struct IssueArgs {
     /// Where to write the certificate; never overwritten.
     #[arg(long)]
     out: PathBuf,
+    /// A community the authority vouches the node belongs to (repeat for
+    /// more, at most 32): `[[access]]` rules match callers on these.
+    #[arg(long = "community", value_name = "COMMUNITY")]
+    communities: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -180,8 +186,15 @@ fn issue(a: IssueArgs) -> anyhow::Result<ExitCode> {
     let t = now();
     let not_before = Millis(t.0.saturating_sub(3_600_000));
     let not_after = t.saturating_add_ms(a.days.saturating_mul(DAY_MS));
-    let cert = issue_cert(&authority, node, asn, not_before, not_after)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let communities = a
+        .communities
+        .iter()
+        .map(|c| c.parse::<Community>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("--community: {e}"))?;
+    let cert =
+        issue_cert_with_communities(&authority, node, asn, not_before, not_after, communities)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
     write_cert_file(&a.out, &cert)?;
     println!("certificate written to {}", a.out.display());
     describe(&cert);
@@ -242,6 +255,18 @@ fn describe(c: &AsnCert) {
         "valid        {} .. {} (ms since epoch)",
         c.not_before.0, c.not_after.0
     );
+    if !c.communities.is_empty() {
+        let list: Vec<String> = c.communities.iter().map(|x| x.to_string()).collect();
+        println!(
+            "communities  {}{}",
+            list.join(" "),
+            if c.issuer.is_some() {
+                ""
+            } else {
+                " (claimed: self-signed)"
+            }
+        );
+    }
 }
 
 fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {

@@ -4,15 +4,21 @@
 //! through hops that each advertised the route to the previous one, so
 //! export policy already decides which ASes can get here at all. The
 //! `[[access]]` rules of node.toml narrow that down per prefix, using the
-//! caller the CALL's signed origin names (its ASN, and the communities its
-//! node claims), never the previous hop.
+//! caller the CALL's signed origin names (its ASN, and its communities),
+//! never the previous hop.
+//!
+//! A caller's communities count when an authority vouched for them: they
+//! are in the caller's issued ASN certificate (`abgp asn issue
+//! --community`). Communities the caller's node merely claims (`[mcp]
+//! caller_communities`) count only in a rule that opts in with
+//! `claimed_communities = true`, and a call allowed that way says so.
 //!
 //! ```toml
 //! [[access]]
 //! name = "finance only"              # optional, shown in denials and logs
 //! prefixes = ["finance/*"]           # tools these rules cover (default: all)
 //! caller_asns = [65001, "own"]       # "own" is this node's AS
-//! caller_communities = ["finance"]   # any of these, claimed by the caller
+//! caller_communities = ["finance"]   # any of these, in the caller's certificate
 //! action = "allow"
 //!
 //! [[access]]
@@ -68,6 +74,10 @@ pub struct AccessRuleConfig {
     pub caller_communities: Vec<String>,
     #[serde(default, alias = "any-caller")]
     pub any_caller: bool,
+    /// Also match `caller_communities` the caller's node claims without a
+    /// certificate vouching for them (an opt-in: anyone can claim any).
+    #[serde(default, alias = "claimed-communities")]
+    pub claimed_communities: bool,
     pub action: AccessAction,
 }
 
@@ -100,6 +110,7 @@ struct Rule {
     prefixes: Vec<Prefix>,
     asns: Vec<Asn>,
     communities: Vec<Community>,
+    claimed: bool,
     any: bool,
     action: AccessAction,
 }
@@ -115,7 +126,11 @@ pub struct AccessPolicy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller<'a> {
     pub asn: Asn,
-    pub communities: &'a [Community],
+    /// Communities an authority vouched for in the caller's certificate.
+    pub certified: &'a [Community],
+    /// Communities the caller's node claims (signed by it, vouched for by
+    /// nobody).
+    pub claimed: &'a [Community],
 }
 
 /// The verdict, with what decided it (for denials and logs).
@@ -124,6 +139,9 @@ pub struct AccessDecision {
     pub action: AccessAction,
     /// `rule 2 ("finance only")`, or `default`.
     pub by: String,
+    /// The rule matched only on this community, which the caller claims
+    /// without a certificate vouching for it (the rule opted in).
+    pub claimed: Option<Community>,
 }
 
 impl AccessDecision {
@@ -189,6 +207,7 @@ impl AccessPolicy {
                 prefixes,
                 asns,
                 communities,
+                claimed: r.claimed_communities,
                 any: r.any_caller,
                 action: r.action,
             });
@@ -210,19 +229,32 @@ impl AccessPolicy {
             if !covers {
                 continue;
             }
-            let matches = r.any
+            let proven = r.any
                 || r.asns.contains(&caller.asn)
-                || r.communities.iter().any(|c| caller.communities.contains(c));
-            if matches {
+                || r.communities.iter().any(|c| caller.certified.contains(c));
+            if proven {
                 return AccessDecision {
                     action: r.action,
                     by: r.label.clone(),
+                    claimed: None,
+                };
+            }
+            let claimed = r
+                .communities
+                .iter()
+                .find(|c| r.claimed && caller.claimed.contains(c));
+            if let Some(c) = claimed {
+                return AccessDecision {
+                    action: r.action,
+                    by: format!("{} on the claimed community {c}", r.label),
+                    claimed: Some(c.clone()),
                 };
             }
         }
         AccessDecision {
             action: self.default,
             by: "default".into(),
+            claimed: None,
         }
     }
 }
@@ -266,7 +298,8 @@ mod tests {
         let d = finance().decide(
             &Caller {
                 asn: Asn(65001),
-                communities: &[],
+                certified: &[],
+                claimed: &[],
             },
             &p("finance/ledger/post"),
         );
@@ -279,7 +312,8 @@ mod tests {
         let d = finance().decide(
             &Caller {
                 asn: Asn(65003),
-                communities: &[],
+                certified: &[],
+                claimed: &[],
             },
             &p("finance/x"),
         );
@@ -287,16 +321,48 @@ mod tests {
     }
 
     #[test]
-    fn claimed_community_matches() {
+    fn a_certified_community_matches_a_claimed_one_only_where_a_rule_opts_in() {
         let c = [Community::named("finance").unwrap()];
-        let d = finance().decide(
-            &Caller {
-                asn: Asn(65009),
-                communities: &c,
-            },
-            &p("finance/x"),
-        );
+        let certified = Caller {
+            asn: Asn(65009),
+            certified: &c,
+            claimed: &[],
+        };
+        let d = finance().decide(&certified, &p("finance/x"));
         assert!(d.allowed());
+        assert_eq!(d.claimed, None);
+        // Claimed by the caller's node, vouched for by nobody: the rule
+        // does not match, and the next one denies.
+        let claiming = Caller {
+            asn: Asn(65009),
+            certified: &[],
+            claimed: &c,
+        };
+        let d = finance().decide(&claiming, &p("finance/x"));
+        assert!(!d.allowed());
+        assert_eq!(d.by, "rule 2");
+        // A rule that opts in accepts the claim, and says so.
+        let opt_in = FINANCE.replacen(
+            "caller_communities = [\"finance\"]",
+            "caller_communities = [\"finance\"]\n        claimed_communities = true",
+            1,
+        );
+        let policy =
+            AccessPolicy::compile(Asn(65003), &rules(&opt_in), AccessAction::Allow).unwrap();
+        let d = policy.decide(&claiming, &p("finance/x"));
+        assert!(d.allowed());
+        assert_eq!(d.claimed, Some(c[0].clone()));
+        assert_eq!(
+            d.by,
+            "rule 1 (\"finance only\") on the claimed community finance"
+        );
+        // A certificate still wins over a claim in the same rule.
+        let both = Caller {
+            asn: Asn(65009),
+            certified: &c,
+            claimed: &c,
+        };
+        assert_eq!(policy.decide(&both, &p("finance/x")).claimed, None);
     }
 
     #[test]
@@ -304,7 +370,8 @@ mod tests {
         let d = finance().decide(
             &Caller {
                 asn: Asn(65002),
-                communities: &[],
+                certified: &[],
+                claimed: &[],
             },
             &p("finance/x"),
         );
@@ -317,7 +384,8 @@ mod tests {
         let d = finance().decide(
             &Caller {
                 asn: Asn(65002),
-                communities: &[],
+                certified: &[],
+                claimed: &[],
             },
             &p("utility/time/now"),
         );
@@ -329,7 +397,8 @@ mod tests {
                 .decide(
                     &Caller {
                         asn: Asn(65002),
-                        communities: &[]
+                        certified: &[],
+                        claimed: &[]
                     },
                     &p("utility/time/now")
                 )

@@ -21,6 +21,9 @@ impl std::fmt::Debug for Signature {
     }
 }
 
+/// Most communities one certificate may vouch for.
+pub const MAX_CERT_COMMUNITIES: usize = 32;
+
 /// Binds an ASN to a node key. See `crate::identity` for how one is issued
 /// and verified.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -32,6 +35,12 @@ pub struct AsnCert {
     /// `None` for a self-signed certificate (a derived ASN, or one a peer
     /// entry pins), else the authority's public key.
     pub issuer: Option<NodeId>,
+    /// Communities the issuer vouches the node belongs to (`finance`),
+    /// sorted and deduplicated; what `[[access]]` rules match callers on.
+    /// Meaningful only in an issued certificate: in a self-signed one they
+    /// are the node's own claim.
+    #[serde(default)]
+    pub communities: Vec<crate::core::community::Community>,
     pub signature: Signature,
 }
 

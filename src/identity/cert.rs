@@ -8,11 +8,15 @@
 //!
 //! Signed bytes (see docs/wire.md): `"agent-bgp/v1/asn-cert\0"` followed by
 //! the deterministic CBOR array
-//! `[asn, node (32 bytes), not_before, not_after, issuer (32 bytes) / null]`.
+//! `[asn, node (32 bytes), not_before, not_after, issuer (32 bytes) / null]`,
+//! with a sixth element, the certified communities as text
+//! (`[* text]`, sorted), when there are any.
 
 use sha2::{Digest, Sha256};
 
 use super::key::{NodeKey, SigError};
+use crate::core::community::Community;
+pub use crate::core::proof::MAX_CERT_COMMUNITIES;
 use crate::core::proof::{AsnCert, Signature};
 use crate::core::{Asn, Millis, NodeId};
 use crate::wire::canon::CanonWriter;
@@ -69,16 +73,19 @@ pub fn cert_kind(cert: &AsnCert) -> CertKind {
     }
 }
 
-/// The bytes a certificate's signature covers.
+/// The bytes a certificate's signature covers (the communities only
+/// when there are some, so certificates without any sign what they always
+/// signed).
 pub fn cert_signed_bytes(
     asn: Asn,
     node: &NodeId,
     not_before: Millis,
     not_after: Millis,
     issuer: Option<&NodeId>,
+    communities: &[Community],
 ) -> Vec<u8> {
     let mut w = CanonWriter::with_domain(CERT_DOMAIN);
-    w.array(5)
+    w.array(if communities.is_empty() { 5 } else { 6 })
         .uint(u64::from(asn.0))
         .bytes(node.as_bytes())
         .uint(not_before.0)
@@ -87,6 +94,12 @@ pub fn cert_signed_bytes(
         Some(i) => w.bytes(i.as_bytes()),
         None => w.null(),
     };
+    if !communities.is_empty() {
+        w.array(communities.len());
+        for c in communities {
+            w.text(&c.to_string());
+        }
+    }
     w.finish()
 }
 
@@ -104,6 +117,7 @@ pub fn signed_bytes_of(cert: &AsnCert) -> Vec<u8> {
         cert.not_before,
         cert.not_after,
         cert.issuer.as_ref(),
+        &cert.communities,
     )
 }
 
@@ -124,6 +138,8 @@ pub enum IssueError {
         not_before: Millis,
         not_after: Millis,
     },
+    #[error("{count} communities: a certificate vouches for at most {MAX_CERT_COMMUNITIES}")]
+    TooManyCommunities { count: usize },
 }
 
 fn window(not_before: Millis, not_after: Millis) -> Result<(), IssueError> {
@@ -157,13 +173,21 @@ pub fn self_signed_cert(
 ) -> Result<AsnCert, IssueError> {
     window(not_before, not_after)?;
     let node = key.node_id();
-    let signature = key.sign(&cert_signed_bytes(asn, &node, not_before, not_after, None));
+    let signature = key.sign(&cert_signed_bytes(
+        asn,
+        &node,
+        not_before,
+        not_after,
+        None,
+        &[],
+    ));
     Ok(AsnCert {
         asn,
         node,
         not_before,
         not_after,
         issuer: None,
+        communities: Vec::new(),
         signature,
     })
 }
@@ -177,7 +201,27 @@ pub fn issue_cert(
     not_before: Millis,
     not_after: Millis,
 ) -> Result<AsnCert, IssueError> {
+    issue_cert_with_communities(authority, node, asn, not_before, not_after, Vec::new())
+}
+
+/// [`issue_cert`] that also vouches for the node's `communities` (callers
+/// in `finance`, say), which `[[access]]` rules then trust.
+pub fn issue_cert_with_communities(
+    authority: &NodeKey,
+    node: NodeId,
+    asn: Asn,
+    not_before: Millis,
+    not_after: Millis,
+    mut communities: Vec<Community>,
+) -> Result<AsnCert, IssueError> {
     window(not_before, not_after)?;
+    communities.sort();
+    communities.dedup();
+    if communities.len() > MAX_CERT_COMMUNITIES {
+        return Err(IssueError::TooManyCommunities {
+            count: communities.len(),
+        });
+    }
     let issuer = authority.node_id();
     let signature: Signature = authority.sign(&cert_signed_bytes(
         asn,
@@ -185,6 +229,7 @@ pub fn issue_cert(
         not_before,
         not_after,
         Some(&issuer),
+        &communities,
     ));
     Ok(AsnCert {
         asn,
@@ -192,6 +237,7 @@ pub fn issue_cert(
         not_before,
         not_after,
         issuer: Some(issuer),
+        communities,
         signature,
     })
 }
@@ -259,6 +305,53 @@ mod tests {
     }
 
     #[test]
+    fn certified_communities_are_signed_by_the_authority() {
+        let auth = key(9);
+        let node = key(2).node_id();
+        let gold = Community::named("gold").unwrap();
+        let fin = Community::named("finance").unwrap();
+        let c = issue_cert_with_communities(
+            &auth,
+            node,
+            Asn(65001),
+            Millis(0),
+            Millis(5),
+            vec![gold.clone(), fin.clone(), gold.clone()],
+        )
+        .unwrap();
+        assert_eq!(c.communities, vec![fin.clone(), gold.clone()]);
+        assert_eq!(verify_cert_signature(&c), Ok(()));
+        // Adding, removing or changing one breaks the signature.
+        for tampered in [
+            vec![fin.clone()],
+            vec![
+                fin.clone(),
+                gold.clone(),
+                Community::named("admin").unwrap(),
+            ],
+            Vec::new(),
+        ] {
+            let mut t = c.clone();
+            t.communities = tampered;
+            assert_eq!(verify_cert_signature(&t), Err(SigError::Invalid));
+        }
+        // Without communities the signed bytes are those of before.
+        let plain = issue_cert(&auth, node, Asn(65001), Millis(0), Millis(5)).unwrap();
+        assert_eq!(
+            signed_bytes_of(&plain)[CERT_DOMAIN.len()],
+            0x85,
+            "a 5-element array"
+        );
+        let many: Vec<Community> = (0..33)
+            .map(|i| Community::named(&format!("c{i}")).unwrap())
+            .collect();
+        assert!(matches!(
+            issue_cert_with_communities(&auth, node, Asn(65001), Millis(0), Millis(5), many),
+            Err(IssueError::TooManyCommunities { count: 33 })
+        ));
+    }
+
+    #[test]
     fn empty_validity_window_is_refused() {
         assert!(matches!(
             derived_cert(&key(1), Millis(10), Millis(9)),
@@ -268,7 +361,7 @@ mod tests {
 
     #[test]
     fn signed_bytes_are_domain_tag_then_cbor_array() {
-        let b = cert_signed_bytes(Asn(1), &NodeId([0xaa; 32]), Millis(2), Millis(3), None);
+        let b = cert_signed_bytes(Asn(1), &NodeId([0xaa; 32]), Millis(2), Millis(3), None, &[]);
         let mut want = b"agent-bgp/v1/asn-cert\0".to_vec();
         want.extend_from_slice(&[0x85, 0x01, 0x58, 0x20]);
         want.extend_from_slice(&[0xaa; 32]);

@@ -70,6 +70,9 @@ mod k {
         pub const NOT_AFTER: u64 = 3;
         pub const ISSUER: u64 = 4;
         pub const SIGNATURE: u64 = 5;
+        /// Certified communities (a required key: it changes what the
+        /// signature covers).
+        pub const COMMUNITIES: u64 = 6;
     }
     pub mod update {
         pub const ATTRS: u64 = 0;
@@ -256,19 +259,42 @@ pub fn encode_cert(c: &AsnCert) -> Value {
         m.put(ISSUER, bytes(i.as_bytes()));
     }
     m.put(SIGNATURE, bytes(&c.signature.0));
+    m.put_if(!c.communities.is_empty(), COMMUNITIES, || {
+        Value::Array(c.communities.iter().map(encode_community).collect())
+    });
     m.build()
 }
 
 pub fn decode_cert(v: &Value) -> Result<AsnCert, FieldError> {
     use k::cert::*;
     let f = Fields::parse(v)?;
-    f.check_known(&[ASN, NODE, NOT_BEFORE, NOT_AFTER, ISSUER, SIGNATURE])?;
+    f.check_known(&[
+        ASN,
+        NODE,
+        NOT_BEFORE,
+        NOT_AFTER,
+        ISSUER,
+        SIGNATURE,
+        COMMUNITIES,
+    ])?;
+    let mut communities = f.read_or(COMMUNITIES, "communities", Vec::new(), |v| {
+        list_of(
+            v,
+            Bound::Communities,
+            crate::core::proof::MAX_CERT_COMMUNITIES,
+            decode_community,
+        )
+    })?;
+    // The signature covers the sorted set: a sender that did not sort
+    // loses nothing, one that repeated a community does not verify.
+    communities.sort();
     Ok(AsnCert {
         asn: f.read(ASN, "asn", asn_of)?,
         node: f.read(NODE, "node", node_of)?,
         not_before: f.read(NOT_BEFORE, "not_before", millis_of)?,
         not_after: f.read(NOT_AFTER, "not_after", millis_of)?,
         issuer: f.read_or(ISSUER, "issuer", None, |v| node_of(v).map(Some))?,
+        communities,
         signature: f.read(SIGNATURE, "signature", sig_of)?,
     })
 }

@@ -360,10 +360,19 @@ impl Forwarder {
                 return self.refuse(key, &call, e, out);
             }
         }
+        // An authority vouches for the communities in an issued
+        // certificate (verified above for calls from peers; ours for calls
+        // from the front); a self-signed one only repeats the node's claim.
+        let certified = o
+            .cert
+            .as_deref()
+            .filter(|c| c.issuer.is_some())
+            .map_or(&[][..], |c| c.communities.as_slice());
         let decision = self.access.decide(
             &Caller {
                 asn: o.caller_asn,
-                communities: &o.communities,
+                certified,
+                claimed: &o.communities,
             },
             &prefix,
         );
@@ -408,6 +417,7 @@ impl Forwarder {
             caller_asn: o.caller_asn,
             prefix,
             arguments: call.arguments,
+            claimed_community: decision.claimed,
         }));
     }
 }

@@ -163,6 +163,9 @@ pub struct Delivery {
     pub caller_asn: Asn,
     /// The route prefix the tool is served under.
     pub prefix: Prefix,
+    /// Access was granted only on this community, which the caller claims
+    /// without a certificate vouching for it (a rule opted in): logged.
+    pub claimed_community: Option<crate::core::community::Community>,
 }
 
 /// A call in flight at this hop.

@@ -171,6 +171,7 @@ fn our_open_carries_config_and_cert() {
         not_before: Millis(0),
         not_after: Millis(u64::MAX),
         issuer: None,
+        communities: Vec::new(),
         signature: crate::core::proof::Signature([0; 64]),
     });
     let mut s = new(cfg()

@@ -415,6 +415,17 @@ impl McpPlane {
     /// nothing to run (a DESCRIBE is answered from the hosted tools,
     /// arguments that are not an object are refused), its end at once.
     fn deliver(&mut self, now: Micros, d: Delivery) -> Delivered {
+        if let Some(c) = &d.claimed_community {
+            // A rule opted in to communities nobody vouched for: the log
+            // says the call ran on the caller's word alone.
+            tracing::warn!(
+                call = %d.call_id,
+                caller_asn = %d.caller_asn,
+                community = %c,
+                prefix = %d.prefix,
+                "call allowed on a community the caller claims without a certificate vouching for it"
+            );
+        }
         let done = |outcome| Delivered::Now(CallEvent::LocalDone { id: d.id, outcome });
         let hosted = self.hosted.get(&d.agent);
         let item = hosted.and_then(|h| h.items.get(&d.prefix));

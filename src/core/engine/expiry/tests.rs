@@ -30,6 +30,7 @@ fn attested(prefix: &str, n: u64, asn: u32, expires: Millis) -> Route {
                 not_before: Millis(0),
                 not_after: Millis(u64::MAX),
                 issuer: None,
+                communities: Vec::new(),
                 signature: Signature([0; 64]),
             }),
             expires,

@@ -198,6 +198,7 @@ fn relayed_proof(announcer: u64) -> Arc<RouteProof> {
             not_before: Millis(0),
             not_after: Millis(u64::MAX),
             issuer: None,
+            communities: Vec::new(),
             signature: Signature([0; 64]),
         })
     };
