@@ -677,3 +677,125 @@ fn nodes_outside_the_federation_get_no_session_and_no_routes() {
     }
     assert_eq!(pa.established_count(), 0);
 }
+
+fn metric(p: &Proc, name: &str) -> Option<f64> {
+    let (code, metrics) = p.admin_request("GET", "/metrics", None);
+    (code == 200).then_some(())?;
+    metrics
+        .lines()
+        .find(|l| l.starts_with(&format!("{name} ")))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+}
+
+fn communities_of(p: &Proc, prefix: &str) -> Vec<String> {
+    p.route(prefix)
+        .and_then(|r| r["communities"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|c| c.as_str().map(str::to_string))
+        .collect()
+}
+
+/// The federation's origin authorisations travel with the invitation and a
+/// community the inviter vouches for goes into the joiner's certificate:
+/// the creator authorises its own AS for `finance/*`, invites a node as a
+/// `finance` member, and each side then checks the other's finance routes
+/// against the authorisation.
+#[test]
+fn invitations_carry_the_federations_authorisations_and_certified_communities() {
+    let root = tempfile::tempdir().unwrap();
+    let a_dir = create(root.path(), "a", "corp", free_base());
+    let (ok, token, err) = run(&[
+        "federation",
+        "authorize",
+        "--dir",
+        a_dir.to_str().unwrap(),
+        "--prefix",
+        "finance/*",
+    ]);
+    assert!(ok, "federation authorize: {err}");
+    let token = token.trim().to_string();
+    assert!(token.starts_with("abgp-roa1:"), "{token}");
+    assert!(err.contains("AS64512 may originate finance/*"), "{err}");
+    // Recorded, and in the creator's own node.toml, which still parses and
+    // keeps its comments.
+    let a_toml = std::fs::read_to_string(a_dir.join("node.toml")).unwrap();
+    assert!(a_toml.contains(&token), "{a_toml}");
+    assert!(a_toml.contains("# Origin authorisations"), "comments kept");
+    let (ok, status, _) = run(&["federation", "status", "--dir", a_dir.to_str().unwrap()]);
+    assert!(ok && status.contains("AS64512      finance/*"), "{status}");
+    // An ASN outside the federation is refused.
+    let (ok, _, err) = run(&[
+        "federation",
+        "authorize",
+        "--dir",
+        a_dir.to_str().unwrap(),
+        "--prefix",
+        "x/*",
+        "--asn",
+        "70000",
+    ]);
+    assert!(
+        !ok && err.contains("not one of the federation's ASNs"),
+        "{err}"
+    );
+
+    let mut inv = Inviter::start_with(
+        Command::new(BIN),
+        &a_dir,
+        "127.0.0.1:0",
+        "10m",
+        &["--community", "finance"],
+    );
+    let (ok, out, err) = join(root.path(), "b", &inv.token);
+    assert!(ok, "join: {err}");
+    assert!(out.contains("communities finance"), "{out}");
+    assert!(out.contains("origin authorisations 1"), "{out}");
+    assert!(inv.wait(), "{}", inv.log());
+    let b_dir = root.path().join("b");
+    let b_toml = std::fs::read_to_string(b_dir.join("node.toml")).unwrap();
+    assert!(b_toml.contains(&token), "the joiner got the authorisation");
+    let (ok, cert, err) = run(&[
+        "asn",
+        "verify",
+        "--cert",
+        b_dir.join("node.cert").to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(cert.contains("communities  finance"), "{cert}");
+
+    // Both run: A's finance agent is valid at B; B's, in A's authorised
+    // space, is rejected at A.
+    let a = node_dir(&a_dir, "a");
+    let b = node_dir(&b_dir, "b");
+    let pa = Proc::start(&a);
+    let pb = Proc::start(&b);
+    add_agent(
+        Command::new(BIN),
+        &a.dir.join("node.toml"),
+        "fa",
+        "finance/a/*",
+    );
+    add_agent(
+        Command::new(BIN),
+        &b.dir.join("node.toml"),
+        "fb",
+        "finance/b/*",
+    );
+    add_agent(Command::new(BIN), &b.dir.join("node.toml"), "eb", "eng/b/*");
+    wait_for("A's finance route at B, marked valid", CONVERGE, || {
+        communities_of(&pb, "finance/a/echo")
+            .contains(&"origin-valid".to_string())
+            .then_some(())
+    });
+    wait_for("B's other route at A, marked not-found", CONVERGE, || {
+        communities_of(&pa, "eng/b/echo")
+            .contains(&"origin-not-found".to_string())
+            .then_some(())
+    });
+    wait_for("B's finance routes rejected at A", CONVERGE, || {
+        metric(&pa, "abgp_route_origin_invalid_rejected_total").filter(|n| *n >= 1.0)
+    });
+    assert!(pa.route("finance/b/echo").is_none());
+}

@@ -208,34 +208,46 @@ fn issue(a: IssueArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn authorize(a: AuthorizeArgs) -> anyhow::Result<ExitCode> {
-    use agent_bgp::identity::roa::Authorization;
-    let asn: Asn = a.asn.parse().map_err(|e| anyhow::anyhow!("--asn: {e}"))?;
+/// Signs "AS `asn` may originate `prefix` (to `max_depth`, default its
+/// depth plus 8) for `days` days" with `authority` (`abgp asn authorize`,
+/// `abgp federation authorize`).
+pub(crate) fn issue_authorization(
+    authority: &NodeKey,
+    prefix: &str,
+    asn: Asn,
+    max_depth: Option<u8>,
+    days: u64,
+) -> anyhow::Result<agent_bgp::identity::roa::Authorization> {
     let prefix =
-        agent_bgp::core::Prefix::new(&a.prefix).map_err(|e| anyhow::anyhow!("--prefix: {e}"))?;
-    if a.days == 0 {
+        agent_bgp::core::Prefix::new(prefix).map_err(|e| anyhow::anyhow!("--prefix: {e}"))?;
+    if days == 0 {
         bail!("--days must be at least 1");
     }
     let depth = u8::try_from(prefix.depth()).unwrap_or(u8::MAX);
-    let max_depth = a.max_depth.unwrap_or(depth.saturating_add(8));
-    let authority = NodeKey::load(&a.authority_key)
-        .with_context(|| format!("loading {}", a.authority_key.display()))?;
+    let max_depth = max_depth.unwrap_or(depth.saturating_add(8));
     let t = now();
-    let roa = Authorization::issue(
-        &authority,
+    agent_bgp::identity::roa::Authorization::issue(
+        authority,
         prefix,
         max_depth,
         asn,
         Millis(t.0.saturating_sub(3_600_000)),
-        t.saturating_add_ms(a.days.saturating_mul(DAY_MS)),
+        t.saturating_add_ms(days.saturating_mul(DAY_MS)),
     )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn authorize(a: AuthorizeArgs) -> anyhow::Result<ExitCode> {
+    let asn: Asn = a.asn.parse().map_err(|e| anyhow::anyhow!("--asn: {e}"))?;
+    let authority = NodeKey::load(&a.authority_key)
+        .with_context(|| format!("loading {}", a.authority_key.display()))?;
+    let roa = issue_authorization(&authority, &a.prefix, asn, a.max_depth, a.days)?;
     println!("{}", roa.to_token());
     eprintln!(
         "AS{} may originate {} (to depth {}), signed by {}, for {} days. Nodes that trust this authority add the line above to [trust] authorizations.",
         asn.0,
         roa.prefix,
-        max_depth,
+        roa.max_depth,
         authority.node_id(),
         a.days
     );

@@ -5,8 +5,9 @@
 //! | command | what it does |
 //! |---|---|
 //! | `abgp federation create NAME --dir DIR [--asns A-B] [--ports P] [--days D]` | an authority key (`federation.key`, 0600) kept in DIR, and a node in DIR that is the federation's first member (the first ASN of the range, the federation preset) |
-//! | `abgp federation invite --dir DIR [--expires 1h] [--listen ADDR] [--out FILE]` | prints an `abgp1-...` token offering the next ASN, then waits (up to the expiry) for the joiner's `abgp init --join` to claim it, and issues its certificate |
-//! | `abgp federation status --dir DIR` | the federation, its members and open invitations |
+//! | `abgp federation invite --dir DIR [--expires 1h] [--listen ADDR] [--out FILE] [--community C]...` | prints an `abgp1-...` token offering the next ASN, then waits (up to the expiry) for the joiner's `abgp init --join` to claim it, and issues its certificate |
+//! | `abgp federation authorize --dir DIR --prefix P [--asn N] [--max-depth D] [--days D]` | signs an origin authorisation (AS N, default the creator's, may originate P) with the federation's authority, records it, adds it to DIR/node.toml; every node that joins from then on gets it with its certificate |
+//! | `abgp federation status --dir DIR` | the federation, its members, open invitations and origin authorisations |
 //!
 //! The claim exchange is one TCP connection to the inviter: a length-prefixed
 //! CBOR [`Claim`] (the joiner's node id, signed with the token's one-time
@@ -37,13 +38,16 @@ use agent_bgp::config::template::{
     federation_policy, render,
 };
 use agent_bgp::config::{AsnSetting, NodeConfig};
+use agent_bgp::core::community::Community;
 use agent_bgp::core::ids::{Asn, Millis, NodeId};
 use agent_bgp::core::proof::AsnCert;
-use agent_bgp::identity::cert::{in_derived_range, verify_cert_signature};
+use agent_bgp::identity::cert::{
+    in_derived_range, issue_cert_with_communities, verify_cert_signature,
+};
 use agent_bgp::identity::invite::{
     self, Answer, Claim, Invite, MAX_ADDRESSES, Token, frame_len, valid_federation_name,
 };
-use agent_bgp::identity::{NodeKey, issue_cert, peer_id_of};
+use agent_bgp::identity::{NodeKey, peer_id_of};
 
 use super::init::{CERT_FILE_NAME, NewNode, write_node};
 
@@ -70,6 +74,9 @@ pub enum FederationCommand {
     Create(CreateArgs),
     /// Invite one node: print a token, then wait for it to be claimed.
     Invite(InviteArgs),
+    /// Let an AS of the federation originate a prefix (an origin
+    /// authorisation every member checks routes against).
+    Authorize(FederationAuthorizeArgs),
     /// Show the federation, its members and open invitations.
     Status {
         /// The creator's node directory.
@@ -115,12 +122,38 @@ pub struct InviteArgs {
     /// mDNS (on a LAN) or its own bootstrap configuration only.
     #[arg(long)]
     pub no_bootstrap: bool,
+    /// A community the federation vouches the joiner belongs to, signed
+    /// into its certificate (repeat for more): origins' `[[access]]` rules
+    /// match callers on these.
+    #[arg(long = "community", value_name = "COMMUNITY")]
+    pub communities: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct FederationAuthorizeArgs {
+    /// The creator's node directory (from `abgp federation create`).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// The prefix, e.g. `finance/*`.
+    #[arg(long)]
+    pub prefix: String,
+    /// The AS that may originate it (a member's; default: the creator's).
+    #[arg(long)]
+    pub asn: Option<u32>,
+    /// The deepest prefix (in segments) it covers; default: the prefix's
+    /// own depth plus 8.
+    #[arg(long)]
+    pub max_depth: Option<u8>,
+    /// Days it is valid, from now.
+    #[arg(long, default_value_t = 365)]
+    pub days: u64,
 }
 
 pub fn federation(c: FederationCommand) -> anyhow::Result<ExitCode> {
     match c {
         FederationCommand::Create(a) => create(a),
         FederationCommand::Invite(a) => invite_cmd(a),
+        FederationCommand::Authorize(a) => authorize(a),
         FederationCommand::Status { dir } => status(&dir),
     }
 }
@@ -147,6 +180,10 @@ struct State {
     creator: String,
     next_asn: u32,
     invites: Vec<InviteRecord>,
+    /// Origin authorisations signed by the authority (`abgp-roa1:`
+    /// tokens): sent to every node that joins.
+    #[serde(default)]
+    authorizations: Vec<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -157,6 +194,9 @@ struct InviteRecord {
     claimed_by: Option<String>,
     /// The certificate issued to `claimed_by` (hex of its CBOR).
     cert: Option<String>,
+    /// Communities signed into the certificate (`--community`).
+    #[serde(default)]
+    communities: Vec<String>,
 }
 
 impl State {
@@ -229,11 +269,34 @@ fn load_authority(dir: &Path) -> anyhow::Result<NodeKey> {
     NodeKey::load(&path).with_context(|| format!("loading the authority key {}", path.display()))
 }
 
-fn issue_for(authority: &NodeKey, node: NodeId, asn: Asn, days: u64) -> anyhow::Result<AsnCert> {
+fn issue_for(
+    authority: &NodeKey,
+    node: NodeId,
+    asn: Asn,
+    days: u64,
+    communities: &[String],
+) -> anyhow::Result<AsnCert> {
     let t = now();
     let not_before = Millis(t.0.saturating_sub(BACKDATE_MS));
     let not_after = t.saturating_add_ms(days.saturating_mul(DAY_MS));
-    issue_cert(authority, node, asn, not_before, not_after).map_err(|e| anyhow::anyhow!("{e}"))
+    issue_cert_with_communities(
+        authority,
+        node,
+        asn,
+        not_before,
+        not_after,
+        parse_communities(communities)?,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn parse_communities(list: &[String]) -> anyhow::Result<Vec<Community>> {
+    list.iter()
+        .map(|c| {
+            c.parse::<Community>()
+                .map_err(|e| anyhow::anyhow!("--community: {e}"))
+        })
+        .collect()
 }
 
 fn cert_hex(c: &AsnCert) -> String {
@@ -257,11 +320,13 @@ pub(crate) fn member_settings(
     asn: Asn,
     port_base: u16,
     bootstrap: Vec<String>,
+    authorizations: Vec<String>,
 ) -> (String, String) {
     let s = Settings {
         certificate: Some(CERT_FILE_NAME.into()),
         port_base,
         bootstrap,
+        authorizations,
         anchor: Some(AnchorPreset {
             name: federation.to_string(),
             key: anchor,
@@ -316,9 +381,16 @@ fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
     let authority = NodeKey::generate();
     let key = NodeKey::generate();
     let asn = Asn(asns.0);
-    let cert = issue_for(&authority, key.node_id(), asn, a.days)?;
-    let (config, policy) =
-        member_settings(&a.name, authority.node_id(), asns, asn, a.ports, Vec::new());
+    let cert = issue_for(&authority, key.node_id(), asn, a.days, &[])?;
+    let (config, policy) = member_settings(
+        &a.name,
+        authority.node_id(),
+        asns,
+        asn,
+        a.ports,
+        Vec::new(),
+        Vec::new(),
+    );
     let written = write_node(NewNode {
         dir: &a.dir,
         key: &key,
@@ -339,6 +411,7 @@ fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
                     creator: key.node_id().to_string(),
                     next_asn: asns.0 + 1,
                     invites: Vec::new(),
+                    authorizations: Vec::new(),
                 },
             )
         }),
@@ -428,6 +501,13 @@ fn parse_expiry(s: &str) -> anyhow::Result<Duration> {
 
 fn invite_cmd(a: InviteArgs) -> anyhow::Result<ExitCode> {
     let expiry = parse_expiry(&a.expires)?;
+    let communities = parse_communities(&a.communities)?;
+    if communities.len() > agent_bgp::core::proof::MAX_CERT_COMMUNITIES {
+        bail!(
+            "--community: at most {} communities",
+            agent_bgp::core::proof::MAX_CERT_COMMUNITIES
+        );
+    }
     let authority = load_authority(&a.dir)?;
     let bootstrap = if a.no_bootstrap {
         Vec::new()
@@ -477,6 +557,7 @@ fn invite_cmd(a: InviteArgs) -> anyhow::Result<ExitCode> {
             expires_ms: expires.0,
             claimed_by: None,
             cert: None,
+            communities: communities.iter().map(|c| c.to_string()).collect(),
         });
         Ok((text, asn, st.name.clone()))
     })?;
@@ -609,7 +690,7 @@ async fn answer_one(
     let _ = sock.write_all(&answer.to_frame()).await;
     let _ = sock.shutdown().await;
     match answer {
-        Answer::Cert(c) => {
+        Answer::Cert { cert: c, .. } => {
             eprintln!("issued AS{} to node {}", c.asn.0, peer_id_of(&c.node));
             Ok((asn, Some(c.node)))
         }
@@ -630,6 +711,11 @@ fn process_claim(dir: &Path, claim: &Claim, now: Millis) -> anyhow::Result<Answe
             )));
         }
         let days = st.validity_days;
+        let authorizations = st.authorizations.clone();
+        let answer = |cert| Answer::Cert {
+            cert,
+            authorizations: authorizations.clone(),
+        };
         let Some(rec) = st.invites.iter_mut().find(|r| r.asn == claim.asn.0) else {
             return Ok(Answer::Refused(format!(
                 "federation {:?} has no invitation for AS{}",
@@ -653,7 +739,7 @@ fn process_claim(dir: &Path, claim: &Claim, now: Millis) -> anyhow::Result<Answe
                 && let Some(c) = &rec.cert
             {
                 // The same node asking again (its answer was lost).
-                return Ok(Answer::Cert(cert_from_hex(c)?));
+                return Ok(answer(cert_from_hex(c)?));
             }
             let by: NodeId = by
                 .parse()
@@ -670,10 +756,10 @@ fn process_claim(dir: &Path, claim: &Claim, now: Millis) -> anyhow::Result<Answe
             )));
         }
         let authority = load_authority(dir)?;
-        let cert = issue_for(&authority, claim.node, claim.asn, days)?;
+        let cert = issue_for(&authority, claim.node, claim.asn, days, &rec.communities)?;
         rec.claimed_by = Some(node_hex);
         rec.cert = Some(cert_hex(&cert));
-        Ok(Answer::Cert(cert))
+        Ok(answer(cert))
     })
 }
 
@@ -695,12 +781,18 @@ pub(crate) enum ClaimFailure {
 
 /// Sends `claim` to the inviter's claim addresses in turn; the first that
 /// answers decides.
-pub(crate) fn claim_cert(invite: &Invite, claim: &Claim) -> Result<AsnCert, ClaimFailure> {
+pub(crate) fn claim_cert(
+    invite: &Invite,
+    claim: &Claim,
+) -> Result<(AsnCert, Vec<String>), ClaimFailure> {
     let frame = claim.to_frame();
     let mut errors = Vec::new();
     for addr in &invite.claim {
         match try_claim(addr, &frame) {
-            Ok(Answer::Cert(c)) => return Ok(c),
+            Ok(Answer::Cert {
+                cert,
+                authorizations,
+            }) => return Ok((cert, authorizations)),
             Ok(Answer::Refused(why)) => return Err(ClaimFailure::Refused(why)),
             Err(e) => errors.push(format!("{addr}: {e}")),
         }
@@ -753,6 +845,98 @@ pub(crate) fn check_issued(
     Ok(())
 }
 
+/// Checks the origin authorisations the inviter sent: each a token signed
+/// by the federation's authority (the node would refuse any other at
+/// start).
+pub(crate) fn check_authorizations(invite: &Invite, tokens: &[String]) -> anyhow::Result<()> {
+    for (i, t) in tokens.iter().enumerate() {
+        let roa = agent_bgp::identity::roa::Authorization::from_token(t)
+            .map_err(|e| anyhow::anyhow!("the inviter sent origin authorisation {i}: {e}"))?;
+        if roa.issuer != invite.anchor {
+            bail!(
+                "the inviter sent origin authorisation {i} ({}), not signed by the federation's authority",
+                roa.prefix
+            );
+        }
+    }
+    Ok(())
+}
+
+// ---- authorize ----
+
+fn authorize(a: FederationAuthorizeArgs) -> anyhow::Result<ExitCode> {
+    let authority = load_authority(&a.dir)?;
+    let config_path = a.dir.join(agent_bgp::config::CONFIG_FILE_NAME);
+    let (token, roa) = with_state(&a.dir, |st| {
+        if st.anchor()? != authority.node_id() {
+            bail!("{AUTHORITY_KEY_FILE} is not the key {STATE_FILE} names as the anchor");
+        }
+        let asn = a.asn.unwrap_or(st.asns.0);
+        if !(st.asns.0..=st.asns.1).contains(&asn) {
+            bail!(
+                "--asn {asn} is not one of the federation's ASNs ({}-{})",
+                st.asns.0,
+                st.asns.1
+            );
+        }
+        if st.authorizations.len() >= invite::MAX_ANSWER_AUTHORIZATIONS {
+            bail!(
+                "the federation already has {} origin authorisations, the most an invitation carries",
+                st.authorizations.len()
+            );
+        }
+        let roa =
+            super::asn::issue_authorization(&authority, &a.prefix, Asn(asn), a.max_depth, a.days)?;
+        let token = roa.to_token();
+        st.authorizations.push(token.clone());
+        Ok((token, roa))
+    })?;
+    add_authorization_to_config(&config_path, &token)?;
+    println!("{token}");
+    eprintln!(
+        "AS{} may originate {} (to depth {}) for {} days. Recorded in {STATE_FILE} and added to \
+         {}'s [trust] authorizations (restart that node to use it). Nodes that join from now on \
+         get it with their certificate; members that joined earlier add the line above to \
+         their [trust] authorizations.",
+        roa.asn.0,
+        roa.prefix,
+        roa.max_depth,
+        a.days,
+        config_path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Appends `token` to `[trust] authorizations` in the node.toml at `path`,
+/// keeping the rest of the file (comments included) as it is, and checks
+/// that the result is still a valid configuration before replacing it.
+fn add_authorization_to_config(path: &Path, token: &str) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut doc: toml_edit::DocumentMut = text
+        .parse()
+        .with_context(|| format!("{} is not TOML", path.display()))?;
+    let trust = doc
+        .entry("trust")
+        .or_insert_with(|| toml_edit::Item::Table(toml_edit::Table::new()))
+        .as_table_like_mut()
+        .ok_or_else(|| anyhow::anyhow!("{}: [trust] is not a table", path.display()))?;
+    let list = trust
+        .entry("authorizations")
+        .or_insert(toml_edit::value(toml_edit::Array::new()))
+        .as_array_mut()
+        .ok_or_else(|| anyhow::anyhow!("{}: trust.authorizations is not a list", path.display()))?;
+    if !list.iter().any(|v| v.as_str() == Some(token)) {
+        list.push(token);
+    }
+    let out = doc.to_string();
+    NodeConfig::parse(&out, path).context("the configuration with the new authorisation")?;
+    let tmp = path.with_extension("toml.tmp");
+    std::fs::write(&tmp, &out).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
+    Ok(())
+}
+
 // ---- status ----
 
 fn status(dir: &Path) -> anyhow::Result<ExitCode> {
@@ -786,6 +970,16 @@ fn status(dir: &Path) -> anyhow::Result<ExitCode> {
             format!("expires in {}s", (r.expires_ms - t.0) / 1000)
         };
         println!("  AS{:<10} {state}", r.asn);
+    }
+    println!("origin authorisations");
+    for t in &st.authorizations {
+        match agent_bgp::identity::roa::Authorization::from_token(t) {
+            Ok(r) => println!(
+                "  AS{:<10} {} (to depth {}, until {} ms since the epoch)",
+                r.asn.0, r.prefix, r.max_depth, r.not_after.0
+            ),
+            Err(e) => println!("  (unreadable: {e})"),
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -243,6 +243,7 @@ fn join(a: &InitArgs, arg: &str) -> anyhow::Result<ExitCode> {
         inv.asn,
         a.ports,
         inv.bootstrap.clone(),
+        Vec::new(),
     );
     // Check the settings before the claim uses the invitation up.
     NodeConfig::parse(&config, &a.dir.join(CONFIG_FILE_NAME))
@@ -263,7 +264,7 @@ fn join(a: &InitArgs, arg: &str) -> anyhow::Result<ExitCode> {
         key
     };
     let claim = token.claim(key.node_id());
-    let cert = match federation::claim_cert(inv, &claim) {
+    let (cert, authorizations) = match federation::claim_cert(inv, &claim) {
         Ok(c) => c,
         Err(e @ federation::ClaimFailure::Refused(_)) => {
             if !resumed {
@@ -283,6 +284,19 @@ fn join(a: &InitArgs, arg: &str) -> anyhow::Result<ExitCode> {
         }
     };
     federation::check_issued(inv, &cert, key.node_id(), federation::now())?;
+    federation::check_authorizations(inv, &authorizations)?;
+    // The federation's origin authorisations go into [trust].
+    let (config, _) = federation::member_settings(
+        &inv.federation,
+        inv.anchor,
+        inv.asns,
+        inv.asn,
+        a.ports,
+        inv.bootstrap.clone(),
+        authorizations.clone(),
+    );
+    NodeConfig::parse(&config, &a.dir.join(CONFIG_FILE_NAME))
+        .context("the invitation's settings with the federation's origin authorisations")?;
     let w = write_node(NewNode {
         dir: &a.dir,
         key: &key,
@@ -294,6 +308,16 @@ fn join(a: &InitArgs, arg: &str) -> anyhow::Result<ExitCode> {
     })?;
     println!("joined federation {:?}", inv.federation);
     println!("  authority   {}", inv.anchor);
+    if !cert.communities.is_empty() {
+        let c: Vec<String> = cert.communities.iter().map(|c| c.to_string()).collect();
+        println!("  communities {} (in the certificate)", c.join(" "));
+    }
+    if !authorizations.is_empty() {
+        println!(
+            "  origin authorisations {} (in [trust] authorizations)",
+            authorizations.len()
+        );
+    }
     w.print(&key, inv.asn, &inv.federation);
     Ok(ExitCode::SUCCESS)
 }

@@ -53,6 +53,8 @@ pub struct Settings {
     pub anchor: Option<AnchorPreset>,
     /// `[policy] file`.
     pub policy_file: Option<String>,
+    /// `[trust] authorizations` (origin authorisation tokens).
+    pub authorizations: Vec<String>,
 }
 
 impl Settings {
@@ -65,6 +67,7 @@ impl Settings {
             bootstrap: Vec::new(),
             anchor: None,
             policy_file: None,
+            authorizations: Vec::new(),
         }
     }
 }
@@ -120,6 +123,7 @@ pub fn render(s: &Settings) -> String {
             if s.anchor.is_some() { "false" } else { "true" },
         )
         .replace("@ANCHORS@\n", &anchors)
+        .replace("@AUTHORIZATIONS@", &toml_list(&s.authorizations))
         .replace(
             "@POLICY_FILE@",
             &format!("{:?}", s.policy_file.as_deref().unwrap_or("")),

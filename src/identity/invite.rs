@@ -16,7 +16,9 @@
 //! signs a [`Claim`] (its node id and the offered ASN) with the claim key
 //! and sends it to the inviter, which checks it against the claim key it
 //! recorded, issues the certificate for that node id once, and refuses any
-//! other node afterwards. The secret never crosses the network: a claim
+//! other node afterwards. With the certificate come the federation's
+//! origin authorisations (`abgp federation authorize`), which the joiner
+//! writes into its `[trust] authorizations`. The secret never crosses the network: a claim
 //! seen on the wire only yields a certificate for the node that made it.
 //!
 //! Bounds: a token is at most [`MAX_TOKEN_CHARS`] characters, a claim
@@ -48,8 +50,11 @@ pub const MAX_ADDRESSES: usize = 8;
 pub const MAX_ADDRESS_CHARS: usize = 256;
 /// Largest claim frame an inviter reads (a claim is about 200 bytes).
 pub const MAX_CLAIM_BYTES: usize = 1024;
-/// Largest answer frame a joiner reads (a certificate is about 200 bytes).
-pub const MAX_ANSWER_BYTES: usize = 16 * 1024;
+/// Largest answer frame a joiner reads (a certificate is about 200 bytes,
+/// an origin authorisation about 250).
+pub const MAX_ANSWER_BYTES: usize = 160 * 1024;
+/// Most origin authorisations an answer carries.
+pub const MAX_ANSWER_AUTHORIZATIONS: usize = 64;
 /// Longest refusal text carried in an answer.
 pub const MAX_REFUSAL_CHARS: usize = 512;
 
@@ -440,8 +445,12 @@ impl Claim {
 /// The inviter's answer to a claim.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
-    /// The certificate issued to the claiming node.
-    Cert(AsnCert),
+    /// The certificate issued to the claiming node, and the federation's
+    /// origin authorisations (`abgp-roa1:` tokens, checked by the joiner).
+    Cert {
+        cert: AsnCert,
+        authorizations: Vec<String>,
+    },
     /// Why the claim was refused (shown to the joiner as is, escaped).
     Refused(String),
 }
@@ -451,10 +460,27 @@ impl Answer {
     pub fn to_frame(&self) -> Vec<u8> {
         use ciborium::Value;
         let v = match self {
-            Answer::Cert(c) => Value::Map(vec![(
-                Value::Text("cert".into()),
-                crate::wire::schema::encode_cert(c),
-            )]),
+            Answer::Cert {
+                cert,
+                authorizations,
+            } => {
+                let mut m = vec![(
+                    Value::Text("cert".into()),
+                    crate::wire::schema::encode_cert(cert),
+                )];
+                if !authorizations.is_empty() {
+                    m.push((
+                        Value::Text("authorizations".into()),
+                        Value::Array(
+                            authorizations
+                                .iter()
+                                .map(|t| Value::Text(t.clone()))
+                                .collect(),
+                        ),
+                    ));
+                }
+                Value::Map(m)
+            }
             Answer::Refused(why) => Value::Map(vec![(
                 Value::Text("refused".into()),
                 Value::Text(why.chars().take(MAX_REFUSAL_CHARS).collect()),
@@ -475,10 +501,38 @@ impl Answer {
         let Value::Map(entries) = v else {
             return Err("not an answer: not a map".into());
         };
+        let cert_of = |v: &Value| {
+            crate::wire::schema::decode_cert(v)
+                .map_err(|e| format!("the certificate does not decode: {e}"))
+        };
         match entries.as_slice() {
-            [(Value::Text(k), cert)] if k == "cert" => crate::wire::schema::decode_cert(cert)
-                .map(Answer::Cert)
-                .map_err(|e| format!("the certificate does not decode: {e}")),
+            [(Value::Text(k), cert)] if k == "cert" => Ok(Answer::Cert {
+                cert: cert_of(cert)?,
+                authorizations: Vec::new(),
+            }),
+            [(Value::Text(k), cert), (Value::Text(a), Value::Array(list))]
+                if k == "cert" && a == "authorizations" =>
+            {
+                if list.len() > MAX_ANSWER_AUTHORIZATIONS {
+                    return Err(format!(
+                        "{} origin authorisations: an answer carries at most {MAX_ANSWER_AUTHORIZATIONS}",
+                        list.len()
+                    ));
+                }
+                let authorizations = list
+                    .iter()
+                    .map(|t| match t {
+                        Value::Text(t) if t.len() <= super::roa::MAX_ROA_TOKEN_CHARS => {
+                            Ok(t.clone())
+                        }
+                        _ => Err("an origin authorisation is not a token".to_string()),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Answer::Cert {
+                    cert: cert_of(cert)?,
+                    authorizations,
+                })
+            }
             [(Value::Text(k), Value::Text(why))] if k == "refused" => {
                 // The inviter's text is shown to the joiner: control
                 // characters (newlines, escape codes) are escaped.
@@ -672,12 +726,29 @@ mod tests {
         let a = authority();
         let node = NodeKey::from_seed(&[9; 32]).node_id();
         let cert = issue_cert(&a, node, Asn(64513), Millis(1), Millis(2)).unwrap();
-        let f = Answer::Cert(cert.clone()).to_frame();
-        let Answer::Cert(back) = Answer::decode(&f[4..]).unwrap() else {
-            panic!("not a cert")
+        for authorizations in [Vec::new(), vec!["abgp-roa1:AAAA".to_string()]] {
+            let sent = Answer::Cert {
+                cert: cert.clone(),
+                authorizations,
+            };
+            let back = Answer::decode(&sent.to_frame()[4..]).unwrap();
+            assert_eq!(back, sent);
+            let Answer::Cert { cert: back, .. } = back else {
+                panic!("not a cert")
+            };
+            assert!(verify_cert_signature(&back).is_ok());
+        }
+        // Too many authorisations, or one that is not text, is refused.
+        let many = Answer::Cert {
+            cert: cert.clone(),
+            authorizations: vec!["abgp-roa1:AAAA".into(); MAX_ANSWER_AUTHORIZATIONS + 1],
         };
-        assert_eq!(back, cert);
-        assert!(verify_cert_signature(&back).is_ok());
+        assert!(Answer::decode(&many.to_frame()[4..]).is_err());
+        let huge = Answer::Cert {
+            cert: cert.clone(),
+            authorizations: vec!["x".repeat(super::super::roa::MAX_ROA_TOKEN_CHARS + 1)],
+        };
+        assert!(Answer::decode(&huge.to_frame()[4..]).is_err());
         let f = Answer::Refused("no\nway\u{1b}[31m".into()).to_frame();
         assert_eq!(
             Answer::decode(&f[4..]).unwrap(),
