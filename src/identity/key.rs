@@ -138,6 +138,13 @@ impl NodeKey {
         Signature(self.signing.sign(msg).to_bytes())
     }
 
+    /// The X25519 secret of this key (the clamped scalar of its ed25519
+    /// secret, as RFC 8032 expands it), for opening payloads sealed to
+    /// this node ([`super::seal`]). Secret: never logged or stored.
+    pub(crate) fn x25519_secret(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.signing.to_scalar_bytes())
+    }
+
     /// The same key as a libp2p identity keypair (for the swarm's noise
     /// handshake). libp2p only fails this for a seed that is not 32 bytes,
     /// which ours always is.

@@ -29,6 +29,7 @@ pub mod key;
 pub mod known_asns;
 pub mod roa;
 pub mod route_sign;
+pub mod seal;
 pub mod trust;
 pub mod verify_cache;
 
