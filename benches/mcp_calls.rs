@@ -4,7 +4,9 @@
 //! latency of a `prompts/get` (`test_simple_prompt`) and a `resources/read`
 //! (`test://static-text`) the same three ways, served by a second example
 //! agent with its conformance fixtures (`--conformance`) next to the plain
-//! one the tool calls use.
+//! one the tool calls use. The chain runs twice: as configured by default
+//! (arguments and results sealed end to end, the ASes all differ), then
+//! with the caller's `[mcp] seal = "off"`, for the cost of sealing.
 //!
 //! ```text
 //! libp2p     swarm ──request-response──> swarm (the floor of one hop)
@@ -127,12 +129,12 @@ fn with_items() -> bool {
     env_or("ITEMS", 1) != 0
 }
 
-fn configure(n: &Node, neighbors: &[&Node], agent: bool) {
+fn configure(n: &Node, neighbors: &[&Node], agent: bool, seal: &str) {
     let mut t = format!(
         "[node]\nfederation = \"bench\"\n\
          [network]\nlisten = [\"/ip4/127.0.0.1/tcp/{}\"]\n[discovery]\nmdns = false\nkademlia = false\n\
          [policy]\nfile = \"policy.toml\"\n[admin]\nlisten = \"127.0.0.1:{}\"\n\
-         [mcp]\nlisten = \"127.0.0.1:{}\"\n[log]\nlevel = \"warn\"\n",
+         [mcp]\nlisten = \"127.0.0.1:{}\"\nseal = \"{seal}\"\n[log]\nlevel = \"warn\"\n",
         n.port, n.admin, n.mcp
     );
     if agent {
@@ -624,6 +626,38 @@ mod floor {
     }
 }
 
+/// Starts A - B - C (names prefixed with `tag`), the agents on C, A's
+/// `[mcp] seal` set to `seal`; returns the processes and A's front URL once
+/// A has C's routes.
+fn start_chain(root: &Path, tag: &str, seal: &str) -> (Kill, String) {
+    let a = node(root, &format!("{tag}-A"));
+    let b = node(root, &format!("{tag}-B"));
+    let c = node(root, &format!("{tag}-C"));
+    configure(&a, &[&b], false, seal);
+    configure(&b, &[&a, &c], false, seal);
+    configure(&c, &[&b], true, seal);
+    let procs = Kill(vec![run(&a), run(&b), run(&c)]);
+    wait("A's front", || {
+        std::net::TcpStream::connect(("127.0.0.1", a.mcp)).ok()
+    });
+    let admin_a = format!("127.0.0.1:{}", a.admin);
+    // The node made its admin token at first start.
+    let token = wait("A's admin token", || {
+        std::fs::read_to_string(a.dir.join("admin.token")).ok()
+    });
+    wait("C's echo, prompt and resource routes at A", || {
+        let routes = admin_get(&admin_a, token.trim(), "/v1/routes")?;
+        let has = |p: &str| {
+            routes
+                .as_array()
+                .is_some_and(|rs| rs.iter().any(|r| r["prefix"] == p))
+        };
+        (has("bench/echo/echo") && (!with_items() || has("bench/fix/prompt/test_simple_prompt")))
+            .then_some(())
+    });
+    (procs, format!("http://127.0.0.1:{}/mcp", a.mcp))
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; nothing else is accepted.
     let calls = env_or("CALLS", 2000);
@@ -688,7 +722,7 @@ fn main() {
 
     // One node hosting the agent.
     let solo = node(&root, "solo");
-    configure(&solo, &[], true);
+    configure(&solo, &[], true, "external");
     let _solo = Kill(vec![run(&solo)]);
     wait("the node's front", || {
         std::net::TcpStream::connect(("127.0.0.1", solo.mcp)).ok()
@@ -705,33 +739,13 @@ fn main() {
     });
     drop(_solo);
 
-    // A - B - C, the agent on C.
-    let a = node(&root, "A");
-    let b = node(&root, "B");
-    let c = node(&root, "C");
-    configure(&a, &[&b], false);
-    configure(&b, &[&a, &c], false);
-    configure(&c, &[&b], true);
-    let _chain = Kill(vec![run(&a), run(&b), run(&c)]);
-    wait("A's front", || {
-        std::net::TcpStream::connect(("127.0.0.1", a.mcp)).ok()
-    });
-    let admin_a = format!("127.0.0.1:{}", a.admin);
-    // The node made its admin token at first start.
-    let token = wait("A's admin token", || {
-        std::fs::read_to_string(a.dir.join("admin.token")).ok()
-    });
-    wait("C's echo, prompt and resource routes at A", || {
-        let routes = admin_get(&admin_a, token.trim(), "/v1/routes")?;
-        let has = |p: &str| {
-            routes
-                .as_array()
-                .is_some_and(|rs| rs.iter().any(|r| r["prefix"] == p))
-        };
-        (has("bench/echo/echo") && (!with_items() || has("bench/fix/prompt/test_simple_prompt")))
-            .then_some(())
-    });
-    let chain_url = format!("http://127.0.0.1:{}/mcp", a.mcp);
+    // A - B - C, the agent on C; first with the payloads sealed (the
+    // default across AS borders), then in the clear.
+    let chain_clear = {
+        let (_chain, url) = start_chain(&root, "clear", "off");
+        rt.block_on(measure(&url, calls, seconds, in_flight))
+    };
+    let (_chain, chain_url) = start_chain(&root, "sealed", "external");
     let chain = rt.block_on(measure(&chain_url, calls, seconds, in_flight));
     let shares = rt.block_on(hop_shares(&chain_url, 500));
     let chain_items = with_items().then(|| {
@@ -758,7 +772,7 @@ fn main() {
     for (label, f, hops) in [
         ("direct (client -> agent)", direct, 0),
         ("through one node", one, 1),
-        ("3-node chain (2 call hops)", chain, 3),
+        ("3-node chain (2 call hops, sealed)", chain, 3),
     ] {
         let added = if hops == 0 {
             "-".to_string()
@@ -774,6 +788,20 @@ fn main() {
             f.calls_per_s / direct.calls_per_s,
         );
     }
+    println!(
+        "| 3-node chain, `seal = \"off\"` (arguments and results in the clear) | {:.0} us | {:.0} us | {:.0} | {:.2}x | {:.2}x | - |",
+        chain_clear.p50_us,
+        chain_clear.p99_us,
+        chain_clear.calls_per_s,
+        chain_clear.p50_us / direct.p50_us,
+        chain_clear.calls_per_s / direct.calls_per_s,
+    );
+    println!(
+        "\nSealing end to end (the default across AS borders) costs {:.0} us at p50 on the chain ({:+.1}%), {:.2}x the clear chain's calls/s",
+        chain.p50_us - chain_clear.p50_us,
+        100.0 * (chain.p50_us - chain_clear.p50_us) / chain_clear.p50_us,
+        chain.calls_per_s / chain_clear.calls_per_s,
+    );
     let one_added = one.p50_us - direct.p50_us;
     let per_hop = (chain.p50_us - one.p50_us) / 2.0;
     println!(

@@ -417,6 +417,7 @@ fn call(h: &Hostile, leg: u64, target: &Prefix, tool: &str, args: Value, ms: u64
             .sign(&agent_bgp::wire::call::call_signed_bytes(&origin)),
     );
     let c = Call {
+        sealed: None,
         leg: LegId(leg),
         hop_limit: 8,
         log_level: None,

@@ -57,6 +57,7 @@ fn signed_call(caller: &Hostile, target: &Prefix, id: u8) -> Vec<u8> {
             .sign(&agent_bgp::wire::call::call_signed_bytes(&origin)),
     );
     let c = Call {
+        sealed: None,
         leg: LegId(u64::from(id)),
         hop_limit: 8,
         log_level: None,

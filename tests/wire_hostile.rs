@@ -716,3 +716,94 @@ fn a_calls_malformed_trace_context_is_dropped_not_refused() {
         }
     }
 }
+
+/// Sealed arguments (CALL key 6) and a sealed result (return key 5):
+/// exactly `[to bytes(32), enc bytes(32), ciphertext bytes]`, never next to
+/// clear arguments or a clear outcome; anything else is a malformed body.
+#[test]
+fn sealed_payloads_have_one_shape_and_never_travel_beside_the_clear_ones() {
+    use agent_bgp::wire::call::decode_call;
+    let origin = map(vec![
+        (0, Value::Bytes(vec![0x11; 16])),
+        (1, Value::Bytes(vec![0x01; 32])),
+        (2, int(65001)),
+        (4, text("a/b")),
+        (5, int(0)),
+        (8, Value::Bytes(vec![0x22; 32])),
+        (9, int(1)),
+        (10, int(2)),
+    ]);
+    let good = Value::Array(vec![
+        Value::Bytes(vec![3; 32]),
+        Value::Bytes(vec![4; 32]),
+        Value::Bytes(vec![5; 40]),
+    ]);
+    let body = |args: Option<Value>, sealed: Option<Value>| {
+        let mut e = vec![(0, int(7)), (1, int(8)), (3, origin.clone())];
+        if let Some(a) = args {
+            e.push((4, a));
+        }
+        if let Some(s) = sealed {
+            e.push((6, s));
+        }
+        map(e)
+    };
+    let c = decode_call(&body(None, Some(good.clone())), &Limits::default()).expect("sealed");
+    let s = c.sealed.expect("the box");
+    assert_eq!((s.to.0, s.enc, s.ct.len()), ([3; 32], [4; 32], 40));
+    assert!(c.arguments.is_null());
+    assert!(
+        decode_call(
+            &body(Some(map(vec![])), Some(good.clone())),
+            &Limits::default()
+        )
+        .is_err(),
+        "clear arguments beside sealed ones"
+    );
+    for bad in [
+        Value::Array(vec![
+            Value::Bytes(vec![3; 31]),
+            Value::Bytes(vec![4; 32]),
+            Value::Bytes(vec![]),
+        ]),
+        Value::Array(vec![
+            Value::Bytes(vec![3; 32]),
+            Value::Bytes(vec![4; 33]),
+            Value::Bytes(vec![]),
+        ]),
+        Value::Array(vec![
+            Value::Bytes(vec![3; 32]),
+            Value::Bytes(vec![4; 32]),
+            text("ct"),
+        ]),
+        Value::Array(vec![Value::Bytes(vec![3; 32]), Value::Bytes(vec![4; 32])]),
+        Value::Bytes(vec![0; 96]),
+    ] {
+        let f = frame(16, Some(body(None, Some(bad.clone()))));
+        assert_eq!(
+            code(&f),
+            (ErrorCode::MessageHeader, subcode::MALFORMED_BODY),
+            "{bad:?}"
+        );
+    }
+    // A return: sealed instead of ok, never with it or with err.
+    let ret = |entries: Vec<(u64, Value)>| {
+        let mut e = entries;
+        e.push((2, Value::Array(vec![])));
+        e.sort_by_key(|(k, _)| *k);
+        frame(17, Some(map(vec![(0, int(7)), (1, map(e))])))
+    };
+    assert!(decode(&ret(vec![(5, good.clone())]), &Limits::default()).is_ok());
+    for both in [
+        vec![(0, int(1)), (5, good.clone())],
+        vec![
+            (1, map(vec![(0, int(1)), (1, int(5)), (2, text("x"))])),
+            (5, good.clone()),
+        ],
+    ] {
+        assert_eq!(
+            code(&ret(both)),
+            (ErrorCode::MessageHeader, subcode::MALFORMED_BODY)
+        );
+    }
+}

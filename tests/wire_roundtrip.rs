@@ -411,11 +411,31 @@ fn arb_return() -> impl Strategy<Value = CallReturn> {
         ),
     )
         .prop_map(|(outcome, trace)| CallReturn {
+            sealed: None,
             seal: None,
             outcome,
             trace,
             sent_back: 0,
         })
+        // A sealed return: the outcome reads Ok(null), the box holds it.
+        .prop_flat_map(|r| {
+            (Just(r), proptest::option::of(arb_sealed())).prop_map(|(mut r, s)| {
+                if let Some(s) = s {
+                    r.outcome = CallOutcome::Ok(serde_json::Value::Null);
+                    r.sealed = Some(Arc::new(s));
+                }
+                r
+            })
+        })
+}
+
+fn arb_sealed() -> impl Strategy<Value = agent_bgp::core::call::Sealed> {
+    (
+        arb_node(),
+        any::<[u8; 32]>(),
+        prop::collection::vec(any::<u8>(), 0..64),
+    )
+        .prop_map(|(to, enc, ct)| agent_bgp::core::call::Sealed { to, enc, ct })
 }
 
 fn arb_call_message() -> impl Strategy<Value = CallMessage> {
@@ -429,16 +449,23 @@ fn arb_call_message() -> impl Strategy<Value = CallMessage> {
             arb_json(),
             proptest::option::of(0u8..8),
             proptest::option::of(any::<([u8; 16], [u8; 8], u8)>()),
+            proptest::option::of(arb_sealed()),
         )
             .prop_map(
-                |(leg, hop_limit, progress, origin, arguments, log_level, trace)| {
+                |(leg, hop_limit, progress, origin, arguments, log_level, trace, sealed)| {
                     CallMessage::Call(Call {
+                        // Sealed arguments travel instead of the clear ones.
+                        arguments: if sealed.is_some() {
+                            serde_json::Value::Null
+                        } else {
+                            arguments
+                        },
+                        sealed: sealed.map(Arc::new),
                         leg,
                         hop_limit,
                         progress,
                         log_level,
                         origin: Arc::new(origin),
-                        arguments,
                         // Only valid trace contexts are sent (ids not all zero).
                         trace: trace.map(|(mut trace_id, mut span_id, flags)| {
                             trace_id[0] |= 1;

@@ -337,6 +337,7 @@ fn call_vectors() {
     check_frame(
         "call",
         Frame::Call(CallMessage::Call(Call {
+            sealed: None,
             leg,
             hop_limit: 16,
             log_level: None,
@@ -350,6 +351,7 @@ fn call_vectors() {
     check_frame(
         "call-traced",
         Frame::Call(CallMessage::Call(Call {
+            sealed: None,
             leg,
             hop_limit: 16,
             log_level: None,
@@ -390,6 +392,7 @@ fn call_vectors() {
         Frame::Call(CallMessage::Answer(Answer {
             leg,
             answer: CallAnswer::Done(CallReturn {
+                sealed: None,
                 seal: None,
                 sent_back: 0,
                 outcome: CallOutcome::Ok(
@@ -414,6 +417,7 @@ fn call_vectors() {
         Frame::Call(CallMessage::Result(CallResult {
             leg,
             ret: CallReturn {
+                sealed: None,
                 seal: None,
                 sent_back: 0,
                 outcome: CallOutcome::Ok(
@@ -428,6 +432,7 @@ fn call_vectors() {
         Frame::Call(CallMessage::Result(CallResult {
             leg,
             ret: CallReturn {
+                sealed: None,
                 seal: None,
                 sent_back: 0,
                 outcome: CallOutcome::Err(CallError::upstream(

@@ -461,6 +461,9 @@ pub struct McpSection {
     /// Spread transit calls over equally good paths too.
     #[serde(alias = "balance-transit")]
     pub balance_transit: bool,
+    /// What this node seals end to end when it calls: "external" (calls
+    /// to origins in other ASes), "always" or "off".
+    pub seal: crate::core::forward::SealMode,
     /// What `tools/list` at `/mcp` shows: every tool ("full"), or the
     /// meta tools and `front_pinned` ("discovery").
     #[serde(alias = "front-mode")]
@@ -516,6 +519,7 @@ impl Default for McpSection {
             max_call_duration: Duration::from_secs(3600),
             max_concurrent_calls: 1024,
             balance_transit: false,
+            seal: crate::core::forward::SealMode::External,
             front_mode: crate::mcp::front::view::FrontMode::Full,
             front_pinned: Vec::new(),
             views: Vec::new(),

@@ -186,8 +186,13 @@ pub struct Call {
     /// 3 warning, 4 error, 5 critical, 6 alert, 7 emergency); `None`: none.
     pub log_level: Option<u8>,
     pub origin: Arc<CallOrigin>,
-    /// The tool's arguments (an MCP `arguments` object, or null).
+    /// The tool's arguments (an MCP `arguments` object, or null). Null
+    /// while they travel [`sealed`](Call::sealed).
     pub arguments: Json,
+    /// The arguments sealed to the origin node, end to end: what a transit
+    /// carries instead of them (docs/security.md, "Sealed payloads").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<Arc<Sealed>>,
     /// The W3C trace context: the call's trace id and the span id of the
     /// hop that sent this CALL (`None`: the sender did not say; the hop
     /// then uses the call id as the trace id). Not signed: it only names
@@ -546,6 +551,37 @@ pub struct CallReturn {
     /// step and log line before the result.
     #[serde(default)]
     pub sent_back: u32,
+    /// The `Ok` outcome sealed to the calling node (the outcome then reads
+    /// `Ok(null)` until the caller opens it): the answer to a sealed call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<Arc<Sealed>>,
+}
+
+/// A payload sealed to one node (HPKE, `crate::identity::seal`): only `to`
+/// can open it; hops in between see its size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sealed {
+    pub to: NodeId,
+    /// HPKE's encapsulated key.
+    pub enc: [u8; 32],
+    pub ct: Vec<u8>,
+}
+
+/// Which part of a call a sealed payload holds (bound into the box, so one
+/// cannot pass for the other).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealPart {
+    Arguments,
+    Result,
+}
+
+impl SealPart {
+    pub fn label(self) -> &'static [u8] {
+        match self {
+            SealPart::Arguments => b"arguments",
+            SealPart::Result => b"result",
+        }
+    }
 }
 
 /// The immediate answer to a CALL request.
@@ -799,6 +835,7 @@ mod tests {
 
     fn call_with(trace: Option<TraceContext>) -> Call {
         Call {
+            sealed: None,
             leg: LegId(1),
             hop_limit: 4,
             progress: false,

@@ -36,7 +36,9 @@ pub enum SealError {
     BadRecipient(String),
     #[error("the encapsulated key is not {ENC_LEN} bytes of a usable X25519 key")]
     BadEnc,
-    #[error("the sealed payload does not open with this node's key (another recipient, or changed on the way)")]
+    #[error(
+        "the sealed payload does not open with this node's key (another recipient, or changed on the way)"
+    )]
     DoesNotOpen,
     #[error("sealing failed")]
     Seal,

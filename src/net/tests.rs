@@ -86,6 +86,7 @@ async fn connected() -> (Side, Side) {
 
 fn call(from: &Side, leg: u64) -> Call {
     Call {
+        sealed: None,
         leg: LegId(leg),
         hop_limit: 4,
         log_level: None,

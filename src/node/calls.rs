@@ -13,12 +13,12 @@ use std::sync::Arc;
 
 use serde_json::Value as Json;
 
-use crate::core::call::{AnswerSeal, CallOrigin, CallOutcome, CallReturn};
-use crate::core::forward::{AnswerSealer, CallerRefused, CallerVerifier};
+use crate::core::call::{AnswerSeal, CallOrigin, CallOutcome, CallReturn, SealPart, Sealed};
+use crate::core::forward::{AnswerSealer, CallerRefused, CallerVerifier, PayloadSealer};
 use crate::core::ids::{Asn, Millis, NodeId};
 use crate::core::proof::{AsnCert, Signature};
-use crate::identity::key;
 use crate::identity::{LocalIdentity, TrustStore};
+use crate::identity::{key, seal};
 use crate::mcp::plane::{CallSigner, args_digest};
 use crate::wire::call::{answer_signed_bytes, call_signed_bytes, outcome_digest};
 
@@ -184,6 +184,55 @@ impl AnswerSealer for NodeAnswers {
     }
 }
 
+/// Seals call payloads to other nodes and opens those sealed to this one
+/// (`crate::identity::seal`): `info` names the part, `aad` is the call's
+/// signed origin, so a box moved to another call or part does not open.
+pub struct NodePayloads {
+    identity: Arc<LocalIdentity>,
+}
+
+impl NodePayloads {
+    pub fn new(identity: Arc<LocalIdentity>) -> Self {
+        NodePayloads { identity }
+    }
+}
+
+/// Domain tag of sealed payloads' HPKE `info`, followed by the part.
+pub const SEAL_INFO: &[u8] = b"agent-bgp/v1/seal\0";
+
+fn seal_info(part: SealPart) -> Vec<u8> {
+    [SEAL_INFO, part.label()].concat()
+}
+
+impl PayloadSealer for NodePayloads {
+    fn seal(
+        &self,
+        to: &NodeId,
+        origin: &CallOrigin,
+        part: SealPart,
+        plain: &[u8],
+    ) -> Option<Sealed> {
+        let (enc, ct) = seal::seal(to, &seal_info(part), &call_signed_bytes(origin), plain).ok()?;
+        Some(Sealed { to: *to, enc, ct })
+    }
+
+    fn open(
+        &self,
+        origin: &CallOrigin,
+        part: SealPart,
+        sealed: &Sealed,
+    ) -> Result<Vec<u8>, String> {
+        seal::open(
+            self.identity.key(),
+            &sealed.enc,
+            &seal_info(part),
+            &call_signed_bytes(origin),
+            &sealed.ct,
+        )
+        .map_err(|e| e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,6 +357,7 @@ mod tests {
 
     fn answer(origin_id: &Arc<LocalIdentity>, o: &CallOrigin, result: Json) -> CallReturn {
         let mut ret = CallReturn {
+            sealed: None,
             seal: None,
             sent_back: 0,
             outcome: CallOutcome::Ok(result),

@@ -144,11 +144,15 @@ impl NodeMcp {
             // Calls issued before now cannot have been seen by this run's
             // replay window.
             .with_started(super::clock::Clock::start().now())
+            .with_seal(c.mcp.seal)
             .with_seed(rand::random());
         let fwd = Forwarder::new(fcfg, Box::new(TrustVerifier::new(security.trust().clone())))
             .with_answers(Box::new(super::calls::NodeAnswers::new(
                 security.shared_identity(),
                 security.trust().clone(),
+            )))
+            .with_payloads(Box::new(super::calls::NodePayloads::new(
+                security.shared_identity(),
             )))
             .with_access(access);
         let (upstream, agent_rx) = UpstreamHandle::new(UpstreamOptions::default());

@@ -27,7 +27,7 @@ use super::error::{Bound, EncodeError, FieldError, FieldErrorKind};
 use super::limits::Limits;
 use super::schema::{decode_cert, decode_community, encode_cert, encode_community};
 use crate::core::call::{
-    ASK_METHODS, AnswerSeal, Ask, NOTIFY_METHODS, Notify, Reply, TraceContext,
+    ASK_METHODS, AnswerSeal, Ask, NOTIFY_METHODS, Notify, Reply, Sealed, TraceContext,
 };
 pub use crate::core::call::{
     Answer, Call, CallAnswer, CallError, CallErrorKind, CallId, CallMessage, CallOp, CallOrigin,
@@ -51,6 +51,9 @@ mod k {
         pub const ORIGIN: u64 = 3;
         pub const ARGUMENTS: u64 = 4;
         pub const LOG_LEVEL: u64 = 5;
+        /// The arguments sealed to the origin (required: a node that cannot
+        /// read it must not run the tool with no arguments).
+        pub const SEALED: u64 = 6;
         /// Optional (32 and up): old nodes ignore it.
         pub const TRACE: u64 = 32;
     }
@@ -80,6 +83,8 @@ mod k {
         pub const TRACE: u64 = 2;
         pub const SENT_BACK: u64 = 3;
         pub const SEAL: u64 = 4;
+        /// The `ok` outcome sealed to the caller, instead of `ok`.
+        pub const SEALED: u64 = 5;
     }
     pub mod err {
         pub const KIND: u64 = 0;
@@ -376,6 +381,30 @@ fn decode_error(v: &Value, limits: &Limits) -> Result<CallError, FieldError> {
     })
 }
 
+/// A sealed payload: `[to bytes(32), enc bytes(32), ciphertext bytes]`.
+fn encode_sealed(s: &Sealed) -> Value {
+    Value::Array(vec![bytes(s.to.as_bytes()), bytes(&s.enc), bytes(&s.ct)])
+}
+
+fn decode_sealed(v: &Value) -> Result<Sealed, FieldError> {
+    let shape = || {
+        FieldError::from(FieldErrorKind::WrongType {
+            expected: "a sealed payload [to (32 bytes), enc (32 bytes), ciphertext]",
+        })
+    };
+    let Value::Array(a) = v else {
+        return Err(shape());
+    };
+    match a.as_slice() {
+        [to, enc, Value::Bytes(ct)] => Ok(Sealed {
+            to: fixed_bytes::<32>(to).map(NodeId)?,
+            enc: fixed_bytes::<32>(enc)?,
+            ct: ct.clone(),
+        }),
+        _ => Err(shape()),
+    }
+}
+
 fn encode_return(r: &CallReturn, depth: usize, limits: &Limits) -> Result<Value, EncodeError> {
     use k::ret::*;
     if r.trace.len() > MAX_TRACE {
@@ -386,9 +415,11 @@ fn encode_return(r: &CallReturn, depth: usize, limits: &Limits) -> Result<Value,
         });
     }
     let mut b = MapBuilder::new();
-    match &r.outcome {
-        CallOutcome::Ok(j) => b.put(OK, json_to_cbor(j, depth)?),
-        CallOutcome::Err(e) => b.put(ERR, encode_error(e, depth.saturating_sub(1), limits)?),
+    match (&r.outcome, &r.sealed) {
+        // Sealed: key 5, below (keys go in ascending order).
+        (CallOutcome::Ok(_), Some(_)) => &mut b,
+        (CallOutcome::Ok(j), None) => b.put(OK, json_to_cbor(j, depth)?),
+        (CallOutcome::Err(e), _) => b.put(ERR, encode_error(e, depth.saturating_sub(1), limits)?),
     };
     b.put(
         TRACE,
@@ -413,6 +444,9 @@ fn encode_return(r: &CallReturn, depth: usize, limits: &Limits) -> Result<Value,
             SEAL,
             Value::Array(vec![encode_cert(&seal.cert), bytes(&seal.signature.0)]),
         );
+    }
+    if let (CallOutcome::Ok(_), Some(s)) = (&r.outcome, &r.sealed) {
+        b.put(SEALED, encode_sealed(s));
     }
     Ok(b.build())
 }
@@ -477,16 +511,21 @@ pub fn answer_signed_bytes(o: &CallOrigin, outcome: &[u8; 32], hop: &HopTrace) -
 fn decode_return(v: &Value, limits: &Limits) -> Result<CallReturn, FieldError> {
     use k::ret::*;
     let f = Fields::parse(v)?;
-    f.check_known(&[OK, ERR, TRACE, SENT_BACK, SEAL])?;
+    f.check_known(&[OK, ERR, TRACE, SENT_BACK, SEAL, SEALED])?;
     // `ok` may legitimately be JSON null, so look at presence, not value.
-    let outcome = match (f.get(OK), f.opt(ERR)) {
-        (Some(ok), None) => CallOutcome::Ok(cbor_to_json(ok).map_err(|e| e.within("ok"))?),
-        (None, Some(err)) => {
+    let mut sealed = None;
+    let outcome = match (f.get(OK), f.opt(ERR), f.opt(SEALED)) {
+        (Some(ok), None, None) => CallOutcome::Ok(cbor_to_json(ok).map_err(|e| e.within("ok"))?),
+        (None, Some(err), None) => {
             CallOutcome::Err(decode_error(err, limits).map_err(|e| e.within("err"))?)
+        }
+        (None, None, Some(s)) => {
+            sealed = Some(Arc::new(decode_sealed(s).map_err(|e| e.within("sealed"))?));
+            CallOutcome::Ok(Json::Null)
         }
         _ => {
             return Err(FieldErrorKind::WrongType {
-                expected: "exactly one of ok (0) and err (1)",
+                expected: "exactly one of ok (0), err (1) and sealed (5)",
             }
             .into());
         }
@@ -532,6 +571,7 @@ fn decode_return(v: &Value, limits: &Limits) -> Result<CallReturn, FieldError> {
         }
     })?;
     Ok(CallReturn {
+        sealed,
         seal,
         outcome,
         trace,
@@ -560,6 +600,9 @@ pub fn encode_call_message(m: &CallMessage, limits: &Limits) -> Result<Value, En
             }
             if let Some(l) = c.log_level {
                 b.put(LOG_LEVEL, uint(l.min(7)));
+            }
+            if let Some(s) = &c.sealed {
+                b.put(SEALED, encode_sealed(s));
             }
             if let Some(t) = c.trace.filter(TraceContext::is_valid) {
                 b.put(TRACE, encode_trace(&t));
@@ -619,6 +662,7 @@ pub fn encode_call_message(m: &CallMessage, limits: &Limits) -> Result<Value, En
             use k::side::*;
             b.put(ASK, uint(u64::from(r.ask)));
             let ret = CallReturn {
+                sealed: None,
                 seal: None,
                 sent_back: 0,
                 outcome: r.outcome.clone(),
@@ -696,8 +740,26 @@ fn leg_of(f: &Fields<'_>) -> Result<LegId, FieldError> {
 pub fn decode_call(v: &Value, limits: &Limits) -> Result<Call, FieldError> {
     use k::call::*;
     let f = Fields::parse(v)?;
-    f.check_known(&[k::LEG, HOP_LIMIT, PROGRESS, ORIGIN, ARGUMENTS, LOG_LEVEL])?;
+    f.check_known(&[
+        k::LEG,
+        HOP_LIMIT,
+        PROGRESS,
+        ORIGIN,
+        ARGUMENTS,
+        LOG_LEVEL,
+        SEALED,
+    ])?;
+    let sealed = f.read_or(SEALED, "sealed", None, |v| {
+        decode_sealed(v).map(|s| Some(Arc::new(s)))
+    })?;
+    if sealed.is_some() && f.opt(ARGUMENTS).is_some() {
+        return Err(FieldErrorKind::WrongType {
+            expected: "arguments (4) or sealed arguments (6), not both",
+        }
+        .into());
+    }
     Ok(Call {
+        sealed,
         leg: leg_of(&f)?,
         hop_limit: f.read(HOP_LIMIT, "hop_limit", u8_of)?,
         progress: f.read_or(PROGRESS, "progress", false, bool_of)?,
@@ -870,6 +932,7 @@ mod tests {
     #[test]
     fn every_call_message_round_trips_through_a_frame() {
         round_trip(CallMessage::Call(Call {
+            sealed: None,
             leg: LegId(42),
             hop_limit: 15,
             log_level: Some(1),
@@ -883,6 +946,7 @@ mod tests {
             }),
         }));
         let ret = CallReturn {
+            sealed: None,
             seal: None,
             sent_back: 3,
             outcome: CallOutcome::Ok(json!({"content": [], "isError": false})),
@@ -907,6 +971,7 @@ mod tests {
         round_trip(CallMessage::Result(CallResult {
             leg: LegId(3),
             ret: CallReturn {
+                sealed: None,
                 seal: None,
                 sent_back: 0,
                 outcome: CallOutcome::Err(CallError::upstream(
@@ -961,6 +1026,7 @@ mod tests {
             let mut o = origin();
             o.op = op;
             round_trip(CallMessage::Call(Call {
+                sealed: None,
                 leg: LegId(9),
                 hop_limit: 3,
                 log_level: None,
@@ -976,6 +1042,7 @@ mod tests {
     fn a_malformed_trace_context_is_dropped_not_refused() {
         let l = Limits::default();
         let call = Call {
+            sealed: None,
             leg: LegId(3),
             hop_limit: 2,
             log_level: None,

@@ -378,6 +378,7 @@ fn call_answer(c: &agent_bgp::core::call::Call, b: &CallBehaviour) -> Option<Vec
         CallBehaviour::Empty => return None,
         CallBehaviour::Accept { describe: Some(d) } if c.origin.op == CallOp::Describe => {
             CallAnswer::Done(CallReturn {
+                sealed: None,
                 seal: None,
                 sent_back: 0,
                 outcome: CallOutcome::Ok(d.clone()),
@@ -386,6 +387,7 @@ fn call_answer(c: &agent_bgp::core::call::Call, b: &CallBehaviour) -> Option<Vec
         }
         CallBehaviour::Accept { .. } => CallAnswer::Accepted,
         CallBehaviour::Forge(j) => CallAnswer::Done(CallReturn {
+            sealed: None,
             seal: None,
             sent_back: 0,
             outcome: CallOutcome::Ok(j.clone()),

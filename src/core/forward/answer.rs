@@ -4,9 +4,10 @@
 use super::*;
 use crate::core::call::{
     Ask, Call, CallAnswer, CallError, CallErrorKind, CallOp, CallOutcome, CallResult, CallReturn,
-    Cancel, HopTrace, LegId, Notify, Progress, ProgressInfo, Reply, TraceContext,
+    Cancel, HopTrace, LegId, Notify, Progress, ProgressInfo, Reply, SealPart, Sealed, TraceContext,
 };
 use serde_json::Value as Json;
+use std::sync::Arc;
 
 /// A message on the way back to the caller.
 pub(super) enum Back {
@@ -65,6 +66,7 @@ impl Forwarder {
                     now,
                     key,
                     CallReturn {
+                        sealed: None,
                         seal: None,
                         sent_back: 0,
                         outcome: CallOutcome::Err(err),
@@ -375,6 +377,32 @@ impl Forwarder {
     /// front sees it (an answer without a valid seal of the route's origin
     /// becomes a `bad_answer` error naming the hop that handed it over).
     fn seal_or_check(&mut self, now: Micros, key: InKey, e: &Entry, ret: &mut CallReturn) {
+        if let (InKey::Front(_), Down::Peer { peer, .. }) = (key, &e.down)
+            && let Some(s) = ret.sealed.take()
+            && let Err(why) = self.open_result(e, ret, &s)
+        {
+            self.stats.sealed_refused += 1;
+            tracing::warn!(call = %e.call_id.short(), next_hop = %peer.short(), %why, "a sealed answer did not open");
+            ret.seal = None;
+            ret.outcome = CallOutcome::err(
+                CallErrorKind::BadAnswer,
+                format!(
+                    "{}: the answer handed over by next hop {} does not open ({why}); not returned",
+                    self.here(),
+                    peer.short()
+                ),
+            );
+            return;
+        }
+        self.sign_or_check(now, key, e, ret);
+        // The origin encrypts after it signed: the seal covers the
+        // plaintext, which the caller checks after opening.
+        if e.seal_reply && matches!((key, &e.down), (InKey::Peer(..), Down::Local(_))) {
+            self.seal_result(e, ret);
+        }
+    }
+
+    fn sign_or_check(&mut self, now: Micros, key: InKey, e: &Entry, ret: &mut CallReturn) {
         let Some(a) = &self.answers else {
             return;
         };
@@ -423,6 +451,45 @@ impl Forwarder {
         }
     }
 
+    /// Seals this origin's `Ok` answer (after its seal signed it) to the
+    /// calling node, for a call whose arguments came sealed.
+    fn seal_result(&mut self, e: &Entry, ret: &mut CallReturn) {
+        let (Some(p), CallOutcome::Ok(v)) = (&self.payloads, &ret.outcome) else {
+            return;
+        };
+        let plain = serde_json::to_vec(v).unwrap_or_default();
+        match p.seal(&e.origin.caller, &e.origin, SealPart::Result, &plain) {
+            Some(s) => {
+                ret.outcome = CallOutcome::Ok(Json::Null);
+                ret.sealed = Some(Arc::new(s));
+            }
+            None => {
+                // The caller's node id is its verified key: cannot happen.
+                tracing::warn!(call = %e.call_id.short(), "cannot seal the answer to the caller: sent in the clear")
+            }
+        }
+    }
+
+    /// Opens the sealed `Ok` outcome of an answer to a call made here
+    /// (before its seal is checked: the seal covers the plaintext).
+    fn open_result(&mut self, e: &Entry, ret: &mut CallReturn, s: &Sealed) -> Result<(), String> {
+        if s.to != self.cfg.node {
+            return Err(format!("sealed for node {}, not this one", s.to.short()));
+        }
+        if !matches!(ret.outcome, CallOutcome::Ok(Json::Null)) {
+            return Err("a sealed answer that also carries an outcome".into());
+        }
+        let Some(p) = &self.payloads else {
+            return Err("this node cannot open sealed answers".into());
+        };
+        let plain = p.open(&e.origin, SealPart::Result, s)?;
+        let v = serde_json::from_slice(&plain)
+            .map_err(|e| format!("the sealed answer is not JSON: {e}"))?;
+        ret.outcome = CallOutcome::Ok(v);
+        self.stats.sealed_opened += 1;
+        Ok(())
+    }
+
     /// Refuses a call before it went anywhere.
     pub(super) fn refuse(
         &mut self,
@@ -435,6 +502,7 @@ impl Forwarder {
         let from = key.peer();
         self.record(call, from, None, e.kind.name(), out);
         let ret = CallReturn {
+            sealed: None,
             seal: None,
             sent_back: 0,
             outcome: CallOutcome::Err(e),
@@ -618,6 +686,7 @@ impl Forwarder {
                         now,
                         key,
                         CallReturn {
+                            sealed: None,
                             seal: None,
                             sent_back: 0,
                             outcome: CallOutcome::err(CallErrorKind::Timeout, msg),

@@ -8,11 +8,13 @@ use std::sync::Arc;
 use super::*;
 use crate::core::access::Caller;
 use crate::core::call::{
-    Call, CallAnswer, CallError, CallErrorKind, CallOutcome, CallReturn, LegId, TraceContext,
+    Call, CallAnswer, CallError, CallErrorKind, CallOutcome, CallReturn, LegId, SealPart, Sealed,
+    TraceContext,
 };
 use crate::core::ids::{AgentId, NodeId};
 use crate::core::prefix::Prefix;
 use quota::Source;
+use serde_json::Value as Json;
 
 /// The local route a call ends at: the prefix it matched, the agent, and
 /// the tool the route names (none: not a tool route).
@@ -38,6 +40,7 @@ impl Forwarder {
             out.push(CallAction::FrontDone {
                 id,
                 ret: CallReturn {
+                    sealed: None,
                     seal: None,
                     sent_back: 0,
                     outcome: CallOutcome::err(kind, msg),
@@ -59,6 +62,7 @@ impl Forwarder {
             return out.push(CallAction::FrontDone {
                 id,
                 ret: CallReturn {
+                    sealed: None,
                     seal: None,
                     sent_back: 0,
                     outcome: CallOutcome::Err(e),
@@ -238,7 +242,48 @@ impl Forwarder {
         let mut call = call;
         call.hop_limit -= 1;
         call.trace = Some(trace);
-        self.sent(now, key, peer, leg, call, out);
+        let seal = self.seal_target(key, &res, &peer);
+        self.sent(now, key, (peer, leg), call, seal, out);
+    }
+
+    /// The node a call made here is sealed to when it goes to `peer`: the
+    /// origin of that path, when the seal mode covers it and the route is
+    /// signed. Transit calls go on as they came.
+    pub(super) fn seal_target(
+        &self,
+        key: InKey,
+        res: &Resolution,
+        peer: &NodeId,
+    ) -> Option<NodeId> {
+        if !matches!(key, InKey::Front(_)) || self.payloads.is_none() {
+            return None;
+        }
+        let (node, asn) = res.origin_of(peer)?;
+        let external = asn.is_some_and(|a| a != self.cfg.asn);
+        match self.cfg.seal {
+            SealMode::Off => None,
+            SealMode::External if !external => None,
+            SealMode::External | SealMode::Always => node,
+        }
+    }
+
+    /// Seals `call`'s arguments to `to` (a copy: the entry keeps them in
+    /// the clear, to seal again for another path on a retry).
+    fn sealed_copy(&mut self, call: &mut Call, to: &NodeId) {
+        let Some(p) = &self.payloads else { return };
+        let plain = serde_json::to_vec(&call.arguments).unwrap_or_default();
+        match p.seal(to, &call.origin, SealPart::Arguments, &plain) {
+            Some(s) => {
+                call.arguments = Json::Null;
+                call.sealed = Some(Arc::new(s));
+                self.stats.sealed_out += 1;
+            }
+            // Only a node id that is no usable key gets here, and origin
+            // attestations are signed by theirs.
+            None => {
+                tracing::warn!(call = %call.origin.id.short(), to = %to.short(), "cannot seal to the origin node: the arguments go in the clear")
+            }
+        }
     }
 
     /// Sends the entry's call (its hop limit already decremented) to
@@ -250,6 +295,7 @@ impl Forwarder {
         key: InKey,
         peer: NodeId,
         call: Call,
+        seal: Option<NodeId>,
         out: &mut Vec<CallAction>,
     ) {
         let Some((leg, before)) = self.table.reroute(key, peer) else {
@@ -262,7 +308,7 @@ impl Forwarder {
         if let Some(old) = before {
             self.quotas.sent_to(old, false);
         }
-        self.sent(now, key, peer, leg, call, out);
+        self.sent(now, key, (peer, leg), call, seal, out);
     }
 
     /// The entry's call goes to `peer` on `leg`: counted against the peer,
@@ -271,9 +317,9 @@ impl Forwarder {
         &mut self,
         now: Micros,
         key: InKey,
-        peer: NodeId,
-        leg: LegId,
+        (peer, leg): (NodeId, LegId),
         mut call: Call,
+        seal: Option<NodeId>,
         out: &mut Vec<CallAction>,
     ) {
         call.leg = leg;
@@ -284,6 +330,9 @@ impl Forwarder {
             // Keep a copy until the peer has it for sure; keep it for good
             // if the call may be retried after that.
             e.resend = Some(call.clone());
+        }
+        if let Some(to) = seal {
+            self.sealed_copy(&mut call, &to);
         }
         out.push(CallAction::SendCall { peer, call });
     }
@@ -320,9 +369,28 @@ impl Forwarder {
             held_return: None,
             origin: call.origin.clone(),
             origins: Vec::new(),
+            seal_reply: false,
             trace,
             parent_span,
         }
+    }
+
+    /// The arguments of a call sealed to this node.
+    fn open_arguments(&mut self, call: &Call, s: &Sealed) -> Result<Json, String> {
+        if s.to != self.cfg.node {
+            return Err(format!(
+                "the arguments are sealed for node {}, not this origin (the path changed on the way): make the call again",
+                s.to.short()
+            ));
+        }
+        let Some(p) = &self.payloads else {
+            return Err("this origin cannot open sealed arguments".into());
+        };
+        let plain = p.open(&call.origin, SealPart::Arguments, s)?;
+        let args = serde_json::from_slice(&plain)
+            .map_err(|e| format!("the sealed arguments are not JSON: {e}"))?;
+        self.stats.sealed_opened += 1;
+        Ok(args)
     }
 
     pub(super) fn deliver(
@@ -338,6 +406,20 @@ impl Forwarder {
             agent,
             tool,
         } = here;
+        let mut call = call;
+        let sealed = call.sealed.take();
+        let seal_reply = sealed.is_some();
+        if let Some(s) = sealed {
+            match self.open_arguments(&call, &s) {
+                Ok(args) => call.arguments = args,
+                Err(why) => {
+                    self.stats.sealed_refused += 1;
+                    let e =
+                        CallError::new(CallErrorKind::BadCaller, format!("{}: {why}", self.here()));
+                    return self.refuse(key, &call, e, out);
+                }
+            }
+        }
         let o = &call.origin;
         if let InKey::Peer(..) = key {
             if let Err(why) = self.verifier.verify(now.millis(), o, &call.arguments) {
@@ -399,6 +481,7 @@ impl Forwarder {
         let id = self.table.alloc_local();
         let mut entry = self.entry(now, key, &call, Down::Local(id));
         entry.agent = Some(agent.clone());
+        entry.seal_reply = seal_reply;
         let deadline = entry.deadline.millis();
         let trace = entry.trace;
         self.insert(key, entry);

@@ -7,7 +7,7 @@ use crate::core::ids::{Asn, Millis, NodeId};
 /// Forwarder settings. Defaults: answers held up to 1 s, 10,000 calls in
 /// flight, deadlines capped at one hour from arrival, 100,000 remembered
 /// call ids against replays, 5 minutes of clock skew, multipath balancing
-/// only for front calls that ask for it.
+/// only for front calls that ask for it, calls to other ASes sealed.
 #[derive(Debug, Clone)]
 pub struct ForwardConfig {
     pub(super) node: NodeId,
@@ -22,6 +22,7 @@ pub struct ForwardConfig {
     pub(super) balance: BalanceRules,
     pub(super) started: Millis,
     pub(super) clock_skew_ms: u64,
+    pub(super) seal: super::routes::SealMode,
 }
 
 impl ForwardConfig {
@@ -39,6 +40,7 @@ impl ForwardConfig {
             balance: BalanceRules::default(),
             started: Millis(0),
             clock_skew_ms: 300_000,
+            seal: super::routes::SealMode::External,
         }
     }
 
@@ -99,6 +101,13 @@ impl ForwardConfig {
     /// and the balancer's RNG ([`balance`](super::balance)).
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = seed;
+        self
+    }
+
+    /// What this node seals when it calls (default: calls to other ASes;
+    /// nothing happens without a [`PayloadSealer`](super::PayloadSealer)).
+    pub fn with_seal(mut self, mode: super::routes::SealMode) -> Self {
+        self.seal = mode;
         self
     }
 

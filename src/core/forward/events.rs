@@ -325,4 +325,14 @@ pub struct ForwardStats {
     /// Answers whose origin seal verified.
     #[serde(default)]
     pub answers_verified: u64,
+    /// Calls made here whose arguments left sealed to their origin node.
+    #[serde(default)]
+    pub sealed_out: u64,
+    /// Sealed payloads opened here: arguments at this origin, results of
+    /// calls made here.
+    #[serde(default)]
+    pub sealed_opened: u64,
+    /// Sealed payloads refused: for another node, or not opening.
+    #[serde(default)]
+    pub sealed_refused: u64,
 }

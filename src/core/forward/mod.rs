@@ -90,7 +90,8 @@ pub use events::{
     LocalId, Micros,
 };
 pub use routes::{
-    AnswerSealer, CallRoutes, CallerRefused, CallerVerifier, NextHop, Resolution, route_tool,
+    AnswerSealer, CallRoutes, CallerRefused, CallerVerifier, NextHop, PayloadSealer, Resolution,
+    SealMode, route_tool,
 };
 
 /// The key under a tool result's `_meta` where the calling node says the
@@ -109,6 +110,9 @@ pub struct Forwarder {
     /// Seals this origin's answers and checks those that come back (none:
     /// nothing is sealed or checked; tests, tools).
     answers: Option<Box<dyn AnswerSealer>>,
+    /// Seals payloads end to end and opens those sealed to this node
+    /// (none: nothing is sealed, and a sealed call arriving is refused).
+    payloads: Option<Box<dyn PayloadSealer>>,
     table: CallTable,
     replay: ReplayWindow,
     stats: ForwardStats,
@@ -143,6 +147,7 @@ impl Forwarder {
             access: AccessPolicy::default(),
             verifier,
             answers: None,
+            payloads: None,
             stats: ForwardStats::default(),
             quotas: Quotas::new(cfg_quotas),
             admitting: None,
@@ -153,6 +158,13 @@ impl Forwarder {
     /// made here ([`AnswerSealer`]).
     pub fn with_answers(mut self, a: Box<dyn AnswerSealer>) -> Self {
         self.answers = Some(a);
+        self
+    }
+
+    /// Seal arguments and results end to end ([`PayloadSealer`], under
+    /// the configured [`SealMode`]).
+    pub fn with_payloads(mut self, p: Box<dyn PayloadSealer>) -> Self {
+        self.payloads = Some(p);
         self
     }
 
@@ -350,6 +362,7 @@ impl Forwarder {
                         now,
                         key,
                         CallReturn {
+                            sealed: None,
                             seal: None,
                             sent_back: 0,
                             outcome,

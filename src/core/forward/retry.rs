@@ -105,6 +105,7 @@ impl Forwarder {
             now,
             key,
             CallReturn {
+                sealed: None,
                 seal: None,
                 sent_back: 0,
                 outcome: CallOutcome::err(CallErrorKind::NextHopDown, msg),
@@ -141,11 +142,13 @@ impl Forwarder {
         let from = key.peer();
         let own = self.cfg.asn;
         let mut origins = Vec::new();
+        let mut resolved = None;
         let next = routes.resolve(&call.origin.target).and_then(|res| {
             if matches!(key, InKey::Front(_)) {
                 origins = res.origin_asns(own);
             }
-            self.choose(now, &res, &call, (balance, &wants), from.as_ref(), &tried)
+            let res = &*resolved.insert(res);
+            self.choose(now, res, &call, (balance, &wants), from.as_ref(), &tried)
                 .or_else(|| {
                     // Every path was tried once. One that failed earlier (a
                     // neighbour restarting refuses until its routes are back)
@@ -174,7 +177,9 @@ impl Forwarder {
         }
         self.stats.retries += 1;
         tracing::info!(call = %call.origin.id.short(), failed = %failed.short(), next = %next.short(), %reason, "retrying the call on another path");
-        self.send_to(now, key, next, call, out);
+        // A call made here is sealed again, for the origin of the new path.
+        let seal = resolved.and_then(|res| self.seal_target(key, &res, &next));
+        self.send_to(now, key, next, call, seal, out);
         true
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::Value as Json;
 
 use crate::core::attrs::{AttrValue, PathAttrs};
-use crate::core::call::{AnswerSeal, CallOrigin, CallReturn, TOOL_ATTR};
+use crate::core::call::{AnswerSeal, CallOrigin, CallReturn, SealPart, Sealed, TOOL_ATTR};
 use crate::core::engine::Engine;
 use crate::core::ids::{AgentId, Asn, Millis, NodeId};
 use crate::core::prefix::Prefix;
@@ -35,9 +35,23 @@ pub struct Resolution {
     pub multipath: usize,
     /// The attributes of each hop's route, in the order of `hops`.
     pub attrs: Vec<Arc<PathAttrs>>,
+    /// The node that originated each hop's route, from its origin
+    /// attestation (`None`: unsigned), in the order of `hops`.
+    pub origin_nodes: Vec<Option<NodeId>>,
 }
 
 impl Resolution {
+    /// The origin node and AS of the path through `peer` (the AS `None`
+    /// for a path inside our own AS), if it is one of the hops.
+    pub fn origin_of(&self, peer: &NodeId) -> Option<(Option<NodeId>, Option<Asn>)> {
+        let i = self
+            .hops
+            .iter()
+            .position(|h| matches!(h, NextHop::Peer(n) if n == peer))?;
+        let asn = self.attrs.get(i).and_then(|a| a.as_path.last().copied());
+        Some((self.origin_nodes.get(i).copied().flatten(), asn))
+    }
+
     /// The ASNs that originate these paths (the last AS of each path, our
     /// own for a path inside our AS, and an aggregate's AS set): an answer
     /// must be sealed by one of them.
@@ -135,6 +149,11 @@ impl CallRoutes for Engine {
     fn resolve(&self, wanted: &Prefix) -> Option<Resolution> {
         let f = self.forwarding(wanted)?;
         let attrs = f.paths.iter().map(|(_, r)| r.attrs.clone()).collect();
+        let origin_nodes = f
+            .paths
+            .iter()
+            .map(|(_, r)| r.proof.as_ref().map(|p| p.origin.cert.node))
+            .collect();
         let hops = f
             .paths
             .iter()
@@ -151,6 +170,7 @@ impl CallRoutes for Engine {
             hops,
             multipath: f.multipath,
             attrs,
+            origin_nodes,
         })
     }
 
@@ -191,6 +211,39 @@ fn advertised_cover_to(engine: &Engine, peer: &NodeId, wanted: &Prefix) -> bool 
         p = q.parent();
     }
     false
+}
+
+/// Seals call payloads end to end (the arguments to the origin node, the
+/// result to the calling node) and opens those sealed to this node. The
+/// crypto is the node's (`crate::node` with `crate::identity::seal`); the
+/// core decides what is sealed for whom.
+pub trait PayloadSealer: Send {
+    /// `plain` sealed to `to`, bound to the call `origin` and `part`
+    /// (`None`: `to` is not a key one can seal to).
+    fn seal(
+        &self,
+        to: &NodeId,
+        origin: &CallOrigin,
+        part: SealPart,
+        plain: &[u8],
+    ) -> Option<Sealed>;
+    /// The plaintext of a box sealed to this node for `origin` and `part`.
+    fn open(&self, origin: &CallOrigin, part: SealPart, sealed: &Sealed)
+    -> Result<Vec<u8>, String>;
+}
+
+/// What the calling node seals (`[mcp] seal`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SealMode {
+    /// Nothing.
+    Off,
+    /// Calls whose origin is in another AS (the default): transit ASes
+    /// see neither arguments nor results.
+    #[default]
+    External,
+    /// Every call to another node with a signed route, inside our AS too.
+    Always,
 }
 
 /// Seals the answers this node gives as the origin, and checks the seal

@@ -87,6 +87,9 @@ pub(super) struct Entry {
     /// The ASNs that originate the paths the call was sent on: an answer
     /// must be sealed by one of them ([`AnswerSealer::check`]).
     pub origins: Vec<Asn>,
+    /// The call arrived with its arguments sealed to this origin: the
+    /// result goes back sealed to the caller.
+    pub seal_reply: bool,
     /// This hop's trace context (its own span id) and its parent's span.
     pub trace: TraceContext,
     pub parent_span: Option<[u8; 8]>,
@@ -416,6 +419,7 @@ mod tests {
             back_in: 0,
             held_return: None,
             origins: Vec::new(),
+            seal_reply: false,
             origin: Arc::new(crate::core::call::CallOrigin {
                 id: CallId([7; 16]),
                 caller: node(9),

@@ -110,6 +110,11 @@ struct Rig {
     /// restarted and has not re-advertised yet, say).
     refusing: HashMap<NodeId, CallErrorKind>,
     next_front: u64,
+    /// Every CALL sent, as its receiver got it.
+    calls_seen: Vec<(NodeId, Call)>,
+    /// Every return sent back (inline or as CALL-RESULT), as its receiver
+    /// got it.
+    returns_seen: Vec<(NodeId, CallReturn)>,
 }
 
 impl Rig {
@@ -169,6 +174,8 @@ impl Rig {
             slowed: Vec::new(),
             refusing: HashMap::new(),
             next_front: 1,
+            calls_seen: Vec::new(),
+            returns_seen: Vec::new(),
         }
     }
 
@@ -218,6 +225,7 @@ impl Rig {
         let fid = FrontId(self.next_front);
         self.next_front += 1;
         let call = Call {
+            sealed: None,
             leg: LegId(0),
             hop_limit,
             progress: true,
@@ -271,6 +279,7 @@ impl Rig {
         };
         match a {
             CallAction::SendCall { peer, call } => {
+                self.calls_seen.push((peer, call.clone()));
                 if let Some(&kind) = self.refusing.get(&peer) {
                     self.wire.push((from, peer, "CALL"));
                     self.wire.push((peer, from, "REFUSED"));
@@ -306,6 +315,9 @@ impl Rig {
                 }
             }
             CallAction::Answer { peer, leg, answer } => {
+                if let CallAnswer::Done(ret) = &answer {
+                    self.returns_seen.push((peer, ret.clone()));
+                }
                 let kind = match &answer {
                     CallAnswer::Accepted => "ACCEPTED",
                     CallAnswer::Refused(_) => "REFUSED",
@@ -322,12 +334,15 @@ impl Rig {
                     &mut self.inbox,
                 )
             }
-            CallAction::SendResult { peer, result } => wire(
-                peer,
-                "CALL-RESULT",
-                CallEvent::Result { peer: from, result },
-                &mut self.inbox,
-            ),
+            CallAction::SendResult { peer, result } => {
+                self.returns_seen.push((peer, result.ret.clone()));
+                wire(
+                    peer,
+                    "CALL-RESULT",
+                    CallEvent::Result { peer: from, result },
+                    &mut self.inbox,
+                )
+            }
             CallAction::SendProgress { peer, progress } if self.slow_progress_to == Some(peer) => {
                 self.wire.push((from, peer, "PROGRESS"));
                 self.slowed.push((
@@ -854,6 +869,7 @@ fn a_peer_cannot_use_a_node_as_relay_for_a_prefix_it_was_not_advertised() {
     // B learned the route from C and never advertised it back to C.
     let origin = r.origin(C, "utility/echo/echo", 5_000);
     let call = Call {
+        sealed: None,
         leg: LegId(7),
         hop_limit: 8,
         log_level: None,
@@ -1447,3 +1463,6 @@ fn the_capability_rule_follows_the_tags_the_front_call_wants() {
     r.finish_local(B, ok_result());
     assert_eq!(r.result_of(f).outcome, ok_result());
 }
+
+#[path = "sealed/tests.rs"]
+mod sealed;

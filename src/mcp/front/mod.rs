@@ -325,6 +325,7 @@ impl FrontLink {
 
 fn cancelled_return(when: &str) -> CallReturn {
     CallReturn {
+        sealed: None,
         seal: None,
         sent_back: 0,
         outcome: CallOutcome::err(CallErrorKind::Cancelled, format!("cancelled {when}")),

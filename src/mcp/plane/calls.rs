@@ -321,6 +321,7 @@ impl McpPlane {
         }
         (
             Call {
+                sealed: None,
                 leg: LegId(0),
                 hop_limit: self.cfg.hop_limit,
                 progress: c.progress,

@@ -89,7 +89,15 @@ impl RecentCalls {
         if let CallEvent::Front { call, .. } | CallEvent::Inbound { call, .. } = ev
             && held.len() < AUDIT_ARGUMENTS_HELD
         {
-            held.insert(call.origin.id, call.arguments.clone());
+            // Sealed to another node, they are not ours to read: the log
+            // says so, and how big they are.
+            let args = match &call.sealed {
+                Some(s) => serde_json::json!({
+                    "sealed": {"to": s.to.to_string(), "bytes": s.ct.len()}
+                }),
+                None => call.arguments.clone(),
+            };
+            held.insert(call.origin.id, args);
         }
     }
 

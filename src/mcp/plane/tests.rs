@@ -86,6 +86,7 @@ fn a_fetched_descriptor_is_cached_only_if_it_hashes_to_the_routes_hash() {
     let good = descriptor("lint");
     let prefix = Prefix::new("coding/lint").unwrap();
     let answer = |d: &ToolDescriptor| CallReturn {
+        sealed: None,
         seal: None,
         sent_back: 0,
         outcome: CallOutcome::Ok(serde_json::to_value(d).unwrap()),
@@ -123,6 +124,7 @@ fn an_oversized_descriptor_is_refused_and_the_cache_is_bounded_in_bytes() {
         Micros(1),
         id,
         CallReturn {
+            sealed: None,
             seal: None,
             sent_back: 0,
             outcome: CallOutcome::Ok(serde_json::to_value(&huge).unwrap()),
@@ -208,6 +210,7 @@ fn a_refused_fetch_does_not_mark_a_namesake_route_unavailable() {
         .expect("a fetch started");
     assert_eq!(h, d.hash());
     let refused = CallReturn {
+        sealed: None,
         seal: None,
         sent_back: 0,
         outcome: CallOutcome::err(CallErrorKind::AccessDenied, "access denied".to_string()),
