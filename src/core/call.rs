@@ -557,30 +557,25 @@ pub struct CallReturn {
     pub sealed: Option<Arc<Sealed>>,
 }
 
-/// A payload sealed to one node (HPKE, `crate::identity::seal`): only `to`
-/// can open it; hops in between see its size.
+/// A payload sealed to one node (`crate::identity::seal`): only `to` can
+/// open it; hops in between see its size. `enc` is HPKE's encapsulated key
+/// for a call's arguments, the nonce (12 bytes, then zeros) for a reply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sealed {
     pub to: NodeId,
-    /// HPKE's encapsulated key.
     pub enc: [u8; 32],
     pub ct: Vec<u8>,
 }
 
-/// Which part of a call a sealed payload holds (bound into the box, so one
-/// cannot pass for the other).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SealPart {
-    Arguments,
-    Result,
-}
+/// The key the reply to a sealed call is sealed with: both ends derive it
+/// from the call's key exchange, no one else can. Bytes only; the crypto
+/// is the node's.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ReplyKey(pub zeroize::Zeroizing<[u8; 32]>);
 
-impl SealPart {
-    pub fn label(self) -> &'static [u8] {
-        match self {
-            SealPart::Arguments => b"arguments",
-            SealPart::Result => b"result",
-        }
+impl fmt::Debug for ReplyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ReplyKey(<redacted>)")
     }
 }
 

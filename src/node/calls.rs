@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use serde_json::Value as Json;
 
-use crate::core::call::{AnswerSeal, CallOrigin, CallOutcome, CallReturn, SealPart, Sealed};
+use crate::core::call::{AnswerSeal, CallOrigin, CallOutcome, CallReturn, ReplyKey, Sealed};
 use crate::core::forward::{AnswerSealer, CallerRefused, CallerVerifier, PayloadSealer};
 use crate::core::ids::{Asn, Millis, NodeId};
 use crate::core::proof::{AsnCert, Signature};
@@ -197,39 +197,49 @@ impl NodePayloads {
     }
 }
 
-/// Domain tag of sealed payloads' HPKE `info`, followed by the part.
-pub const SEAL_INFO: &[u8] = b"agent-bgp/v1/seal\0";
-
-fn seal_info(part: SealPart) -> Vec<u8> {
-    [SEAL_INFO, part.label()].concat()
-}
+/// HPKE `info` of a call's sealed arguments.
+pub const SEAL_INFO: &[u8] = b"agent-bgp/v1/seal\0arguments";
 
 impl PayloadSealer for NodePayloads {
-    fn seal(
-        &self,
-        to: &NodeId,
-        origin: &CallOrigin,
-        part: SealPart,
-        plain: &[u8],
-    ) -> Option<Sealed> {
-        let (enc, ct) = seal::seal(to, &seal_info(part), &call_signed_bytes(origin), plain).ok()?;
-        Some(Sealed { to: *to, enc, ct })
+    fn seal(&self, to: &NodeId, origin: &CallOrigin, plain: &[u8]) -> Option<(Sealed, ReplyKey)> {
+        let (enc, ct, reply) =
+            seal::seal_request(to, SEAL_INFO, &call_signed_bytes(origin), plain).ok()?;
+        Some((Sealed { to: *to, enc, ct }, ReplyKey(reply)))
     }
 
-    fn open(
-        &self,
-        origin: &CallOrigin,
-        part: SealPart,
-        sealed: &Sealed,
-    ) -> Result<Vec<u8>, String> {
-        seal::open(
+    fn open(&self, origin: &CallOrigin, sealed: &Sealed) -> Result<(Vec<u8>, ReplyKey), String> {
+        seal::open_request(
             self.identity.key(),
             &sealed.enc,
-            &seal_info(part),
+            SEAL_INFO,
             &call_signed_bytes(origin),
             &sealed.ct,
         )
+        .map(|(plain, k)| (plain, ReplyKey(k)))
         .map_err(|e| e.to_string())
+    }
+
+    fn seal_reply(&self, key: &ReplyKey, origin: &CallOrigin, plain: &[u8]) -> Option<Sealed> {
+        let (nonce, ct) = seal::seal_reply(&key.0, &call_signed_bytes(origin), plain).ok()?;
+        let mut enc = [0u8; 32];
+        enc[..seal::NONCE_LEN].copy_from_slice(&nonce);
+        Some(Sealed {
+            to: origin.caller,
+            enc,
+            ct,
+        })
+    }
+
+    fn open_reply(
+        &self,
+        key: &ReplyKey,
+        origin: &CallOrigin,
+        sealed: &Sealed,
+    ) -> Result<Vec<u8>, String> {
+        let mut nonce = [0u8; seal::NONCE_LEN];
+        nonce.copy_from_slice(&sealed.enc[..seal::NONCE_LEN]);
+        seal::open_reply(&key.0, &nonce, &call_signed_bytes(origin), &sealed.ct)
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -4,7 +4,7 @@
 use super::*;
 use crate::core::call::{
     Ask, Call, CallAnswer, CallError, CallErrorKind, CallOp, CallOutcome, CallResult, CallReturn,
-    Cancel, HopTrace, LegId, Notify, Progress, ProgressInfo, Reply, SealPart, Sealed, TraceContext,
+    Cancel, HopTrace, LegId, Notify, Progress, ProgressInfo, Reply, Sealed, TraceContext,
 };
 use serde_json::Value as Json;
 use std::sync::Arc;
@@ -397,7 +397,7 @@ impl Forwarder {
         self.sign_or_check(now, key, e, ret);
         // The origin encrypts after it signed: the seal covers the
         // plaintext, which the caller checks after opening.
-        if e.seal_reply && matches!((key, &e.down), (InKey::Peer(..), Down::Local(_))) {
+        if e.reply_key.is_some() && matches!((key, &e.down), (InKey::Peer(..), Down::Local(_))) {
             self.seal_result(e, ret);
         }
     }
@@ -454,11 +454,12 @@ impl Forwarder {
     /// Seals this origin's `Ok` answer (after its seal signed it) to the
     /// calling node, for a call whose arguments came sealed.
     fn seal_result(&mut self, e: &Entry, ret: &mut CallReturn) {
-        let (Some(p), CallOutcome::Ok(v)) = (&self.payloads, &ret.outcome) else {
+        let (Some(p), Some(k), CallOutcome::Ok(v)) = (&self.payloads, &e.reply_key, &ret.outcome)
+        else {
             return;
         };
         let plain = serde_json::to_vec(v).unwrap_or_default();
-        match p.seal(&e.origin.caller, &e.origin, SealPart::Result, &plain) {
+        match p.seal_reply(k, &e.origin, &plain) {
             Some(s) => {
                 ret.outcome = CallOutcome::Ok(Json::Null);
                 ret.sealed = Some(Arc::new(s));
@@ -482,7 +483,10 @@ impl Forwarder {
         let Some(p) = &self.payloads else {
             return Err("this node cannot open sealed answers".into());
         };
-        let plain = p.open(&e.origin, SealPart::Result, s)?;
+        let Some(k) = &e.reply_key else {
+            return Err("a sealed answer to a call this node did not seal".into());
+        };
+        let plain = p.open_reply(k, &e.origin, s)?;
         let v = serde_json::from_slice(&plain)
             .map_err(|e| format!("the sealed answer is not JSON: {e}"))?;
         ret.outcome = CallOutcome::Ok(v);

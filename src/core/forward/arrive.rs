@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::*;
 use crate::core::access::Caller;
 use crate::core::call::{
-    Call, CallAnswer, CallError, CallErrorKind, CallOutcome, CallReturn, LegId, SealPart, Sealed,
+    Call, CallAnswer, CallError, CallErrorKind, CallOutcome, CallReturn, LegId, ReplyKey, Sealed,
     TraceContext,
 };
 use crate::core::ids::{AgentId, NodeId};
@@ -269,14 +269,17 @@ impl Forwarder {
 
     /// Seals `call`'s arguments to `to` (a copy: the entry keeps them in
     /// the clear, to seal again for another path on a retry).
-    fn sealed_copy(&mut self, call: &mut Call, to: &NodeId) {
+    fn sealed_copy(&mut self, key: InKey, call: &mut Call, to: &NodeId) {
         let Some(p) = &self.payloads else { return };
         let plain = serde_json::to_vec(&call.arguments).unwrap_or_default();
-        match p.seal(to, &call.origin, SealPart::Arguments, &plain) {
-            Some(s) => {
+        match p.seal(to, &call.origin, &plain) {
+            Some((s, reply)) => {
                 call.arguments = Json::Null;
                 call.sealed = Some(Arc::new(s));
                 self.stats.sealed_out += 1;
+                if let Some(e) = self.table.get_mut(&key) {
+                    e.reply_key = Some(reply);
+                }
             }
             // Only a node id that is no usable key gets here, and origin
             // attestations are signed by theirs.
@@ -332,7 +335,7 @@ impl Forwarder {
             e.resend = Some(call.clone());
         }
         if let Some(to) = seal {
-            self.sealed_copy(&mut call, &to);
+            self.sealed_copy(key, &mut call, &to);
         }
         out.push(CallAction::SendCall { peer, call });
     }
@@ -369,14 +372,14 @@ impl Forwarder {
             held_return: None,
             origin: call.origin.clone(),
             origins: Vec::new(),
-            seal_reply: false,
+            reply_key: None,
             trace,
             parent_span,
         }
     }
 
     /// The arguments of a call sealed to this node.
-    fn open_arguments(&mut self, call: &Call, s: &Sealed) -> Result<Json, String> {
+    fn open_arguments(&mut self, call: &Call, s: &Sealed) -> Result<(Json, ReplyKey), String> {
         if s.to != self.cfg.node {
             return Err(format!(
                 "the arguments are sealed for node {}, not this origin (the path changed on the way): make the call again",
@@ -386,11 +389,11 @@ impl Forwarder {
         let Some(p) = &self.payloads else {
             return Err("this origin cannot open sealed arguments".into());
         };
-        let plain = p.open(&call.origin, SealPart::Arguments, s)?;
+        let (plain, key) = p.open(&call.origin, s)?;
         let args = serde_json::from_slice(&plain)
             .map_err(|e| format!("the sealed arguments are not JSON: {e}"))?;
         self.stats.sealed_opened += 1;
-        Ok(args)
+        Ok((args, key))
     }
 
     pub(super) fn deliver(
@@ -407,11 +410,13 @@ impl Forwarder {
             tool,
         } = here;
         let mut call = call;
-        let sealed = call.sealed.take();
-        let seal_reply = sealed.is_some();
-        if let Some(s) = sealed {
+        let mut reply_key = None;
+        if let Some(s) = call.sealed.take() {
             match self.open_arguments(&call, &s) {
-                Ok(args) => call.arguments = args,
+                Ok((args, key)) => {
+                    call.arguments = args;
+                    reply_key = Some(key);
+                }
                 Err(why) => {
                     self.stats.sealed_refused += 1;
                     let e =
@@ -481,7 +486,7 @@ impl Forwarder {
         let id = self.table.alloc_local();
         let mut entry = self.entry(now, key, &call, Down::Local(id));
         entry.agent = Some(agent.clone());
-        entry.seal_reply = seal_reply;
+        entry.reply_key = reply_key;
         let deadline = entry.deadline.millis();
         let trace = entry.trace;
         self.insert(key, entry);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::Value as Json;
 
 use crate::core::attrs::{AttrValue, PathAttrs};
-use crate::core::call::{AnswerSeal, CallOrigin, CallReturn, SealPart, Sealed, TOOL_ATTR};
+use crate::core::call::{AnswerSeal, CallOrigin, CallReturn, ReplyKey, Sealed, TOOL_ATTR};
 use crate::core::engine::Engine;
 use crate::core::ids::{AgentId, Asn, Millis, NodeId};
 use crate::core::prefix::Prefix;
@@ -218,18 +218,21 @@ fn advertised_cover_to(engine: &Engine, peer: &NodeId, wanted: &Prefix) -> bool 
 /// crypto is the node's (`crate::node` with `crate::identity::seal`); the
 /// core decides what is sealed for whom.
 pub trait PayloadSealer: Send {
-    /// `plain` sealed to `to`, bound to the call `origin` and `part`
-    /// (`None`: `to` is not a key one can seal to).
-    fn seal(
+    /// The arguments `plain` sealed to the origin node `to`, bound to the
+    /// call `origin`, and the key its reply will come under (`None`: `to`
+    /// is not a key one can seal to).
+    fn seal(&self, to: &NodeId, origin: &CallOrigin, plain: &[u8]) -> Option<(Sealed, ReplyKey)>;
+    /// The arguments of a call sealed to this node, and its reply key.
+    fn open(&self, origin: &CallOrigin, sealed: &Sealed) -> Result<(Vec<u8>, ReplyKey), String>;
+    /// The result `plain` sealed to the caller under the call's reply key.
+    fn seal_reply(&self, key: &ReplyKey, origin: &CallOrigin, plain: &[u8]) -> Option<Sealed>;
+    /// The result of a call made here, sealed under its reply key.
+    fn open_reply(
         &self,
-        to: &NodeId,
+        key: &ReplyKey,
         origin: &CallOrigin,
-        part: SealPart,
-        plain: &[u8],
-    ) -> Option<Sealed>;
-    /// The plaintext of a box sealed to this node for `origin` and `part`.
-    fn open(&self, origin: &CallOrigin, part: SealPart, sealed: &Sealed)
-    -> Result<Vec<u8>, String>;
+        sealed: &Sealed,
+    ) -> Result<Vec<u8>, String>;
 }
 
 /// What the calling node seals (`[mcp] seal`).

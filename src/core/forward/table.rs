@@ -13,6 +13,7 @@
 //! - legs given up are remembered (bounded, [`GONE_LEGS`]) so a late
 //!   PROGRESS on one gets a single CANCEL back.
 
+use crate::core::call::ReplyKey;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 use super::events::{InKey, LocalId, Micros};
@@ -87,9 +88,10 @@ pub(super) struct Entry {
     /// The ASNs that originate the paths the call was sent on: an answer
     /// must be sealed by one of them ([`AnswerSealer::check`]).
     pub origins: Vec<Asn>,
-    /// The call arrived with its arguments sealed to this origin: the
-    /// result goes back sealed to the caller.
-    pub seal_reply: bool,
+    /// The key of the sealed call's reply: at the origin, the result goes
+    /// back under it; at the calling node, the answer is opened with it
+    /// (the key of the attempt on the current leg).
+    pub reply_key: Option<ReplyKey>,
     /// This hop's trace context (its own span id) and its parent's span.
     pub trace: TraceContext,
     pub parent_span: Option<[u8; 8]>,
@@ -419,7 +421,7 @@ mod tests {
             back_in: 0,
             held_return: None,
             origins: Vec::new(),
-            seal_reply: false,
+            reply_key: None,
             origin: Arc::new(crate::core::call::CallOrigin {
                 id: CallId([7; 16]),
                 caller: node(9),

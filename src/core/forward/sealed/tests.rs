@@ -1,43 +1,67 @@
 //! Sealed payloads in the forwarder, over the simulator's engines: the
 //! calling node seals the arguments to the origin node of the path it
 //! sends on, transit hops carry the box as it is, the origin opens it and
-//! seals the result back; boxes for another node, or that do not open, are
-//! refused. The crypto here is a stand-in that only its recipient can
+//! seals the result back under the call's reply key; boxes for another
+//! node, or that do not open, are refused. The crypto here is a stand-in that only its recipient can
 //! undo (the real one is `crate::identity::seal`, tested there).
 
 use super::*;
-use crate::core::call::{SealPart, Sealed};
+use crate::core::call::{ReplyKey, Sealed};
 use crate::core::proof::{AsnCert, OriginAttestation, RouteProof, Signature};
 
-/// "Seals" by tagging the plaintext with its recipient, call and part;
-/// opens only what names this node, the call and the part.
+/// "Seals" by tagging the plaintext with its recipient and call; opens
+/// only what names this node and the call. The reply key is derived from
+/// the recipient and the call, so both ends get the same one.
 struct StandIn(NodeId);
 
-fn tag(to: &NodeId, origin: &CallOrigin, part: SealPart) -> Vec<u8> {
-    [to.as_bytes().as_slice(), &origin.id.0, part.label()].concat()
+fn tag(to: &NodeId, origin: &CallOrigin) -> Vec<u8> {
+    [to.as_bytes().as_slice(), &origin.id.0].concat()
+}
+
+fn reply_key(to: &NodeId, origin: &CallOrigin) -> ReplyKey {
+    let mut k = to.0;
+    for (i, b) in origin.id.0.iter().enumerate() {
+        k[i] ^= b;
+    }
+    ReplyKey(zeroize::Zeroizing::new(k))
+}
+
+fn xor(b: &[u8]) -> impl Iterator<Item = u8> + '_ {
+    b.iter().map(|x| x ^ 0x5a)
 }
 
 impl PayloadSealer for StandIn {
-    fn seal(
-        &self,
-        to: &NodeId,
-        origin: &CallOrigin,
-        part: SealPart,
-        plain: &[u8],
-    ) -> Option<Sealed> {
-        let mut ct = tag(to, origin, part);
-        ct.extend(plain.iter().map(|b| b ^ 0x5a));
-        Some(Sealed {
+    fn seal(&self, to: &NodeId, origin: &CallOrigin, plain: &[u8]) -> Option<(Sealed, ReplyKey)> {
+        let mut ct = tag(to, origin);
+        ct.extend(xor(plain));
+        let s = Sealed {
             to: *to,
             enc: [7; 32],
+            ct,
+        };
+        Some((s, reply_key(to, origin)))
+    }
+
+    fn open(&self, origin: &CallOrigin, s: &Sealed) -> Result<(Vec<u8>, ReplyKey), String> {
+        match s.ct.strip_prefix(tag(&self.0, origin).as_slice()) {
+            Some(body) => Ok((xor(body).collect(), reply_key(&self.0, origin))),
+            None => Err("does not open".into()),
+        }
+    }
+
+    fn seal_reply(&self, key: &ReplyKey, origin: &CallOrigin, plain: &[u8]) -> Option<Sealed> {
+        let mut ct = key.0[..8].to_vec();
+        ct.extend(xor(plain));
+        Some(Sealed {
+            to: origin.caller,
+            enc: [0; 32],
             ct,
         })
     }
 
-    fn open(&self, origin: &CallOrigin, part: SealPart, s: &Sealed) -> Result<Vec<u8>, String> {
-        let t = tag(&self.0, origin, part);
-        match s.ct.strip_prefix(t.as_slice()) {
-            Some(body) => Ok(body.iter().map(|b| b ^ 0x5a).collect()),
+    fn open_reply(&self, key: &ReplyKey, _: &CallOrigin, s: &Sealed) -> Result<Vec<u8>, String> {
+        match s.ct.strip_prefix(&key.0[..8]) {
+            Some(body) => Ok(xor(body).collect()),
             None => Err("does not open".into()),
         }
     }
@@ -137,8 +161,8 @@ fn a_call_sealed_for_another_origin_is_refused_before_it_runs() {
     // B hands C a call whose arguments are sealed for D.
     let origin = Arc::new(r.origin(A, TOOL, 5_000));
     let sealed = StandIn(id(D))
-        .seal(&id(D), &origin, SealPart::Arguments, b"{}")
-        .map(Arc::new);
+        .seal(&id(D), &origin, b"{}")
+        .map(|(s, _)| Arc::new(s));
     let call = Call {
         sealed,
         leg: LegId(9),
@@ -167,9 +191,7 @@ fn a_box_changed_on_the_way_is_refused_at_either_end() {
     // At the origin: a box for C that does not open.
     let mut r = rig(SealMode::External);
     let origin = Arc::new(r.origin(A, TOOL, 5_000));
-    let mut s = StandIn(id(C))
-        .seal(&id(C), &origin, SealPart::Arguments, b"{}")
-        .unwrap();
+    let (mut s, _) = StandIn(id(C)).seal(&id(C), &origin, b"{}").unwrap();
     s.ct[0] ^= 1;
     let call = Call {
         sealed: Some(Arc::new(s)),
@@ -192,27 +214,29 @@ fn a_box_changed_on_the_way_is_refused_at_either_end() {
     assert!(r.delivered.is_empty());
     assert_eq!(r.fwd[&id(C)].stats().sealed_refused, 1);
 
-    // At the caller: C seals the result to a key that is not A's (as if a
-    // hop had swapped the box), and A refuses the answer.
+    // At the caller: C seals the result under another key than the
+    // call's (as if a hop had swapped the box), and A refuses the answer.
     let mut r = rig(SealMode::External);
     r.set(C, |f| {
         struct Misdirect;
         impl PayloadSealer for Misdirect {
-            fn seal(
-                &self,
-                _: &NodeId,
-                o: &CallOrigin,
-                p: SealPart,
-                plain: &[u8],
-            ) -> Option<Sealed> {
-                StandIn(id(D)).seal(&id(A), o, p, plain).map(|mut s| {
-                    // Addressed to A, but only D's key opens it.
-                    s.ct = StandIn(id(D)).seal(&id(D), o, p, plain).unwrap().ct;
-                    s
-                })
+            fn seal(&self, to: &NodeId, o: &CallOrigin, p: &[u8]) -> Option<(Sealed, ReplyKey)> {
+                StandIn(id(C)).seal(to, o, p)
             }
-            fn open(&self, o: &CallOrigin, p: SealPart, s: &Sealed) -> Result<Vec<u8>, String> {
-                StandIn(id(C)).open(o, p, s)
+            fn open(&self, o: &CallOrigin, s: &Sealed) -> Result<(Vec<u8>, ReplyKey), String> {
+                StandIn(id(C)).open(o, s)
+            }
+            fn seal_reply(&self, _: &ReplyKey, o: &CallOrigin, p: &[u8]) -> Option<Sealed> {
+                let other = ReplyKey(zeroize::Zeroizing::new([9; 32]));
+                StandIn(id(C)).seal_reply(&other, o, p)
+            }
+            fn open_reply(
+                &self,
+                k: &ReplyKey,
+                o: &CallOrigin,
+                s: &Sealed,
+            ) -> Result<Vec<u8>, String> {
+                StandIn(id(C)).open_reply(k, o, s)
             }
         }
         let cfg = f.config().clone();
