@@ -316,3 +316,91 @@ async fn a_subscription_survives_the_loss_of_its_path() {
     }
     let _ = client.cancel().await;
 }
+
+/// A front session holds at most 256 resource subscriptions (each is a held
+/// call to the origin): the 257th is refused with a clear error, at once;
+/// one already held is not counted twice, an unsubscribe frees a slot, and
+/// another session has its own 256.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// A 2025-11-25 session: resources/subscribe is how it subscribes.
+#[allow(deprecated)]
+async fn a_session_holds_at_most_256_subscriptions() {
+    use rmcp::model::{SubscribeRequestParams, UnsubscribeRequestParams};
+    let root = tempfile::tempdir().unwrap();
+    let a = init(root.path(), "A", "test");
+    configure(
+        &a,
+        &Spec {
+            extra: conformance_agent(),
+            ..Default::default()
+        },
+    );
+    let pa = Proc::start(&a);
+    wait_front_ready(&pa, 0);
+    let (tx, _updates) = tokio::sync::mpsc::unbounded_channel();
+    let connect = || {
+        rmcp::service::serve_client_with_lifecycle_and_ct(
+            Updates(tx.clone()),
+            rmcp::transport::StreamableHttpClientTransport::from_uri(pa.mcp_url()),
+            rmcp::service::ClientLifecycleMode::Initialize,
+            tokio_util::sync::CancellationToken::new(),
+        )
+    };
+    let client = common::within(10.0, "connecting", connect())
+        .await
+        .expect("an MCP session with A's front");
+    let uri = |i: usize| format!("test://template/{i}/data");
+    for i in 0..256 {
+        common::within(
+            15.0,
+            "a subscription",
+            client.subscribe(SubscribeRequestParams::new(uri(i))),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("subscription {i}: {e}"));
+    }
+    let refused = common::within(
+        5.0,
+        "the 257th subscription's answer",
+        client.subscribe(SubscribeRequestParams::new(uri(256))),
+    )
+    .await
+    .expect_err("over the bound");
+    assert!(
+        refused
+            .to_string()
+            .contains("at most 256 subscriptions per session"),
+        "{refused}"
+    );
+    common::within(
+        5.0,
+        "a held one again",
+        client.subscribe(SubscribeRequestParams::new(uri(0))),
+    )
+    .await
+    .expect("one already held is not a new one");
+    common::within(
+        5.0,
+        "unsubscribing",
+        client.unsubscribe(UnsubscribeRequestParams::new(uri(0))),
+    )
+    .await
+    .expect("unsubscribe");
+    common::within(
+        15.0,
+        "the freed slot",
+        client.subscribe(SubscribeRequestParams::new(uri(256))),
+    )
+    .await
+    .expect("an unsubscribe frees a slot");
+    let other = common::within(10.0, "a second session", connect())
+        .await
+        .expect("another MCP session");
+    common::within(
+        15.0,
+        "its own subscription",
+        other.subscribe(SubscribeRequestParams::new(uri(1))),
+    )
+    .await
+    .expect("another session has its own bound");
+}
