@@ -944,3 +944,105 @@ anyio.run(main)
         "the error says what happened: {v}"
     );
 }
+
+/// An agent may have at most 16 requests open with its caller's client
+/// during one run: a Python SDK agent on C fires 20 sampling requests at
+/// once while the client on A holds its answers; 16 reach the client, the
+/// other 4 are refused at once (the agent hears why), and once the client
+/// answers, the 16 complete and the tool returns.
+#[test]
+fn an_agent_has_at_most_16_requests_open_with_the_client() {
+    let root = tempfile::tempdir().unwrap();
+    let agent_py = root.path().join("flood.py");
+    std::fs::write(
+        &agent_py,
+        r#"
+import anyio, json
+from mcp import types
+from mcp.server.mcpserver import MCPServer, Context
+
+server = MCPServer("flood")
+
+@server.tool()
+async def flood(n: int, ctx: Context) -> str:
+    """Sends n sampling requests to the caller's client at once."""
+    results = []
+    async def one(i):
+        try:
+            await ctx.session.create_message(
+                messages=[types.SamplingMessage(role="user", content=types.TextContent(type="text", text=f"q{i}"))],
+                max_tokens=5,
+            )
+            results.append("ok")
+        except Exception as e:
+            results.append(f"error: {e}")
+    async with anyio.create_task_group() as tg:
+        for i in range(n):
+            tg.start_soon(one, i)
+    return json.dumps(results)
+
+server.run()
+"#,
+    )
+    .unwrap();
+    let c_extra = format!(
+        // 2025-11-25, where an agent asks the client with requests of its
+        // own (2026-07-28 has input-required rounds instead).
+        "\n[[agents]]\nid = \"flood\"\nprefix = \"flood/*\"\nprotocol = \"initialize\"\ncommand = {:?}\nargs = [{:?}]\n",
+        venv_python().to_string_lossy(),
+        agent_py.to_string_lossy()
+    );
+    let (_nodes, procs) = chain(root.path(), &c_extra, "");
+    let a = &procs[0];
+    wait_route(a, "flood/flood", 2);
+    let script = format!(
+        "{PY_PRELUDE}{}",
+        r#"
+from mcp import types
+
+async def main():
+    asked = []
+    enough = anyio.Event()
+    async def sampling(ctx, params):
+        asked.append(1)
+        if len(asked) >= 16:
+            enough.set()
+        # Hold every answer until 16 are open (or 5 s pass), so the agent
+        # has as many open as the node lets it.
+        with anyio.move_on_after(5):
+            await enough.wait()
+        return types.CreateMessageResult(
+            role="assistant",
+            content=types.TextContent(type="text", text="a"),
+            model="test-model",
+            stop_reason="endTurn",
+        )
+    async with Client(URL, mode="legacy", sampling_callback=sampling) as c:
+        t, _ = await tool_for(c, "flood/flood")
+        r = await c.call_tool(t.name, {"n": 20})
+        out(step="flood", mode="legacy", asked=len(asked), result=dump(r))
+
+anyio.run(main)
+"#
+    );
+    let url = a.mcp_url();
+    let lines = python(&script, &[&url], Duration::from_secs(90));
+    let flood = step(&lines, "flood", "legacy");
+    assert_eq!(flood["asked"], 16, "only 16 reach the client: {flood}");
+    let text = flood["result"]["content"][0]["text"].as_str().unwrap();
+    let results: Vec<String> = serde_json::from_str(text).unwrap();
+    assert_eq!(results.len(), 20, "{results:?}");
+    assert_eq!(
+        results.iter().filter(|r| *r == "ok").count(),
+        16,
+        "{results:?}"
+    );
+    let refused: Vec<&String> = results.iter().filter(|r| *r != "ok").collect();
+    assert_eq!(refused.len(), 4, "{results:?}");
+    for r in refused {
+        assert!(
+            r.contains("at most 16 requests to the caller at a time"),
+            "{r}"
+        );
+    }
+}
