@@ -130,6 +130,11 @@ pub struct SessionSection {
         serialize_with = "values::ser"
     )]
     pub connect_retry_max: Duration,
+    /// Minimum route advertisement interval per peer (RFC 4271), 0: none.
+    #[serde(deserialize_with = "values::secs", serialize_with = "values::ser")]
+    pub mrai: Duration,
+    /// Hold withdrawals back with the interval too (classic BGP).
+    pub mrai_withdrawals: bool,
 }
 
 impl Default for SessionSection {
@@ -140,6 +145,8 @@ impl Default for SessionSection {
             max_routes_per_update: 1000,
             connect_retry_min: Duration::from_secs(1),
             connect_retry_max: Duration::from_secs(60),
+            mrai: Duration::ZERO,
+            mrai_withdrawals: false,
         }
     }
 }

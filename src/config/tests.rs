@@ -499,3 +499,15 @@ fn transparent_asns_are_read_and_checked() {
         vec!["trust.transparent_asns[0]", "trust.transparent_asns[1]"]
     );
 }
+
+#[test]
+fn the_advertisement_interval_is_read_and_bounded() {
+    let c = parse("[session]\nmrai = \"30s\"\nmrai_withdrawals = true\n").unwrap();
+    assert_eq!(c.session.mrai, std::time::Duration::from_secs(30));
+    assert!(c.session.mrai_withdrawals);
+    assert_eq!(parse("").unwrap().session.mrai, std::time::Duration::ZERO);
+    assert_eq!(
+        invalid_keys("[session]\nmrai = \"2h\"\n"),
+        vec!["session.mrai"]
+    );
+}

@@ -210,6 +210,9 @@ fn session(k: &mut Check, s: &SessionSection) {
     }
     k.backoff("session.", s.connect_retry_min, s.connect_retry_max);
     k.at_least("session.max_routes_per_update", s.max_routes_per_update, 1);
+    if s.mrai > Duration::from_secs(3600) {
+        k.fail("session.mrai", "is over an hour (classic BGP uses 30s)");
+    }
 }
 
 fn discovery(k: &mut Check, c: &NodeConfig) {

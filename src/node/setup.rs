@@ -55,6 +55,7 @@ fn engine_config(c: &NodeConfig, security: &Security) -> EngineConfig {
         .with_hold_time(c.session.hold_time)
         .with_connect_retry(c.session.connect_retry_min, c.session.connect_retry_max)
         .with_max_routes_per_update(c.session.max_routes_per_update)
+        .with_mrai(c.session.mrai, c.session.mrai_withdrawals)
         .with_cert(security.cert())
         .with_graceful_restart(c.session.graceful_restart_secs())
         .with_damping(c.damping.engine())

@@ -104,6 +104,11 @@ impl Engine {
         }
         self.maybe_collect_garbage();
         let max = self.cfg.max_routes_per_update.max(1);
+        let mrai = Mrai {
+            interval_ms: u64::try_from(self.cfg.mrai.as_millis()).unwrap_or(u64::MAX),
+            withdrawals: self.cfg.mrai_withdrawals,
+            seed: self.cfg.seed,
+        };
         let mut sends: Vec<(PeerIdx, Update)> = Vec::new();
         for (i, slot) in self.peers.iter_mut().enumerate() {
             let Some(peer) = slot else { continue };
@@ -112,6 +117,9 @@ impl Engine {
             if !peer.is_established() {
                 continue;
             }
+            let Some((q, eor)) = mrai.gate(now, peer, q, eor) else {
+                continue;
+            };
             for m in chunk(q, eor, max) {
                 sends.push((PeerIdx(i as u32), m));
             }
@@ -471,6 +479,85 @@ impl ExportCtx<'_> {
             && best.learned == Learned::External
             && client(best.peer)
             && client(t.idx)
+    }
+}
+
+/// The minimum route advertisement interval, as the flush applies it.
+struct Mrai {
+    interval_ms: u64,
+    withdrawals: bool,
+    seed: u64,
+}
+
+impl Mrai {
+    /// What goes to `peer` now of the changes `q` (and the end-of-RIB
+    /// marker): everything when no interval runs; while one runs, nothing
+    /// (the changes are held, the latest per route) but the withdrawals,
+    /// unless those wait too. Sending an announcement starts the interval.
+    fn gate(&self, now: Millis, peer: &mut Peer, q: Update, eor: bool) -> Option<(Update, bool)> {
+        if self.interval_ms == 0 {
+            return Some((q, eor));
+        }
+        let running = peer.mrai_until.is_some_and(|t| now < t);
+        let mut q = q;
+        if running || !peer.held.is_empty() {
+            // One flush has at most one change per route: withdrawals and
+            // announcements of the same burst never name the same key.
+            for k in q.withdraw.drain(..) {
+                peer.held.insert(k, None);
+            }
+            for r in q.announce.drain(..) {
+                peer.held.insert(r.key(), Some(r));
+            }
+        }
+        if running {
+            if eor {
+                peer.send_eor = true;
+            }
+            if self.withdrawals {
+                return None;
+            }
+            let gone: Vec<RouteKey> = peer
+                .held
+                .iter()
+                .filter(|(_, r)| r.is_none())
+                .map(|(k, _)| k.clone())
+                .collect();
+            if gone.is_empty() {
+                return None;
+            }
+            for k in &gone {
+                peer.held.remove(k);
+            }
+            let w = Update {
+                withdraw: gone,
+                ..Update::default()
+            };
+            return Some((w, false));
+        }
+        for (k, r) in std::mem::take(&mut peer.held) {
+            match r {
+                Some(r) => q.announce.push(r),
+                None => q.withdraw.push(k),
+            }
+        }
+        let starts = !q.announce.is_empty() || (self.withdrawals && !q.withdraw.is_empty());
+        if starts {
+            peer.mrai_sent += 1;
+            peer.mrai_until = Some(now.saturating_add_ms(self.jittered(peer)));
+        }
+        Some((q, eor))
+    }
+
+    /// The interval times a factor from 0.75 to 1 (RFC 4271 section
+    /// 9.2.1.1), deterministic in the seed, the peer and the count.
+    fn jittered(&self, peer: &Peer) -> u64 {
+        let mut x = self.seed ^ peer.mrai_sent.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        for b in &peer.cfg.node.0[..8] {
+            x = (x ^ u64::from(*b)).wrapping_mul(0x0100_0000_01B3);
+        }
+        let quarter = self.interval_ms / 4;
+        self.interval_ms - quarter + x % (quarter + 1)
     }
 }
 

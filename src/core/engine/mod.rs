@@ -24,6 +24,9 @@ mod import;
 #[path = "leaks/tests.rs"]
 mod leak_tests;
 #[cfg(test)]
+#[path = "mrai/tests.rs"]
+mod mrai_tests;
+#[cfg(test)]
 #[path = "nexthop/tests.rs"]
 mod nexthop_tests;
 mod peer;
@@ -136,6 +139,15 @@ pub struct EngineConfig {
     pub damping: DampingConfig,
     /// A transparent route server for peers marked `route_server_client`.
     pub route_server: bool,
+    /// Minimum route advertisement interval (RFC 4271 section 9.2.1.1),
+    /// per peer: after an UPDATE, the next waits this long, times a jitter
+    /// of 0.75 to 1 (changes in between are merged, the latest per route
+    /// kept). Zero (the default): every burst goes out at once.
+    pub mrai: Duration,
+    /// Hold withdrawals back with the interval too (classic BGP). Off by
+    /// default: withdrawals go at once, which shortens convergence after
+    /// a route goes away.
+    pub mrai_withdrawals: bool,
 }
 
 impl EngineConfig {
@@ -166,7 +178,16 @@ impl EngineConfig {
             min_route_refresh_interval: Duration::from_secs(10),
             damping: DampingConfig::default(),
             route_server: false,
+            mrai: Duration::ZERO,
+            mrai_withdrawals: false,
         }
+    }
+
+    /// See [`EngineConfig::mrai`] and [`EngineConfig::mrai_withdrawals`].
+    pub fn with_mrai(mut self, interval: Duration, withdrawals: bool) -> Self {
+        self.mrai = interval;
+        self.mrai_withdrawals = withdrawals;
+        self
     }
 
     pub fn with_federation(mut self, name: impl Into<String>) -> Self {

@@ -2,6 +2,7 @@
 //! machine, the parts of the Adj-RIB-In the shared table does not hold, and
 //! the queue of route changes waiting for the next flush.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -11,6 +12,7 @@ use super::super::ids::{Asn, Millis, NodeId};
 use super::super::message::Update;
 use super::super::rib::PeerRib;
 use super::super::role::Role;
+use super::super::route::{Route, RouteKey};
 use super::super::session::{Session, State};
 
 /// How a peer is configured. Peers found by discovery get a default config
@@ -180,6 +182,13 @@ pub(crate) struct Peer {
     pub rib: PeerRib,
     /// Route changes waiting for the next flush.
     pub outq: Update,
+    /// With a minimum route advertisement interval: when the next UPDATE
+    /// may go to this peer, and the changes held until then (the latest
+    /// per route: `None` a withdrawal).
+    pub mrai_until: Option<Millis>,
+    pub held: BTreeMap<RouteKey, Option<Route>>,
+    /// UPDATEs the interval has spaced out so far (seeds its jitter).
+    pub mrai_sent: u64,
     /// Send an end-of-RIB marker at the next flush.
     pub send_eor: bool,
     /// Stale paths are purged at this time (graceful restart).
@@ -266,6 +275,7 @@ impl Peer {
             self.session.next_deadline(),
             self.stale_until,
             self.refresh_due,
+            self.mrai_until.filter(|_| !self.held.is_empty()),
         ]
         .into_iter()
         .flatten()

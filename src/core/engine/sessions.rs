@@ -91,6 +91,9 @@ impl Engine {
                 session,
                 rib: PeerRib::default(),
                 outq: Default::default(),
+                mrai_until: None,
+                held: Default::default(),
+                mrai_sent: 0,
                 send_eor: false,
                 stale_until: None,
                 restart_time: None,
@@ -345,6 +348,9 @@ impl Engine {
             p.add_path = neg.capabilities.add_path;
             p.refresh_served = None;
             p.refresh_due = None;
+            // A new session starts with the whole table, at once.
+            p.mrai_until = None;
+            p.held.clear();
         }
         // Paths restored or kept from an earlier session now follow the
         // peer's current relationship to us.
@@ -382,6 +388,10 @@ impl Engine {
                 }
             }
             _ => self.drop_peer_paths(idx, false),
+        }
+        if let Some(p) = self.peer_mut(idx) {
+            p.mrai_until = None;
+            p.held.clear();
         }
         self.clear_adj_out(idx);
     }
