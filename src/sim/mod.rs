@@ -18,6 +18,7 @@ use crate::core::ids::{Asn, Millis, NodeId};
 use crate::core::message::{Capabilities, Message, Open, PROTOCOL_VERSION};
 
 pub mod scenario;
+pub mod topology;
 pub mod tour;
 
 type ConnId = u64;
