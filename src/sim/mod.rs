@@ -17,6 +17,7 @@ use crate::core::engine::{Action, Engine, Event, PeerConfig};
 use crate::core::ids::{Asn, Millis, NodeId};
 use crate::core::message::{Capabilities, Message, Open, PROTOCOL_VERSION};
 
+pub mod converge;
 pub mod scenario;
 pub mod topology;
 pub mod tour;

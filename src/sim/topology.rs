@@ -305,10 +305,17 @@ impl Topology {
     /// Adds one engine per node (one AS each, Gao-Rexford policies) and a
     /// session per edge with the roles the edge implies.
     pub fn build(&self, net: &mut SimNet) {
+        self.build_with(net, |c| c)
+    }
+
+    /// [`Topology::build`] with each engine's settings passed through
+    /// `settings` (an advertisement interval, say).
+    pub fn build_with(&self, net: &mut SimNet, settings: impl Fn(EngineConfig) -> EngineConfig) {
         for i in 0..self.n {
             let (node, asn) = Self::node(i);
             net.add_node(
-                Engine::new(EngineConfig::new(asn, node)).with_policy(Arc::new(GaoRexford)),
+                Engine::new(settings(EngineConfig::new(asn, node)))
+                    .with_policy(Arc::new(GaoRexford)),
             );
         }
         for e in &self.edges {
