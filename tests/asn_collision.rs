@@ -63,17 +63,6 @@ fn node_with_key(root: &Path, name: &str, seed_hex: &str) -> NodeDir {
     nd
 }
 
-fn metric(p: &Proc, name: &str) -> Option<f64> {
-    let (code, text) = p.admin_request("GET", "/metrics", None);
-    if code != 200 {
-        return None;
-    }
-    text.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
 /// `b` dials `a` (a configured neighbour on `b`'s side only; `a` takes it
 /// as an inbound peer, so its binding is the derived one, not a pin).
 fn dialer(b: &NodeDir, a: &NodeDir) {
@@ -98,7 +87,7 @@ fn a_stranger_whose_key_derives_our_own_asn_is_refused_and_alerted_on() {
     let pa = Proc::start(&a);
     let pb = Proc::start(&b);
     wait_for("A to refuse B's OPEN as a collision", CONVERGE, || {
-        (metric(&pa, "abgp_asn_key_conflicts_total")? >= 1.0).then_some(())
+        (pa.metric("abgp_asn_key_conflicts_total")? >= 1.0).then_some(())
     });
     let err = wait_for("B to be told why", CONVERGE, || {
         pb.peer(&a.peer_id)?["last_error"]
@@ -157,7 +146,7 @@ fn the_first_key_seen_holds_a_derived_asn_across_a_restart_until_a_rekey() {
     let pa = Proc::start(&a);
     let _p2 = Proc::start(&second);
     wait_for("A to refuse the second key", CONVERGE, || {
-        (metric(&pa, "abgp_asn_key_conflicts_total")? >= 1.0).then_some(())
+        (pa.metric("abgp_asn_key_conflicts_total")? >= 1.0).then_some(())
     });
     assert!(!pa.established_with(&second.peer_id));
     let log = pa.log_tail(400);

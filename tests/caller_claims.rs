@@ -17,33 +17,6 @@ use node_harness::*;
 
 const CONVERGE: Duration = Duration::from_secs(30);
 
-fn issue_with(authority_key: &str, nd: &NodeDir, asn: u32, communities: &[&str]) -> String {
-    let out = nd.dir.join("node.cert");
-    let mut args = vec![
-        "asn".to_string(),
-        "issue".into(),
-        "--authority-key".into(),
-        authority_key.into(),
-        "--asn".into(),
-        asn.to_string(),
-        "--node".into(),
-        nd.peer_id.clone(),
-        "--out".into(),
-        out.display().to_string(),
-    ];
-    for c in communities {
-        args.push("--community".into());
-        args.push(c.to_string());
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (ok, stdout, err) = abgp(&args);
-    assert!(ok, "{err}");
-    if !communities.is_empty() {
-        assert!(stdout.contains("communities"), "{stdout}");
-    }
-    out.display().to_string()
-}
-
 /// The front name under which `p` lists the tool routed as `prefix`.
 fn front_name(p: &Proc, prefix: &str) -> String {
     wait_for(&format!("{} to list {prefix}", p.name), CONVERGE, || {
@@ -88,9 +61,9 @@ fn only_certified_communities_open_a_rule_unless_it_opts_in_to_claims() {
     let trust = format!(
         "\n[trust]\naccept_derived = true\nanchors = [{{ name = \"corp\", key = \"{anchor}\", asns = [\"65010-65030\"] }}]\n"
     );
-    let origin_cert = issue_with(&key, &origin, 65030, &[]);
-    let member_cert = issue_with(&key, &member, 65010, &["finance"]);
-    let liar_cert = issue_with(&key, &liar, 65020, &[]);
+    let origin_cert = issue_cert_with(&key, &origin, 65030, &[]);
+    let member_cert = issue_cert_with(&key, &member, 65010, &["finance"]);
+    let liar_cert = issue_cert_with(&key, &liar, 65020, &[]);
     let mut o = origin.clone();
     o.asn = 65030;
     let mut m = member.clone();

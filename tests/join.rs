@@ -678,25 +678,6 @@ fn nodes_outside_the_federation_get_no_session_and_no_routes() {
     assert_eq!(pa.established_count(), 0);
 }
 
-fn metric(p: &Proc, name: &str) -> Option<f64> {
-    let (code, metrics) = p.admin_request("GET", "/metrics", None);
-    (code == 200).then_some(())?;
-    metrics
-        .lines()
-        .find(|l| l.starts_with(&format!("{name} ")))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse::<f64>().ok())
-}
-
-fn communities_of(p: &Proc, prefix: &str) -> Vec<String> {
-    p.route(prefix)
-        .and_then(|r| r["communities"].as_array().cloned())
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|c| c.as_str().map(str::to_string))
-        .collect()
-}
-
 /// The federation's origin authorisations travel with the invitation and a
 /// community the inviter vouches for goes into the joiner's certificate:
 /// the creator authorises its own AS for `finance/*`, invites a node as a
@@ -785,17 +766,18 @@ fn invitations_carry_the_federations_authorisations_and_certified_communities() 
     );
     add_agent(Command::new(BIN), &b.dir.join("node.toml"), "eb", "eng/b/*");
     wait_for("A's finance route at B, marked valid", CONVERGE, || {
-        communities_of(&pb, "finance/a/echo")
+        pb.communities("finance/a/echo")
             .contains(&"origin-valid".to_string())
             .then_some(())
     });
     wait_for("B's other route at A, marked not-found", CONVERGE, || {
-        communities_of(&pa, "eng/b/echo")
+        pa.communities("eng/b/echo")
             .contains(&"origin-not-found".to_string())
             .then_some(())
     });
     wait_for("B's finance routes rejected at A", CONVERGE, || {
-        metric(&pa, "abgp_route_origin_invalid_rejected_total").filter(|n| *n >= 1.0)
+        pa.metric("abgp_route_origin_invalid_rejected_total")
+            .filter(|n| *n >= 1.0)
     });
     assert!(pa.route("finance/b/echo").is_none());
 }

@@ -26,15 +26,6 @@ fn run_abgp(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
-fn communities(p: &Proc, prefix: &str) -> Vec<String> {
-    p.route(prefix)
-        .and_then(|r| r["communities"].as_array().cloned())
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|c| c.as_str().map(str::to_string))
-        .collect()
-}
-
 #[test]
 fn a_prefix_originated_by_an_unauthorised_as_is_rejected_and_the_others_marked() {
     let root = tempfile::tempdir().unwrap();
@@ -87,7 +78,7 @@ fn a_prefix_originated_by_an_unauthorised_as_is_rejected_and_the_others_marked()
     let po = Proc::start(&obs);
 
     wait_for("Finance's route, marked valid", CONVERGE, || {
-        communities(&po, "finance/budget")
+        po.communities("finance/budget")
             .contains(&"origin-valid".to_string())
             .then_some(())
     });
@@ -95,20 +86,12 @@ fn a_prefix_originated_by_an_unauthorised_as_is_rejected_and_the_others_marked()
         "the rogue's other route, marked not-found",
         CONVERGE,
         || {
-            communities(&po, "eng/tools")
+            po.communities("eng/tools")
                 .contains(&"origin-not-found".to_string())
                 .then_some(())
         },
     );
-    let rejected = || {
-        let (code, metrics) = po.admin_request("GET", "/metrics", None);
-        (code == 200).then_some(())?;
-        metrics
-            .lines()
-            .find(|l| l.starts_with("abgp_route_origin_invalid_rejected_total "))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse::<f64>().ok())
-    };
+    let rejected = || po.metric("abgp_route_origin_invalid_rejected_total");
     wait_for("the rogue's finance route to be rejected", CONVERGE, || {
         rejected().filter(|n| *n >= 1.0)
     });

@@ -663,13 +663,10 @@ fn limits_can_be_tightened() {
     assert!(decode(&f, &Limits::default()).is_ok());
 }
 
-/// A CALL's trace context (optional key 32) that is not exactly
-/// `[bytes(16), bytes(8), uint8]` with non-zero ids is dropped: the call
-/// decodes and runs, in a trace of its own. Tracing never fails a call.
-#[test]
-fn a_calls_malformed_trace_context_is_dropped_not_refused() {
-    use agent_bgp::wire::call::{CallMessage, decode_call};
-    let origin = map(vec![
+/// A minimal unsigned call origin (id, caller, ASN, target, op, digest,
+/// issued, deadline).
+fn call_origin() -> Value {
+    map(vec![
         (0, Value::Bytes(vec![0x11; 16])),
         (1, Value::Bytes(vec![0x01; 32])),
         (2, int(65001)),
@@ -678,7 +675,16 @@ fn a_calls_malformed_trace_context_is_dropped_not_refused() {
         (8, Value::Bytes(vec![0x22; 32])),
         (9, int(1)),
         (10, int(2)),
-    ]);
+    ])
+}
+
+/// A CALL's trace context (optional key 32) that is not exactly
+/// `[bytes(16), bytes(8), uint8]` with non-zero ids is dropped: the call
+/// decodes and runs, in a trace of its own. Tracing never fails a call.
+#[test]
+fn a_calls_malformed_trace_context_is_dropped_not_refused() {
+    use agent_bgp::wire::call::{CallMessage, decode_call};
+    let origin = call_origin();
     let body = |trace: Option<Value>| {
         let mut e = vec![(0, int(7)), (1, int(8)), (3, origin.clone())];
         if let Some(t) = trace {
@@ -723,16 +729,7 @@ fn a_calls_malformed_trace_context_is_dropped_not_refused() {
 #[test]
 fn sealed_payloads_have_one_shape_and_never_travel_beside_the_clear_ones() {
     use agent_bgp::wire::call::decode_call;
-    let origin = map(vec![
-        (0, Value::Bytes(vec![0x11; 16])),
-        (1, Value::Bytes(vec![0x01; 32])),
-        (2, int(65001)),
-        (4, text("a/b")),
-        (5, int(0)),
-        (8, Value::Bytes(vec![0x22; 32])),
-        (9, int(1)),
-        (10, int(2)),
-    ]);
+    let origin = call_origin();
     let good = Value::Array(vec![
         Value::Bytes(vec![3; 32]),
         Value::Bytes(vec![4; 32]),

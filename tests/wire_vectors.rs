@@ -17,6 +17,7 @@ use agent_bgp::core::community::Community;
 use agent_bgp::core::message::{
     Capabilities, ErrorCode, Message, Notification, Open, PROTOCOL_VERSION, Update, subcode,
 };
+use agent_bgp::core::proof::AsnCert;
 use agent_bgp::core::role::Role;
 use agent_bgp::core::route::RouteKey;
 use agent_bgp::core::{Asn, Millis};
@@ -118,26 +119,36 @@ fn route_refresh_vector() {
     check_frame("route-refresh", Frame::Routing(Message::RouteRefresh));
 }
 
+/// An OPEN from key 1 with its derived ASN, hold 90 s, federation
+/// `laptops`.
+fn key1_open(capabilities: Capabilities, cert: Option<Arc<AsnCert>>) -> Frame {
+    let id = derived(1);
+    Frame::Routing(Message::Open(Open {
+        version: PROTOCOL_VERSION,
+        asn: id.asn(),
+        node: id.node_id(),
+        hold_time: 90,
+        capabilities,
+        federation: "laptops".into(),
+        cert,
+    }))
+}
+
 #[test]
 fn open_vector() {
     let id = derived(1);
     check_frame(
         "open",
-        Frame::Routing(Message::Open(Open {
-            version: PROTOCOL_VERSION,
-            asn: id.asn(),
-            node: id.node_id(),
-            hold_time: 90,
-            capabilities: Capabilities {
+        key1_open(
+            Capabilities {
                 route_refresh: true,
                 graceful_restart: Some(120),
                 add_path: true,
                 multipath: false,
                 role: None,
             },
-            federation: "laptops".into(),
-            cert: Some(id.cert().clone()),
-        })),
+            Some(id.cert().clone()),
+        ),
     );
 }
 
@@ -279,24 +290,18 @@ fn unknown_attributes_vector() {
 /// only-to-customer mark of AS65001 (attribute key 35).
 #[test]
 fn role_and_only_to_customer_vectors() {
-    let id = derived(1);
     check_frame(
         "open-role",
-        Frame::Routing(Message::Open(Open {
-            version: PROTOCOL_VERSION,
-            asn: id.asn(),
-            node: id.node_id(),
-            hold_time: 90,
-            capabilities: Capabilities {
+        key1_open(
+            Capabilities {
                 route_refresh: true,
                 graceful_restart: None,
                 add_path: false,
                 multipath: false,
                 role: Some(Role::Customer),
             },
-            federation: "laptops".into(),
-            cert: None,
-        })),
+            None,
+        ),
     );
     let mut u = Update::default();
     let mut r = origin_route("a/b", "agent");

@@ -160,11 +160,10 @@ impl Topology {
         let mut rng = StdRng::seed_from_u64(seed);
         let tier1 = tier1.max(1);
         let mut edges: BTreeSet<Edge> = BTreeSet::new();
-        let add = |a: usize, b: usize, rel: Relation, edges: &mut BTreeSet<Edge>| {
-            let exists = edges
-                .iter()
-                .any(|e| (e.a == a && e.b == b) || (e.a == b && e.b == a));
-            if a != b && !exists {
+        // The node pairs linked so far, smaller index first: one edge per pair.
+        let mut linked: BTreeSet<(usize, usize)> = BTreeSet::new();
+        let mut add = |a: usize, b: usize, rel: Relation, edges: &mut BTreeSet<Edge>| {
+            if a != b && linked.insert((a.min(b), a.max(b))) {
                 edges.insert(Edge { a, b, rel });
             }
         };

@@ -461,6 +461,28 @@ impl Proc {
             .cloned()
     }
 
+    /// The communities of the Loc-RIB route for `prefix` (none without one).
+    pub fn communities(&self, prefix: &str) -> Vec<String> {
+        self.route(prefix)
+            .and_then(|r| r["communities"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|c| c.as_str().map(str::to_string))
+            .collect()
+    }
+
+    /// The value of the unlabelled metric `name` on `/metrics`.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let (code, text) = self.admin_request("GET", "/metrics", None);
+        if code != 200 {
+            return None;
+        }
+        text.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+
     pub fn as_path(&self, prefix: &str) -> Option<Vec<u64>> {
         self.route(prefix)?["as_path"]
             .as_array()
@@ -621,20 +643,38 @@ pub fn authority(root: &Path) -> (String, String) {
 /// Issues `nd` a certificate for `asn` (`abgp asn issue`) into its
 /// directory; returns the file's path.
 pub fn issue_cert(authority_key: &str, nd: &NodeDir, asn: u32) -> String {
+    issue_cert_with(authority_key, nd, asn, &[])
+}
+
+/// [`issue_cert`] vouching for `communities` too (`--community`).
+pub fn issue_cert_with(
+    authority_key: &str,
+    nd: &NodeDir,
+    asn: u32,
+    communities: &[&str],
+) -> String {
     let out = nd.dir.join("node.cert");
-    let (ok, _, err) = abgp(&[
+    let asn = asn.to_string();
+    let mut args = vec![
         "asn",
         "issue",
         "--authority-key",
         authority_key,
         "--asn",
-        &asn.to_string(),
+        &asn,
         "--node",
         &nd.peer_id,
         "--out",
         out.to_str().unwrap(),
-    ]);
+    ];
+    for c in communities {
+        args.extend(["--community", c]);
+    }
+    let (ok, stdout, err) = abgp(&args);
     assert!(ok, "{err}");
+    if !communities.is_empty() {
+        assert!(stdout.contains("communities"), "{stdout}");
+    }
     out.display().to_string()
 }
 

@@ -60,17 +60,17 @@ pub(super) fn peer(net: &mut SimNet, a: (u64, u32), b: (u64, u32)) {
     );
 }
 
-fn established(net: &SimNet, a: u64, b: u64) -> bool {
+pub(super) fn established(net: &SimNet, a: u64, b: u64) -> bool {
     net.engine(&id(a))
         .and_then(|e| e.peer_info(&id(b)))
         .is_some_and(|i| i.state == PeerState::Established)
 }
 
-fn best(net: &SimNet, n: u64, prefix: &str) -> Option<Route> {
+pub(super) fn best(net: &SimNet, n: u64, prefix: &str) -> Option<Route> {
     net.engine(&id(n)).and_then(|e| e.best(&p(prefix)))
 }
 
-fn path_of(r: &Route) -> Vec<u32> {
+pub(super) fn path_of(r: &Route) -> Vec<u32> {
     r.attrs.as_path.iter().map(|a| a.0).collect()
 }
 

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use super::tests::{id, p};
+use super::tests::{best, established, id, p, path_of as as_path};
 use super::*;
 use crate::core::decision::{Exclusion, Status};
 use crate::core::ids::AgentId;
@@ -43,20 +43,6 @@ fn originate(net: &mut SimNet, n: u64, prefix: &str) {
         id(n),
         Event::Originate(Route::new(p(prefix), Arc::new(attrs))),
     );
-}
-
-fn established(net: &SimNet, a: u64, b: u64) -> bool {
-    net.engine(&id(a))
-        .and_then(|e| e.peer_info(&id(b)))
-        .is_some_and(|i| i.state == PeerState::Established)
-}
-
-fn best(net: &SimNet, n: u64, prefix: &str) -> Option<Route> {
-    net.engine(&id(n)).and_then(|e| e.best(&p(prefix)))
-}
-
-fn as_path(r: &Route) -> Vec<u32> {
-    r.attrs.as_path.iter().map(|a| a.0).collect()
 }
 
 // Two providers (AS 65101 on node 1, AS 65102 on node 2) and a customer of

@@ -155,14 +155,8 @@ fn unsigned_routes_and_seal_off_send_in_the_clear() {
     }
 }
 
-#[test]
-fn a_call_sealed_for_another_origin_is_refused_before_it_runs() {
-    let mut r = rig(SealMode::External);
-    // B hands C a call whose arguments are sealed for D.
-    let origin = Arc::new(r.origin(A, TOOL, 5_000));
-    let sealed = StandIn(id(D))
-        .seal(&id(D), &origin, b"{}")
-        .map(|(s, _)| Arc::new(s));
+/// B hands C a call for `origin` whose arguments are only `sealed`.
+fn from_b_to_c(r: &mut Rig, origin: Arc<CallOrigin>, sealed: Option<Arc<Sealed>>) {
     let call = Call {
         sealed,
         leg: LegId(9),
@@ -181,6 +175,17 @@ fn a_call_sealed_for_another_origin_is_refused_before_it_runs() {
             bytes: 0,
         },
     );
+}
+
+#[test]
+fn a_call_sealed_for_another_origin_is_refused_before_it_runs() {
+    let mut r = rig(SealMode::External);
+    // B hands C a call whose arguments are sealed for D.
+    let origin = Arc::new(r.origin(A, TOOL, 5_000));
+    let sealed = StandIn(id(D))
+        .seal(&id(D), &origin, b"{}")
+        .map(|(s, _)| Arc::new(s));
+    from_b_to_c(&mut r, origin, sealed);
     assert!(r.delivered.is_empty(), "nothing ran");
     assert_eq!(r.fwd[&id(C)].stats().sealed_refused, 1);
     assert!(r.kinds().contains(&(3, 2, "REFUSED")), "{:?}", r.kinds());
@@ -193,24 +198,7 @@ fn a_box_changed_on_the_way_is_refused_at_either_end() {
     let origin = Arc::new(r.origin(A, TOOL, 5_000));
     let (mut s, _) = StandIn(id(C)).seal(&id(C), &origin, b"{}").unwrap();
     s.ct[0] ^= 1;
-    let call = Call {
-        sealed: Some(Arc::new(s)),
-        leg: LegId(9),
-        hop_limit: 8,
-        progress: false,
-        log_level: None,
-        origin,
-        arguments: Json::Null,
-        trace: None,
-    };
-    r.send(
-        id(C),
-        CallEvent::Inbound {
-            peer: id(B),
-            call,
-            bytes: 0,
-        },
-    );
+    from_b_to_c(&mut r, origin, Some(Arc::new(s)));
     assert!(r.delivered.is_empty());
     assert_eq!(r.fwd[&id(C)].stats().sealed_refused, 1);
 
