@@ -1,30 +1,14 @@
 //! What an event costs the network, read from a [`SimNet`]'s log: the
 //! virtual time until the last best-path change for a prefix, the UPDATEs
 //! that named it, and the path exploration (how many distinct best paths a
-//! node went through on the way).
-
-use std::collections::{BTreeMap, BTreeSet};
+//! node went through on the way); see [`Watch`] for measuring live.
 
 use super::SimNet;
-use crate::core::engine::{Action, RibChange};
-use crate::core::ids::{Asn, Millis, NodeId};
-use crate::core::message::Message;
+use super::watch::Watch;
+use crate::core::ids::Millis;
 use crate::core::prefix::Prefix;
 
-/// The convergence of one prefix after an event.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Convergence {
-    /// From the event to the last best-path change anywhere (0: none).
-    pub time_ms: u64,
-    /// UPDATE messages that announced or withdrew the prefix.
-    pub updates: u64,
-    /// Best-path changes, over all nodes.
-    pub best_changes: u64,
-    /// The most distinct best paths (`None` counts as one) one node went
-    /// through, and the mean over the nodes whose best path changed.
-    pub max_explored: usize,
-    pub mean_explored: f64,
-}
+pub use super::watch::Convergence;
 
 /// Where a [`SimNet`]'s log stands: mark it before an event, then read
 /// [`Convergence`] with [`convergence_since`].
@@ -32,54 +16,24 @@ pub fn mark(net: &SimNet) -> (usize, Millis) {
     (net.log.len(), net.now())
 }
 
-/// The convergence of `prefix` from `mark` (see [`mark`]) to now. The log
-/// must be on (not [`SimNet::without_log`]).
+/// The convergence of `prefix` from `mark` (see [`mark`]) to now, replayed
+/// from the log (which must be on: not [`SimNet::without_log`]). Bytes are
+/// not in the log (0 here), and loops and holes are judged from the nodes
+/// whose best path changed since the mark; a [`Watch`] set on the net
+/// before the event sees both.
 pub fn convergence_since(
     net: &SimNet,
     (from, start): (usize, Millis),
     prefix: &Prefix,
 ) -> Convergence {
-    let mut last = start;
-    let mut updates = 0u64;
-    let mut best_changes = 0u64;
-    let mut seen: BTreeMap<NodeId, BTreeSet<Option<Vec<Asn>>>> = BTreeMap::new();
+    let mut w = Watch::new(prefix.clone(), start, net.by_asn(), []);
     for (at, node, action) in net.log.iter().skip(from) {
-        match action {
-            Action::Send(_, Message::Update(u)) => {
-                let named = u.announce.iter().any(|r| &r.prefix == prefix)
-                    || u.withdraw.iter().any(|k| &k.prefix == prefix);
-                if named {
-                    updates += 1;
-                }
-            }
-            Action::RibChanges(changes) => {
-                for c in changes {
-                    if let RibChange::Loc { prefix: p, best } = c
-                        && p == prefix
-                    {
-                        best_changes += 1;
-                        last = last.max(*at);
-                        seen.entry(*node)
-                            .or_default()
-                            .insert(best.as_ref().map(|r| r.attrs.as_path.clone()));
-                    }
-                }
-            }
-            _ => {}
+        if let crate::core::engine::Action::Send(_, m) = action {
+            w.on_send(m, 0);
         }
+        w.on_action(*at, *node, action);
     }
-    let counts: Vec<usize> = seen.values().map(BTreeSet::len).collect();
-    Convergence {
-        time_ms: last.0.saturating_sub(start.0),
-        updates,
-        best_changes,
-        max_explored: counts.iter().copied().max().unwrap_or(0),
-        mean_explored: if counts.is_empty() {
-            0.0
-        } else {
-            counts.iter().sum::<usize>() as f64 / counts.len() as f64
-        },
-    }
+    w.result()
 }
 
 #[cfg(test)]
@@ -90,7 +44,7 @@ mod tests {
     use super::*;
     use crate::core::attrs::PathAttrs;
     use crate::core::engine::Event;
-    use crate::core::ids::AgentId;
+    use crate::core::ids::{AgentId, NodeId};
     use crate::core::route::{Route, RouteKey};
     use crate::sim::topology::{T0, Topology};
 

@@ -1,26 +1,45 @@
 //! A deterministic in-memory network of engines on a virtual clock.
 //!
 //! Drives real [`Engine`]s with real messages over virtual links, so tests
-//! (and later the large-scale simulator) can wire up topologies in one
-//! process and run them in microseconds. No threads, no sockets, no wall
-//! clock: the same inputs always give the same run.
+//! and the simulator (`abgp sim`, [`experiment`]) can wire up topologies in
+//! one process and run them fast. No threads, no sockets, no wall clock:
+//! the same inputs and seed always give the same run.
 //!
 //! Transports follow the contract the libp2p adapter also follows: each
 //! (node, peer) pair has at most one *current* transport; `Send` and
 //! `Disconnect` act on it; a transport reported by `Connected` becomes
 //! current unless the engine answers it with `Refuse` in the same batch.
+//!
+//! Links follow a [`LinkModel`] (latency, jitter, loss, bandwidth; FIFO per
+//! direction). With [`SimNet::with_frames`] every message crosses as the
+//! real encoded CBOR frames (an UPDATE cut into as many as the wire needs)
+//! and is decoded on arrival. Messages that reach a node while it is busy
+//! wait and are handled together, as one burst, when it is free: the
+//! node's cost per message and per signature check is [`Processing`].
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
 
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
 use crate::core::engine::{Action, Engine, Event, PeerConfig};
 use crate::core::ids::{Asn, Millis, NodeId};
 use crate::core::message::{Capabilities, Message, Open, PROTOCOL_VERSION};
+use crate::wire::{self, Frame, Limits};
 
 pub mod converge;
+pub mod expected;
+pub mod experiment;
+mod link;
 pub mod scenario;
 pub mod topology;
 pub mod tour;
+pub mod watch;
+
+use link::Direction;
+pub use link::LinkModel;
+use watch::Watch;
 
 type ConnId = u64;
 
@@ -29,6 +48,14 @@ struct Conn {
     dialer: NodeId,
     acceptor: NodeId,
     open: bool,
+}
+
+/// What a message travels as.
+#[derive(Debug)]
+enum Payload {
+    Msg(Message),
+    /// One encoded frame.
+    Frame(Vec<u8>),
 }
 
 #[derive(Debug)]
@@ -40,12 +67,42 @@ enum Pending {
         conn: ConnId,
         from: NodeId,
         to: NodeId,
-        msg: Message,
+        payload: Payload,
     },
+    /// Handle what waits in a node's inbox.
+    Process(NodeId),
     /// Close a connection (after everything sent before it arrived).
     Close(ConnId),
     /// Run due timers on a node.
     Tick(NodeId),
+}
+
+/// What handling messages costs a node, in virtual time: while it works
+/// on a burst, what arrives waits and forms the next burst.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Processing {
+    /// Per message handled (microseconds).
+    pub per_message_us: u64,
+    /// Per signature checked (microseconds): an announced route carries
+    /// the origin's attestation and one signature per AS on its path.
+    pub per_signature_us: u64,
+}
+
+impl Processing {
+    fn cost_us(&self, messages: &[Message]) -> u64 {
+        let sigs: u64 = messages
+            .iter()
+            .map(|m| match m {
+                Message::Update(u) => u
+                    .announce
+                    .iter()
+                    .map(|r| 1 + r.attrs.as_path.len() as u64)
+                    .sum(),
+                _ => 0,
+            })
+            .sum();
+        self.per_message_us * messages.len() as u64 + self.per_signature_us * sigs
+    }
 }
 
 /// Brings a session up on `engine` without a network: adds `node` as a
@@ -77,16 +134,27 @@ pub fn bring_up_passive(engine: &mut Engine, now: Millis, node: NodeId, asn: Asn
     }
 }
 
-/// Counts of what crossed the virtual wire, per message kind.
+/// Counts of what crossed the virtual wire, per message kind, and the
+/// encoded bytes and frames (with [`SimNet::with_frames`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WireStats {
     pub messages: BTreeMap<&'static str, u64>,
+    pub bytes: u64,
+    pub frames: u64,
 }
 
 /// The simulated network.
 pub struct SimNet {
     now: Millis,
-    latency_ms: u64,
+    model: LinkModel,
+    rng: StdRng,
+    dirs: HashMap<(ConnId, NodeId), Direction>,
+    frames: Option<Limits>,
+    processing: Processing,
+    busy_until_us: HashMap<NodeId, u64>,
+    inbox: HashMap<NodeId, Vec<(ConnId, NodeId, Payload)>>,
+    process_at: HashSet<NodeId>,
+    watch: Option<Watch>,
     seq: u64,
     queue: BinaryHeap<Reverse<(Millis, u64)>>,
     items: HashMap<u64, Pending>,
@@ -109,7 +177,15 @@ impl SimNet {
     pub fn new(start: Millis, latency_ms: u64) -> Self {
         SimNet {
             now: start,
-            latency_ms,
+            model: LinkModel::fixed(latency_ms),
+            rng: StdRng::seed_from_u64(0),
+            dirs: HashMap::new(),
+            frames: None,
+            processing: Processing::default(),
+            busy_until_us: HashMap::new(),
+            inbox: HashMap::new(),
+            process_at: HashSet::new(),
+            watch: None,
             seq: 0,
             queue: BinaryHeap::new(),
             items: HashMap::new(),
@@ -132,8 +208,60 @@ impl SimNet {
         self
     }
 
+    /// Links like `model`; jitter and loss drawn from `seed`.
+    pub fn with_links(mut self, model: LinkModel, seed: u64) -> Self {
+        self.model = model;
+        self.rng = StdRng::seed_from_u64(seed);
+        self
+    }
+
+    /// Send every message as its encoded frames, within `limits`.
+    pub fn with_frames(mut self, limits: Limits) -> Self {
+        self.frames = Some(limits);
+        self
+    }
+
+    /// Charge handling to virtual time.
+    pub fn with_processing(mut self, p: Processing) -> Self {
+        self.processing = p;
+        self
+    }
+
     pub fn now(&self) -> Millis {
         self.now
+    }
+
+    /// Whether anything is still to happen (messages, timers, closes).
+    pub fn is_idle(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// When the next thing is due, if anything is.
+    pub fn next_due(&self) -> Option<Millis> {
+        self.queue.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// The nodes, in id order.
+    pub fn nodes(&self) -> impl Iterator<Item = (&NodeId, &Engine)> {
+        self.nodes.iter()
+    }
+
+    /// Starts measuring one prefix (replacing any watch before).
+    pub fn watch(&mut self, w: Watch) {
+        self.watch = Some(w);
+    }
+
+    /// Stops measuring and returns the watch.
+    pub fn take_watch(&mut self) -> Option<Watch> {
+        self.watch.take()
+    }
+
+    /// The AS of every node (one AS per node in topology runs).
+    pub fn by_asn(&self) -> HashMap<Asn, NodeId> {
+        self.nodes
+            .iter()
+            .map(|(id, e)| (e.config().asn, *id))
+            .collect()
     }
 
     pub fn add_node(&mut self, engine: Engine) -> NodeId {
@@ -160,7 +288,7 @@ impl SimNet {
     pub fn unlink(&mut self, a: NodeId, b: NodeId) {
         self.links.remove(&(a, b));
         self.links.remove(&(b, a));
-        let ids: Vec<ConnId> = self
+        let mut ids: Vec<ConnId> = self
             .conns
             .iter()
             .filter(|(_, c)| {
@@ -168,6 +296,8 @@ impl SimNet {
             })
             .map(|(id, _)| *id)
             .collect();
+        // In a fixed order: the same run every time.
+        ids.sort_unstable();
         for id in ids {
             self.close_now(id);
         }
@@ -175,12 +305,14 @@ impl SimNet {
 
     /// Removes a node as if its process died: its connections drop.
     pub fn kill(&mut self, node: NodeId) -> Option<Engine> {
-        let ids: Vec<ConnId> = self
+        let mut ids: Vec<ConnId> = self
             .conns
             .iter()
             .filter(|(_, c)| c.open && (c.dialer == node || c.acceptor == node))
             .map(|(id, _)| *id)
             .collect();
+        // In a fixed order: the same run every time.
+        ids.sort_unstable();
         for id in ids {
             self.close_now(id);
         }
@@ -228,15 +360,35 @@ impl SimNet {
                 conn,
                 from,
                 to,
-                msg,
+                payload,
             } => {
-                let is_current = self.current.get(&(to, from)) == Some(&conn);
-                let open = self.conns.get(&conn).is_some_and(|c| c.open);
-                if is_current && open {
-                    self.deliver(to, Event::Message { peer: from, msg });
+                self.inbox
+                    .entry(to)
+                    .or_default()
+                    .push((conn, from, payload));
+                if self.process_at.insert(to) {
+                    let free = self.busy_until_us.get(&to).copied().unwrap_or(0);
+                    let at = self.now.max(Millis(free.div_ceil(1_000)));
+                    self.push(at, Pending::Process(to));
                 }
             }
-            Pending::Close(conn) => self.close_now(conn),
+            Pending::Process(node) => self.process(node),
+            Pending::Close(conn) => {
+                // What came before the close is handled before it, even by
+                // a node still busy with an earlier burst.
+                if let Some(c) = self.conns.get(&conn).copied() {
+                    for end in [c.dialer, c.acceptor] {
+                        let waiting = self
+                            .inbox
+                            .get(&end)
+                            .is_some_and(|q| q.iter().any(|(id, _, _)| *id == conn));
+                        if waiting {
+                            self.process(end);
+                        }
+                    }
+                }
+                self.close_now(conn)
+            }
             Pending::Tick(node) => {
                 let due = self.scheduled_tick.get(&node).copied();
                 if due.is_some_and(|d| d <= self.now) {
@@ -247,16 +399,65 @@ impl SimNet {
         }
     }
 
+    /// Handles everything in `node`'s inbox that came on a transport still
+    /// current and open, as one burst.
+    fn process(&mut self, node: NodeId) {
+        self.process_at.remove(&node);
+        let waiting = self.inbox.remove(&node).unwrap_or_default();
+        let mut msgs = Vec::with_capacity(waiting.len());
+        let mut froms = Vec::with_capacity(waiting.len());
+        for (conn, from, payload) in waiting {
+            let is_current = self.current.get(&(node, from)) == Some(&conn);
+            let open = self.conns.get(&conn).is_some_and(|c| c.open);
+            if !(is_current && open) {
+                continue;
+            }
+            let msg = match payload {
+                Payload::Msg(m) => m,
+                Payload::Frame(bytes) => {
+                    let limits = self.frames.clone().unwrap_or_default();
+                    match wire::decode(&bytes, &limits) {
+                        Ok(Frame::Routing(m)) => m,
+                        other => {
+                            debug_assert!(false, "a frame we encoded does not decode: {other:?}");
+                            continue;
+                        }
+                    }
+                }
+            };
+            msgs.push(msg);
+            froms.push(from);
+        }
+        if msgs.is_empty() {
+            return;
+        }
+        let cost = self.processing.cost_us(&msgs);
+        if cost > 0 {
+            let start = self.now.0.saturating_mul(1_000);
+            self.busy_until_us.insert(node, start.saturating_add(cost));
+        }
+        let events: Vec<Event> = froms
+            .into_iter()
+            .zip(msgs)
+            .map(|(peer, msg)| Event::Message { peer, msg })
+            .collect();
+        self.deliver_all(node, None, events);
+    }
+
     fn deliver(&mut self, node: NodeId, ev: Event) {
-        let now = self.now;
         let just_connected = match &ev {
             Event::Connected { peer, .. } => Some(*peer),
             _ => None,
         };
+        self.deliver_all(node, just_connected, vec![ev]);
+    }
+
+    fn deliver_all(&mut self, node: NodeId, just_connected: Option<NodeId>, events: Vec<Event>) {
+        let now = self.now;
         let Some(engine) = self.nodes.get_mut(&node) else {
             return;
         };
-        let actions = engine.handle(now, ev);
+        let actions = engine.handle_all(now, events);
         let deadline = engine.next_deadline();
         self.after_handle(node, just_connected, actions);
         if let Some(d) = deadline {
@@ -297,6 +498,9 @@ impl SimNet {
             }
         }
         for a in actions {
+            if let Some(w) = self.watch.as_mut() {
+                w.on_action(self.now, node, &a);
+            }
             if self.keep_log {
                 self.log.push((self.now, node, a.clone()));
             }
@@ -340,21 +544,64 @@ impl SimNet {
 
     fn send_on(&mut self, conn: ConnId, from: NodeId, to: NodeId, msg: Message) {
         *self.wire.messages.entry(msg.kind()).or_default() += 1;
-        let at = self.now.saturating_add_ms(self.latency_ms);
-        self.push(
-            at,
-            Pending::Deliver {
-                conn,
-                from,
-                to,
-                msg,
-            },
-        );
+        let payloads = match &self.frames {
+            None => vec![(Payload::Msg(msg), 0)],
+            Some(limits) => {
+                let encoded = match &msg {
+                    Message::Update(u) => wire::encode_update_frames(u, limits),
+                    m => wire::encode_message(m, limits).map(|b| vec![b]),
+                };
+                let frames = match encoded {
+                    Ok(f) => f,
+                    Err(e) => {
+                        // The node drops (and logs) what it cannot encode.
+                        debug_assert!(false, "{} does not encode: {e}", msg.kind());
+                        return;
+                    }
+                };
+                if let Some(w) = self.watch.as_mut() {
+                    w.on_send(&msg, frames.iter().map(Vec::len).sum());
+                }
+                frames
+                    .into_iter()
+                    .map(|b| {
+                        let n = b.len();
+                        (Payload::Frame(b), n)
+                    })
+                    .collect()
+            }
+        };
+        if self.frames.is_none()
+            && let Some(w) = self.watch.as_mut()
+            && let Some((Payload::Msg(m), _)) = payloads.first()
+        {
+            w.on_send(m, 0);
+        }
+        for (payload, bytes) in payloads {
+            self.wire.bytes += bytes as u64;
+            self.wire.frames += 1;
+            let now = self.now;
+            let at = self.dirs.entry((conn, from)).or_default().send(
+                &self.model,
+                &mut self.rng,
+                now,
+                bytes,
+            );
+            self.push(
+                at,
+                Pending::Deliver {
+                    conn,
+                    from,
+                    to,
+                    payload,
+                },
+            );
+        }
     }
 
     fn dial(&mut self, from: NodeId, to: NodeId) {
         let reachable = self.links.contains(&(from, to)) && self.nodes.contains_key(&to);
-        let at = self.now.saturating_add_ms(self.latency_ms);
+        let at = self.now.saturating_add_ms(self.model.latency_ms);
         if !reachable {
             self.push(at, Pending::Event(from, Event::ConnectFailed { peer: to }));
             return;
@@ -400,7 +647,17 @@ impl SimNet {
     }
 
     fn close_later(&mut self, conn: ConnId) {
-        let at = self.now.saturating_add_ms(self.latency_ms);
+        // After what was sent before it.
+        let last = [true, false]
+            .into_iter()
+            .filter_map(|dialer| {
+                let c = self.conns.get(&conn)?;
+                let from = if dialer { c.dialer } else { c.acceptor };
+                self.dirs.get(&(conn, from)).map(|d| d.last_arrival())
+            })
+            .max()
+            .unwrap_or(Millis(0));
+        let at = self.now.saturating_add_ms(self.model.latency_ms).max(last);
         self.push(at, Pending::Close(conn));
     }
 
@@ -413,6 +670,8 @@ impl SimNet {
         }
         c.open = false;
         let c = *c;
+        self.dirs.remove(&(conn, c.dialer));
+        self.dirs.remove(&(conn, c.acceptor));
         for (me, other) in [(c.dialer, c.acceptor), (c.acceptor, c.dialer)] {
             let reported_later = self
                 .pending_conn

@@ -310,33 +310,57 @@ impl Topology {
     /// [`Topology::build`] with each engine's settings passed through
     /// `settings` (an advertisement interval, say).
     pub fn build_with(&self, net: &mut SimNet, settings: impl Fn(EngineConfig) -> EngineConfig) {
+        self.build_policy(net, true, settings)
+    }
+
+    /// With `gao` false, open policies instead of Gao-Rexford: no roles,
+    /// every route accepted and advertised at one preference (for the flat
+    /// generators, whose edges carry no business relation). Each engine's
+    /// seed (the jitter of its timers) is its node index plus one.
+    pub fn build_policy(
+        &self,
+        net: &mut SimNet,
+        gao: bool,
+        settings: impl Fn(EngineConfig) -> EngineConfig,
+    ) {
         for i in 0..self.n {
-            let (node, asn) = Self::node(i);
-            net.add_node(
-                Engine::new(settings(EngineConfig::new(asn, node)))
-                    .with_policy(Arc::new(GaoRexford)),
-            );
+            net.add_node(Self::engine_for(i, gao, &settings));
         }
         for e in &self.edges {
-            let (na, aa) = Self::node(e.a);
-            let (nb, ab) = Self::node(e.b);
+            let (na, _) = Self::node(e.a);
+            let (nb, _) = Self::node(e.b);
             net.link(na, nb);
-            net.inject(
-                na,
-                Event::AddPeer(
-                    PeerConfig::new(nb)
-                        .with_asn(ab)
-                        .with_role(Self::role_of(e, e.a), false),
-                ),
-            );
-            net.inject(
-                nb,
-                Event::AddPeer(
-                    PeerConfig::new(na)
-                        .with_asn(aa)
-                        .with_role(Self::role_of(e, e.b), false),
-                ),
-            );
+            net.inject(na, Event::AddPeer(Self::peer_config(e, e.a, gao)));
+            net.inject(nb, Event::AddPeer(Self::peer_config(e, e.b, gao)));
+        }
+    }
+
+    /// Node `i`'s engine, as [`Topology::build_policy`] makes it.
+    pub fn engine_for(
+        i: usize,
+        gao: bool,
+        settings: impl Fn(EngineConfig) -> EngineConfig,
+    ) -> Engine {
+        let (node, asn) = Self::node(i);
+        let mut cfg = EngineConfig::new(asn, node);
+        cfg.seed = i as u64 + 1;
+        let engine = Engine::new(settings(cfg));
+        if gao {
+            engine.with_policy(Arc::new(GaoRexford))
+        } else {
+            engine.with_policy(Arc::new(Open))
+        }
+    }
+
+    /// The session node `me` holds over `e` (to the other end).
+    pub fn peer_config(e: &Edge, me: usize, gao: bool) -> PeerConfig {
+        let other = if e.a == me { e.b } else { e.a };
+        let (node, asn) = Self::node(other);
+        let pc = PeerConfig::new(node).with_asn(asn);
+        if gao {
+            pc.with_role(Self::role_of(e, me), false)
+        } else {
+            pc
         }
     }
 
@@ -388,6 +412,19 @@ impl RoutePolicy for GaoRexford {
         if attrs.local_pref != pref {
             Arc::make_mut(attrs).local_pref = pref;
         }
+        true
+    }
+    fn export(&self, _: &PeerInfo, _: &Prefix, _: &mut Arc<PathAttrs>) -> bool {
+        true
+    }
+}
+
+/// Open policies: everything accepted and advertised, at one preference.
+#[derive(Debug, Clone, Copy)]
+pub struct Open;
+
+impl RoutePolicy for Open {
+    fn import(&self, _: &PeerInfo, _: &Prefix, _: &mut Arc<PathAttrs>) -> bool {
         true
     }
     fn export(&self, _: &PeerInfo, _: &Prefix, _: &mut Arc<PathAttrs>) -> bool {
