@@ -804,3 +804,37 @@ fn sealed_payloads_have_one_shape_and_never_travel_beside_the_clear_ones() {
         );
     }
 }
+
+#[test]
+fn a_hostile_unreachable_signal_is_refused_or_bounded() {
+    let limits = Limits::default();
+    let withdraw = |prefixes: Vec<Value>, unreachable: Value| {
+        frame(
+            6,
+            Some(map(vec![(3, Value::Array(prefixes)), (5, unreachable)])),
+        )
+    };
+    let key = |p: &str| map(vec![(0, text(p))]);
+    // A well-formed one decodes.
+    let ok = withdraw(vec![key("a/b")], Value::Array(vec![text("a/b")]));
+    if let Err(e) = decode(&ok, &limits) {
+        panic!("{e}");
+    }
+    // More prefixes than a WITHDRAW may carry.
+    let many: Vec<Value> = (0..limits.max_withdraws() + 1)
+        .map(|i| text(&format!("p/{i}")))
+        .collect();
+    let f = withdraw(vec![key("a/b")], Value::Array(many));
+    assert!(matches!(err(&f), DecodeError::Body { .. }), "bounded");
+    // Not a list, not text, not a prefix.
+    for bad in [
+        int(7),
+        Value::Array(vec![int(1)]),
+        Value::Array(vec![text("a//b")]),
+        Value::Array(vec![text(&"x".repeat(5_000))]),
+    ] {
+        let f = withdraw(vec![key("a/b")], bad);
+        let (code, _) = code(&f);
+        assert_eq!(code, ErrorCode::Update);
+    }
+}

@@ -247,8 +247,16 @@ fn arb_update() -> impl Strategy<Value = Update> {
                 0..6,
             ),
             any::<bool>(),
+            any::<u8>(),
         )
-            .prop_map(|(announce, withdraw, end_of_rib)| Update {
+            .prop_map(|(announce, withdraw, end_of_rib, mask)| Update {
+                // The unreachable signal names some of the withdrawn.
+                unreachable: withdraw
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| mask & (1 << i) != 0)
+                    .map(|(_, k)| k.prefix.clone())
+                    .collect(),
                 announce,
                 withdraw,
                 end_of_rib,
@@ -279,6 +287,7 @@ fn arb_open() -> impl Strategy<Value = Open> {
                 node,
                 hold_time: hold,
                 capabilities: Capabilities {
+                    unreachable: rr && mp,
                     route_refresh: rr,
                     graceful_restart: gr,
                     add_path: ap,
@@ -582,10 +591,12 @@ proptest! {
         let mut announce = Vec::new();
         let mut withdraw = Vec::new();
         let mut eor = Vec::new();
+        let mut unreachable = std::collections::BTreeSet::new();
         for f in &frames {
             match decode(f, &l).unwrap() {
                 Frame::Routing(Message::Update(p)) => {
                     prop_assert!(p.announce.len() <= max_routes && p.withdraw.len() <= max_withdraws);
+                    unreachable.extend(p.unreachable);
                     announce.extend(p.announce);
                     withdraw.extend(p.withdraw);
                     eor.push(p.end_of_rib);
@@ -595,6 +606,7 @@ proptest! {
         }
         prop_assert_eq!(announce, u.announce);
         prop_assert_eq!(withdraw, u.withdraw);
+        prop_assert_eq!(unreachable, u.unreachable.iter().cloned().collect());
         // Only the last frame may carry end-of-RIB.
         prop_assert_eq!(eor.last().copied(), Some(u.end_of_rib));
         prop_assert!(eor[..eor.len() - 1].iter().all(|e| !e));
@@ -612,6 +624,7 @@ fn keepalive_and_route_refresh_round_trip() {
 #[test]
 fn withdraw_only_update_goes_out_as_withdraw() {
     let u = Update {
+        unreachable: Default::default(),
         announce: vec![],
         withdraw: vec![RouteKey::new(Prefix::new("a/b").unwrap())],
         end_of_rib: false,
@@ -643,6 +656,7 @@ fn oversized_update_is_split_to_fit_the_frame_limit() {
         })
         .collect();
     let u = Update {
+        unreachable: Default::default(),
         announce,
         withdraw: vec![],
         end_of_rib: true,
@@ -672,4 +686,38 @@ fn oversized_update_is_split_to_fit_the_frame_limit() {
         }
     }
     assert_eq!(n, 300);
+}
+
+#[test]
+fn the_unreachable_signal_rides_with_its_withdrawals_when_split() {
+    let withdraw: Vec<RouteKey> = (0..400)
+        .map(|i| RouteKey::new(Prefix::new(&format!("tools/w{i}/{}", "b".repeat(60))).unwrap()))
+        .collect();
+    let unreachable: Vec<Prefix> = withdraw
+        .iter()
+        .step_by(3)
+        .map(|k| k.prefix.clone())
+        .collect();
+    let u = Update {
+        withdraw,
+        unreachable: unreachable.clone(),
+        ..Default::default()
+    };
+    let l = Limits::default().with_max_frame_bytes(8 * 1024);
+    let frames = encode_update_frames(&u, &l).unwrap();
+    assert!(frames.len() > 2);
+    let mut seen = Vec::new();
+    for f in &frames {
+        let Frame::Routing(Message::Update(p)) = decode(f, &l).unwrap() else {
+            panic!("an UPDATE")
+        };
+        for q in &p.unreachable {
+            assert!(
+                p.withdraw.iter().any(|k| &k.prefix == q),
+                "{q} travels with its withdrawal"
+            );
+        }
+        seen.extend(p.unreachable);
+    }
+    assert_eq!(seen, unreachable);
 }

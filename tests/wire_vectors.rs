@@ -103,6 +103,7 @@ fn signed_update() -> Update {
             || announce[0].attrs == announce[1].attrs
     );
     Update {
+        unreachable: Default::default(),
         announce,
         withdraw: vec![RouteKey::new(prefix("coding/python/*"))],
         end_of_rib: false,
@@ -141,6 +142,7 @@ fn open_vector() {
         "open",
         key1_open(
             Capabilities {
+                unreachable: Default::default(),
                 route_refresh: true,
                 graceful_restart: Some(120),
                 add_path: true,
@@ -225,6 +227,7 @@ fn withdraw_vector() {
     check_frame(
         "withdraw",
         Frame::Routing(Message::Update(Update {
+            unreachable: Default::default(),
             announce: vec![],
             withdraw: vec![
                 RouteKey::new(prefix("coding/typescript/lint")),
@@ -294,6 +297,7 @@ fn role_and_only_to_customer_vectors() {
         "open-role",
         key1_open(
             Capabilities {
+                unreachable: Default::default(),
                 route_refresh: true,
                 graceful_restart: None,
                 add_path: false,

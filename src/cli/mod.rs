@@ -7,6 +7,7 @@
 //! | `abgp store check\|dump\|reset --dir DIR` | inspects or resets a node's RIB store |
 //! | `abgp demo [--simulated]` | three nodes on loopback, narrated; then stays up for MCP clients |
 //! | `abgp mcp --config DIR/node.toml` | the running node's MCP front on stdio |
+//! | `abgp sim [--topology T --nodes N --events E ...]` | the simulator: events on real engines, agent-bgp against classic BGP (see `sim.rs`) |
 //! | `abgp agent list\|add\|remove --config DIR/node.toml` | the agents of a running node |
 //! | `abgp asn authority-init\|whoami\|issue\|verify` | ASN certificates (see `asn.rs`) |
 //! | `abgp glass --config DIR/node.toml [--no-token]` | the address of the node's looking glass, with the admin token |
@@ -26,6 +27,7 @@ mod init;
 mod mcp;
 mod ops;
 mod run;
+mod sim;
 mod store;
 
 use std::process::ExitCode;
@@ -57,6 +59,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Serve the running node's MCP front on stdin/stdout.
     Mcp(mcp::McpArgs),
+    /// Simulate a federation of real engines on a virtual clock: a
+    /// topology, a table, events; agent-bgp against classic BGP.
+    Sim(sim::SimArgs),
     /// List, add or remove the MCP agents of a running node.
     #[command(subcommand)]
     Agent(agent::AgentCommand),
@@ -135,6 +140,7 @@ pub fn main() -> ExitCode {
         Command::Store(c) => store::store(c),
         Command::Demo(a) => demo::demo(a),
         Command::Mcp(a) => mcp::mcp(a),
+        Command::Sim(a) => sim::sim(a),
         Command::Agent(c) => agent::agent(c),
         Command::Asn(c) => asn::asn(c),
         Command::Glass(a) => glass::glass(a),

@@ -111,6 +111,10 @@ pub enum Exclusion {
     /// customers only, yet it came from a customer, or from a lateral peer
     /// that did not mark it itself.
     RouteLeak,
+    /// An AS on its path said, with the unreachable signal, that it has no
+    /// route to the prefix any more: the path is stale, and is not used
+    /// until that AS announces the prefix again or the claim expires.
+    Unreachable,
 }
 
 impl Exclusion {
@@ -124,6 +128,7 @@ impl Exclusion {
             Exclusion::RouteLeak => {
                 "route leak: marked only-to-customer, yet received from a customer or another AS's lateral peer"
             }
+            Exclusion::Unreachable => "an AS on the path said it has no route any more (stale)",
         }
     }
 
@@ -131,7 +136,10 @@ impl Exclusion {
     /// neighbour's role), not by the path's attributes: the decision
     /// process cannot recompute it, so such paths never compete.
     pub fn by_engine(self) -> bool {
-        matches!(self, Exclusion::Damped | Exclusion::RouteLeak)
+        matches!(
+            self,
+            Exclusion::Damped | Exclusion::RouteLeak | Exclusion::Unreachable
+        )
     }
 }
 

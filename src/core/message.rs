@@ -9,6 +9,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::ids::{Asn, NodeId};
+use super::prefix::Prefix;
 use super::proof::AsnCert;
 use super::route::{Route, RouteKey};
 
@@ -50,6 +51,10 @@ pub struct Capabilities {
     /// The sender's role towards the receiver (RFC 9234), when configured.
     #[serde(default)]
     pub role: Option<crate::core::role::Role>,
+    /// Sends and understands the unreachable signal: withdrawals marked
+    /// "I have no route to this at all" (docs/protocol.md).
+    #[serde(default)]
+    pub unreachable: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +80,10 @@ pub struct Update {
     pub withdraw: Vec<RouteKey>,
     /// The sender has now sent its whole table (RFC 4724 end-of-RIB marker).
     pub end_of_rib: bool,
+    /// Withdrawn prefixes to which the sender has no route at all (the
+    /// unreachable signal; only on sessions that negotiated it).
+    #[serde(default)]
+    pub unreachable: Vec<Prefix>,
 }
 
 impl Update {

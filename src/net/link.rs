@@ -263,6 +263,7 @@ mod tests {
     #[test]
     fn later_changes_to_a_route_replace_earlier_ones_when_merging() {
         let mut u = Update {
+            unreachable: Default::default(),
             announce: vec![route("a", 1), route("b", 1)],
             withdraw: vec![key("c")],
             end_of_rib: false,
@@ -270,6 +271,7 @@ mod tests {
         merge_update(
             &mut u,
             Update {
+                unreachable: Default::default(),
                 announce: vec![route("a", 2), route("c", 1)],
                 withdraw: vec![key("b")],
                 end_of_rib: true,
@@ -329,6 +331,7 @@ mod tests {
         let mut l = Link::default();
         l.enqueue(
             Message::Update(Update {
+                unreachable: Default::default(),
                 announce: (0..25).map(|i| route(&format!("t/{i}"), 0)).collect(),
                 withdraw: vec![key("x")],
                 end_of_rib: true,

@@ -347,8 +347,7 @@ impl Node {
             let stored_count = p.routes.len();
             let mut u = crate::core::message::Update {
                 announce: p.routes,
-                withdraw: Vec::new(),
-                end_of_rib: false,
+                ..Default::default()
             };
             if let Some(pending) = self.security.plan_update(&u, asn, now) {
                 let job = tokio::task::spawn_blocking(move || {

@@ -53,7 +53,12 @@ mod tests {
     fn hierarchy(mrai: Duration, classic: bool) -> (SimNet, NodeId) {
         let t = Topology::hierarchy(3, 6, 12, 5);
         let mut net = SimNet::new(T0, 5);
-        t.build_with(&mut net, |c| c.with_mrai(mrai, classic));
+        t.build_with(&mut net, |c| {
+            let mut c = c.with_mrai(mrai, classic);
+            // Classic BGP has no unreachable signal.
+            c.capabilities.unreachable = !classic;
+            c
+        });
         let (stub, _) = Topology::node(t.n - 1);
         net.run_for(5_000);
         (net, stub)

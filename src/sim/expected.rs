@@ -90,13 +90,13 @@ pub fn gao_rexford(t: &Topology, origin: usize) -> Vec<Expected> {
     }
     // Across: one peer link from a node with a customer route (or the
     // origin), which exports it to its peers.
-    for v in 0..t.n {
-        if out[v].is_some() {
+    for (v, slot) in out.iter_mut().enumerate() {
+        if slot.is_some() {
             continue;
         }
         let best = adj.peers[v].iter().filter_map(|&u| up[u]).min();
         if let Some(d) = best {
-            out[v] = Some((Class::Peer, d + 1));
+            *slot = Some((Class::Peer, d + 1));
         }
     }
     // Down: every node exports its best route to its customers.

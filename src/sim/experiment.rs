@@ -38,10 +38,11 @@ use crate::wire::Limits;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Protocol {
-    /// agent-bgp's defaults: no advertisement interval, withdrawals at once.
+    /// agent-bgp's defaults: no advertisement interval, withdrawals at once
+    /// and with the unreachable signal.
     AgentBgp,
     /// RFC 4271: a 30 s interval (times 0.75 to 1) on every eBGP session,
-    /// withdrawals held by it too.
+    /// withdrawals held by it too, no unreachable signal.
     Classic,
 }
 
@@ -57,7 +58,11 @@ impl Protocol {
     pub fn settings(self, cfg: EngineConfig) -> EngineConfig {
         match self {
             Protocol::AgentBgp => cfg,
-            Protocol::Classic => cfg.with_mrai(CLASSIC_MRAI, true),
+            Protocol::Classic => {
+                let mut c = cfg.with_mrai(CLASSIC_MRAI, true);
+                c.capabilities.unreachable = false;
+                c
+            }
         }
     }
 }
@@ -167,6 +172,8 @@ pub struct Setup {
     /// with it the neighbours keep the dead node's paths, stale, until its
     /// restart time runs out.
     pub graceful_restart: bool,
+    /// agent-bgp's unreachable signal (classic BGP never has it).
+    pub unreachable_signal: bool,
 }
 
 impl Setup {
@@ -189,6 +196,7 @@ impl Setup {
             max_event_ms: 3_600_000,
             trace: false,
             graceful_restart: false,
+            unreachable_signal: true,
         }
     }
 }
@@ -276,7 +284,33 @@ pub fn run_inspect(
     protocol: Protocol,
     inspect: impl FnMut(&EventReport, &SimNet),
 ) -> Report {
-    World::new(setup, protocol).run(inspect)
+    World::new(setup, protocol).run(inspect).0
+}
+
+/// The wall-clock time the phases of a run took on this machine (not part
+/// of the [`Report`], which is the same on every machine).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct WallTimes {
+    /// Building the engines and bringing every session up.
+    pub establish_ms: u128,
+    /// The background table converging.
+    pub table_ms: u128,
+    /// Checking every node's best route for every background prefix.
+    pub table_check_ms: u128,
+    /// Each event, its preparation and its check.
+    pub events_ms: Vec<u128>,
+}
+
+/// [`run`], with the wall time of each phase.
+pub fn run_timed(setup: &Setup, protocol: Protocol) -> (Report, WallTimes) {
+    let t = std::time::Instant::now();
+    let w = World::new(setup, protocol);
+    let (r, mut times) = w.run(|_, _| {});
+    times.establish_ms += t.elapsed().as_millis()
+        - times.table_ms
+        - times.table_check_ms
+        - times.events_ms.iter().sum::<u128>();
+    (r, times)
 }
 
 /// An engine's settings in an experiment.
@@ -290,6 +324,9 @@ fn engine_settings(s: &Setup, protocol: Protocol, cfg: EngineConfig) -> EngineCo
     }
     if !s.graceful_restart {
         c.capabilities.graceful_restart = None;
+    }
+    if !s.unreachable_signal {
+        c.capabilities.unreachable = false;
     }
     c
 }
@@ -359,18 +396,21 @@ impl<'a> World<'a> {
         }
     }
 
-    fn run(mut self, mut inspect: impl FnMut(&EventReport, &SimNet)) -> Report {
+    fn run(mut self, mut inspect: impl FnMut(&EventReport, &SimNet)) -> (Report, WallTimes) {
+        let mut times = WallTimes::default();
         self.establish();
-        let setup = self.originate_table();
+        let setup = self.originate_table(&mut times);
         let mut events = Vec::new();
         for &ev in &self.s.events {
+            let t = std::time::Instant::now();
             let r = self.event(ev);
+            times.events_ms.push(t.elapsed().as_millis());
             inspect(&r, &self.net);
             events.push(r);
         }
         self.flush_trace();
         let t = &self.s.topology;
-        Report {
+        let report = Report {
             protocol: self.protocol,
             nodes: t.n,
             edges: t.edges.len(),
@@ -380,7 +420,8 @@ impl<'a> World<'a> {
             messages: self.net.wire.messages.clone(),
             bytes: self.net.wire.bytes,
             trace_digest: self.digest.map(|d| format!("{:016x}", d.finish())),
-        }
+        };
+        (report, times)
     }
 
     /// Folds the log into the digest and empties it.
@@ -450,7 +491,8 @@ impl<'a> World<'a> {
         }
     }
 
-    fn originate_table(&mut self) -> SetupReport {
+    fn originate_table(&mut self, times: &mut WallTimes) -> SetupReport {
+        let clock = std::time::Instant::now();
         let t = &self.s.topology;
         let origins = background_origins(t, self.origin, self.s.origins, self.s.seed);
         let start = self.net.now();
@@ -463,6 +505,8 @@ impl<'a> World<'a> {
             }
         }
         self.until_quiet(self.s.max_event_ms);
+        times.table_ms = clock.elapsed().as_millis();
+        let clock = std::time::Instant::now();
         let w = self.net.take_watch().map(|w| w.result());
         let mut mismatches = 0u64;
         let effective = self.effective();
@@ -474,6 +518,7 @@ impl<'a> World<'a> {
         }
         let routes = self.net.nodes().map(|(_, e)| e.loc_rib_len() as u64).sum();
         let w = w.unwrap_or_else(|| Watch::all(start).result());
+        times.table_check_ms = clock.elapsed().as_millis();
         SetupReport {
             time_ms: w.time_ms,
             updates: w.updates,

@@ -69,11 +69,10 @@ impl Direction {
     ) -> Millis {
         let now_us = now.0.saturating_mul(1_000);
         let start = self.free_at_us.max(now_us);
-        let wire_us = if model.bandwidth_bps == 0 {
-            0
-        } else {
-            (bytes as u64).saturating_mul(8_000_000) / model.bandwidth_bps
-        };
+        let wire_us = (bytes as u64)
+            .saturating_mul(8_000_000)
+            .checked_div(model.bandwidth_bps)
+            .unwrap_or(0);
         self.free_at_us = start.saturating_add(wire_us);
         let mut delay_us = model.latency_ms * 1_000;
         if model.jitter_ms > 0 {

@@ -104,8 +104,7 @@ pub fn encode_route(route: &Route) -> Result<Vec<u8>, String> {
     }
     let m = Message::Update(Update {
         announce: vec![route.clone()],
-        withdraw: Vec::new(),
-        end_of_rib: false,
+        ..Default::default()
     });
     wire::encode_message(&m, &Limits::default()).map_err(|e| e.to_string())
 }

@@ -239,17 +239,18 @@ fn finish(ty: MessageType, body: Option<Value>, limits: &Limits) -> Result<Vec<u
 pub fn encode_update_frames(u: &Update, limits: &Limits) -> Result<Vec<Vec<u8>>, EncodeError> {
     let mut parts: Vec<Update> = Vec::new();
     for w in u.withdraw.chunks(limits.max_withdraws.max(1)) {
-        parts.push(Update {
-            announce: Vec::new(),
+        let mut part = Update {
             withdraw: w.to_vec(),
-            end_of_rib: false,
-        });
+            ..Update::default()
+        };
+        // The unreachable signal rides with its prefix's withdrawal.
+        part.unreachable = unreachable_of(&u.unreachable, &part.withdraw);
+        parts.push(part);
     }
     for a in u.announce.chunks(limits.max_routes.max(1)) {
         parts.push(Update {
             announce: a.to_vec(),
-            withdraw: Vec::new(),
-            end_of_rib: false,
+            ..Update::default()
         });
     }
     if parts.is_empty() {
@@ -265,6 +266,25 @@ pub fn encode_update_frames(u: &Update, limits: &Limits) -> Result<Vec<Vec<u8>>,
     Ok(out)
 }
 
+/// The prefixes of `unreachable` withdrawn in `withdraw`, each once.
+fn unreachable_of(
+    unreachable: &[crate::core::prefix::Prefix],
+    withdraw: &[crate::core::route::RouteKey],
+) -> Vec<crate::core::prefix::Prefix> {
+    if unreachable.is_empty() {
+        return Vec::new();
+    }
+    let mut here: std::collections::HashSet<&crate::core::prefix::Prefix> =
+        withdraw.iter().map(|k| &k.prefix).collect();
+    // Taken out once used: a prefix withdrawn under two path ids is named
+    // once.
+    unreachable
+        .iter()
+        .filter(|p| here.remove(p))
+        .cloned()
+        .collect()
+}
+
 /// Encodes `u`, halving it until each half fits in a frame. Parts hold
 /// either announcements or withdrawals, never both.
 fn encode_split(mut u: Update, limits: &Limits, out: &mut Vec<Vec<u8>>) -> Result<(), EncodeError> {
@@ -274,11 +294,14 @@ fn encode_split(mut u: Update, limits: &Limits, out: &mut Vec<Vec<u8>>) -> Resul
             Ok(())
         }
         Err(EncodeError::FrameTooLarge { .. }) if u.announce.len() + u.withdraw.len() > 1 => {
-            let second = Update {
+            let mut second = Update {
                 announce: u.announce.split_off(u.announce.len() / 2),
                 withdraw: u.withdraw.split_off(u.withdraw.len() / 2),
                 end_of_rib: std::mem::take(&mut u.end_of_rib),
+                unreachable: Vec::new(),
             };
+            second.unreachable = unreachable_of(&u.unreachable, &second.withdraw);
+            u.unreachable = unreachable_of(&u.unreachable, &u.withdraw);
             encode_split(u, limits, out)?;
             encode_split(second, limits, out)
         }

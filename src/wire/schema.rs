@@ -62,6 +62,8 @@ mod k {
         pub const MULTIPATH: u64 = 3;
         /// RFC 9234 role, by its code there.
         pub const ROLE: u64 = 4;
+        /// The unreachable signal (docs/protocol.md).
+        pub const UNREACHABLE: u64 = 5;
     }
     pub mod cert {
         pub const ASN: u64 = 0;
@@ -80,6 +82,8 @@ mod k {
         pub const ANNOUNCE: u64 = 2;
         pub const WITHDRAW: u64 = 3;
         pub const END_OF_RIB: u64 = 4;
+        /// Withdrawn prefixes the sender has no route to at all.
+        pub const UNREACHABLE: u64 = 5;
     }
     pub mod route {
         pub const PREFIX: u64 = 0;
@@ -179,7 +183,8 @@ pub fn encode_open(o: &Open, limits: &Limits) -> Result<Value, EncodeError> {
     .put_if(c.multipath, k::caps::MULTIPATH, || Value::Bool(true))
     .put_if(c.role.is_some(), k::caps::ROLE, || {
         uint(c.role.map_or(0, |r| r.code()))
-    });
+    })
+    .put_if(c.unreachable, k::caps::UNREACHABLE, || Value::Bool(true));
     let mut m = MapBuilder::new();
     m.put(k::open::VERSION, uint(o.version))
         .put(k::open::ASN, uint(o.asn.0))
@@ -227,6 +232,7 @@ pub fn decode_open(v: &Value, limits: &Limits) -> Result<Open, FieldError> {
                     .into()
                 })
             })?,
+            unreachable: c.read_or(k::caps::UNREACHABLE, "unreachable", false, bool_of)?,
         })
     })?;
     Ok(Open {
@@ -776,6 +782,7 @@ pub fn encode_update(u: &Update, limits: &Limits) -> Result<Value, EncodeError> 
     use k::update::*;
     check_count("announce", u.announce.len(), limits.max_routes)?;
     check_count("withdraw", u.withdraw.len(), limits.max_withdraws)?;
+    check_count("unreachable", u.unreachable.len(), limits.max_withdraws)?;
     let mut attrs: Table<'_, PathAttrs> = Table::new();
     let mut certs: Table<'_, AsnCert> = Table::new();
     let mut routes = Vec::with_capacity(u.announce.len());
@@ -811,7 +818,10 @@ pub fn encode_update(u: &Update, limits: &Limits) -> Result<Value, EncodeError> 
                     .collect(),
             )
         })
-        .put_if(u.end_of_rib, END_OF_RIB, || Value::Bool(true));
+        .put_if(u.end_of_rib, END_OF_RIB, || Value::Bool(true))
+        .put_if(!u.unreachable.is_empty(), UNREACHABLE, || {
+            Value::Array(u.unreachable.iter().map(|p| text(p.as_str())).collect())
+        });
     Ok(m.build())
 }
 
@@ -889,9 +899,9 @@ pub fn decode_update(
     use k::update::*;
     let f = Fields::parse(v)?;
     if withdraw_only {
-        f.check_known(&[WITHDRAW, END_OF_RIB])?;
+        f.check_known(&[WITHDRAW, END_OF_RIB, UNREACHABLE])?;
     } else {
-        f.check_known(&[ATTRS, CERTS, ANNOUNCE, WITHDRAW, END_OF_RIB])?;
+        f.check_known(&[ATTRS, CERTS, ANNOUNCE, WITHDRAW, END_OF_RIB, UNREACHABLE])?;
     }
     // Bound the route count before decoding any table.
     if let Some(a) = f.opt(ANNOUNCE) {
@@ -938,6 +948,13 @@ pub fn decode_update(
             })
         })?,
         end_of_rib: f.read_or(END_OF_RIB, "end_of_rib", false, bool_of)?,
+        unreachable: f
+            .read_or(UNREACHABLE, "unreachable", Vec::new(), |v| {
+                list_of(v, Bound::Withdraws, limits.max_withdraws, |p| {
+                    decode_prefix(p, limits)
+                })
+            })
+            .map_err(|e| e.in_area(Area::Prefix))?,
     })
 }
 

@@ -250,6 +250,7 @@ impl Hostile {
             node: self.node_id,
             hold_time: hold,
             capabilities: Capabilities {
+                unreachable: Default::default(),
                 route_refresh: true,
                 graceful_restart: None,
                 add_path: false,

@@ -124,7 +124,8 @@ impl Engine {
                 sends.push((PeerIdx(i as u32), m));
             }
         }
-        for (idx, m) in sends {
+        for (idx, mut m) in sends {
+            self.mark_unreachable(idx, &mut m);
             self.stats.updates_out += 1;
             self.stats.routes_out += m.announce.len() as u64;
             self.stats.withdrawals_out += m.withdraw.len() as u64;
@@ -137,6 +138,26 @@ impl Engine {
             actions.push(Action::RibChanges(std::mem::take(&mut self.changes)));
         }
         actions
+    }
+
+    /// On a session that negotiated the unreachable signal with another AS,
+    /// lists the withdrawn prefixes this node has no route to at all
+    /// (`unreachable`): the peer then drops every path through our AS at
+    /// once instead of exploring them.
+    fn mark_unreachable(&mut self, idx: PeerIdx, m: &mut Update) {
+        let signals = self.peer(idx).is_some_and(|p| p.unreachable && !p.internal);
+        if !signals || m.withdraw.is_empty() {
+            return;
+        }
+        let mut named = std::collections::HashSet::new();
+        m.unreachable = m
+            .withdraw
+            .iter()
+            .filter(|k| self.rib.dests.get(&k.prefix).is_none_or(|d| !d.has_best()))
+            .filter(|k| named.insert(&k.prefix))
+            .map(|k| k.prefix.clone())
+            .collect();
+        self.stats.unreachable_out += m.unreachable.len() as u64;
     }
 
     /// Recomputes what each target should hear for one prefix and queues
@@ -631,6 +652,7 @@ mod tests {
     #[test]
     fn chunking_respects_the_limit_and_keeps_eor_on_the_last() {
         let q = Update {
+            unreachable: Default::default(),
             withdraw: (0..5).map(key).collect(),
             announce: Vec::new(),
             end_of_rib: false,

@@ -27,15 +27,35 @@ impl Engine {
     /// paths the peer now has accepted (for max-prefix).
     pub(super) fn process_update(&mut self, idx: PeerIdx, update: Update) -> u32 {
         self.stats.updates_in += 1;
+        // Prefixes the peer had a path for and withdraws now: a claim that
+        // it has no route to one of them is kept even when nothing else
+        // is left here, so stale paths arriving later are not explored.
+        let mut withdrawn: SmallVec<[Prefix; 4]> = SmallVec::new();
         for key in update.withdraw {
             self.stats.withdrawals_in += 1;
+            if !update.unreachable.is_empty()
+                && self
+                    .rib
+                    .dests
+                    .get(&key.prefix)
+                    .is_some_and(|d| d.find(idx, key.path_id).is_some())
+            {
+                withdrawn.push(key.prefix.clone());
+            }
             self.damp_withdrawal(idx, &key);
             self.withdraw_path(idx, &key, true);
+        }
+        for prefix in update.unreachable {
+            let had = withdrawn.contains(&prefix);
+            self.on_unreachable(idx, prefix, had);
         }
         if let Some(info) = self.peer(idx).map(|p| p.info()) {
             for route in update.announce {
                 self.stats.routes_in += 1;
                 self.damp_announcement(idx, &route);
+                if !info.internal {
+                    self.end_claim(info.asn, &route.prefix);
+                }
                 self.receive_path_as(idx, &info, route, false);
             }
         }
@@ -215,7 +235,8 @@ impl Engine {
                         path_id,
                     },
                 )
-            });
+            })
+            .or_else(|| self.claimed_unreachable(&prefix, &post.as_path));
         let cand = Candidate {
             peer: idx,
             path_id,
@@ -250,7 +271,7 @@ impl Engine {
 
     /// Splits the engine into the table and the decision bookkeeping, so an
     /// entry can be changed and settled with a single lookup.
-    fn table_and_settle(&mut self) -> (&mut FastMap<Prefix, Dest>, Settle<'_>) {
+    pub(super) fn table_and_settle(&mut self) -> (&mut FastMap<Prefix, Dest>, Settle<'_>) {
         let Engine {
             rib,
             peers,
@@ -578,7 +599,7 @@ fn exclusion(cfg: &DecisionConfig, attrs: &PathAttrs, learned: Learned) -> Optio
 
 /// The decision process and its bookkeeping for one prefix, over borrowed
 /// parts of the engine (the table entry itself is borrowed separately).
-struct Settle<'a> {
+pub(super) struct Settle<'a> {
     peers: &'a [Option<Peer>],
     decision: &'a DecisionConfig,
     loc_index: &'a mut PrefixSet,
@@ -592,7 +613,7 @@ impl Settle<'_> {
     /// Selects the best path; when it differs from `old`, updates the
     /// Loc-RIB index, records the change, marks the prefix for export and
     /// flags covering aggregates.
-    fn run(&mut self, prefix: &Prefix, dest: &mut Dest, old: Option<BestSnapshot>) {
+    pub(super) fn run(&mut self, prefix: &Prefix, dest: &mut Dest, old: Option<BestSnapshot>) {
         self.stats.decision_runs += 1;
         let peers = self.peers;
         let best = {

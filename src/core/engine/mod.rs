@@ -36,6 +36,10 @@ mod route_server_tests;
 mod sessions;
 #[cfg(test)]
 mod tests;
+mod unreachable;
+#[cfg(test)]
+#[path = "unreachable/tests.rs"]
+mod unreachable_tests;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -167,6 +171,7 @@ impl EngineConfig {
                 add_path: false,
                 multipath: false,
                 role: None,
+                unreachable: true,
             },
             cert: None,
             hold_time: Duration::from_secs(90),
@@ -364,6 +369,11 @@ pub struct EngineStats {
     pub updates_out: u64,
     pub routes_out: u64,
     pub withdrawals_out: u64,
+    /// Prefixes peers said they have no route to (the unreachable signal),
+    /// those over the claim bound, and those we said so of.
+    pub unreachable_in: u64,
+    pub unreachable_ignored: u64,
+    pub unreachable_out: u64,
     /// Rejected routes over `max_rejected_per_peer`, not kept.
     pub rejected_not_kept: u64,
     /// ROUTE-REFRESH requests merged into a later answer.
@@ -439,6 +449,8 @@ pub struct Engine {
     /// Size of the interner and export cache after the last sweep.
     gc_watermark: usize,
     damping: damping::Damping,
+    /// What peers said, with the unreachable signal, they have no route to.
+    claims: unreachable::Claims,
     /// The time of the event being handled (for damping).
     now: Millis,
 }
@@ -468,6 +480,7 @@ impl Engine {
             export_cache: Default::default(),
             gc_watermark: 0,
             damping: Default::default(),
+            claims: Default::default(),
             now: Millis(0),
         }
     }
@@ -529,6 +542,7 @@ impl Engine {
             }
             Event::Tick => {
                 self.reuse_damped(now);
+                self.expire_claims(now);
                 self.on_tick(now)
             }
         }
@@ -541,6 +555,7 @@ impl Engine {
             .flatten()
             .filter_map(|p| p.next_deadline())
             .chain(self.damping.next_deadline())
+            .chain(self.claims.next_deadline())
             .min()
     }
 

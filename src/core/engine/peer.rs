@@ -198,6 +198,8 @@ pub(crate) struct Peer {
     pub restart_time: Option<u16>,
     /// ADD-PATH was negotiated: routes may carry a path id.
     pub add_path: bool,
+    /// The unreachable signal was negotiated.
+    pub unreachable: bool,
     /// When a ROUTE-REFRESH was last answered, and when a deferred one is
     /// due (one at most; more in between are merged into it).
     pub refresh_served: Option<Millis>,

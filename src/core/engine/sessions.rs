@@ -98,6 +98,7 @@ impl Engine {
                 stale_until: None,
                 restart_time: None,
                 add_path: false,
+                unreachable: false,
                 refresh_served: None,
                 refresh_due: None,
                 msgs: Default::default(),
@@ -346,6 +347,7 @@ impl Engine {
             // away; we keep them at most `max_peer_restart_time`.
             p.restart_time = neg.capabilities.graceful_restart.map(|t| t.min(cap));
             p.add_path = neg.capabilities.add_path;
+            p.unreachable = neg.capabilities.unreachable;
             p.refresh_served = None;
             p.refresh_due = None;
             // A new session starts with the whole table, at once.

@@ -873,6 +873,7 @@ fn bring_up(
 
 fn caps() -> Capabilities {
     Capabilities {
+        unreachable: Default::default(),
         route_refresh: true,
         graceful_restart: Some(u16::MAX),
         add_path: false,

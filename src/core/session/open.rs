@@ -191,6 +191,7 @@ pub(super) fn negotiate(cfg: &SessionConfig, open: Open, direction: Direction) -
         multipath: ours.multipath && theirs.multipath,
         // The peer's role towards us, as it announced it.
         role: theirs.role,
+        unreachable: ours.unreachable && theirs.unreachable,
     };
     Negotiated {
         peer_asn: open.asn,

@@ -189,3 +189,28 @@ proptest! {
         check_all_events(&s, protocol);
     }
 }
+
+#[test]
+fn the_unreachable_signal_cuts_path_exploration_after_a_withdrawal() {
+    let mut s = Setup::new(Topology::hierarchy(5, 40, 200, 3), true);
+    s.events = vec![EventKind::Withdraw];
+    let mut sent = 0;
+    let mut heard = 0;
+    let r = run_inspect(&s, Protocol::AgentBgp, |_, net| {
+        for (_, e) in net.nodes() {
+            sent += e.stats().unreachable_out;
+            heard += e.stats().unreachable_in;
+        }
+    });
+    let w = &r.events[0].result;
+    assert!(sent > 0 && heard > 0);
+    s.unreachable_signal = false;
+    let without = run(&s, Protocol::AgentBgp).events[0].result.clone();
+    eprintln!("withdrawal, 245 nodes: with the signal {w:?}, without {without:?}");
+    assert_eq!(r.events[0].mismatches, 0);
+    assert_eq!(w.transient_loops, 0, "{w:?}");
+    assert!(
+        w.updates < without.updates && w.best_changes < without.best_changes,
+        "fewer stale paths explored: {w:?} vs {without:?}"
+    );
+}
