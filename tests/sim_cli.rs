@@ -34,8 +34,18 @@ fn figures(json: &str) -> Value {
 #[test]
 fn a_small_hierarchy_through_every_event_is_deterministic_and_correct() {
     let args = [
-        "--nodes", "60", "--origins", "10", "--events", "all", "--jitter-ms", "3", "--loss", "0.02",
-        "--json", "--trace",
+        "--nodes",
+        "60",
+        "--origins",
+        "10",
+        "--events",
+        "all",
+        "--jitter-ms",
+        "3",
+        "--loss",
+        "0.02",
+        "--json",
+        "--trace",
     ];
     let (code, out, err) = sim(&args);
     assert_eq!(code, 0, "{err}");
@@ -65,7 +75,10 @@ fn a_small_hierarchy_through_every_event_is_deterministic_and_correct() {
     // The human table names every event and the ratios.
     let (code, table, _) = sim(&["--nodes", "40", "--origins", "5"]);
     assert_eq!(code, 0);
-    assert!(table.contains("withdraw") && table.contains("classic / agent-bgp"), "{table}");
+    assert!(
+        table.contains("withdraw") && table.contains("classic / agent-bgp"),
+        "{table}"
+    );
 }
 
 #[test]
@@ -76,7 +89,10 @@ fn bad_arguments_are_refused_clearly() {
         (vec!["--protocol", "ospf"], "unknown protocol"),
         (vec!["--loss", "0.9"], "--loss"),
         (vec!["--topology", "edges"], "--edges FILE"),
-        (vec!["--topology", "er", "--nodes", "50", "--er-p", "0.0"], "not connected"),
+        (
+            vec!["--topology", "er", "--nodes", "50", "--er-p", "0.0"],
+            "not connected",
+        ),
     ] {
         let (code, _, err) = sim(&args);
         assert_ne!(code, 0, "{args:?}");
@@ -91,7 +107,13 @@ fn bad_arguments_are_refused_clearly() {
     // A valid file runs.
     std::fs::write(&f, "# a|b|rel\n1|2|-1\n1|3|-1\n2|3|0\n3|4|-1\n2|4|-1\n").expect("written");
     let (code, out, err) = sim(&[
-        "--topology", "edges", "--edges", f.to_str().expect("utf-8"), "--origins", "1", "--json",
+        "--topology",
+        "edges",
+        "--edges",
+        f.to_str().expect("utf-8"),
+        "--origins",
+        "1",
+        "--json",
     ]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(figures(&out)["nodes"], 4);
