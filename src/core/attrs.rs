@@ -6,7 +6,7 @@
 //! modifies attributes copy-on-write (`Arc::make_mut`) and the engine
 //! re-interns the result.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -197,8 +197,9 @@ impl PathAttrs {
 #[derive(Debug, Default)]
 pub struct AttrInterner {
     // foldhash: fast, and randomly seeded per process, so peers cannot
-    // precompute colliding attribute sets.
-    set: HashSet<Arc<PathAttrs>, foldhash::fast::RandomState>,
+    // precompute colliding attribute sets. A map to nothing rather than a
+    // set, for its entry API: a new set is hashed once, not twice.
+    set: std::collections::HashMap<Arc<PathAttrs>, (), foldhash::fast::RandomState>,
 }
 
 impl AttrInterner {
@@ -208,26 +209,31 @@ impl AttrInterner {
 
     /// Returns the shared copy of `attrs`.
     pub fn intern(&mut self, attrs: Arc<PathAttrs>) -> Arc<PathAttrs> {
-        if let Some(existing) = self.set.get(&*attrs) {
-            return existing.clone();
+        use std::collections::hash_map::Entry;
+        match self.set.entry(attrs) {
+            Entry::Occupied(e) => e.key().clone(),
+            Entry::Vacant(e) => {
+                let a = e.key().clone();
+                e.insert(());
+                a
+            }
         }
-        self.set.insert(attrs.clone());
-        attrs
     }
 
     pub fn intern_owned(&mut self, attrs: PathAttrs) -> Arc<PathAttrs> {
-        if let Some(existing) = self.set.get(&attrs) {
+        // Looked up first: an equal set costs no allocation.
+        if let Some((existing, _)) = self.set.get_key_value(&attrs) {
             return existing.clone();
         }
         let a = Arc::new(attrs);
-        self.set.insert(a.clone());
+        self.set.insert(a.clone(), ());
         a
     }
 
     /// Drops sets held only by the interner; returns how many were dropped.
     pub fn collect(&mut self) -> usize {
         let before = self.set.len();
-        self.set.retain(|a| Arc::strong_count(a) > 1);
+        self.set.retain(|a, _| Arc::strong_count(a) > 1);
         before - self.set.len()
     }
 
