@@ -6,6 +6,7 @@
 #   scripts/bench.sh            # everything
 #   scripts/bench.sh floods     # the hostile-peer floods only, 5x longer
 #   scripts/bench.sh criterion  # the criterion and bench binaries only
+#   scripts/bench.sh processes  # real processes against the simulator only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +29,19 @@ if [[ $what == all || $what == floods ]]; then
 fi
 
 if [[ $what == all || $what == criterion ]]; then
-  step "cargo bench"
-  cargo bench --locked
+  # Every bench but processes, which has a step of its own below.
+  benches=()
+  for f in benches/*.rs; do
+    b=$(basename "$f" .rs)
+    [[ $b == processes ]] || benches+=(--bench "$b")
+  done
+  step "cargo bench ${benches[*]}"
+  cargo bench --locked "${benches[@]}"
+fi
+
+if [[ $what == all || $what == processes ]]; then
+  # NODES (20..=50, default 30), SEED, TOPOLOGY (ba, hierarchy), ROUNDS and
+  # CALLS pass through to the bench (see benches/processes.rs).
+  step "real processes vs simulator (NODES=${NODES:-30})"
+  cargo bench --locked --bench processes
 fi
