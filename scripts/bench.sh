@@ -7,6 +7,7 @@
 #   scripts/bench.sh floods     # the hostile-peer floods only, 5x longer
 #   scripts/bench.sh criterion  # the criterion and bench binaries only
 #   scripts/bench.sh processes  # real processes against the simulator only
+#   scripts/bench.sh sim        # the simulator at 300 to 10,000 nodes (scripts/bench-sim.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,4 +45,9 @@ if [[ $what == all || $what == processes ]]; then
   # CALLS pass through to the bench (see benches/processes.rs).
   step "real processes vs simulator (NODES=${NODES:-30})"
   cargo bench --locked --bench processes
+fi
+
+if [[ $what == all || $what == sim ]]; then
+  step "the simulator at internet scale: agent-bgp against classic BGP"
+  scripts/bench-sim.sh
 fi
