@@ -90,6 +90,9 @@ pub struct Processing {
 
 impl Processing {
     fn cost_us(&self, messages: &[Message]) -> u64 {
+        if *self == Processing::default() {
+            return 0;
+        }
         let sigs: u64 = messages
             .iter()
             .map(|m| match m {
@@ -415,8 +418,11 @@ impl SimNet {
             let msg = match payload {
                 Payload::Msg(m) => m,
                 Payload::Frame(bytes) => {
-                    let limits = self.frames.clone().unwrap_or_default();
-                    match wire::decode(&bytes, &limits) {
+                    let Some(limits) = self.frames.as_ref() else {
+                        debug_assert!(false, "a frame on a network without frames");
+                        continue;
+                    };
+                    match wire::decode(&bytes, limits) {
                         Ok(Frame::Routing(m)) => m,
                         other => {
                             debug_assert!(false, "a frame we encoded does not decode: {other:?}");
@@ -544,39 +550,37 @@ impl SimNet {
 
     fn send_on(&mut self, conn: ConnId, from: NodeId, to: NodeId, msg: Message) {
         *self.wire.messages.entry(msg.kind()).or_default() += 1;
-        let payloads = match &self.frames {
-            None => vec![(Payload::Msg(msg), 0)],
+        let frames = match &self.frames {
+            None => None,
             Some(limits) => {
                 let encoded = match &msg {
                     Message::Update(u) => wire::encode_update_frames(u, limits),
                     m => wire::encode_message(m, limits).map(|b| vec![b]),
                 };
-                let frames = match encoded {
-                    Ok(f) => f,
+                match encoded {
+                    Ok(f) => Some(f),
                     Err(e) => {
                         // The node drops (and logs) what it cannot encode.
                         debug_assert!(false, "{} does not encode: {e}", msg.kind());
                         return;
                     }
-                };
-                if let Some(w) = self.watch.as_mut() {
-                    w.on_send(&msg, frames.iter().map(Vec::len).sum());
                 }
-                frames
-                    .into_iter()
-                    .map(|b| {
-                        let n = b.len();
-                        (Payload::Frame(b), n)
-                    })
-                    .collect()
             }
         };
-        if self.frames.is_none()
-            && let Some(w) = self.watch.as_mut()
-            && let Some((Payload::Msg(m), _)) = payloads.first()
-        {
-            w.on_send(m, 0);
+        if let Some(w) = self.watch.as_mut() {
+            let bytes = frames.iter().flatten().map(Vec::len).sum();
+            w.on_send(&msg, bytes);
         }
+        let payloads: Vec<(Payload, usize)> = match frames {
+            None => vec![(Payload::Msg(msg), 0)],
+            Some(f) => f
+                .into_iter()
+                .map(|b| {
+                    let n = b.len();
+                    (Payload::Frame(b), n)
+                })
+                .collect(),
+        };
         for (payload, bytes) in payloads {
             self.wire.bytes += bytes as u64;
             self.wire.frames += 1;

@@ -84,17 +84,8 @@ impl Watch {
     ) -> Self {
         let mut w = Watch {
             prefix: Some(prefix),
-            start,
-            last: start,
-            updates: 0,
-            bytes: 0,
-            best_changes: 0,
-            seen: HashMap::new(),
             by_asn,
-            fwd: HashMap::new(),
-            towards: HashMap::new(),
-            loops: 0,
-            holes: Vec::new(),
+            ..Watch::all(start)
         };
         for (node, first) in now_best {
             let hop = w.hop_of(first);
