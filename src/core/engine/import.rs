@@ -27,26 +27,26 @@ impl Engine {
     /// paths the peer now has accepted (for max-prefix).
     pub(super) fn process_update(&mut self, idx: PeerIdx, update: Update) -> u32 {
         self.stats.updates_in += 1;
-        // Prefixes the peer had a path for and withdraws now: a claim that
-        // it has no route to one of them is kept even when nothing else
-        // is left here, so stale paths arriving later are not explored.
-        let mut withdrawn: SmallVec<[Prefix; 4]> = SmallVec::new();
+        // Whether the peer had a path for each prefix it says it has no
+        // route to, read before its withdrawals: a claim is kept even when
+        // nothing is left here, so stale paths arriving later are not
+        // explored.
+        let had: SmallVec<[bool; 4]> = update
+            .unreachable
+            .iter()
+            .map(|p| {
+                self.rib
+                    .dests
+                    .get(p)
+                    .is_some_and(|d| d.candidates.iter().any(|c| c.peer == idx))
+            })
+            .collect();
         for key in update.withdraw {
             self.stats.withdrawals_in += 1;
-            if !update.unreachable.is_empty()
-                && self
-                    .rib
-                    .dests
-                    .get(&key.prefix)
-                    .is_some_and(|d| d.find(idx, key.path_id).is_some())
-            {
-                withdrawn.push(key.prefix.clone());
-            }
             self.damp_withdrawal(idx, &key);
             self.withdraw_path(idx, &key, true);
         }
-        for prefix in update.unreachable {
-            let had = withdrawn.contains(&prefix);
+        for (prefix, had) in update.unreachable.into_iter().zip(had) {
             self.on_unreachable(idx, prefix, had);
         }
         if let Some(info) = self.peer(idx).map(|p| p.info()) {

@@ -17,11 +17,12 @@
 //! was wrong for part of a multi-node AS cannot hide a good path for long.
 //!
 //! Bounds: a claim is kept only for a prefix the node has paths for, or
-//! one the peer withdraws a path for in the same UPDATE; one per (prefix,
-//! AS), at most [`MAX_CLAIMS`] in all (more are ignored: the paths are
-//! then explored as without the signal).
+//! one the peer had a path for before the same UPDATE withdrew it; one per
+//! (prefix, AS), renewed in place, at most [`MAX_CLAIMS`] in all (more are
+//! ignored: the paths are then explored as without the signal).
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 use smallvec::SmallVec;
 
@@ -43,14 +44,37 @@ pub const MAX_CLAIMS: usize = 100_000;
 #[derive(Debug, Default)]
 pub(super) struct Claims {
     by_prefix: FastMap<Prefix, SmallVec<[(Asn, Millis); 2]>>,
-    /// In order of expiry (every claim lasts the same).
-    expiry: VecDeque<(Millis, Prefix, Asn)>,
+    /// One entry per claim, soonest first, with the expiry the claim had
+    /// when it was made; a renewed claim is put back with its new expiry
+    /// when the old one comes up, so renewals add no entries.
+    expiry: BinaryHeap<Reverse<(Millis, Prefix, Asn)>>,
     len: usize,
 }
 
 impl Claims {
     pub(super) fn next_deadline(&self) -> Option<Millis> {
-        self.expiry.front().map(|(t, _, _)| *t)
+        self.expiry.peek().map(|Reverse((t, _, _))| *t)
+    }
+
+    /// Drops the entries of claims that ended early (by an announcement),
+    /// once they outnumber the live ones: made and ended again and again,
+    /// claims cannot grow the queue without bound.
+    fn compact(&mut self) {
+        if self.expiry.len() <= 2 * self.len + 64 {
+            return;
+        }
+        self.expiry = self
+            .by_prefix
+            .iter()
+            .flat_map(|(p, c)| c.iter().map(|(a, until)| Reverse((*until, p.clone(), *a))))
+            .collect();
+    }
+
+    /// Entries waiting to expire (one per live claim, and a bounded number
+    /// for claims that ended early).
+    #[cfg(test)]
+    pub(super) fn queued(&self) -> usize {
+        self.expiry.len()
     }
 
     /// Whether a live claim names an AS on `path`.
@@ -84,10 +108,14 @@ impl Engine {
         let claims = &mut self.claims;
         let entry = claims.by_prefix.entry(prefix.clone()).or_default();
         match entry.iter_mut().find(|(a, _)| *a == asn) {
+            // Renewed in place: its entry in `expiry` moves on when it
+            // comes up.
             Some(c) => c.1 = until,
             None if claims.len < MAX_CLAIMS => {
                 entry.push((asn, until));
                 claims.len += 1;
+                claims.expiry.push(Reverse((until, prefix.clone(), asn)));
+                claims.compact();
             }
             None => {
                 if entry.is_empty() {
@@ -97,7 +125,6 @@ impl Engine {
                 return;
             }
         }
-        claims.expiry.push_back((until, prefix.clone(), asn));
         let (dests, mut settle) = self.table_and_settle();
         let Some(dest) = dests.get_mut(&prefix) else {
             return;
@@ -148,22 +175,27 @@ impl Engine {
 
     /// Ends the claims whose time is over.
     pub(super) fn expire_claims(&mut self, now: Millis) {
-        while let Some((t, _, _)) = self.claims.expiry.front() {
+        while let Some(Reverse((t, _, _))) = self.claims.expiry.peek() {
             if *t > now {
                 break;
             }
-            let Some((t, prefix, asn)) = self.claims.expiry.pop_front() else {
+            let Some(Reverse((_, prefix, asn))) = self.claims.expiry.pop() else {
                 break;
             };
             let Some(entry) = self.claims.by_prefix.get_mut(&prefix) else {
                 continue;
             };
-            // A claim renewed since has a later expiry of its own.
-            let before = entry.len();
-            entry.retain(|(a, until)| !(*a == asn && *until == t));
-            if entry.len() == before {
+            let Some(i) = entry.iter().position(|(a, _)| *a == asn) else {
+                // Ended by an announcement before it expired.
+                continue;
+            };
+            let until = entry[i].1;
+            if until > now {
+                // Renewed since: wait for the new expiry.
+                self.claims.expiry.push(Reverse((until, prefix, asn)));
                 continue;
             }
+            entry.swap_remove(i);
             self.claims.len -= 1;
             if entry.is_empty() {
                 self.claims.by_prefix.remove(&prefix);

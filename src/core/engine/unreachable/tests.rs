@@ -84,6 +84,13 @@ fn update(e: &mut Engine, at: Millis, from: u64, u: Update) -> Vec<Action> {
     )
 }
 
+fn announce(r: Route) -> Update {
+    Update {
+        announce: vec![r],
+        ..Default::default()
+    }
+}
+
 fn best_path(e: &Engine) -> Option<Vec<u32>> {
     e.best(&p())
         .map(|r| r.attrs.as_path.iter().map(|a| a.0).collect())
@@ -92,10 +99,6 @@ fn best_path(e: &Engine) -> Option<Vec<u32>> {
 /// X has [65002, 65009]; Y has the longer [65003, 65002, 65009] through
 /// X's AS. X withdraws, saying it has no route.
 fn withdrawn_with_the_signal(e: &mut Engine) {
-    let announce = |r| Update {
-        announce: vec![r],
-        ..Default::default()
-    };
     update(e, T0, 2, announce(path(&[65002, 65009])));
     update(e, T0, 3, announce(path(&[65003, 65002, 65009])));
     assert_eq!(best_path(e), Some(vec![65002, 65009]));
@@ -120,26 +123,10 @@ fn a_path_through_an_as_that_has_no_route_is_not_explored() {
     // A path through X's AS that arrives later is stale too; one that
     // avoids it is used.
     let mut later = path(&[65003, 65007, 65002, 65009]);
-    update(
-        &mut e,
-        T0,
-        3,
-        Update {
-            announce: vec![later.clone()],
-            ..Default::default()
-        },
-    );
+    update(&mut e, T0, 3, announce(later.clone()));
     assert_eq!(best_path(&e), None);
     later = path(&[65003, 65008, 65009]);
-    update(
-        &mut e,
-        T0,
-        3,
-        Update {
-            announce: vec![later],
-            ..Default::default()
-        },
-    );
+    update(&mut e, T0, 3, announce(later));
     assert_eq!(best_path(&e), Some(vec![65003, 65008, 65009]));
 }
 
@@ -149,15 +136,7 @@ fn the_claim_ends_when_the_as_announces_again_or_expires() {
     withdrawn_with_the_signal(&mut e);
     assert_eq!(best_path(&e), None);
     // X announces the prefix again: Y's path competes again (and loses).
-    update(
-        &mut e,
-        T0,
-        2,
-        Update {
-            announce: vec![path(&[65002, 65010, 65009])],
-            ..Default::default()
-        },
-    );
+    update(&mut e, T0, 2, announce(path(&[65002, 65010, 65009])));
     assert_eq!(best_path(&e), Some(vec![65002, 65010, 65009]));
 
     let mut e = engine(true);
@@ -205,15 +184,7 @@ fn without_the_capability_the_signal_is_ignored_and_not_sent() {
 fn a_node_left_without_a_route_says_so_to_the_peers_it_had_told() {
     let mut e = engine(true);
     // Only X's path: we advertise it to Y.
-    let out = update(
-        &mut e,
-        T0,
-        2,
-        Update {
-            announce: vec![path(&[65002, 65009])],
-            ..Default::default()
-        },
-    );
+    let out = update(&mut e, T0, 2, announce(path(&[65002, 65009])));
     assert!(out.iter().any(|a| matches!(a, Action::Send(peer, Message::Update(u)) if *peer == id(3) && !u.announce.is_empty())));
     let out = update(
         &mut e,
@@ -253,14 +224,50 @@ fn claims_about_prefixes_we_do_not_hold_are_not_kept() {
     }
     assert_eq!(e.stats().unreachable_in, 0, "nothing held, nothing kept");
     // Nor do they touch what comes later.
-    update(
-        &mut e,
-        T0,
-        3,
-        Update {
-            announce: vec![path(&[65003, 65002, 65009])],
-            ..Default::default()
-        },
-    );
+    update(&mut e, T0, 3, announce(path(&[65003, 65002, 65009])));
     assert_eq!(best_path(&e), Some(vec![65003, 65002, 65009]));
+}
+
+#[test]
+fn renewed_and_repeated_claims_do_not_grow_the_expiry_queue() {
+    let mut e = engine(true);
+    withdrawn_with_the_signal(&mut e);
+    assert_eq!(e.claims.queued(), 1);
+    // X says it again and again: the one claim is renewed in place.
+    for i in 0..1_000 {
+        update(
+            &mut e,
+            T0.saturating_add_ms(i),
+            2,
+            Update {
+                unreachable: vec![p()],
+                ..Default::default()
+            },
+        );
+    }
+    assert_eq!(e.claims.queued(), 1, "renewals add no entries");
+    // Renewed at T0 + 999 ms: still standing when the first expiry comes.
+    e.handle(T0.saturating_add_ms(CLAIM_TTL_MS), Event::Tick);
+    assert_eq!(best_path(&e), None, "renewed, so not expired yet");
+    e.handle(T0.saturating_add_ms(CLAIM_TTL_MS + 999), Event::Tick);
+    assert_eq!(best_path(&e), Some(vec![65003, 65002, 65009]));
+
+    // Claimed and ended by an announcement, over and over.
+    let mut e = engine(true);
+    withdrawn_with_the_signal(&mut e);
+    for _ in 0..1_000 {
+        update(&mut e, T0, 2, announce(path(&[65002, 65009])));
+        update(
+            &mut e,
+            T0,
+            2,
+            Update {
+                withdraw: vec![RouteKey::new(p())],
+                unreachable: vec![p()],
+                ..Default::default()
+            },
+        );
+    }
+    assert!(e.claims.queued() <= 2 + 64, "{}", e.claims.queued());
+    assert_eq!(best_path(&e), None);
 }
