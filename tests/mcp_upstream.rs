@@ -498,8 +498,20 @@ async fn removing_an_agent_stops_its_process() {
         .structured_content
         .and_then(|s| s.get("pid").and_then(Value::as_u64))
         .unwrap();
-    within(10.0, "remove", up.remove_agent(&id)).await.unwrap();
+    let remove = tokio::spawn({
+        let up = up.clone();
+        let id = id.clone();
+        async move { up.remove_agent(&id).await }
+    });
     assert_eq!(expect_down(&mut rx, &id, 5.0).await, DownReason::Removed);
+    // The example agent does not exit when its stdin closes; it is
+    // signalled after the grace. `Down` (on which the node withdraws the
+    // agent's routes) comes before that, not after the process is gone.
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "Down came only after the process had exited"
+    );
+    within(10.0, "remove", remove).await.unwrap().unwrap();
     within(5.0, "process to be reaped", async {
         while std::path::Path::new(&format!("/proc/{pid}")).exists() {
             tokio::time::sleep(Duration::from_millis(20)).await;

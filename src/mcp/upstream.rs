@@ -575,6 +575,7 @@ impl UpstreamHandle {
             stop_reason: stop_reason.clone(),
             sessions: sessions.clone(),
             next_session: self.inner.next_session.clone(),
+            final_sent: std::sync::atomic::AtomicBool::new(false),
         }));
         agents.insert(
             id,

@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rmcp::model::{ClientRequest, PingRequest, ServerNotification, SubscriptionFilter};
@@ -68,6 +68,8 @@ pub(super) struct Supervisor {
     pub stop_reason: Arc<OnceLock<DownReason>>,
     pub sessions: Arc<AtomicU64>,
     pub next_session: Arc<AtomicU64>,
+    /// Whether the last event (`Down` after a stop) was sent.
+    pub final_sent: AtomicBool,
 }
 
 /// The delay before restart attempt number `failures` (1 = first).
@@ -82,6 +84,25 @@ impl Supervisor {
             .get()
             .cloned()
             .unwrap_or(DownReason::Shutdown)
+    }
+
+    /// Sends the last event of a stopped agent, once: `Down` with the stop
+    /// reason, as soon as the session is closed (before its process has
+    /// exited), or when the run ends if no session was up.
+    async fn send_final(&self, reason: DownReason) {
+        if self.final_sent.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let last = AgentEvent::Down {
+            agent: self.config.id().clone(),
+            reason,
+        };
+        if tokio::time::timeout(FINAL_EVENT_TIMEOUT, self.events.send(last))
+            .await
+            .is_err()
+        {
+            tracing::warn!("event channel full; last event of a removed agent dropped");
+        }
     }
 
     /// Sends an event unless the agent is being stopped meanwhile.
@@ -221,13 +242,7 @@ pub(super) async fn run(s: Supervisor) {
     }
     let reason = s.stop_reason();
     s.set_down(&reason);
-    let last = AgentEvent::Down { agent, reason };
-    if tokio::time::timeout(FINAL_EVENT_TIMEOUT, s.events.send(last))
-        .await
-        .is_err()
-    {
-        tracing::warn!("event channel full; last event of a removed agent dropped");
-    }
+    s.send_final(reason).await;
 }
 
 /// Watches a connected agent until it goes down or is stopped; tears the
@@ -304,6 +319,12 @@ async fn watch_session(
         l.abort();
     }
     service_ct.cancel();
+    if s.stop.is_cancelled() {
+        // Removed or shut down: the node withdraws the agent's routes on
+        // this event, so it goes before the process is given its grace
+        // to exit, not after.
+        s.send_final(reason.clone()).await;
+    }
     if let Some(c) = child.as_mut() {
         if matches!(reason, DownReason::Removed | DownReason::Shutdown) {
             c.stop_gracefully(STOP_GRACE).await;
