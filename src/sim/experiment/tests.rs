@@ -214,3 +214,29 @@ fn the_unreachable_signal_cuts_path_exploration_after_a_withdrawal() {
         "fewer stale paths explored: {w:?} vs {without:?}"
     );
 }
+
+#[test]
+fn tombstones_leave_no_transient_loop_after_a_withdrawal() {
+    let mut s = Setup::new(Topology::hierarchy(5, 40, 200, 3), true);
+    s.events = vec![EventKind::Withdraw];
+    // Tombstones alone: the unreachable signal off in both runs.
+    s.unreachable_signal = false;
+    let mut issued = 0;
+    let mut applied = 0;
+    let r = run_inspect(&s, Protocol::AgentBgp, |_, net| {
+        for (_, e) in net.nodes() {
+            issued += e.stats().tombstones_issued;
+            applied += e.stats().tombstones_in;
+        }
+    });
+    let w = &r.events[0].result;
+    s.tombstones = false;
+    let without = run(&s, Protocol::AgentBgp).events[0].result.clone();
+    eprintln!("withdrawal, 245 nodes: with tombstones {w:?}, without {without:?}");
+    assert_eq!(issued, 1, "the origin issues one");
+    assert!(applied > 100, "it spread: {applied}");
+    assert_eq!(r.events[0].mismatches, 0);
+    assert!(without.transient_loops > 0, "{without:?}");
+    assert_eq!(w.transient_loops, 0, "{w:?}");
+    assert!(w.updates <= without.updates, "{w:?} vs {without:?}");
+}
