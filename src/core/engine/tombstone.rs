@@ -102,12 +102,6 @@ impl Tombstones {
         self.len
     }
 
-    /// Entries waiting in the expiry queue.
-    #[cfg(test)]
-    pub(super) fn queued(&self) -> usize {
-        self.expiry.len()
-    }
-
     /// Whether a kept tombstone ends the path.
     fn matches(&self, prefix: &Prefix, attrs: &PathAttrs, proof: Option<&RouteProof>) -> bool {
         self.by_prefix
