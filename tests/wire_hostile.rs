@@ -862,7 +862,7 @@ fn tombstone(f: impl FnOnce(&mut Vec<(u64, Value)>)) -> Value {
 
 fn withdraw_with(tombstones: Value) -> Vec<u8> {
     frame(
-        3,
+        6,
         Some(map(vec![
             (3, Value::Array(vec![map(vec![(0, text("a/b"))])])),
             (6, tombstones),
