@@ -830,7 +830,7 @@ pub fn encode_update(u: &Update, limits: &Limits) -> Result<Value, EncodeError> 
             Value::Array(u.unreachable.iter().map(|p| text(p.as_str())).collect())
         })
         .put_if(!u.tombstones.is_empty(), TOMBSTONES, || {
-            super::tombstone::encode_tombstones(&u.tombstones)
+            super::tombstone::encode_tombstones(&u.tombstones, encode_cert)
         });
     Ok(m.build())
 }
@@ -974,7 +974,7 @@ pub fn decode_update(
             })
             .map_err(|e| e.in_area(Area::Prefix))?,
         tombstones: f.read_or(TOMBSTONES, "tombstones", Vec::new(), |v| {
-            super::tombstone::decode_tombstones(v, limits)
+            super::tombstone::decode_tombstones(v, limits, decode_cert)
         })?,
     })
 }

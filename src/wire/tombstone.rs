@@ -10,11 +10,30 @@ use std::sync::Arc;
 
 use ciborium::Value;
 
-use super::cbor::{Fields, MapBuilder, bytes, list_of, text, uint};
-use super::error::{Area, Bound, FieldError};
+use super::cbor::{Fields, MapBuilder, bytes, fixed_bytes, list_of, text, text_of, u64_of, uint};
+use super::error::{Area, Bound, FieldError, FieldErrorKind};
 use super::limits::Limits;
-use super::schema::{decode_cert, decode_prefix, encode_cert, millis_of, sig_of};
-use crate::core::proof::Tombstone;
+use crate::core::Millis;
+use crate::core::prefix::Prefix;
+use crate::core::proof::{AsnCert, Signature, Tombstone};
+
+/// The certificate codec, `crate::wire::schema`'s (passed in, so the two
+/// modules do not depend on each other).
+pub type EncodeCert = fn(&AsnCert) -> Value;
+pub type DecodeCert = fn(&Value) -> Result<AsnCert, FieldError>;
+
+fn millis_of(v: &Value) -> Result<Millis, FieldError> {
+    u64_of(v).map(Millis)
+}
+
+fn sig_of(v: &Value) -> Result<Signature, FieldError> {
+    fixed_bytes::<64>(v).map(Signature)
+}
+
+fn decode_prefix(v: &Value, limits: &Limits) -> Result<Prefix, FieldError> {
+    let s = text_of(v, limits.max_text)?;
+    Prefix::new(s).map_err(|e| FieldErrorKind::Prefix(e).into())
+}
 
 mod k {
     pub const PREFIX: u64 = 0;
@@ -25,7 +44,7 @@ mod k {
     pub const SIGNATURE: u64 = 5;
 }
 
-pub fn encode_tombstone(t: &Tombstone) -> Value {
+pub fn encode_tombstone(t: &Tombstone, encode_cert: EncodeCert) -> Value {
     let mut m = MapBuilder::new();
     m.put(k::PREFIX, text(t.prefix.as_str()))
         .put(k::CERT, encode_cert(&t.cert))
@@ -37,11 +56,19 @@ pub fn encode_tombstone(t: &Tombstone) -> Value {
 }
 
 /// The array under UPDATE key 6.
-pub fn encode_tombstones(ts: &[Arc<Tombstone>]) -> Value {
-    Value::Array(ts.iter().map(|t| encode_tombstone(t)).collect())
+pub fn encode_tombstones(ts: &[Arc<Tombstone>], encode_cert: EncodeCert) -> Value {
+    Value::Array(
+        ts.iter()
+            .map(|t| encode_tombstone(t, encode_cert))
+            .collect(),
+    )
 }
 
-pub fn decode_tombstone(v: &Value, limits: &Limits) -> Result<Tombstone, FieldError> {
+pub fn decode_tombstone(
+    v: &Value,
+    limits: &Limits,
+    decode_cert: DecodeCert,
+) -> Result<Tombstone, FieldError> {
     use k::*;
     let f = Fields::parse(v)?;
     f.check_known(&[PREFIX, CERT, ENDED, ISSUED, EXPIRES, SIGNATURE])?;
@@ -62,9 +89,13 @@ pub fn decode_tombstone(v: &Value, limits: &Limits) -> Result<Tombstone, FieldEr
 }
 
 /// The array under UPDATE key 6, at most `max_withdraws` long.
-pub fn decode_tombstones(v: &Value, limits: &Limits) -> Result<Vec<Arc<Tombstone>>, FieldError> {
+pub fn decode_tombstones(
+    v: &Value,
+    limits: &Limits,
+    decode_cert: DecodeCert,
+) -> Result<Vec<Arc<Tombstone>>, FieldError> {
     list_of(v, Bound::Withdraws, limits.max_withdraws, |t| {
-        decode_tombstone(t, limits).map(Arc::new)
+        decode_tombstone(t, limits, decode_cert).map(Arc::new)
     })
 }
 
@@ -72,10 +103,8 @@ pub fn decode_tombstones(v: &Value, limits: &Limits) -> Result<Vec<Arc<Tombstone
 mod tests {
     use super::*;
     use crate::core::message::{Message, Update};
-    use crate::core::prefix::Prefix;
-    use crate::core::proof::{AsnCert, Signature};
     use crate::core::route::RouteKey;
-    use crate::core::{Asn, Millis, NodeId};
+    use crate::core::{Asn, NodeId};
     use crate::wire::{self, Frame};
 
     fn tomb(prefix: &str) -> Arc<Tombstone> {
@@ -124,27 +153,46 @@ mod tests {
     #[test]
     fn every_field_is_required_and_typed() {
         let l = Limits::default();
-        let good = encode_tombstone(&tomb("a/b"));
-        assert_eq!(decode_tombstone(&good, &l).unwrap(), *tomb("a/b"));
+        let good = encode_tombstone(&tomb("a/b"), crate::wire::schema::encode_cert);
+        assert_eq!(
+            decode_tombstone(&good, &l, crate::wire::schema::decode_cert).unwrap(),
+            *tomb("a/b")
+        );
         let Value::Map(entries) = good else {
             panic!("a map")
         };
         for i in 0..entries.len() {
             let mut missing = entries.clone();
             missing.remove(i);
-            assert!(decode_tombstone(&Value::Map(missing), &l).is_err());
+            assert!(
+                decode_tombstone(&Value::Map(missing), &l, crate::wire::schema::decode_cert)
+                    .is_err()
+            );
             let mut wrong = entries.clone();
             wrong[i].1 = Value::Bool(true);
-            assert!(decode_tombstone(&Value::Map(wrong), &l).is_err());
+            assert!(
+                decode_tombstone(&Value::Map(wrong), &l, crate::wire::schema::decode_cert).is_err()
+            );
         }
         let mut short = entries.clone();
         short[5].1 = Value::Bytes(vec![0; 63]);
-        assert!(decode_tombstone(&Value::Map(short), &l).is_err());
+        assert!(
+            decode_tombstone(&Value::Map(short), &l, crate::wire::schema::decode_cert).is_err()
+        );
         let mut bad_prefix = entries.clone();
         bad_prefix[0].1 = Value::Text("a//b".into());
-        assert!(decode_tombstone(&Value::Map(bad_prefix), &l).is_err());
+        assert!(
+            decode_tombstone(
+                &Value::Map(bad_prefix),
+                &l,
+                crate::wire::schema::decode_cert
+            )
+            .is_err()
+        );
         let mut extra = entries;
         extra.push((uint(6u64), uint(1u64)));
-        assert!(decode_tombstone(&Value::Map(extra), &l).is_err());
+        assert!(
+            decode_tombstone(&Value::Map(extra), &l, crate::wire::schema::decode_cert).is_err()
+        );
     }
 }
