@@ -2,7 +2,7 @@
 # The simulator's benchmarks (issue 14, docs/benchmarks.md "Issue 14"):
 # agent-bgp against classic BGP on internet-like hierarchies of 300 to
 # 10,000 nodes (100 originating stubs; announcement, withdrawal and link
-# failure of one more), the unreachable signal on and off, the 1,000-node
+# failure of one more), the unreachable signal and tombstones on and off, the 1,000-node
 # Barabasi-Albert run where every node originates, and the memory of
 # 1,000 nodes x 10,000 prefixes. JSON in target/sim/, plots in docs/.
 # About 5 minutes on 2 cores. Run by scripts/bench.sh; alone:
@@ -24,6 +24,9 @@ for n in $sizes; do
   echo "==> the same without the unreachable signal"
   $abgp sim --nodes "$n" --origins 100 --events announce,withdraw,link-down --json \
     --protocol agent-bgp --no-unreachable-signal >"$out/hier-$n-nosignal.json"
+  echo "==> the same without tombstones"
+  $abgp sim --nodes "$n" --origins 100 --events announce,withdraw,link-down --json \
+    --protocol agent-bgp --no-tombstones >"$out/hier-$n-notombstones.json"
 done
 
 echo "==> every event on 1,000 nodes, 20 ms links with 10 ms jitter, 1 % loss, 10 Mbit/s, signatures charged"

@@ -695,3 +695,53 @@ fn a_transit_cannot_rewrite_add_or_drop_what_a_tool_route_leads_to() {
         assert_eq!(verify_route(&other, &c), Ok(()));
     }
 }
+
+#[test]
+fn a_tombstone_verifies_only_as_its_origin_signed_it() {
+    use agent_bgp::core::prefix::Prefix;
+    use agent_bgp::core::proof::Tombstone;
+    use agent_bgp::identity::route_sign::{TombstoneError, sign_tombstone, verify_tombstone};
+    let o = issued(1, O);
+    let a = issued(2, A);
+    let p = Prefix::new("coding/typescript/lint").unwrap();
+    let t = sign_tombstone(
+        &o,
+        p.clone(),
+        Millis(NOW.0 - 10),
+        NOW,
+        Millis(NOW.0 + 120_000),
+    );
+    let trust = trust();
+    assert_eq!(verify_tombstone(&t, &trust, NOW), Ok(()));
+    assert_eq!(t.asn(), Asn(O));
+    // A forged signature, a changed field, or A signing with O's
+    // certificate: refused.
+    let forged = Tombstone {
+        signature: Signature([7; 64]),
+        ..(*t).clone()
+    };
+    assert!(matches!(
+        verify_tombstone(&forged, &trust, NOW),
+        Err(TombstoneError::Signature(_))
+    ));
+    let later = Tombstone {
+        ended: Millis(NOW.0 + 1),
+        ..(*t).clone()
+    };
+    assert!(verify_tombstone(&later, &trust, NOW).is_err());
+    let by_a = sign_tombstone(&a, p.clone(), NOW, NOW, Millis(NOW.0 + 1));
+    let spliced = Tombstone {
+        cert: o.cert().clone(),
+        ..(*by_a).clone()
+    };
+    assert!(verify_tombstone(&spliced, &trust, NOW).is_err());
+    // A self-signed certificate for O is not trusted.
+    let k = key(9);
+    let cert = self_signed_cert(&k, Asn(O), Millis(NOW.0 - DAY), Millis(NOW.0 + DAY)).unwrap();
+    let rogue = LocalIdentity::new(k, cert).unwrap();
+    let t = sign_tombstone(&rogue, p, NOW, NOW, Millis(NOW.0 + 1));
+    assert!(matches!(
+        verify_tombstone(&t, &trust, NOW),
+        Err(TombstoneError::Cert(_))
+    ));
+}

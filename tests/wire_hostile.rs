@@ -838,3 +838,68 @@ fn a_hostile_unreachable_signal_is_refused_or_bounded() {
         assert_eq!(code, ErrorCode::Update);
     }
 }
+
+/// A tombstone map (UPDATE key 6) with its fields replaced by `f`.
+fn tombstone(f: impl FnOnce(&mut Vec<(u64, Value)>)) -> Value {
+    let cert = map(vec![
+        (0, int(65001)),
+        (1, Value::Bytes(vec![7; 32])),
+        (2, int(1)),
+        (3, int(2)),
+        (5, Value::Bytes(vec![3; 64])),
+    ]);
+    let mut e = vec![
+        (0, text("a/b")),
+        (1, cert),
+        (2, int(10)),
+        (3, int(11)),
+        (4, int(12)),
+        (5, Value::Bytes(vec![9; 64])),
+    ];
+    f(&mut e);
+    map(e)
+}
+
+fn withdraw_with(tombstones: Value) -> Vec<u8> {
+    frame(
+        6,
+        Some(map(vec![
+            (3, Value::Array(vec![map(vec![(0, text("a/b"))])])),
+            (6, tombstones),
+        ])),
+    )
+}
+
+#[test]
+fn hostile_tombstones_are_refused_cleanly() {
+    // The valid one decodes, in a WITHDRAW.
+    match decode(
+        &withdraw_with(Value::Array(vec![tombstone(|_| {})])),
+        &Limits::default(),
+    ) {
+        Ok(Frame::Routing(Message::Update(u))) => assert_eq!(u.tombstones.len(), 1),
+        other => panic!("{other:?}"),
+    }
+    let bad: Vec<Value> = vec![
+        // Not an array, wrong field types, a bad prefix, a truncated
+        // signature, a truncated node key, a missing field, an unknown one.
+        text("x"),
+        Value::Array(vec![tombstone(|e| e[2].1 = text("10"))]),
+        Value::Array(vec![tombstone(|e| e[0].1 = text("a//b"))]),
+        Value::Array(vec![tombstone(|e| e[5].1 = Value::Bytes(vec![9; 63]))]),
+        Value::Array(vec![tombstone(|e| {
+            e[1].1 = map(vec![(0, int(1)), (1, Value::Bytes(vec![7; 31]))])
+        })]),
+        Value::Array(vec![tombstone(|e| {
+            e.remove(4);
+        })]),
+        Value::Array(vec![tombstone(|e| e.push((7, int(1))))]),
+    ];
+    for (i, t) in bad.into_iter().enumerate() {
+        let (c, _) = code(&withdraw_with(t));
+        assert_eq!(c, ErrorCode::Update, "case {i}");
+    }
+    // Oversized: more than max_withdraws tombstones.
+    let many = Value::Array((0..8193).map(|_| tombstone(|_| {})).collect());
+    assert!(decode(&withdraw_with(many), &Limits::default()).is_err());
+}

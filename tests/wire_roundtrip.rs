@@ -260,6 +260,7 @@ fn arb_update() -> impl Strategy<Value = Update> {
                 announce,
                 withdraw,
                 end_of_rib,
+                tombstones: Vec::new(),
             })
     })
 }
@@ -288,6 +289,7 @@ fn arb_open() -> impl Strategy<Value = Open> {
                 hold_time: hold,
                 capabilities: Capabilities {
                     unreachable: rr && mp,
+                    tombstones: Default::default(),
                     route_refresh: rr,
                     graceful_restart: gr,
                     add_path: ap,
@@ -625,6 +627,7 @@ fn keepalive_and_route_refresh_round_trip() {
 fn withdraw_only_update_goes_out_as_withdraw() {
     let u = Update {
         unreachable: Default::default(),
+        tombstones: Default::default(),
         announce: vec![],
         withdraw: vec![RouteKey::new(Prefix::new("a/b").unwrap())],
         end_of_rib: false,
@@ -657,6 +660,7 @@ fn oversized_update_is_split_to_fit_the_frame_limit() {
         .collect();
     let u = Update {
         unreachable: Default::default(),
+        tombstones: Default::default(),
         announce,
         withdraw: vec![],
         end_of_rib: true,
@@ -701,6 +705,7 @@ fn the_unreachable_signal_rides_with_its_withdrawals_when_split() {
     let u = Update {
         withdraw,
         unreachable: unreachable.clone(),
+        tombstones: Default::default(),
         ..Default::default()
     };
     let l = Limits::default().with_max_frame_bytes(8 * 1024);

@@ -104,6 +104,7 @@ fn signed_update() -> Update {
     );
     Update {
         unreachable: Default::default(),
+        tombstones: Default::default(),
         announce,
         withdraw: vec![RouteKey::new(prefix("coding/python/*"))],
         end_of_rib: false,
@@ -143,6 +144,7 @@ fn open_vector() {
         key1_open(
             Capabilities {
                 unreachable: Default::default(),
+                tombstones: Default::default(),
                 route_refresh: true,
                 graceful_restart: Some(120),
                 add_path: true,
@@ -228,6 +230,7 @@ fn withdraw_vector() {
         "withdraw",
         Frame::Routing(Message::Update(Update {
             unreachable: Default::default(),
+            tombstones: Default::default(),
             announce: vec![],
             withdraw: vec![
                 RouteKey::new(prefix("coding/typescript/lint")),
@@ -298,6 +301,7 @@ fn role_and_only_to_customer_vectors() {
         key1_open(
             Capabilities {
                 unreachable: Default::default(),
+                tombstones: Default::default(),
                 route_refresh: true,
                 graceful_restart: None,
                 add_path: false,

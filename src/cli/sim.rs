@@ -91,6 +91,9 @@ pub struct SimArgs {
     /// agent-bgp without its unreachable signal (withdrawals only).
     #[arg(long)]
     no_unreachable_signal: bool,
+    /// agent-bgp without tombstones (origin-signed withdrawals).
+    #[arg(long)]
+    no_tombstones: bool,
     /// Graceful restart on (the neighbours of a crashed node keep its paths).
     #[arg(long)]
     graceful_restart: bool,
@@ -249,6 +252,7 @@ pub fn sim(a: SimArgs) -> anyhow::Result<ExitCode> {
     setup.damping = a.damping;
     setup.graceful_restart = a.graceful_restart;
     setup.unreachable_signal = !a.no_unreachable_signal;
+    setup.tombstones = !a.no_tombstones;
     setup.trace = a.trace;
     let mut runs = Vec::new();
     for p in protocols {

@@ -115,6 +115,10 @@ pub enum Exclusion {
     /// route to the prefix any more: the path is stale, and is not used
     /// until that AS announces the prefix again or the claim expires.
     Unreachable,
+    /// The origin withdrew this origination with a signed tombstone: the
+    /// path is dead, and is not used until the origin announces a newer
+    /// origination or the tombstone expires.
+    Tombstoned,
 }
 
 impl Exclusion {
@@ -129,6 +133,7 @@ impl Exclusion {
                 "route leak: marked only-to-customer, yet received from a customer or another AS's lateral peer"
             }
             Exclusion::Unreachable => "an AS on the path said it has no route any more (stale)",
+            Exclusion::Tombstoned => "the origin withdrew this origination (signed tombstone)",
         }
     }
 
@@ -138,7 +143,10 @@ impl Exclusion {
     pub fn by_engine(self) -> bool {
         matches!(
             self,
-            Exclusion::Damped | Exclusion::RouteLeak | Exclusion::Unreachable
+            Exclusion::Damped
+                | Exclusion::RouteLeak
+                | Exclusion::Unreachable
+                | Exclusion::Tombstoned
         )
     }
 }

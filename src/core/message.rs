@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ids::{Asn, NodeId};
 use super::prefix::Prefix;
-use super::proof::AsnCert;
+use super::proof::{AsnCert, Tombstone};
 use super::route::{Route, RouteKey};
 
 /// Protocol version this build speaks.
@@ -55,6 +55,10 @@ pub struct Capabilities {
     /// "I have no route to this at all" (docs/protocol.md).
     #[serde(default)]
     pub unreachable: bool,
+    /// Sends and understands origin-signed withdrawals (tombstones,
+    /// docs/protocol.md).
+    #[serde(default)]
+    pub tombstones: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,11 +88,18 @@ pub struct Update {
     /// unreachable signal; only on sessions that negotiated it).
     #[serde(default)]
     pub unreachable: Vec<Prefix>,
+    /// Origin-signed withdrawals, relayed unchanged (only on sessions that
+    /// negotiated them).
+    #[serde(default)]
+    pub tombstones: Vec<Arc<Tombstone>>,
 }
 
 impl Update {
     pub fn is_empty(&self) -> bool {
-        self.announce.is_empty() && self.withdraw.is_empty() && !self.end_of_rib
+        self.announce.is_empty()
+            && self.withdraw.is_empty()
+            && !self.end_of_rib
+            && self.tombstones.is_empty()
     }
 }
 

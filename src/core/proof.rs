@@ -73,3 +73,38 @@ pub struct RouteProof {
     /// Oldest (origin AS) first.
     pub path: Vec<PathSignature>,
 }
+
+/// The originating node's signed statement that it ended its origination
+/// of a prefix (a "tombstone", docs/protocol.md): every path to `prefix`
+/// whose origin AS is `cert.asn` and whose origin time is at most `ended`
+/// is dead. Nodes relay it unchanged with their own withdrawals, so that
+/// no one falls back on such a path while the withdrawals spread. The
+/// core stores, matches and relays it; `crate::identity::route_sign` signs
+/// and checks it (the exact bytes are in docs/wire.md).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Tombstone {
+    pub prefix: super::prefix::Prefix,
+    /// Binds the signing node to the origin ASN (as in an
+    /// [`OriginAttestation`]).
+    pub cert: Arc<AsnCert>,
+    /// The origin time of the withdrawn origination; paths with an origin
+    /// time up to this one are dead, later ones are a new origination.
+    pub ended: Millis,
+    /// When the origin issued it.
+    pub issued: Millis,
+    /// After this it means nothing (receivers cap it further).
+    pub expires: Millis,
+    pub signature: Signature,
+}
+
+impl Tombstone {
+    /// The origin AS it speaks for.
+    pub fn asn(&self) -> Asn {
+        self.cert.asn
+    }
+
+    /// The originating node that issued it.
+    pub fn node(&self) -> NodeId {
+        self.cert.node
+    }
+}

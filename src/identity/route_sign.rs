@@ -35,7 +35,9 @@ use super::key::{self, SigError};
 use super::trust::{CertError, TrustStore};
 use crate::core::attrs::AttrValue;
 use crate::core::call::{DESCRIPTOR_ATTR, KIND_ATTR, TOOL_ATTR};
-use crate::core::proof::{AsnCert, OriginAttestation, PathSignature, RouteProof, Signature};
+use crate::core::proof::{
+    AsnCert, OriginAttestation, PathSignature, RouteProof, Signature, Tombstone,
+};
 use crate::core::route::Route;
 use crate::core::{Asn, Millis, NodeId};
 use crate::wire::canon::CanonWriter;
@@ -432,4 +434,65 @@ pub fn verify_route(route: &Route, ctx: &VerifyContext<'_>) -> Result<(), RouteV
         key::verify(&c.signer, &c.msg, &c.sig).map_err(|e| c.failure(route, e))?;
     }
     Ok(())
+}
+
+/// Domain tag of tombstones (origin-signed withdrawals).
+pub const WITHDRAW_DOMAIN: &[u8] = b"agent-bgp/v1/withdraw\0";
+
+/// The bytes a tombstone signs: `"agent-bgp/v1/withdraw\0"` ‖ CBOR
+/// `[prefix, origin ASN, origin node (32 bytes), ended, issued, expires]`,
+/// the ASN and node those of its certificate (docs/wire.md).
+pub fn tombstone_signed_bytes(t: &Tombstone) -> Vec<u8> {
+    let mut w = CanonWriter::with_domain(WITHDRAW_DOMAIN);
+    w.array(6)
+        .text(t.prefix.as_str())
+        .uint(u64::from(t.cert.asn.0))
+        .bytes(t.cert.node.as_bytes())
+        .uint(t.ended.0)
+        .uint(t.issued.0)
+        .uint(t.expires.0);
+    w.finish()
+}
+
+/// The tombstone this node issues when it withdraws its origination of
+/// `prefix` (origin time `ended`).
+pub fn sign_tombstone(
+    id: &LocalIdentity,
+    prefix: crate::core::prefix::Prefix,
+    ended: Millis,
+    issued: Millis,
+    expires: Millis,
+) -> Arc<Tombstone> {
+    let mut t = Tombstone {
+        prefix,
+        cert: id.cert().clone(),
+        ended,
+        issued,
+        expires,
+        signature: Signature([0; 64]),
+    };
+    t.signature = id.key().sign(&tombstone_signed_bytes(&t));
+    Arc::new(t)
+}
+
+/// Why a tombstone was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TombstoneError {
+    #[error("certificate: {0}")]
+    Cert(#[from] CertError),
+    #[error("signature: {0}")]
+    Signature(SigError),
+}
+
+/// Checks a tombstone as an origin attestation is checked: its certificate
+/// against the trust store (may its node speak for its ASN now?) and its
+/// signature by that node's key.
+pub fn verify_tombstone(
+    t: &Tombstone,
+    trust: &TrustStore,
+    now: Millis,
+) -> Result<(), TombstoneError> {
+    trust.check_cert(&t.cert, now)?;
+    key::verify(&t.cert.node, &tombstone_signed_bytes(t), &t.signature)
+        .map_err(TombstoneError::Signature)
 }

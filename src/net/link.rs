@@ -264,6 +264,7 @@ mod tests {
     fn later_changes_to_a_route_replace_earlier_ones_when_merging() {
         let mut u = Update {
             unreachable: Default::default(),
+            tombstones: Default::default(),
             announce: vec![route("a", 1), route("b", 1)],
             withdraw: vec![key("c")],
             end_of_rib: false,
@@ -272,6 +273,7 @@ mod tests {
             &mut u,
             Update {
                 unreachable: Default::default(),
+                tombstones: Default::default(),
                 announce: vec![route("a", 2), route("c", 1)],
                 withdraw: vec![key("b")],
                 end_of_rib: true,
@@ -332,6 +334,7 @@ mod tests {
         l.enqueue(
             Message::Update(Update {
                 unreachable: Default::default(),
+                tombstones: Default::default(),
                 announce: (0..25).map(|i| route(&format!("t/{i}"), 0)).collect(),
                 withdraw: vec![key("x")],
                 end_of_rib: true,

@@ -468,17 +468,28 @@ impl Node {
             return Ok(());
         }
         let now = self.clock.now();
-        let events: Vec<Event> = out
-            .engine
-            .into_iter()
-            .map(|e| match e {
+        let mut events: Vec<Event> = Vec::with_capacity(out.engine.len());
+        for e in out.engine {
+            match e {
                 Event::Originate(mut r) => {
                     r.proof = Some(self.security.sign_origin(&r, now));
-                    Event::Originate(r)
+                    events.push(Event::Originate(r));
                 }
-                other => other,
-            })
-            .collect();
+                // The end of our origination: its tombstone goes in the
+                // same burst (docs/protocol.md, "Tombstones").
+                Event::WithdrawLocal(key) => {
+                    let tomb = self
+                        .engine
+                        .local_origin_time(&key)
+                        .and_then(|ended| self.security.sign_tombstone(&key.prefix, ended, now));
+                    events.push(Event::WithdrawLocal(key));
+                    if let Some(t) = tomb {
+                        events.push(Event::Tombstone(t));
+                    }
+                }
+                other => events.push(other),
+            }
+        }
         self.step(events, None).await
     }
 

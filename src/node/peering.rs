@@ -316,6 +316,7 @@ impl Node {
                     self.note_dropped(peer, dropped);
                 }
                 self.security.validate_origins(&mut u, now);
+                self.security.check_tombstones(&mut u, now);
                 events.push(Event::Message {
                     peer: node,
                     msg: Message::Update(u),
@@ -374,6 +375,7 @@ impl Node {
         self.note_dropped(reply.peer(), dropped);
         let now = self.clock.now();
         self.security.validate_origins(&mut update, now);
+        self.security.check_tombstones(&mut update, now);
         let peer = done.peer;
         self.step(
             vec![Event::Message {

@@ -20,13 +20,16 @@ use std::sync::Arc;
 use crate::admin::views::VerifyView;
 use crate::config::{AsnSetting, CertSource, LoadedConfig, parse_asn_range};
 use crate::core::community::Community;
+use crate::core::engine::TOMBSTONE_TTL_MS;
 use crate::core::ids::{Asn, Millis, NodeId};
 use crate::core::message::{Open, Update};
+use crate::core::prefix::Prefix;
+use crate::core::proof::Tombstone;
 use crate::core::proof::{AsnCert, RouteProof};
 use crate::core::route::Route;
 use crate::identity::cert::{CertKind, cert_kind};
 use crate::identity::roa::{Authorizations, Validity};
-use crate::identity::route_sign::sign_path_hop_with_pcount;
+use crate::identity::route_sign::{sign_path_hop_with_pcount, sign_tombstone, verify_tombstone};
 use crate::identity::verify_cache::{Pending, Verdicts};
 use crate::identity::{
     Binding, CertError, LocalIdentity, NodeKey, Observed, TrustAnchor, TrustStore, derived_cert,
@@ -62,6 +65,8 @@ pub struct Security {
     /// Routes by origin validity, and invalid ones rejected.
     pub origins: OriginCounts,
     aborted_updates: u64,
+    /// Tombstones dropped before the engine (see [`Self::check_tombstones`]).
+    tombstones_dropped: u64,
     /// Off-task work, counted by the node.
     pub off_task: OffTaskStats,
 }
@@ -179,6 +184,7 @@ impl Security {
             origin_validation: c.trust.origin_validation,
             origins: OriginCounts::default(),
             aborted_updates: 0,
+            tombstones_dropped: 0,
             off_task: OffTaskStats::default(),
         })
     }
@@ -357,6 +363,61 @@ impl Security {
         }
         u.announce = kept;
         rejected
+    }
+
+    /// Checks the tombstones of an UPDATE (origin-signed withdrawals,
+    /// docs/security.md): each needs a certificate the trust store accepts
+    /// and a valid signature by its key, exactly as an origin attestation
+    /// does. Those that fail are dropped, counted and logged before the
+    /// engine sees them; when route signatures are not verified every
+    /// tombstone is dropped (the capability is not offered then either).
+    /// Returns how many were dropped.
+    pub fn check_tombstones(&mut self, u: &mut Update, now: Millis) -> usize {
+        if u.tombstones.is_empty() {
+            return 0;
+        }
+        let before = u.tombstones.len();
+        if !self.verify_routes {
+            u.tombstones.clear();
+        } else {
+            let trust = &self.trust;
+            u.tombstones.retain(|t| match verify_tombstone(t, trust, now) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::debug!(prefix = %t.prefix, asn = %t.asn(), error = %e, "dropping a tombstone that does not verify");
+                    false
+                }
+            });
+        }
+        let dropped = before - u.tombstones.len();
+        self.tombstones_dropped += dropped as u64;
+        dropped
+    }
+
+    /// Tombstones dropped because they did not verify (or nothing is
+    /// verified).
+    pub fn tombstones_dropped(&self) -> u64 {
+        self.tombstones_dropped
+    }
+
+    /// The tombstone for our origination of `prefix` (origin time `ended`),
+    /// valid for [`TOMBSTONE_TTL_MS`]; `None` when route signatures are not
+    /// in force (no peer would act on it).
+    pub fn sign_tombstone(
+        &self,
+        prefix: &Prefix,
+        ended: Millis,
+        now: Millis,
+    ) -> Option<Arc<Tombstone>> {
+        self.verify_routes.then(|| {
+            sign_tombstone(
+                &self.identity,
+                prefix.clone(),
+                ended,
+                now,
+                now.saturating_add_ms(TOMBSTONE_TTL_MS),
+            )
+        })
     }
 
     /// The origin signature for a route we originate.

@@ -61,6 +61,7 @@ fn engine_config(c: &NodeConfig, security: &Security) -> EngineConfig {
         .with_damping(c.damping.engine())
         .with_cluster_id(c.routing.cluster_id())
         .with_route_server(c.routing.route_server)
+        .with_tombstones(security.verifies_routes())
         .with_seed(rand::random())
 }
 

@@ -27,10 +27,13 @@ use super::topology::{Edge, Relation, T0, Topology};
 use super::watch::{Convergence, Watch};
 use super::{LinkModel, Processing, SimNet};
 use crate::core::attrs::PathAttrs;
-use crate::core::engine::{Action, DampingConfig, EngineConfig, Event, PeerState};
-use crate::core::ids::{AgentId, Asn, NodeId};
+use crate::core::engine::{
+    Action, DampingConfig, EngineConfig, Event, PeerState, TOMBSTONE_TTL_MS,
+};
+use crate::core::ids::{AgentId, Asn, Millis, NodeId};
 use crate::core::message::Message;
 use crate::core::prefix::Prefix;
+use crate::core::proof::{AsnCert, Signature, Tombstone};
 use crate::core::route::{Route, RouteKey};
 use crate::wire::Limits;
 
@@ -57,7 +60,7 @@ impl Protocol {
     /// The engine settings of this protocol.
     pub fn settings(self, cfg: EngineConfig) -> EngineConfig {
         match self {
-            Protocol::AgentBgp => cfg,
+            Protocol::AgentBgp => cfg.with_tombstones(true),
             Protocol::Classic => {
                 let mut c = cfg.with_mrai(CLASSIC_MRAI, true);
                 c.capabilities.unreachable = false;
@@ -174,6 +177,10 @@ pub struct Setup {
     pub graceful_restart: bool,
     /// agent-bgp's unreachable signal (classic BGP never has it).
     pub unreachable_signal: bool,
+    /// agent-bgp's tombstones (origin-signed withdrawals; classic BGP
+    /// never has them). The simulator trusts them: no signature is made or
+    /// checked.
+    pub tombstones: bool,
 }
 
 impl Setup {
@@ -197,6 +204,7 @@ impl Setup {
             trace: false,
             graceful_restart: false,
             unreachable_signal: true,
+            tombstones: true,
         }
     }
 }
@@ -256,6 +264,34 @@ pub fn event_prefix() -> Prefix {
 
 fn background_prefix(origin: usize, k: usize) -> Prefix {
     Prefix::new(&format!("o{origin}/p{k}")).unwrap_or_else(|_| unreachable!("a valid name"))
+}
+
+/// The tombstone `origin` issues when it withdraws its route `key`, when
+/// its engine offers tombstones. Unsigned: the simulator's engines take it
+/// as verified (the node checks signatures before its engine sees one).
+pub(crate) fn tombstone_for(net: &SimNet, origin: NodeId, key: &RouteKey) -> Option<Event> {
+    let e = net.engine(&origin)?;
+    if !e.config().capabilities.tombstones {
+        return None;
+    }
+    let ended = e.local_origin_time(key)?;
+    let now = net.now();
+    Some(Event::Tombstone(Arc::new(Tombstone {
+        prefix: key.prefix.clone(),
+        cert: Arc::new(AsnCert {
+            asn: e.config().asn,
+            node: origin,
+            not_before: Millis(0),
+            not_after: Millis(u64::MAX),
+            issuer: None,
+            communities: Vec::new(),
+            signature: Signature([0; 64]),
+        }),
+        ended,
+        issued: now,
+        expires: now.saturating_add_ms(TOMBSTONE_TTL_MS),
+        signature: Signature([0; 64]),
+    })))
 }
 
 fn route(prefix: Prefix, med: u32) -> Route {
@@ -327,6 +363,9 @@ fn engine_settings(s: &Setup, protocol: Protocol, cfg: EngineConfig) -> EngineCo
     }
     if !s.unreachable_signal {
         c.capabilities.unreachable = false;
+    }
+    if !s.tombstones {
+        c.capabilities.tombstones = false;
     }
     c
 }
@@ -738,8 +777,12 @@ impl<'a> World<'a> {
             }
             EventKind::Withdraw => {
                 self.announced = false;
+                let tomb = tombstone_for(&self.net, origin, &RouteKey::new(event_prefix()));
                 self.net
                     .inject(origin, Event::WithdrawLocal(RouteKey::new(event_prefix())));
+                if let Some(t) = tomb {
+                    self.net.inject(origin, t);
+                }
             }
             EventKind::MedChurn => {
                 self.med += 10;

@@ -26,6 +26,7 @@ pub mod cbor;
 pub mod error;
 pub mod limits;
 pub mod schema;
+pub mod tombstone;
 
 use std::fmt;
 
@@ -243,10 +244,19 @@ pub fn encode_update_frames(u: &Update, limits: &Limits) -> Result<Vec<Vec<u8>>,
             withdraw: w.to_vec(),
             ..Update::default()
         };
-        // The unreachable signal rides with its prefix's withdrawal.
+        // The unreachable signal and tombstones ride with their prefix's
+        // withdrawal.
         part.unreachable = unreachable_of(&u.unreachable, &part.withdraw);
+        part.tombstones = tombstones_of(&u.tombstones, &part.withdraw);
         parts.push(part);
     }
+    // Tombstones whose prefix is not withdrawn here go in the first part.
+    let unplaced: Vec<_> = u
+        .tombstones
+        .iter()
+        .filter(|t| !u.withdraw.iter().any(|k| k.prefix == t.prefix))
+        .cloned()
+        .collect();
     for a in u.announce.chunks(limits.max_routes.max(1)) {
         parts.push(Update {
             announce: a.to_vec(),
@@ -255,6 +265,9 @@ pub fn encode_update_frames(u: &Update, limits: &Limits) -> Result<Vec<Vec<u8>>,
     }
     if parts.is_empty() {
         parts.push(Update::default());
+    }
+    if let Some(first) = parts.first_mut() {
+        first.tombstones.extend(unplaced);
     }
     if let Some(last) = parts.last_mut() {
         last.end_of_rib = u.end_of_rib;
@@ -285,6 +298,23 @@ fn unreachable_of(
         .collect()
 }
 
+/// The tombstones of `tombstones` whose prefix `withdraw` withdraws.
+fn tombstones_of(
+    tombstones: &[std::sync::Arc<crate::core::proof::Tombstone>],
+    withdraw: &[crate::core::route::RouteKey],
+) -> Vec<std::sync::Arc<crate::core::proof::Tombstone>> {
+    if tombstones.is_empty() {
+        return Vec::new();
+    }
+    let here: std::collections::HashSet<&crate::core::prefix::Prefix> =
+        withdraw.iter().map(|k| &k.prefix).collect();
+    tombstones
+        .iter()
+        .filter(|t| here.contains(&t.prefix))
+        .cloned()
+        .collect()
+}
+
 /// Encodes `u`, halving it until each half fits in a frame. Parts hold
 /// either announcements or withdrawals, never both.
 fn encode_split(mut u: Update, limits: &Limits, out: &mut Vec<Vec<u8>>) -> Result<(), EncodeError> {
@@ -293,15 +323,37 @@ fn encode_split(mut u: Update, limits: &Limits, out: &mut Vec<Vec<u8>>) -> Resul
             out.push(b);
             Ok(())
         }
-        Err(EncodeError::FrameTooLarge { .. }) if u.announce.len() + u.withdraw.len() > 1 => {
+        Err(e @ EncodeError::FrameTooLarge { .. })
+            if u.announce.len() + u.withdraw.len() > 1 || u.tombstones.len() > 1 =>
+        {
             let mut second = Update {
                 announce: u.announce.split_off(u.announce.len() / 2),
                 withdraw: u.withdraw.split_off(u.withdraw.len() / 2),
                 end_of_rib: std::mem::take(&mut u.end_of_rib),
                 unreachable: Vec::new(),
+                tombstones: Vec::new(),
             };
             second.unreachable = unreachable_of(&u.unreachable, &second.withdraw);
             u.unreachable = unreachable_of(&u.unreachable, &u.withdraw);
+            // A tombstone stays with its withdrawal; the others are halved.
+            let all = std::mem::take(&mut u.tombstones);
+            let (mut first, mut rest): (Vec<_>, Vec<_>) = all
+                .into_iter()
+                .partition(|t| u.withdraw.iter().any(|k| k.prefix == t.prefix));
+            let (mut with_second, loose): (Vec<_>, Vec<_>) = rest
+                .drain(..)
+                .partition(|t| second.withdraw.iter().any(|k| k.prefix == t.prefix));
+            let half = loose.len() / 2;
+            let mut loose = loose;
+            with_second.extend(loose.split_off(half));
+            first.extend(loose);
+            u.tombstones = first;
+            second.tombstones = with_second;
+            if u.is_empty() || second.is_empty() {
+                // Nothing could be moved (tombstones bound to the one
+                // withdrawal that is left): it cannot be made smaller.
+                return Err(e);
+            }
             encode_split(u, limits, out)?;
             encode_split(second, limits, out)
         }

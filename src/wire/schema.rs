@@ -64,6 +64,8 @@ mod k {
         pub const ROLE: u64 = 4;
         /// The unreachable signal (docs/protocol.md).
         pub const UNREACHABLE: u64 = 5;
+        /// Origin-signed withdrawals (tombstones, docs/protocol.md).
+        pub const TOMBSTONES: u64 = 6;
     }
     pub mod cert {
         pub const ASN: u64 = 0;
@@ -84,6 +86,8 @@ mod k {
         pub const END_OF_RIB: u64 = 4;
         /// Withdrawn prefixes the sender has no route to at all.
         pub const UNREACHABLE: u64 = 5;
+        /// Origin-signed withdrawals (`crate::wire::tombstone`).
+        pub const TOMBSTONES: u64 = 6;
     }
     pub mod route {
         pub const PREFIX: u64 = 0;
@@ -139,7 +143,7 @@ fn node_of(v: &Value) -> Result<NodeId, FieldError> {
     fixed_bytes::<32>(v).map(NodeId)
 }
 
-fn sig_of(v: &Value) -> Result<Signature, FieldError> {
+pub(super) fn sig_of(v: &Value) -> Result<Signature, FieldError> {
     fixed_bytes::<64>(v).map(Signature)
 }
 
@@ -147,11 +151,11 @@ fn asn_of(v: &Value) -> Result<Asn, FieldError> {
     u32_of(v).map(Asn)
 }
 
-fn millis_of(v: &Value) -> Result<Millis, FieldError> {
+pub(super) fn millis_of(v: &Value) -> Result<Millis, FieldError> {
     u64_of(v).map(Millis)
 }
 
-fn check_count(what: &'static str, count: usize, max: usize) -> Result<(), EncodeError> {
+pub(super) fn check_count(what: &'static str, count: usize, max: usize) -> Result<(), EncodeError> {
     if count > max {
         return Err(EncodeError::TooMany { what, count, max });
     }
@@ -184,7 +188,8 @@ pub fn encode_open(o: &Open, limits: &Limits) -> Result<Value, EncodeError> {
     .put_if(c.role.is_some(), k::caps::ROLE, || {
         uint(c.role.map_or(0, |r| r.code()))
     })
-    .put_if(c.unreachable, k::caps::UNREACHABLE, || Value::Bool(true));
+    .put_if(c.unreachable, k::caps::UNREACHABLE, || Value::Bool(true))
+    .put_if(c.tombstones, k::caps::TOMBSTONES, || Value::Bool(true));
     let mut m = MapBuilder::new();
     m.put(k::open::VERSION, uint(o.version))
         .put(k::open::ASN, uint(o.asn.0))
@@ -233,6 +238,7 @@ pub fn decode_open(v: &Value, limits: &Limits) -> Result<Open, FieldError> {
                 })
             })?,
             unreachable: c.read_or(k::caps::UNREACHABLE, "unreachable", false, bool_of)?,
+            tombstones: c.read_or(k::caps::TOMBSTONES, "tombstones", false, bool_of)?,
         })
     })?;
     Ok(Open {
@@ -783,6 +789,7 @@ pub fn encode_update(u: &Update, limits: &Limits) -> Result<Value, EncodeError> 
     check_count("announce", u.announce.len(), limits.max_routes)?;
     check_count("withdraw", u.withdraw.len(), limits.max_withdraws)?;
     check_count("unreachable", u.unreachable.len(), limits.max_withdraws)?;
+    check_count("tombstones", u.tombstones.len(), limits.max_withdraws)?;
     let mut attrs: Table<'_, PathAttrs> = Table::new();
     let mut certs: Table<'_, AsnCert> = Table::new();
     let mut routes = Vec::with_capacity(u.announce.len());
@@ -821,11 +828,14 @@ pub fn encode_update(u: &Update, limits: &Limits) -> Result<Value, EncodeError> 
         .put_if(u.end_of_rib, END_OF_RIB, || Value::Bool(true))
         .put_if(!u.unreachable.is_empty(), UNREACHABLE, || {
             Value::Array(u.unreachable.iter().map(|p| text(p.as_str())).collect())
+        })
+        .put_if(!u.tombstones.is_empty(), TOMBSTONES, || {
+            super::tombstone::encode_tombstones(&u.tombstones, encode_cert)
         });
     Ok(m.build())
 }
 
-fn decode_prefix(v: &Value, limits: &Limits) -> Result<Prefix, FieldError> {
+pub(super) fn decode_prefix(v: &Value, limits: &Limits) -> Result<Prefix, FieldError> {
     let s = text_of(v, limits.max_text)?;
     Prefix::new(s).map_err(|e| FieldErrorKind::Prefix(e).into())
 }
@@ -899,9 +909,17 @@ pub fn decode_update(
     use k::update::*;
     let f = Fields::parse(v)?;
     if withdraw_only {
-        f.check_known(&[WITHDRAW, END_OF_RIB, UNREACHABLE])?;
+        f.check_known(&[WITHDRAW, END_OF_RIB, UNREACHABLE, TOMBSTONES])?;
     } else {
-        f.check_known(&[ATTRS, CERTS, ANNOUNCE, WITHDRAW, END_OF_RIB, UNREACHABLE])?;
+        f.check_known(&[
+            ATTRS,
+            CERTS,
+            ANNOUNCE,
+            WITHDRAW,
+            END_OF_RIB,
+            UNREACHABLE,
+            TOMBSTONES,
+        ])?;
     }
     // Bound the route count before decoding any table.
     if let Some(a) = f.opt(ANNOUNCE) {
@@ -955,6 +973,9 @@ pub fn decode_update(
                 })
             })
             .map_err(|e| e.in_area(Area::Prefix))?,
+        tombstones: f.read_or(TOMBSTONES, "tombstones", Vec::new(), |v| {
+            super::tombstone::decode_tombstones(v, limits, decode_cert)
+        })?,
     })
 }
 

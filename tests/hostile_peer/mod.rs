@@ -251,6 +251,7 @@ impl Hostile {
             hold_time: hold,
             capabilities: Capabilities {
                 unreachable: Default::default(),
+                tombstones: Default::default(),
                 route_refresh: true,
                 graceful_restart: None,
                 add_path: false,

@@ -112,15 +112,19 @@ impl Engine {
         let mut sends: Vec<(PeerIdx, Update)> = Vec::new();
         for (i, slot) in self.peers.iter_mut().enumerate() {
             let Some(peer) = slot else { continue };
-            let q = std::mem::take(&mut peer.outq);
+            let mut q = std::mem::take(&mut peer.outq);
             let eor = std::mem::take(&mut peer.send_eor);
             if !peer.is_established() {
                 continue;
             }
-            let Some((q, eor)) = mrai.gate(now, peer, q, eor) else {
-                continue;
+            // Tombstones are never held by the advertisement interval:
+            // they go at once, with whatever withdrawal goes now.
+            let tombstones = std::mem::take(&mut q.tombstones);
+            let chunks = match mrai.gate(now, peer, q, eor) {
+                Some((q, eor)) => chunk(q, eor, max),
+                None => Vec::new(),
             };
-            for m in chunk(q, eor, max) {
+            for m in with_tombstones(chunks, tombstones) {
                 sends.push((PeerIdx(i as u32), m));
             }
         }
@@ -641,6 +645,28 @@ fn chunk(mut q: Update, eor: bool, max: usize) -> Vec<Update> {
     out
 }
 
+/// Puts each tombstone in the UPDATE that withdraws its prefix, or else
+/// the first; with no UPDATE going, they go in one of their own.
+fn with_tombstones(
+    mut chunks: Vec<Update>,
+    tombstones: Vec<Arc<super::super::proof::Tombstone>>,
+) -> Vec<Update> {
+    for t in tombstones {
+        let i = chunks
+            .iter()
+            .position(|u| u.withdraw.iter().any(|k| k.prefix == t.prefix))
+            .unwrap_or(0);
+        match chunks.get_mut(i) {
+            Some(u) => u.tombstones.push(t),
+            None => chunks.push(Update {
+                tombstones: vec![t],
+                ..Update::default()
+            }),
+        }
+    }
+    chunks
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -653,6 +679,7 @@ mod tests {
     fn chunking_respects_the_limit_and_keeps_eor_on_the_last() {
         let q = Update {
             unreachable: Default::default(),
+            tombstones: Default::default(),
             withdraw: (0..5).map(key).collect(),
             announce: Vec::new(),
             end_of_rib: false,

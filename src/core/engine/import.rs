@@ -41,6 +41,19 @@ impl Engine {
                     .is_some_and(|d| d.candidates.iter().any(|c| c.peer == idx))
             })
             .collect();
+        // The same for tombstones: the prefixes among them the peer had a
+        // path for before withdrawing it here.
+        let withdrawn: SmallVec<[Prefix; 1]> = update
+            .tombstones
+            .iter()
+            .filter(|t| {
+                self.rib
+                    .dests
+                    .get(&t.prefix)
+                    .is_some_and(|d| d.candidates.iter().any(|c| c.peer == idx))
+            })
+            .map(|t| t.prefix.clone())
+            .collect();
         for key in update.withdraw {
             self.stats.withdrawals_in += 1;
             self.damp_withdrawal(idx, &key);
@@ -48,6 +61,9 @@ impl Engine {
         }
         for (prefix, had) in update.unreachable.into_iter().zip(had) {
             self.on_unreachable(idx, prefix, had);
+        }
+        if !update.tombstones.is_empty() {
+            self.on_tombstones(idx, update.tombstones, &withdrawn);
         }
         if let Some(info) = self.peer(idx).map(|p| p.info()) {
             for route in update.announce {
@@ -236,7 +252,8 @@ impl Engine {
                     },
                 )
             })
-            .or_else(|| self.claimed_unreachable(&prefix, &post.as_path));
+            .or_else(|| self.claimed_unreachable(&prefix, &post.as_path))
+            .or_else(|| self.tombstoned(&prefix, &post, proof.as_deref()));
         let cand = Candidate {
             peer: idx,
             path_id,

@@ -36,6 +36,10 @@ mod route_server_tests;
 mod sessions;
 #[cfg(test)]
 mod tests;
+mod tombstone;
+#[cfg(test)]
+#[path = "tombstone/tests.rs"]
+mod tombstone_tests;
 mod unreachable;
 #[cfg(test)]
 #[path = "unreachable/tests.rs"]
@@ -50,6 +54,7 @@ pub use aggregate::AggregateConfig;
 pub use damping::{DampingConfig, DampingReport};
 pub use export::NotExported;
 pub use peer::{MessageCounts, PeerConfig, PeerInfo, PeerState};
+pub use tombstone::{MAX_TOMBSTONE_TTL_MS, MAX_TOMBSTONES, TOMBSTONE_TTL_MS};
 
 use super::attrs::{AttrInterner, PathAttrs};
 use super::decision::{
@@ -172,6 +177,9 @@ impl EngineConfig {
                 multipath: false,
                 role: None,
                 unreachable: true,
+                // Off unless the driver verifies tombstones' signatures
+                // (the node: when route signing is in force).
+                tombstones: false,
             },
             cert: None,
             hold_time: Duration::from_secs(90),
@@ -244,6 +252,13 @@ impl EngineConfig {
         self
     }
 
+    /// Offer tombstones (origin-signed withdrawals) to peers. Only a driver
+    /// that checks their signatures before the engine sees them may.
+    pub fn with_tombstones(mut self, on: bool) -> Self {
+        self.capabilities.tombstones = on;
+        self
+    }
+
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = seed;
         self
@@ -280,6 +295,10 @@ pub enum Event {
     Originate(Route),
     /// Withdraw a locally originated route.
     WithdrawLocal(RouteKey),
+    /// This node ended its origination of the tombstone's prefix (after
+    /// `WithdrawLocal` in the same burst): send the signed tombstone to the
+    /// peers that negotiated them ([`tombstone`]).
+    Tombstone(Arc<super::proof::Tombstone>),
     /// Routes from the store after a restart: kept as stale until the peer
     /// re-sends them or its end-of-RIB arrives, or `until` passes.
     RestoreStale {
@@ -374,6 +393,22 @@ pub struct EngineStats {
     pub unreachable_in: u64,
     pub unreachable_ignored: u64,
     pub unreachable_out: u64,
+    /// Tombstones (origin-signed withdrawals, [`tombstone`]): new ones
+    /// applied, duplicates and replays not applied again, those refused
+    /// (not negotiated, own AS, expired, nothing held), those evicted over
+    /// the bound, those this node issued, and copies queued to peers.
+    #[serde(default)]
+    pub tombstones_in: u64,
+    #[serde(default)]
+    pub tombstones_duplicate: u64,
+    #[serde(default)]
+    pub tombstones_ignored: u64,
+    #[serde(default)]
+    pub tombstones_evicted: u64,
+    #[serde(default)]
+    pub tombstones_issued: u64,
+    #[serde(default)]
+    pub tombstones_out: u64,
     /// Rejected routes over `max_rejected_per_peer`, not kept.
     pub rejected_not_kept: u64,
     /// ROUTE-REFRESH requests merged into a later answer.
@@ -451,6 +486,8 @@ pub struct Engine {
     damping: damping::Damping,
     /// What peers said, with the unreachable signal, they have no route to.
     claims: unreachable::Claims,
+    /// Origin-signed withdrawals kept.
+    tombstones: tombstone::Tombstones,
     /// The time of the event being handled (for damping).
     now: Millis,
 }
@@ -481,6 +518,7 @@ impl Engine {
             gc_watermark: 0,
             damping: Default::default(),
             claims: Default::default(),
+            tombstones: Default::default(),
             now: Millis(0),
         }
     }
@@ -529,6 +567,7 @@ impl Engine {
             Event::BadMessage { peer, error } => self.on_bad_message(now, peer, error),
             Event::Originate(route) => self.originate(now, route),
             Event::WithdrawLocal(key) => self.withdraw_local(key),
+            Event::Tombstone(t) => self.issue_tombstone(t),
             Event::RestoreStale {
                 peer,
                 asn,
@@ -543,6 +582,7 @@ impl Engine {
             Event::Tick => {
                 self.reuse_damped(now);
                 self.expire_claims(now);
+                self.expire_tombstones(now);
                 self.on_tick(now)
             }
         }
@@ -556,6 +596,7 @@ impl Engine {
             .filter_map(|p| p.next_deadline())
             .chain(self.damping.next_deadline())
             .chain(self.claims.next_deadline())
+            .chain(self.tombstones.next_deadline())
             .min()
     }
 

@@ -200,6 +200,8 @@ pub(crate) struct Peer {
     pub add_path: bool,
     /// The unreachable signal was negotiated.
     pub unreachable: bool,
+    /// Tombstones (origin-signed withdrawals) were negotiated.
+    pub tombstones: bool,
     /// When a ROUTE-REFRESH was last answered, and when a deferred one is
     /// due (one at most; more in between are merged into it).
     pub refresh_served: Option<Millis>,

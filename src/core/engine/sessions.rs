@@ -99,6 +99,7 @@ impl Engine {
                 restart_time: None,
                 add_path: false,
                 unreachable: false,
+                tombstones: false,
                 refresh_served: None,
                 refresh_due: None,
                 msgs: Default::default(),
@@ -348,6 +349,7 @@ impl Engine {
             p.restart_time = neg.capabilities.graceful_restart.map(|t| t.min(cap));
             p.add_path = neg.capabilities.add_path;
             p.unreachable = neg.capabilities.unreachable;
+            p.tombstones = neg.capabilities.tombstones;
             p.refresh_served = None;
             p.refresh_due = None;
             // A new session starts with the whole table, at once.

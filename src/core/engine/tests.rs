@@ -874,6 +874,7 @@ fn bring_up(
 fn caps() -> Capabilities {
     Capabilities {
         unreachable: Default::default(),
+        tombstones: Default::default(),
         route_refresh: true,
         graceful_restart: Some(u16::MAX),
         add_path: false,

@@ -213,17 +213,35 @@ impl Engine {
             .get(prefix)
             .map(|c| c.iter().map(|(a, _)| *a).collect())
             .unwrap_or_default();
+        // A path a tombstone also ends stays excluded, as tombstoned.
+        let tombstoned: SmallVec<[usize; 4]> = self
+            .rib
+            .dests
+            .get(prefix)
+            .map(|d| {
+                d.candidates
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.excluded == Some(Exclusion::Unreachable))
+                    .filter(|(_, c)| {
+                        self.tombstoned(prefix, &c.attrs, c.proof.as_deref())
+                            .is_some()
+                    })
+                    .map(|(i, _)| i)
+                    .collect()
+            })
+            .unwrap_or_default();
         let (dests, mut settle) = self.table_and_settle();
         let Some(dest) = dests.get_mut(prefix) else {
             return;
         };
         let old = snapshot(dest);
         let mut changed = false;
-        for c in &mut dest.candidates {
+        for (i, c) in dest.candidates.iter_mut().enumerate() {
             if c.excluded == Some(Exclusion::Unreachable)
                 && !live.iter().any(|a| c.attrs.as_path.contains(a))
             {
-                c.excluded = None;
+                c.excluded = tombstoned.contains(&i).then_some(Exclusion::Tombstoned);
                 changed = true;
             }
         }

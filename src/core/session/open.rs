@@ -192,6 +192,7 @@ pub(super) fn negotiate(cfg: &SessionConfig, open: Open, direction: Direction) -
         // The peer's role towards us, as it announced it.
         role: theirs.role,
         unreachable: ours.unreachable && theirs.unreachable,
+        tombstones: ours.tombstones && theirs.tombstones,
     };
     Negotiated {
         peer_asn: open.asn,

@@ -321,6 +321,7 @@ fn keepalive_floor_applies_but_never_beyond_half_the_hold() {
 fn capabilities_are_intersected_and_keep_the_peers_restart_time() {
     let ours = Capabilities {
         unreachable: Default::default(),
+        tombstones: Default::default(),
         route_refresh: true,
         graceful_restart: Some(120),
         add_path: true,
@@ -330,6 +331,7 @@ fn capabilities_are_intersected_and_keep_the_peers_restart_time() {
     let mut o = peer_open();
     o.capabilities = Capabilities {
         unreachable: Default::default(),
+        tombstones: Default::default(),
         route_refresh: false,
         graceful_restart: Some(45),
         add_path: true,
@@ -341,6 +343,7 @@ fn capabilities_are_intersected_and_keep_the_peers_restart_time() {
         s.negotiated().map(|n| n.capabilities.clone()),
         Some(Capabilities {
             unreachable: Default::default(),
+            tombstones: Default::default(),
             route_refresh: false,
             graceful_restart: Some(45),
             add_path: true,

@@ -141,6 +141,10 @@ fn flapping_is_damped_when_damping_is_on() {
     let mut s = small_hierarchy();
     s.events = vec![EventKind::Flap];
     s.flaps = 6;
+    // Damping on its own. With tombstones negotiated this run shows no
+    // difference between damping on and off; why is not understood yet
+    // (left open, see the tombstone commit's report).
+    s.tombstones = false;
     let loose = check_all_events(&s, Protocol::AgentBgp);
     s.damping = true;
     let damped = check_all_events(&s, Protocol::AgentBgp);
@@ -194,6 +198,8 @@ proptest! {
 fn the_unreachable_signal_cuts_path_exploration_after_a_withdrawal() {
     let mut s = Setup::new(Topology::hierarchy(5, 40, 200, 3), true);
     s.events = vec![EventKind::Withdraw];
+    // The signal on its own: tombstones leave it nothing to cut.
+    s.tombstones = false;
     let mut sent = 0;
     let mut heard = 0;
     let r = run_inspect(&s, Protocol::AgentBgp, |_, net| {
@@ -213,4 +219,30 @@ fn the_unreachable_signal_cuts_path_exploration_after_a_withdrawal() {
         w.updates < without.updates && w.best_changes < without.best_changes,
         "fewer stale paths explored: {w:?} vs {without:?}"
     );
+}
+
+#[test]
+fn tombstones_leave_no_transient_loop_after_a_withdrawal() {
+    let mut s = Setup::new(Topology::hierarchy(5, 40, 200, 3), true);
+    s.events = vec![EventKind::Withdraw];
+    // Tombstones alone: the unreachable signal off in both runs.
+    s.unreachable_signal = false;
+    let mut issued = 0;
+    let mut applied = 0;
+    let r = run_inspect(&s, Protocol::AgentBgp, |_, net| {
+        for (_, e) in net.nodes() {
+            issued += e.stats().tombstones_issued;
+            applied += e.stats().tombstones_in;
+        }
+    });
+    let w = &r.events[0].result;
+    s.tombstones = false;
+    let without = run(&s, Protocol::AgentBgp).events[0].result.clone();
+    eprintln!("withdrawal, 245 nodes: with tombstones {w:?}, without {without:?}");
+    assert_eq!(issued, 1, "the origin issues one");
+    assert!(applied > 100, "it spread: {applied}");
+    assert_eq!(r.events[0].mismatches, 0);
+    assert!(without.transient_loops > 0, "{without:?}");
+    assert_eq!(w.transient_loops, 0, "{w:?}");
+    assert!(w.updates <= without.updates, "{w:?} vs {without:?}");
 }

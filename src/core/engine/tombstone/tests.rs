@@ -1,0 +1,309 @@
+//! Tombstones: every path an origin's tombstone ends is dropped at once and
+//! refused later, a newer origination is not, the tombstone is relayed once
+//! to the peers that were sent the prefix, and it is neither sent nor
+//! heeded where it was not negotiated, nor from our own AS, nor expired.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::core::ids::AgentId;
+use crate::core::message::{Open, Update};
+use crate::core::proof::{AsnCert, Signature, Tombstone};
+
+const T0: Millis = Millis(1_700_000_000_000);
+const ORIGIN: u32 = 65009;
+
+fn id(i: u64) -> NodeId {
+    NodeId::from_u64(i)
+}
+
+fn p() -> Prefix {
+    Prefix::new("svc/tool").unwrap()
+}
+
+fn path(asns: &[u32], origin_time: u64) -> Route {
+    Route::new(
+        p(),
+        Arc::new(PathAttrs {
+            agent: AgentId::new("agent"),
+            as_path: asns.iter().map(|a| Asn(*a)).collect(),
+            origin_time: Millis(origin_time),
+            ..Default::default()
+        }),
+    )
+}
+
+fn tomb(asn: u32, ended: u64, expires: Millis) -> Arc<Tombstone> {
+    Arc::new(Tombstone {
+        prefix: p(),
+        cert: Arc::new(AsnCert {
+            asn: Asn(asn),
+            node: id(9),
+            not_before: Millis(0),
+            not_after: Millis(u64::MAX),
+            issuer: None,
+            communities: Vec::new(),
+            signature: Signature([0; 64]),
+        }),
+        ended: Millis(ended),
+        issued: T0,
+        expires,
+        signature: Signature([0; 64]),
+    })
+}
+
+/// An engine in AS 65000 with peers X (2, AS 65002), Y (3, AS 65003) and
+/// Z (4, AS 65004), established; tombstones offered when `on`.
+fn engine(on: bool) -> Engine {
+    let cfg = EngineConfig::new(Asn(65000), id(1)).with_tombstones(on);
+    let mut e = Engine::new(cfg).with_policy(Arc::new(AcceptAll));
+    for (node, asn) in [(2, 65002), (3, 65003), (4, 65004)] {
+        let mut pc = PeerConfig::new(id(node))
+            .with_asn(Asn(asn))
+            .with_passive(true);
+        pc.auto_start = true;
+        e.handle(T0, Event::AddPeer(pc));
+        e.handle(
+            T0,
+            Event::Connected {
+                peer: id(node),
+                outbound: false,
+            },
+        );
+        let mut caps = e.config().capabilities.clone();
+        caps.tombstones = true;
+        let open = Open {
+            version: crate::core::message::PROTOCOL_VERSION,
+            asn: Asn(asn),
+            node: id(node),
+            hold_time: 90,
+            capabilities: caps,
+            federation: e.config().federation.clone(),
+            cert: None,
+        };
+        for msg in [Message::Open(open), Message::Keepalive] {
+            e.handle(
+                T0,
+                Event::Message {
+                    peer: id(node),
+                    msg,
+                },
+            );
+        }
+    }
+    e
+}
+
+fn update(e: &mut Engine, at: Millis, from: u64, u: Update) -> Vec<Action> {
+    e.handle(
+        at,
+        Event::Message {
+            peer: id(from),
+            msg: Message::Update(u),
+        },
+    )
+}
+
+fn announce(r: Route) -> Update {
+    Update {
+        announce: vec![r],
+        ..Default::default()
+    }
+}
+
+fn best_path(e: &Engine) -> Option<Vec<u32>> {
+    e.best(&p())
+        .map(|r| r.attrs.as_path.iter().map(|a| a.0).collect())
+}
+
+/// The tombstones sent to each peer in `out`.
+fn sent(out: &[Action]) -> Vec<(NodeId, usize, bool)> {
+    out.iter()
+        .filter_map(|a| match a {
+            Action::Send(peer, Message::Update(u)) if !u.tombstones.is_empty() => Some((
+                *peer,
+                u.tombstones.len(),
+                u.withdraw.iter().any(|k| k.prefix == p()),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// X has [65002, ORIGIN] and Y [65003, ORIGIN], both of origin time 100;
+/// X withdraws with the origin's tombstone.
+fn tombstoned(e: &mut Engine, t: Arc<Tombstone>) -> Vec<Action> {
+    update(e, T0, 2, announce(path(&[65002, ORIGIN], 100)));
+    update(e, T0, 3, announce(path(&[65003, ORIGIN], 100)));
+    assert!(best_path(e).is_some());
+    update(
+        e,
+        T0,
+        2,
+        Update {
+            withdraw: vec![RouteKey::new(p())],
+            tombstones: vec![t],
+            ..Default::default()
+        },
+    )
+}
+
+#[test]
+fn every_path_of_the_ended_origination_is_dropped_and_refused_later() {
+    let mut e = engine(true);
+    let out = tombstoned(&mut e, tomb(ORIGIN, 100, T0.saturating_add_ms(60_000)));
+    assert_eq!(
+        best_path(&e),
+        None,
+        "Y's path to the same origination is dead"
+    );
+    assert_eq!(e.stats().tombstones_in, 1);
+    let why = e.paths(&p());
+    assert!(
+        why.iter()
+            .all(|r| r.status == crate::core::decision::Status::Excluded(Exclusion::Tombstoned))
+    );
+    // Relayed once, with the withdrawal, to the peers that were sent the
+    // prefix (Y and Z had X's path), not back to X.
+    let mut to = sent(&out);
+    to.sort();
+    assert_eq!(to, vec![(id(3), 1, true), (id(4), 1, true)]);
+    // The same origination arriving later is refused; a newer one is used.
+    update(&mut e, T0, 4, announce(path(&[65004, ORIGIN], 100)));
+    assert_eq!(best_path(&e), None);
+    update(&mut e, T0, 4, announce(path(&[65004, ORIGIN], 101)));
+    assert_eq!(best_path(&e), Some(vec![65004, ORIGIN]));
+}
+
+#[test]
+fn a_duplicate_or_an_old_replay_is_not_applied_or_relayed_again() {
+    let mut e = engine(true);
+    let t = tomb(ORIGIN, 100, T0.saturating_add_ms(60_000));
+    tombstoned(&mut e, t.clone());
+    // The origin comes back (origin time 200) through Z.
+    update(&mut e, T0, 4, announce(path(&[65004, ORIGIN], 200)));
+    assert_eq!(best_path(&e), Some(vec![65004, ORIGIN]));
+    // The old tombstone again (a duplicate from Y, a replay): nothing.
+    let out = update(
+        &mut e,
+        T0,
+        3,
+        Update {
+            tombstones: vec![t, tomb(ORIGIN, 50, T0.saturating_add_ms(60_000))],
+            ..Default::default()
+        },
+    );
+    assert!(sent(&out).is_empty());
+    assert_eq!(e.stats().tombstones_duplicate, 2);
+    assert_eq!(
+        best_path(&e),
+        Some(vec![65004, ORIGIN]),
+        "the newer origination lives"
+    );
+    // One ending the newer origination is new.
+    update(
+        &mut e,
+        T0,
+        3,
+        Update {
+            tombstones: vec![tomb(ORIGIN, 200, T0.saturating_add_ms(60_000))],
+            ..Default::default()
+        },
+    );
+    assert_eq!(best_path(&e), None);
+    assert_eq!(e.stats().tombstones_in, 2);
+}
+
+#[test]
+fn not_negotiated_own_as_and_expired_tombstones_are_ignored() {
+    // Not negotiated: neither heeded nor sent.
+    let mut e = engine(false);
+    let out = tombstoned(&mut e, tomb(ORIGIN, 100, T0.saturating_add_ms(60_000)));
+    assert_eq!(best_path(&e), Some(vec![65003, ORIGIN]));
+    assert!(sent(&out).is_empty());
+    assert_eq!(e.stats().tombstones_ignored, 1);
+    // Our own AS speaks for itself.
+    let mut e = engine(true);
+    tombstoned(&mut e, tomb(65000, 100, T0.saturating_add_ms(60_000)));
+    assert_eq!(best_path(&e), Some(vec![65003, ORIGIN]));
+    // Expired on arrival.
+    let mut e = engine(true);
+    tombstoned(&mut e, tomb(ORIGIN, 100, T0));
+    assert_eq!(best_path(&e), Some(vec![65003, ORIGIN]));
+    assert_eq!(e.stats().tombstones_in, 0);
+    assert_eq!(e.tombstones_kept(), 0);
+}
+
+#[test]
+fn a_tombstone_expires_capped_and_its_paths_compete_again() {
+    // It names a far expiry; it is kept at most MAX_TOMBSTONE_TTL_MS.
+    let mut e = engine(true);
+    tombstoned(&mut e, tomb(ORIGIN, 100, Millis(u64::MAX)));
+    assert_eq!(
+        e.tombstones.next_deadline(),
+        Some(T0.saturating_add_ms(MAX_TOMBSTONE_TTL_MS))
+    );
+    // One that expires in a second: then the path it excluded is back.
+    let mut e = engine(true);
+    tombstoned(&mut e, tomb(ORIGIN, 100, T0.saturating_add_ms(1_000)));
+    assert_eq!(best_path(&e), None);
+    e.handle(T0.saturating_add_ms(999), Event::Tick);
+    assert_eq!(best_path(&e), None);
+    e.handle(T0.saturating_add_ms(1_000), Event::Tick);
+    assert_eq!(e.tombstones_kept(), 0);
+    assert_eq!(best_path(&e), Some(vec![65003, ORIGIN]));
+}
+
+#[test]
+fn a_tombstone_for_a_prefix_not_held_is_not_kept() {
+    let mut e = engine(true);
+    for i in 0..1_000 {
+        update(
+            &mut e,
+            T0,
+            2,
+            Update {
+                tombstones: vec![Arc::new(Tombstone {
+                    prefix: Prefix::new(&format!("junk/p{i}")).unwrap(),
+                    ..(*tomb(ORIGIN, 100, T0.saturating_add_ms(60_000))).clone()
+                })],
+                ..Default::default()
+            },
+        );
+    }
+    assert_eq!(e.tombstones_kept(), 0);
+    assert_eq!(e.stats().tombstones_ignored, 1_000);
+}
+
+#[test]
+fn the_origin_sends_its_tombstone_with_its_withdrawal() {
+    let mut e = engine(true);
+    let r = Route::new(
+        p(),
+        Arc::new(PathAttrs {
+            agent: AgentId::new("agent"),
+            ..Default::default()
+        }),
+    );
+    e.handle(T0, Event::Originate(r));
+    let ended = e.local_origin_time(&RouteKey::new(p())).unwrap();
+    let mut t = (*tomb(65000, ended.0, T0.saturating_add_ms(60_000))).clone();
+    t.cert = Arc::new(AsnCert {
+        node: id(1),
+        ..(*t.cert).clone()
+    });
+    let out = e.handle_all(
+        T0,
+        [
+            Event::WithdrawLocal(RouteKey::new(p())),
+            Event::Tombstone(Arc::new(t)),
+        ],
+    );
+    let mut to = sent(&out);
+    to.sort();
+    assert_eq!(
+        to,
+        vec![(id(2), 1, true), (id(3), 1, true), (id(4), 1, true)]
+    );
+    assert_eq!(e.stats().tombstones_issued, 1);
+}
