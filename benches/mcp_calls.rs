@@ -26,6 +26,8 @@
 //! possible from the servers it measures; rmcp's client only finds the
 //! tool's name first.
 
+mod common;
+use common::client;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -34,12 +36,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rmcp::RoleClient;
-use rmcp::model::{CallToolRequestParams, ProtocolVersion};
-use rmcp::service::{ClientLifecycleMode, RunningService, serve_client_with_lifecycle_and_ct};
-use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::model::CallToolRequestParams;
+use rmcp::service::RunningService;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader as TokioBufReader};
-use tokio_util::sync::CancellationToken;
 
 const BIN: &str = env!("CARGO_BIN_EXE_abgp");
 
@@ -164,19 +164,6 @@ fn run(n: &Node) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .expect("start abgp run")
-}
-
-async fn client(url: &str) -> RunningService<RoleClient, ()> {
-    serve_client_with_lifecycle_and_ct(
-        (),
-        StreamableHttpClientTransport::from_uri(url),
-        ClientLifecycleMode::Discover {
-            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-        },
-        CancellationToken::new(),
-    )
-    .await
-    .expect("MCP client")
 }
 
 /// The front name of the echo tool (the example agent's own name directly).

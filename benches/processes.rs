@@ -70,6 +70,8 @@
 //! established, routes present or gone, logs quiet (no log line for
 //! 500 ms). docs/benchmarks.md has the figures.
 
+mod common;
+use common::client;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
@@ -86,11 +88,9 @@ use agent_bgp::sim::converge::{Convergence, convergence_since, mark};
 use agent_bgp::sim::topology::{Edge, Relation, T0, Topology};
 use agent_bgp::sim::{LinkModel, SimNet};
 use rmcp::RoleClient;
-use rmcp::model::{CallToolRequestParams, ProtocolVersion};
-use rmcp::service::{ClientLifecycleMode, RunningService, serve_client_with_lifecycle_and_ct};
-use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::model::CallToolRequestParams;
+use rmcp::service::RunningService;
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
 #[path = "../tests/node_harness/mod.rs"]
 mod node_harness;
@@ -555,19 +555,6 @@ impl Measured {
 }
 
 // ----- calls -----
-
-async fn client(url: &str) -> RunningService<RoleClient, ()> {
-    serve_client_with_lifecycle_and_ct(
-        (),
-        StreamableHttpClientTransport::from_uri(url),
-        ClientLifecycleMode::Discover {
-            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-        },
-        CancellationToken::new(),
-    )
-    .await
-    .expect("an MCP client of the front")
-}
 
 /// The front name of the echo tool.
 async fn echo_name(c: &RunningService<RoleClient, ()>) -> String {
