@@ -196,6 +196,8 @@ pub struct StatusView {
     pub verify: VerifyView,
     pub store: StoreView,
     pub discovery: DiscoveryView,
+    /// Reachability (AutoNAT), relay reservations, the relay we serve.
+    pub nat: crate::net::nat::NatView,
     /// Admin requests refused by the guard, by check.
     pub admin_refused: AdminRefusedView,
     /// What peers made this node read and hold, and what it refused.

@@ -15,6 +15,7 @@
 
 pub mod balance;
 pub mod health;
+pub mod nat;
 pub mod routing;
 pub mod sections;
 pub mod template;
@@ -299,6 +300,7 @@ impl NodeConfig {
     pub fn problems(&self) -> Vec<Problem> {
         let mut out = validate::problems(self);
         out.extend(health::problems(&self.health));
+        out.extend(nat::problems(&self.nat));
         if let Err(e) = self.agent_configs() {
             out.push(e.problem());
         }

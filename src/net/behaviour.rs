@@ -11,6 +11,12 @@
 //! | `ping` | connection liveness for operators (sessions use their own hold timer) |
 //! | `mdns` | finds peers on the local network (off on loopback-only hosts) |
 //! | `kad` | the Kademlia DHT: bootstrap, and federation members as providers |
+//! | `relay` | serves circuit relay v2 to nodes behind NAT (bootstrap nodes; limits in [`super::nat`]) |
+//! | `relay_client` | takes reservations on relays and dials through them |
+//! | `dcutr` | hole punching: upgrades a relayed connection to a direct one |
+//! | `autonat` | AutoNAT v2 client: asks servers whether our addresses are reachable |
+//! | `autonat_server` | AutoNAT v2 server: dials others' addresses back for them |
+//! | `upnp` | asks a home router for a port mapping (off by default) |
 //!
 //! The behaviour decides nothing about sessions; [`super::Net`] translates
 //! its events for the engine.
@@ -19,8 +25,9 @@ use std::time::Duration;
 
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
-    StreamProtocol, Swarm, SwarmBuilder, connection_limits, identify, identity::Keypair, kad, mdns,
-    noise, ping, request_response, swarm::NetworkBehaviour, tcp, yamux,
+    StreamProtocol, Swarm, SwarmBuilder, autonat, connection_limits, dcutr, identify,
+    identity::Keypair, kad, mdns, noise, ping, relay, request_response, swarm::NetworkBehaviour,
+    tcp, upnp, yamux,
 };
 
 use super::NetConfig;
@@ -47,6 +54,12 @@ pub struct Behaviour {
     pub ping: ping::Behaviour,
     pub mdns: Toggle<mdns::tokio::Behaviour>,
     pub kad: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
+    pub relay: Toggle<relay::Behaviour>,
+    pub relay_client: relay::client::Behaviour,
+    pub dcutr: Toggle<dcutr::Behaviour>,
+    pub autonat: Toggle<autonat::v2::client::Behaviour>,
+    pub autonat_server: Toggle<autonat::v2::server::Behaviour>,
+    pub upnp: Toggle<upnp::tokio::Behaviour>,
 }
 
 /// Why the swarm could not be built.
@@ -56,6 +69,8 @@ pub enum BuildError {
     Tcp(String),
     #[error("DNS resolver: {0}")]
     Dns(String),
+    #[error("relay client transport: {0}")]
+    Relay(String),
     #[error("behaviour: {0}")]
     Behaviour(String),
 }
@@ -87,7 +102,12 @@ pub fn is_bootstrap(agent_version: &str) -> bool {
     tokens(agent_version).is_some_and(|mut t| t.any(|w| w == "role=bootstrap"))
 }
 
-fn build_behaviour(key: &Keypair, cfg: &NetConfig, gate: &Gate) -> Behaviour {
+fn build_behaviour(
+    key: &Keypair,
+    relay_client: relay::client::Behaviour,
+    cfg: &NetConfig,
+    gate: &Gate,
+) -> Behaviour {
     let local = key.public().to_peer_id();
     let limits = connection_limits::Behaviour::new(
         connection_limits::ConnectionLimits::default()
@@ -154,6 +174,13 @@ fn build_behaviour(key: &Keypair, cfg: &NetConfig, gate: &Gate) -> Behaviour {
         }));
         k
     });
+    let nat = &cfg.nat;
+    let relay = nat
+        .relay_server
+        .as_ref()
+        .map(|l| relay::Behaviour::new(local, l.relay_config()));
+    // Probes a candidate address every 5 s (the crate's default).
+    let autonat = nat.autonat.then(autonat::v2::client::Behaviour::default);
     Behaviour {
         limits,
         slot: gate.peer_slot(),
@@ -163,11 +190,21 @@ fn build_behaviour(key: &Keypair, cfg: &NetConfig, gate: &Gate) -> Behaviour {
         ping,
         mdns: Toggle::from(mdns),
         kad: Toggle::from(kad),
+        relay: Toggle::from(relay),
+        relay_client,
+        dcutr: Toggle::from(nat.hole_punching.then(|| dcutr::Behaviour::new(local))),
+        autonat: Toggle::from(autonat),
+        autonat_server: Toggle::from(
+            nat.autonat_server
+                .then(autonat::v2::server::Behaviour::default),
+        ),
+        upnp: Toggle::from(nat.upnp.then(upnp::tokio::Behaviour::default)),
     }
 }
 
-/// Builds the swarm: TCP and QUIC, noise, yamux, DNS; or the in-memory
-/// transport with noise and yamux ([`Transport::Memory`](super::Transport::Memory)).
+/// Builds the swarm: TCP and QUIC, noise, yamux, DNS, and the relay
+/// client; or the in-memory transport with noise and yamux and the relay
+/// client ([`Transport::Memory`](super::Transport::Memory)).
 pub fn build_swarm(
     key: Keypair,
     cfg: &NetConfig,
@@ -187,7 +224,9 @@ pub fn build_swarm(
                     .multiplex(yamux::Config::default()))
             })
             .map_err(|e| BuildError::Behaviour(e.to_string()))?
-            .with_behaviour(|key| build_behaviour(key, cfg, gate))
+            .with_relay_client(noise::Config::new, yamux::Config::default)
+            .map_err(|e| BuildError::Relay(e.to_string()))?
+            .with_behaviour(|key, relay| build_behaviour(key, relay, cfg, gate))
             .map_err(|e| BuildError::Behaviour(e.to_string()))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
             .build();
@@ -204,7 +243,10 @@ pub fn build_swarm(
         .with_quic()
         .with_dns()
         .map_err(|e| BuildError::Dns(e.to_string()))?
-        .with_behaviour(|key| build_behaviour(key, cfg, gate))
+        // Dials and listens through relays (`/p2p-circuit` addresses).
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(|e| BuildError::Relay(e.to_string()))?
+        .with_behaviour(|key, relay| build_behaviour(key, relay, cfg, gate))
         .map_err(|e| BuildError::Behaviour(e.to_string()))?
         // Sessions keep their connection busy with keepalives; the idle
         // timeout only has to outlast the gap between two of them.

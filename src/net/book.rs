@@ -45,9 +45,24 @@ impl ProbeBudget {
 
 /// Whether an address someone told us about is worth dialling: an IP or
 /// DNS host, a real port, TCP or QUIC, nothing unspecified, multicast or
-/// broadcast. (Private and loopback addresses stay: federations run on
-/// LANs and on one machine.)
+/// broadcast; or such an address of a relay followed by `/p2p/<relay>/p2p-circuit`
+/// (one relay, not a chain). (Private and loopback addresses stay:
+/// federations run on LANs and on one machine.)
 pub fn dialable(a: &Multiaddr) -> bool {
+    let parts: Vec<Protocol<'_>> = a.iter().collect();
+    match parts.iter().position(|p| *p == Protocol::P2pCircuit) {
+        None => dialable_direct(a),
+        Some(i) => {
+            // `<relay address>/p2p/<relay>/p2p-circuit`, and nothing after.
+            i + 1 == parts.len()
+                && i >= 1
+                && matches!(parts[i - 1], Protocol::P2p(_))
+                && dialable_direct(&parts[..i - 1].iter().cloned().collect())
+        }
+    }
+}
+
+fn dialable_direct(a: &Multiaddr) -> bool {
     let mut host = false;
     let mut transport = false;
     for p in a.iter() {
@@ -86,16 +101,18 @@ impl Net {
         }
     }
 
-    pub(super) fn remember(&mut self, peer: PeerId, addr: Multiaddr) {
-        let addr: Multiaddr = addr
-            .iter()
-            .filter(|p| !matches!(p, Protocol::P2p(_)))
-            .collect();
+    pub(super) fn remember(&mut self, peer: PeerId, mut addr: Multiaddr) {
+        // Only the trailing `/p2p/<peer>`: a relayed address names its relay
+        // with a `/p2p/` before `/p2p-circuit`.
+        if matches!(addr.iter().last(), Some(Protocol::P2p(_))) {
+            addr.pop();
+        }
         if addr.is_empty() {
             return;
         }
         let usable = if self.cfg.transport == Transport::Memory {
             matches!(addr.iter().next(), Some(Protocol::Memory(n)) if n != 0)
+                && addr.iter().filter(|p| *p == Protocol::P2pCircuit).count() <= 1
         } else {
             dialable(&addr)
         };
@@ -177,6 +194,9 @@ impl Net {
                 k.add_address(&peer, a.clone());
             }
         }
+        if info.protocols.contains(&libp2p::relay::HOP_PROTOCOL_NAME) {
+            self.on_relay_identified(peer, is_bootstrap(&info.agent_version));
+        }
         let speaks_route = info.protocols.contains(&ROUTE_PROTOCOL);
         // Bootstrap nodes serve the DHT; they are peered only when configured.
         let member = speaks_route
@@ -215,6 +235,19 @@ mod tests {
             "/dns4/node.example/tcp/4100",
         ] {
             assert!(dialable(&ok.parse().unwrap()), "{ok}");
+        }
+        let relay = PeerId::random();
+        let good = format!("/ip4/10.0.0.1/tcp/4100/p2p/{relay}/p2p-circuit");
+        assert!(dialable(&good.parse().unwrap()), "{good}");
+        for bad in [
+            // No relay named, a relay with no address, a chain of relays,
+            // a relay at an unspecified address.
+            "/ip4/10.0.0.1/tcp/4100/p2p-circuit".to_string(),
+            format!("/p2p/{relay}/p2p-circuit"),
+            format!("{good}/p2p/{relay}/p2p-circuit"),
+            format!("/ip4/0.0.0.0/tcp/4100/p2p/{relay}/p2p-circuit"),
+        ] {
+            assert!(!dialable(&bad.parse().unwrap()), "{bad}");
         }
         for bad in [
             "/ip4/0.0.0.0/tcp/4100",

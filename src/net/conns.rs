@@ -182,14 +182,24 @@ impl Net {
         if endpoint.is_dialer() {
             self.remember(peer, endpoint.get_remote_address().clone());
         }
+        let relayed = endpoint.is_relayed();
         let link = self.links.entry(peer).or_default();
+        if relayed && !link.has_live() {
+            // A fresh relayed link: hole punching gets its chance again.
+            link.punch_failed = false;
+        }
         link.conns.push(Conn {
             id,
             dialer: endpoint.is_dialer(),
             doomed: false,
+            relayed,
+            since: std::time::Instant::now(),
         });
-        tracing::debug!(%peer, dialer = endpoint.is_dialer(), "connection established");
+        tracing::debug!(%peer, dialer = endpoint.is_dialer(), relayed, "connection established");
         self.report_if_known(peer);
+        if !relayed {
+            self.retire_relayed(peer, std::time::Instant::now());
+        }
     }
 
     pub(super) fn on_connection_closed(

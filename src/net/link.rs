@@ -29,6 +29,9 @@ pub struct Conn {
     pub dialer: bool,
     /// Being closed on the engine's request; no longer carries the session.
     pub doomed: bool,
+    /// Through a circuit relay ([`super::nat`]).
+    pub relayed: bool,
+    pub since: std::time::Instant,
 }
 
 /// What a frame in flight carried, for the acknowledgement counters.
@@ -70,8 +73,12 @@ pub struct Link {
     queue: VecDeque<Message>,
     /// Frames of a message already encoded (a large UPDATE splits).
     frames: VecDeque<(Vec<u8>, FrameInfo)>,
-    inflight: Option<(OutboundRequestId, FrameInfo)>,
+    /// The request in flight, with its frame: sent again if its connection
+    /// closes while another one to the peer stays up.
+    inflight: Option<(OutboundRequestId, FrameInfo, Vec<u8>)>,
     pub stats: LinkStats,
+    /// Hole punching to this peer failed: it stays relayed.
+    pub punch_failed: bool,
 }
 
 impl Link {
@@ -101,7 +108,27 @@ impl Link {
     }
 
     pub fn inflight(&self) -> Option<OutboundRequestId> {
-        self.inflight.map(|(id, _)| id)
+        self.inflight.as_ref().map(|(id, _, _)| *id)
+    }
+
+    /// When the oldest live direct connection came up, if one is up.
+    pub fn direct_since(&self) -> Option<std::time::Instant> {
+        self.live_conns()
+            .filter(|c| !c.relayed)
+            .map(|c| c.since)
+            .min()
+    }
+
+    /// The frame in flight, to send again on another connection.
+    pub fn inflight_frame(&self) -> Option<Vec<u8>> {
+        self.inflight.as_ref().map(|(_, _, b)| b.clone())
+    }
+
+    /// The frame in flight went out again as `id`.
+    pub fn resent(&mut self, id: OutboundRequestId) {
+        if let Some(f) = self.inflight.as_mut() {
+            f.0 = id;
+        }
     }
 
     /// Drops everything waiting to be sent (the transport is gone).
@@ -172,16 +199,16 @@ impl Link {
         }
     }
 
-    pub fn set_inflight(&mut self, id: OutboundRequestId, info: FrameInfo) {
+    pub fn set_inflight(&mut self, id: OutboundRequestId, info: FrameInfo, frame: Vec<u8>) {
         debug_assert!(self.inflight.is_none(), "two requests in flight");
-        self.inflight = Some((id, info));
+        self.inflight = Some((id, info, frame));
         self.stats.frames_sent += 1;
     }
 
     /// The peer acknowledged `id`. False if it was not ours in flight.
     pub fn on_ack(&mut self, id: OutboundRequestId) -> bool {
         match self.inflight {
-            Some((want, info)) if want == id => {
+            Some((want, info, _)) if want == id => {
                 self.inflight = None;
                 self.stats.frames_acked += 1;
                 self.stats.routes_acked += info.announced;
@@ -298,7 +325,7 @@ mod tests {
         assert_eq!(info, FrameInfo::default());
         // Pretend it is in flight; nothing else may go.
         let id = fake_id();
-        l.set_inflight(id, info);
+        l.set_inflight(id, info, Vec::new());
         for i in 0..5 {
             l.enqueue(
                 Message::Update(Update {
@@ -349,7 +376,7 @@ mod tests {
             total.announced += info.announced;
             total.withdrawn += info.withdrawn;
             let id = fake_id();
-            l.set_inflight(id, info);
+            l.set_inflight(id, info, Vec::new());
             assert!(l.on_ack(id));
         }
         assert_eq!(frames, 4);

@@ -14,7 +14,8 @@
 //! `call_proto` and `call_codec` (the call protocol), `gate` (who may open
 //! call streams, inbound byte budgets), `link` (one peer's transport and
 //! queue), `behaviour` (the swarm's behaviours), `discovery` (auto-peering
-//! bookkeeping).
+//! bookkeeping), `nat` (AutoNAT, relay reservations and the relay we
+//! serve, hole punching).
 //!
 //! # Transports
 //!
@@ -45,6 +46,9 @@ mod conns;
 pub mod discovery;
 pub mod gate;
 pub mod link;
+pub mod nat;
+#[cfg(test)]
+mod nat_tests;
 pub mod route_codec;
 mod route_proto;
 #[cfg(test)]
@@ -117,6 +121,8 @@ pub struct NetConfig {
     /// TCP, QUIC and DNS, or libp2p's in-memory transport. node.toml has
     /// no key for it.
     pub transport: Transport,
+    /// NAT traversal: AutoNAT, relays, hole punching, UPnP.
+    pub nat: nat::NatConfig,
 }
 
 /// Which libp2p transport a `Net` runs on.
@@ -132,9 +138,10 @@ pub enum Transport {
 impl NetConfig {
     /// node.toml's defaults (docs/operations.md): 30 s request timeouts,
     /// 1024 call streams per connection, 256 connections (128 inbound, 32
-    /// pending, 2 per peer), 1024 queued messages per peer, the wire's
+    /// pending, 3 per peer), 1024 queued messages per peer, the wire's
     /// limits in, at most 1000 routes per frame out; but no mDNS, no
-    /// Kademlia and no bootstrap nodes (node.toml turns the first two on).
+    /// Kademlia, no bootstrap nodes and no NAT traversal (node.toml turns
+    /// them on).
     pub fn new(listen: Vec<Multiaddr>, federation: impl Into<String>) -> Self {
         NetConfig {
             listen,
@@ -148,7 +155,7 @@ impl NetConfig {
             max_connections: 256,
             max_incoming_connections: 128,
             max_pending_incoming: 32,
-            max_connections_per_peer: 2,
+            max_connections_per_peer: 3,
             max_queued: 1024,
             limits: Limits::default(),
             gate: gate::GateConfig::default(),
@@ -164,6 +171,7 @@ impl NetConfig {
             bootstrap: Vec::new(),
             query_interval: Duration::from_secs(60),
             transport: Transport::Network,
+            nat: nat::NatConfig::off(),
         }
     }
 
@@ -243,11 +251,17 @@ pub enum NetEvent {
 pub struct Reply {
     peer: PeerId,
     channel: ResponseChannel<RouteResponse>,
+    /// The connection the request came on.
+    connection: ConnectionId,
 }
 
 impl Reply {
     pub fn peer(&self) -> PeerId {
         self.peer
+    }
+
+    pub fn connection(&self) -> ConnectionId {
+        self.connection
     }
 }
 
@@ -255,6 +269,8 @@ impl Reply {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LinkInfo {
     pub connections: usize,
+    /// Direct, relayed, or relayed while hole punching is tried.
+    pub path: Option<nat::Path>,
     pub reported: bool,
     pub closing: bool,
     pub queued: usize,
@@ -298,6 +314,8 @@ pub struct Net {
     /// Probe dials not made for want of budget, and addresses refused.
     pub probes_deferred: u64,
     pub addresses_refused: u64,
+    /// Reachability, relay reservations, hole punching ([`nat`]).
+    nat: nat::NatState,
 }
 
 impl std::fmt::Debug for Net {
@@ -333,6 +351,7 @@ impl Net {
             probe_budget: ProbeBudget::new(std::time::Instant::now()),
             probes_deferred: 0,
             addresses_refused: 0,
+            nat: nat::NatState::default(),
             cfg,
         };
         for a in net.cfg.listen.clone() {
@@ -356,6 +375,7 @@ impl Net {
                 net.probe(p);
             }
         }
+        net.add_configured_relays();
         Ok(net)
     }
 
@@ -389,6 +409,7 @@ impl Net {
         let l = self.links.get(&peer)?;
         Some(LinkInfo {
             connections: l.live_conns().count(),
+            path: self.path_of(&peer),
             reported: l.reported,
             closing: l.closing,
             queued: l.queued(),
@@ -491,7 +512,13 @@ impl Net {
                 error,
                 ..
             } => self.on_dial_failure(peer, &error.to_string()),
-            SwarmEvent::NewListenAddr { address, .. } => {
+            SwarmEvent::NewListenAddr {
+                listener_id,
+                address,
+            } => {
+                if self.on_relay_listen_addr(listener_id, &address) {
+                    return;
+                }
                 tracing::info!(%address, "listening");
                 if self.cfg.announce_listen {
                     self.swarm.add_external_address(address.clone());
@@ -506,18 +533,28 @@ impl Net {
                 self.swarm.remove_external_address(&address);
             }
             SwarmEvent::ListenerClosed {
-                addresses, reason, ..
+                listener_id,
+                addresses,
+                reason,
             } => {
-                for a in &addresses {
-                    self.listening.retain(|l| l != a);
-                }
                 let why = match reason {
                     Ok(()) => "closed".to_string(),
                     Err(e) => e.to_string(),
                 };
+                if self.on_relay_listener_closed(listener_id, &why) {
+                    return;
+                }
+                for a in &addresses {
+                    self.listening.retain(|l| l != a);
+                }
                 self.emit(NetEvent::ListenerDown(format!("{addresses:?}: {why}")));
             }
-            SwarmEvent::ListenerError { error, .. } => {
+            SwarmEvent::ListenerError {
+                listener_id, error, ..
+            } => {
+                if self.on_relay_listener_closed(listener_id, &error.to_string()) {
+                    return;
+                }
                 self.emit(NetEvent::ListenerDown(error.to_string()));
             }
             _ => {}
@@ -582,6 +619,11 @@ impl Net {
             }) => {
                 tracing::debug!(error = ?e, "DHT bootstrap step failed");
             }
+            BehaviourEvent::Autonat(e) => self.on_autonat(e),
+            BehaviourEvent::Dcutr(e) => self.on_dcutr(e),
+            BehaviourEvent::RelayClient(e) => self.on_relay_client(e),
+            BehaviourEvent::Relay(e) => self.on_relay_server(e),
+            BehaviourEvent::Upnp(e) => self.on_upnp(e),
             _ => {}
         }
     }

@@ -65,9 +65,9 @@ impl Net {
                         .swarm
                         .behaviour_mut()
                         .route
-                        .send_request(&peer, RouteRequest::Encoded(bytes));
+                        .send_request(&peer, RouteRequest::Encoded(bytes.clone()));
                     if let Some(link) = self.links.get_mut(&peer) {
-                        link.set_inflight(id, info);
+                        link.set_inflight(id, info, bytes);
                     }
                     return;
                 }
@@ -102,7 +102,11 @@ impl Net {
                 link.stats.requests_received += 1;
                 let doomed = link.conns.iter().any(|c| c.id == connection_id && c.doomed);
                 let reported = link.reported;
-                let reply = Reply { peer, channel };
+                let reply = Reply {
+                    peer,
+                    channel,
+                    connection: connection_id,
+                };
                 if doomed {
                     // A leftover of a transport the engine already dropped.
                     self.respond(reply, RouteResponse::Ack);
@@ -152,14 +156,37 @@ impl Net {
                 error,
                 ..
             } => {
-                let ours = self
+                let Some(link) = self
                     .links
-                    .get(&peer)
-                    .is_some_and(|l| l.inflight() == Some(request_id));
-                if ours {
-                    tracing::info!(%peer, %error, "routing request failed; resetting the transport");
-                    self.fail_link(peer, &format!("request failed: {error}"));
+                    .get_mut(&peer)
+                    .filter(|l| l.inflight() == Some(request_id))
+                else {
+                    return;
+                };
+                // Its connection closed under it (a relayed one retired
+                // after a hole punch) while another stays up: send it again
+                // there. Routing messages are idempotent for the receiver
+                // (a route replaces itself, a withdrawal of nothing is
+                // nothing), so a frame the peer did get costs nothing.
+                if matches!(error, request_response::OutboundFailure::ConnectionClosed)
+                    && link.reported
+                    && link.has_live()
+                    && let Some(frame) = link.inflight_frame()
+                {
+                    let id = self
+                        .swarm
+                        .behaviour_mut()
+                        .route
+                        .send_request(&peer, RouteRequest::Encoded(frame));
+                    if let Some(link) = self.links.get_mut(&peer) {
+                        link.resent(id);
+                    }
+                    self.nat.stats.requests_resent += 1;
+                    tracing::debug!(%peer, "routing request sent again on another connection");
+                    return;
                 }
+                tracing::info!(%peer, %error, "routing request failed; resetting the transport");
+                self.fail_link(peer, &format!("request failed: {error}"));
             }
             Event::InboundFailure { peer, error, .. } => {
                 tracing::debug!(%peer, %error, "inbound routing request failed");

@@ -292,6 +292,7 @@ impl Node {
                 auto_peers: self.discovery.auto_count(),
                 max_auto_peers: c.discovery.max_auto_peers,
             },
+            nat: self.net.nat_view(),
         }
     }
 

@@ -434,6 +434,7 @@ impl Node {
     pub(super) async fn maintain(&mut self) -> Result<(), NodeError> {
         self.check_store_stall()?;
         let now_i = Instant::now();
+        self.net.nat_tick(now_i.into_std());
         let c = self.cfg.config.discovery.clone();
         if now_i >= self.next_discovery {
             self.net.discovery_tick();

@@ -123,6 +123,37 @@ pub(super) fn net_config(c: &NodeConfig) -> NetConfig {
         bootstrap: c.discovery.bootstrap.clone(),
         query_interval: c.discovery.query_interval,
         transport: Transport::Network,
+        nat: nat_config(c),
+    }
+}
+
+/// `[nat]` as the network adapter takes it.
+fn nat_config(c: &NodeConfig) -> crate::net::nat::NatConfig {
+    use crate::config::nat::RelayUse;
+    use crate::net::nat::{NatConfig, RelayLimits, UseRelays};
+    let n = &c.nat;
+    let bootstrap = c.node.bootstrap;
+    NatConfig {
+        autonat: n.autonat,
+        autonat_server: n.autonat_server.on(bootstrap),
+        relay_server: n.relay_server.on(bootstrap).then(|| RelayLimits {
+            max_reservations: n.relay_max_reservations,
+            max_reservations_per_peer: n.relay_max_reservations_per_peer,
+            reservation_duration: n.relay_reservation_duration,
+            max_circuits: n.relay_max_circuits,
+            max_circuits_per_peer: n.relay_max_circuits_per_peer,
+            max_circuit_duration: n.relay_max_circuit_duration,
+            max_circuit_bytes: n.relay_max_circuit_kib.saturating_mul(1024),
+        }),
+        use_relays: match n.use_relays {
+            RelayUse::Auto => UseRelays::Auto,
+            RelayUse::Always => UseRelays::Always,
+            RelayUse::Never => UseRelays::Never,
+        },
+        relays: n.relays.clone(),
+        max_relays: n.max_relays,
+        hole_punching: n.hole_punching,
+        upnp: n.upnp,
     }
 }
 

@@ -224,14 +224,30 @@ async fn two_nodes_peer_over_memory_and_exchange_routes() {
     tb.await.expect("B's task").expect("B stops cleanly");
 }
 
-/// `NetConfig::new` has node.toml's defaults, discovery aside (off in
-/// `new`, on in node.toml): the two cannot drift apart.
+/// `NetConfig::new` has node.toml's defaults, discovery and NAT traversal
+/// aside (off in `new`, on in node.toml): the two cannot drift apart.
 #[test]
 fn net_config_defaults_are_node_tomls() {
     let c = NodeConfig::default();
     let from_toml = super::setup::net_config(&c);
     let mut new = NetConfig::new(c.network.listen.clone(), c.node.federation.clone());
     assert!(!new.mdns && !new.kademlia && !new.provide);
+    assert_eq!(new.nat, crate::net::nat::NatConfig::off());
     (new.mdns, new.kademlia, new.provide) = (true, true, true);
+    // node.toml: AutoNAT and hole punching on, relays when AutoNAT finds
+    // us unreachable; a node that is not a bootstrap node serves neither
+    // AutoNAT nor a relay.
+    new.nat.autonat = true;
+    new.nat.hole_punching = true;
+    new.nat.use_relays = crate::net::nat::UseRelays::Auto;
     assert_eq!(format!("{new:?}"), format!("{from_toml:?}"));
+    // A bootstrap node serves both, with the documented relay limits.
+    let mut b = NodeConfig::default();
+    b.node.bootstrap = true;
+    let nat = super::setup::net_config(&b).nat;
+    assert!(nat.autonat_server);
+    assert_eq!(
+        nat.relay_server,
+        Some(crate::net::nat::RelayLimits::default())
+    );
 }

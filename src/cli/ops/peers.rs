@@ -59,6 +59,12 @@ fn uptime(p: &Value, now_ms: u64) -> String {
     }
 }
 
+/// How the link is carried: `direct`, `relayed` (hole punching failed or
+/// is off), `punching` (relayed while a hole punch is tried), or `-`.
+fn path(p: &Value) -> String {
+    text(&p["link"]["path"])
+}
+
 pub fn peers(a: PeersArgs) -> anyhow::Result<ExitCode> {
     let node = Node::open(&a.target)?;
     let v = node.get("/v1/peers")?;
@@ -99,6 +105,7 @@ pub fn peers(a: PeersArgs) -> anyhow::Result<ExitCode> {
             ("routes in", text(&p["accepted_routes"])),
             ("routes out", text(&p["advertised_routes"])),
             ("addresses", super::joined(&p["addresses"], " ")),
+            ("path", path(p)),
             (
                 "link",
                 if link.is_null() {
@@ -128,6 +135,7 @@ pub fn peers(a: PeersArgs) -> anyhow::Result<ExitCode> {
         "IN",
         "OUT",
         "SOURCE",
+        "PATH",
         "LAST ERROR",
     ]);
     for p in &list {
@@ -139,6 +147,7 @@ pub fn peers(a: PeersArgs) -> anyhow::Result<ExitCode> {
             text(&p["accepted_routes"]),
             text(&p["advertised_routes"]),
             text(&p["source"]),
+            path(p),
             text(&p["last_error"]),
         ]);
     }

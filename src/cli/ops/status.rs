@@ -6,6 +6,34 @@ use serde_json::{Value, json};
 
 use super::{Node, Target, duration_ms, print_json, text};
 
+/// Reachability as AutoNAT found it, the relays held, and whether this
+/// node relays for others.
+fn reach(n: &Value) -> String {
+    let mut out = match n["reachability"].as_str() {
+        Some("public") => format!("public ({})", super::joined(&n["confirmed"], " ")),
+        Some("private") => "behind NAT (AutoNAT could not dial us back)".to_string(),
+        _ if n["autonat"] == false => "unknown (AutoNAT off)".to_string(),
+        _ => "unknown (no AutoNAT answer yet)".to_string(),
+    };
+    let reserved: Vec<String> = n["relays"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["state"] == "reserved")
+        .map(|r| super::short_peer(r["peer_id"].as_str().unwrap_or("?")))
+        .collect();
+    if !reserved.is_empty() {
+        out.push_str(&format!("; relayed by {}", reserved.join(", ")));
+    }
+    if n["relay_server"] == true {
+        out.push_str(&format!(
+            "; relaying for others ({} circuits open)",
+            n["stats"]["relay_circuits_active"]
+        ));
+    }
+    out
+}
+
 pub fn status(t: Target) -> anyhow::Result<ExitCode> {
     let node = Node::open(&t)?;
     let s = node.get("/v1/status")?;
@@ -98,6 +126,7 @@ pub fn status(t: Target) -> anyhow::Result<ExitCode> {
         ),
     ];
     let mut rows = rows;
+    rows.insert(7, ("reach", reach(&s["nat"])));
     if let Some(views) = mcp["views"].as_array().filter(|v| !v.is_empty()) {
         let list: Vec<String> = views
             .iter()
