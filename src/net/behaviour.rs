@@ -39,6 +39,12 @@ use super::route_codec::{ROUTE_PROTOCOL, RouteCodec};
 /// IPFS DHT so a federation's records stay among agent-bgp nodes.
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/agent-bgp/kad/1.0.0");
 
+/// A TCP connection must be up, authenticated and multiplexed within this
+/// (both ways). Under the 10 s an AutoNAT v2 server has to answer, so an
+/// address behind a NAT that drops SYNs is reported unreachable rather
+/// than timing out unanswered. (QUIC's handshake timeout is 5 s.)
+pub const TCP_DIAL_TIMEOUT: Duration = Duration::from_secs(7);
+
 /// Identify's protocol version string.
 pub const IDENTIFY_PROTOCOL: &str = "/agent-bgp/id/1";
 
@@ -234,13 +240,23 @@ pub fn build_swarm(
     }
     let swarm = SwarmBuilder::with_existing_identity(key)
         .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .map_err(|e| BuildError::Tcp(e.to_string()))?
         .with_quic()
+        .with_other_transport(|key| {
+            use libp2p::Transport;
+            use libp2p::core::upgrade::Version;
+            // As `with_tcp` builds it, with a deadline on connecting and
+            // upgrading: a SYN into a NAT that drops it silently would
+            // otherwise hang for two minutes of retries, longer than an
+            // AutoNAT server has to report the address unreachable.
+            Ok(
+                tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+                    .upgrade(Version::V1Lazy)
+                    .authenticate(noise::Config::new(key)?)
+                    .multiplex(yamux::Config::default())
+                    .timeout(TCP_DIAL_TIMEOUT),
+            )
+        })
+        .map_err(|e| BuildError::Tcp(e.to_string()))?
         .with_dns()
         .map_err(|e| BuildError::Dns(e.to_string()))?
         // Dials and listens through relays (`/p2p-circuit` addresses).

@@ -93,33 +93,81 @@ fn dialable_direct(a: &Multiaddr) -> bool {
     host && transport
 }
 
+/// `addr` without its trailing `/p2p/<peer>` (a relayed address keeps the
+/// `/p2p/<relay>` before `/p2p-circuit`).
+fn without_peer(mut addr: Multiaddr) -> Multiaddr {
+    if matches!(addr.iter().last(), Some(Protocol::P2p(_))) {
+        addr.pop();
+    }
+    addr
+}
+
+/// A loopback IP address (127.0.0.0/8, ::1).
+pub fn is_loopback(a: &Multiaddr) -> bool {
+    match a.iter().next() {
+        Some(Protocol::Ip4(ip)) => ip.is_loopback(),
+        Some(Protocol::Ip6(ip)) => ip.is_loopback(),
+        _ => false,
+    }
+}
+
 impl Net {
+    /// Every configured listen address is loopback: a node of a federation
+    /// on one machine, for which others' loopback addresses are real.
+    pub(super) fn loopback_only(&self) -> bool {
+        !self.cfg.listen.is_empty() && self.cfg.listen.iter().all(is_loopback)
+    }
+
     /// Adds known addresses for a peer (configured neighbours).
     pub fn add_addresses(&mut self, peer: PeerId, addrs: impl IntoIterator<Item = Multiaddr>) {
         for a in addrs {
-            self.remember(peer, a);
+            self.remember_configured(peer, a);
         }
     }
 
-    pub(super) fn remember(&mut self, peer: PeerId, mut addr: Multiaddr) {
-        // Only the trailing `/p2p/<peer>`: a relayed address names its relay
-        // with a `/p2p/` before `/p2p-circuit`.
-        if matches!(addr.iter().last(), Some(Protocol::P2p(_))) {
-            addr.pop();
-        }
-        if addr.is_empty() {
-            return;
-        }
-        let usable = if self.cfg.transport == Transport::Memory {
+    /// Whether an address someone told us about can reach them: dialable
+    /// on our transport, not another machine's loopback address, not one
+    /// of our own (those would reach us or a neighbour of ours). `addr`
+    /// has no trailing `/p2p/`.
+    fn reaches_peer(&self, addr: &Multiaddr) -> bool {
+        let elsewhere =
+            (is_loopback(addr) && !self.loopback_only()) || self.listening.contains(addr);
+        self.usable(addr) && !elsewhere
+    }
+
+    /// Dialable on our transport.
+    fn usable(&self, addr: &Multiaddr) -> bool {
+        if self.cfg.transport == Transport::Memory {
             matches!(addr.iter().next(), Some(Protocol::Memory(n)) if n != 0)
                 && addr.iter().filter(|p| *p == Protocol::P2pCircuit).count() <= 1
         } else {
-            dialable(&addr)
-        };
-        if !usable {
+            dialable(addr)
+        }
+    }
+
+    /// Remembers an address someone told us about (identify, a dial that
+    /// worked, the DHT), if it can reach the peer.
+    pub(super) fn remember(&mut self, peer: PeerId, addr: Multiaddr) {
+        let addr = without_peer(addr);
+        if !self.reaches_peer(&addr) {
             self.addresses_refused += 1;
             return;
         }
+        self.store_addr(peer, addr);
+    }
+
+    /// Remembers an address from node.toml (a neighbour, a bootstrap node,
+    /// a relay): the operator knows where it is, loopback included.
+    pub(super) fn remember_configured(&mut self, peer: PeerId, addr: Multiaddr) {
+        let addr = without_peer(addr);
+        if !self.usable(&addr) {
+            self.addresses_refused += 1;
+            return;
+        }
+        self.store_addr(peer, addr);
+    }
+
+    fn store_addr(&mut self, peer: PeerId, addr: Multiaddr) {
         if self.book.len() >= MAX_BOOK_PEERS && !self.book.contains_key(&peer) {
             // Forget someone we have no link with.
             if let Some(victim) = self
@@ -189,9 +237,19 @@ impl Net {
             self.remember(peer, a.clone());
         }
         let speaks_kad = info.protocols.contains(&KAD_PROTOCOL);
-        if speaks_kad && let Some(k) = self.swarm.behaviour_mut().kad.as_mut() {
-            for a in &info.listen_addrs {
-                k.add_address(&peer, a.clone());
+        if speaks_kad {
+            // Only what can reach the peer: the DHT hands these to
+            // everyone who asks.
+            let good: Vec<Multiaddr> = info
+                .listen_addrs
+                .iter()
+                .map(|a| without_peer(a.clone()))
+                .filter(|a| self.reaches_peer(a))
+                .collect();
+            if let Some(k) = self.swarm.behaviour_mut().kad.as_mut() {
+                for a in good {
+                    k.add_address(&peer, a);
+                }
             }
         }
         if info.protocols.contains(&libp2p::relay::HOP_PROTOCOL_NAME) {

@@ -39,6 +39,9 @@ pub struct Conn {
 pub struct FrameInfo {
     pub announced: u64,
     pub withdrawn: u64,
+    /// May be sent again if its connection closes under it: everything
+    /// but an OPEN (a second OPEN is an FSM error to the receiver).
+    pub resendable: bool,
 }
 
 /// Counters per link, shown by the admin API.
@@ -119,9 +122,13 @@ impl Link {
             .min()
     }
 
-    /// The frame in flight, to send again on another connection.
+    /// The frame in flight, to send again on another connection, unless
+    /// it must not be sent twice.
     pub fn inflight_frame(&self) -> Option<Vec<u8>> {
-        self.inflight.as_ref().map(|(_, _, b)| b.clone())
+        self.inflight
+            .as_ref()
+            .filter(|(_, info, _)| info.resendable)
+            .map(|(_, _, b)| b.clone())
     }
 
     /// The frame in flight went out again as `id`.
@@ -187,13 +194,21 @@ impl Link {
                 // Each frame is a valid UPDATE on its own; count what each
                 // carries so acknowledgements can be attributed.
                 let infos = split_info(&u, frames.len(), limits);
+                let infos = infos.into_iter().map(|i| FrameInfo {
+                    resendable: true,
+                    ..i
+                });
                 self.frames.extend(frames.into_iter().zip(infos));
                 Ok(self.frames.pop_front())
             }
             m => {
                 let kind = m.kind();
+                let info = FrameInfo {
+                    resendable: !matches!(m, Message::Open(_)),
+                    ..FrameInfo::default()
+                };
                 wire::encode_message(&m, limits)
-                    .map(|b| Some((b, FrameInfo::default())))
+                    .map(|b| Some((b, info)))
                     .map_err(|e| format!("{kind} does not encode: {e}"))
             }
         }
@@ -373,6 +388,7 @@ mod tests {
         let mut frames = 0;
         while let Some((_, info)) = l.next_frame(&limits).unwrap() {
             frames += 1;
+            assert!(info.resendable, "an UPDATE frame may be sent twice");
             total.announced += info.announced;
             total.withdrawn += info.withdrawn;
             let id = fake_id();
@@ -384,7 +400,8 @@ mod tests {
             total,
             FrameInfo {
                 announced: 25,
-                withdrawn: 1
+                withdrawn: 1,
+                resendable: false,
             }
         );
         assert_eq!(l.stats.routes_acked, 25);

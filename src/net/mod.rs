@@ -368,7 +368,7 @@ impl Net {
                     .iter()
                     .filter(|p| !matches!(p, Protocol::P2p(_)))
                     .collect();
-                net.remember(p, bare.clone());
+                net.remember_configured(p, bare.clone());
                 if let Some(k) = net.swarm.behaviour_mut().kad.as_mut() {
                     k.add_address(&p, bare);
                 }
@@ -520,7 +520,16 @@ impl Net {
                     return;
                 }
                 tracing::info!(%address, "listening");
-                if self.cfg.announce_listen {
+                // A loopback address means something to others only on
+                // this machine: announced when the node listens on loopback
+                // alone (a one-machine federation), not when an unspecified
+                // address expanded to it. (A peer dialling it would reach
+                // whatever listens there on its own machine, often its own
+                // node on the same port, and that failed dial takes the
+                // good addresses dialled alongside down with it.)
+                if self.cfg.announce_listen
+                    && (!book::is_loopback(&address) || self.loopback_only())
+                {
                     self.swarm.add_external_address(address.clone());
                 }
                 if !self.listening.contains(&address) {

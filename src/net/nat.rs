@@ -294,7 +294,7 @@ impl Net {
                 .iter()
                 .filter(|p| !matches!(p, Protocol::P2p(_)))
                 .collect();
-            self.remember(p, bare.clone());
+            self.remember_configured(p, bare.clone());
             self.nat.add_candidate(p, bare, true);
             self.probe(p);
         }
@@ -457,6 +457,14 @@ impl Net {
         if relayed.is_empty() {
             return;
         }
+        // Not while the session is being opened (its OPEN must not be
+        // lost: it is not sent twice), nor with a routing message of ours
+        // in flight or queued: those wait for a quiet moment, which comes
+        // after every acknowledgement. Calls in flight are waited for up
+        // to RETIRE_AFTER.
+        if (link.reported && !self.gate.has_session(&peer)) || !link.idle() {
+            return;
+        }
         let node = node_id_of(&peer).ok();
         let calls = node.is_some_and(|n| {
             self.call_out.values().any(|(p, _, _)| *p == n)
@@ -490,6 +498,11 @@ impl Net {
 
     pub(super) fn on_autonat(&mut self, e: autonat::v2::client::Event) {
         let a = e.tested_addr;
+        // Identify's "observed address" of a relayed connection is the
+        // relay's or no host at all: not an address of ours to judge.
+        if is_relayed(&a) || !matches!(a.iter().next(), Some(Protocol::Ip4(_) | Protocol::Ip6(_))) {
+            return;
+        }
         match e.result {
             Ok(()) => {
                 self.nat.stats.autonat_tests_ok += 1;

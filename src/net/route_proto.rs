@@ -149,6 +149,9 @@ impl Net {
                 }
                 self.pump(peer);
                 self.maybe_close(peer);
+                // A quiet moment: a relayed connection a direct one
+                // overtook can go now.
+                self.retire_relayed(peer, std::time::Instant::now());
             }
             Event::OutboundFailure {
                 peer,
@@ -164,10 +167,11 @@ impl Net {
                     return;
                 };
                 // Its connection closed under it (a relayed one retired
-                // after a hole punch) while another stays up: send it again
-                // there. Routing messages are idempotent for the receiver
-                // (a route replaces itself, a withdrawal of nothing is
-                // nothing), so a frame the peer did get costs nothing.
+                // after a hole punch, or closed by the peer) while another
+                // stays up: send it again there. Routing messages but OPEN
+                // are idempotent for the receiver (a route replaces itself,
+                // a withdrawal of nothing is nothing), so a frame the peer
+                // did get costs nothing; an OPEN is never sent twice.
                 if matches!(error, request_response::OutboundFailure::ConnectionClosed)
                     && link.reported
                     && link.has_live()
