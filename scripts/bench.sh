@@ -8,6 +8,7 @@
 #   scripts/bench.sh criterion  # the criterion and bench binaries only
 #   scripts/bench.sh processes  # real processes against the simulator only
 #   scripts/bench.sh sim        # the simulator at 300 to 10,000 nodes (scripts/bench-sim.sh)
+#   scripts/bench.sh nat        # across NATs in network namespaces (root; tests/nat.rs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,4 +51,16 @@ fi
 if [[ $what == all || $what == sim ]]; then
   step "the simulator at internet scale: agent-bgp against classic BGP"
   scripts/bench-sim.sh
+fi
+
+if [[ $what == all || $what == nat ]]; then
+  # Two homes behind NAT routers and a public relay, in network namespaces:
+  # time to peer, to the first route and the first call, to the direct
+  # connection after the hole punch, and the call latency direct and
+  # relayed (median of 21 calls, at the calling node's front). Needs root.
+  step "across NATs: relay and hole punching (tests/nat.rs, release)"
+  for run in 1 2 3; do
+    cargo test --release --locked --test nat -- --nocapture --test-threads 1 2>&1 |
+      grep -E '^(NAT-BENCH|test |SKIPPED)' | sed "s/^/run $run: /"
+  done
 fi

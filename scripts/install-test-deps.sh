@@ -14,8 +14,12 @@
 #   .tools/browser      npm: playwright-core, which tests/browser/glass.mjs uses
 #                       to drive Chromium for the looking glass's test
 #   /usr/bin/chromium   Debian: chromium (and fonts-liberation), installed with
-#                       apt-get when missing (the only step outside the
-#                       repository; needs root or sudo)
+#                       apt-get when missing (a step outside the repository;
+#                       needs root or sudo)
+#   nft                 Debian: nftables, for the NAT routers of tests/nat.rs,
+#                       installed with apt-get when running as root (the test
+#                       needs root for its network namespaces and is SKIPPED
+#                       without)
 #
 # Versions are pinned below; docs/mcp.md says why these. Idempotent: a stamp
 # file per folder records the pins installed, so a second run with the same
@@ -130,6 +134,16 @@ if [[ ! -x $CHROMIUM ]]; then
   quietly "apt-get install chromium" "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
     apt-get install -y --no-install-recommends chromium fonts-liberation
   [[ -x $CHROMIUM ]] || fail "apt-get installed chromium but $CHROMIUM is missing"
+fi
+
+# --- Debian: nftables, for the NAT routers of tests/nat.rs -----------------
+# Only as root: the test builds network namespaces, which need root anyway,
+# and says SKIPPED without them.
+if [[ $(id -u) -eq 0 ]] && ! command -v nft >/dev/null && command -v apt-get >/dev/null; then
+  quietly "apt-get update" apt-get update
+  quietly "apt-get install nftables" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y --no-install-recommends nftables
+  command -v nft >/dev/null || fail "apt-get installed nftables but nft is missing"
 fi
 
 # --- npm: playwright-core, which drives it ----------------------------------

@@ -331,13 +331,42 @@ mod tests {
         assert!(u.end_of_rib);
     }
 
+    /// A second OPEN is an FSM error to the receiver: an OPEN whose
+    /// connection closed under it is never sent again.
+    #[test]
+    fn an_open_in_flight_is_not_offered_for_resending() {
+        let limits = Limits::default();
+        let mut l = Link::default();
+        let open = crate::core::message::Open {
+            version: crate::core::message::PROTOCOL_VERSION,
+            asn: crate::core::ids::Asn(65001),
+            node: crate::core::ids::NodeId::from_u64(1),
+            hold_time: 90,
+            capabilities: Default::default(),
+            federation: "f".into(),
+            cert: None,
+        };
+        l.enqueue(Message::Open(open), 8).unwrap();
+        let (bytes, info) = l.next_frame(&limits).unwrap().unwrap();
+        assert!(!info.resendable);
+        l.set_inflight(fake_id(), info, bytes);
+        assert_eq!(l.inflight_frame(), None);
+    }
+
     #[test]
     fn one_frame_in_flight_and_updates_queue_up_merged() {
         let limits = Limits::default();
         let mut l = Link::default();
         l.enqueue(Message::Keepalive, 8).unwrap();
         let (_, info) = l.next_frame(&limits).unwrap().unwrap();
-        assert_eq!(info, FrameInfo::default());
+        assert_eq!(
+            info,
+            FrameInfo {
+                resendable: true,
+                ..FrameInfo::default()
+            },
+            "a KEEPALIVE carries no route and may be sent twice"
+        );
         // Pretend it is in flight; nothing else may go.
         let id = fake_id();
         l.set_inflight(id, info, Vec::new());

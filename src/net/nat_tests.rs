@@ -344,3 +344,57 @@ async fn a_request_on_a_closing_connection_is_sent_again_on_the_other() {
         Some(1)
     );
 }
+
+/// Addresses learned from others are kept only when they can reach the
+/// peer: another machine's loopback address reaches the dialler's own
+/// machine (often its own node on the same port, whose wrong peer id then
+/// fails the whole dial, good addresses included), and one of our own
+/// addresses reaches us. Configured addresses are the operator's word.
+#[tokio::test]
+async fn learned_addresses_that_reach_someone_else_are_not_kept() {
+    let peer = PeerId::random();
+    let lan: Multiaddr = "/ip4/192.168.1.5/tcp/4100".parse().expect("addr");
+    let lo: Multiaddr = "/ip4/127.0.0.1/tcp/4100".parse().expect("addr");
+    // A node on the wide area: it listens on every interface.
+    let any: Multiaddr = "/ip4/0.0.0.0/tcp/0".parse().expect("addr");
+    let mut wide = Net::new(Keypair::generate_ed25519(), NetConfig::new(vec![any], "t"))
+        .expect("a swarm");
+    wide.remember(peer, lo.clone());
+    wide.remember(peer, lan.clone());
+    assert_eq!(wide.addresses_of(&peer), vec![lan.clone()]);
+    assert_eq!(wide.addresses_refused, 1);
+    // Its own listen address, told by someone else, is refused too.
+    let own = loop {
+        if let NetEvent::Listening(a) = tokio::time::timeout(Duration::from_secs(10), wide.next())
+            .await
+            .expect("a listener within 10 s")
+        {
+            break a;
+        }
+    };
+    wide.remember(peer, own);
+    assert_eq!(wide.addresses_of(&peer), vec![lan.clone()]);
+    // Its own loopback address is not announced; the others are.
+    let ext = wide.external_addrs();
+    assert!(!ext.iter().any(book::is_loopback), "{ext:?}");
+    // A configured neighbour on loopback is kept.
+    wide.add_addresses(peer, [lo.clone()]);
+    assert!(wide.addresses_of(&peer).contains(&lo));
+
+    // A node of a federation on one machine listens on loopback alone: the
+    // others' loopback addresses are real, and its own are announced.
+    let here: Multiaddr = "/ip4/127.0.0.1/tcp/0".parse().expect("addr");
+    let mut local = Net::new(Keypair::generate_ed25519(), NetConfig::new(vec![here], "t"))
+        .expect("a swarm");
+    local.remember(peer, lo.clone());
+    assert_eq!(local.addresses_of(&peer), vec![lo]);
+    loop {
+        if let NetEvent::Listening(_) = tokio::time::timeout(Duration::from_secs(10), local.next())
+            .await
+            .expect("a listener within 10 s")
+        {
+            break;
+        }
+    }
+    assert!(local.external_addrs().iter().any(book::is_loopback));
+}
