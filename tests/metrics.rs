@@ -227,6 +227,9 @@ async fn metrics_of_a_chain_are_prometheus_text_and_count_what_happened() {
         "abgp_recent_calls",
         "abgp_uptime_seconds",
         "abgp_node_info",
+        "abgp_nat_reachability",
+        "abgp_relay_reservations_held",
+        "abgp_relay_circuits_active",
     ] {
         assert!(m.is_gauge(f), "{f} is a gauge:\n{}", m.text);
         assert!(m.help(f), "{f} has help");
@@ -246,10 +249,25 @@ async fn metrics_of_a_chain_are_prometheus_text_and_count_what_happened() {
         "abgp_forwarder_calls_total",
         "abgp_descriptor_fetches_total",
         "abgp_peer_messages_total",
+        "abgp_hole_punches_total",
+        "abgp_relay_circuits_total",
     ] {
         assert!(m.is_counter(f), "{f} is a counter:\n{}", m.text);
         assert!(m.help(f), "{f} has help");
     }
+    // On loopback with no AutoNAT server, reachability is unknown, no relay
+    // is held and nothing is punched; exactly one state is 1.
+    let states: f64 = ["public", "private", "unknown"]
+        .iter()
+        .map(|s| m.value("abgp_nat_reachability", &[("state", s)]))
+        .sum();
+    assert_eq!(states, 1.0);
+    assert_eq!(
+        m.value("abgp_nat_reachability", &[("state", "unknown")]),
+        1.0
+    );
+    assert_eq!(m.value("abgp_relay_reservations_held", &[]), 0.0);
+    assert_eq!(m.value("abgp_hole_punches_total", &[("result", "ok")]), 0.0);
 
     // Calls by outcome at the front: what the client did.
     assert_eq!(m.value("abgp_front_calls_total", &[("outcome", "ok")]), 3.0);

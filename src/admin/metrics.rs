@@ -46,6 +46,8 @@ pub struct MetricsSnapshot {
     pub recent_calls: usize,
     /// Health as MED of the hosted agents (empty when off).
     pub health: Vec<crate::core::health::HealthReport>,
+    /// Reachability, relay reservations, hole punches, the relay served.
+    pub nat: crate::net::nat::NatView,
 }
 
 fn state_label(s: PeerState) -> &'static str {
@@ -94,7 +96,66 @@ pub fn render(m: &MetricsSnapshot) -> String {
     write_forwarder(&mut e, m);
     write_messages(&mut e, m);
     write_health(&mut e, &m.health);
+    write_nat(&mut e, &m.nat);
     e.finish()
+}
+
+fn write_nat(e: &mut Exposition, n: &crate::net::nat::NatView) {
+    use crate::net::nat::Reachability;
+    e.family(
+        "abgp_nat_reachability",
+        Kind::Gauge,
+        "What AutoNAT found: 1 for the current state, 0 for the others.",
+    );
+    for (label, r) in [
+        ("public", Reachability::Public),
+        ("private", Reachability::Private),
+        ("unknown", Reachability::Unknown),
+    ] {
+        let v = if n.reachability == r { 1.0 } else { 0.0 };
+        e.sample("abgp_nat_reachability", &[("state", label)], v);
+    }
+    let held = n.relays.iter().filter(|r| r.state == "reserved").count();
+    e.single(
+        "abgp_relay_reservations_held",
+        Kind::Gauge,
+        "Relays this node holds a reservation on.",
+        held as f64,
+    );
+    let s = &n.stats;
+    e.family(
+        "abgp_hole_punches_total",
+        Kind::Counter,
+        "Hole punches (DCUtR) from a relayed connection, by result.",
+    );
+    e.sample(
+        "abgp_hole_punches_total",
+        &[("result", "ok")],
+        s.punches_ok as f64,
+    );
+    e.sample(
+        "abgp_hole_punches_total",
+        &[("result", "failed")],
+        s.punches_failed as f64,
+    );
+    e.family(
+        "abgp_relay_circuits_total",
+        Kind::Counter,
+        "Circuits this node relayed for others, by outcome.",
+    );
+    for (label, v) in [
+        ("accepted", s.relay_circuits_accepted),
+        ("denied", s.relay_circuits_denied),
+        ("closed", s.relay_circuits_closed),
+    ] {
+        e.sample("abgp_relay_circuits_total", &[("outcome", label)], v as f64);
+    }
+    e.single(
+        "abgp_relay_circuits_active",
+        Kind::Gauge,
+        "Circuits this node relays now.",
+        s.relay_circuits_active as f64,
+    );
 }
 
 fn write_sessions(e: &mut Exposition, m: &MetricsSnapshot) {

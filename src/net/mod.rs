@@ -540,6 +540,9 @@ impl Net {
             SwarmEvent::ExpiredListenAddr { address, .. } => {
                 self.listening.retain(|a| *a != address);
                 self.swarm.remove_external_address(&address);
+                if !nat::is_relayed(&address) {
+                    self.forget_reachability();
+                }
             }
             SwarmEvent::ListenerClosed {
                 listener_id,

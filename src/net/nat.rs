@@ -35,7 +35,7 @@ const RESERVE_RETRY_MIN: Duration = Duration::from_secs(2);
 const RESERVE_RETRY_MAX: Duration = Duration::from_secs(300);
 /// A relayed link shows as `punching` this long, unless DCUtR failed
 /// sooner; after that it is `relayed` (the peer may not punch at all).
-pub const PUNCH_WINDOW: Duration = Duration::from_secs(60);
+pub const PUNCH_WINDOW: Duration = Duration::from_secs(30);
 
 /// When to take relay reservations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -164,6 +164,9 @@ struct RelaySlot {
     failures: u32,
     retry_at: Option<Instant>,
     last_error: Option<String>,
+    /// We gave the reservation up (we became reachable): its listener is
+    /// closing, which is not a failure.
+    dropping: bool,
 }
 
 /// A relay as the admin API shows it.
@@ -256,6 +259,7 @@ impl NatState {
                 failures: 0,
                 retry_at: None,
                 last_error: None,
+                dropping: false,
             },
         );
         true
@@ -341,13 +345,18 @@ impl Net {
             .filter(|s| s.listener.is_some())
             .count();
         if !want {
-            let ids: Vec<ListenerId> = self
-                .nat
-                .relays
-                .values_mut()
-                .filter_map(|s| s.listener.take())
-                .collect();
-            for id in ids {
+            let mut gone = Vec::new();
+            for s in self.nat.relays.values_mut() {
+                if let Some(id) = s.listener.filter(|_| !s.dropping) {
+                    s.dropping = true;
+                    gone.push((id, std::mem::take(&mut s.reserved)));
+                }
+            }
+            for (id, addrs) in gone {
+                tracing::info!("reachable without relays; giving a reservation up");
+                for a in &addrs {
+                    self.swarm.remove_external_address(a);
+                }
                 self.swarm.remove_listener(id);
             }
             return;
@@ -431,6 +440,10 @@ impl Net {
             return false;
         };
         let gone = std::mem::take(&mut slot.reserved);
+        if std::mem::take(&mut slot.dropping) {
+            slot.listener = None;
+            return true;
+        }
         for a in &gone {
             self.swarm.remove_external_address(a);
         }
@@ -619,6 +632,14 @@ impl Net {
                 tracing::info!("UPnP: the gateway is not on the public internet")
             }
         }
+    }
+
+    /// Our addresses changed (a laptop on another network): what AutoNAT
+    /// said about the old ones no longer tells where we are.
+    pub(super) fn forget_reachability(&mut self) {
+        self.nat.confirmed.clear();
+        self.nat.unreachable.clear();
+        self.nat.logged = None;
     }
 
     /// NAT traversal for the admin API.

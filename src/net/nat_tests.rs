@@ -357,8 +357,8 @@ async fn learned_addresses_that_reach_someone_else_are_not_kept() {
     let lo: Multiaddr = "/ip4/127.0.0.1/tcp/4100".parse().expect("addr");
     // A node on the wide area: it listens on every interface.
     let any: Multiaddr = "/ip4/0.0.0.0/tcp/0".parse().expect("addr");
-    let mut wide = Net::new(Keypair::generate_ed25519(), NetConfig::new(vec![any], "t"))
-        .expect("a swarm");
+    let mut wide =
+        Net::new(Keypair::generate_ed25519(), NetConfig::new(vec![any], "t")).expect("a swarm");
     wide.remember(peer, lo.clone());
     wide.remember(peer, lan.clone());
     assert_eq!(wide.addresses_of(&peer), vec![lan.clone()]);
@@ -384,8 +384,8 @@ async fn learned_addresses_that_reach_someone_else_are_not_kept() {
     // A node of a federation on one machine listens on loopback alone: the
     // others' loopback addresses are real, and its own are announced.
     let here: Multiaddr = "/ip4/127.0.0.1/tcp/0".parse().expect("addr");
-    let mut local = Net::new(Keypair::generate_ed25519(), NetConfig::new(vec![here], "t"))
-        .expect("a swarm");
+    let mut local =
+        Net::new(Keypair::generate_ed25519(), NetConfig::new(vec![here], "t")).expect("a swarm");
     local.remember(peer, lo.clone());
     assert_eq!(local.addresses_of(&peer), vec![lo]);
     loop {

@@ -457,6 +457,7 @@ impl Node {
             calls_in_flight: self.mcp.plane.forwarder().in_flight(),
             recent_calls: self.mcp.plane.recent_calls().len(),
             health: self.mcp.plane.health_reports(),
+            nat: self.net.nat_view(),
         }
     }
 
