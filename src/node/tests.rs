@@ -251,3 +251,40 @@ fn net_config_defaults_are_node_tomls() {
         Some(crate::net::nat::RelayLimits::default())
     );
 }
+
+/// Tombstones are checked before the engine sees them: one signed by the
+/// origin passes; one whose fields were changed after signing, or one a
+/// different key signed under the origin's certificate, is dropped and
+/// counted.
+#[test]
+fn tombstones_that_do_not_verify_are_dropped_before_the_engine() {
+    use crate::core::ids::Millis;
+    use crate::core::message::Update;
+    use crate::node::security::Security;
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let cfg = config(dir.path(), "/memory/1", "");
+    let now = Millis(1_800_000_000_000);
+    let origin = Security::new(&cfg, NodeKey::generate(), now).expect("origin");
+    let stranger = Security::new(&cfg, NodeKey::generate(), now).expect("stranger");
+    let mut receiver = Security::new(&cfg, NodeKey::generate(), now).expect("receiver");
+    let p = Prefix::new("tools/x").expect("a prefix");
+    let good = origin
+        .sign_tombstone(&p, Millis(5), now)
+        .expect("route signatures are on by default");
+    // Changed after signing: it would end a later origination.
+    let mut later = (*good).clone();
+    later.ended = Millis(now.0);
+    // Signed by another key, carrying the origin's certificate.
+    let mut forged = (*stranger
+        .sign_tombstone(&p, Millis(5), now)
+        .expect("a tombstone"))
+    .clone();
+    forged.cert = good.cert.clone();
+    let mut u = Update {
+        tombstones: vec![good.clone(), Arc::new(later), Arc::new(forged)],
+        ..Default::default()
+    };
+    assert_eq!(receiver.check_tombstones(&mut u, now), 2);
+    assert_eq!(u.tombstones, vec![good]);
+    assert_eq!(receiver.tombstones_dropped(), 2);
+}

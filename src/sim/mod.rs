@@ -84,7 +84,8 @@ pub struct Processing {
     /// Per message handled (microseconds).
     pub per_message_us: u64,
     /// Per signature checked (microseconds): an announced route carries
-    /// the origin's attestation and one signature per AS on its path.
+    /// the origin's attestation and one signature per AS on its path; a
+    /// tombstone its origin's signature.
     pub per_signature_us: u64,
 }
 
@@ -96,11 +97,13 @@ impl Processing {
         let sigs: u64 = messages
             .iter()
             .map(|m| match m {
-                Message::Update(u) => u
-                    .announce
-                    .iter()
-                    .map(|r| 1 + r.attrs.as_path.len() as u64)
-                    .sum(),
+                Message::Update(u) => {
+                    u.announce
+                        .iter()
+                        .map(|r| 1 + r.attrs.as_path.len() as u64)
+                        .sum::<u64>()
+                        + u.tombstones.len() as u64
+                }
                 _ => 0,
             })
             .sum();
@@ -691,5 +694,62 @@ impl SimNet {
                 self.push(t, Pending::Event(me, Event::Disconnected { peer: other }));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod processing_tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::core::message::Update;
+    use crate::core::prefix::Prefix;
+    use crate::core::proof::{AsnCert, Signature, Tombstone};
+
+    fn tombstone(p: &str) -> Arc<Tombstone> {
+        Arc::new(Tombstone {
+            prefix: Prefix::new(p).expect("a prefix"),
+            cert: Arc::new(AsnCert {
+                asn: Asn(65001),
+                node: NodeId::from_u64(1),
+                not_before: Millis(0),
+                not_after: Millis(u64::MAX),
+                issuer: None,
+                communities: Vec::new(),
+                signature: Signature([0; 64]),
+            }),
+            ended: Millis(1),
+            issued: Millis(2),
+            expires: Millis(3),
+            signature: Signature([0; 64]),
+        })
+    }
+
+    /// `--signatures` charges what a node verifies: the origin attestation
+    /// and path signatures of each announced route, and each tombstone.
+    #[test]
+    fn signature_cost_counts_tombstones_and_path_signatures() {
+        let p = Processing {
+            per_message_us: 10,
+            per_signature_us: 100,
+        };
+        let attrs = Arc::new(crate::core::attrs::PathAttrs {
+            as_path: vec![Asn(1), Asn(2)],
+            ..Default::default()
+        });
+        let u = Update {
+            announce: vec![crate::core::route::Route::new(
+                Prefix::new("a/b").expect("a prefix"),
+                attrs,
+            )],
+            tombstones: vec![tombstone("c/d"), tombstone("e/f")],
+            ..Default::default()
+        };
+        // 2 messages x 10 + (1 + 2 path signatures + 2 tombstones) x 100.
+        assert_eq!(
+            p.cost_us(&[Message::Update(u), Message::Keepalive]),
+            20 + 500
+        );
+        assert_eq!(Processing::default().cost_us(&[Message::Keepalive]), 0);
     }
 }

@@ -77,6 +77,8 @@ pub(super) struct Tombstones {
     /// skipped (or put back with the new time) when it comes up.
     expiry: BinaryHeap<Reverse<(Millis, Prefix, Asn)>>,
     len: usize,
+    /// At most this many kept ([`MAX_TOMBSTONES`] unless a test lowers it).
+    pub(super) cap: Option<usize>,
 }
 
 /// Whether `t` ends the origination a path with `attrs` (and `proof`)
@@ -260,7 +262,7 @@ impl Engine {
         if !held {
             return Taken::Ignored;
         }
-        if store.len >= MAX_TOMBSTONES
+        if store.len >= store.cap.unwrap_or(MAX_TOMBSTONES)
             && let Some((prefix, asn)) = store.soonest()
         {
             store.remove(&prefix, asn);

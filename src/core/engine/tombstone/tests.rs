@@ -307,3 +307,55 @@ fn the_origin_sends_its_tombstone_with_its_withdrawal() {
     );
     assert_eq!(e.stats().tombstones_issued, 1);
 }
+
+/// At the cap, the kept tombstone that expires soonest gives way to a new
+/// one, and the paths it held down compete again.
+#[test]
+fn at_the_cap_the_soonest_to_expire_is_evicted_and_its_paths_released() {
+    let mut e = engine(true);
+    e.tombstones.cap = Some(2);
+    let px = |i: u32| Prefix::new(&format!("svc/t{i}")).unwrap();
+    let on = |i: u32, asn: u32| {
+        Route::new(
+            px(i),
+            Arc::new(PathAttrs {
+                agent: AgentId::new("agent"),
+                as_path: vec![Asn(asn), Asn(ORIGIN)],
+                origin_time: Millis(100),
+                ..Default::default()
+            }),
+        )
+    };
+    for i in 0..3u32 {
+        update(&mut e, T0, 2, announce(on(i, 65002)));
+        update(&mut e, T0, 3, announce(on(i, 65003)));
+        let mut t = (*tomb(
+            ORIGIN,
+            100,
+            T0.saturating_add_ms(10_000 * (u64::from(i) + 1)),
+        ))
+        .clone();
+        t.prefix = px(i);
+        update(
+            &mut e,
+            T0,
+            2,
+            Update {
+                withdraw: vec![RouteKey::new(px(i))],
+                tombstones: vec![Arc::new(t)],
+                ..Default::default()
+            },
+        );
+    }
+    // t0 (the soonest to expire) went for t2: Y's path to t0 is back; t1
+    // and t2 stay dark.
+    assert_eq!(e.stats().tombstones_evicted, 1);
+    assert_eq!(e.tombstones.len(), 2);
+    let best = |e: &Engine, i: u32| {
+        e.best(&px(i))
+            .map(|r| r.attrs.as_path.iter().map(|a| a.0).collect::<Vec<_>>())
+    };
+    assert_eq!(best(&e, 0), Some(vec![65003, ORIGIN]));
+    assert_eq!(best(&e, 1), None);
+    assert_eq!(best(&e, 2), None);
+}
