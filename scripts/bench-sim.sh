@@ -32,7 +32,9 @@ done
 echo "==> every event on 1,000 nodes, 20 ms links with 10 ms jitter, 1 % loss, 10 Mbit/s, signatures charged"
 $abgp sim --nodes 1000 --origins 100 --events all --latency-ms 20 --jitter-ms 10 --loss 0.01 \
   --bandwidth-bps 10000000 --signatures --json >"$out/all-events-1000.json"
-$abgp sim --nodes 1000 --origins 100 --events flap --damping --protocol agent-bgp --json >"$out/flap-damped-1000.json"
+# Nine flaps: RFC 7196's thresholds hold a path back after seven in a row.
+$abgp sim --nodes 1000 --origins 100 --events flap --flaps 9 --protocol agent-bgp --json >"$out/flap-1000.json"
+$abgp sim --nodes 1000 --origins 100 --events flap --flaps 9 --damping --protocol agent-bgp --json >"$out/flap-damped-1000.json"
 
 echo "==> Barabasi-Albert, 1,000 nodes, every node originates (frames, then values)"
 $abgp sim --topology ba --nodes 1000 --origins 1000 --events none --protocol agent-bgp --json >"$out/ba-1000.json"
