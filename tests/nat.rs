@@ -10,6 +10,8 @@
 //!   hosted behind one NAT is called from the other's front.
 //! - A symmetric NAT (`masquerade random`: a new port per destination):
 //!   the punch fails and the session and the calls stay on the relay.
+//! - The relay's byte limit: three homes behind symmetric NATs; the
+//!   circuit that carries too much is cut, the others keep working.
 //!
 //! Needs root, `ip` and `nft` (scripts/test.sh installs nftables when it
 //! runs as root); skipped with a SKIPPED line otherwise. Timings are
@@ -28,6 +30,14 @@ use serde_json::Value;
 use node_harness::*;
 
 const CONVERGE: Duration = Duration::from_secs(90);
+
+/// Takes every route, passes none on.
+const IMPORT_ONLY: &str = r#"
+[[apply]]
+neighbors = ["*"]
+default-import = "accept"
+default-export = "reject"
+"#;
 const PORT: u16 = 4100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,13 +50,14 @@ enum NatKind {
 
 /// The namespaces of one test; deleted on drop.
 struct Internet {
-    /// wan, nat A, nat B, host A, host B.
-    ns: [String; 5],
+    /// wan, then each home's NAT router and host: nat A, host A, nat B, ...
+    ns: Vec<String>,
 }
 
 const WAN: usize = 0;
-const HOST_A: usize = 3;
+const HOST_A: usize = 2;
 const HOST_B: usize = 4;
+const HOST_C: usize = 6;
 
 fn run(cmd: &mut Command) -> Result<(), String> {
     let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
@@ -82,16 +93,22 @@ fn nat_rules(wan: &str, lan: &str, kind: NatKind) -> String {
 }
 
 impl Internet {
-    fn create(nat_b: NatKind) -> Result<Internet, String> {
+    /// The wan and one home behind a NAT of each kind in `homes` (A, B, ...).
+    fn create(homes: &[NatKind]) -> Result<Internet, String> {
         static SEQ: AtomicU32 = AtomicU32::new(0);
         let tag = format!(
             "{}{}",
             std::process::id() % 10_000,
             SEQ.fetch_add(1, Ordering::Relaxed)
         );
-        let ns = ["w", "na", "nb", "ha", "hb"].map(|n| format!("abgp{n}{tag}"));
+        let sides: Vec<char> = ('a'..='z').take(homes.len()).collect();
+        let mut ns = vec![format!("abgpw{tag}")];
+        for side in &sides {
+            ns.push(format!("abgpn{side}{tag}"));
+            ns.push(format!("abgph{side}{tag}"));
+        }
         let it = Internet { ns };
-        let [w, na, nb, ha, hb] = &it.ns;
+        let w = &it.ns[WAN];
         for n in &it.ns {
             ip(&["netns", "add", n])?;
             ip(&["-n", n, "link", "set", "lo", "up"])?;
@@ -99,10 +116,11 @@ impl Internet {
         ip(&["-n", w, "link", "add", "br0", "type", "bridge"])?;
         ip(&["-n", w, "addr", "add", "10.99.0.1/24", "dev", "br0"])?;
         ip(&["-n", w, "link", "set", "br0", "up"])?;
-        for (side, nat, host, wan_ip, lan) in [
-            ("a", na, ha, "10.99.0.2/24", "192.168.1"),
-            ("b", nb, hb, "10.99.0.3/24", "192.168.2"),
-        ] {
+        for (i, (side, kind)) in sides.iter().zip(homes).enumerate() {
+            let (nat, host) = (&it.ns[1 + 2 * i], &it.ns[2 + 2 * i]);
+            let wan_ip = format!("10.99.0.{}/24", i + 2);
+            let lan = format!("192.168.{}", i + 1);
+            let kind = *kind;
             let (wan_if, port_if) = (format!("w{side}{tag}"), format!("p{side}{tag}"));
             let (lan_if, host_if) = (format!("l{side}{tag}"), format!("h{side}{tag}"));
             ip(&[
@@ -112,7 +130,7 @@ impl Internet {
             ip(&["link", "set", &port_if, "netns", w])?;
             ip(&["-n", w, "link", "set", &port_if, "master", "br0"])?;
             ip(&["-n", w, "link", "set", &port_if, "up"])?;
-            ip(&["-n", nat, "addr", "add", wan_ip, "dev", &wan_if])?;
+            ip(&["-n", nat, "addr", "add", &wan_ip, "dev", &wan_if])?;
             ip(&["-n", nat, "link", "set", &wan_if, "up"])?;
             ip(&[
                 "link", "add", &lan_if, "type", "veth", "peer", "name", &host_if,
@@ -149,11 +167,6 @@ impl Internet {
                 "-qw",
                 "net.ipv4.ip_forward=1",
             ]))?;
-            let kind = if side == "b" {
-                nat_b
-            } else {
-                NatKind::PortPreserving
-            };
             let rules = nat_rules(&wan_if, &lan_if, kind);
             let path = std::env::temp_dir().join(format!("abgp-nat-{tag}-{side}.nft"));
             std::fs::write(&path, rules).map_err(|e| e.to_string())?;
@@ -223,12 +236,12 @@ fn missing() -> Option<String> {
     None
 }
 
-fn setup(name: &str, nat_b: NatKind) -> Option<Internet> {
+fn setup(name: &str, homes: &[NatKind]) -> Option<Internet> {
     if let Some(why) = missing() {
         eprintln!("SKIPPED {name}: {why}");
         return None;
     }
-    match Internet::create(nat_b) {
+    match Internet::create(homes) {
         Ok(it) => Some(it),
         Err(e) => {
             eprintln!("SKIPPED {name}: cannot build the namespaces here ({e})");
@@ -237,16 +250,23 @@ fn setup(name: &str, nat_b: NatKind) -> Option<Internet> {
     }
 }
 
-/// The federation: the relay in the wan, A (hosting `echo`) and B at home.
+/// The federation: the relay in the wan, A (hosting `echo`) and B at home,
+/// and C in a third home when asked for.
 struct Federation {
     relay: NodeDir,
     a: NodeDir,
     b: NodeDir,
+    c: Option<NodeDir>,
     procs: Vec<Proc>,
     started: Instant,
 }
 
 fn federation(it: &Internet, root: &Path) -> Federation {
+    federation_with(it, root, "", false)
+}
+
+/// `relay_extra` goes at the end of the relay's node.toml.
+fn federation_with(it: &Internet, root: &Path, relay_extra: &str, with_c: bool) -> Federation {
     let relay = init(root, "relay", "test");
     configure(
         &relay,
@@ -258,13 +278,23 @@ fn federation(it: &Internet, root: &Path) -> Federation {
                 format!("/ip4/10.99.0.1/tcp/{PORT}"),
                 format!("/ip4/10.99.0.1/udp/{PORT}/quic-v1"),
             ]),
+            extra: relay_extra.into(),
             ..Spec::default()
         },
     );
     let boot = format!("/ip4/10.99.0.1/tcp/{PORT}/p2p/{}", relay.peer_id);
     let a = init(root, "a", "test");
     let b = init(root, "b", "test");
-    for (nd, extra) in [(&a, example_agent_entry("a/echo")), (&b, String::new())] {
+    let c = with_c.then(|| init(root, "c", "test"));
+    let mut homes = vec![
+        (&a, example_agent_entry("a/echo"), OPEN_POLICY),
+        (&b, String::new(), OPEN_POLICY),
+    ];
+    if let Some(c) = &c {
+        // C passes nothing on, so B's calls to A never cross C's circuit.
+        homes.push((c, String::new(), IMPORT_ONLY));
+    }
+    for (nd, extra, policy) in homes {
         configure(
             nd,
             &Spec {
@@ -276,6 +306,7 @@ fn federation(it: &Internet, root: &Path) -> Federation {
                 ]),
                 hold: 9,
                 extra,
+                policy: Some(policy.into()),
                 ..Spec::default()
             },
         );
@@ -284,10 +315,14 @@ fn federation(it: &Internet, root: &Path) -> Federation {
     let started = Instant::now();
     procs.push(Proc::start_with(&a, it.abgp(HOST_A)));
     procs.push(Proc::start_with(&b, it.abgp(HOST_B)));
+    if let Some(c) = &c {
+        procs.push(Proc::start_with(c, it.abgp(HOST_C)));
+    }
     Federation {
         relay,
         a,
         b,
+        c,
         procs,
         started,
     }
@@ -397,7 +432,7 @@ fn join_and_call(it: &Internet, f: &Federation) {
 fn nodes_behind_two_nats_peer_through_a_relay_and_punch_a_hole() {
     let Some(it) = setup(
         "nodes_behind_two_nats_peer_through_a_relay_and_punch_a_hole",
-        NatKind::PortPreserving,
+        &[NatKind::PortPreserving, NatKind::PortPreserving],
     ) else {
         return;
     };
@@ -445,7 +480,7 @@ fn nodes_behind_two_nats_peer_through_a_relay_and_punch_a_hole() {
 fn behind_a_symmetric_nat_the_call_keeps_working_over_the_relay() {
     let Some(it) = setup(
         "behind_a_symmetric_nat_the_call_keeps_working_over_the_relay",
-        NatKind::Symmetric,
+        &[NatKind::PortPreserving, NatKind::Symmetric],
     ) else {
         return;
     };
@@ -475,5 +510,63 @@ fn behind_a_symmetric_nat_the_call_keeps_working_over_the_relay() {
             >= 1,
         "{relay}"
     );
+    drop(f.procs);
+}
+
+/// The relay's byte limit holds: B's calls push its circuit to A over
+/// 2 MiB and the relay cuts it; C's circuit to A through the same relay
+/// is untouched (the same session, calls still answered). All three homes
+/// are behind symmetric NATs, so nothing can punch its way off the relay.
+#[test]
+fn a_relay_cuts_the_circuit_that_moves_too_much_and_keeps_the_others() {
+    let Some(it) = setup(
+        "a_relay_cuts_the_circuit_that_moves_too_much_and_keeps_the_others",
+        &[NatKind::Symmetric, NatKind::Symmetric, NatKind::Symmetric],
+    ) else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let f = federation_with(
+        &it,
+        root.path(),
+        "\n[nat]\nrelay_max_circuit_kib = 2048\n",
+        true,
+    );
+    let (a, b) = (&f.a, &f.b);
+    let c = f.c.as_ref().expect("a third home");
+    for (ns, nd) in [(HOST_B, b), (HOST_C, c)] {
+        wait_for(&format!("{} and a to peer", nd.name), CONVERGE, || {
+            session(&it, ns, nd, a)
+        });
+        wait_for(
+            &format!("{}'s first call of echo behind a's NAT", nd.name),
+            CONVERGE,
+            || call(&it, ns, nd, "small").ok(),
+        );
+    }
+    let since =
+        |ns: usize, who: &NodeDir| session(&it, ns, who, a).map(|p| p["established_since"].clone());
+    let c_since = since(HOST_C, c).expect("c's session to a");
+    let b_since = since(HOST_B, b).expect("b's session to a");
+    // 100 KiB each way per call: the eleventh at the latest goes over.
+    let big = "x".repeat(100 * 1024);
+    let failed = (0..30).find(|_| call(&it, HOST_B, b, &big).is_err());
+    assert!(
+        failed.is_some(),
+        "thirty 100 KiB calls crossed a 2 MiB circuit"
+    );
+    eprintln!("b's circuit to a was cut at call {failed:?}");
+    let relay = wait_for("the relay to count the cut circuit", CONVERGE, || {
+        let s = it.json(WAN, &f.relay, &["status"])?;
+        (s["status"]["nat"]["stats"]["relay_circuits_closed"].as_u64()? >= 1).then_some(s)
+    });
+    assert!(
+        since(HOST_B, b) != Some(b_since),
+        "b's session to a went down with its circuit: {relay}"
+    );
+    // C's circuit carried on: the same session, and calls are answered.
+    let r = call(&it, HOST_C, c, "still").expect("c's call after b's cut");
+    assert_eq!(r["structuredContent"]["text"], "still", "{r}");
+    assert_eq!(since(HOST_C, c), Some(c_since), "c's session stayed up");
     drop(f.procs);
 }
