@@ -37,7 +37,8 @@ impl Serve {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RelayUse {
-    /// When AutoNAT finds none of our addresses reachable from outside.
+    /// When AutoNAT finds none of our addresses reachable from outside, or,
+    /// until it has answered, when we listen on no public address.
     #[default]
     Auto,
     Always,

@@ -41,7 +41,8 @@ pub const PUNCH_WINDOW: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum UseRelays {
-    /// When AutoNAT finds none of our addresses reachable.
+    /// When AutoNAT finds none of our addresses reachable, or, until it
+    /// has answered, when we listen on no public address.
     #[default]
     Auto,
     Always,
@@ -273,18 +274,62 @@ impl NatState {
     }
 }
 
+/// Whether an address is on the public internet: not private (RFC 1918,
+/// unique local), shared (RFC 6598, carrier-grade NAT), loopback,
+/// link-local or unspecified. DNS names count as public.
+pub fn is_public(a: &Multiaddr) -> bool {
+    match a.iter().next() {
+        Some(Protocol::Ip4(ip)) => {
+            let [a, b, ..] = ip.octets();
+            !(ip.is_private()
+                || ip.is_loopback()
+                || ip.is_link_local()
+                || ip.is_unspecified()
+                || ip.is_broadcast()
+                || ip.is_multicast()
+                || (a == 100 && (64..128).contains(&b)))
+        }
+        Some(Protocol::Ip6(ip)) => {
+            let first = ip.segments()[0];
+            !(ip.is_loopback()
+                || ip.is_unspecified()
+                || ip.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80)
+        }
+        Some(Protocol::Dns(_) | Protocol::Dns4(_) | Protocol::Dns6(_)) => true,
+        _ => false,
+    }
+}
+
 /// Whether an address goes through a relay.
 pub fn is_relayed(a: &Multiaddr) -> bool {
     a.iter().any(|p| p == Protocol::P2pCircuit)
 }
 
 impl Net {
-    /// Whether we want relay reservations now.
+    /// Whether we want relay reservations now: in `auto`, when AutoNAT
+    /// found us unreachable, or before it has said anything when none of
+    /// the addresses we listen on is a public one (a laptop behind a home
+    /// router: no need to wait the ~12 s AutoNAT takes). A node that
+    /// listens on loopback alone (a federation on one machine) needs none.
     fn wants_relays(&self) -> bool {
         match self.cfg.nat.use_relays {
             UseRelays::Always => true,
             UseRelays::Never => false,
-            UseRelays::Auto => self.nat.reachability() == Reachability::Private,
+            UseRelays::Auto => match self.nat.reachability() {
+                Reachability::Private => true,
+                Reachability::Public => false,
+                Reachability::Unknown => {
+                    !self.loopback_only()
+                        && !self.listening.is_empty()
+                        && !self.listening.iter().any(is_public)
+                        && !self
+                            .swarm
+                            .external_addresses()
+                            .any(|a| !is_relayed(a) && is_public(a))
+                }
+            },
         }
     }
 

@@ -398,3 +398,31 @@ async fn learned_addresses_that_reach_someone_else_are_not_kept() {
     }
     assert!(local.external_addrs().iter().any(book::is_loopback));
 }
+
+#[test]
+fn public_addresses_are_told_from_private_ones() {
+    for public in [
+        "/ip4/8.8.8.8/tcp/4100",
+        "/ip4/100.128.0.1/tcp/4100",
+        "/ip6/2001:db8::1/tcp/4100",
+        "/dns4/boot.example.org/tcp/4100",
+    ] {
+        assert!(nat::is_public(&public.parse().expect("addr")), "{public}");
+    }
+    for private in [
+        "/ip4/192.168.1.2/tcp/4100",
+        "/ip4/10.99.0.1/tcp/4100",
+        "/ip4/172.16.5.5/tcp/4100",
+        "/ip4/100.64.0.1/tcp/4100",
+        "/ip4/127.0.0.1/tcp/4100",
+        "/ip4/169.254.1.1/tcp/4100",
+        "/ip6/fd00::1/tcp/4100",
+        "/ip6/fe80::1/tcp/4100",
+        "/ip6/::1/tcp/4100",
+    ] {
+        assert!(
+            !nat::is_public(&private.parse().expect("addr")),
+            "{private}"
+        );
+    }
+}
