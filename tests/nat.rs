@@ -384,23 +384,6 @@ fn median_call_us(it: &Internet, f: &Federation, n: usize) -> u64 {
 /// tool behind A's NAT. Returns when the first call succeeded.
 fn join_and_call(it: &Internet, f: &Federation) {
     let (a, b) = (&f.a, &f.b);
-    // Behind NAT, AutoNAT finds no address of ours reachable, and the
-    // node takes a reservation on the relay.
-    for (ns, nd) in [(HOST_A, a), (HOST_B, b)] {
-        wait_for(
-            &format!("{} to hold a relay reservation", nd.name),
-            CONVERGE,
-            || {
-                let s = it.json(ns, nd, &["status"])?;
-                let n = &s["status"]["nat"];
-                (n["reachability"] == "private"
-                    && n["relays"].as_array()?.iter().any(|r| {
-                        r["state"] == "reserved" && r["peer_id"] == f.relay.peer_id.as_str()
-                    }))
-                .then_some(())
-            },
-        );
-    }
     let sa = wait_for("a and b to peer", CONVERGE, || session(it, HOST_A, a, b));
     let peered = f.started.elapsed();
     assert_eq!(sa["asn"], b.asn, "{sa}");
@@ -426,6 +409,28 @@ fn join_and_call(it: &Internet, f: &Federation) {
         first_route.as_millis(),
         first_call.as_millis()
     );
+}
+
+/// Both hold a reservation on the relay (taken at once: they listen on no
+/// public address), and AutoNAT confirms they are behind NAT (it takes
+/// about 12 s: a 5 s probe interval and the dial back's 7 s deadline).
+fn behind_nat_confirmed(it: &Internet, f: &Federation) {
+    let (a, b) = (&f.a, &f.b);
+    for (ns, nd) in [(HOST_A, a), (HOST_B, b)] {
+        wait_for(
+            &format!("{} to hold a relay reservation", nd.name),
+            CONVERGE,
+            || {
+                let s = it.json(ns, nd, &["status"])?;
+                let n = &s["status"]["nat"];
+                (n["reachability"] == "private"
+                    && n["relays"].as_array()?.iter().any(|r| {
+                        r["state"] == "reserved" && r["peer_id"] == f.relay.peer_id.as_str()
+                    }))
+                .then_some(())
+            },
+        );
+    }
 }
 
 #[test]
@@ -473,6 +478,7 @@ fn nodes_behind_two_nats_peer_through_a_relay_and_punch_a_hole() {
         "NAT-BENCH direct_ms={} direct_call_median_us={us}",
         direct.as_millis()
     );
+    behind_nat_confirmed(&it, &f);
     drop(f.procs);
 }
 
@@ -500,6 +506,7 @@ fn behind_a_symmetric_nat_the_call_keeps_working_over_the_relay() {
     assert_eq!(r["structuredContent"]["text"], "relayed", "{r}");
     let us = median_call_us(&it, &f, 21);
     eprintln!("NAT-BENCH relayed_call_median_us={us}");
+    behind_nat_confirmed(&it, &f);
     let relay = it
         .json(WAN, &f.relay, &["status"])
         .expect("the relay's status");
