@@ -78,7 +78,7 @@ pub struct Link {
     frames: VecDeque<(Vec<u8>, FrameInfo)>,
     /// The request in flight, with its frame: sent again if its connection
     /// closes while another one to the peer stays up.
-    inflight: Option<(OutboundRequestId, FrameInfo, Vec<u8>)>,
+    inflight: Option<(OutboundRequestId, FrameInfo, bytes::Bytes)>,
     pub stats: LinkStats,
     /// Hole punching to this peer failed: it stays relayed.
     pub punch_failed: bool,
@@ -124,7 +124,7 @@ impl Link {
 
     /// The frame in flight, to send again on another connection, unless
     /// it must not be sent twice.
-    pub fn inflight_frame(&self) -> Option<Vec<u8>> {
+    pub fn inflight_frame(&self) -> Option<bytes::Bytes> {
         self.inflight
             .as_ref()
             .filter(|(_, info, _)| info.resendable)
@@ -214,7 +214,7 @@ impl Link {
         }
     }
 
-    pub fn set_inflight(&mut self, id: OutboundRequestId, info: FrameInfo, frame: Vec<u8>) {
+    pub fn set_inflight(&mut self, id: OutboundRequestId, info: FrameInfo, frame: bytes::Bytes) {
         debug_assert!(self.inflight.is_none(), "two requests in flight");
         self.inflight = Some((id, info, frame));
         self.stats.frames_sent += 1;
@@ -349,7 +349,7 @@ mod tests {
         l.enqueue(Message::Open(open), 8).unwrap();
         let (bytes, info) = l.next_frame(&limits).unwrap().unwrap();
         assert!(!info.resendable);
-        l.set_inflight(fake_id(), info, bytes);
+        l.set_inflight(fake_id(), info, bytes.into());
         assert_eq!(l.inflight_frame(), None);
     }
 
@@ -369,7 +369,7 @@ mod tests {
         );
         // Pretend it is in flight; nothing else may go.
         let id = fake_id();
-        l.set_inflight(id, info, Vec::new());
+        l.set_inflight(id, info, bytes::Bytes::new());
         for i in 0..5 {
             l.enqueue(
                 Message::Update(Update {
@@ -421,7 +421,7 @@ mod tests {
             total.announced += info.announced;
             total.withdrawn += info.withdrawn;
             let id = fake_id();
-            l.set_inflight(id, info, Vec::new());
+            l.set_inflight(id, info, bytes::Bytes::new());
             assert!(l.on_ack(id));
         }
         assert_eq!(frames, 4);
@@ -454,7 +454,7 @@ mod tests {
         B.with(|b| {
             b.borrow_mut().send_request(
                 &libp2p::PeerId::random(),
-                super::super::route_codec::RouteRequest::Encoded(Vec::new()),
+                super::super::route_codec::RouteRequest::Encoded(bytes::Bytes::new()),
             )
         })
     }

@@ -51,8 +51,9 @@ pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 /// A request, as sent or as received.
 #[derive(Debug)]
 pub enum RouteRequest {
-    /// Outbound: one encoded frame.
-    Encoded(Vec<u8>),
+    /// Outbound: one encoded frame (shared with the link, which keeps it
+    /// while the request is in flight).
+    Encoded(bytes::Bytes),
     /// Inbound: what the peer sent, and the budget its frame holds until
     /// the node is done with it.
     Received { inbound: Inbound, charge: Charge },
@@ -237,9 +238,13 @@ mod tests {
         let mut c = codec();
         let bytes = wire::encode_message(&Message::Keepalive, c.limits()).unwrap();
         let mut out = Cursor::new(Vec::new());
-        c.write_request(&ROUTE_PROTOCOL, &mut out, RouteRequest::Encoded(bytes))
-            .await
-            .unwrap();
+        c.write_request(
+            &ROUTE_PROTOCOL,
+            &mut out,
+            RouteRequest::Encoded(bytes.into()),
+        )
+        .await
+        .unwrap();
         let mut input = Cursor::new(out.into_inner());
         let got = c.read_request(&ROUTE_PROTOCOL, &mut input).await.unwrap();
         assert!(matches!(

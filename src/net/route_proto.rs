@@ -61,6 +61,7 @@ impl Net {
             };
             match link.next_frame(&limits) {
                 Ok(Some((bytes, info))) => {
+                    let bytes = bytes::Bytes::from(bytes);
                     let id = self
                         .swarm
                         .behaviour_mut()
