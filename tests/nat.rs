@@ -411,6 +411,17 @@ fn join_and_call(it: &Internet, f: &Federation) {
     );
 }
 
+/// The namespaces for `homes`, the federation started in them, joined and
+/// called across ([`join_and_call`]); `None` (said) where namespaces cannot
+/// be made. The directory holds the nodes' files.
+fn joined(name: &str, homes: &[NatKind]) -> Option<(Internet, tempfile::TempDir, Federation)> {
+    let it = setup(name, homes)?;
+    let root = tempfile::tempdir().unwrap();
+    let f = federation(&it, root.path());
+    join_and_call(&it, &f);
+    Some((it, root, f))
+}
+
 /// Both hold a reservation on the relay (taken at once: they listen on no
 /// public address), and AutoNAT confirms they are behind NAT (it takes
 /// about 12 s: a 5 s probe interval and the dial back's 7 s deadline).
@@ -435,15 +446,12 @@ fn behind_nat_confirmed(it: &Internet, f: &Federation) {
 
 #[test]
 fn nodes_behind_two_nats_peer_through_a_relay_and_punch_a_hole() {
-    let Some(it) = setup(
+    let Some((it, _root, f)) = joined(
         "nodes_behind_two_nats_peer_through_a_relay_and_punch_a_hole",
         &[NatKind::PortPreserving, NatKind::PortPreserving],
     ) else {
         return;
     };
-    let root = tempfile::tempdir().unwrap();
-    let f = federation(&it, root.path());
-    join_and_call(&it, &f);
     // The hole punch moves the link to a direct connection; the relayed
     // one is closed once it is overtaken.
     let (a, b) = (&f.a, &f.b);
@@ -484,15 +492,12 @@ fn nodes_behind_two_nats_peer_through_a_relay_and_punch_a_hole() {
 
 #[test]
 fn behind_a_symmetric_nat_the_call_keeps_working_over_the_relay() {
-    let Some(it) = setup(
+    let Some((it, _root, f)) = joined(
         "behind_a_symmetric_nat_the_call_keeps_working_over_the_relay",
         &[NatKind::PortPreserving, NatKind::Symmetric],
     ) else {
         return;
     };
-    let root = tempfile::tempdir().unwrap();
-    let f = federation(&it, root.path());
-    join_and_call(&it, &f);
     let (a, b) = (&f.a, &f.b);
     // The punch fails (B's NAT gives every destination another port);
     // the link says so and stays on the relay.

@@ -115,7 +115,11 @@ fn write_nat(e: &mut Exposition, n: &crate::net::nat::NatView) {
         let v = if n.reachability == r { 1.0 } else { 0.0 };
         e.sample("abgp_nat_reachability", &[("state", label)], v);
     }
-    let held = n.relays.iter().filter(|r| r.state == "reserved").count();
+    let held = n
+        .relays
+        .iter()
+        .filter(|r| r.state == crate::net::nat::RelayState::Reserved)
+        .count();
     e.single(
         "abgp_relay_reservations_held",
         Kind::Gauge,

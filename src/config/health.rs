@@ -120,11 +120,7 @@ pub(super) fn problems(h: &HealthSection) -> Vec<Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::NodeConfig;
-
-    fn parse(text: &str) -> Result<NodeConfig, String> {
-        NodeConfig::parse(text, std::path::Path::new("node.toml")).map_err(|e| e.to_string())
-    }
+    use crate::config::parse_for_test as parse;
 
     #[test]
     fn defaults_are_the_cores() {

@@ -336,3 +336,10 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
         + 1;
     (line, column)
 }
+
+/// `text` parsed as the file `node.toml`, its error as text: for the
+/// sections' own tests.
+#[cfg(test)]
+pub(crate) fn parse_for_test(text: &str) -> Result<NodeConfig, String> {
+    NodeConfig::parse(text, std::path::Path::new("node.toml")).map_err(|e| e.to_string())
+}

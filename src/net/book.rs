@@ -156,6 +156,19 @@ impl Net {
         self.store_addr(peer, addr);
     }
 
+    /// A bootstrap node or relay from node.toml (an address ending in
+    /// `/p2p/<peer>`): its peer, remembered at the address without its
+    /// `/p2p/` parts, which is returned. `None` without a peer id.
+    pub(super) fn add_configured_peer(&mut self, a: &Multiaddr) -> Option<(PeerId, Multiaddr)> {
+        let p = crate::identity::peer_of_addr(a)?;
+        let bare: Multiaddr = a
+            .iter()
+            .filter(|p| !matches!(p, Protocol::P2p(_)))
+            .collect();
+        self.remember_configured(p, bare.clone());
+        Some((p, bare))
+    }
+
     /// Remembers an address from node.toml (a neighbour, a bootstrap node,
     /// a relay): the operator knows where it is, loopback included.
     pub(super) fn remember_configured(&mut self, peer: PeerId, addr: Multiaddr) {

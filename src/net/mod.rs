@@ -363,12 +363,7 @@ impl Net {
             net.swarm.add_external_address(a);
         }
         for a in net.cfg.bootstrap.clone() {
-            if let Some(p) = crate::identity::peer_of_addr(&a) {
-                let bare: Multiaddr = a
-                    .iter()
-                    .filter(|p| !matches!(p, Protocol::P2p(_)))
-                    .collect();
-                net.remember_configured(p, bare.clone());
+            if let Some((p, bare)) = net.add_configured_peer(&a) {
                 if let Some(k) = net.swarm.behaviour_mut().kad.as_mut() {
                     k.add_address(&p, bare);
                 }

@@ -170,14 +170,27 @@ struct RelaySlot {
     dropping: bool,
 }
 
+/// Where a reservation on a relay stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RelayState {
+    /// Granted: we are reachable through it.
+    Reserved,
+    /// Asked for, no answer yet.
+    Requesting,
+    /// Failed; asked for again after the back-off.
+    Waiting,
+    /// Not asked for (we need no relay, or enough others are held).
+    Unused,
+}
+
 /// A relay as the admin API shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct RelayView {
     pub peer_id: String,
     pub address: String,
     pub configured: bool,
-    /// `reserved`, `requesting`, `waiting` (to retry) or `unused`.
-    pub state: &'static str,
+    pub state: RelayState,
     pub relayed_addresses: Vec<String>,
     pub failures: u32,
     pub last_error: Option<String>,
@@ -200,6 +213,7 @@ pub struct NatStats {
     pub relay_circuits_accepted: u64,
     pub relay_circuits_denied: u64,
     pub relay_circuits_closed: u64,
+    /// Accepted less closed (filled in by [`Net::nat_view`]).
     pub relay_circuits_active: u64,
 }
 
@@ -336,14 +350,9 @@ impl Net {
     /// Adds the configured relays to the book and dials them.
     pub(super) fn add_configured_relays(&mut self) {
         for a in self.cfg.nat.relays.clone() {
-            let Some(p) = crate::identity::peer_of_addr(&a) else {
+            let Some((p, bare)) = self.add_configured_peer(&a) else {
                 continue;
             };
-            let bare: Multiaddr = a
-                .iter()
-                .filter(|p| !matches!(p, Protocol::P2p(_)))
-                .collect();
-            self.remember_configured(p, bare.clone());
             self.nat.add_candidate(p, bare, true);
             self.probe(p);
         }
@@ -639,10 +648,7 @@ impl Net {
                 s.relay_reservations_denied += 1;
                 tracing::debug!(peer = %src_peer_id, "relay reservation denied");
             }
-            relay::Event::CircuitReqAccepted { .. } => {
-                s.relay_circuits_accepted += 1;
-                s.relay_circuits_active += 1;
-            }
+            relay::Event::CircuitReqAccepted { .. } => s.relay_circuits_accepted += 1,
             relay::Event::CircuitReqDenied {
                 src_peer_id,
                 dst_peer_id,
@@ -657,7 +663,6 @@ impl Net {
                 error,
             } => {
                 s.relay_circuits_closed += 1;
-                s.relay_circuits_active = s.relay_circuits_active.saturating_sub(1);
                 tracing::debug!(src = %src_peer_id, dst = %dst_peer_id, ?error, "relay circuit closed");
             }
             _ => {}
@@ -699,13 +704,13 @@ impl Net {
                 address: s.addr.to_string(),
                 configured: s.configured,
                 state: if !s.reserved.is_empty() {
-                    "reserved"
+                    RelayState::Reserved
                 } else if s.listener.is_some() {
-                    "requesting"
+                    RelayState::Requesting
                 } else if s.retry_at.is_some_and(|t| t > now) {
-                    "waiting"
+                    RelayState::Waiting
                 } else {
-                    "unused"
+                    RelayState::Unused
                 },
                 relayed_addresses: s.reserved.iter().map(|a| a.to_string()).collect(),
                 failures: s.failures,
@@ -724,7 +729,15 @@ impl Net {
             hole_punching: nat.hole_punching,
             upnp: nat.upnp,
             relays,
-            stats: self.nat.stats.clone(),
+            stats: NatStats {
+                // Every accepted circuit ends with one CircuitClosed.
+                relay_circuits_active: self
+                    .nat
+                    .stats
+                    .relay_circuits_accepted
+                    .saturating_sub(self.nat.stats.relay_circuits_closed),
+                ..self.nat.stats.clone()
+            },
         }
     }
 

@@ -15,30 +15,7 @@ use super::nat::{Path, RelayLimits, UseRelays};
 use super::*;
 use route_codec::RouteResponse;
 
-struct Side {
-    net: Net,
-    node: NodeId,
-    peer: PeerId,
-    addr: Multiaddr,
-}
-
-fn side(tune: impl FnOnce(&mut NetConfig)) -> Side {
-    let key = Keypair::generate_ed25519();
-    let peer = key.public().to_peer_id();
-    let node = node_id_of(&peer).expect("an ed25519 key");
-    let addr: Multiaddr = format!("/memory/{}", rand::random::<u64>() | 1)
-        .parse()
-        .expect("a memory address");
-    let mut cfg = NetConfig::new(vec![addr.clone()], "test").with_memory_transport();
-    tune(&mut cfg);
-    let net = Net::new(key, cfg).expect("a memory swarm");
-    Side {
-        net,
-        node,
-        peer,
-        addr,
-    }
-}
+use super::tests::{Side, side_with as side};
 
 /// Runs every side (so the relay relays) for at most `max`; the first
 /// event any of them reports, if one does.

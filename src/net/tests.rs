@@ -15,21 +15,27 @@ use crate::core::ids::{Asn, Millis};
 use crate::core::prefix::Prefix;
 use route_codec::RouteResponse;
 
-struct Side {
-    net: Net,
-    node: NodeId,
-    peer: PeerId,
-    addr: Multiaddr,
+pub(super) struct Side {
+    pub(super) net: Net,
+    pub(super) node: NodeId,
+    pub(super) peer: PeerId,
+    pub(super) addr: Multiaddr,
 }
 
 fn side() -> Side {
+    side_with(|_| {})
+}
+
+/// A `Net` on its own memory address, its config changed by `tune` first.
+pub(super) fn side_with(tune: impl FnOnce(&mut NetConfig)) -> Side {
     let key = Keypair::generate_ed25519();
     let peer = key.public().to_peer_id();
     let node = node_id_of(&peer).expect("an ed25519 key");
     let addr: Multiaddr = format!("/memory/{}", rand::random::<u64>() | 1)
         .parse()
         .expect("a memory address");
-    let cfg = NetConfig::new(vec![addr.clone()], "test").with_memory_transport();
+    let mut cfg = NetConfig::new(vec![addr.clone()], "test").with_memory_transport();
+    tune(&mut cfg);
     let net = Net::new(key, cfg).expect("a memory swarm");
     Side {
         net,
