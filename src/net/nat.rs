@@ -24,8 +24,9 @@ use super::*;
 /// Relays we consider at once (configured ones and bootstrap nodes that
 /// offer relaying).
 pub const MAX_RELAY_CANDIDATES: usize = 16;
-/// Addresses AutoNAT found unreachable that we remember.
-const MAX_UNREACHABLE: usize = 16;
+/// Addresses AutoNAT confirmed, and those it found unreachable, that we
+/// remember (each list; the oldest goes first).
+const MAX_JUDGED: usize = 16;
 /// A relayed connection is closed this long after a direct one to the
 /// same peer came up, even with calls still in flight on the link.
 pub const RETIRE_AFTER: Duration = Duration::from_secs(30);
@@ -316,6 +317,18 @@ pub fn is_public(a: &Multiaddr) -> bool {
     }
 }
 
+/// Adds `a` to a list of judged addresses, once, dropping the oldest past
+/// [`MAX_JUDGED`].
+pub(super) fn keep_judged(list: &mut Vec<Multiaddr>, a: Multiaddr) {
+    if list.contains(&a) {
+        return;
+    }
+    if list.len() >= MAX_JUDGED {
+        list.remove(0);
+    }
+    list.push(a);
+}
+
 /// Whether an address goes through a relay.
 pub fn is_relayed(a: &Multiaddr) -> bool {
     a.iter().any(|p| p == Protocol::P2pCircuit)
@@ -574,18 +587,13 @@ impl Net {
             Ok(()) => {
                 self.nat.stats.autonat_tests_ok += 1;
                 self.nat.unreachable.retain(|u| *u != a);
-                if !self.nat.confirmed.contains(&a) {
-                    self.nat.confirmed.push(a);
-                }
+                keep_judged(&mut self.nat.confirmed, a);
             }
             Err(err) => {
                 self.nat.stats.autonat_tests_failed += 1;
                 tracing::debug!(addr = %a, server = %e.server, error = %err, "AutoNAT: not reachable");
-                if !self.nat.confirmed.contains(&a) && !self.nat.unreachable.contains(&a) {
-                    if self.nat.unreachable.len() >= MAX_UNREACHABLE {
-                        self.nat.unreachable.remove(0);
-                    }
-                    self.nat.unreachable.push(a);
+                if !self.nat.confirmed.contains(&a) {
+                    keep_judged(&mut self.nat.unreachable, a);
                 }
             }
         }

@@ -403,3 +403,22 @@ fn public_addresses_are_told_from_private_ones() {
         );
     }
 }
+
+/// What AutoNAT judged is kept bounded, whatever observed addresses peers
+/// report: once each, the oldest dropped past the bound.
+#[test]
+fn judged_addresses_are_kept_once_and_bounded() {
+    let mut list = Vec::new();
+    for port in 1..=20u16 {
+        let a: Multiaddr = format!("/ip4/203.0.113.7/tcp/{port}")
+            .parse()
+            .expect("addr");
+        nat::keep_judged(&mut list, a.clone());
+        nat::keep_judged(&mut list, a);
+    }
+    assert_eq!(list.len(), 16);
+    assert_eq!(
+        list[0],
+        "/ip4/203.0.113.7/tcp/5".parse::<Multiaddr>().expect("addr")
+    );
+}
