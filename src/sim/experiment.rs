@@ -352,6 +352,8 @@ pub fn run_timed(setup: &Setup, protocol: Protocol) -> (Report, WallTimes) {
 /// An engine's settings in an experiment.
 fn engine_settings(s: &Setup, protocol: Protocol, cfg: EngineConfig) -> EngineConfig {
     let mut c = protocol.settings(cfg);
+    // Nothing here stores the Adj-RIBs; the watch reads the Loc-RIB changes.
+    c.emit_adj_rib_changes = false;
     if s.damping {
         c = c.with_damping(DampingConfig {
             enabled: true,

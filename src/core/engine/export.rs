@@ -188,7 +188,7 @@ impl Engine {
             .and_then(|b| peers.get(b.peer.0 as usize))
             .and_then(|p| p.as_ref())
             .map(|p| (p.cfg.node, p.cfg.rr_client));
-        let record = cfg.emit_rib_changes;
+        let record = cfg.emit_rib_changes && cfg.emit_adj_rib_changes;
         for t in targets {
             let wanted = match &best {
                 // A stale best path (its peer's transport is gone) is not

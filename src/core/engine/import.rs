@@ -163,7 +163,7 @@ impl Engine {
         };
         // Recorded for the store once import policy has spoken: a rejected
         // route over the bound is recorded as gone.
-        let recorded = self.cfg.emit_rib_changes.then(|| route.clone());
+        let recorded = self.records_adj().then(|| route.clone());
         let Route {
             prefix,
             path_id,
@@ -269,7 +269,7 @@ impl Engine {
     /// Explicit withdraw of one path from a peer.
     pub(super) fn withdraw_path(&mut self, idx: PeerIdx, key: &RouteKey, record: bool) {
         if record
-            && self.cfg.emit_rib_changes
+            && self.records_adj()
             && let Some(node) = self.node_of(idx)
         {
             self.changes.push(RibChange::AdjIn {
@@ -428,7 +428,7 @@ impl Engine {
         let node = self.node_of(idx);
         for (prefix, path_id) in touched {
             let key = RouteKey { prefix, path_id };
-            if let (Some(node), true) = (node, self.cfg.emit_rib_changes) {
+            if let (Some(node), true) = (node, self.records_adj()) {
                 self.changes.push(RibChange::AdjIn {
                     peer: node,
                     key: key.clone(),
@@ -444,7 +444,7 @@ impl Engine {
             let rejected: Vec<RouteKey> = p.rib.pre_policy.keys().cloned().collect();
             p.rib.pre_policy.clear();
             p.rib.accepted = 0;
-            if let (Some(node), true) = (node, self.cfg.emit_rib_changes) {
+            if let (Some(node), true) = (node, self.records_adj()) {
                 for key in rejected {
                     self.changes.push(RibChange::AdjIn {
                         peer: node,
@@ -559,13 +559,13 @@ impl Engine {
                 }
             }
         }
-        let emit = self.cfg.emit_rib_changes;
-        // Re-import without re-recording the unchanged pre-policy view.
-        self.cfg.emit_rib_changes = false;
+        // Re-imported without re-recording the unchanged pre-policy view;
+        // the best paths that change are recorded.
+        self.reimporting = true;
         for (idx, route, stale) in all {
             self.receive_path(idx, route, stale);
         }
-        self.cfg.emit_rib_changes = emit;
+        self.reimporting = false;
         // Export policy may have changed too: every prefix gets re-exported.
         let prefixes: Vec<Prefix> = self.rib.dests.keys().cloned().collect();
         for p in prefixes {

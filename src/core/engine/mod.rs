@@ -121,6 +121,11 @@ pub struct EngineConfig {
     pub max_routes_per_update: usize,
     /// Emit [`Action::RibChanges`] (for the store and the MCP front).
     pub emit_rib_changes: bool,
+    /// With `emit_rib_changes`, also emit the Adj-RIB-In and Adj-RIB-Out
+    /// changes, which only the store needs; the Loc-RIB changes come either
+    /// way. On by default; off where nothing stores them (the simulator's
+    /// experiments, which watch only the Loc-RIB).
+    pub emit_adj_rib_changes: bool,
     /// Offered to every peer in OPEN.
     pub capabilities: Capabilities,
     /// Our ASN certificate, sent in OPEN.
@@ -170,6 +175,7 @@ impl EngineConfig {
             aggregates: Vec::new(),
             max_routes_per_update: 1000,
             emit_rib_changes: true,
+            emit_adj_rib_changes: true,
             capabilities: Capabilities {
                 route_refresh: true,
                 graceful_restart: Some(120),
@@ -474,6 +480,10 @@ pub struct Engine {
     stats: EngineStats,
     /// RIB changes gathered since the last flush.
     changes: Vec<RibChange>,
+    /// Set while a policy reload feeds the kept pre-policy paths back in:
+    /// the Adj-RIB-In they come from did not change, so it is not recorded
+    /// again (the Loc-RIB changes they cause are).
+    reimporting: bool,
     /// Actions produced outside a flush (session messages), returned by the
     /// next `handle`/`flush`.
     pending: Vec<Action>,
@@ -512,6 +522,7 @@ impl Engine {
             aggregates,
             stats: EngineStats::default(),
             changes: Vec::new(),
+            reimporting: false,
             pending: Vec::new(),
             recent_attrs: FastMap::default(),
             export_cache: Default::default(),
@@ -530,6 +541,11 @@ impl Engine {
 
     pub fn config(&self) -> &EngineConfig {
         &self.cfg
+    }
+
+    /// Whether Adj-RIB-In and Adj-RIB-Out changes are recorded now.
+    fn records_adj(&self) -> bool {
+        self.cfg.emit_rib_changes && self.cfg.emit_adj_rib_changes && !self.reimporting
     }
 
     pub fn stats(&self) -> &EngineStats {

@@ -906,6 +906,58 @@ fn sent_notification(out: &[Action], code: ErrorCode, sub: u8) -> bool {
     })
 }
 
+fn rib_changes(out: &[Action]) -> Vec<&RibChange> {
+    out.iter()
+        .filter_map(|a| match a {
+            Action::RibChanges(c) => Some(c),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+#[test]
+fn a_policy_reload_records_the_best_paths_it_changes_but_not_the_adj_rib_in() {
+    // Regression: a reload once turned every RIB record off while it
+    // re-imported, so the store and the MCP front never heard that a path
+    // policy now accepts became best.
+    let mut e = Engine::new(cfg(65001, 1));
+    bring_up(&mut e, T0, passive(2, 65002), Asn(65002), caps(), 90);
+    announce(&mut e, T0, 2, vec![route("a/b", "x")]);
+    assert_eq!(e.best(&p("a/b")), None, "RFC 8212: rejected at first");
+    let out = e.handle(T0, Event::PolicyReloaded(Arc::new(AcceptAll)));
+    assert!(e.best(&p("a/b")).is_some());
+    let changes = rib_changes(&out);
+    assert!(
+        changes
+            .iter()
+            .any(|c| matches!(c, RibChange::Loc { prefix, best: Some(_) } if *prefix == p("a/b"))),
+        "the new best path is recorded: {changes:?}"
+    );
+    assert!(
+        !changes.iter().any(|c| matches!(c, RibChange::AdjIn { .. })),
+        "the pre-policy view did not change: {changes:?}"
+    );
+}
+
+#[test]
+fn without_adj_rib_records_only_the_loc_rib_changes_are_emitted() {
+    let mut c = cfg(65001, 1);
+    c.emit_adj_rib_changes = false;
+    let mut e = Engine::new(c);
+    e.handle(T0, Event::PolicyReloaded(Arc::new(AcceptAll)));
+    bring_up(&mut e, T0, passive(2, 65002), Asn(65002), caps(), 90);
+    bring_up(&mut e, T0, passive(3, 65003), Asn(65003), caps(), 90);
+    let out = announce(&mut e, T0, 2, vec![route("a/b", "x")]);
+    let changes = rib_changes(&out);
+    assert!(
+        e.adj_rib_out(&id(3)).iter().any(|r| r.prefix == p("a/b")),
+        "sent on to 3"
+    );
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert!(matches!(changes[0], RibChange::Loc { best: Some(_), .. }));
+}
+
 #[test]
 fn rejected_routes_over_the_bound_are_counted_and_not_kept() {
     // RFC 8212 defaults: everything from another AS is rejected.
