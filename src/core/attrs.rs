@@ -17,6 +17,18 @@ use super::ids::{AgentId, Asn, ClusterId, Millis, NodeId};
 /// Local preference given to routes that no policy set one for.
 pub const DEFAULT_LOCAL_PREF: u32 = 100;
 
+/// Longest AS path the wire carries (and most path signatures per route):
+/// the decoder refuses longer ones, so the engine never exports a path
+/// that would grow past it.
+pub const MAX_PATH_LEN: usize = 64;
+
+/// Most route-reflection cluster ids on one route, on the wire and when the
+/// engine reflects.
+pub const MAX_CLUSTER_LIST: usize = 32;
+
+/// Most ASNs in an aggregate's AS set, on the wire and when exported.
+pub const MAX_AS_SET: usize = 256;
+
 /// A value of an extra (not built-in) attribute.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum AttrValue {

@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use super::super::attrs::{DEFAULT_LOCAL_PREF, PathAttrs};
+use super::super::attrs::{
+    DEFAULT_LOCAL_PREF, MAX_AS_SET, MAX_CLUSTER_LIST, MAX_PATH_LEN, PathAttrs,
+};
 use super::super::community::Community;
 use super::super::decision::Learned;
 use super::super::ids::{Millis, NodeId};
@@ -33,6 +35,13 @@ pub enum NotExported {
     /// Marked only-to-customer, and the peer is our provider, a lateral
     /// peer or our route server (RFC 9234).
     OnlyToCustomer,
+    /// Our AS would make the path longer than the wire carries
+    /// ([`MAX_PATH_LEN`]), or an aggregate's AS set is larger than it
+    /// carries ([`MAX_AS_SET`]).
+    PathTooLong,
+    /// Reflecting would make the cluster list longer than the wire carries
+    /// ([`MAX_CLUSTER_LIST`]).
+    ClusterListTooLong,
     Policy,
     NoRoute,
 }
@@ -53,6 +62,12 @@ impl NotExported {
             NotExported::OnlyToCustomer => {
                 "marked only-to-customer, and the peer is our provider, a lateral peer or our route server"
             }
+            NotExported::PathTooLong => {
+                "the AS path (or AS set) would grow past the longest the wire carries"
+            }
+            NotExported::ClusterListTooLong => {
+                "the cluster list would grow past the longest the wire carries"
+            }
             NotExported::Policy => "rejected by export policy",
             NotExported::NoRoute => "no best path",
         }
@@ -69,6 +84,8 @@ impl NotExported {
             NotExported::PeerAsInPath => "peer-as-in-path",
             NotExported::SuppressedByAggregate => "suppressed-by-aggregate",
             NotExported::OnlyToCustomer => "only-to-customer",
+            NotExported::PathTooLong => "path-too-long",
+            NotExported::ClusterListTooLong => "cluster-list-too-long",
             NotExported::Policy => "policy",
             NotExported::NoRoute => "no-route",
         }
@@ -397,16 +414,28 @@ impl ExportCtx<'_> {
             if !reflector || !(from_client || to_client) {
                 return Err(NotExported::InternalToInternal);
             }
+            if reflector && a.cluster_list.len() >= MAX_CLUSTER_LIST {
+                return Err(NotExported::ClusterListTooLong);
+            }
         }
         if !info.internal && a.path_contains(info.asn) {
             return Err(NotExported::PeerAsInPath);
         }
+
         if info.local_role.is_some_and(|r| role::blocks_export(r, a)) {
             return Err(NotExported::OnlyToCustomer);
         }
         let mut attrs = best.attrs.clone();
         if !self.policy.export(info, prefix, &mut attrs) {
             return Err(NotExported::Policy);
+        }
+        // The path as it will leave (after the policy's prepends, and with
+        // our AS unless we are a transparent route server) must fit the
+        // wire: what does not encode would be lost with its whole UPDATE.
+        let ours = usize::from(!info.internal && !self.route_server_relay(best, t));
+        let as_set = attrs.aggregator.as_ref().map_or(0, |g| g.as_set.len());
+        if attrs.as_path.len() + ours > MAX_PATH_LEN || as_set > MAX_AS_SET {
+            return Err(NotExported::PathTooLong);
         }
         let modified = !Arc::ptr_eq(&attrs, &best.attrs);
         if modified {

@@ -492,6 +492,34 @@ fn route_reflector_reflects_client_routes_with_originator_and_cluster_list() {
 }
 
 #[test]
+fn a_reflector_does_not_grow_a_cluster_list_past_what_the_wire_carries() {
+    use crate::core::attrs::MAX_CLUSTER_LIST;
+    let mut c = cfg(65000, 10);
+    c.cluster_id = Some(ClusterId(1));
+    let mut rr = Engine::new(c);
+    for n in [11, 12] {
+        let client = passive(n, 65000).with_rr_client(true);
+        bring_up(&mut rr, T0, client, Asn(65000), caps(), 90);
+    }
+    let list = |n: usize| -> Vec<ClusterId> { (100..100 + n as u32).map(ClusterId).collect() };
+    let routes = vec![
+        route_with("fin/fits", |a| a.cluster_list = list(MAX_CLUSTER_LIST - 1)),
+        route_with("fin/full", |a| a.cluster_list = list(MAX_CLUSTER_LIST)),
+    ];
+    announce(&mut rr, T0, 11, routes);
+    let out: Vec<Prefix> = rr
+        .adj_rib_out(&id(12))
+        .into_iter()
+        .map(|r| r.prefix)
+        .collect();
+    assert_eq!(out, vec![p("fin/fits")], "one more id would not encode");
+    assert_eq!(
+        rr.export_decision(&p("fin/full"), &id(12)).err(),
+        Some(NotExported::ClusterListTooLong)
+    );
+}
+
+#[test]
 fn without_a_reflector_internal_routes_are_not_passed_between_internal_peers() {
     let mut net = SimNet::new(T0, 1);
     for n in [10, 11, 12] {

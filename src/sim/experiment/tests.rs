@@ -256,3 +256,61 @@ fn tombstones_leave_no_transient_loop_after_a_withdrawal() {
     assert_eq!(w.transient_loops, 0, "{w:?}");
     assert!(w.updates <= without.updates, "{w:?} vs {without:?}");
 }
+
+#[test]
+fn a_path_too_long_for_the_wire_is_withdrawn_instead_of_lost_with_its_update() {
+    // Regression: a node once exported a path one AS longer than the wire
+    // carries. The UPDATE did not encode and was dropped whole, so the
+    // next node kept the path it had before: a route to nowhere that
+    // outlived a withdrawal (classic BGP's path hunting on a 400-node
+    // Barabasi-Albert graph left 246 of them).
+    //
+    // O (0) reaches B (1) directly and over a chain of 63 nodes (3..=65);
+    // X (2) hangs off B. With the direct link gone, B's best path is 64
+    // ASes long, and one more would not fit.
+    use crate::core::attrs::MAX_PATH_LEN;
+    let chain = MAX_PATH_LEN - 1;
+    let mut edges = vec![(0, 1), (1, 2), (0, 3), (2 + chain, 1)];
+    edges.extend((3..2 + chain).map(|i| (i, i + 1)));
+    let t = Topology {
+        n: 3 + chain,
+        edges: edges
+            .into_iter()
+            .map(|(a, b)| Edge {
+                a,
+                b,
+                rel: Relation::Peer,
+            })
+            .collect(),
+    };
+    let mut net = SimNet::new(T0, 5).with_frames(Limits::default());
+    t.build_policy(&mut net, false, |c| c);
+    net.run_for(5_000);
+    let [o, b, x] = [0, 1, 2].map(|i| Topology::node(i).0);
+    let prefix = event_prefix();
+    net.inject(o, Event::Originate(route(prefix.clone(), 0)));
+    net.run_for(5_000);
+    let best = |net: &SimNet, n: &NodeId| net.engine(n).and_then(|e| e.best(&prefix));
+    assert_eq!(best(&net, &x).map(|r| r.attrs.as_path.len()), Some(2));
+
+    net.unlink(o, b);
+    net.run_for(5_000);
+    let at_b = best(&net, &b).map(|r| r.attrs.as_path.len());
+    assert_eq!(at_b, Some(MAX_PATH_LEN), "B falls back on the chain");
+    assert_eq!(
+        best(&net, &x),
+        None,
+        "X is told, not left with the old path"
+    );
+    assert!(
+        !net.engine(&b).is_some_and(|e| e.advertised_to(&x, &prefix)),
+        "B holds nothing as advertised to X"
+    );
+    let why = net
+        .engine_mut(&b)
+        .map(|e| e.export_decision(&prefix, &x).err());
+    assert_eq!(
+        why,
+        Some(Some(crate::core::engine::NotExported::PathTooLong))
+    );
+}
