@@ -2,7 +2,8 @@
 # The simulator's benchmarks (issue 14, docs/benchmarks.md "Issue 14"):
 # agent-bgp against classic BGP on internet-like hierarchies of 300 to
 # 10,000 nodes (100 originating stubs; announcement, withdrawal and link
-# failure of one more), the unreachable signal and tombstones on and off, the 1,000-node
+# failure of one more), the unreachable signal and tombstones on and off, the
+# same events on dense Barabasi-Albert graphs, the 1,000-node
 # Barabasi-Albert run where every node originates, and the memory of
 # 1,000 nodes x 10,000 prefixes. JSON in target/sim/, plots in docs/.
 # About 5 minutes on 2 cores. Run by scripts/bench.sh; alone:
@@ -35,6 +36,12 @@ $abgp sim --nodes 1000 --origins 100 --events all --latency-ms 20 --jitter-ms 10
 # Nine flaps: RFC 7196's thresholds hold a path back after seven in a row.
 $abgp sim --nodes 1000 --origins 100 --events flap --flaps 9 --protocol agent-bgp --json >"$out/flap-1000.json"
 $abgp sim --nodes 1000 --origins 100 --events flap --flaps 9 --damping --protocol agent-bgp --json >"$out/flap-damped-1000.json"
+
+echo "==> Barabasi-Albert (dense, open policies), 400 and 1,000 nodes, both protocols"
+for n in 400 1000; do
+  $abgp sim --topology ba --nodes "$n" --origins 100 --events announce,withdraw,link-down \
+    --json >"$out/ba-$n-events.json"
+done
 
 echo "==> Barabasi-Albert, 1,000 nodes, every node originates (frames, then values)"
 $abgp sim --topology ba --nodes 1000 --origins 1000 --events none --protocol agent-bgp --json >"$out/ba-1000.json"
