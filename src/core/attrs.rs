@@ -29,6 +29,13 @@ pub const MAX_CLUSTER_LIST: usize = 32;
 /// Most ASNs in an aggregate's AS set, on the wire and when exported.
 pub const MAX_AS_SET: usize = 256;
 
+/// Most communities on one route, on the wire and when exported (import
+/// and export policy may add some).
+pub const MAX_COMMUNITIES: usize = 256;
+
+/// Most extra attributes on one route, on the wire and when exported.
+pub const MAX_EXTRA_ATTRS: usize = 32;
+
 /// A value of an extra (not built-in) attribute.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum AttrValue {

@@ -60,11 +60,11 @@ impl Default for Limits {
             max_attr_sets: 4096,
             max_certs: 1024,
             max_path_len: crate::core::attrs::MAX_PATH_LEN,
-            max_communities: 256,
+            max_communities: crate::core::attrs::MAX_COMMUNITIES,
             max_capabilities: 128,
             max_cluster_list: crate::core::attrs::MAX_CLUSTER_LIST,
             max_as_set: crate::core::attrs::MAX_AS_SET,
-            max_extra_attrs: 32,
+            max_extra_attrs: crate::core::attrs::MAX_EXTRA_ATTRS,
             max_extra_bytes: 4096,
             max_text: 1024,
         }

@@ -6,7 +6,8 @@
 use std::sync::Arc;
 
 use super::super::attrs::{
-    DEFAULT_LOCAL_PREF, MAX_AS_SET, MAX_CLUSTER_LIST, MAX_PATH_LEN, PathAttrs,
+    DEFAULT_LOCAL_PREF, MAX_AS_SET, MAX_CLUSTER_LIST, MAX_COMMUNITIES, MAX_EXTRA_ATTRS,
+    MAX_PATH_LEN, PathAttrs,
 };
 use super::super::community::Community;
 use super::super::decision::Learned;
@@ -42,6 +43,9 @@ pub enum NotExported {
     /// Reflecting would make the cluster list longer than the wire carries
     /// ([`MAX_CLUSTER_LIST`]).
     ClusterListTooLong,
+    /// Policy left more communities or extra attributes on the route than
+    /// the wire carries ([`MAX_COMMUNITIES`], [`MAX_EXTRA_ATTRS`]).
+    TooManyAttributes,
     Policy,
     NoRoute,
 }
@@ -68,6 +72,9 @@ impl NotExported {
             NotExported::ClusterListTooLong => {
                 "the cluster list would grow past the longest the wire carries"
             }
+            NotExported::TooManyAttributes => {
+                "more communities or extra attributes than the wire carries"
+            }
             NotExported::Policy => "rejected by export policy",
             NotExported::NoRoute => "no best path",
         }
@@ -86,6 +93,7 @@ impl NotExported {
             NotExported::OnlyToCustomer => "only-to-customer",
             NotExported::PathTooLong => "path-too-long",
             NotExported::ClusterListTooLong => "cluster-list-too-long",
+            NotExported::TooManyAttributes => "too-many-attributes",
             NotExported::Policy => "policy",
             NotExported::NoRoute => "no-route",
         }
@@ -382,7 +390,23 @@ struct ExportCtx<'a> {
 }
 
 impl ExportCtx<'_> {
+    /// The route as it would go to `t`, or why it does not. What leaves
+    /// must fit the wire's bounds: an UPDATE that does not encode is lost
+    /// whole, with the other routes in it, and the peer keeps what it had.
     fn route_for(
+        &self,
+        prefix: &Prefix,
+        best: &Candidate,
+        t: &Target,
+        interner: &mut super::super::attrs::AttrInterner,
+        cache: &mut ExportCache,
+    ) -> Result<(Arc<PathAttrs>, Option<Arc<RouteProof>>), NotExported> {
+        let (attrs, proof) = self.shaped(prefix, best, t, interner, cache)?;
+        fits_wire(&attrs)?;
+        Ok((attrs, proof))
+    }
+
+    fn shaped(
         &self,
         prefix: &Prefix,
         best: &Candidate,
@@ -414,9 +438,6 @@ impl ExportCtx<'_> {
             if !reflector || !(from_client || to_client) {
                 return Err(NotExported::InternalToInternal);
             }
-            if reflector && a.cluster_list.len() >= MAX_CLUSTER_LIST {
-                return Err(NotExported::ClusterListTooLong);
-            }
         }
         if !info.internal && a.path_contains(info.asn) {
             return Err(NotExported::PeerAsInPath);
@@ -428,14 +449,6 @@ impl ExportCtx<'_> {
         let mut attrs = best.attrs.clone();
         if !self.policy.export(info, prefix, &mut attrs) {
             return Err(NotExported::Policy);
-        }
-        // The path as it will leave (after the policy's prepends, and with
-        // our AS unless we are a transparent route server) must fit the
-        // wire: what does not encode would be lost with its whole UPDATE.
-        let ours = usize::from(!info.internal && !self.route_server_relay(best, t));
-        let as_set = attrs.aggregator.as_ref().map_or(0, |g| g.as_set.len());
-        if attrs.as_path.len() + ours > MAX_PATH_LEN || as_set > MAX_AS_SET {
-            return Err(NotExported::PathTooLong);
         }
         let modified = !Arc::ptr_eq(&attrs, &best.attrs);
         if modified {
@@ -493,6 +506,23 @@ impl ExportCtx<'_> {
         };
         Ok((out, best.proof.clone()))
     }
+}
+
+/// The wire's bounds on what our own steps can grow: the AS path (our
+/// prepends and the policy's), an aggregate's AS set, the cluster list (a
+/// reflector's id), and the communities and extra attributes policy adds.
+fn fits_wire(a: &PathAttrs) -> Result<(), NotExported> {
+    let as_set = a.aggregator.as_ref().map_or(0, |g| g.as_set.len());
+    if a.as_path.len() > MAX_PATH_LEN || as_set > MAX_AS_SET {
+        return Err(NotExported::PathTooLong);
+    }
+    if a.cluster_list.len() > MAX_CLUSTER_LIST {
+        return Err(NotExported::ClusterListTooLong);
+    }
+    if a.communities.len() > MAX_COMMUNITIES || a.extra.len() > MAX_EXTRA_ATTRS {
+        return Err(NotExported::TooManyAttributes);
+    }
+    Ok(())
 }
 
 impl ExportCtx<'_> {

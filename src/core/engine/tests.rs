@@ -519,6 +519,51 @@ fn a_reflector_does_not_grow_a_cluster_list_past_what_the_wire_carries() {
     );
 }
 
+/// Accepts everything and tags what it exports with one community.
+#[derive(Debug)]
+struct TagOnExport;
+
+impl RoutePolicy for TagOnExport {
+    fn import(&self, _: &PeerInfo, _: &Prefix, _: &mut Arc<PathAttrs>) -> bool {
+        true
+    }
+    fn export(&self, _: &PeerInfo, _: &Prefix, attrs: &mut Arc<PathAttrs>) -> bool {
+        Arc::make_mut(attrs).add_community(Community::standard(65001, 7));
+        true
+    }
+}
+
+#[test]
+fn a_peer_filling_the_communities_cannot_make_our_update_unencodable() {
+    // A stranger sends routes with as many communities as the wire
+    // carries; our export policy adds one. Such a route is not exported
+    // (and the rest of the UPDATE still goes) instead of failing to encode.
+    use crate::core::attrs::MAX_COMMUNITIES;
+    let mut e = Engine::new(cfg(65001, 1)).with_policy(Arc::new(TagOnExport));
+    bring_up(&mut e, T0, passive(2, 65002), Asn(65002), caps(), 90);
+    bring_up(&mut e, T0, passive(3, 65003), Asn(65003), caps(), 90);
+    let full = (0..MAX_COMMUNITIES as u16).map(|i| Community::standard(65002, i));
+    let routes = vec![
+        route_with("a/full", |a| {
+            a.as_path = vec![Asn(65002)];
+            a.communities = full.collect();
+        }),
+        route_with("a/plain", |a| a.as_path = vec![Asn(65002)]),
+    ];
+    announce(&mut e, T0, 2, routes);
+    assert!(e.best(&p("a/full")).is_some(), "accepted here");
+    let out: Vec<Prefix> = e
+        .adj_rib_out(&id(3))
+        .into_iter()
+        .map(|r| r.prefix)
+        .collect();
+    assert_eq!(out, vec![p("a/plain")]);
+    assert_eq!(
+        e.export_decision(&p("a/full"), &id(3)).err(),
+        Some(NotExported::TooManyAttributes)
+    );
+}
+
 #[test]
 fn without_a_reflector_internal_routes_are_not_passed_between_internal_peers() {
     let mut net = SimNet::new(T0, 1);
