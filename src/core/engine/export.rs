@@ -401,19 +401,6 @@ impl ExportCtx<'_> {
         interner: &mut super::super::attrs::AttrInterner,
         cache: &mut ExportCache,
     ) -> Result<(Arc<PathAttrs>, Option<Arc<RouteProof>>), NotExported> {
-        let (attrs, proof) = self.shaped(prefix, best, t, interner, cache)?;
-        fits_wire(&attrs)?;
-        Ok((attrs, proof))
-    }
-
-    fn shaped(
-        &self,
-        prefix: &Prefix,
-        best: &Candidate,
-        t: &Target,
-        interner: &mut super::super::attrs::AttrInterner,
-        cache: &mut ExportCache,
-    ) -> Result<(Arc<PathAttrs>, Option<Arc<RouteProof>>), NotExported> {
         let info = &t.info;
         if best.peer == t.idx {
             return Err(NotExported::LearnedFromPeer);
@@ -466,7 +453,7 @@ impl ExportCtx<'_> {
             m.extra.retain(|_, x| x.transitive);
             m.next_hop = self.source.map(|(n, _)| n);
             let out = self.otc_mark(info, interner.intern(attrs), interner);
-            return Ok((out, best.proof.clone()));
+            return leaving(out, best);
         }
         if attrs.next_hop.is_some() {
             // A route server's next hop is for us alone: calls from our
@@ -504,8 +491,17 @@ impl ExportCtx<'_> {
         } else {
             attrs
         };
-        Ok((out, best.proof.clone()))
+        leaving(out, best)
     }
+}
+
+/// The route that leaves with `attrs`, if they fit the wire.
+fn leaving(
+    attrs: Arc<PathAttrs>,
+    best: &Candidate,
+) -> Result<(Arc<PathAttrs>, Option<Arc<RouteProof>>), NotExported> {
+    fits_wire(&attrs)?;
+    Ok((attrs, best.proof.clone()))
 }
 
 /// The wire's bounds on what our own steps can grow: the AS path (our
