@@ -9,7 +9,7 @@ use crate::core::ids::AgentId;
 use crate::core::message::{ErrorCode, Update, subcode};
 use crate::sim::SimNet;
 
-const T0: Millis = Millis(1_700_000_000_000);
+pub(super) const T0: Millis = Millis(1_700_000_000_000);
 
 pub(super) fn id(n: u64) -> NodeId {
     NodeId::from_u64(n)
@@ -912,7 +912,7 @@ mod history {
 
 /// Brings up a session with `node` (passive, in `asn`) whose OPEN offers
 /// `caps` and `hold` seconds, on an engine driven directly.
-fn bring_up(
+pub(super) fn bring_up(
     e: &mut Engine,
     now: Millis,
     pc: PeerConfig,
@@ -944,6 +944,48 @@ fn bring_up(
     out
 }
 
+/// An engine with `cfg` and an accept-all policy, every peer in `peers`
+/// (node, ASN) established; each peer's OPEN offers our capabilities as
+/// `offer` changes them.
+pub(super) fn engine_with_peers(
+    cfg: EngineConfig,
+    peers: &[(u64, u32)],
+    offer: impl Fn(&mut Capabilities),
+) -> Engine {
+    let mut e = Engine::new(cfg).with_policy(Arc::new(AcceptAll));
+    for &(node, asn) in peers {
+        let mut caps = e.config().capabilities.clone();
+        offer(&mut caps);
+        bring_up(&mut e, T0, passive(node, asn), Asn(asn), caps, 90);
+    }
+    e
+}
+
+/// `u` from peer `from`, handled at `at`.
+pub(super) fn update_from(e: &mut Engine, at: Millis, from: u64, u: Update) -> Vec<Action> {
+    e.handle(
+        at,
+        Event::Message {
+            peer: id(from),
+            msg: Message::Update(u),
+        },
+    )
+}
+
+/// An UPDATE announcing `r` alone.
+pub(super) fn announcing(r: Route) -> Update {
+    Update {
+        announce: vec![r],
+        ..Default::default()
+    }
+}
+
+/// The AS path of the best route for `prefix`, as numbers.
+pub(super) fn best_path_of(e: &Engine, prefix: &Prefix) -> Option<Vec<u32>> {
+    e.best(prefix)
+        .map(|r| r.attrs.as_path.iter().map(|a| a.0).collect())
+}
+
 fn caps() -> Capabilities {
     Capabilities {
         unreachable: Default::default(),
@@ -956,7 +998,7 @@ fn caps() -> Capabilities {
     }
 }
 
-fn passive(n: u64, asn: u32) -> PeerConfig {
+pub(super) fn passive(n: u64, asn: u32) -> PeerConfig {
     PeerConfig::new(id(n)).with_asn(Asn(asn)).with_passive(true)
 }
 

@@ -5,17 +5,13 @@
 
 use std::sync::Arc;
 
+use super::tests::{T0, announcing, best_path_of, engine_with_peers, id, update_from};
 use super::*;
 use crate::core::ids::AgentId;
-use crate::core::message::{Open, Update};
+use crate::core::message::Update;
 use crate::core::proof::{AsnCert, Signature, Tombstone};
 
-const T0: Millis = Millis(1_700_000_000_000);
 const ORIGIN: u32 = 65009;
-
-fn id(i: u64) -> NodeId {
-    NodeId::from_u64(i)
-}
 
 fn p() -> Prefix {
     Prefix::new("svc/tool").unwrap()
@@ -56,64 +52,13 @@ fn tomb(asn: u32, ended: u64, expires: Millis) -> Arc<Tombstone> {
 /// Z (4, AS 65004), established; tombstones offered when `on`.
 fn engine(on: bool) -> Engine {
     let cfg = EngineConfig::new(Asn(65000), id(1)).with_tombstones(on);
-    let mut e = Engine::new(cfg).with_policy(Arc::new(AcceptAll));
-    for (node, asn) in [(2, 65002), (3, 65003), (4, 65004)] {
-        let mut pc = PeerConfig::new(id(node))
-            .with_asn(Asn(asn))
-            .with_passive(true);
-        pc.auto_start = true;
-        e.handle(T0, Event::AddPeer(pc));
-        e.handle(
-            T0,
-            Event::Connected {
-                peer: id(node),
-                outbound: false,
-            },
-        );
-        let mut caps = e.config().capabilities.clone();
-        caps.tombstones = true;
-        let open = Open {
-            version: crate::core::message::PROTOCOL_VERSION,
-            asn: Asn(asn),
-            node: id(node),
-            hold_time: 90,
-            capabilities: caps,
-            federation: e.config().federation.clone(),
-            cert: None,
-        };
-        for msg in [Message::Open(open), Message::Keepalive] {
-            e.handle(
-                T0,
-                Event::Message {
-                    peer: id(node),
-                    msg,
-                },
-            );
-        }
-    }
-    e
-}
-
-fn update(e: &mut Engine, at: Millis, from: u64, u: Update) -> Vec<Action> {
-    e.handle(
-        at,
-        Event::Message {
-            peer: id(from),
-            msg: Message::Update(u),
-        },
-    )
-}
-
-fn announce(r: Route) -> Update {
-    Update {
-        announce: vec![r],
-        ..Default::default()
-    }
+    engine_with_peers(cfg, &[(2, 65002), (3, 65003), (4, 65004)], |c| {
+        c.tombstones = true
+    })
 }
 
 fn best_path(e: &Engine) -> Option<Vec<u32>> {
-    e.best(&p())
-        .map(|r| r.attrs.as_path.iter().map(|a| a.0).collect())
+    best_path_of(e, &p())
 }
 
 /// The tombstones sent to each peer in `out`.
@@ -133,10 +78,10 @@ fn sent(out: &[Action]) -> Vec<(NodeId, usize, bool)> {
 /// X has [65002, ORIGIN] and Y [65003, ORIGIN], both of origin time 100;
 /// X withdraws with the origin's tombstone.
 fn tombstoned(e: &mut Engine, t: Arc<Tombstone>) -> Vec<Action> {
-    update(e, T0, 2, announce(path(&[65002, ORIGIN], 100)));
-    update(e, T0, 3, announce(path(&[65003, ORIGIN], 100)));
+    update_from(e, T0, 2, announcing(path(&[65002, ORIGIN], 100)));
+    update_from(e, T0, 3, announcing(path(&[65003, ORIGIN], 100)));
     assert!(best_path(e).is_some());
-    update(
+    update_from(
         e,
         T0,
         2,
@@ -169,9 +114,9 @@ fn every_path_of_the_ended_origination_is_dropped_and_refused_later() {
     to.sort();
     assert_eq!(to, vec![(id(3), 1, true), (id(4), 1, true)]);
     // The same origination arriving later is refused; a newer one is used.
-    update(&mut e, T0, 4, announce(path(&[65004, ORIGIN], 100)));
+    update_from(&mut e, T0, 4, announcing(path(&[65004, ORIGIN], 100)));
     assert_eq!(best_path(&e), None);
-    update(&mut e, T0, 4, announce(path(&[65004, ORIGIN], 101)));
+    update_from(&mut e, T0, 4, announcing(path(&[65004, ORIGIN], 101)));
     assert_eq!(best_path(&e), Some(vec![65004, ORIGIN]));
 }
 
@@ -181,10 +126,10 @@ fn a_duplicate_or_an_old_replay_is_not_applied_or_relayed_again() {
     let t = tomb(ORIGIN, 100, T0.saturating_add_ms(60_000));
     tombstoned(&mut e, t.clone());
     // The origin comes back (origin time 200) through Z.
-    update(&mut e, T0, 4, announce(path(&[65004, ORIGIN], 200)));
+    update_from(&mut e, T0, 4, announcing(path(&[65004, ORIGIN], 200)));
     assert_eq!(best_path(&e), Some(vec![65004, ORIGIN]));
     // The old tombstone again (a duplicate from Y, a replay): nothing.
-    let out = update(
+    let out = update_from(
         &mut e,
         T0,
         3,
@@ -201,7 +146,7 @@ fn a_duplicate_or_an_old_replay_is_not_applied_or_relayed_again() {
         "the newer origination lives"
     );
     // One ending the newer origination is new.
-    update(
+    update_from(
         &mut e,
         T0,
         3,
@@ -258,7 +203,7 @@ fn a_tombstone_expires_capped_and_its_paths_compete_again() {
 fn a_tombstone_for_a_prefix_not_held_is_not_kept() {
     let mut e = engine(true);
     for i in 0..1_000 {
-        update(
+        update_from(
             &mut e,
             T0,
             2,
@@ -327,8 +272,8 @@ fn at_the_cap_the_soonest_to_expire_is_evicted_and_its_paths_released() {
         )
     };
     for i in 0..3u32 {
-        update(&mut e, T0, 2, announce(on(i, 65002)));
-        update(&mut e, T0, 3, announce(on(i, 65003)));
+        update_from(&mut e, T0, 2, announcing(on(i, 65002)));
+        update_from(&mut e, T0, 3, announcing(on(i, 65003)));
         let mut t = (*tomb(
             ORIGIN,
             100,
@@ -336,7 +281,7 @@ fn at_the_cap_the_soonest_to_expire_is_evicted_and_its_paths_released() {
         ))
         .clone();
         t.prefix = px(i);
-        update(
+        update_from(
             &mut e,
             T0,
             2,

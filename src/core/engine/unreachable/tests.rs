@@ -5,16 +5,11 @@
 
 use std::sync::Arc;
 
+use super::tests::{T0, announcing, best_path_of, engine_with_peers, id, update_from};
 use super::unreachable::CLAIM_TTL_MS;
 use super::*;
 use crate::core::ids::AgentId;
-use crate::core::message::{Open, Update};
-
-const T0: Millis = Millis(1_700_000_000_000);
-
-fn id(i: u64) -> NodeId {
-    NodeId::from_u64(i)
-}
+use crate::core::message::Update;
 
 fn p() -> Prefix {
     Prefix::new("svc/tool").unwrap()
@@ -36,73 +31,20 @@ fn path(asns: &[u32]) -> Route {
 fn engine(signal: bool) -> Engine {
     let mut cfg = EngineConfig::new(Asn(65000), id(1));
     cfg.capabilities.unreachable = signal;
-    let mut e = Engine::new(cfg).with_policy(Arc::new(AcceptAll));
-    for (node, asn) in [(2, 65002), (3, 65003)] {
-        let mut pc = PeerConfig::new(id(node))
-            .with_asn(Asn(asn))
-            .with_passive(true);
-        pc.auto_start = true;
-        e.handle(T0, Event::AddPeer(pc));
-        e.handle(
-            T0,
-            Event::Connected {
-                peer: id(node),
-                outbound: false,
-            },
-        );
-        let mut caps = e.config().capabilities.clone();
-        caps.unreachable = true;
-        let open = Open {
-            version: crate::core::message::PROTOCOL_VERSION,
-            asn: Asn(asn),
-            node: id(node),
-            hold_time: 90,
-            capabilities: caps,
-            federation: e.config().federation.clone(),
-            cert: None,
-        };
-        for msg in [Message::Open(open), Message::Keepalive] {
-            e.handle(
-                T0,
-                Event::Message {
-                    peer: id(node),
-                    msg,
-                },
-            );
-        }
-    }
-    e
-}
-
-fn update(e: &mut Engine, at: Millis, from: u64, u: Update) -> Vec<Action> {
-    e.handle(
-        at,
-        Event::Message {
-            peer: id(from),
-            msg: Message::Update(u),
-        },
-    )
-}
-
-fn announce(r: Route) -> Update {
-    Update {
-        announce: vec![r],
-        ..Default::default()
-    }
+    engine_with_peers(cfg, &[(2, 65002), (3, 65003)], |c| c.unreachable = true)
 }
 
 fn best_path(e: &Engine) -> Option<Vec<u32>> {
-    e.best(&p())
-        .map(|r| r.attrs.as_path.iter().map(|a| a.0).collect())
+    best_path_of(e, &p())
 }
 
 /// X has [65002, 65009]; Y has the longer [65003, 65002, 65009] through
 /// X's AS. X withdraws, saying it has no route.
 fn withdrawn_with_the_signal(e: &mut Engine) {
-    update(e, T0, 2, announce(path(&[65002, 65009])));
-    update(e, T0, 3, announce(path(&[65003, 65002, 65009])));
+    update_from(e, T0, 2, announcing(path(&[65002, 65009])));
+    update_from(e, T0, 3, announcing(path(&[65003, 65002, 65009])));
     assert_eq!(best_path(e), Some(vec![65002, 65009]));
-    update(
+    update_from(
         e,
         T0,
         2,
@@ -123,10 +65,10 @@ fn a_path_through_an_as_that_has_no_route_is_not_explored() {
     // A path through X's AS that arrives later is stale too; one that
     // avoids it is used.
     let mut later = path(&[65003, 65007, 65002, 65009]);
-    update(&mut e, T0, 3, announce(later.clone()));
+    update_from(&mut e, T0, 3, announcing(later.clone()));
     assert_eq!(best_path(&e), None);
     later = path(&[65003, 65008, 65009]);
-    update(&mut e, T0, 3, announce(later));
+    update_from(&mut e, T0, 3, announcing(later));
     assert_eq!(best_path(&e), Some(vec![65003, 65008, 65009]));
 }
 
@@ -136,7 +78,7 @@ fn the_claim_ends_when_the_as_announces_again_or_expires() {
     withdrawn_with_the_signal(&mut e);
     assert_eq!(best_path(&e), None);
     // X announces the prefix again: Y's path competes again (and loses).
-    update(&mut e, T0, 2, announce(path(&[65002, 65010, 65009])));
+    update_from(&mut e, T0, 2, announcing(path(&[65002, 65010, 65009])));
     assert_eq!(best_path(&e), Some(vec![65002, 65010, 65009]));
 
     let mut e = engine(true);
@@ -164,7 +106,7 @@ fn without_the_capability_the_signal_is_ignored_and_not_sent() {
     );
     assert_eq!(e.stats().unreachable_in, 0);
     // Y withdraws too; we have nothing left, but do not say so.
-    let out = update(
+    let out = update_from(
         &mut e,
         T0,
         3,
@@ -184,9 +126,9 @@ fn without_the_capability_the_signal_is_ignored_and_not_sent() {
 fn a_node_left_without_a_route_says_so_to_the_peers_it_had_told() {
     let mut e = engine(true);
     // Only X's path: we advertise it to Y.
-    let out = update(&mut e, T0, 2, announce(path(&[65002, 65009])));
+    let out = update_from(&mut e, T0, 2, announcing(path(&[65002, 65009])));
     assert!(out.iter().any(|a| matches!(a, Action::Send(peer, Message::Update(u)) if *peer == id(3) && !u.announce.is_empty())));
-    let out = update(
+    let out = update_from(
         &mut e,
         T0,
         2,
@@ -212,7 +154,7 @@ fn a_node_left_without_a_route_says_so_to_the_peers_it_had_told() {
 fn claims_about_prefixes_we_do_not_hold_are_not_kept() {
     let mut e = engine(true);
     for i in 0..1_000 {
-        update(
+        update_from(
             &mut e,
             T0,
             2,
@@ -224,7 +166,7 @@ fn claims_about_prefixes_we_do_not_hold_are_not_kept() {
     }
     assert_eq!(e.stats().unreachable_in, 0, "nothing held, nothing kept");
     // Nor do they touch what comes later.
-    update(&mut e, T0, 3, announce(path(&[65003, 65002, 65009])));
+    update_from(&mut e, T0, 3, announcing(path(&[65003, 65002, 65009])));
     assert_eq!(best_path(&e), Some(vec![65003, 65002, 65009]));
 }
 
@@ -235,7 +177,7 @@ fn renewed_and_repeated_claims_do_not_grow_the_expiry_queue() {
     assert_eq!(e.claims.queued(), 1);
     // X says it again and again: the one claim is renewed in place.
     for i in 0..1_000 {
-        update(
+        update_from(
             &mut e,
             T0.saturating_add_ms(i),
             2,
@@ -256,8 +198,8 @@ fn renewed_and_repeated_claims_do_not_grow_the_expiry_queue() {
     let mut e = engine(true);
     withdrawn_with_the_signal(&mut e);
     for _ in 0..1_000 {
-        update(&mut e, T0, 2, announce(path(&[65002, 65009])));
-        update(
+        update_from(&mut e, T0, 2, announcing(path(&[65002, 65009])));
+        update_from(
             &mut e,
             T0,
             2,
