@@ -726,3 +726,58 @@ fn the_unreachable_signal_rides_with_its_withdrawals_when_split() {
     }
     assert_eq!(seen, unreachable);
 }
+
+#[test]
+fn a_route_that_does_not_encode_goes_as_a_withdrawal_and_the_rest_still_goes() {
+    use agent_bgp::wire::encode_update_frames_or_withdraw;
+    let route = |name: &str, path_len: usize| {
+        Route::new(
+            Prefix::new(name).unwrap(),
+            Arc::new(PathAttrs {
+                agent: AgentId::new("a"),
+                as_path: (0..path_len as u32).map(|i| Asn(64_512 + i)).collect(),
+                ..Default::default()
+            }),
+        )
+    };
+    let gone = RouteKey::new(Prefix::new("tools/gone").unwrap());
+    let u = Update {
+        announce: vec![
+            route("tools/fine", 3),
+            route("tools/too-long", 65),
+            route("tools/also-fine", 64),
+        ],
+        withdraw: vec![gone.clone()],
+        ..Default::default()
+    };
+    let l = Limits::default();
+    assert!(
+        encode_update_frames(&u, &l).is_err(),
+        "whole, it does not encode"
+    );
+    let (frames, sent, withdrawn) = encode_update_frames_or_withdraw(u, &l).unwrap();
+    let too_long = RouteKey::new(Prefix::new("tools/too-long").unwrap());
+    assert_eq!(withdrawn, vec![too_long.clone()]);
+    let mut announced = Vec::new();
+    let mut withdrew = Vec::new();
+    for f in &frames {
+        let Frame::Routing(Message::Update(p)) = decode(f, &l).unwrap() else {
+            panic!("an UPDATE")
+        };
+        announced.extend(p.announce.into_iter().map(|r| r.prefix.to_string()));
+        withdrew.extend(p.withdraw);
+    }
+    assert_eq!(announced, ["tools/fine", "tools/also-fine"]);
+    assert_eq!(withdrew, [gone, too_long]);
+    assert_eq!(
+        sent.announce.len(),
+        2,
+        "what the frames carry, for acknowledgements"
+    );
+    // Nothing to rescue: an error, not an empty UPDATE.
+    let bad = Update {
+        end_of_rib: true,
+        ..Default::default()
+    };
+    assert!(encode_update_frames_or_withdraw(bad, &l.with_max_frame_bytes(1)).is_err());
+}

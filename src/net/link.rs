@@ -189,8 +189,18 @@ impl Link {
         };
         match msg {
             Message::Update(u) => {
-                let frames = wire::encode_update_frames(&u, limits)
+                let (frames, u, withdrawn) = wire::encode_update_frames_or_withdraw(u, limits)
                     .map_err(|e| format!("UPDATE does not encode: {e}"))?;
+                if let Some(first) = withdrawn.first() {
+                    // Our bug, not the peer's: the engine keeps to the
+                    // wire's bounds. The peer is told to drop these paths
+                    // rather than keep old ones.
+                    tracing::error!(
+                        routes = withdrawn.len(),
+                        first = %first.prefix,
+                        "routes that do not encode are sent as withdrawals"
+                    );
+                }
                 // Each frame is a valid UPDATE on its own; count what each
                 // carries so acknowledgements can be attributed.
                 let infos = split_info(&u, frames.len(), limits);
@@ -351,6 +361,37 @@ mod tests {
         assert!(!info.resendable);
         l.set_inflight(fake_id(), info, bytes.into());
         assert_eq!(l.inflight_frame(), None);
+    }
+
+    #[test]
+    fn a_route_that_does_not_encode_is_withdrawn_and_the_rest_is_sent() {
+        let limits = Limits::default();
+        let mut l = Link::default();
+        let mut long = route("t/long", 0);
+        Arc::make_mut(&mut long.attrs).as_path = (0..65).map(crate::core::ids::Asn).collect();
+        let u = Update {
+            announce: vec![route("t/a", 0), long, route("t/b", 0)],
+            ..Default::default()
+        };
+        l.enqueue(Message::Update(u), 8).unwrap();
+        let (mut announced, mut withdrawn) = (Vec::new(), Vec::new());
+        let mut counted = (0, 0);
+        while let Some((bytes, info)) = l.next_frame(&limits).unwrap() {
+            counted = (counted.0 + info.announced, counted.1 + info.withdrawn);
+            let Ok(crate::wire::Frame::Routing(Message::Update(sent))) =
+                crate::wire::decode(&bytes, &limits)
+            else {
+                panic!("an UPDATE");
+            };
+            announced.extend(sent.announce.into_iter().map(|r| r.key()));
+            withdrawn.extend(sent.withdraw);
+            let id = fake_id();
+            l.set_inflight(id, info, bytes.into());
+            assert!(l.on_ack(id));
+        }
+        assert_eq!(announced, vec![key("t/a"), key("t/b")]);
+        assert_eq!(withdrawn, vec![key("t/long")]);
+        assert_eq!(counted, (2, 1), "acknowledgements count what was sent");
     }
 
     #[test]

@@ -556,14 +556,21 @@ impl SimNet {
         let frames = match &self.frames {
             None => None,
             Some(limits) => {
+                // As the node's link does: a route that does not encode goes
+                // as a withdrawal; a message that does not encode at all is
+                // dropped (and logged). Either is the engine's bug.
                 let encoded = match &msg {
-                    Message::Update(u) => wire::encode_update_frames(u, limits),
+                    Message::Update(u) => wire::encode_update_frames(u, limits).or_else(|_| {
+                        let (frames, _, withdrawn) =
+                            wire::encode_update_frames_or_withdraw(u.clone(), limits)?;
+                        debug_assert!(false, "routes do not encode: {withdrawn:?}");
+                        Ok(frames)
+                    }),
                     m => wire::encode_message(m, limits).map(|b| vec![b]),
                 };
                 match encoded {
                     Ok(f) => Some(f),
                     Err(e) => {
-                        // The node drops (and logs) what it cannot encode.
                         debug_assert!(false, "{} does not encode: {e}", msg.kind());
                         return;
                     }

@@ -33,6 +33,7 @@ use std::fmt;
 use ciborium::Value;
 
 use crate::core::message::{Message, Update};
+use crate::core::route::RouteKey;
 pub use call::CallMessage;
 use cbor::{Fields, MapBuilder, uint};
 pub use error::{Bound, CborError, DecodeError, EncodeError, FieldError, FieldErrorKind};
@@ -317,6 +318,42 @@ fn tombstones_of(
 
 /// Encodes `u`, halving it until each half fits in a frame. Parts hold
 /// either announcements or withdrawals, never both.
+/// [`encode_update_frames`], keeping what encodes when a route does not:
+/// each announcement that cannot be encoded on its own goes as a
+/// withdrawal of its key instead, so the peer drops the path it had for
+/// that key rather than keep it, and the rest of the UPDATE still goes.
+/// Returns the frames, the UPDATE they carry, and the keys so withdrawn
+/// (the engine checks the wire's bounds before it exports, so any is a
+/// bug to log). An error only when the rest does not encode either.
+pub fn encode_update_frames_or_withdraw(
+    u: Update,
+    limits: &Limits,
+) -> Result<(Vec<Vec<u8>>, Update, Vec<RouteKey>), EncodeError> {
+    let first = match encode_update_frames(&u, limits) {
+        Ok(frames) => return Ok((frames, u, Vec::new())),
+        Err(e) => e,
+    };
+    let mut u = u;
+    let mut withdrawn = Vec::new();
+    u.announce.retain(|r| {
+        let alone = Update {
+            announce: vec![r.clone()],
+            ..Update::default()
+        };
+        let fits = encode_update_frame(&alone, limits).is_ok();
+        if !fits {
+            withdrawn.push(r.key());
+        }
+        fits
+    });
+    if withdrawn.is_empty() {
+        return Err(first);
+    }
+    u.withdraw.extend(withdrawn.iter().cloned());
+    let frames = encode_update_frames(&u, limits)?;
+    Ok((frames, u, withdrawn))
+}
+
 fn encode_split(mut u: Update, limits: &Limits, out: &mut Vec<Vec<u8>>) -> Result<(), EncodeError> {
     match encode_update_frame(&u, limits) {
         Ok(b) => {
