@@ -755,12 +755,13 @@ fn a_route_that_does_not_encode_goes_as_a_withdrawal_and_the_rest_still_goes() {
         encode_update_frames(&u, &l).is_err(),
         "whole, it does not encode"
     );
-    let (frames, sent, withdrawn) = encode_update_frames_or_withdraw(u, &l).unwrap();
+    let sent = encode_update_frames_or_withdraw(u, &l).unwrap();
+    let (frames, withdrawn) = (&sent.frames, &sent.withdrawn);
     let too_long = RouteKey::new(Prefix::new("tools/too-long").unwrap());
-    assert_eq!(withdrawn, vec![too_long.clone()]);
+    assert_eq!(*withdrawn, vec![too_long.clone()]);
     let mut announced = Vec::new();
     let mut withdrew = Vec::new();
-    for f in &frames {
+    for f in frames {
         let Frame::Routing(Message::Update(p)) = decode(f, &l).unwrap() else {
             panic!("an UPDATE")
         };
@@ -770,7 +771,7 @@ fn a_route_that_does_not_encode_goes_as_a_withdrawal_and_the_rest_still_goes() {
     assert_eq!(announced, ["tools/fine", "tools/also-fine"]);
     assert_eq!(withdrew, [gone, too_long]);
     assert_eq!(
-        sent.announce.len(),
+        sent.update.announce.len(),
         2,
         "what the frames carry, for acknowledgements"
     );

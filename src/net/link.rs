@@ -189,7 +189,11 @@ impl Link {
         };
         match msg {
             Message::Update(u) => {
-                let (frames, u, withdrawn) = wire::encode_update_frames_or_withdraw(u, limits)
+                let wire::EncodedUpdate {
+                    frames,
+                    update: u,
+                    withdrawn,
+                } = wire::encode_update_frames_or_withdraw(u, limits)
                     .map_err(|e| format!("UPDATE does not encode: {e}"))?;
                 if let Some(first) = withdrawn.first() {
                     // Our bug, not the peer's: the engine keeps to the

@@ -561,10 +561,9 @@ impl SimNet {
                 // dropped (and logged). Either is the engine's bug.
                 let encoded = match &msg {
                     Message::Update(u) => wire::encode_update_frames(u, limits).or_else(|_| {
-                        let (frames, _, withdrawn) =
-                            wire::encode_update_frames_or_withdraw(u.clone(), limits)?;
-                        debug_assert!(false, "routes do not encode: {withdrawn:?}");
-                        Ok(frames)
+                        let sent = wire::encode_update_frames_or_withdraw(u.clone(), limits)?;
+                        debug_assert!(false, "routes do not encode: {:?}", sent.withdrawn);
+                        Ok(sent.frames)
                     }),
                     m => wire::encode_message(m, limits).map(|b| vec![b]),
                 };

@@ -318,19 +318,35 @@ fn tombstones_of(
 
 /// Encodes `u`, halving it until each half fits in a frame. Parts hold
 /// either announcements or withdrawals, never both.
+/// An UPDATE as [`encode_update_frames_or_withdraw`] sends it.
+#[derive(Debug)]
+pub struct EncodedUpdate {
+    pub frames: Vec<Vec<u8>>,
+    /// What the frames carry.
+    pub update: Update,
+    /// Announcements sent as withdrawals, because they do not encode.
+    pub withdrawn: Vec<RouteKey>,
+}
+
 /// [`encode_update_frames`], keeping what encodes when a route does not:
 /// each announcement that cannot be encoded on its own goes as a
 /// withdrawal of its key instead, so the peer drops the path it had for
 /// that key rather than keep it, and the rest of the UPDATE still goes.
-/// Returns the frames, the UPDATE they carry, and the keys so withdrawn
-/// (the engine checks the wire's bounds before it exports, so any is a
-/// bug to log). An error only when the rest does not encode either.
+/// The engine checks the wire's bounds before it exports, so a key
+/// withdrawn here is a bug to log. An error only when the rest does not
+/// encode either.
 pub fn encode_update_frames_or_withdraw(
     u: Update,
     limits: &Limits,
-) -> Result<(Vec<Vec<u8>>, Update, Vec<RouteKey>), EncodeError> {
+) -> Result<EncodedUpdate, EncodeError> {
     let first = match encode_update_frames(&u, limits) {
-        Ok(frames) => return Ok((frames, u, Vec::new())),
+        Ok(frames) => {
+            return Ok(EncodedUpdate {
+                frames,
+                update: u,
+                withdrawn: Vec::new(),
+            });
+        }
         Err(e) => e,
     };
     let mut u = u;
@@ -351,7 +367,11 @@ pub fn encode_update_frames_or_withdraw(
     }
     u.withdraw.extend(withdrawn.iter().cloned());
     let frames = encode_update_frames(&u, limits)?;
-    Ok((frames, u, withdrawn))
+    Ok(EncodedUpdate {
+        frames,
+        update: u,
+        withdrawn,
+    })
 }
 
 fn encode_split(mut u: Update, limits: &Limits, out: &mut Vec<Vec<u8>>) -> Result<(), EncodeError> {
