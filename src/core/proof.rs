@@ -44,6 +44,23 @@ pub struct AsnCert {
     pub signature: Signature,
 }
 
+impl AsnCert {
+    /// A self-signed certificate binding `asn` to `node` for all time,
+    /// without a signature: for the simulator and tests, where signature
+    /// checks are off. A node checking signatures refuses it.
+    pub fn unsigned(asn: Asn, node: NodeId) -> Self {
+        AsnCert {
+            asn,
+            node,
+            not_before: Millis(0),
+            not_after: Millis(u64::MAX),
+            issuer: None,
+            communities: Vec::new(),
+            signature: Signature([0; 64]),
+        }
+    }
+}
+
 /// The originating node's signature over the route's origin facts (prefix,
 /// agent, capabilities, origin ASN, origin time, expiry).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -98,6 +115,25 @@ pub struct Tombstone {
 }
 
 impl Tombstone {
+    /// A tombstone without a signature, under `cert` (see
+    /// [`AsnCert::unsigned`]): for the simulator and tests.
+    pub fn unsigned(
+        prefix: super::prefix::Prefix,
+        cert: Arc<AsnCert>,
+        ended: Millis,
+        issued: Millis,
+        expires: Millis,
+    ) -> Self {
+        Tombstone {
+            prefix,
+            cert,
+            ended,
+            issued,
+            expires,
+            signature: Signature([0; 64]),
+        }
+    }
+
     /// The origin AS it speaks for.
     pub fn asn(&self) -> Asn {
         self.cert.asn

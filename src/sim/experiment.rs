@@ -30,10 +30,10 @@ use crate::core::attrs::PathAttrs;
 use crate::core::engine::{
     Action, DampingConfig, EngineConfig, Event, PeerState, TOMBSTONE_TTL_MS,
 };
-use crate::core::ids::{AgentId, Asn, Millis, NodeId};
+use crate::core::ids::{AgentId, Asn, NodeId};
 use crate::core::message::Message;
 use crate::core::prefix::Prefix;
-use crate::core::proof::{AsnCert, Signature, Tombstone};
+use crate::core::proof::{AsnCert, Tombstone};
 use crate::core::route::{Route, RouteKey};
 use crate::wire::Limits;
 
@@ -276,22 +276,13 @@ pub(crate) fn tombstone_for(net: &SimNet, origin: NodeId, key: &RouteKey) -> Opt
     }
     let ended = e.local_origin_time(key)?;
     let now = net.now();
-    Some(Event::Tombstone(Arc::new(Tombstone {
-        prefix: key.prefix.clone(),
-        cert: Arc::new(AsnCert {
-            asn: e.config().asn,
-            node: origin,
-            not_before: Millis(0),
-            not_after: Millis(u64::MAX),
-            issuer: None,
-            communities: Vec::new(),
-            signature: Signature([0; 64]),
-        }),
+    Some(Event::Tombstone(Arc::new(Tombstone::unsigned(
+        key.prefix.clone(),
+        Arc::new(AsnCert::unsigned(e.config().asn, origin)),
         ended,
-        issued: now,
-        expires: now.saturating_add_ms(TOMBSTONE_TTL_MS),
-        signature: Signature([0; 64]),
-    })))
+        now,
+        now.saturating_add_ms(TOMBSTONE_TTL_MS),
+    ))))
 }
 
 fn route(prefix: Prefix, med: u32) -> Route {

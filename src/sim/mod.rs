@@ -710,25 +710,16 @@ mod processing_tests {
     use super::*;
     use crate::core::message::Update;
     use crate::core::prefix::Prefix;
-    use crate::core::proof::{AsnCert, Signature, Tombstone};
+    use crate::core::proof::{AsnCert, Tombstone};
 
     fn tombstone(p: &str) -> Arc<Tombstone> {
-        Arc::new(Tombstone {
-            prefix: Prefix::new(p).expect("a prefix"),
-            cert: Arc::new(AsnCert {
-                asn: Asn(65001),
-                node: NodeId::from_u64(1),
-                not_before: Millis(0),
-                not_after: Millis(u64::MAX),
-                issuer: None,
-                communities: Vec::new(),
-                signature: Signature([0; 64]),
-            }),
-            ended: Millis(1),
-            issued: Millis(2),
-            expires: Millis(3),
-            signature: Signature([0; 64]),
-        })
+        Arc::new(Tombstone::unsigned(
+            Prefix::new(p).expect("a prefix"),
+            Arc::new(AsnCert::unsigned(Asn(65001), NodeId::from_u64(1))),
+            Millis(1),
+            Millis(2),
+            Millis(3),
+        ))
     }
 
     /// `--signatures` charges what a node verifies: the origin attestation

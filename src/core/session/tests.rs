@@ -165,15 +165,7 @@ fn active_session_accepts_inbound_while_dialling() {
 
 #[test]
 fn our_open_carries_config_and_cert() {
-    let cert = std::sync::Arc::new(crate::core::proof::AsnCert {
-        asn: Asn(65001),
-        node: local(),
-        not_before: Millis(0),
-        not_after: Millis(u64::MAX),
-        issuer: None,
-        communities: Vec::new(),
-        signature: crate::core::proof::Signature([0; 64]),
-    });
+    let cert = std::sync::Arc::new(crate::core::proof::AsnCert::unsigned(Asn(65001), local()));
     let mut s = new(cfg()
         .with_cert(cert.clone())
         .with_hold_time(Duration::from_secs(30)));

@@ -24,15 +24,7 @@ fn attested(prefix: &str, n: u64, asn: u32, expires: Millis) -> Route {
     );
     r.proof = Some(Arc::new(RouteProof {
         origin: OriginAttestation {
-            cert: Arc::new(AsnCert {
-                asn: Asn(asn),
-                node: id(n),
-                not_before: Millis(0),
-                not_after: Millis(u64::MAX),
-                issuer: None,
-                communities: Vec::new(),
-                signature: Signature([0; 64]),
-            }),
+            cert: Arc::new(AsnCert::unsigned(Asn(asn), id(n))),
             expires,
             signature: Signature([0; 64]),
         },

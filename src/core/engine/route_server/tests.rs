@@ -191,17 +191,7 @@ fn the_origin_takes_calls_for_what_it_gave_its_route_server_from_anyone() {
 /// signed which hop.
 fn relayed_proof(announcer: u64) -> Arc<RouteProof> {
     use crate::core::proof::{AsnCert, OriginAttestation, PathSignature, Signature};
-    let cert = |n: u64, a: Asn| {
-        Arc::new(AsnCert {
-            asn: a,
-            node: id(n),
-            not_before: Millis(0),
-            not_after: Millis(u64::MAX),
-            issuer: None,
-            communities: Vec::new(),
-            signature: Signature([0; 64]),
-        })
-    };
+    let cert = |n: u64, a: Asn| Arc::new(AsnCert::unsigned(a, id(n)));
     let hop = |n: u64, a: Asn, pcount: u8, target: Asn| PathSignature {
         cert: cert(n, a),
         pcount,

@@ -9,7 +9,7 @@ use super::tests::{T0, announcing, best_path_of, engine_with_peers, id, update_f
 use super::*;
 use crate::core::ids::AgentId;
 use crate::core::message::Update;
-use crate::core::proof::{AsnCert, Signature, Tombstone};
+use crate::core::proof::{AsnCert, Tombstone};
 
 const ORIGIN: u32 = 65009;
 
@@ -30,22 +30,13 @@ fn path(asns: &[u32], origin_time: u64) -> Route {
 }
 
 fn tomb(asn: u32, ended: u64, expires: Millis) -> Arc<Tombstone> {
-    Arc::new(Tombstone {
-        prefix: p(),
-        cert: Arc::new(AsnCert {
-            asn: Asn(asn),
-            node: id(9),
-            not_before: Millis(0),
-            not_after: Millis(u64::MAX),
-            issuer: None,
-            communities: Vec::new(),
-            signature: Signature([0; 64]),
-        }),
-        ended: Millis(ended),
-        issued: T0,
+    Arc::new(Tombstone::unsigned(
+        p(),
+        Arc::new(AsnCert::unsigned(Asn(asn), id(9))),
+        Millis(ended),
+        T0,
         expires,
-        signature: Signature([0; 64]),
-    })
+    ))
 }
 
 /// An engine in AS 65000 with peers X (2, AS 65002), Y (3, AS 65003) and

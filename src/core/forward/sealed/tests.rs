@@ -76,15 +76,7 @@ fn rig(mode: SealMode) -> Rig {
     let mut route = tool_route(TOOL, "echo", "echo");
     route.proof = Some(Arc::new(RouteProof {
         origin: OriginAttestation {
-            cert: Arc::new(AsnCert {
-                asn: asn(C),
-                node: id(C),
-                not_before: Millis(0),
-                not_after: Millis(u64::MAX),
-                issuer: None,
-                communities: Vec::new(),
-                signature: Signature([0; 64]),
-            }),
+            cert: Arc::new(AsnCert::unsigned(asn(C), id(C))),
             expires: Millis(u64::MAX),
             signature: Signature([0; 64]),
         },
