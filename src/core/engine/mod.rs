@@ -16,6 +16,7 @@
 //! ```
 
 mod aggregate;
+mod by_origin;
 mod damping;
 mod expiry;
 mod export;

@@ -27,7 +27,8 @@
 //! - at most [`MAX_TOMBSTONES`]; when full, the one that expires soonest
 //!   is evicted;
 //! - each lasts until its own expiry, capped at [`MAX_TOMBSTONE_TTL_MS`]
-//!   past its arrival; expired ones are dropped in order (a min-heap);
+//!   past its arrival; expired ones are dropped in order
+//!   ([`super::by_origin`]);
 //! - a tombstone that ends no more than the one kept (same or older
 //!   `ended`) is a duplicate or a replay: neither applied again nor
 //!   relayed, so tombstones cannot loop or flood, and an old one cannot
@@ -35,8 +36,6 @@
 //! - one naming our own AS is ignored (our AS speaks for itself), as are
 //!   tombstones on sessions that did not negotiate them.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use smallvec::SmallVec;
@@ -46,8 +45,9 @@ use super::super::decision::Exclusion;
 use super::super::ids::{Asn, Millis};
 use super::super::prefix::Prefix;
 use super::super::proof::{RouteProof, Tombstone};
-use super::super::rib::{FastMap, PeerIdx};
+use super::super::rib::PeerIdx;
 use super::Engine;
+use super::by_origin::{ByOrigin, Lapses};
 use super::import::snapshot;
 
 /// The most tombstones kept at once.
@@ -69,14 +69,19 @@ struct Kept {
     until: Millis,
 }
 
+impl Lapses for Kept {
+    fn asn(&self) -> Asn {
+        self.t.asn()
+    }
+    fn until(&self) -> Millis {
+        self.until
+    }
+}
+
 /// The live tombstones, by prefix and origin AS.
 #[derive(Debug, Default)]
 pub(super) struct Tombstones {
-    by_prefix: FastMap<Prefix, SmallVec<[Kept; 1]>>,
-    /// Soonest first; an entry whose tombstone was replaced or evicted is
-    /// skipped (or put back with the new time) when it comes up.
-    expiry: BinaryHeap<Reverse<(Millis, Prefix, Asn)>>,
-    len: usize,
+    kept: ByOrigin<Kept>,
     /// At most this many kept ([`MAX_TOMBSTONES`] unless a test lowers it).
     pub(super) cap: Option<usize>,
 }
@@ -92,66 +97,24 @@ pub(super) fn kills(t: &Tombstone, attrs: &PathAttrs, proof: Option<&RouteProof>
 
 impl Tombstones {
     pub(super) fn next_deadline(&self) -> Option<Millis> {
-        self.expiry.peek().map(|Reverse((t, _, _))| *t)
+        self.kept.next_deadline()
     }
 
     pub(super) fn is_empty(&self) -> bool {
-        self.len == 0
+        self.kept.is_empty()
     }
 
     /// How many are kept.
     pub(super) fn len(&self) -> usize {
-        self.len
+        self.kept.len()
     }
 
     /// Whether a kept tombstone ends the path.
     fn matches(&self, prefix: &Prefix, attrs: &PathAttrs, proof: Option<&RouteProof>) -> bool {
-        self.by_prefix
-            .get(prefix)
-            .is_some_and(|v| v.iter().any(|k| kills(&k.t, attrs, proof)))
-    }
-
-    /// Drops queue entries of replaced or evicted tombstones once they
-    /// outnumber the live ones.
-    fn compact(&mut self) {
-        if self.expiry.len() <= 2 * self.len + 64 {
-            return;
-        }
-        self.expiry = self
-            .by_prefix
+        self.kept
+            .at(prefix)
             .iter()
-            .flat_map(|(p, v)| v.iter().map(|k| Reverse((k.until, p.clone(), k.t.asn()))))
-            .collect();
-    }
-
-    /// Removes the tombstone of (`prefix`, `asn`).
-    fn remove(&mut self, prefix: &Prefix, asn: Asn) -> bool {
-        let Some(v) = self.by_prefix.get_mut(prefix) else {
-            return false;
-        };
-        let Some(i) = v.iter().position(|k| k.t.asn() == asn) else {
-            return false;
-        };
-        v.swap_remove(i);
-        self.len -= 1;
-        if v.is_empty() {
-            self.by_prefix.remove(prefix);
-        }
-        true
-    }
-
-    /// The kept tombstone that expires soonest (for eviction).
-    fn soonest(&mut self) -> Option<(Prefix, Asn)> {
-        while let Some(Reverse((_, prefix, asn))) = self.expiry.pop() {
-            if self
-                .by_prefix
-                .get(&prefix)
-                .is_some_and(|v| v.iter().any(|k| k.t.asn() == asn))
-            {
-                return Some((prefix, asn));
-            }
-        }
-        None
+            .any(|k| kills(&k.t, attrs, proof))
     }
 }
 
@@ -239,50 +202,29 @@ impl Engine {
             return Taken::Ignored;
         }
         let until = t.expires.min(now.saturating_add_ms(MAX_TOMBSTONE_TTL_MS));
+        let kept = Kept {
+            t: t.clone(),
+            until,
+        };
         let store = &mut self.tombstones;
-        if let Some(k) = store
-            .by_prefix
-            .get_mut(&t.prefix)
-            .and_then(|v| v.iter_mut().find(|k| k.t.asn() == t.asn()))
-        {
+        if let Some(k) = store.kept.get_mut(&t.prefix, t.asn()) {
             if t.ended <= k.t.ended {
                 return Taken::Duplicate;
             }
             // Ends a later origination: replaces the one kept.
-            *k = Kept {
-                t: t.clone(),
-                until,
-            };
-            store
-                .expiry
-                .push(Reverse((until, t.prefix.clone(), t.asn())));
-            store.compact();
+            store.kept.insert(t.prefix.clone(), kept);
             return Taken::New;
         }
         if !held {
             return Taken::Ignored;
         }
-        if store.len >= store.cap.unwrap_or(MAX_TOMBSTONES)
-            && let Some((prefix, asn)) = store.soonest()
+        if store.len() >= store.cap.unwrap_or(MAX_TOMBSTONES)
+            && let Some((prefix, _)) = store.kept.pop_soonest()
         {
-            store.remove(&prefix, asn);
             self.stats.tombstones_evicted += 1;
             self.release_tombstoned(&prefix);
         }
-        let store = &mut self.tombstones;
-        store
-            .by_prefix
-            .entry(t.prefix.clone())
-            .or_default()
-            .push(Kept {
-                t: t.clone(),
-                until,
-            });
-        store.len += 1;
-        store
-            .expiry
-            .push(Reverse((until, t.prefix.clone(), t.asn())));
-        store.compact();
+        self.tombstones.kept.insert(t.prefix.clone(), kept);
         Taken::New
     }
 
@@ -364,31 +306,8 @@ impl Engine {
 
     /// Drops the tombstones whose time is over.
     pub(super) fn expire_tombstones(&mut self, now: Millis) {
-        while let Some(Reverse((t, _, _))) = self.tombstones.expiry.peek() {
-            if *t > now {
-                break;
-            }
-            let Some(Reverse((_, prefix, asn))) = self.tombstones.expiry.pop() else {
-                break;
-            };
-            let until = self
-                .tombstones
-                .by_prefix
-                .get(&prefix)
-                .and_then(|v| v.iter().find(|k| k.t.asn() == asn))
-                .map(|k| k.until);
-            match until {
-                // Evicted, or expired through another entry.
-                None => continue,
-                // Replaced since by one that lasts longer.
-                Some(u) if u > now => {
-                    self.tombstones.expiry.push(Reverse((u, prefix, asn)));
-                }
-                Some(_) => {
-                    self.tombstones.remove(&prefix, asn);
-                    self.release_tombstoned(&prefix);
-                }
-            }
+        while let Some((prefix, _)) = self.tombstones.kept.pop_lapsed(now) {
+            self.release_tombstoned(&prefix);
         }
     }
 

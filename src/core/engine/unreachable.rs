@@ -21,16 +21,14 @@
 //! (prefix, AS), renewed in place, at most [`MAX_CLAIMS`] in all (more are
 //! ignored: the paths are then explored as without the signal).
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-
 use smallvec::SmallVec;
 
 use super::super::decision::Exclusion;
 use super::super::ids::{Asn, Millis};
 use super::super::prefix::Prefix;
-use super::super::rib::{FastMap, PeerIdx};
+use super::super::rib::PeerIdx;
 use super::Engine;
+use super::by_origin::{ByOrigin, Lapses};
 use super::import::snapshot;
 
 /// How long a claim lasts at most (30 s).
@@ -39,53 +37,49 @@ pub const CLAIM_TTL_MS: u64 = 30_000;
 /// The most claims kept at once.
 pub const MAX_CLAIMS: usize = 100_000;
 
+/// One AS's claim that it has no route to a prefix, until a time.
+#[derive(Debug, Clone, Copy)]
+struct Claim {
+    asn: Asn,
+    until: Millis,
+}
+
+impl Lapses for Claim {
+    fn asn(&self) -> Asn {
+        self.asn
+    }
+    fn until(&self) -> Millis {
+        self.until
+    }
+}
+
 /// The live claims: for each prefix, the ASes that said they have no
-/// route to it, with when each claim expires.
+/// route to it, with when each claim expires. A renewed claim moves its
+/// time on in place, so renewals add no queue items.
 #[derive(Debug, Default)]
 pub(super) struct Claims {
-    by_prefix: FastMap<Prefix, SmallVec<[(Asn, Millis); 2]>>,
-    /// One entry per claim, soonest first, with the expiry the claim had
-    /// when it was made; a renewed claim is put back with its new expiry
-    /// when the old one comes up, so renewals add no entries.
-    expiry: BinaryHeap<Reverse<(Millis, Prefix, Asn)>>,
-    len: usize,
+    live: ByOrigin<Claim>,
 }
 
 impl Claims {
     pub(super) fn next_deadline(&self) -> Option<Millis> {
-        self.expiry.peek().map(|Reverse((t, _, _))| *t)
+        self.live.next_deadline()
     }
 
-    /// Drops the entries of claims that ended early (by an announcement),
-    /// once they outnumber the live ones: made and ended again and again,
-    /// claims cannot grow the queue without bound.
-    fn compact(&mut self) {
-        if self.expiry.len() <= 2 * self.len + 64 {
-            return;
-        }
-        self.expiry = self
-            .by_prefix
-            .iter()
-            .flat_map(|(p, c)| c.iter().map(|(a, until)| Reverse((*until, p.clone(), *a))))
-            .collect();
-    }
-
-    /// Entries waiting to expire (one per live claim, and a bounded number
-    /// for claims that ended early).
+    /// Queue items waiting (one per live claim, and a bounded number for
+    /// claims that ended early).
     #[cfg(test)]
     pub(super) fn queued(&self) -> usize {
-        self.expiry.len()
+        self.live.queued()
     }
 
     /// Whether a live claim names an AS on `path`.
     fn names(&self, prefix: &Prefix, path: &[Asn]) -> bool {
-        self.by_prefix
-            .get(prefix)
-            .is_some_and(|c| c.iter().any(|(a, _)| path.contains(a)))
+        self.live.at(prefix).iter().any(|c| path.contains(&c.asn))
     }
 
     pub(super) fn is_empty(&self) -> bool {
-        self.len == 0
+        self.live.is_empty()
     }
 }
 
@@ -105,22 +99,13 @@ impl Engine {
         }
         self.stats.unreachable_in += 1;
         let until = self.now.saturating_add_ms(CLAIM_TTL_MS);
-        let claims = &mut self.claims;
-        let entry = claims.by_prefix.entry(prefix.clone()).or_default();
-        match entry.iter_mut().find(|(a, _)| *a == asn) {
-            // Renewed in place: its entry in `expiry` moves on when it
-            // comes up.
-            Some(c) => c.1 = until,
-            None if claims.len < MAX_CLAIMS => {
-                entry.push((asn, until));
-                claims.len += 1;
-                claims.expiry.push(Reverse((until, prefix.clone(), asn)));
-                claims.compact();
-            }
+        let claims = &mut self.claims.live;
+        let full = claims.len() >= MAX_CLAIMS;
+        match claims.get_mut(&prefix, asn) {
+            // Renewed in place: its queue item moves on when it comes up.
+            Some(c) => c.until = until,
+            None if !full => claims.insert(prefix.clone(), Claim { asn, until }),
             None => {
-                if entry.is_empty() {
-                    claims.by_prefix.remove(&prefix);
-                }
                 self.stats.unreachable_ignored += 1;
                 return;
             }
@@ -158,48 +143,14 @@ impl Engine {
         if self.claims.is_empty() {
             return;
         }
-        let Some(entry) = self.claims.by_prefix.get_mut(prefix) else {
-            return;
-        };
-        let before = entry.len();
-        entry.retain(|(a, _)| *a != asn);
-        if entry.len() == before {
-            return;
+        if self.claims.live.remove(prefix, asn).is_some() {
+            self.release(prefix);
         }
-        self.claims.len -= 1;
-        if entry.is_empty() {
-            self.claims.by_prefix.remove(prefix);
-        }
-        self.release(prefix);
     }
 
     /// Ends the claims whose time is over.
     pub(super) fn expire_claims(&mut self, now: Millis) {
-        while let Some(Reverse((t, _, _))) = self.claims.expiry.peek() {
-            if *t > now {
-                break;
-            }
-            let Some(Reverse((_, prefix, asn))) = self.claims.expiry.pop() else {
-                break;
-            };
-            let Some(entry) = self.claims.by_prefix.get_mut(&prefix) else {
-                continue;
-            };
-            let Some(i) = entry.iter().position(|(a, _)| *a == asn) else {
-                // Ended by an announcement before it expired.
-                continue;
-            };
-            let until = entry[i].1;
-            if until > now {
-                // Renewed since: wait for the new expiry.
-                self.claims.expiry.push(Reverse((until, prefix, asn)));
-                continue;
-            }
-            entry.swap_remove(i);
-            self.claims.len -= 1;
-            if entry.is_empty() {
-                self.claims.by_prefix.remove(&prefix);
-            }
+        while let Some((prefix, _)) = self.claims.live.pop_lapsed(now) {
             self.release(&prefix);
         }
     }
@@ -207,12 +158,7 @@ impl Engine {
     /// Paths of `prefix` excluded by claims that no longer stand compete
     /// again.
     fn release(&mut self, prefix: &Prefix) {
-        let live: SmallVec<[Asn; 2]> = self
-            .claims
-            .by_prefix
-            .get(prefix)
-            .map(|c| c.iter().map(|(a, _)| *a).collect())
-            .unwrap_or_default();
+        let live: SmallVec<[Asn; 2]> = self.claims.live.at(prefix).iter().map(|c| c.asn).collect();
         // A path a tombstone also ends stays excluded, as tombstoned.
         let tombstoned: SmallVec<[usize; 4]> = self
             .rib
