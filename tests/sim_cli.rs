@@ -93,6 +93,11 @@ fn bad_arguments_are_refused_clearly() {
             vec!["--topology", "er", "--nodes", "50", "--er-p", "0.0"],
             "not connected",
         ),
+        (vec!["--signature-check-us", "30"], "--signatures"),
+        (
+            vec!["--signatures", "--signature-check-us=-1"],
+            "between 0 and 1,000,000",
+        ),
     ] {
         let (code, _, err) = sim(&args);
         assert_ne!(code, 0, "{args:?}");
@@ -117,4 +122,26 @@ fn bad_arguments_are_refused_clearly() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(figures(&out)["nodes"], 4);
+}
+
+#[test]
+fn a_run_with_signature_checks_reruns_the_same_at_its_recorded_cost() {
+    // The measured cost differs between runs, and so do the figures; the
+    // JSON records it, and giving it back reproduces the run.
+    let base = ["--nodes", "60", "--origins", "10", "--json", "--signatures"];
+    let (code, first, err) = sim(&base);
+    assert_eq!(code, 0, "{err}");
+    let first = figures(&first);
+    let us = first["signature_check_us"]
+        .as_f64()
+        .expect("the cost is recorded");
+    let us = us.to_string();
+    let pinned: Vec<&str> = base
+        .iter()
+        .copied()
+        .chain(["--signature-check-us", &us])
+        .collect();
+    let (code, again, err) = sim(&pinned);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(figures(&again), first, "the same cost, the same run");
 }

@@ -76,6 +76,11 @@ pub struct SimArgs {
     /// route (the origin's and one per AS).
     #[arg(long)]
     signatures: bool,
+    /// With --signatures, charge this many microseconds per check instead
+    /// of measuring (to rerun a recorded run: its JSON has the figure as
+    /// `signature_check_us`).
+    #[arg(long, requires = "signatures", value_parser = positive_us)]
+    signature_check_us: Option<f64>,
     /// Virtual microseconds each message costs the node handling it.
     #[arg(long, default_value_t = 0)]
     per_message_us: u64,
@@ -231,7 +236,9 @@ pub fn sim(a: SimArgs) -> anyhow::Result<ExitCode> {
     if !(0.0..=0.5).contains(&a.loss) {
         bail!("--loss must be between 0 and 0.5");
     }
-    let sig_us = a.signatures.then(measure_signature_check);
+    let sig_us = a
+        .signatures
+        .then(|| a.signature_check_us.unwrap_or_else(measure_signature_check));
     let mut setup = Setup::new(topo, gao);
     setup.links = LinkModel {
         latency_ms: a.latency_ms,
@@ -407,4 +414,16 @@ fn table(o: &Output) -> String {
         }
     }
     s
+}
+
+/// A cost in microseconds: finite, above zero, at most a second.
+fn positive_us(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|e| format!("{s:?} is not a number: {e}"))?;
+    if v.is_finite() && v > 0.0 && v <= 1e6 {
+        Ok(v)
+    } else {
+        Err(format!("{s} is not between 0 and 1,000,000 microseconds"))
+    }
 }
