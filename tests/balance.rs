@@ -22,6 +22,7 @@
 
 #![allow(clippy::duplicate_mod)]
 
+mod mcp_client;
 mod node_harness;
 
 use std::collections::HashMap;
@@ -29,11 +30,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use mcp_client::{tool_name, within};
 use node_harness::{BIN, NodeDir, Proc, Spec, abgp, configure, init, wait_for};
-use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use rmcp::service::{RoleClient, RunningService};
-use rmcp::transport::StreamableHttpClientTransport;
 use serde_json::json;
 
 const PREFIX: &str = "remote/echo/echo";
@@ -109,38 +109,9 @@ fn wait_two_paths(a: &Proc) {
     );
 }
 
-async fn within<T>(what: &str, d: Duration, fut: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(d, fut)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-}
-
-async fn client(url: &str) -> RunningService<RoleClient, ()> {
-    within(
-        "the MCP client to connect",
-        Duration::from_secs(30),
-        ().serve(StreamableHttpClientTransport::from_uri(url)),
-    )
-    .await
-    .expect("MCP client connects to A's front")
-}
-
 /// The front's name for the echo tool, once listed with its descriptor.
 async fn echo_name(c: &RunningService<RoleClient, ()>) -> String {
-    within("the echo tool at A", CONVERGE, async {
-        loop {
-            let tools = c.list_all_tools().await.expect("tools/list");
-            if let Some(t) = tools.iter().find(|t| {
-                t.description.as_deref().is_some_and(|d| {
-                    d.contains(&format!("capability {PREFIX},")) && !d.contains("not fetched")
-                })
-            }) {
-                return t.name.to_string();
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    })
-    .await
+    tool_name(c, PREFIX, CONVERGE).await
 }
 
 /// One echo call; `Err` with the error text when it failed.
@@ -207,7 +178,7 @@ async fn weighted_spreads_calls_over_two_origins_as_configured() {
         )
     });
     wait_two_paths(&procs[0]);
-    let c = client(&procs[0].mcp_url()).await;
+    let c = mcp_client::client(&procs[0].mcp_url(), &[]).await;
     let name = echo_name(&c).await;
     let before = [
         wait_for("B's recent calls", CONVERGE, || ran_here(&procs[1])),
@@ -270,7 +241,7 @@ async fn capability_sends_each_call_to_the_origin_with_the_tags_it_wants() {
             .into()
     });
     wait_two_paths(&procs[0]);
-    let c = client(&procs[0].mcp_url()).await;
+    let c = mcp_client::client(&procs[0].mcp_url(), &[]).await;
     echo_name(&c).await;
     let before = [
         wait_for("B's recent calls", CONVERGE, || ran_here(&procs[1])),
@@ -335,7 +306,7 @@ impl Stream {
         let ok = Arc::new(AtomicUsize::new(0));
         let mut tasks = Vec::new();
         for w in 0..workers {
-            let c = client(url).await;
+            let c = mcp_client::client(url, &[]).await;
             let (stop, ok, name) = (stop.clone(), ok.clone(), name.to_string());
             tasks.push(tokio::spawn(async move {
                 let mut failed = Vec::new();
@@ -397,7 +368,7 @@ async fn dying_origin_leaves_the_rotation(how: &str, take_out: impl FnOnce(&mut 
     });
     wait_two_paths(&procs[0]);
     let url = procs[0].mcp_url();
-    let name = echo_name(&client(&url).await).await;
+    let name = echo_name(&mcp_client::client(&url, &[]).await).await;
     let stream = Stream::start(&url, &name, 4).await;
     stream.more(40, "40 calls before C goes").await;
     // Both origins are in the rotation.

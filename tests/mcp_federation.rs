@@ -13,6 +13,7 @@
 #![allow(clippy::duplicate_mod)]
 
 mod common;
+mod mcp_client;
 mod node_harness;
 
 use std::process::Command;
@@ -448,29 +449,6 @@ async fn rmcp_client(
     .expect("MCP client connects to the front")
 }
 
-/// The front name of the tool serving `capability`, once its descriptor
-/// arrived.
-async fn front_name(
-    c: &rmcp::service::RunningService<rmcp::RoleClient, ()>,
-    capability: &str,
-) -> String {
-    let want = format!("capability {capability},");
-    common::within(20.0, "the tool in the front's list", async {
-        loop {
-            let tools = c.list_all_tools().await.expect("tools/list");
-            if let Some(t) = tools.iter().find(|t| {
-                t.description
-                    .as_deref()
-                    .is_some_and(|d| d.contains(&want) && !d.contains("not fetched"))
-            }) {
-                return t.name.to_string();
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    })
-    .await
-}
-
 fn args(v: Value) -> serde_json::Map<String, Value> {
     v.as_object().cloned().unwrap_or_default()
 }
@@ -581,8 +559,9 @@ async fn a_next_hop_that_dies_mid_call_fails_the_call_or_it_is_retried_if_idempo
     wait_route(&pa, "remote/echo/wait", 2);
     let url = pa.mcp_url();
     let client = rmcp_client(&url, rmcp::service::ClientLifecycleMode::Initialize).await;
-    let slow = front_name(&client, "remote/echo/slow_count").await;
-    let wait = front_name(&client, "remote/echo/wait").await;
+    let slow =
+        mcp_client::tool_name(&client, "remote/echo/slow_count", Duration::from_secs(20)).await;
+    let wait = mcp_client::tool_name(&client, "remote/echo/wait", Duration::from_secs(20)).await;
 
     // 1. Not idempotent: the call fails, clearly, and is not run again.
     let (call, _, i) = call_and_kill_its_hop(

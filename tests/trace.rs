@@ -8,17 +8,15 @@
 //!   rmcp client ── A ──── B ──── C ── example agent (echoes the traceparent it got)
 //! ```
 
+mod mcp_client;
 mod node_harness;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
+use mcp_client::{client, tool_name, within};
 use node_harness::{BIN, NodeDir, Proc, chain, wait_for};
-use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, CallToolResult, RequestMetaObject};
 use rmcp::service::{RoleClient, RunningService};
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::{Value, json};
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -36,46 +34,11 @@ args = ["example-agent"]
     )
 }
 
-async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(30), fut)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-}
-
-/// An MCP client on A's front; `header`: a `traceparent` HTTP header on
-/// every request of the session.
-async fn client(url: &str, header: Option<&str>) -> RunningService<RoleClient, ()> {
-    let mut headers = HashMap::new();
-    if let Some(h) = header {
-        headers.insert(
-            http::HeaderName::from_static("traceparent"),
-            http::HeaderValue::from_str(h).expect("a header value"),
-        );
-    }
-    let t = StreamableHttpClientTransport::from_config(
-        StreamableHttpClientTransportConfig::with_uri(url).custom_headers(headers),
-    );
-    within("the MCP client to connect", ().serve(t))
-        .await
-        .expect("MCP client connects to A's front")
-}
+const WAIT: Duration = Duration::from_secs(30);
 
 /// The front name of C's echo tool, once A lists it with its descriptor.
 async fn echo_name(c: &RunningService<RoleClient, ()>) -> String {
-    within("the echo tool at A", async {
-        loop {
-            let tools = c.list_all_tools().await.expect("tools/list");
-            if let Some(t) = tools.iter().find(|t| {
-                t.description.as_deref().is_some_and(|d| {
-                    d.contains("capability utility/echo/echo,") && !d.contains("not fetched")
-                })
-            }) {
-                return t.name.to_string();
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    })
-    .await
+    tool_name(c, "utility/echo/echo", WAIT).await
 }
 
 async fn echo(
@@ -101,7 +64,7 @@ async fn echo_meta(
         meta.insert("traceparent".into(), tp);
         p.meta = Some(meta);
     }
-    within("the echo call", c.call_tool(p))
+    within("the echo call", WAIT, c.call_tool(p))
         .await
         .expect("the call succeeds")
 }
@@ -223,7 +186,7 @@ async fn one_call_is_one_trace_across_three_nodes_and_the_agent() {
             .filter(|p| p.len() == 2)
     });
     let url = procs[0].mcp_url();
-    let c = client(&url, None).await;
+    let c = client(&url, &[]).await;
     let name = echo_name(&c).await;
 
     // The client's trace, in params._meta (the MCP OpenTelemetry way).
@@ -273,7 +236,7 @@ async fn one_call_is_one_trace_across_three_nodes_and_the_agent() {
     let header_trace = "0af7651916cd43dd8448eb211c80319c";
     let header_span = "b7ad6b7169203331";
     let tp = format!("00-{header_trace}-{header_span}-01");
-    let c = client(&url, Some(&tp)).await;
+    let c = client(&url, &[("traceparent", &tp)]).await;
     let r = echo(&c, &name, "header", None).await;
     let seen = agent_saw(&r, "traceparent");
     check_hops(&nodes, &procs, header_trace, Some(header_span), &seen);
