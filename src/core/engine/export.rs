@@ -429,7 +429,6 @@ impl ExportCtx<'_> {
         if !info.internal && a.path_contains(info.asn) {
             return Err(NotExported::PeerAsInPath);
         }
-
         if info.local_role.is_some_and(|r| role::blocks_export(r, a)) {
             return Err(NotExported::OnlyToCustomer);
         }
